@@ -1,0 +1,269 @@
+//! Built-in materializers and the types that use them.
+//!
+//! | type | materializer | file |
+//! |---|---|---|
+//! | `bool`, integers, floats, `char`, `serde_json::Value` | [`JsonFormat`] | `data.json` |
+//! | `String` | [`Text`] | `data.txt` |
+//! | `Vec<u8>` | [`RawBytes`] | `data.bin` |
+//! | `Vec<T>`, `Option<T>`, `BTreeMap<String, T>`, `HashMap<String, T>` of [`SerdeValue`]s | [`JsonFormat`] | `data.json` |
+//! | [`Json<T>`] for any serde type | [`JsonFormat`] | `data.json` |
+//! | [`Binary<T>`] for any serde type | [`MsgPackFormat`] | `data.msgpack` |
+//!
+//! `#[derive(Artifact)]` gives serde types the JSON format (or MessagePack with
+//! `#[artifact(binary)]`) and makes them [`SerdeValue`]s, so collections of them are artifacts
+//! too.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::ops::{Deref, DerefMut};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Result;
+use crate::io::{ArtifactReader, ArtifactWriter};
+use crate::materializer::{Artifact, Materializer, Metadata};
+
+/// A serde type that may live inside a built-in collection artifact (`Vec<T>`, `Option<T>`,
+/// maps). Implemented for scalars, strings, collections of `SerdeValue`s and every type with
+/// `#[derive(Artifact)]`. `u8` is deliberately not one, so that `Vec<u8>` stays raw bytes.
+pub trait SerdeValue: Serialize + DeserializeOwned + Send + 'static {}
+
+/// Stores a serde value as pretty-less JSON in `data.json`.
+pub struct JsonFormat;
+
+impl<T: Serialize + DeserializeOwned + 'static> Materializer<T> for JsonFormat {
+    const ID: &'static str = "weft.json";
+    const VERSION: u32 = 1;
+
+    fn save(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_file("data.json", |file: &mut dyn Write| {
+            serde_json::to_writer(file, value)
+        })
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<T> {
+        let file = reader.open("data.json")?;
+        // The reader buffers and hashes in large chunks, so byte-wise reads are cheap.
+        serde_json::from_reader(&mut *file)
+            .map_err(|e| file.decode_error::<T>(<Self as Materializer<T>>::ID, e))
+    }
+}
+
+/// Stores a serde value as MessagePack (structs as maps, so field names are kept) in
+/// `data.msgpack`: compact and readable by any MessagePack library.
+pub struct MsgPackFormat;
+
+impl<T: Serialize + DeserializeOwned + 'static> Materializer<T> for MsgPackFormat {
+    const ID: &'static str = "weft.msgpack";
+    const VERSION: u32 = 1;
+
+    fn save(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_file("data.msgpack", |mut file: &mut dyn Write| {
+            rmp_serde::encode::write_named(&mut file, value)
+        })
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<T> {
+        let file = reader.open("data.msgpack")?;
+        rmp_serde::decode::from_read(&mut *file)
+            .map_err(|e| file.decode_error::<T>(<Self as Materializer<T>>::ID, e))
+    }
+}
+
+/// Stores a `String` as UTF-8 text in `data.txt`.
+pub struct Text;
+
+impl Materializer<String> for Text {
+    const ID: &'static str = "weft.text";
+    const VERSION: u32 = 1;
+
+    fn save(value: &String, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_file("data.txt", |file: &mut dyn Write| {
+            file.write_all(value.as_bytes())
+        })
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<String> {
+        let file = reader.open("data.txt")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| file.decode_error::<String>(Self::ID, e))?;
+        Ok(text)
+    }
+}
+
+/// Stores a `Vec<u8>` as is in `data.bin`.
+pub struct RawBytes;
+
+impl Materializer<Vec<u8>> for RawBytes {
+    const ID: &'static str = "weft.bytes";
+    const VERSION: u32 = 1;
+
+    fn save(value: &Vec<u8>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_file("data.bin", |file: &mut dyn Write| file.write_all(value))
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<u8>> {
+        let file = reader.open("data.bin")?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| file.decode_error::<Vec<u8>>(Self::ID, e))?;
+        Ok(bytes)
+    }
+}
+
+macro_rules! scalar_artifacts {
+    ($($ty:ty),* $(,)?) => {$(
+        impl Artifact for $ty {
+            type Materializer = JsonFormat;
+
+            fn describe(&self, metadata: &mut Metadata) {
+                if let Ok(value) = serde_json::to_value(self) {
+                    metadata.insert("value".into(), value);
+                }
+            }
+        }
+    )*};
+}
+
+scalar_artifacts!(
+    bool, char, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64
+);
+
+macro_rules! serde_values {
+    ($($ty:ty),* $(,)?) => {$( impl SerdeValue for $ty {} )*};
+}
+
+serde_values!(
+    bool,
+    char,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    String,
+    serde_json::Value
+);
+impl SerdeValue for Vec<u8> {}
+impl<T: SerdeValue> SerdeValue for Vec<T> {}
+impl<T: SerdeValue> SerdeValue for Option<T> {}
+impl<T: SerdeValue> SerdeValue for BTreeMap<String, T> {}
+impl<T: SerdeValue> SerdeValue for HashMap<String, T> {}
+impl<A: SerdeValue, B: SerdeValue> SerdeValue for (A, B) {}
+impl<A: SerdeValue, B: SerdeValue, C: SerdeValue> SerdeValue for (A, B, C) {}
+
+impl Artifact for String {
+    type Materializer = Text;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("length".into(), self.chars().count().into());
+    }
+}
+
+impl Artifact for Vec<u8> {
+    type Materializer = RawBytes;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("length".into(), self.len().into());
+    }
+}
+
+impl Artifact for serde_json::Value {
+    type Materializer = JsonFormat;
+}
+
+impl<T: SerdeValue> Artifact for Vec<T> {
+    type Materializer = JsonFormat;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("length".into(), self.len().into());
+    }
+}
+
+impl<T: SerdeValue> Artifact for Option<T> {
+    type Materializer = JsonFormat;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("is_some".into(), self.is_some().into());
+    }
+}
+
+impl<T: SerdeValue> Artifact for BTreeMap<String, T> {
+    type Materializer = JsonFormat;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("length".into(), self.len().into());
+    }
+}
+
+impl<T: SerdeValue> Artifact for HashMap<String, T> {
+    type Materializer = JsonFormat;
+
+    fn describe(&self, metadata: &mut Metadata) {
+        metadata.insert("length".into(), self.len().into());
+    }
+}
+
+macro_rules! format_wrapper {
+    ($(#[$doc:meta])* $name:ident, $format:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+        pub struct $name<T>(pub T);
+
+        impl<T> $name<T> {
+            /// The wrapped value.
+            pub fn into_inner(self) -> T {
+                self.0
+            }
+        }
+
+        impl<T> Deref for $name<T> {
+            type Target = T;
+
+            fn deref(&self) -> &T {
+                &self.0
+            }
+        }
+
+        impl<T> DerefMut for $name<T> {
+            fn deref_mut(&mut self) -> &mut T {
+                &mut self.0
+            }
+        }
+
+        impl<T: Serialize> Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(serializer)
+            }
+        }
+
+        impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                T::deserialize(deserializer).map($name)
+            }
+        }
+
+        impl<T: Serialize + DeserializeOwned + Send + 'static> Artifact for $name<T> {
+            type Materializer = $format;
+        }
+    };
+}
+
+format_wrapper!(
+    /// Stores any serde value as JSON, whatever its own artifact format.
+    Json,
+    JsonFormat
+);
+format_wrapper!(
+    /// Stores any serde value as MessagePack: compact, for large values.
+    Binary,
+    MsgPackFormat
+);

@@ -1,0 +1,32 @@
+//! The artifact store and the materializers that save Rust values to it.
+//!
+//! An artifact version is a folder of files under the store's root, written once and never
+//! overwritten. [`ArtifactStore`] wraps any `object_store` backend (local files by default):
+//! each file is streamed through a BLAKE3 hasher while it is written and published atomically
+//! (staged, then moved into place without overwriting), so a crash never leaves a
+//! half-written file under a published name. Loading re-hashes what it reads and refuses
+//! bytes that no longer match the recorded hash.
+//!
+//! Which materializer stores a value is decided by its *type*, at compile time: a type is an
+//! [`Artifact`] by naming its [`Materializer`]. There is no runtime guessing and no opaque
+//! fallback; an unsupported type does not compile. The built-in formats are open (JSON,
+//! MessagePack, UTF-8 text, raw bytes), so other tools can read weft artifacts.
+//!
+//! Every method of [`ArtifactStore`] blocks the calling thread; call it from a thread that is
+//! not driving async tasks (the engine runs steps on such threads).
+
+mod builtin;
+mod error;
+mod io;
+mod materializer;
+mod store;
+
+pub use builtin::{Binary, Json, JsonFormat, MsgPackFormat, RawBytes, SerdeValue, Text};
+pub use error::{BoxError, Error};
+pub use io::{ArtifactReader, ArtifactWriter, FileReader};
+pub use materializer::{Artifact, Materializer, Metadata};
+pub use store::{ArtifactStore, SavedArtifact, StoredArtifact};
+pub use weft_core::artifact::{ArtifactType, FileRecord};
+
+/// Errors of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,388 @@
+//! [`ArtifactStore`]: where artifact files live, over any `object_store` backend.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use url::Url;
+use weft_core::artifact::{ArtifactType, FileRecord};
+
+use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
+use crate::materializer::{Artifact, Materializer, Metadata};
+use crate::{Error, Result};
+
+/// Version of the content-hash encoding (see [`content_hash`]).
+const CONTENT_HASH_FORMAT: &str = "weft-artifact-v1";
+
+/// A store of artifact files, cheap to clone.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    objects: Arc<dyn ObjectStore>,
+    root: String,
+    runtime: Handle,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactStore")
+            .field("root", &self.inner.root)
+            .finish()
+    }
+}
+
+/// What saving a value produced: everything the metadata store records about the version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedArtifact {
+    /// Location of the version's folder, ending in `/`.
+    pub uri: String,
+    /// The files written, sorted by name.
+    pub files: Vec<FileRecord>,
+    /// Hash over the materializer and every file's name, size and hash.
+    pub content_hash: String,
+    /// Total size of the files in bytes.
+    pub size: u64,
+    /// The materializer that wrote it.
+    pub materializer: &'static str,
+    /// The version of the materializer's format.
+    pub materializer_version: u32,
+    /// The Rust type of the value.
+    pub data_type: &'static str,
+    /// The kind of artifact.
+    pub artifact_type: ArtifactType,
+    /// Facts about the value, including `storage_size`.
+    pub metadata: Metadata,
+}
+
+impl SavedArtifact {
+    /// The description needed to load this version again.
+    pub fn to_stored(&self) -> StoredArtifact {
+        StoredArtifact {
+            uri: self.uri.clone(),
+            files: self.files.clone(),
+            materializer: self.materializer.to_owned(),
+            materializer_version: self.materializer_version,
+            data_type: self.data_type.to_owned(),
+        }
+    }
+}
+
+/// What the artifact store needs to find, check and load a stored version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredArtifact {
+    /// Location of the version's folder.
+    pub uri: String,
+    /// The files with their sizes and hashes.
+    pub files: Vec<FileRecord>,
+    /// The materializer that wrote it.
+    pub materializer: String,
+    /// The version of the materializer's format.
+    pub materializer_version: u32,
+    /// The Rust type of the value.
+    pub data_type: String,
+}
+
+impl ArtifactStore {
+    /// Opens the store at `location`: a `file://` URL or a plain path, relative paths taken
+    /// from `base`. A local folder is created if needed and checked to be writable, so that a
+    /// bad location fails now rather than in the middle of a run.
+    pub fn open(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
+        let path = match location.split_once("://") {
+            Some(("file", rest)) => PathBuf::from(rest),
+            Some((scheme, _)) => {
+                return Err(Error::InvalidLocation {
+                    location: location.into(),
+                    reason: format!(
+                        "`{scheme}://` stores are not supported by this build; use a file:// URL or a path"
+                    ),
+                });
+            }
+            None => PathBuf::from(location),
+        };
+        if path.as_os_str().is_empty() {
+            return Err(Error::InvalidLocation {
+                location: location.into(),
+                reason: "the path is empty".into(),
+            });
+        }
+        Self::local(&base.join(path), runtime)
+    }
+
+    /// Opens (creating if needed) a store in the local folder `path`.
+    pub fn local(path: &std::path::Path, runtime: Handle) -> Result<Self> {
+        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Open {
+            location: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(path).map_err(|e| open_error(e.into()))?;
+        let probe = path.join(format!(".weft-write-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| open_error(e.into()))?;
+        let _ = std::fs::remove_file(&probe);
+        let objects = LocalFileSystem::new_with_prefix(path).map_err(|e| open_error(e.into()))?;
+        let canonical = std::fs::canonicalize(path).map_err(|e| open_error(e.into()))?;
+        let root = Url::from_directory_path(&canonical)
+            .map_err(|()| open_error("not an absolute path".into()))?;
+        Ok(Self::from_object_store(
+            Arc::new(objects),
+            root.to_string(),
+            runtime,
+        ))
+    }
+
+    /// Wraps any object store whose root is displayed as `root`.
+    pub fn from_object_store(objects: Arc<dyn ObjectStore>, root: String, runtime: Handle) -> Self {
+        let root = if root.ends_with('/') {
+            root
+        } else {
+            format!("{root}/")
+        };
+        Self {
+            inner: Arc::new(Inner {
+                objects,
+                root,
+                runtime,
+            }),
+        }
+    }
+
+    /// The store's root location, ending in `/`.
+    pub fn root(&self) -> &str {
+        &self.inner.root
+    }
+
+    pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.objects
+    }
+
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn display_path(&self, path: &Path) -> String {
+        format!("{}{}", self.inner.root, path)
+    }
+
+    /// Saves `value` under the folder made of `segments` (each segment is escaped as needed).
+    ///
+    /// Files are published atomically and never overwrite anything; if saving fails midway,
+    /// the files already written are removed.
+    pub fn save<T: Artifact>(&self, segments: &[&str], value: &T) -> Result<SavedArtifact> {
+        let prefix = Path::from_iter(segments.iter().copied());
+        let materializer = <T::Materializer as Materializer<T>>::ID;
+        let data_type = std::any::type_name::<T>();
+        let mut writer = ArtifactWriter::new(self, prefix.clone(), materializer, data_type);
+        let saved = <T::Materializer as Materializer<T>>::save(value, &mut writer);
+        let mut files = std::mem::take(&mut writer.files);
+        if let Err(error) = saved {
+            self.delete_files(&prefix, &files);
+            return Err(error);
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let size: u64 = files.iter().map(|file| file.size).sum();
+        let mut metadata = Metadata::new();
+        value.describe(&mut metadata);
+        metadata.insert("storage_size".into(), size.into());
+        Ok(SavedArtifact {
+            uri: format!("{}{}/", self.inner.root, prefix),
+            content_hash: content_hash(materializer, &files),
+            files,
+            size,
+            materializer,
+            materializer_version: <T::Materializer as Materializer<T>>::VERSION,
+            data_type,
+            artifact_type: T::ARTIFACT_TYPE,
+            metadata,
+        })
+    }
+
+    /// Loads a stored version as a `T`, checking that it holds a `T` and that every byte read
+    /// matches its recorded hash.
+    pub fn load<T: Artifact>(&self, stored: &StoredArtifact) -> Result<T> {
+        let requested = std::any::type_name::<T>();
+        let requested_materializer = <T::Materializer as Materializer<T>>::ID;
+        if stored.materializer != requested_materializer || stored.data_type != requested {
+            return Err(Error::TypeMismatch {
+                uri: stored.uri.clone(),
+                stored: stored.data_type.clone(),
+                stored_materializer: stored.materializer.clone(),
+                requested,
+                requested_materializer,
+            });
+        }
+        let supported = <T::Materializer as Materializer<T>>::VERSION;
+        if stored.materializer_version > supported {
+            return Err(Error::NewerFormat {
+                uri: stored.uri.clone(),
+                materializer: stored.materializer.clone(),
+                stored: stored.materializer_version,
+                supported,
+            });
+        }
+        let mut reader = ArtifactReader::new(self, stored, self.prefix_of(&stored.uri)?);
+        let loaded = <T::Materializer as Materializer<T>>::load(&mut reader);
+        // Corruption explains a decoding error better than the decoder does, so it wins.
+        reader.verify_opened()?;
+        loaded
+    }
+
+    /// Reads every file of a stored version and checks it against its recorded hash.
+    pub fn verify(&self, stored: &StoredArtifact) -> Result<()> {
+        let prefix = self.prefix_of(&stored.uri)?;
+        for record in &stored.files {
+            self.open_file(prefix.clone().join(record.name.as_str()), record.clone())?
+                .verify()?;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `limit` bytes of one file of a stored version, for previews. The bytes are
+    /// verified only if the whole file fits in `limit`.
+    pub fn read_head(&self, stored: &StoredArtifact, name: &str, limit: usize) -> Result<Vec<u8>> {
+        let record = stored
+            .files
+            .iter()
+            .find(|file| file.name == name)
+            .ok_or_else(|| Error::UnknownFile {
+                uri: stored.uri.clone(),
+                name: name.into(),
+                known: String::new(),
+            })?;
+        let mut file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        let mut head = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, limit as u64), &mut head)
+            .map_err(|e| Error::Read {
+                path: file.path().to_owned(),
+                source: e.into(),
+            })?;
+        if record.size as usize <= limit {
+            file.verify()?;
+        }
+        Ok(head)
+    }
+
+    /// Removes every file of a stored version (after a failed step, for example).
+    pub fn delete(&self, stored: &StoredArtifact) -> Result<()> {
+        let prefix = self.prefix_of(&stored.uri)?;
+        self.delete_files(&prefix, &stored.files);
+        Ok(())
+    }
+
+    fn delete_files(&self, prefix: &Path, files: &[FileRecord]) {
+        for file in files {
+            let path = prefix.clone().join(file.name.as_str());
+            let _ = self.runtime().block_on(self.objects().delete(&path));
+        }
+    }
+
+    pub(crate) fn open_file(&self, path: Path, record: FileRecord) -> Result<FileReader> {
+        let display = self.display_path(&path);
+        let result = self.runtime().block_on(self.objects().get(&path));
+        match result {
+            Ok(found) => {
+                let length = found.range.end - found.range.start;
+                Ok(FileReader::new(
+                    display,
+                    record,
+                    found.payload,
+                    length,
+                    self.runtime().clone(),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(Error::Missing { path: display }),
+            Err(error) => Err(Error::Read {
+                path: display,
+                source: error.into(),
+            }),
+        }
+    }
+
+    fn prefix_of(&self, uri: &str) -> Result<Path> {
+        let relative =
+            uri.strip_prefix(self.inner.root.as_str())
+                .ok_or_else(|| Error::ForeignUri {
+                    uri: uri.into(),
+                    root: self.inner.root.clone(),
+                })?;
+        Path::parse(relative.trim_end_matches('/')).map_err(|e| Error::InvalidLocation {
+            location: uri.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes a whole object at `path` (relative to the root), refusing to overwrite one.
+    pub fn put_object(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let location = Path::from(path);
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.runtime()
+            .block_on(self.objects().put_opts(&location, bytes.into(), options))
+            .map(|_| ())
+            .map_err(|e| Error::Write {
+                path: self.display_path(&location),
+                source: e.into(),
+            })
+    }
+
+    /// Reads a whole object; `None` if it does not exist.
+    pub fn get_object(&self, path: &str) -> Result<Option<Bytes>> {
+        let location = Path::from(path);
+        let read = self.runtime().block_on(async {
+            match self.objects().get(&location).await {
+                Ok(found) => found.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(error) => Err(error),
+            }
+        });
+        read.map_err(|e| Error::Read {
+            path: self.display_path(&location),
+            source: e.into(),
+        })
+    }
+
+    /// The paths of every object under `prefix`, sorted.
+    pub fn list_objects(&self, prefix: &str) -> Result<Vec<String>> {
+        let location = Path::from(prefix);
+        let listed: Result<Vec<_>, _> = self
+            .runtime()
+            .block_on(self.objects().list(Some(&location)).try_collect::<Vec<_>>());
+        let mut paths: Vec<String> = listed
+            .map_err(|e| Error::Read {
+                path: self.display_path(&location),
+                source: e.into(),
+            })?
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+}
+
+/// The content hash of an artifact version: BLAKE3 over a versioned, length-prefixed encoding
+/// of the materializer id and every file's name, size and hash, in name order.
+pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(CONTENT_HASH_FORMAT.as_bytes());
+    field(materializer.as_bytes());
+    for file in files {
+        field(file.name.as_bytes());
+        field(&file.size.to_le_bytes());
+        field(file.blake3.as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
+}

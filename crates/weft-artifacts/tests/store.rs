@@ -1,0 +1,321 @@
+//! The artifact store against real local folders: round trips, integrity, atomicity.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use weft_artifacts::{
+    Artifact, ArtifactStore, Binary, Error, Json, JsonFormat, SerdeValue, StoredArtifact,
+};
+
+struct Fixture {
+    _runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    store: ArtifactStore,
+}
+
+fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
+    Fixture {
+        _runtime: runtime,
+        dir,
+        store,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Rows {
+    x: Vec<[f64; 2]>,
+    y: Vec<u8>,
+}
+
+impl Artifact for Rows {
+    type Materializer = JsonFormat;
+}
+impl SerdeValue for Rows {}
+
+fn rows() -> Rows {
+    Rows {
+        x: vec![[1.0, 2.5], [3.0, -4.0]],
+        y: vec![0, 1],
+    }
+}
+
+#[test]
+fn values_round_trip_in_every_builtin_format() {
+    let f = fixture();
+    let saved = f
+        .store
+        .save(&["p", "load", "output", "1"], &rows())
+        .unwrap();
+    assert_eq!(saved.materializer, "weft.json");
+    assert_eq!(saved.files[0].name, "data.json");
+    assert!(saved.uri.starts_with("file://") && saved.uri.ends_with("/p/load/output/1/"));
+    assert_eq!(f.store.load::<Rows>(&saved.to_stored()).unwrap(), rows());
+
+    let text = f.store.save(&["t"], &"héllo".to_string()).unwrap();
+    assert_eq!(text.metadata["length"], 5);
+    assert_eq!(f.store.load::<String>(&text.to_stored()).unwrap(), "héllo");
+
+    let bytes = f.store.save(&["b"], &vec![0u8, 255, 7]).unwrap();
+    assert_eq!(bytes.materializer, "weft.bytes");
+    assert_eq!(
+        f.store.load::<Vec<u8>>(&bytes.to_stored()).unwrap(),
+        [0, 255, 7]
+    );
+
+    let number = f.store.save(&["n"], &0.25f64).unwrap();
+    assert_eq!(number.metadata["value"], 0.25);
+    assert_eq!(f.store.load::<f64>(&number.to_stored()).unwrap(), 0.25);
+
+    let list = f.store.save(&["l"], &vec![rows(), rows()]).unwrap();
+    assert_eq!(list.metadata["length"], 2);
+    assert_eq!(
+        f.store.load::<Vec<Rows>>(&list.to_stored()).unwrap().len(),
+        2
+    );
+
+    let map = BTreeMap::from([("a".to_string(), 1.5f64)]);
+    let saved_map = f.store.save(&["m"], &map).unwrap();
+    assert_eq!(
+        f.store
+            .load::<BTreeMap<String, f64>>(&saved_map.to_stored())
+            .unwrap(),
+        map
+    );
+
+    let many = Rows {
+        x: (0..1000)
+            .map(|i| [i as f64 / 7.0, i as f64 / 3.0])
+            .collect(),
+        y: vec![1; 1000],
+    };
+    let binary = f.store.save(&["bin"], &Binary(many.clone())).unwrap();
+    let json = f.store.save(&["json"], &many).unwrap();
+    assert_eq!(binary.materializer, "weft.msgpack");
+    assert!(
+        binary.size < json.size,
+        "MessagePack is more compact than JSON"
+    );
+    assert_eq!(
+        f.store.load::<Binary<Rows>>(&binary.to_stored()).unwrap().0,
+        many
+    );
+
+    let json = f.store.save(&["j"], &Json(vec![1u8, 2])).unwrap();
+    assert_eq!(
+        f.store.load::<Json<Vec<u8>>>(&json.to_stored()).unwrap().0,
+        [1, 2]
+    );
+}
+
+#[test]
+fn storage_size_and_content_hash_are_recorded() {
+    let f = fixture();
+    let first = f.store.save(&["a"], &rows()).unwrap();
+    let second = f.store.save(&["b"], &rows()).unwrap();
+    let other = f
+        .store
+        .save(
+            &["c"],
+            &Rows {
+                y: vec![1, 1],
+                ..rows()
+            },
+        )
+        .unwrap();
+    let on_disk = std::fs::metadata(f.dir.path().join("artifacts/a/data.json"))
+        .unwrap()
+        .len();
+    assert_eq!(first.size, on_disk);
+    assert_eq!(first.metadata["storage_size"], on_disk);
+    assert_eq!(
+        first.files[0].blake3,
+        blake3::hash(&std::fs::read(f.dir.path().join("artifacts/a/data.json")).unwrap())
+            .to_hex()
+            .to_string()
+    );
+    assert_eq!(
+        first.content_hash, second.content_hash,
+        "same bytes, same hash"
+    );
+    assert_ne!(first.content_hash, other.content_hash);
+}
+
+#[test]
+fn loading_as_another_type_names_both_types() {
+    let f = fixture();
+    let saved = f.store.save(&["a"], &rows()).unwrap();
+    let error = f.store.load::<Vec<f64>>(&saved.to_stored()).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::TypeMismatch { .. }));
+    assert!(
+        message.contains("store::Rows") && message.contains("alloc::vec::Vec<f64>"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let f = fixture();
+    let mut stored = f.store.save(&["a"], &1u32).unwrap().to_stored();
+    stored.materializer_version = 99;
+    let error = f.store.load::<u32>(&stored).unwrap_err();
+    assert!(error.to_string().contains("upgrade weft"), "{error}");
+}
+
+#[test]
+fn corrupted_bytes_are_detected_and_left_in_place() {
+    let f = fixture();
+    let saved = f.store.save(&["a"], &rows()).unwrap();
+    let path = f.dir.path().join("artifacts/a/data.json");
+    // Same length, one digit changed: still valid JSON, so only the hash can tell.
+    let tampered = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("2.5", "2.6");
+    std::fs::write(&path, &tampered).unwrap();
+    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("is corrupt"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        tampered,
+        "nothing overwritten"
+    );
+    assert!(f.store.verify(&saved.to_stored()).is_err());
+
+    // Truncated: decoding fails, but the message says why.
+    std::fs::write(&path, &tampered[..10]).unwrap();
+    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+}
+
+#[test]
+fn a_missing_file_is_reported_as_missing() {
+    let f = fixture();
+    let saved = f.store.save(&["a"], &rows()).unwrap();
+    std::fs::remove_file(f.dir.path().join("artifacts/a/data.json")).unwrap();
+    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Missing { .. }), "{error}");
+    assert!(error.to_string().contains("is missing"), "{error}");
+}
+
+#[test]
+fn nothing_is_ever_overwritten() {
+    let f = fixture();
+    f.store.save(&["a"], &1u32).unwrap();
+    let error = f.store.save(&["a"], &2u32).unwrap_err();
+    assert!(matches!(error, Error::Write { .. }), "{error}");
+    let kept = std::fs::read_to_string(f.dir.path().join("artifacts/a/data.json")).unwrap();
+    assert_eq!(kept, "1");
+    f.store.put_object("logs/x.jsonl", b"one".to_vec()).unwrap();
+    assert!(f.store.put_object("logs/x.jsonl", b"two".to_vec()).is_err());
+    assert_eq!(
+        f.store.get_object("logs/x.jsonl").unwrap().unwrap(),
+        "one".as_bytes()
+    );
+}
+
+#[test]
+fn large_values_stream_in_parts_and_verify() {
+    let f = fixture();
+    // 20 MiB: more than two parts.
+    let big: Vec<u8> = (0..20 * 1024 * 1024)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let saved = f.store.save(&["big"], &big).unwrap();
+    assert_eq!(saved.size, big.len() as u64);
+    assert_eq!(
+        saved.files[0].blake3,
+        blake3::hash(&big).to_hex().to_string()
+    );
+    let loaded: Vec<u8> = f.store.load(&saved.to_stored()).unwrap();
+    assert!(loaded == big);
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path().join("artifacts/big"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["data.bin"], "no staging files remain");
+}
+
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+
+impl Artifact for Unencodable {
+    type Materializer = JsonFormat;
+}
+
+#[test]
+fn a_failed_save_publishes_nothing() {
+    let f = fixture();
+    let error = f.store.save(&["bad"], &Unencodable).unwrap_err();
+    assert!(matches!(error, Error::Encode { .. }), "{error}");
+    assert!(
+        error.to_string().contains("refuses to be encoded"),
+        "{error}"
+    );
+    let published = f.dir.path().join("artifacts/bad/data.json");
+    assert!(!published.exists());
+}
+
+#[test]
+fn a_store_that_cannot_be_written_fails_when_opened() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let error =
+        ArtifactStore::local(&file.join("artifacts"), runtime.handle().clone()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot open the artifact store at"),
+        "{error}"
+    );
+    let error =
+        ArtifactStore::open("s3://bucket", dir.path(), runtime.handle().clone()).unwrap_err();
+    assert!(error.to_string().contains("not supported"), "{error}");
+}
+
+#[test]
+fn a_uri_from_another_store_is_refused() {
+    let f = fixture();
+    let stored = StoredArtifact {
+        uri: "file:///elsewhere/a/".into(),
+        files: vec![],
+        materializer: "weft.json".into(),
+        materializer_version: 1,
+        data_type: std::any::type_name::<u32>().into(),
+    };
+    let error = f.store.load::<u32>(&stored).unwrap_err();
+    assert!(matches!(error, Error::ForeignUri { .. }), "{error}");
+}
+
+#[test]
+fn hostile_segments_stay_inside_the_store() {
+    let f = fixture();
+    let saved = f.store.save(&["..", "a/b", "c"], &1u32).unwrap();
+    assert!(f.store.load::<u32>(&saved.to_stored()).is_ok());
+    let outside = f.dir.path().join("a");
+    assert!(!outside.exists(), "nothing escaped the store's root");
+}

@@ -1,0 +1,688 @@
+//! Compiling a static pipeline: from recorded step calls to a validated [`Snapshot`].
+//!
+//! The pipeline function runs once in a compile context; each step call becomes a
+//! [`StepCall`] handed to [`Compiler::add`], which allocates its invocation id. [`Compiler::finish`]
+//! then applies configuration overrides and validates the whole plan before anything is
+//! stored: unknown upstreams, missing inputs, cycles and empty pipelines are errors that name
+//! the invocation. Both steps are O(invocations + edges).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use crate::snapshot::{
+    ExecutionMode, FORMAT_VERSION, InputSpec, Invocation, OutputSpec, Snapshot, StepConfig,
+};
+
+/// A step as the compiler sees it: its name, code hash and outputs.
+#[derive(Clone, Debug)]
+pub struct StepSignature {
+    /// The step's name (the function name).
+    pub name: String,
+    /// Hash of the step's code.
+    pub code_hash: String,
+    /// Every argument name, in declaration order.
+    pub arguments: Vec<String>,
+    /// The step's outputs.
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// One step call recorded while the pipeline function runs.
+#[derive(Clone, Debug)]
+pub struct StepCall {
+    /// The step being called.
+    pub step: StepSignature,
+    /// An explicit invocation id (`.id("x")`); it must be unique in the pipeline.
+    pub id: Option<String>,
+    /// Arguments passed as plain values.
+    pub parameters: BTreeMap<String, Value>,
+    /// Arguments passed as artifacts.
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// Arguments left to configuration (`weft::configured()`).
+    pub configured: Vec<String>,
+    /// Invocations that must finish first (`.after(..)`), by id; they may be defined later.
+    pub after: Vec<String>,
+    /// Per-invocation settings.
+    pub config: StepConfig,
+}
+
+/// Settings for one invocation that come from a run configuration file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepOverride {
+    /// Parameter values, by argument name.
+    pub parameters: BTreeMap<String, Value>,
+}
+
+/// Why a pipeline does not compile. Every variant names the invocation at fault.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An explicit invocation id is used twice.
+    #[error(
+        "invocation id `{id}` is used twice (the second time by a call of step `{step}`); ids given with `.id(..)` must be unique in a pipeline"
+    )]
+    DuplicateId {
+        /// The repeated id.
+        id: String,
+        /// The step of the second call.
+        step: String,
+    },
+    /// An explicit invocation id cannot be used.
+    #[error(
+        "invocation id `{id}` is invalid: use 1 to 128 letters, digits, `_`, `-` or `.`, not starting with `.`"
+    )]
+    InvalidId {
+        /// The refused id.
+        id: String,
+    },
+    /// An invocation waits for an invocation that does not exist.
+    #[error(
+        "invocation `{invocation}` runs after `{upstream}`, but the pipeline has no invocation `{upstream}`"
+    )]
+    UnknownUpstream {
+        /// The waiting invocation.
+        invocation: String,
+        /// The missing one.
+        upstream: String,
+    },
+    /// An input reads an output that its invocation does not have.
+    #[error(
+        "input `{input}` of invocation `{invocation}` reads output `{output}` of `{upstream}`, which has no such output"
+    )]
+    UnknownOutput {
+        /// The reading invocation.
+        invocation: String,
+        /// The input.
+        input: String,
+        /// The producing invocation.
+        upstream: String,
+        /// The missing output.
+        output: String,
+    },
+    /// An argument has no value.
+    #[error(
+        "input `{input}` of invocation `{invocation}` has no value: pass it in the pipeline or set `[steps.{invocation}.parameters] {input} = ...` in the run configuration"
+    )]
+    MissingInput {
+        /// The invocation.
+        invocation: String,
+        /// The argument without a value.
+        input: String,
+    },
+    /// A step output from another pipeline (or another compilation) was passed in.
+    #[error(
+        "input `{input}` of invocation `{invocation}` is an output of another pipeline; outputs can only be passed to steps of the pipeline that produced them"
+    )]
+    ForeignOutput {
+        /// The invocation.
+        invocation: String,
+        /// The input.
+        input: String,
+    },
+    /// Invocations wait for each other in a circle.
+    #[error("invocations form a cycle: {}", .path.join(" -> "))]
+    Cycle {
+        /// The invocations on the cycle, the first repeated at the end.
+        path: Vec<String>,
+    },
+    /// The pipeline function called no step.
+    #[error("pipeline `{pipeline}` is empty: its function called no step")]
+    Empty {
+        /// The pipeline.
+        pipeline: String,
+    },
+    /// The configuration names an invocation that does not exist.
+    #[error(
+        "the run configuration sets `steps.{invocation}`, but the pipeline has no invocation `{invocation}` (it has: {known})"
+    )]
+    UnknownConfiguredInvocation {
+        /// The unknown invocation.
+        invocation: String,
+        /// The invocations that exist, comma-separated.
+        known: String,
+    },
+    /// The configuration sets an argument that the step does not have or that is an artifact.
+    #[error(
+        "the run configuration sets parameter `{parameter}` of invocation `{invocation}`, but {reason}"
+    )]
+    BadConfiguredParameter {
+        /// The invocation.
+        invocation: String,
+        /// The parameter.
+        parameter: String,
+        /// Why it cannot be set.
+        reason: String,
+    },
+}
+
+/// Records step calls and turns them into a validated snapshot.
+#[derive(Debug)]
+pub struct Compiler {
+    pipeline: String,
+    invocations: Vec<Invocation>,
+    arguments: Vec<Vec<String>>,
+    configured: Vec<Vec<String>>,
+    index: HashMap<String, usize>,
+    next_suffix: HashMap<String, u32>,
+    first_error: Option<Error>,
+}
+
+impl Compiler {
+    /// A compiler for pipeline `pipeline`.
+    pub fn new(pipeline: impl Into<String>) -> Self {
+        Self {
+            pipeline: pipeline.into(),
+            invocations: Vec::new(),
+            arguments: Vec::new(),
+            configured: Vec::new(),
+            index: HashMap::new(),
+            next_suffix: HashMap::new(),
+            first_error: None,
+        }
+    }
+
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Records one call and returns its invocation id.
+    ///
+    /// An error here is also remembered: [`Compiler::finish`] reports it even if the pipeline
+    /// function ignored it.
+    pub fn add(&mut self, call: StepCall) -> Result<String, Error> {
+        let result = self.try_add(call);
+        if let Err(error) = &result {
+            self.first_error.get_or_insert_with(|| error.clone());
+        }
+        result
+    }
+
+    /// Remembers an error found outside the compiler (for example a foreign output), so that
+    /// [`Compiler::finish`] reports it.
+    pub fn record_error(&mut self, error: Error) {
+        self.first_error.get_or_insert(error);
+    }
+
+    fn try_add(&mut self, call: StepCall) -> Result<String, Error> {
+        let id = match call.id {
+            Some(id) => {
+                validate_id(&id)?;
+                if self.index.contains_key(&id) {
+                    return Err(Error::DuplicateId {
+                        id,
+                        step: call.step.name,
+                    });
+                }
+                id
+            }
+            None => self.allocate_id(&call.step.name),
+        };
+        for (input, spec) in &call.inputs {
+            for output in spec.refs() {
+                let Some(&upstream) = self.index.get(&output.invocation) else {
+                    return Err(Error::UnknownUpstream {
+                        invocation: id,
+                        upstream: output.invocation.clone(),
+                    });
+                };
+                if !self.invocations[upstream]
+                    .outputs
+                    .iter()
+                    .any(|o| o.name == output.output)
+                {
+                    return Err(Error::UnknownOutput {
+                        invocation: id,
+                        input: input.clone(),
+                        upstream: output.invocation.clone(),
+                        output: output.output.clone(),
+                    });
+                }
+            }
+        }
+        let mut after = call.after;
+        after.sort();
+        after.dedup();
+        let upstream: BTreeSet<String> = call
+            .inputs
+            .values()
+            .flat_map(|spec| spec.refs().iter().map(|output| output.invocation.clone()))
+            .chain(after.iter().cloned())
+            .collect();
+        self.index.insert(id.clone(), self.invocations.len());
+        self.arguments.push(call.step.arguments);
+        self.configured.push(call.configured);
+        self.invocations.push(Invocation {
+            id: id.clone(),
+            step: call.step.name,
+            code_hash: call.step.code_hash,
+            parameters: call.parameters,
+            inputs: call.inputs,
+            after,
+            upstream: upstream.into_iter().collect(),
+            outputs: call.step.outputs,
+            config: call.config,
+        });
+        Ok(id)
+    }
+
+    /// The step name itself if unused, else `name_2`, `name_3`, ...: amortised O(1) because
+    /// the next suffix to try is remembered per step.
+    fn allocate_id(&mut self, step: &str) -> String {
+        if !self.index.contains_key(step) {
+            return step.to_owned();
+        }
+        let suffix = self.next_suffix.entry(step.to_owned()).or_insert(2);
+        loop {
+            let candidate = format!("{step}_{suffix}");
+            *suffix += 1;
+            if !self.index.contains_key(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    /// Applies `overrides`, validates the plan and returns the snapshot.
+    pub fn finish(
+        mut self,
+        parameters: BTreeMap<String, Value>,
+        execution_mode: ExecutionMode,
+        overrides: &BTreeMap<String, StepOverride>,
+    ) -> Result<Snapshot, Error> {
+        if let Some(error) = self.first_error.take() {
+            return Err(error);
+        }
+        if self.invocations.is_empty() {
+            return Err(Error::Empty {
+                pipeline: self.pipeline,
+            });
+        }
+        self.apply_overrides(overrides)?;
+        for (invocation, configured) in self.invocations.iter().zip(&self.configured) {
+            if let Some(input) = configured
+                .iter()
+                .find(|name| !invocation.parameters.contains_key(*name))
+            {
+                return Err(Error::MissingInput {
+                    invocation: invocation.id.clone(),
+                    input: input.clone(),
+                });
+            }
+        }
+        for invocation in &self.invocations {
+            if let Some(upstream) = invocation
+                .after
+                .iter()
+                .find(|upstream| !self.index.contains_key(*upstream))
+            {
+                return Err(Error::UnknownUpstream {
+                    invocation: invocation.id.clone(),
+                    upstream: upstream.clone(),
+                });
+            }
+        }
+        if let Some(path) = find_cycle(&self.invocations, &self.index) {
+            return Err(Error::Cycle { path });
+        }
+        Ok(Snapshot {
+            format_version: FORMAT_VERSION,
+            pipeline: self.pipeline,
+            parameters,
+            execution_mode,
+            invocations: self.invocations,
+        })
+    }
+
+    fn apply_overrides(&mut self, overrides: &BTreeMap<String, StepOverride>) -> Result<(), Error> {
+        for (id, step_override) in overrides {
+            let Some(&position) = self.index.get(id) else {
+                let known: Vec<&str> = self.invocations.iter().map(|i| i.id.as_str()).collect();
+                return Err(Error::UnknownConfiguredInvocation {
+                    invocation: id.clone(),
+                    known: known.join(", "),
+                });
+            };
+            let invocation = &mut self.invocations[position];
+            for (name, value) in &step_override.parameters {
+                let bad = |reason: String| Error::BadConfiguredParameter {
+                    invocation: id.clone(),
+                    parameter: name.clone(),
+                    reason,
+                };
+                if !self.arguments[position].contains(name) {
+                    return Err(bad(format!(
+                        "step `{}` has no argument `{name}` (it has: {})",
+                        invocation.step,
+                        self.arguments[position].join(", ")
+                    )));
+                }
+                if invocation.inputs.contains_key(name) {
+                    return Err(bad("it is an artifact input in the pipeline".into()));
+                }
+                match invocation.parameters.get(name) {
+                    Some(existing) if existing != value => {
+                        return Err(bad(format!(
+                            "the pipeline already passes {existing}; leave it to configuration with `weft::configured()`"
+                        )));
+                    }
+                    _ => {
+                        invocation.parameters.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_id(id: &str) -> Result<(), Error> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidId { id: id.to_owned() })
+    }
+}
+
+/// Finds a cycle with Kahn's algorithm; if one exists, walks it from a remaining node.
+fn find_cycle(invocations: &[Invocation], index: &HashMap<String, usize>) -> Option<Vec<String>> {
+    let upstream: Vec<Vec<usize>> = invocations
+        .iter()
+        .map(|invocation| invocation.upstream.iter().map(|id| index[id]).collect())
+        .collect();
+    let mut downstream = vec![Vec::new(); invocations.len()];
+    for (node, ups) in upstream.iter().enumerate() {
+        for &up in ups {
+            downstream[up].push(node);
+        }
+    }
+    let mut waiting: Vec<usize> = upstream.iter().map(Vec::len).collect();
+    let mut ready: Vec<usize> = (0..invocations.len())
+        .filter(|&n| waiting[n] == 0)
+        .collect();
+    let mut done = 0;
+    while let Some(node) = ready.pop() {
+        done += 1;
+        for &next in &downstream[node] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push(next);
+            }
+        }
+    }
+    if done == invocations.len() {
+        return None;
+    }
+    // Every remaining node waits on another remaining node, so following remaining upstreams
+    // from any of them must revisit a node: that loop is the cycle.
+    let start = (0..invocations.len()).find(|&n| waiting[n] > 0)?;
+    let mut position_in_path = HashMap::new();
+    let mut path = Vec::new();
+    let mut node = start;
+    loop {
+        if let Some(&at) = position_in_path.get(&node) {
+            // The walk went against the edges; reverse it to read in execution order and start
+            // at the earliest invocation so the message is stable.
+            let mut cycle: Vec<usize> = path[at..].to_vec();
+            cycle.reverse();
+            let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
+            cycle.rotate_left(first);
+            cycle.push(cycle[0]);
+            return Some(
+                cycle
+                    .into_iter()
+                    .map(|n| invocations[n].id.clone())
+                    .collect(),
+            );
+        }
+        position_in_path.insert(node, path.len());
+        path.push(node);
+        node = *upstream[node].iter().find(|&&up| waiting[up] > 0)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::OutputRef;
+
+    fn step(name: &str, arguments: &[&str]) -> StepSignature {
+        StepSignature {
+            name: name.into(),
+            code_hash: "hash".into(),
+            arguments: arguments.iter().map(|a| a.to_string()).collect(),
+            outputs: vec![OutputSpec {
+                name: "output".into(),
+                artifact_name: None,
+                data_type: "u64".into(),
+                materializer: "weft.json".into(),
+                materializer_version: 1,
+                artifact_type: crate::artifact::ArtifactType::Data,
+            }],
+        }
+    }
+
+    fn call(name: &str) -> StepCall {
+        StepCall {
+            step: step(name, &["x"]),
+            id: None,
+            parameters: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            configured: Vec::new(),
+            after: Vec::new(),
+            config: StepConfig::default(),
+        }
+    }
+
+    fn reads(mut call: StepCall, upstream: &str) -> StepCall {
+        call.inputs.insert(
+            "x".into(),
+            InputSpec::Artifact(OutputRef {
+                invocation: upstream.into(),
+                output: "output".into(),
+            }),
+        );
+        call
+    }
+
+    fn finish(compiler: Compiler) -> Result<Snapshot, Error> {
+        compiler.finish(BTreeMap::new(), ExecutionMode::default(), &BTreeMap::new())
+    }
+
+    #[test]
+    fn repeated_calls_get_numbered_ids() {
+        let mut compiler = Compiler::new("p");
+        let ids: Vec<String> = (0..3)
+            .map(|_| compiler.add(call("train")).unwrap())
+            .collect();
+        assert_eq!(ids, ["train", "train_2", "train_3"]);
+        let mut explicit = call("train");
+        explicit.id = Some("train_4".into());
+        compiler.add(explicit).unwrap();
+        assert_eq!(compiler.add(call("train")).unwrap(), "train_5");
+    }
+
+    #[test]
+    fn duplicate_explicit_id_names_it() {
+        let mut compiler = Compiler::new("p");
+        compiler.add(call("load")).unwrap();
+        let mut again = call("split");
+        again.id = Some("load".into());
+        let error = compiler.add(again).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invocation id `load` is used twice (the second time by a call of step `split`); ids given with `.id(..)` must be unique in a pipeline"
+        );
+        // Remembered even if the pipeline function ignored it.
+        assert_eq!(finish(compiler).unwrap_err(), error);
+    }
+
+    #[test]
+    fn invalid_explicit_ids_are_refused() {
+        for id in ["", "a/b", "../x", ".hidden", &"x".repeat(129)] {
+            let mut compiler = Compiler::new("p");
+            let mut bad = call("load");
+            bad.id = Some(id.into());
+            assert!(
+                matches!(compiler.add(bad), Err(Error::InvalidId { .. })),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_pipeline_is_an_error() {
+        assert_eq!(
+            finish(Compiler::new("nothing")).unwrap_err().to_string(),
+            "pipeline `nothing` is empty: its function called no step"
+        );
+    }
+
+    #[test]
+    fn upstream_edges_combine_data_and_after() {
+        let mut compiler = Compiler::new("p");
+        compiler.add(call("a")).unwrap();
+        compiler.add(call("b")).unwrap();
+        let mut c = reads(call("c"), "b");
+        c.after = vec!["a".into(), "b".into(), "a".into()];
+        compiler.add(c).unwrap();
+        let snapshot = finish(compiler).unwrap();
+        let c = snapshot.invocation("c").unwrap();
+        assert_eq!(c.upstream, ["a", "b"]);
+        assert_eq!(c.after, ["a", "b"]);
+    }
+
+    #[test]
+    fn cycle_through_after_is_reported_with_its_path() {
+        let mut compiler = Compiler::new("p");
+        let mut a = call("a");
+        a.after = vec!["c".into()];
+        compiler.add(a).unwrap();
+        compiler.add(reads(call("b"), "a")).unwrap();
+        compiler.add(reads(call("c"), "b")).unwrap();
+        compiler.add(call("free")).unwrap();
+        let error = finish(compiler).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invocations form a cycle: a -> b -> c -> a"
+        );
+    }
+
+    #[test]
+    fn self_cycle_is_reported() {
+        let mut compiler = Compiler::new("p");
+        let mut a = call("a");
+        a.after = vec!["a".into()];
+        compiler.add(a).unwrap();
+        assert_eq!(
+            finish(compiler).unwrap_err().to_string(),
+            "invocations form a cycle: a -> a"
+        );
+    }
+
+    #[test]
+    fn unknown_after_is_reported() {
+        let mut compiler = Compiler::new("p");
+        let mut a = call("a");
+        a.after = vec!["ghost".into()];
+        compiler.add(a).unwrap();
+        assert_eq!(
+            finish(compiler).unwrap_err(),
+            Error::UnknownUpstream {
+                invocation: "a".into(),
+                upstream: "ghost".into()
+            }
+        );
+    }
+
+    #[test]
+    fn configured_inputs_must_be_set() {
+        let mut compiler = Compiler::new("p");
+        let mut a = call("train");
+        a.configured = vec!["x".into()];
+        compiler.add(a).unwrap();
+        let error = finish(compiler).unwrap_err();
+        assert_eq!(
+            error,
+            Error::MissingInput {
+                invocation: "train".into(),
+                input: "x".into()
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("[steps.train.parameters] x = ...")
+        );
+    }
+
+    #[test]
+    fn overrides_fill_configured_inputs_and_refuse_conflicts() {
+        let overrides = |value: i64| {
+            BTreeMap::from([(
+                "train".to_string(),
+                StepOverride {
+                    parameters: BTreeMap::from([("x".to_string(), value.into())]),
+                },
+            )])
+        };
+        let mut compiler = Compiler::new("p");
+        let mut a = call("train");
+        a.configured = vec!["x".into()];
+        compiler.add(a).unwrap();
+        let snapshot = compiler
+            .finish(BTreeMap::new(), ExecutionMode::default(), &overrides(3))
+            .unwrap();
+        assert_eq!(snapshot.invocations[0].parameters["x"], 3);
+
+        let mut compiler = Compiler::new("p");
+        let mut a = call("train");
+        a.parameters.insert("x".into(), 1.into());
+        compiler.add(a).unwrap();
+        let error = compiler
+            .finish(BTreeMap::new(), ExecutionMode::default(), &overrides(2))
+            .unwrap_err();
+        assert!(error.to_string().contains("already passes 1"), "{error}");
+
+        let mut compiler = Compiler::new("p");
+        compiler.add(call("load")).unwrap();
+        let error = compiler
+            .finish(BTreeMap::new(), ExecutionMode::default(), &overrides(2))
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::UnknownConfiguredInvocation { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn snapshot_id_is_stable_and_content_addressed() {
+        let build = |param: i64| {
+            let mut compiler = Compiler::new("p");
+            let mut a = call("a");
+            a.parameters.insert("x".into(), param.into());
+            compiler.add(a).unwrap();
+            finish(compiler).unwrap()
+        };
+        assert_eq!(build(1).id(), build(1).id());
+        assert_ne!(build(1).id(), build(2).id());
+        assert_eq!(build(1).id().as_str().len(), 64);
+    }
+
+    #[test]
+    fn compiling_ten_thousand_invocations_is_linear() {
+        let mut compiler = Compiler::new("p");
+        let mut previous = compiler.add(call("step")).unwrap();
+        for _ in 1..10_000 {
+            previous = compiler.add(reads(call("step"), &previous)).unwrap();
+        }
+        let snapshot = finish(compiler).unwrap();
+        assert_eq!(snapshot.invocations.len(), 10_000);
+        assert_eq!(snapshot.invocations[9_999].id, "step_10000");
+    }
+}

@@ -1,0 +1,29 @@
+//! The domain model of weft, free of IO and of any async runtime.
+//!
+//! Everything that decides *what* happens lives here, so that every driver (the local
+//! orchestrator, later isolated processes and Slurm) shares one definition of it:
+//!
+//! - [`artifact`]: plain descriptions of stored artifact files and artifact types;
+//! - [`id`]: typed identifiers of runs, step runs, artifacts and snapshots;
+//! - [`status`]: the execution statuses and the one state machine that allows or refuses
+//!   every status change, plus the derivation of a static run's status from its step runs;
+//! - [`snapshot`]: the compiled, immutable plan of a static pipeline and its content address;
+//! - [`compile`]: turning recorded step calls into a validated snapshot (invocation ids,
+//!   unknown upstreams, missing inputs, cycles, empty pipelines);
+//! - [`schedule`]: the dependency-order scheduler as a pure state machine with the three
+//!   execution modes;
+//! - [`canonical`]: the canonical JSON encoding and BLAKE3 hashing used for content addresses.
+//!
+//! Invariant: this crate performs no IO, spawns no threads and knows no storage backend.
+
+pub mod artifact;
+pub mod canonical;
+pub mod compile;
+pub mod id;
+pub mod schedule;
+pub mod snapshot;
+pub mod status;
+
+pub use id::{ArtifactId, ArtifactVersionId, PipelineId, RunId, SnapshotId, StepRunId};
+pub use snapshot::{ExecutionMode, Snapshot};
+pub use status::Status;

@@ -1,0 +1,194 @@
+//! The snapshot: the compiled, immutable plan of a static pipeline.
+//!
+//! A snapshot is stored before its run starts and never changes. Its id is the BLAKE3 hash of
+//! its canonical JSON encoding, so the same plan is stored once however often it runs. The
+//! encoding carries [`FORMAT_VERSION`]; readers refuse versions they do not know.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical;
+use crate::id::{ArtifactVersionId, SnapshotId};
+
+/// The version of the snapshot encoding written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The compiled plan of one static pipeline execution.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Version of this encoding ([`FORMAT_VERSION`] when written by this build).
+    pub format_version: u32,
+    /// Name of the pipeline.
+    pub pipeline: String,
+    /// The pipeline's parameters, after defaults and configuration were applied.
+    pub parameters: BTreeMap<String, Value>,
+    /// What happens to the rest of the run when a step fails.
+    pub execution_mode: ExecutionMode,
+    /// Every invocation, in the order the pipeline function made them.
+    pub invocations: Vec<Invocation>,
+}
+
+impl Snapshot {
+    /// The content address of this snapshot.
+    pub fn id(&self) -> SnapshotId {
+        let bytes = canonical::to_vec(self).expect("a snapshot is plain JSON data");
+        SnapshotId::from_hex(canonical::blake3_hex(&bytes))
+    }
+
+    /// The invocation with id `id`.
+    pub fn invocation(&self, id: &str) -> Option<&Invocation> {
+        self.invocations
+            .iter()
+            .find(|invocation| invocation.id == id)
+    }
+}
+
+/// One call of a step inside a pipeline.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Unique in its pipeline: the step name, `name_2`, `name_3`, ... or an explicit id.
+    pub id: String,
+    /// Name of the step this invocation calls.
+    pub step: String,
+    /// Hash of the step function's code, computed by `#[step]` from the tokens of its body.
+    pub code_hash: String,
+    /// Plain values passed to the step, by argument name.
+    pub parameters: BTreeMap<String, Value>,
+    /// Artifacts passed to the step, by argument name.
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// Invocations that must finish before this one starts, without passing data.
+    pub after: Vec<String>,
+    /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats.
+    pub upstream: Vec<String>,
+    /// What the step returns.
+    pub outputs: Vec<OutputSpec>,
+    /// Per-invocation settings.
+    pub config: StepConfig,
+}
+
+/// Where an artifact input comes from.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputSpec {
+    /// One output of an upstream invocation of the same run.
+    Artifact(OutputRef),
+    /// Several outputs gathered into one input (fan-in), in this order.
+    Artifacts {
+        /// The outputs, in the order the step receives them.
+        items: Vec<OutputRef>,
+    },
+    /// An artifact version that exists already, outside this run.
+    External {
+        /// The version passed in.
+        artifact_version: ArtifactVersionId,
+    },
+}
+
+impl InputSpec {
+    /// The upstream outputs this input reads, if any.
+    pub fn refs(&self) -> &[OutputRef] {
+        match self {
+            InputSpec::Artifact(output) => std::slice::from_ref(output),
+            InputSpec::Artifacts { items } => items,
+            InputSpec::External { .. } => &[],
+        }
+    }
+}
+
+/// One named output of one invocation.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct OutputRef {
+    /// The invocation that produces it.
+    pub invocation: String,
+    /// The output's name.
+    pub output: String,
+}
+
+/// What one output of a step is and how it is stored.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// The output's name (`output` for a single unnamed output).
+    pub name: String,
+    /// A custom artifact name, instead of `<pipeline>::<invocation>::<output>`.
+    pub artifact_name: Option<String>,
+    /// The Rust type of the value.
+    pub data_type: String,
+    /// Id of the materializer that stores it.
+    pub materializer: String,
+    /// Version of that materializer's format.
+    pub materializer_version: u32,
+    /// The kind of artifact (data, model, ...).
+    pub artifact_type: crate::artifact::ArtifactType,
+}
+
+impl OutputSpec {
+    /// The artifact name this output is saved under in `pipeline` by `invocation`.
+    pub fn artifact_name(&self, pipeline: &str, invocation: &str) -> String {
+        match &self.artifact_name {
+            Some(name) => name.clone(),
+            None => format!("{pipeline}::{invocation}::{}", self.name),
+        }
+    }
+}
+
+/// Per-invocation settings that are part of the plan.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+pub struct StepConfig {
+    /// Free-form settings, kept for inspection.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// What happens to the rest of a run when a step fails.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Only steps downstream of the failure are skipped; everything else still runs.
+    #[default]
+    ContinueOnFailure,
+    /// No new step starts after a failure; running steps finish.
+    StopOnFailure,
+    /// No new step starts after a failure, and running steps are stopped.
+    FailFast,
+}
+
+impl ExecutionMode {
+    /// The name used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::ContinueOnFailure => "continue_on_failure",
+            ExecutionMode::StopOnFailure => "stop_on_failure",
+            ExecutionMode::FailFast => "fail_fast",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no execution mode.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown execution mode `{0}` (expected continue_on_failure, stop_on_failure or fail_fast)"
+)]
+pub struct ParseExecutionModeError(pub String);
+
+impl FromStr for ExecutionMode {
+    type Err = ParseExecutionModeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.replace('-', "_").as_str() {
+            "continue_on_failure" => Ok(ExecutionMode::ContinueOnFailure),
+            "stop_on_failure" => Ok(ExecutionMode::StopOnFailure),
+            "fail_fast" => Ok(ExecutionMode::FailFast),
+            _ => Err(ParseExecutionModeError(text.to_owned())),
+        }
+    }
+}
