@@ -1,0 +1,153 @@
+//! The metadata store's traits, one per aggregate.
+
+use async_trait::async_trait;
+use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, StepRunId};
+
+use crate::Result;
+use crate::model::{
+    Artifact, ArtifactVersion, Completion, Direction, Lineage, LogRef, MetadataEntry,
+    MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph,
+    StepError, StepInput, StepOutput, StepRun,
+};
+
+/// Runs and their snapshots.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores the snapshot (once per content) and records a run of it as `initializing`.
+    async fn create_run(&self, new: NewRun) -> Result<Run>;
+
+    /// The run with this id.
+    async fn run(&self, id: RunId) -> Result<Run>;
+
+    /// The run named by `reference`: a full id, a unique id prefix, or `latest`.
+    async fn find_run(&self, reference: &str) -> Result<Run>;
+
+    /// Runs matching `filter`, newest first.
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+
+    /// A stored snapshot.
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot>;
+
+    /// Sets a static run's status from its step runs (see
+    /// `weft_core::status::derive_static_run_status`) and returns the run.
+    async fn refresh_static_run(&self, id: RunId) -> Result<Run>;
+
+    /// Marks a run failed with `reason` (for failures outside any step).
+    async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run>;
+}
+
+/// Step runs: creation and every status change after it.
+#[async_trait]
+pub trait StepRunStore: Send + Sync {
+    /// Records step runs with their inputs and parents, in one transaction. The first step
+    /// run of an `initializing` run moves it to `running`.
+    async fn create_step_runs(&self, new: Vec<NewStepRun>) -> Result<Vec<StepRun>>;
+
+    /// Registers the outputs of a running step run as artifact versions (numbered without
+    /// races), links them, and marks it `completed`, in one transaction.
+    async fn complete_step_run(
+        &self,
+        id: StepRunId,
+        completion: Completion,
+    ) -> Result<Vec<StepOutput>>;
+
+    /// Marks a running step run `failed` with `error`.
+    async fn fail_step_run(
+        &self,
+        id: StepRunId,
+        error: StepError,
+        log_uri: Option<String>,
+    ) -> Result<StepRun>;
+
+    /// Marks an unfinished step run `stopped` with `reason`.
+    async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun>;
+
+    /// The step run with this id.
+    async fn step_run(&self, id: StepRunId) -> Result<StepRun>;
+
+    /// The step runs of a run, in creation order.
+    async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>>;
+
+    /// The latest attempt of `invocation` in `run`, found by invocation id or unique prefix
+    /// of a step run id.
+    async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun>;
+
+    /// Where a step run's log is, if it has one.
+    async fn log(&self, id: StepRunId) -> Result<Option<LogRef>>;
+}
+
+/// Artifacts, their versions and tags.
+#[async_trait]
+pub trait ArtifactRecords: Send + Sync {
+    /// Every artifact, by name; with `custom_only`, only those with user-chosen names.
+    async fn artifacts(&self, custom_only: bool) -> Result<Vec<Artifact>>;
+
+    /// The versions of the artifact `name`, newest first.
+    async fn artifact_versions(&self, name: &str) -> Result<Vec<ArtifactVersion>>;
+
+    /// The version with this id.
+    async fn artifact_version(&self, id: ArtifactVersionId) -> Result<ArtifactVersion>;
+
+    /// The version named by `reference`: a full id, a unique id prefix, or `<name>:<version>`
+    /// (`<name>:latest` for the newest).
+    async fn find_artifact_version(&self, reference: &str) -> Result<ArtifactVersion>;
+
+    /// Registers a version saved outside any step run (an external upload).
+    async fn create_artifact_version(&self, new: NewArtifactVersion) -> Result<ArtifactVersion>;
+
+    /// Attaches tags to a version (existing tags are kept).
+    async fn tag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()>;
+}
+
+/// Links between step runs and artifact versions.
+#[async_trait]
+pub trait LineageStore: Send + Sync {
+    /// A step run's inputs, by name and position.
+    async fn step_run_inputs(&self, id: StepRunId) -> Result<Vec<StepInput>>;
+
+    /// A step run's outputs, by name.
+    async fn step_run_outputs(&self, id: StepRunId) -> Result<Vec<StepOutput>>;
+
+    /// The step runs a step run waited for.
+    async fn step_run_parents(&self, id: StepRunId) -> Result<Vec<StepRunId>>;
+
+    /// A run's step runs with their parents, inputs and outputs, in a few queries.
+    async fn run_graph(&self, run: RunId) -> Result<RunGraph>;
+
+    /// The step run that produced a version, if a step did.
+    async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>>;
+
+    /// The step runs that read a version.
+    async fn consumers(&self, id: ArtifactVersionId) -> Result<Vec<StepRun>>;
+
+    /// The lineage of a version in one direction, across runs, at most `depth` steps deep.
+    async fn lineage(
+        &self,
+        id: ArtifactVersionId,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Lineage>;
+}
+
+/// Key/value metadata on runs, step runs and artifact versions.
+#[async_trait]
+pub trait MetadataRecords: Send + Sync {
+    /// Sets entries on a resource (a key set again is replaced).
+    async fn log_metadata(
+        &self,
+        resource: Resource,
+        entries: Vec<(String, serde_json::Value)>,
+        source: MetadataSource,
+    ) -> Result<()>;
+
+    /// The entries of a resource, by key.
+    async fn metadata(&self, resource: Resource) -> Result<Vec<MetadataEntry>>;
+}
+
+/// The whole metadata store, as the engine and the CLI use it.
+pub trait MetadataStore:
+    RunStore + StepRunStore + ArtifactRecords + LineageStore + MetadataRecords + std::fmt::Debug
+{
+    /// Where the store is, for messages.
+    fn location(&self) -> String;
+}

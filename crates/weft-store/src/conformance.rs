@@ -1,0 +1,761 @@
+//! The conformance suite every metadata store backend must pass, unchanged.
+//!
+//! Each case is a public async function taking a fresh, empty store. Generate one test per
+//! case for a backend with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! async fn fresh() -> (Arc<dyn MetadataStore>, Box<dyn Any + Send>) { ... }
+//! weft_store::conformance_tests!(fresh);
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use weft_core::artifact::{ArtifactType, FileRecord};
+use weft_core::snapshot::{InputSpec, Invocation, OutputRef, OutputSpec, StepConfig};
+use weft_core::{ExecutionMode, RunId, Snapshot, Status, StepRunId};
+
+use crate::model::{
+    Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput, NewRun,
+    NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind,
+};
+use crate::{Error, MetadataStore};
+
+/// Generates one `#[tokio::test]` per conformance case, each on a fresh store from `$fresh`,
+/// an async function returning `(Arc<dyn MetadataStore>, guard)`; the guard is dropped after
+/// the case (use it to remove temporary files).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@cases $fresh;
+            runs_start_initializing_and_snapshots_are_stored_once,
+            runs_are_found_by_id_prefix_name_and_latest,
+            a_step_run_moves_its_run_to_running_and_completion_registers_outputs,
+            finished_statuses_never_change,
+            failed_step_runs_keep_their_error_and_fail_the_run,
+            skipped_and_cached_step_runs_finish_a_run,
+            retries_get_new_attempt_numbers,
+            concurrent_completions_never_share_a_version,
+            explicit_versions_must_be_unique,
+            artifact_versions_are_found_by_name_and_version,
+            lineage_follows_reads_and_writes_across_runs,
+            run_graph_has_parents_inputs_and_outputs,
+            metadata_is_stored_per_resource_and_replaced_per_key,
+            tags_and_logs_are_recorded,
+            unknown_references_are_clear_errors
+        );
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, guard) = $fresh().await;
+                $crate::conformance::$case(store).await;
+                drop(guard);
+            }
+        )*
+    };
+}
+
+type Store = Arc<dyn MetadataStore>;
+
+fn output(name: &str) -> OutputSpec {
+    OutputSpec {
+        name: name.into(),
+        artifact_name: None,
+        data_type: "u64".into(),
+        materializer: "weft.json".into(),
+        materializer_version: 1,
+        artifact_type: ArtifactType::Data,
+    }
+}
+
+/// A snapshot of a chain `a -> b -> c` (each reading the previous one's `output`).
+pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
+    let invocation = |id: &str, upstream: Option<&str>| Invocation {
+        id: id.into(),
+        step: id.into(),
+        code_hash: format!("code-{id}"),
+        parameters: BTreeMap::from([("x".to_string(), json!(1))]),
+        inputs: upstream
+            .map(|up| {
+                BTreeMap::from([(
+                    "input".to_string(),
+                    InputSpec::Artifact(OutputRef {
+                        invocation: up.into(),
+                        output: "output".into(),
+                    }),
+                )])
+            })
+            .unwrap_or_default(),
+        after: Vec::new(),
+        upstream: upstream.map(|u| vec![u.to_string()]).unwrap_or_default(),
+        outputs: vec![output("output")],
+        config: StepConfig::default(),
+    };
+    Snapshot {
+        format_version: weft_core::snapshot::FORMAT_VERSION,
+        pipeline: pipeline.into(),
+        parameters: BTreeMap::from([("n".to_string(), json!(3))]),
+        execution_mode: mode,
+        invocations: vec![
+            invocation("a", None),
+            invocation("b", Some("a")),
+            invocation("c", Some("b")),
+        ],
+    }
+}
+
+fn running(run: RunId, invocation: &str) -> NewStepRun {
+    NewStepRun {
+        run_id: run,
+        invocation: invocation.into(),
+        step: invocation.into(),
+        code_hash: format!("code-{invocation}"),
+        parameters: json!({"x": 1}),
+        config: json!({}),
+        status: Status::Running,
+        status_reason: None,
+        error: None,
+        inputs: Vec::new(),
+        parents: Vec::new(),
+        cache_key: None,
+        original_step_run: None,
+    }
+}
+
+fn version(name: &str, content: &str) -> NewArtifactVersion {
+    NewArtifactVersion {
+        name: name.into(),
+        has_custom_name: false,
+        version: None,
+        artifact_type: ArtifactType::Data,
+        uri: format!("file:///store/{name}/{content}/"),
+        materializer: "weft.json".into(),
+        materializer_version: 1,
+        data_type: "u64".into(),
+        content_hash: format!("hash-{content}"),
+        size: 3,
+        files: vec![FileRecord {
+            name: "data.json".into(),
+            size: 3,
+            blake3: format!("b3-{content}"),
+        }],
+        save_type: SaveType::StepOutput,
+        metadata: BTreeMap::from([("storage_size".to_string(), json!(3))]),
+        tags: Vec::new(),
+    }
+}
+
+async fn new_run(store: &Store, pipeline: &str) -> RunId {
+    let run = store
+        .create_run(NewRun {
+            snapshot: chain_snapshot(pipeline, ExecutionMode::ContinueOnFailure),
+            config: json!({"max_parallelism": 2}),
+        })
+        .await
+        .unwrap();
+    run.id
+}
+
+/// Runs one step run of `invocation` to completion with one output; returns its id and the
+/// output's version id.
+async fn complete(
+    store: &Store,
+    run: RunId,
+    invocation: &str,
+    inputs: Vec<NewInput>,
+    parents: Vec<StepRunId>,
+    artifact: &str,
+) -> (StepRunId, weft_core::ArtifactVersionId) {
+    let mut new = running(run, invocation);
+    new.inputs = inputs;
+    new.parents = parents;
+    let step_run = store.create_step_runs(vec![new]).await.unwrap().remove(0);
+    let outputs = store
+        .complete_step_run(
+            step_run.id,
+            Completion {
+                outputs: vec![("output".into(), version(artifact, &step_run.id.to_string()))],
+                log_uri: None,
+            },
+        )
+        .await
+        .unwrap();
+    (step_run.id, outputs[0].artifact_version.id)
+}
+
+/// A new run is `initializing`; the same snapshot content is stored once and reads back equal.
+pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store) {
+    let first = store.run(new_run(&store, "training").await).await.unwrap();
+    let second = store.run(new_run(&store, "training").await).await.unwrap();
+    assert_eq!(first.status, Status::Initializing);
+    assert_eq!(first.pipeline, "training");
+    assert_eq!(first.invocations, 3);
+    assert_eq!(first.config, json!({"max_parallelism": 2}));
+    assert!(first.name.starts_with("training-"));
+    assert_eq!(first.snapshot_id, second.snapshot_id);
+    let snapshot = store
+        .snapshot(first.snapshot_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot,
+        chain_snapshot("training", ExecutionMode::ContinueOnFailure)
+    );
+    assert!(first.started_at.is_none() && first.ended_at.is_none());
+}
+
+/// Runs are found by full id, unique prefix, name and `latest`; filters apply.
+pub async fn runs_are_found_by_id_prefix_name_and_latest(store: Store) {
+    let first = new_run(&store, "alpha").await;
+    let second = new_run(&store, "beta").await;
+    assert_eq!(store.find_run("latest").await.unwrap().id, second);
+    assert_eq!(store.find_run(&first.to_string()).await.unwrap().id, first);
+    let name = store.run(first).await.unwrap().name;
+    assert_eq!(store.find_run(&name).await.unwrap().id, first);
+    let unique_tail = &second.to_string()[..36];
+    assert_eq!(store.find_run(unique_tail).await.unwrap().id, second);
+    let all = store.runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [second, first],
+        "newest first"
+    );
+    let alpha = store
+        .runs(&RunFilter {
+            pipeline: Some("alpha".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alpha.len(), 1);
+    let limited = store
+        .runs(&RunFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+}
+
+/// The first step run moves the run to `running`; completion registers version 1 with its
+/// metadata, then version 2 in the next run; the run completes once every invocation did.
+pub async fn a_step_run_moves_its_run_to_running_and_completion_registers_outputs(store: Store) {
+    let run = new_run(&store, "p").await;
+    let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
+    let after_first = store.run(run).await.unwrap();
+    assert_eq!(after_first.status, Status::Running);
+    assert!(after_first.started_at.is_some());
+    let a_run = store.step_run(a).await.unwrap();
+    assert_eq!(a_run.status, Status::Completed);
+    assert_eq!(a_run.attempt, 1);
+    assert!(a_run.ended_at.is_some());
+    let version = store.artifact_version(a_out).await.unwrap();
+    assert_eq!((version.version.as_str(), version.producer), ("1", Some(a)));
+    assert_eq!(version.files[0].name, "data.json");
+    let input = |v| {
+        vec![NewInput {
+            name: "input".into(),
+            position: 0,
+            artifact_version: v,
+            kind: InputKind::StepOutput,
+        }]
+    };
+    let (_, b_out) = complete(&store, run, "b", input(a_out), vec![a], "p::b::output").await;
+    assert_eq!(
+        store.refresh_static_run(run).await.unwrap().status,
+        Status::Running
+    );
+    let (_, _) = complete(&store, run, "c", input(b_out), vec![], "p::c::output").await;
+    let finished = store.refresh_static_run(run).await.unwrap();
+    assert_eq!(finished.status, Status::Completed);
+    assert!(finished.ended_at.is_some());
+
+    let next = new_run(&store, "p").await;
+    let (_, again) = complete(&store, next, "a", vec![], vec![], "p::a::output").await;
+    assert_eq!(store.artifact_version(again).await.unwrap().version, "2");
+    let versions = store.artifact_versions("p::a::output").await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>(),
+        ["2", "1"]
+    );
+}
+
+/// Completing, failing or stopping a finished step run is refused, and so is a step run in a
+/// finished run.
+pub async fn finished_statuses_never_change(store: Store) {
+    let run = new_run(&store, "p").await;
+    let (a, _) = complete(&store, run, "a", vec![], vec![], "x").await;
+    let again = store
+        .complete_step_run(a, Completion::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::Transition { .. }), "{again}");
+    assert!(
+        again.to_string().contains("completed is finished"),
+        "{again}"
+    );
+    let failed = store
+        .fail_step_run(a, error("late"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, Error::Transition { .. }), "{failed}");
+    assert!(store.stop_step_run(a, "late").await.is_err());
+    assert_eq!(store.step_run(a).await.unwrap().status, Status::Completed);
+
+    let run = store
+        .fail_run(run, "the orchestrator gave up")
+        .await
+        .unwrap();
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(
+        run.status_reason.as_deref(),
+        Some("the orchestrator gave up")
+    );
+    let late = store
+        .create_step_runs(vec![running(run.id, "b")])
+        .await
+        .unwrap_err();
+    assert!(matches!(late, Error::Conflict(_)), "{late}");
+    assert!(store.fail_run(run.id, "again").await.is_err());
+}
+
+fn error(message: &str) -> StepError {
+    StepError {
+        kind: StepErrorKind::Error,
+        message: message.into(),
+        chain: vec![message.into(), "caused by this".into()],
+        backtrace: None,
+    }
+}
+
+/// A failed step run keeps its error; the run ends `failed` once nothing is left.
+pub async fn failed_step_runs_keep_their_error_and_fail_the_run(store: Store) {
+    let run = new_run(&store, "p").await;
+    let a = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    let failed = store
+        .fail_step_run(a.id, error("boom"), Some("logs/x/".into()))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(
+        failed.error.as_ref().unwrap().chain,
+        ["boom", "caused by this"]
+    );
+    assert_eq!(store.log(a.id).await.unwrap().unwrap().uri, "logs/x/");
+    let mut skipped = Vec::new();
+    for invocation in ["b", "c"] {
+        let mut new = running(run, invocation);
+        new.status = Status::Skipped;
+        new.status_reason = Some("upstream `a` failed".into());
+        skipped.push(new);
+    }
+    let skipped = store.create_step_runs(skipped).await.unwrap();
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s.status == Status::Skipped && s.ended_at.is_some())
+    );
+    let run = store.refresh_static_run(run).await.unwrap();
+    assert_eq!(run.status, Status::Failed);
+}
+
+/// Skipped and cached step runs count as finished; a cached one reuses the original's outputs.
+pub async fn skipped_and_cached_step_runs_finish_a_run(store: Store) {
+    let first = new_run(&store, "p").await;
+    let (original, output) = complete(&store, first, "a", vec![], vec![], "p::a::output").await;
+    let run = new_run(&store, "p").await;
+    let mut cached = running(run, "a");
+    cached.status = Status::Cached;
+    cached.original_step_run = Some(original);
+    cached.cache_key = Some("key".into());
+    let cached = store
+        .create_step_runs(vec![cached])
+        .await
+        .unwrap()
+        .remove(0);
+    let outputs = store.step_run_outputs(cached.id).await.unwrap();
+    assert_eq!(
+        outputs[0].artifact_version.id, output,
+        "no copy: the same version"
+    );
+    assert_eq!(
+        store.step_run(cached.id).await.unwrap().original_step_run,
+        Some(original)
+    );
+    let mut rest = Vec::new();
+    for invocation in ["b", "c"] {
+        let mut new = running(run, invocation);
+        new.status = Status::Skipped;
+        rest.push(new);
+    }
+    store.create_step_runs(rest).await.unwrap();
+    assert_eq!(
+        store.refresh_static_run(run).await.unwrap().status,
+        Status::Completed
+    );
+}
+
+/// A new attempt after a failure gets the next attempt number; an attempt after success is
+/// refused.
+pub async fn retries_get_new_attempt_numbers(store: Store) {
+    let run = new_run(&store, "p").await;
+    let first = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .fail_step_run(first.id, error("flaky"), None)
+        .await
+        .unwrap();
+    let second = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+    let still_running = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(still_running, Error::Conflict(_)),
+        "{still_running}"
+    );
+    store
+        .complete_step_run(second.id, Completion::default())
+        .await
+        .unwrap();
+    let after_success = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(after_success, Error::Conflict(_)),
+        "{after_success}"
+    );
+    let found = store.find_step_run(run, "a").await.unwrap();
+    assert_eq!(found.id, second.id, "the latest attempt");
+}
+
+/// Many writers completing outputs of one artifact at once get distinct, consecutive versions.
+pub async fn concurrent_completions_never_share_a_version(store: Store) {
+    let run = new_run(&store, "p").await;
+    let mut tasks = Vec::new();
+    for index in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut new = running(run, &format!("step_{index}"));
+            new.step = "step".into();
+            let step_run = store.create_step_runs(vec![new]).await.unwrap().remove(0);
+            store
+                .complete_step_run(
+                    step_run.id,
+                    Completion {
+                        outputs: vec![("output".into(), version("shared", &index.to_string()))],
+                        log_uri: None,
+                    },
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut versions: Vec<u32> = store
+        .artifact_versions("shared")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version.parse().unwrap())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (1..=24).collect::<Vec<_>>());
+}
+
+/// An explicit version string is taken as is, and only once.
+pub async fn explicit_versions_must_be_unique(store: Store) {
+    let mut new = version("model", "x");
+    new.version = Some("v1.0".into());
+    new.save_type = SaveType::External;
+    let created = store.create_artifact_version(new.clone()).await.unwrap();
+    assert_eq!(created.version, "v1.0");
+    assert_eq!(created.producer, None);
+    let again = store.create_artifact_version(new).await.unwrap_err();
+    assert!(matches!(again, Error::Conflict(_)), "{again}");
+    let next = store
+        .create_artifact_version(version("model", "y"))
+        .await
+        .unwrap();
+    assert_eq!(next.version, "1");
+}
+
+/// Versions are found by id, id prefix, `name:version` and `name:latest`; artifacts list with
+/// their counts.
+pub async fn artifact_versions_are_found_by_name_and_version(store: Store) {
+    let first = store
+        .create_artifact_version(version("data", "1"))
+        .await
+        .unwrap();
+    let second = store
+        .create_artifact_version(version("data", "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_artifact_version("data:1").await.unwrap().id,
+        first.id
+    );
+    assert_eq!(
+        store.find_artifact_version("data:latest").await.unwrap().id,
+        second.id
+    );
+    assert_eq!(
+        store
+            .find_artifact_version(&second.id.to_string())
+            .await
+            .unwrap()
+            .id,
+        second.id
+    );
+    let mut custom = version("named", "3");
+    custom.has_custom_name = true;
+    store.create_artifact_version(custom).await.unwrap();
+    let all = store.artifacts(false).await.unwrap();
+    let data = all.iter().find(|a| a.name == "data").unwrap();
+    assert_eq!(
+        (data.version_count, data.latest_version.as_deref()),
+        (2, Some("2"))
+    );
+    let custom = store.artifacts(true).await.unwrap();
+    assert_eq!(
+        custom.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["named"]
+    );
+}
+
+/// Producer, consumers and the lineage graph in both directions, across runs.
+pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
+    let input = |v| {
+        vec![NewInput {
+            name: "input".into(),
+            position: 0,
+            artifact_version: v,
+            kind: InputKind::StepOutput,
+        }]
+    };
+    let run = new_run(&store, "p").await;
+    let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
+    let (b, b_out) = complete(&store, run, "b", input(a_out), vec![a], "p::b::output").await;
+    let (c, c_out) = complete(&store, run, "c", input(b_out), vec![b], "p::c::output").await;
+    // A second run reads `a`'s output as an external input.
+    let other = new_run(&store, "q").await;
+    let mut external = input(a_out);
+    external[0].kind = InputKind::External;
+    let (d, d_out) = complete(&store, other, "a", external, vec![], "q::a::output").await;
+
+    assert_eq!(store.producer(b_out).await.unwrap().unwrap().id, b);
+    let consumers: Vec<StepRunId> = store
+        .consumers(a_out)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(consumers, [b, d]);
+
+    let up = store.lineage(c_out, Direction::Upstream, 10).await.unwrap();
+    let mut up_versions: Vec<_> = up.artifact_versions.iter().map(|v| v.id).collect();
+    up_versions.sort();
+    assert_eq!(up_versions, [a_out, b_out]);
+    let mut up_steps: Vec<_> = up.step_runs.iter().map(|s| s.id).collect();
+    up_steps.sort();
+    assert_eq!(up_steps, [a, b, c]);
+    assert!(up.reads.contains(&(a_out, b, "input".into())));
+    assert!(up.writes.contains(&(c, c_out, "output".into())));
+
+    let down = store
+        .lineage(a_out, Direction::Downstream, 10)
+        .await
+        .unwrap();
+    let mut down_versions: Vec<_> = down.artifact_versions.iter().map(|v| v.id).collect();
+    down_versions.sort();
+    assert_eq!(down_versions, [b_out, c_out, d_out]);
+
+    let shallow = store
+        .lineage(a_out, Direction::Downstream, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        shallow.artifact_versions.len(),
+        2,
+        "one step deep: b's and d's outputs"
+    );
+}
+
+/// The run graph holds every step run with its parents, inputs and outputs.
+pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
+    let input = |v| {
+        vec![NewInput {
+            name: "input".into(),
+            position: 0,
+            artifact_version: v,
+            kind: InputKind::StepOutput,
+        }]
+    };
+    let run = new_run(&store, "p").await;
+    let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
+    let (b, _) = complete(&store, run, "b", input(a_out), vec![a], "p::b::output").await;
+    let graph = store.run_graph(run).await.unwrap();
+    assert_eq!(
+        graph
+            .step_runs
+            .iter()
+            .map(|s| s.invocation.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(graph.parents, [(a, b)]);
+    assert_eq!(graph.inputs.len(), 1);
+    assert_eq!(
+        (graph.inputs[0].0, graph.inputs[0].1.artifact_version.id),
+        (b, a_out)
+    );
+    assert_eq!(graph.outputs.len(), 2);
+    assert_eq!(store.step_run_parents(b).await.unwrap(), [a]);
+    assert_eq!(
+        store.step_run_inputs(b).await.unwrap()[0]
+            .artifact_version
+            .id,
+        a_out
+    );
+}
+
+/// Metadata belongs to one resource; setting a key again replaces it.
+pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) {
+    let run = new_run(&store, "p").await;
+    let (a, a_out) = complete(&store, run, "a", vec![], vec![], "x").await;
+    let system = store
+        .metadata(Resource::ArtifactVersion(a_out))
+        .await
+        .unwrap();
+    assert_eq!(system[0].key, "storage_size");
+    assert_eq!(system[0].source, MetadataSource::System);
+    store
+        .log_metadata(
+            Resource::StepRun(a),
+            vec![("accuracy".into(), json!(0.5))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap();
+    store
+        .log_metadata(
+            Resource::StepRun(a),
+            vec![("accuracy".into(), json!(0.9)), ("epochs".into(), json!(3))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap();
+    let entries = store.metadata(Resource::StepRun(a)).await.unwrap();
+    let entries: Vec<_> = entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.clone()))
+        .collect();
+    assert_eq!(entries, [("accuracy", json!(0.9)), ("epochs", json!(3))]);
+    assert!(store.metadata(Resource::Run(run)).await.unwrap().is_empty());
+}
+
+/// Tags attach to versions (once each); logs are found by step run.
+pub async fn tags_and_logs_are_recorded(store: Store) {
+    let mut tagged = version("t", "1");
+    tagged.tags = vec!["gold".into(), "iris".into()];
+    let created = store.create_artifact_version(tagged).await.unwrap();
+    assert_eq!(created.tags, ["gold", "iris"]);
+    store
+        .tag_artifact_version(created.id, &["gold".into(), "best".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.artifact_version(created.id).await.unwrap().tags,
+        ["best", "gold", "iris"]
+    );
+
+    let run = new_run(&store, "p").await;
+    let a = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(store.log(a.id).await.unwrap().is_none());
+    store
+        .complete_step_run(
+            a.id,
+            Completion {
+                outputs: vec![],
+                log_uri: Some("logs/r/a/".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let log = store.log(a.id).await.unwrap().unwrap();
+    assert_eq!((log.run_id, log.uri.as_str()), (run, "logs/r/a/"));
+}
+
+/// Missing and ambiguous references are reported as such, never as database errors.
+pub async fn unknown_references_are_clear_errors(store: Store) {
+    assert!(matches!(
+        store.find_run("latest").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.find_run("nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.run(RunId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.step_run(StepRunId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.artifact_versions("ghost").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.find_artifact_version("ghost:1").await,
+        Err(Error::NotFound { .. })
+    ));
+    let run = new_run(&store, "p").await;
+    let mut bad = running(run, "a");
+    bad.inputs = vec![NewInput {
+        name: "input".into(),
+        position: 0,
+        artifact_version: weft_core::ArtifactVersionId::new(),
+        kind: InputKind::External,
+    }];
+    let error = store.create_step_runs(vec![bad]).await.unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error}");
+    // Nothing of the refused transaction remains.
+    assert!(store.step_runs(run).await.unwrap().is_empty());
+    assert_eq!(store.run(run).await.unwrap().status, Status::Initializing);
+    let message = store
+        .find_run("ffffffff-0000")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(message, "no run matches `ffffffff-0000`");
+}

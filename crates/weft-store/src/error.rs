@@ -1,0 +1,87 @@
+//! Errors of the metadata store.
+
+use weft_core::status::TransitionError;
+
+/// What went wrong in the metadata store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store's URL cannot be used.
+    #[error("invalid metadata store URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store cannot be opened or created.
+    #[error("cannot open the metadata store at {location}: {source}")]
+    Open {
+        /// Where it was looked for.
+        location: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the metadata store at {location}: {source}")]
+    Migrate {
+        /// Where the store is.
+        location: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Nothing matches the reference.
+    #[error("no {kind} matches `{reference}`")]
+    NotFound {
+        /// What was looked for (run, step run, artifact, ...).
+        kind: &'static str,
+        /// The id, prefix or name given.
+        reference: String,
+    },
+    /// A prefix matches several records.
+    #[error("`{reference}` matches {count} {kind}s; give more characters of the id")]
+    Ambiguous {
+        /// What was looked for.
+        kind: &'static str,
+        /// The prefix given.
+        reference: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// A status change the state machine refuses.
+    #[error("{kind} {id}: {source}")]
+    Transition {
+        /// Run or step run.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The refused change.
+        #[source]
+        source: TransitionError,
+    },
+    /// A write conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored record cannot be decoded (written by an incompatible version, or damaged).
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: String,
+        /// Why it cannot be decoded.
+        reason: String,
+    },
+    /// The database reported an error.
+    #[error("metadata store error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+impl Error {
+    pub(crate) fn corrupt(what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The metadata store: where weft remembers every run, step run, artifact version and the
+//! links between them.
+//!
+//! The API is a set of small async traits split by aggregate ([`RunStore`],
+//! [`StepRunStore`], [`ArtifactRecords`], [`LineageStore`], [`MetadataRecords`]), gathered in
+//! [`MetadataStore`] so the engine can hold one `Arc<dyn MetadataStore>` and never name a
+//! backend. Every write that changes a status runs in one transaction and consults
+//! `weft_core::status`, so an illegal change is an error and a crash between two statements
+//! cannot leave a run half-updated.
+//!
+//! [`SqliteStore`] is the embedded default (WAL, busy timeout, one writer connection, reads
+//! on a pool). The [`conformance`] suite (feature `conformance`) is the contract: a backend is
+//! done when it passes it unchanged.
+
+mod api;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+pub mod model;
+mod sqlite;
+mod time;
+
+pub use api::{
+    ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore, StepRunStore,
+};
+pub use error::Error;
+pub use sqlite::SqliteStore;
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Opens the metadata store at `url`. Relative paths are taken from `base`.
+///
+/// Supported: `sqlite://<path>` (created on first use).
+pub async fn open(url: &str, base: &std::path::Path) -> Result<std::sync::Arc<dyn MetadataStore>> {
+    match url.split_once("://") {
+        Some(("sqlite", path)) => {
+            let path = base.join(path);
+            Ok(std::sync::Arc::new(SqliteStore::open(&path).await?))
+        }
+        Some((scheme, _)) => Err(Error::InvalidUrl {
+            url: url.into(),
+            reason: format!(
+                "`{scheme}://` metadata stores are not supported by this build; use sqlite://<path>"
+            ),
+        }),
+        None => Err(Error::InvalidUrl {
+            url: url.into(),
+            reason: "expected a URL such as sqlite://.weft/weft.db".into(),
+        }),
+    }
+}

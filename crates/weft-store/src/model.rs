@@ -1,0 +1,451 @@
+//! The records of the metadata store and the requests that create them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weft_core::artifact::{ArtifactType, FileRecord};
+use weft_core::{ArtifactId, ArtifactVersionId, RunId, Snapshot, SnapshotId, Status, StepRunId};
+
+/// Key/value facts attached to a run, step run or artifact version.
+pub type Metadata = BTreeMap<String, Value>;
+
+/// One pipeline run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The run's id.
+    pub id: RunId,
+    /// A readable name: `<pipeline>-<date>-<time>`.
+    pub name: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The plan it executes.
+    pub snapshot_id: Option<SnapshotId>,
+    /// How many invocations the plan has.
+    pub invocations: u32,
+    /// Its status.
+    pub status: Status,
+    /// Why it has this status, when that needs saying (for example why it failed).
+    pub status_reason: Option<String>,
+    /// The options it was started with.
+    pub config: Value,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When its first step started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A request to record a new run of a snapshot, as `initializing`.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    /// The compiled plan; stored once per content.
+    pub snapshot: Snapshot,
+    /// The options it is started with.
+    pub config: Value,
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    /// Only runs of this pipeline.
+    pub pipeline: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<Status>,
+    /// At most this many, newest first.
+    pub limit: Option<u32>,
+}
+
+/// One attempt of one invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRun {
+    /// The step run's id.
+    pub id: StepRunId,
+    /// The run it belongs to.
+    pub run_id: RunId,
+    /// The invocation id, unique in the run.
+    pub invocation: String,
+    /// The step's name.
+    pub step: String,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Its status.
+    pub status: Status,
+    /// Why it has this status, when that needs saying (skipped because ..., stopped because ...).
+    pub status_reason: Option<String>,
+    /// Hash of the step's code.
+    pub code_hash: String,
+    /// Parameters it was called with.
+    pub parameters: Value,
+    /// Its settings.
+    pub config: Value,
+    /// The key it is cached under, if caching applied.
+    pub cache_key: Option<String>,
+    /// For a cached step run: the step run whose outputs it reuses.
+    pub original_step_run: Option<StepRunId>,
+    /// What went wrong, for a failed step run.
+    pub error: Option<StepError>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it started executing.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// The error of a failed step run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    /// Whether the step returned an error or panicked (or something else stopped it).
+    pub kind: StepErrorKind,
+    /// The top-level message.
+    pub message: String,
+    /// The messages of the causes, outermost first (the first is `message`).
+    pub chain: Vec<String>,
+    /// A backtrace, when one was captured.
+    pub backtrace: Option<String>,
+}
+
+/// How a step run failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepErrorKind {
+    /// The step function returned `Err`.
+    Error,
+    /// The step function panicked.
+    Panic,
+    /// weft could not prepare or finish the step (inputs, outputs, storage).
+    System,
+}
+
+/// A request to record a step run.
+#[derive(Clone, Debug)]
+pub struct NewStepRun {
+    /// The run.
+    pub run_id: RunId,
+    /// The invocation id.
+    pub invocation: String,
+    /// The step's name.
+    pub step: String,
+    /// Hash of the step's code.
+    pub code_hash: String,
+    /// Parameters (a JSON object).
+    pub parameters: Value,
+    /// Settings (a JSON object).
+    pub config: Value,
+    /// The initial status: running, skipped, cached, failed, ...
+    pub status: Status,
+    /// Why, when the status needs it.
+    pub status_reason: Option<String>,
+    /// The error, for a step run created as failed.
+    pub error: Option<StepError>,
+    /// Artifact versions it reads.
+    pub inputs: Vec<NewInput>,
+    /// Step runs it waited for (data and ordering).
+    pub parents: Vec<StepRunId>,
+    /// Its cache key.
+    pub cache_key: Option<String>,
+    /// For a cached step run: the original.
+    pub original_step_run: Option<StepRunId>,
+}
+
+/// One artifact version read by a step run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInput {
+    /// The argument name.
+    pub name: String,
+    /// Index inside a fan-in input; 0 otherwise.
+    pub position: u32,
+    /// The version read.
+    pub artifact_version: ArtifactVersionId,
+    /// Where it came from.
+    pub kind: InputKind,
+}
+
+/// Where an input artifact version came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// An output of an upstream step of the same run.
+    StepOutput,
+    /// A version that existed before the run, passed in by id.
+    External,
+    /// Loaded by the step's own code.
+    Manual,
+}
+
+/// How an artifact version came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveType {
+    /// Returned by a step.
+    StepOutput,
+    /// Uploaded from outside any run.
+    External,
+    /// Saved by code inside a step.
+    Manual,
+}
+
+macro_rules! text_enum {
+    ($ty:ty, $what:literal, { $($variant:path => $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name used in storage and output.
+            pub fn as_str(self) -> &'static str {
+                match self { $($variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok($variant),)*
+                    _ => Err(format!("unknown {} `{text}`", $what)),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(InputKind, "input kind", {
+    InputKind::StepOutput => "step_output",
+    InputKind::External => "external",
+    InputKind::Manual => "manual",
+});
+text_enum!(SaveType, "save type", {
+    SaveType::StepOutput => "step_output",
+    SaveType::External => "external",
+    SaveType::Manual => "manual",
+});
+
+/// A named series of artifact versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The artifact's id.
+    pub id: ArtifactId,
+    /// Its name: a custom one, or `<pipeline>::<invocation>::<output>`.
+    pub name: String,
+    /// Whether the name was chosen by the user.
+    pub has_custom_name: bool,
+    /// How many versions it has.
+    pub version_count: u64,
+    /// Its newest version.
+    pub latest_version: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One stored, immutable value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactVersion {
+    /// The version's id.
+    pub id: ArtifactVersionId,
+    /// The artifact it belongs to.
+    pub artifact_id: ArtifactId,
+    /// The artifact's name.
+    pub name: String,
+    /// The version: `1`, `2`, ... or an explicit string.
+    pub version: String,
+    /// The kind of artifact.
+    pub artifact_type: ArtifactType,
+    /// Where its files are.
+    pub uri: String,
+    /// The materializer that wrote it.
+    pub materializer: String,
+    /// The version of that materializer's format.
+    pub materializer_version: u32,
+    /// The Rust type of the value.
+    pub data_type: String,
+    /// Hash of its content, used to verify it and for caching.
+    pub content_hash: String,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Its files, with sizes and hashes.
+    pub files: Vec<FileRecord>,
+    /// How it came to be.
+    pub save_type: SaveType,
+    /// The step run that produced it.
+    pub producer: Option<StepRunId>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A request to register a stored artifact version.
+#[derive(Clone, Debug)]
+pub struct NewArtifactVersion {
+    /// The artifact's name; the artifact is created on first use.
+    pub name: String,
+    /// Whether the name was chosen by the user.
+    pub has_custom_name: bool,
+    /// An explicit version; `None` takes the next integer.
+    pub version: Option<String>,
+    /// The kind of artifact.
+    pub artifact_type: ArtifactType,
+    /// Where its files are.
+    pub uri: String,
+    /// The materializer that wrote it.
+    pub materializer: String,
+    /// The version of that materializer's format.
+    pub materializer_version: u32,
+    /// The Rust type.
+    pub data_type: String,
+    /// Hash of its content.
+    pub content_hash: String,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Its files.
+    pub files: Vec<FileRecord>,
+    /// How it came to be.
+    pub save_type: SaveType,
+    /// Facts about it (stored as system metadata).
+    pub metadata: Metadata,
+    /// Tags to attach.
+    pub tags: Vec<String>,
+}
+
+/// A step run's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepOutput {
+    /// The output's name.
+    pub name: String,
+    /// The version it produced (or reused).
+    pub artifact_version: ArtifactVersion,
+}
+
+/// A step run's input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepInput {
+    /// The argument name.
+    pub name: String,
+    /// Index inside a fan-in input.
+    pub position: u32,
+    /// Where it came from.
+    pub kind: InputKind,
+    /// The version read.
+    pub artifact_version: ArtifactVersion,
+}
+
+/// How a step run finished successfully.
+#[derive(Clone, Debug, Default)]
+pub struct Completion {
+    /// Outputs to register, by output name.
+    pub outputs: Vec<(String, NewArtifactVersion)>,
+    /// Where its log is, if it logged anything.
+    pub log_uri: Option<String>,
+}
+
+/// Everything needed to draw a run: its step runs and how they connect.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunGraph {
+    /// Every step run, in creation order.
+    pub step_runs: Vec<StepRun>,
+    /// `(parent, child)` pairs.
+    pub parents: Vec<(StepRunId, StepRunId)>,
+    /// Inputs per step run.
+    pub inputs: Vec<(StepRunId, StepInput)>,
+    /// Outputs per step run.
+    pub outputs: Vec<(StepRunId, StepOutput)>,
+}
+
+/// What a resource's metadata belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A run.
+    Run(RunId),
+    /// A step run.
+    StepRun(StepRunId),
+    /// An artifact version.
+    ArtifactVersion(ArtifactVersionId),
+}
+
+impl Resource {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Resource::Run(_) => "run",
+            Resource::StepRun(_) => "step_run",
+            Resource::ArtifactVersion(_) => "artifact_version",
+        }
+    }
+
+    pub(crate) fn id(&self) -> String {
+        match self {
+            Resource::Run(id) => id.to_string(),
+            Resource::StepRun(id) => id.to_string(),
+            Resource::ArtifactVersion(id) => id.to_string(),
+        }
+    }
+}
+
+/// Who wrote a metadata entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataSource {
+    /// weft itself (sizes, durations, ...).
+    System,
+    /// User code (`log_metadata`).
+    User,
+}
+
+text_enum!(MetadataSource, "metadata source", {
+    MetadataSource::System => "system",
+    MetadataSource::User => "user",
+});
+
+/// One metadata entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetadataEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+    /// Who wrote it.
+    pub source: MetadataSource,
+}
+
+/// A step run's log, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRef {
+    /// The run.
+    pub run_id: RunId,
+    /// The step run, or `None` for the pipeline's own log.
+    pub step_run_id: Option<StepRunId>,
+    /// Where the log's chunks are in the artifact store.
+    pub uri: String,
+}
+
+/// The lineage of an artifact version across runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The version asked about.
+    pub root: Option<ArtifactVersion>,
+    /// Step runs involved, by id.
+    pub step_runs: Vec<StepRun>,
+    /// Artifact versions involved, by id.
+    pub artifact_versions: Vec<ArtifactVersion>,
+    /// `(artifact version, step run, input name)`: the step run read the version.
+    pub reads: Vec<(ArtifactVersionId, StepRunId, String)>,
+    /// `(step run, artifact version, output name)`: the step run produced the version.
+    pub writes: Vec<(StepRunId, ArtifactVersionId, String)>,
+}
+
+/// Which way to follow lineage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards what a version was made from.
+    Upstream,
+    /// Towards what was made from a version.
+    Downstream,
+}

@@ -1,0 +1,333 @@
+//! [`LineageStore`] for SQLite. Graph walks go level by level with batched `IN` queries, so
+//! their cost grows with the size of the lineage, not with the size of the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, Row, params_from_iter};
+use weft_core::{ArtifactVersionId, RunId, StepRunId};
+
+use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, join_version};
+use super::{SqliteStore, placeholders};
+use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
+use crate::{Error, LineageStore, Result};
+
+#[async_trait]
+impl LineageStore for SqliteStore {
+    async fn step_run_inputs(&self, id: StepRunId) -> Result<Vec<StepInput>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
+                     FROM step_run_inputs i {} WHERE i.step_run_id = ? ORDER BY i.name, i.position",
+                    join_version("i.artifact_version_id")
+                ),
+                [id.to_string()],
+                |row| input(row).map(|(_, input)| input),
+            )
+        })
+        .await
+    }
+
+    async fn step_run_outputs(&self, id: StepRunId) -> Result<Vec<StepOutput>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT o.step_run_id, o.name AS output_name, {VERSION_COLUMNS} \
+                     FROM step_run_outputs o {} WHERE o.step_run_id = ? ORDER BY o.name",
+                    join_version("o.artifact_version_id")
+                ),
+                [id.to_string()],
+                |row| output(row).map(|(_, output)| output),
+            )
+        })
+        .await
+    }
+
+    async fn step_run_parents(&self, id: StepRunId) -> Result<Vec<StepRunId>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                "SELECT parent_id FROM step_run_parents WHERE child_id = ? ORDER BY parent_id",
+                [id.to_string()],
+                |row| rows::parse("step run id", &row.get::<_, String>(0)?),
+            )
+        })
+        .await
+    }
+
+    async fn run_graph(&self, run: RunId) -> Result<RunGraph> {
+        self.read(move |connection| {
+            let run = run.to_string();
+            Ok(RunGraph {
+                step_runs: rows::all(
+                    connection,
+                    &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"),
+                    [&run],
+                    rows::step_run,
+                )?,
+                parents: rows::all(
+                    connection,
+                    "SELECT p.parent_id, p.child_id FROM step_run_parents p \
+                     JOIN step_runs s ON s.id = p.child_id WHERE s.run_id = ? ORDER BY p.child_id, p.parent_id",
+                    [&run],
+                    |row| {
+                        Ok((
+                            rows::parse("step run id", &row.get::<_, String>(0)?)?,
+                            rows::parse("step run id", &row.get::<_, String>(1)?)?,
+                        ))
+                    },
+                )?,
+                inputs: rows::all(
+                    connection,
+                    &format!(
+                        "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
+                         FROM step_run_inputs i JOIN step_runs s ON s.id = i.step_run_id {} \
+                         WHERE s.run_id = ? ORDER BY i.step_run_id, i.name, i.position",
+                        join_version("i.artifact_version_id")
+                    ),
+                    [&run],
+                    input,
+                )?,
+                outputs: rows::all(
+                    connection,
+                    &format!(
+                        "SELECT o.step_run_id, o.name AS output_name, {VERSION_COLUMNS} \
+                         FROM step_run_outputs o JOIN step_runs s ON s.id = o.step_run_id {} \
+                         WHERE s.run_id = ? ORDER BY o.step_run_id, o.name",
+                        join_version("o.artifact_version_id")
+                    ),
+                    [&run],
+                    output,
+                )?,
+            })
+        })
+        .await
+    }
+
+    async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>> {
+        self.read(move |connection| {
+            rows::first(
+                connection,
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM artifact_versions v \
+                     JOIN step_runs s ON s.id = v.producer_step_run_id WHERE v.id = ?"
+                ),
+                [id.to_string()],
+                rows::step_run,
+            )
+        })
+        .await
+    }
+
+    async fn consumers(&self, id: ArtifactVersionId) -> Result<Vec<StepRun>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT DISTINCT {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+                     JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id = ? ORDER BY s.id"
+                ),
+                [id.to_string()],
+                rows::step_run,
+            )
+        })
+        .await
+    }
+
+    async fn lineage(
+        &self,
+        id: ArtifactVersionId,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Lineage> {
+        self.read(move |connection| walk(connection, id, direction, depth))
+            .await
+    }
+}
+
+fn walk(
+    connection: &Connection,
+    id: ArtifactVersionId,
+    direction: Direction,
+    depth: u32,
+) -> Result<Lineage> {
+    let root = rows::first(
+        connection,
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM {} WHERE v.id = ?",
+            rows::VERSION_FROM
+        ),
+        [id.to_string()],
+        rows::artifact_version,
+    )?
+    .ok_or_else(|| Error::NotFound {
+        kind: "artifact version",
+        reference: id.to_string(),
+    })?;
+    let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
+    let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
+    let mut reads = BTreeSet::new();
+    let mut writes = BTreeSet::new();
+    versions.insert(id, root.clone());
+    let mut frontier = vec![id];
+    for _ in 0..depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        // Upstream: who made the frontier, and what did they read? Downstream: who read the
+        // frontier, and what did they make?
+        let step_ids: Vec<StepRunId> = match direction {
+            Direction::Upstream => frontier
+                .iter()
+                .filter_map(|version| versions[version].producer)
+                .collect(),
+            Direction::Downstream => {
+                let mut readers = Vec::new();
+                for (step_run, name, version) in readers_of(connection, &frontier)? {
+                    reads.insert((version, step_run.id, name));
+                    readers.push(step_run.id);
+                    step_runs.entry(step_run.id).or_insert(step_run);
+                }
+                readers
+            }
+        };
+        let new_steps: Vec<StepRunId> = {
+            let mut ids = step_ids;
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        for (step_run, output, version) in outputs_of(connection, &new_steps)? {
+            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
+            if relevant {
+                writes.insert((step_run.id, version.id, output));
+            }
+            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
+                next.push(version.id);
+                versions.insert(version.id, version);
+            }
+            step_runs.entry(step_run.id).or_insert(step_run);
+        }
+        if direction == Direction::Upstream {
+            for (step_run, name, version) in inputs_of(connection, &new_steps)? {
+                reads.insert((version.id, step_run, name));
+                if !versions.contains_key(&version.id) {
+                    next.push(version.id);
+                    versions.insert(version.id, version);
+                }
+            }
+        }
+        frontier = next;
+    }
+    versions.remove(&id);
+    Ok(Lineage {
+        root: Some(root),
+        step_runs: step_runs.into_values().collect(),
+        artifact_versions: versions.into_values().collect(),
+        reads: reads.into_iter().collect(),
+        writes: writes.into_iter().collect(),
+    })
+}
+
+/// `(step run, output name, version)` for every output of `step_runs`.
+fn outputs_of(
+    connection: &Connection,
+    step_runs: &[StepRunId],
+) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
+    if step_runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    rows::all(
+        connection,
+        &format!(
+            "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {VERSION_COLUMNS} FROM step_run_outputs o \
+             JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
+            join_version("o.artifact_version_id"),
+            placeholders(step_runs.len())
+        ),
+        params_from_iter(step_runs.iter().map(ToString::to_string)),
+        |row| {
+            Ok((
+                rows::step_run(row)?,
+                row.get("output_name")?,
+                rows::artifact_version(row)?,
+            ))
+        },
+    )
+}
+
+/// `(step run id, input name, version)` for every input of `step_runs`.
+fn inputs_of(
+    connection: &Connection,
+    step_runs: &[StepRunId],
+) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
+    if step_runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    rows::all(
+        connection,
+        &format!(
+            "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
+             FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+            join_version("i.artifact_version_id"),
+            placeholders(step_runs.len())
+        ),
+        params_from_iter(step_runs.iter().map(ToString::to_string)),
+        |row| {
+            let (step_run, input) = input(row)?;
+            Ok((step_run, input.name, input.artifact_version))
+        },
+    )
+}
+
+/// `(step run, input name, version id)` for every read of `versions`.
+fn readers_of(
+    connection: &Connection,
+    versions: &[ArtifactVersionId],
+) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
+    rows::all(
+        connection,
+        &format!(
+            "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+             JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
+            placeholders(versions.len())
+        ),
+        params_from_iter(versions.iter().map(ToString::to_string)),
+        |row| {
+            Ok((
+                rows::step_run(row)?,
+                row.get("input_name")?,
+                rows::parse(
+                    "artifact version id",
+                    &row.get::<_, String>("artifact_version_id")?,
+                )?,
+            ))
+        },
+    )
+}
+
+fn input(row: &Row<'_>) -> Result<(StepRunId, StepInput)> {
+    Ok((
+        rows::parse("step run id", &row.get::<_, String>("step_run_id")?)?,
+        StepInput {
+            name: row.get("input_name")?,
+            position: row.get::<_, i64>("position")? as u32,
+            kind: rows::parse("input kind", &row.get::<_, String>("kind")?)?,
+            artifact_version: rows::artifact_version(row)?,
+        },
+    ))
+}
+
+fn output(row: &Row<'_>) -> Result<(StepRunId, StepOutput)> {
+    Ok((
+        rows::parse("step run id", &row.get::<_, String>("step_run_id")?)?,
+        StepOutput {
+            name: row.get("output_name")?,
+            artifact_version: rows::artifact_version(row)?,
+        },
+    ))
+}

@@ -1,0 +1,59 @@
+//! Versioned, checksummed schema migrations.
+//!
+//! Each migration is an SQL file applied once, inside the same `BEGIN IMMEDIATE` transaction
+//! that records it, so two processes opening a new store at once cannot both apply it. A
+//! migration that changed after it was applied, or a store migrated by a newer build, is
+//! refused with a clear error.
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::{Error, Result, time};
+
+/// Every migration, in order: (version, description, SQL). Never edit a released one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+pub(super) fn run(connection: &mut Connection) -> Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS weft_migrations (
+            version      INTEGER PRIMARY KEY,
+            description  TEXT NOT NULL,
+            checksum     TEXT NOT NULL,
+            applied_at   TEXT NOT NULL
+        )",
+    )?;
+    let applied: Vec<(i64, String)> = tx
+        .prepare("SELECT version, checksum FROM weft_migrations ORDER BY version")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let newest_known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some((version, _)) = applied.iter().find(|(version, _)| *version > newest_known) {
+        return Err(Error::Conflict(format!(
+            "the metadata store has schema version {version}, newer than this build knows ({newest_known}); upgrade weft"
+        )));
+    }
+    for (version, description, sql) in MIGRATIONS {
+        let checksum = blake3::hash(sql.as_bytes()).to_hex().to_string();
+        match applied.iter().find(|(applied, _)| applied == version) {
+            Some((_, recorded)) if *recorded != checksum => {
+                return Err(Error::Conflict(format!(
+                    "migration {version} ({description}) differs from the one applied to this store; migrations must never change"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO weft_migrations (version, description, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                    params![version, description, checksum, time::format(time::now())],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! [`RunStore`] for SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use weft_core::status::{check_run_initial, check_run_transition, derive_static_run_status};
+use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
+
+use super::rows::{self, RUN_COLUMNS, RUN_FROM};
+use super::{SqliteStore, id_prefix};
+use crate::model::{NewRun, Run, RunFilter};
+use crate::{Error, Result, RunStore, time};
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_run(&self, new: NewRun) -> Result<Run> {
+        check_run_initial(Status::Initializing).expect("runs start initializing");
+        let snapshot_id = new.snapshot.id();
+        let spec = canonical::to_vec(&new.snapshot)
+            .map_err(|e| Error::Conflict(format!("the snapshot cannot be encoded: {e}")))?;
+        let spec = String::from_utf8(spec).expect("JSON is UTF-8");
+        let now = time::now();
+        let id = RunId::new();
+        let run = Run {
+            id,
+            name: format!(
+                "{}-{}-{}",
+                new.snapshot.pipeline,
+                now.format("%Y_%m_%d-%H_%M_%S"),
+                &id.to_string()[32..]
+            ),
+            pipeline: new.snapshot.pipeline.clone(),
+            snapshot_id: Some(snapshot_id),
+            invocations: new.snapshot.invocations.len() as u32,
+            status: Status::Initializing,
+            status_reason: None,
+            config: new.config,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+        };
+        let format_version = new.snapshot.format_version;
+        let record = run.clone();
+        self.write(move |tx| {
+            let created_at = time::format(now);
+            tx.prepare_cached(
+                "INSERT INTO pipelines (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![PipelineId::new().to_string(), record.pipeline, created_at])?;
+            let pipeline_id: String = tx
+                .prepare_cached("SELECT id FROM pipelines WHERE name = ?")?
+                .query_row([&record.pipeline], |row| row.get(0))?;
+            let snapshot_id = record.snapshot_id.as_ref().expect("set above").as_str();
+            tx.prepare_cached(
+                "INSERT INTO snapshots (id, pipeline_id, format_version, spec, created_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![snapshot_id, pipeline_id, format_version, spec, created_at])?;
+            tx.prepare_cached(
+                "INSERT INTO runs (id, name, pipeline_id, snapshot_id, invocations, status, config, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                record.id.to_string(),
+                record.name,
+                pipeline_id,
+                snapshot_id,
+                record.invocations,
+                record.status.as_str(),
+                canonical::to_string(&record.config),
+                created_at
+            ])?;
+            Ok(())
+        })
+        .await?;
+        Ok(run)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Run> {
+        self.read(move |connection| run_by_id(connection, id)).await
+    }
+
+    async fn find_run(&self, reference: &str) -> Result<Run> {
+        let reference = reference.to_owned();
+        self.read(move |connection| {
+            let not_found = || Error::NotFound {
+                kind: "run",
+                reference: reference.clone(),
+            };
+            if reference == "latest" {
+                return rows::first(
+                    connection,
+                    &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} ORDER BY r.id DESC LIMIT 1"),
+                    [],
+                    rows::run,
+                )?
+                .ok_or_else(not_found);
+            }
+            if let Ok(id) = reference.parse::<RunId>() {
+                return run_by_id(connection, id);
+            }
+            let by_name = rows::first(
+                connection,
+                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.name = ?"),
+                [&reference],
+                rows::run,
+            )?;
+            if let Some(run) = by_name {
+                return Ok(run);
+            }
+            let pattern = id_prefix(&reference).ok_or_else(not_found)?;
+            let found = rows::all(
+                connection,
+                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id LIKE ? ORDER BY r.id"),
+                [&pattern],
+                rows::run,
+            )?;
+            match found.len() {
+                0 => Err(not_found()),
+                1 => Ok(found.into_iter().next().expect("one")),
+                count => Err(Error::Ambiguous {
+                    kind: "run",
+                    reference: reference.clone(),
+                    count,
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let filter = filter.clone();
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE (?1 IS NULL OR p.name = ?1) \
+                     AND (?2 IS NULL OR r.status = ?2) ORDER BY r.id DESC LIMIT ?3"
+                ),
+                params![
+                    filter.pipeline,
+                    filter.status.map(Status::as_str),
+                    filter.limit.map_or(-1, i64::from)
+                ],
+                rows::run,
+            )
+        })
+        .await
+    }
+
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let id = id.clone();
+        self.read(move |connection| {
+            let (version, spec): (i64, String) = connection
+                .prepare_cached("SELECT format_version, spec FROM snapshots WHERE id = ?")?
+                .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| Error::NotFound { kind: "snapshot", reference: id.to_string() })?;
+            if version as u32 > weft_core::snapshot::FORMAT_VERSION {
+                return Err(Error::corrupt(
+                    format!("snapshot {id}"),
+                    format!(
+                        "it uses format version {version}, newer than this build's {}; upgrade weft",
+                        weft_core::snapshot::FORMAT_VERSION
+                    ),
+                ));
+            }
+            serde_json::from_str(&spec).map_err(|e| Error::corrupt(format!("snapshot {id}"), e))
+        })
+        .await
+    }
+
+    async fn refresh_static_run(&self, id: RunId) -> Result<Run> {
+        self.write(move |tx| {
+            let (current, invocations): (String, i64) = tx
+                .prepare_cached("SELECT status, invocations FROM runs WHERE id = ?")?
+                .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| Error::NotFound { kind: "run", reference: id.to_string() })?;
+            let current: Status = rows::parse("run status", &current)?;
+            let latest = rows::all(
+                tx,
+                "SELECT s.status FROM step_runs s WHERE s.run_id = ? AND s.attempt = \
+                 (SELECT MAX(attempt) FROM step_runs t WHERE t.run_id = s.run_id AND t.invocation_id = s.invocation_id)",
+                [id.to_string()],
+                |row| rows::parse::<Status>("step run status", &row.get::<_, String>(0)?),
+            )?;
+            let derived = derive_static_run_status(current, invocations as usize, latest);
+            if derived != current {
+                set_run_status(tx, id, current, derived, None)?;
+            }
+            run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run> {
+        let reason = reason.to_owned();
+        self.write(move |tx| {
+            let current = run_status(tx, id)?;
+            set_run_status(tx, id, current, Status::Failed, Some(&reason))?;
+            run_by_id(tx, id)
+        })
+        .await
+    }
+}
+
+fn run_by_id(connection: &Connection, id: RunId) -> Result<Run> {
+    rows::first(
+        connection,
+        &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?"),
+        [id.to_string()],
+        rows::run,
+    )?
+    .ok_or_else(|| Error::NotFound {
+        kind: "run",
+        reference: id.to_string(),
+    })
+}
+
+pub(crate) fn run_status(connection: &Connection, id: RunId) -> Result<Status> {
+    let status: String = connection
+        .prepare_cached("SELECT status FROM runs WHERE id = ?")?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            kind: "run",
+            reference: id.to_string(),
+        })?;
+    rows::parse("run status", &status)
+}
+
+/// Changes a run's status after the state machine allowed it, stamping start and end times.
+pub(crate) fn set_run_status(
+    connection: &Connection,
+    id: RunId,
+    from: Status,
+    to: Status,
+    reason: Option<&str>,
+) -> Result<()> {
+    check_run_transition(from, to).map_err(|source| Error::Transition {
+        kind: "run",
+        id: id.to_string(),
+        source,
+    })?;
+    let now = time::format(time::now());
+    connection
+        .prepare_cached(
+            "UPDATE runs SET status = ?1, status_reason = COALESCE(?2, status_reason), \
+             started_at = CASE WHEN started_at IS NULL AND ?3 THEN ?4 ELSE started_at END, \
+             ended_at = CASE WHEN ?5 THEN ?4 ELSE ended_at END WHERE id = ?6",
+        )?
+        .execute(params![
+            to.as_str(),
+            reason,
+            to == Status::Running,
+            now,
+            to.is_finished(),
+            id.to_string()
+        ])?;
+    Ok(())
+}

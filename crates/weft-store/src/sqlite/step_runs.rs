@@ -1,0 +1,382 @@
+//! [`StepRunStore`] for SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use weft_core::status::{check_step_run_initial, check_step_run_transition};
+use weft_core::{RunId, Status, StepRunId, canonical};
+
+use super::artifacts::insert_version;
+use super::rows::{self, STEP_RUN_COLUMNS};
+use super::runs::{run_status, set_run_status};
+use super::{SqliteStore, id_prefix};
+use crate::model::{Completion, LogRef, NewStepRun, StepError, StepOutput, StepRun};
+use crate::{Error, Result, StepRunStore, time};
+
+#[async_trait]
+impl StepRunStore for SqliteStore {
+    async fn create_step_runs(&self, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| {
+            let created_at = time::now();
+            let now = time::format(created_at);
+            let mut created = Vec::with_capacity(new.len());
+            let mut checked_runs: Vec<RunId> = Vec::new();
+            for step_run in new {
+                check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
+                    kind: "step run",
+                    id: format!("{}/{}", step_run.run_id, step_run.invocation),
+                    source,
+                })?;
+                if !checked_runs.contains(&step_run.run_id) {
+                    let current = run_status(tx, step_run.run_id)?;
+                    if current.is_finished() {
+                        return Err(Error::Conflict(format!(
+                            "run {} is {current}: no step run can be added to a finished run",
+                            step_run.run_id
+                        )));
+                    }
+                    if matches!(current, Status::Initializing | Status::Provisioning) {
+                        set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
+                    }
+                    checked_runs.push(step_run.run_id);
+                }
+                let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
+                let id = StepRunId::new();
+                let started = step_run.status == Status::Running;
+                let ended = step_run.status.is_finished();
+                tx.prepare_cached(
+                    "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
+                     status_reason, code_hash, parameters, config, cache_key, original_step_run_id, \
+                     error, created_at, started_at, ended_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    id.to_string(),
+                    step_run.run_id.to_string(),
+                    step_run.invocation,
+                    step_run.step,
+                    attempt,
+                    step_run.status.as_str(),
+                    step_run.status_reason,
+                    step_run.code_hash,
+                    canonical::to_string(&step_run.parameters),
+                    canonical::to_string(&step_run.config),
+                    step_run.cache_key,
+                    step_run.original_step_run.map(|id| id.to_string()),
+                    step_run.error.as_ref().map(|e| serde_json::to_string(e).expect("plain data")),
+                    now,
+                    started.then_some(&now),
+                    ended.then_some(&now),
+                ])?;
+                for input in &step_run.inputs {
+                    tx.prepare_cached(
+                        "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )?
+                    .execute(params![
+                        id.to_string(),
+                        input.name,
+                        input.position,
+                        input.artifact_version.to_string(),
+                        input.kind.as_str()
+                    ])
+                    .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
+                }
+                for parent in &step_run.parents {
+                    tx.prepare_cached("INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)")?
+                        .execute(params![parent.to_string(), id.to_string()])
+                        .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
+                }
+                if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
+                    tx.prepare_cached(
+                        "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
+                         SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
+                    )?
+                    .execute(params![id.to_string(), original.to_string()])?;
+                }
+                created.push(StepRun {
+                    id,
+                    run_id: step_run.run_id,
+                    invocation: step_run.invocation,
+                    step: step_run.step,
+                    attempt,
+                    status: step_run.status,
+                    status_reason: step_run.status_reason,
+                    code_hash: step_run.code_hash,
+                    parameters: step_run.parameters,
+                    config: step_run.config,
+                    cache_key: step_run.cache_key,
+                    original_step_run: step_run.original_step_run,
+                    error: step_run.error,
+                    created_at,
+                    started_at: started.then_some(created_at),
+                    ended_at: ended.then_some(created_at),
+                });
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn complete_step_run(
+        &self,
+        id: StepRunId,
+        completion: Completion,
+    ) -> Result<Vec<StepOutput>> {
+        self.write(move |tx| {
+            let (run_id, current) = step_run_status(tx, id)?;
+            check_step_run_transition(current, Status::Completed)
+                .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+            let mut outputs = Vec::with_capacity(completion.outputs.len());
+            for (name, version) in completion.outputs {
+                let artifact_version = insert_version(tx, &version, Some(id))?;
+                tx.prepare_cached(
+                    "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
+                )?
+                .execute(params![id.to_string(), name, artifact_version.id.to_string()])?;
+                outputs.push(StepOutput { name, artifact_version });
+            }
+            insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
+            set_step_run_status(tx, id, Status::Completed, None, None)?;
+            Ok(outputs)
+        })
+        .await
+    }
+
+    async fn fail_step_run(
+        &self,
+        id: StepRunId,
+        error: StepError,
+        log_uri: Option<String>,
+    ) -> Result<StepRun> {
+        self.write(move |tx| {
+            let (run_id, current) = step_run_status(tx, id)?;
+            check_step_run_transition(current, Status::Failed).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            insert_log(tx, run_id, id, log_uri.as_deref())?;
+            set_step_run_status(tx, id, Status::Failed, None, Some(&error))?;
+            step_run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun> {
+        let reason = reason.to_owned();
+        self.write(move |tx| {
+            let (_, current) = step_run_status(tx, id)?;
+            check_step_run_transition(current, Status::Stopped).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            set_step_run_status(tx, id, Status::Stopped, Some(&reason), None)?;
+            step_run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn step_run(&self, id: StepRunId) -> Result<StepRun> {
+        self.read(move |connection| step_run_by_id(connection, id))
+            .await
+    }
+
+    async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                ),
+                [run.to_string()],
+                rows::step_run,
+            )
+        })
+        .await
+    }
+
+    async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun> {
+        let reference = reference.to_owned();
+        self.read(move |connection| {
+            let by_invocation = rows::first(
+                connection,
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? AND s.invocation_id = ? \
+                     ORDER BY s.attempt DESC LIMIT 1"
+                ),
+                [run.to_string(), reference.clone()],
+                rows::step_run,
+            )?;
+            if let Some(step_run) = by_invocation {
+                return Ok(step_run);
+            }
+            let not_found = || Error::NotFound {
+                kind: "step run",
+                reference: format!("{reference} (in run {run})"),
+            };
+            let pattern = id_prefix(&reference).ok_or_else(not_found)?;
+            let found = rows::all(
+                connection,
+                &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? AND s.id LIKE ?"),
+                [run.to_string(), pattern],
+                rows::step_run,
+            )?;
+            match found.len() {
+                0 => Err(not_found()),
+                1 => Ok(found.into_iter().next().expect("one")),
+                count => Err(Error::Ambiguous { kind: "step run", reference: reference.clone(), count }),
+            }
+        })
+        .await
+    }
+
+    async fn log(&self, id: StepRunId) -> Result<Option<LogRef>> {
+        self.read(move |connection| {
+            rows::first(
+                connection,
+                "SELECT run_id, uri FROM logs WHERE step_run_id = ?",
+                [id.to_string()],
+                |row| {
+                    Ok(LogRef {
+                        run_id: rows::parse("run id", &row.get::<_, String>(0)?)?,
+                        step_run_id: Some(id),
+                        uri: row.get(1)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+}
+
+fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
+    rows::first(
+        connection,
+        &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.id = ?"),
+        [id.to_string()],
+        rows::step_run,
+    )?
+    .ok_or_else(|| Error::NotFound {
+        kind: "step run",
+        reference: id.to_string(),
+    })
+}
+
+/// The attempt number of a new step run for `invocation`: 1, or one more than the latest
+/// attempt, which must have failed (a `retrying` one becomes `retried`).
+fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result<u32> {
+    let latest = connection
+        .prepare_cached(
+            "SELECT id, attempt, status FROM step_runs WHERE run_id = ? AND invocation_id = ? \
+             ORDER BY attempt DESC LIMIT 1",
+        )?
+        .query_row(params![run.to_string(), invocation], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, attempt, status)) = latest else {
+        return Ok(1);
+    };
+    let status: Status = rows::parse("step run status", &status)?;
+    match status {
+        Status::Retrying => {
+            let id: StepRunId = rows::parse("step run id", &id)?;
+            check_step_run_transition(status, Status::Retried).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            set_step_run_status(connection, id, Status::Retried, None, None)?;
+            Ok(attempt + 1)
+        }
+        Status::Failed | Status::Stopped => Ok(attempt + 1),
+        status => Err(Error::Conflict(format!(
+            "invocation `{invocation}` of run {run} already has a step run that is {status}; a new attempt needs the last one to have failed"
+        ))),
+    }
+}
+
+fn step_run_status(connection: &Connection, id: StepRunId) -> Result<(RunId, Status)> {
+    let (run, status): (String, String) = connection
+        .prepare_cached("SELECT run_id, status FROM step_runs WHERE id = ?")?
+        .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            kind: "step run",
+            reference: id.to_string(),
+        })?;
+    Ok((
+        rows::parse("run id", &run)?,
+        rows::parse("step run status", &status)?,
+    ))
+}
+
+/// Writes a status the caller has already checked with the state machine.
+fn set_step_run_status(
+    connection: &Connection,
+    id: StepRunId,
+    status: Status,
+    reason: Option<&str>,
+    error: Option<&StepError>,
+) -> Result<()> {
+    connection
+        .prepare_cached(
+            "UPDATE step_runs SET status = ?1, status_reason = COALESCE(?2, status_reason), \
+             error = COALESCE(?3, error), ended_at = CASE WHEN ?4 THEN ?5 ELSE ended_at END WHERE id = ?6",
+        )?
+        .execute(params![
+            status.as_str(),
+            reason,
+            error.map(|e| serde_json::to_string(e).expect("plain data")),
+            status.is_finished(),
+            time::format(time::now()),
+            id.to_string()
+        ])?;
+    Ok(())
+}
+
+fn insert_log(
+    connection: &Connection,
+    run: RunId,
+    step_run: StepRunId,
+    uri: Option<&str>,
+) -> Result<()> {
+    if let Some(uri) = uri {
+        connection
+            .prepare_cached("INSERT INTO logs (id, run_id, step_run_id, uri, created_at) VALUES (?, ?, ?, ?, ?)")?
+            .execute(params![
+                uuid::Uuid::now_v7().to_string(),
+                run.to_string(),
+                step_run.to_string(),
+                uri,
+                time::format(time::now())
+            ])?;
+    }
+    Ok(())
+}
+
+/// Maps a constraint violation to a conflict that says what was wrong.
+pub(crate) fn constraint_error(error: rusqlite::Error, what: &str) -> Error {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Conflict(what.into())
+        }
+        _ => Error::Database(error),
+    }
+}
