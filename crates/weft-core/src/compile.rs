@@ -17,8 +17,10 @@ use crate::snapshot::{
 /// A step as the compiler sees it: its name, code hash and outputs.
 #[derive(Clone, Debug)]
 pub struct StepSignature {
-    /// The step's name (the function name).
+    /// The step's name (the function name); invocation ids derive from it.
     pub name: String,
+    /// Where the step is defined (`module::path::name`); snapshots refer to the step by it.
+    pub path: String,
     /// Hash of the step's code.
     pub code_hash: String,
     /// Every argument name, in declaration order.
@@ -118,6 +120,16 @@ pub enum Error {
         invocation: String,
         /// The input.
         input: String,
+    },
+    /// An argument's value cannot be used in a pipeline.
+    #[error("argument `{argument}` of a call of step `{step}` {reason}")]
+    InvalidArgument {
+        /// The step called.
+        step: String,
+        /// The argument.
+        argument: String,
+        /// What is wrong with its value.
+        reason: String,
     },
     /// Invocations wait for each other in a circle.
     #[error("invocations form a cycle: {}", .path.join(" -> "))]
@@ -254,7 +266,7 @@ impl Compiler {
         self.configured.push(call.configured);
         self.invocations.push(Invocation {
             id: id.clone(),
-            step: call.step.name,
+            step: call.step.path,
             code_hash: call.step.code_hash,
             parameters: call.parameters,
             inputs: call.inputs,
@@ -454,6 +466,7 @@ mod tests {
     fn step(name: &str, arguments: &[&str]) -> StepSignature {
         StepSignature {
             name: name.into(),
+            path: format!("tests::{name}"),
             code_hash: "hash".into(),
             arguments: arguments.iter().map(|a| a.to_string()).collect(),
             outputs: vec![OutputSpec {

@@ -52,7 +52,7 @@ impl Snapshot {
 pub struct Invocation {
     /// Unique in its pipeline: the step name, `name_2`, `name_3`, ... or an explicit id.
     pub id: String,
-    /// Name of the step this invocation calls.
+    /// The step this invocation calls, as `module::path::name`.
     pub step: String,
     /// Hash of the step function's code, computed by `#[step]` from the tokens of its body.
     pub code_hash: String,

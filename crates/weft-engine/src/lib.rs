@@ -1,0 +1,35 @@
+//! The execution engine: how one step is launched and run, and how a static pipeline's DAG
+//! is driven.
+//!
+//! - [`step`]: the type-erased description of a step ([`StepDef`]) that `#[step]` generates,
+//!   and [`StepIo`], through which generated code loads inputs and saves outputs;
+//! - [`runner`]: running one step body on a worker thread: inputs, call, outputs, panics,
+//!   log capture;
+//! - [`launcher`]: the bookkeeping around it, in the order of semantics §4: resolve inputs,
+//!   record the step run, run, register outputs or the error;
+//! - [`local`]: the local orchestrator, which drives `weft_core::schedule::Scheduler` with a
+//!   bounded number of steps in parallel;
+//! - [`logs`]: per-step log capture through `tracing` (and the `log` crate), stored as JSON
+//!   lines in the artifact store;
+//! - [`context`]: the step context a running step can read.
+//!
+//! Invariants: the engine names no concrete storage backend (it holds an
+//! `Arc<dyn MetadataStore>` and an [`weft_artifacts::ArtifactStore`]); every status change
+//! goes through the metadata store, which checks it against `weft_core::status`; nothing here
+//! parses command lines or speaks HTTP.
+
+pub mod context;
+mod engine;
+mod error;
+pub mod launcher;
+pub mod local;
+pub mod logs;
+pub mod runner;
+pub mod step;
+
+pub use engine::{Engine, RunOptions, RunReport};
+pub use error::Error;
+pub use step::{Binding, InputDef, OutputDef, Registry, StepDef, StepFailure, StepIo};
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,223 @@
+//! Per-step log capture.
+//!
+//! Every step body runs with [`dispatch`] as its thread's default `tracing` dispatcher and a
+//! thread-local buffer for its records, so records are attributed by thread: two steps running
+//! at once never see each other's lines. `log` crate records reach it through `tracing-log`.
+//! The same dispatcher also prints to stderr (filtered by `WEFT_LOG`, default `info`), so a
+//! user sees step output whether or not they installed a subscriber of their own.
+//!
+//! A step's records are stored as JSON lines (one object per record: `time`, `level`,
+//! `target`, `message`, `fields`) in the artifact store at `logs/<run>/<step run>.jsonl`.
+//! Records a step emits from threads it spawns itself are not captured.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Past this size, further records of a step are dropped (and the drop is noted).
+const MAX_LOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// The log of one step run, as JSON lines.
+#[derive(Debug, Default)]
+pub struct StepLog {
+    /// The records, one JSON object per line.
+    pub lines: Vec<u8>,
+    /// How many records were kept.
+    pub records: usize,
+    /// How many were dropped because the log was too large.
+    pub dropped: usize,
+}
+
+thread_local! {
+    static SINK: RefCell<Option<StepLog>> = const { RefCell::new(None) };
+}
+
+/// The dispatcher steps run under: capture into the current step's log, and print to stderr.
+pub fn dispatch() -> &'static Dispatch {
+    static DISPATCH: OnceLock<Dispatch> = OnceLock::new();
+    DISPATCH.get_or_init(|| {
+        // Route `log` records into `tracing`; fails harmlessly if a logger exists already.
+        let _ = tracing_log::LogTracer::init();
+        let capture_filter = EnvFilter::try_from_env("WEFT_STEP_LOG")
+            .unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
+        let console_filter = EnvFilter::try_from_env("WEFT_LOG")
+            .unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
+        let console = tracing_subscriber::fmt::layer()
+            .with_writer(tracing_subscriber::fmt::TestWriter::with_stderr())
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .compact()
+            .with_filter(console_filter);
+        let subscriber = tracing_subscriber::registry()
+            .with(Capture.with_filter(capture_filter))
+            .with(console);
+        Dispatch::new(subscriber)
+    })
+}
+
+/// Makes [`dispatch`] the process-wide default (for binaries; libraries should not).
+pub fn install_global() {
+    let _ = tracing::dispatcher::set_global_default(dispatch().clone());
+}
+
+/// Runs `body` with its records captured; returns its result and its log.
+pub fn capture<R>(body: impl FnOnce() -> R) -> (R, StepLog) {
+    let previous = SINK.with(|sink| sink.borrow_mut().replace(StepLog::default()));
+    let result = tracing::dispatcher::with_default(dispatch(), body);
+    let log = SINK.with(|sink| std::mem::replace(&mut *sink.borrow_mut(), previous));
+    (result, log.unwrap_or_default())
+}
+
+struct Capture;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_event(&self, event: &Event<'_>, _context: Context<'_, S>) {
+        SINK.with(|sink| {
+            // A record emitted while one is being formatted must not re-enter the buffer.
+            let Ok(mut sink) = sink.try_borrow_mut() else { return };
+            let Some(log) = sink.as_mut() else { return };
+            if log.lines.len() >= MAX_LOG_BYTES {
+                log.dropped += 1;
+                return;
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            let metadata = event.metadata();
+            let record = serde_json::json!({
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": metadata.level().as_str(),
+                "target": metadata.target(),
+                "message": fields.message,
+                "fields": Value::Object(fields.values),
+            });
+            if serde_json::to_writer(&mut log.lines, &record).is_ok() {
+                log.lines.push(b'\n');
+                log.records += 1;
+            }
+        });
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    values: Map<String, Value>,
+}
+
+impl Fields {
+    fn insert(&mut self, field: &Field, value: Value) {
+        // Records bridged from the `log` crate carry their origin as `log.*` fields.
+        if !field.name().starts_with("log.") {
+            self.values.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.insert(field, Value::String(format!("{value:?}")));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.insert(field, Value::String(value.to_owned()));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.insert(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.insert(field, value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.insert(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.insert(field, value.into());
+    }
+}
+
+/// Where a step run's log is stored, relative to the artifact store's root.
+pub fn path(run: weft_core::RunId, step_run: weft_core::StepRunId) -> String {
+    format!("logs/{run}/{step_run}.jsonl")
+}
+
+/// One stored log record.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Record {
+    /// When it was emitted (RFC 3339).
+    pub time: String,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// The emitting module.
+    pub target: String,
+    /// The message.
+    pub message: String,
+    /// Structured fields.
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// Parses stored JSON lines; a line that does not parse is kept as a message of its own.
+pub fn parse(lines: &[u8]) -> Vec<Record> {
+    String::from_utf8_lossy(lines)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| Record {
+                time: String::new(),
+                level: "INFO".into(),
+                target: String::new(),
+                message: line.to_owned(),
+                fields: Map::new(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_captured_per_thread_with_fields() {
+        let ((), log) = capture(|| {
+            tracing::info!(epoch = 3, loss = 0.5, "training");
+            tracing::debug!("below the default capture level");
+            log::warn!("from the log crate");
+        });
+        let records = parse(&log.lines);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[0].message, "training");
+        assert_eq!(records[0].fields["epoch"], 3);
+        assert_eq!(records[0].fields["loss"], 0.5);
+        assert_eq!(records[1].level, "WARN");
+        assert_eq!(records[1].message, "from the log crate");
+        assert!(records[1].fields.is_empty(), "log.* origin fields are dropped");
+    }
+
+    #[test]
+    fn nothing_is_captured_outside_a_step() {
+        tracing::info!("not in a step");
+        let ((), log) = capture(|| {});
+        assert_eq!(log.records, 0);
+    }
+}

@@ -1,0 +1,184 @@
+//! Running one step body on the current (worker) thread: context, log capture, the call,
+//! panics, and cleaning up the outputs of a body that did not finish.
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::sync::atomic::Ordering;
+
+use weft_artifacts::{ArtifactStore, SavedArtifact};
+use weft_store::model::{StepError, StepErrorKind};
+
+use crate::context::{self, StepContext};
+use crate::logs::{self, StepLog};
+use crate::step::{Binding, StepDef, StepFailure, StepIo};
+
+/// Everything a step body needs.
+pub struct Job {
+    /// The step.
+    pub step: &'static StepDef,
+    /// Its arguments.
+    pub bindings: Vec<(String, Binding)>,
+    /// Where outputs go.
+    pub artifacts: ArtifactStore,
+    /// Who is running.
+    pub context: StepContext,
+}
+
+/// How a step body ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// It returned and every output was saved.
+    Completed(Vec<(String, SavedArtifact)>),
+    /// It failed (error, panic, or an input/output problem); saved outputs were removed.
+    Failed(StepError),
+    /// The run stopped it; saved outputs were removed.
+    Stopped,
+}
+
+/// What running a step produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// How it ended.
+    pub ended: Ended,
+    /// Where its log was stored, if it logged anything.
+    pub log_uri: Option<String>,
+}
+
+/// Runs `job` on this thread. Blocks; call it from a worker thread.
+pub fn run(job: Job) -> Finished {
+    install_panic_hook();
+    let Job { step, bindings, artifacts, context } = job;
+    let stopped = context.stopped.clone();
+    let (run_id, step_run_id) = (context.run_id, context.step_run_id);
+    let folder_parts =
+        [context.pipeline.clone(), context.invocation.clone(), step_run_id.to_string()];
+    let _context = context::enter(context);
+    let (result, log) = logs::capture(|| {
+        let span = tracing::info_span!("step", invocation = %folder_parts[1]);
+        let _span = span.enter();
+        let folder = [folder_parts[0].as_str(), folder_parts[1].as_str(), folder_parts[2].as_str()];
+        let mut io = StepIo::new(&artifacts, &bindings, folder, stopped.clone());
+        let called = catch_unwind(AssertUnwindSafe(|| (step.execute)(&mut io)));
+        let saved = io.into_saved();
+        let ended = match called {
+            Ok(Ok(())) if !stopped.load(Ordering::Acquire) => return Ended::Completed(saved),
+            Ok(Ok(())) => Ended::Stopped,
+            Ok(Err(_)) if stopped.load(Ordering::Acquire) => Ended::Stopped,
+            Ok(Err(StepFailure::User(error))) => {
+                Ended::Failed(step_error(StepErrorKind::Error, &error))
+            }
+            Ok(Err(StepFailure::System(error))) => {
+                Ended::Failed(step_error(StepErrorKind::System, &error))
+            }
+            Err(payload) => Ended::Failed(panic_error(payload)),
+        };
+        if let Ended::Failed(error) = &ended {
+            tracing::error!("step failed: {}", error.chain.join(": "));
+        }
+        for (_, output) in &saved {
+            let _ = artifacts.delete(&output.to_stored());
+        }
+        ended
+    });
+    let log_uri = store_log(&artifacts, run_id, step_run_id, log);
+    Finished { ended: result, log_uri }
+}
+
+fn store_log(
+    artifacts: &ArtifactStore,
+    run: weft_core::RunId,
+    step_run: weft_core::StepRunId,
+    mut log: StepLog,
+) -> Option<String> {
+    if log.dropped > 0 {
+        let note = serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "WARN", "target": "weft", "fields": {},
+            "message": format!("{} more records were dropped: the log reached its size limit", log.dropped),
+        });
+        log.lines.extend_from_slice(format!("{note}\n").as_bytes());
+    }
+    if log.lines.is_empty() {
+        return None;
+    }
+    let path = logs::path(run, step_run);
+    match artifacts.put_object(&path, log.lines) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!("the log of step run {step_run} could not be stored: {error}");
+            None
+        }
+    }
+}
+
+fn step_error(kind: StepErrorKind, error: &anyhow::Error) -> StepError {
+    let backtrace = error.backtrace();
+    let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+        .then(|| backtrace.to_string());
+    StepError {
+        kind,
+        message: error.to_string(),
+        chain: error.chain().map(ToString::to_string).collect(),
+        backtrace,
+    }
+}
+
+struct PanicRecord {
+    message: String,
+    backtrace: Option<String>,
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<PanicRecord>> = const { RefCell::new(None) };
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> StepError {
+    let recorded = LAST_PANIC.with(|last| last.borrow_mut().take());
+    let message = recorded.as_ref().map(|r| r.message.clone()).unwrap_or_else(|| {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-text payload".into());
+        format!("the step panicked: {text}")
+    });
+    StepError {
+        kind: StepErrorKind::Panic,
+        chain: vec![message.clone()],
+        message,
+        backtrace: recorded.and_then(|r| r.backtrace),
+    }
+}
+
+/// Records the message, location and backtrace of a panic inside a step body, instead of
+/// printing it: the failure is reported (and logged) once, as the step's error. Panics
+/// elsewhere go to the previous hook.
+fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !context::in_step() {
+                return previous(info);
+            }
+            let text = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with a non-text payload".into());
+            let location =
+                info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+                .then(|| backtrace.to_string());
+            LAST_PANIC.with(|last| {
+                *last.borrow_mut() = Some(PanicRecord {
+                    message: format!("the step panicked{location}: {text}"),
+                    backtrace,
+                })
+            });
+        }));
+    });
+}

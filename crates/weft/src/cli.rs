@@ -1,0 +1,160 @@
+//! The command line of every pipeline binary: `weft::main()`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use weft_core::{ExecutionMode, Status};
+
+use crate::client::Client;
+use crate::config::RunConfig;
+use crate::registry;
+
+#[derive(Parser)]
+#[command(about = "Runs the weft pipelines of this binary.", disable_help_subcommand = true)]
+struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a pipeline, record it, and run it.
+    Run {
+        /// The pipeline's name (see `list`).
+        pipeline: String,
+        /// A pipeline parameter, as `name=value` (the value is JSON, or else text). Repeat it.
+        #[arg(short, long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// A run configuration file (TOML): parameters, execution mode, per-step parameters.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// At most this many steps run at once (default: the number of cores).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_parallelism: Option<u32>,
+        /// What a failure does to the rest of the run.
+        #[arg(long, value_name = "MODE", value_parser = ["continue_on_failure", "stop_on_failure", "fail_fast"])]
+        execution_mode: Option<String>,
+    },
+    /// List the pipelines of this binary and their parameters.
+    List,
+}
+
+/// Runs the command line of a pipeline binary and returns its exit code: 0 when the run
+/// completed, 1 when it failed, 2 when it could not start (bad arguments, configuration or
+/// stores). Call it from `main`:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     weft::main()
+/// }
+/// ```
+pub fn main() -> ExitCode {
+    let arguments = match Arguments::try_parse() {
+        Ok(arguments) => arguments,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    weft_engine::logs::install_global();
+    match arguments.command {
+        Command::List => {
+            list();
+            ExitCode::SUCCESS
+        }
+        Command::Run { pipeline, params, config, max_parallelism, execution_mode } => {
+            match run(&pipeline, &params, config, max_parallelism, execution_mode) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {}", chain(&error));
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn list() {
+    let pipelines = registry::pipelines();
+    if pipelines.is_empty() {
+        println!("This binary has no pipelines.");
+    }
+    for pipeline in pipelines {
+        let parameters: Vec<String> = pipeline
+            .parameters
+            .iter()
+            .map(|parameter| {
+                let default = parameter.default.map(|default| format!(" = {}", default())).unwrap_or_default();
+                format!("{}: {}{default}", parameter.name, short_type((parameter.type_name)()))
+            })
+            .collect();
+        println!("{}({})", pipeline.name, parameters.join(", "));
+    }
+}
+
+fn short_type(name: &str) -> String {
+    // `alloc::string::String` reads better as `String`.
+    name.split('<')
+        .map(|part| part.rsplit("::").next().unwrap_or(part))
+        .collect::<Vec<_>>()
+        .join("<")
+}
+
+fn run(
+    name: &str,
+    params: &[String],
+    config: Option<PathBuf>,
+    max_parallelism: Option<u32>,
+    execution_mode: Option<String>,
+) -> crate::Result<ExitCode> {
+    let pipeline = registry::pipeline(name)?;
+    let mut config = match &config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    if let Some(max_parallelism) = max_parallelism {
+        config.max_parallelism = Some(max_parallelism as usize);
+    }
+    if let Some(mode) = execution_mode {
+        config.execution_mode = Some(mode.parse::<ExecutionMode>()?);
+    }
+    let mut call = pipeline.call();
+    for param in params {
+        let (key, value) = param.split_once('=').ok_or_else(|| {
+            crate::Error::msg(format!("`--param {param}` is not of the form NAME=VALUE"))
+        })?;
+        call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
+    }
+    let client = Client::discover()?;
+    let report = client.run_with(call, &config)?;
+    let run = &report.run;
+    let elapsed = match (run.started_at, run.ended_at) {
+        (Some(start), Some(end)) => weft_engine::launcher::human((end - start).to_std().unwrap_or_default()),
+        _ => "no time".into(),
+    };
+    let mut counts: Vec<(Status, usize)> = Vec::new();
+    for step_run in &report.step_runs {
+        match counts.iter_mut().find(|(status, _)| *status == step_run.status) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((step_run.status, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(status, count)| format!("{count} {status}")).collect();
+    println!();
+    println!("Run {} {} in {elapsed}: {}.", run.name, run.status, counts.join(", "));
+    for failed in report.failed_steps() {
+        let reason = failed.error.as_ref().map(|e| e.chain.join(": ")).unwrap_or_default();
+        println!("  step `{}` failed: {reason}", failed.invocation);
+    }
+    if let Some(reason) = &run.status_reason {
+        println!("  {reason}");
+    }
+    println!("Inspect it:  weft runs show {}", run.id);
+    println!("Step logs:   weft logs {} <step>", run.id);
+    Ok(if run.status == Status::Completed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn chain(error: &crate::Error) -> String {
+    error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}

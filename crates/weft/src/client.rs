@@ -1,0 +1,209 @@
+//! [`Client`]: connect to the stores, run pipelines and inspect everything they recorded.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use weft_artifacts::{Artifact, ArtifactStore};
+use weft_engine::{Engine, RunOptions, RunReport};
+use weft_store::MetadataStore;
+use weft_store::model::{self, Direction, Lineage, RunFilter};
+
+use crate::compile;
+use crate::config::{RunConfig, StoreConfig};
+use crate::input::External;
+use crate::registry::{self, PipelineCall};
+use crate::{Error, Result};
+
+/// A connection to a metadata store and an artifact store: runs pipelines and reads what
+/// they recorded. Its methods block; it runs its own small async runtime, so call it from
+/// ordinary (non-async) code.
+#[derive(Clone)]
+pub struct Client {
+    runtime: Arc<tokio::runtime::Runtime>,
+    engine: Engine,
+    config: StoreConfig,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("stores", &self.config).finish()
+    }
+}
+
+impl Client {
+    /// Connects to the stores found from the current directory (see [`StoreConfig::discover`]).
+    pub fn discover() -> Result<Self> {
+        Self::open(&StoreConfig::discover()?)
+    }
+
+    /// Connects to the default stores inside `folder` (created if needed).
+    pub fn in_folder(folder: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::open(&StoreConfig::in_folder(folder))
+    }
+
+    /// Connects to the stores of `config`, creating them if needed.
+    pub fn open(config: &StoreConfig) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("weft")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::msg(format!("cannot start weft's runtime: {e}")))?;
+        let metadata = runtime.block_on(weft_store::open(&config.metadata, &config.base))?;
+        let artifacts = ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
+        let engine = Engine::new(metadata, artifacts, registry::steps());
+        Ok(Self { runtime: Arc::new(runtime), engine, config: config.clone() })
+    }
+
+    /// Where the stores are.
+    pub fn stores(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The metadata store, for queries beyond this client's.
+    pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
+        self.engine.metadata()
+    }
+
+    /// The artifact store.
+    pub fn artifact_store(&self) -> &ArtifactStore {
+        self.engine.artifacts()
+    }
+
+    /// Runs `future` to completion on the client's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Compiles and runs a pipeline with default options; see [`Client::run_with`].
+    pub fn run(&self, call: PipelineCall) -> Result<RunReport> {
+        self.run_with(call, &RunConfig::default())
+    }
+
+    /// Compiles `call`'s pipeline, stores its snapshot and runs it to its end.
+    ///
+    /// Parameters come from `call`, then from `config`, then from defaults; all are checked
+    /// against the pipeline's declared types first. The result is `Ok` when the run was
+    /// recorded, whatever its status: check `report.run.status` (or
+    /// [`RunReport::failed_steps`]). `Err` means nothing could run (bad parameters, an
+    /// invalid pipeline, an unreachable store).
+    pub fn run_with(&self, call: PipelineCall, config: &RunConfig) -> Result<RunReport> {
+        if let Some(error) = call.errors.first() {
+            return Err(Error::msg(error.clone()));
+        }
+        let mut given = config.parameters.clone();
+        given.extend(call.parameters);
+        let parameters = call.pipeline.resolve_parameters(&given)?;
+        let snapshot = compile::compile(
+            call.pipeline,
+            parameters,
+            config.execution_mode.unwrap_or_default(),
+            &config.step_overrides(),
+        )?;
+        let mut options = RunOptions::default();
+        if let Some(max_parallelism) = config.max_parallelism {
+            options.max_parallelism = max_parallelism;
+        }
+        Ok(self.block_on(self.engine.run(snapshot, options))?)
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<model::Run>> {
+        Ok(self.block_on(self.metadata_store().runs(filter))?)
+    }
+
+    /// The run named by `reference`: an id, a unique id prefix, a run name, or `latest`.
+    pub fn run_record(&self, reference: &str) -> Result<model::Run> {
+        Ok(self.block_on(self.metadata_store().find_run(reference))?)
+    }
+
+    /// The step runs of a run.
+    pub fn step_runs(&self, run: &model::Run) -> Result<Vec<model::StepRun>> {
+        Ok(self.block_on(self.metadata_store().step_runs(run.id))?)
+    }
+
+    /// The latest attempt of `invocation` in `run`, with its outputs.
+    pub fn step_run(&self, run: &model::Run, invocation: &str) -> Result<model::StepRun> {
+        Ok(self.block_on(self.metadata_store().find_step_run(run.id, invocation))?)
+    }
+
+    /// The output `name` of a step run, as a loadable artifact version.
+    pub fn output(&self, step_run: &model::StepRun, name: &str) -> Result<ArtifactVersion> {
+        let outputs = self.block_on(self.metadata_store().step_run_outputs(step_run.id))?;
+        let output = outputs.into_iter().find(|output| output.name == name).ok_or_else(|| {
+            Error::msg(format!("step run `{}` has no output `{name}`", step_run.invocation))
+        })?;
+        Ok(self.handle(output.artifact_version))
+    }
+
+    /// Every artifact (or only those with custom names).
+    pub fn artifacts(&self, custom_only: bool) -> Result<Vec<model::Artifact>> {
+        Ok(self.block_on(self.metadata_store().artifacts(custom_only))?)
+    }
+
+    /// The versions of artifact `name`, newest first.
+    pub fn artifact_versions(&self, name: &str) -> Result<Vec<ArtifactVersion>> {
+        let versions = self.block_on(self.metadata_store().artifact_versions(name))?;
+        Ok(versions.into_iter().map(|version| self.handle(version)).collect())
+    }
+
+    /// The version named by `reference`: an id, a unique id prefix, `name:version` or
+    /// `name:latest`.
+    pub fn artifact_version(&self, reference: &str) -> Result<ArtifactVersion> {
+        let version = self.block_on(self.metadata_store().find_artifact_version(reference))?;
+        Ok(self.handle(version))
+    }
+
+    /// The lineage of a version, `depth` steps deep in one direction.
+    pub fn lineage(&self, version: &ArtifactVersion, direction: Direction, depth: u32) -> Result<Lineage> {
+        Ok(self.block_on(self.metadata_store().lineage(version.id, direction, depth))?)
+    }
+
+    /// The log records of a step run (empty if it logged nothing).
+    pub fn logs(&self, step_run: &model::StepRun) -> Result<Vec<weft_engine::logs::Record>> {
+        let Some(log) = self.block_on(self.metadata_store().log(step_run.id))? else {
+            return Ok(Vec::new());
+        };
+        let bytes = self.artifact_store().get_object(&log.uri)?.ok_or_else(|| {
+            Error::msg(format!("the log of step run {} is recorded at {} but is missing", step_run.id, log.uri))
+        })?;
+        Ok(weft_engine::logs::parse(&bytes))
+    }
+
+    fn handle(&self, record: model::ArtifactVersion) -> ArtifactVersion {
+        ArtifactVersion { record, artifacts: self.artifact_store().clone() }
+    }
+}
+
+/// A stored artifact version that can be loaded. Derefs to its record.
+#[derive(Clone, Debug)]
+pub struct ArtifactVersion {
+    record: model::ArtifactVersion,
+    artifacts: ArtifactStore,
+}
+
+impl Deref for ArtifactVersion {
+    type Target = model::ArtifactVersion;
+
+    fn deref(&self) -> &model::ArtifactVersion {
+        &self.record
+    }
+}
+
+impl ArtifactVersion {
+    /// Loads the value as a `T`. Fails with an error naming both types if the version holds
+    /// another type, and with an integrity error if its files changed since they were written.
+    pub fn load<T: Artifact>(&self) -> Result<T> {
+        Ok(self.artifacts.load(&weft_engine::launcher::stored(&self.record))?)
+    }
+
+    /// Passes this version into a pipeline as a step input of type `T`.
+    pub fn as_input<T: Artifact>(&self) -> External<T> {
+        External::new(self.record.id)
+    }
+
+    /// The record.
+    pub fn record(&self) -> &model::ArtifactVersion {
+        &self.record
+    }
+}

@@ -1,0 +1,212 @@
+//! Compiling a static pipeline: running its function once with step calls recorded instead
+//! of executed, then validating the plan (see `weft_core::compile`).
+//!
+//! Which mode a step call is in is one documented thread-local, set only while a pipeline
+//! function compiles on this thread: inside it, calls record invocations; anywhere else
+//! (including inside a running step) they run the step's plain function.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value};
+use weft_core::compile::{self, Compiler, StepCall, StepOverride, StepSignature};
+use weft_core::snapshot::{InputSpec, OutputRef, StepConfig};
+use weft_core::{ExecutionMode, Snapshot};
+use weft_engine::StepDef;
+
+use crate::input::{ArgumentBinding, CallOptions, Invocation, Placeholder};
+use crate::registry::{self, PipelineDef};
+use crate::{Error, Result};
+
+/// A pipeline being compiled on this thread.
+#[doc(hidden)]
+pub struct CompileSession {
+    id: u64,
+    compiler: RefCell<Compiler>,
+}
+
+/// Whether step calls are being recorded on this thread.
+#[doc(hidden)]
+pub enum Mode {
+    /// Run the step's plain function.
+    Plain,
+    /// Record an invocation.
+    Compile(Rc<CompileSession>),
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Rc<CompileSession>>> = const { RefCell::new(None) };
+}
+
+/// The mode of a step call made now, on this thread.
+#[doc(hidden)]
+pub fn mode() -> Mode {
+    SESSION.with(|session| match &*session.borrow() {
+        Some(session) if !weft_engine::context::in_step() => Mode::Compile(session.clone()),
+        _ => Mode::Plain,
+    })
+}
+
+impl CompileSession {
+    /// Records one step call and returns its invocation.
+    #[doc(hidden)]
+    pub fn record(
+        &self,
+        step: &'static StepDef,
+        options: CallOptions,
+        arguments: Vec<(&'static str, ArgumentBinding)>,
+    ) -> Result<Invocation> {
+        let mut compiler = self.compiler.borrow_mut();
+        let options = options.options;
+        let mut call = StepCall {
+            step: StepSignature {
+                name: step.name.to_owned(),
+                path: step.path.to_owned(),
+                code_hash: step.code_hash.to_owned(),
+                arguments: step.inputs.iter().map(|input| input.name.to_owned()).collect(),
+                outputs: step.output_specs(),
+            },
+            id: options.id,
+            parameters: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            configured: Vec::new(),
+            after: Vec::new(),
+            config: StepConfig::default(),
+        };
+        // The invocation id is not allocated yet; the step's name identifies the call.
+        let foreign = |argument: &str| compile::Error::ForeignOutput {
+            invocation: step.name.to_owned(),
+            input: argument.to_owned(),
+        };
+        for (argument, binding) in arguments {
+            match binding {
+                ArgumentBinding::Parameter(value) => {
+                    call.parameters.insert(argument.to_owned(), value);
+                }
+                ArgumentBinding::Artifact(placeholder) => {
+                    if placeholder.session != self.id {
+                        return Err(remember(&mut compiler, foreign(argument)));
+                    }
+                    call.inputs.insert(argument.to_owned(), InputSpec::Artifact(output_ref(&placeholder)));
+                }
+                ArgumentBinding::Artifacts(placeholders) => {
+                    if placeholders.iter().any(|p| p.session != self.id) {
+                        return Err(remember(&mut compiler, foreign(argument)));
+                    }
+                    let items = placeholders.iter().map(output_ref).collect();
+                    call.inputs.insert(argument.to_owned(), InputSpec::Artifacts { items });
+                }
+                ArgumentBinding::External(artifact_version) => {
+                    call.inputs.insert(argument.to_owned(), InputSpec::External { artifact_version });
+                }
+                ArgumentBinding::Configured => call.configured.push(argument.to_owned()),
+                ArgumentBinding::Invalid(reason) => {
+                    let error = compile::Error::InvalidArgument {
+                        step: step.name.to_owned(),
+                        argument: argument.to_owned(),
+                        reason,
+                    };
+                    return Err(remember(&mut compiler, error));
+                }
+            }
+        }
+        for upstream in options.after {
+            if upstream.session.is_some_and(|session| session != self.id) {
+                let error = compile::Error::ForeignOutput {
+                    invocation: step.name.to_owned(),
+                    input: format!("after({})", upstream.id),
+                };
+                return Err(remember(&mut compiler, error));
+            }
+            call.after.push(upstream.id);
+        }
+        let id = compiler.add(call)?;
+        Ok(Invocation { session: self.id, id: id.into() })
+    }
+}
+
+fn remember(compiler: &mut Compiler, error: compile::Error) -> Error {
+    compiler.record_error(error.clone());
+    error.into()
+}
+
+fn output_ref(placeholder: &Placeholder) -> OutputRef {
+    OutputRef { invocation: placeholder.invocation.to_string(), output: placeholder.output.to_owned() }
+}
+
+/// Compiles `pipeline` with `parameters` (already resolved and checked) into a validated
+/// snapshot. Nothing is stored.
+pub(crate) fn compile(
+    pipeline: &PipelineDef,
+    parameters: Map<String, Value>,
+    execution_mode: ExecutionMode,
+    overrides: &BTreeMap<String, StepOverride>,
+) -> Result<Snapshot> {
+    static SESSIONS: AtomicU64 = AtomicU64::new(1);
+    let session = Rc::new(CompileSession {
+        id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+        compiler: RefCell::new(Compiler::new(pipeline.name)),
+    });
+    let previous = SESSION.with(|current| current.borrow_mut().replace(session.clone()));
+    if previous.is_some() {
+        SESSION.with(|current| *current.borrow_mut() = previous);
+        return Err(Error::msg(format!(
+            "pipeline `{}` cannot be compiled while another pipeline compiles on this thread; call its function directly to add its steps",
+            pipeline.name
+        )));
+    }
+    let wrapped = registry::Parameters::new(pipeline.name, parameters.clone());
+    let called = catch_unwind(AssertUnwindSafe(|| (pipeline.compile)(&wrapped)));
+    SESSION.with(|current| *current.borrow_mut() = None);
+    let compiler = Rc::try_unwrap(session)
+        .map_err(|_| Error::msg("the pipeline function kept a handle on its compile session"))?
+        .compiler
+        .into_inner();
+    match called {
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(Error::msg(format!("the function of pipeline `{}` panicked while compiling: {message}", pipeline.name)));
+        }
+        Ok(Err(error)) => {
+            // A compile error recorded by a step call explains more than what the function
+            // made of it.
+            return Err(match compiler.finish(BTreeMap::new(), execution_mode, &BTreeMap::new()) {
+                Err(compile_error) => compile_error.into(),
+                Ok(_) => error.context(format!("the function of pipeline `{}` failed while compiling", pipeline.name)),
+            });
+        }
+        Ok(Ok(())) => {}
+    }
+    let parameters: BTreeMap<String, Value> = parameters.into_iter().collect();
+    let snapshot = compiler.finish(parameters, execution_mode, overrides)?;
+    check_configured_parameters(&snapshot, overrides)?;
+    Ok(snapshot)
+}
+
+/// Parameters set by the run configuration are checked against the step's declared types
+/// before anything runs.
+fn check_configured_parameters(snapshot: &Snapshot, overrides: &BTreeMap<String, StepOverride>) -> Result<()> {
+    let registry = registry::steps();
+    for (invocation_id, step_override) in overrides {
+        let Some(invocation) = snapshot.invocation(invocation_id) else { continue };
+        let Some(step) = registry.get(&invocation.step) else { continue };
+        for (name, value) in &step_override.parameters {
+            if let Some(input) = step.input(name) {
+                (input.check_parameter)(value).map_err(|reason| {
+                    Error::msg(format!(
+                        "the run configuration sets parameter `{name}` of invocation `{invocation_id}` to {value}, but it expects `{}`: {reason}",
+                        (input.type_name)()
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}

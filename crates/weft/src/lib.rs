@@ -1,0 +1,143 @@
+//! ML pipelines in Rust: typed steps wired into pipelines, run in parallel, with every
+//! artifact versioned and every run recorded.
+//!
+//! ```no_run
+//! use weft::prelude::*;
+//!
+//! #[derive(Clone, Serialize, Deserialize, Artifact)]
+//! struct Rows { x: Vec<f64>, y: Vec<u8> }
+//!
+//! #[step]
+//! fn load(limit: usize) -> weft::Result<Rows> {
+//!     Ok(Rows { x: vec![0.5; limit], y: vec![1; limit] })
+//! }
+//!
+//! #[step(outputs(train, test))]
+//! fn split(rows: Rows, ratio: f64) -> (Rows, Rows) {
+//!     let at = (rows.x.len() as f64 * ratio) as usize;
+//!     let train = Rows { x: rows.x[..at].to_vec(), y: rows.y[..at].to_vec() };
+//!     let test = Rows { x: rows.x[at..].to_vec(), y: rows.y[at..].to_vec() };
+//!     (train, test)
+//! }
+//!
+//! #[step]
+//! fn count(rows: Rows) -> usize {
+//!     rows.x.len()
+//! }
+//!
+//! /// A static pipeline: its function runs once, before anything executes, to build the DAG.
+//! #[pipeline]
+//! fn training(#[default(150)] limit: usize) -> weft::Result<()> {
+//!     let rows = load(limit)?;                 // an Output<Rows> placeholder
+//!     let (train, test) = split(&rows, 0.8)?;
+//!     count(&train)?;                          // these two run in parallel
+//!     count(&test)?;
+//!     Ok(())
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     weft::main() // `run training --param limit=100`, `list`
+//! }
+//! ```
+//!
+//! - [`step`](macro@step) turns a function into a step; calling it inside a pipeline records an
+//!   invocation and returns [`Output`] placeholders; calling it anywhere else runs the function
+//!   (its original form stays available as `<step>::plain`).
+//! - [`pipeline`](macro@pipeline) registers a static pipeline. Parameters are typed, with
+//!   `#[default(..)]` values.
+//! - [`Artifact`](derive@Artifact) stores a serde type as JSON (`#[artifact(binary)]`:
+//!   MessagePack). Strings are stored as text, `Vec<u8>` as raw bytes, numbers and collections
+//!   as JSON; see [`materializers`].
+//! - [`Client`] runs pipelines and reads runs, step runs, artifact versions, lineage and logs.
+//! - [`main`] is the command line of a pipeline binary.
+//!
+//! Stores are found as described in [`config`]: `WEFT_STORE` / `WEFT_ARTIFACTS`, else
+//! `weft.toml`, else `.weft/` (SQLite and local files, created on first use).
+
+mod cli;
+mod client;
+mod compile;
+pub mod config;
+mod input;
+#[doc(hidden)]
+pub mod probe;
+mod registry;
+
+pub use cli::main;
+pub use client::{ArtifactVersion, Client};
+pub use config::{RunConfig, StoreConfig};
+pub use input::{After, Configured, External, IntoInput, Invocation, Output, StepOptions, configured};
+pub use registry::{ParamDef, PipelineCall, PipelineDef, pipeline as find_pipeline, pipelines};
+pub use weft_artifacts::{Artifact, ArtifactType, Binary, Json, Materializer};
+pub use weft_core::{ExecutionMode, Status};
+pub use weft_engine::RunReport;
+pub use weft_macros::{Artifact, pipeline, step};
+
+/// The error type of steps and of weft's API: any error converts into it with `?`.
+pub type Error = anyhow::Error;
+
+/// `Result<T, weft::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The records weft keeps: runs, step runs, artifact versions, lineage.
+pub mod model {
+    pub use weft_store::model::*;
+}
+
+/// Built-in materializers and the traits to write your own.
+pub mod materializers {
+    pub use weft_artifacts::{
+        ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, JsonFormat, Metadata,
+        MsgPackFormat, RawBytes, SerdeValue, Text,
+    };
+}
+
+/// The context of the step running on the current thread (run id, step run id, invocation,
+/// attempt), or `None` outside a step.
+pub fn context() -> Option<weft_engine::context::StepContext> {
+    weft_engine::context::current()
+}
+
+/// Everything a pipeline file needs: `use weft::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Artifact, Client, External, Invocation, Output, StepOptions, configured, pipeline, step,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// What the macros' generated code uses. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::compile::{CompileSession, Mode, mode};
+    pub use crate::input::{CallOptions, Input};
+    pub use crate::probe;
+    pub use crate::registry::{
+        ParamDef, Parameters, PipelineDef, PipelineRegistration, StepRegistration,
+        check_pipeline_parameter,
+    };
+    pub use crate::{
+        __weft_check_parameter as check_parameter, __weft_clone_fn as clone_fn, __weft_input as input,
+    };
+    pub use inventory;
+    pub use serde;
+    pub use weft_engine::{Binding, InputDef, OutputDef, StepDef, StepFailure, StepIo};
+
+    /// The materializer id and version of `T`.
+    pub fn materializer_of<T: weft_artifacts::Artifact>() -> (&'static str, u32) {
+        (
+            <T::Materializer as weft_artifacts::Materializer<T>>::ID,
+            <T::Materializer as weft_artifacts::Materializer<T>>::VERSION,
+        )
+    }
+
+    /// The artifact type of `T`.
+    pub fn artifact_type_of<T: weft_artifacts::Artifact>() -> weft_artifacts::ArtifactType {
+        T::ARTIFACT_TYPE
+    }
+
+    /// `value` as JSON (pipeline parameter defaults).
+    pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+    }
+}
