@@ -124,20 +124,20 @@ impl<'a> FileSink<'a> {
         self.hasher.update(&part);
         self.size += part.len() as u64;
         let objects = self.store.objects();
-        let runtime = self.store.runtime();
         if self.upload.is_none() {
-            let upload = runtime
-                .block_on(objects.put_multipart(&self.path))
+            let upload = self
+                .store
+                .wait(objects.put_multipart(&self.path))
                 .map_err(|e| self.write_error(e))?;
             self.upload = Some(upload);
         }
         let upload = self.upload.as_mut().expect("created above");
-        let sent = runtime.block_on(upload.put_part(part.into()));
+        let sent = self.store.wait(upload.put_part(part.into()));
         sent.map_err(|e| self.write_error(e))
     }
 
     fn finish(mut self, name: &str) -> Result<FileRecord> {
-        let runtime = self.store.runtime();
+        let store = self.store;
         match self.upload.take() {
             None => {
                 let data = std::mem::take(&mut self.buffer);
@@ -147,12 +147,8 @@ impl<'a> FileSink<'a> {
                     mode: PutMode::Create,
                     ..Default::default()
                 };
-                runtime
-                    .block_on(
-                        self.store
-                            .objects()
-                            .put_opts(&self.path, data.into(), options),
-                    )
+                store
+                    .wait(store.objects().put_opts(&self.path, data.into(), options))
                     .map_err(|e| self.write_error(e))?;
             }
             Some(upload) => {
@@ -164,8 +160,8 @@ impl<'a> FileSink<'a> {
                     }
                 }
                 let mut upload = self.upload.take().expect("set above");
-                if let Err(error) = runtime.block_on(upload.complete()) {
-                    let _ = runtime.block_on(upload.abort());
+                if let Err(error) = store.wait(upload.complete()) {
+                    let _ = store.wait(upload.abort());
                     return Err(self.write_error(error));
                 }
             }
@@ -179,7 +175,7 @@ impl<'a> FileSink<'a> {
 
     fn abort(&mut self) {
         if let Some(mut upload) = self.upload.take() {
-            let _ = self.store.runtime().block_on(upload.abort());
+            let _ = self.store.wait(upload.abort());
         }
     }
 }
@@ -253,7 +249,7 @@ enum Source {
     Local(io::Take<std::fs::File>),
     Stream {
         stream: BoxStream<'static, object_store::Result<Bytes>>,
-        runtime: tokio::runtime::Handle,
+        store: ArtifactStore,
     },
 }
 
@@ -274,11 +270,11 @@ impl FileReader {
         record: FileRecord,
         payload: GetResultPayload,
         length: u64,
-        runtime: tokio::runtime::Handle,
+        store: ArtifactStore,
     ) -> Self {
         let source = match payload {
             GetResultPayload::File(file, _) => Source::Local(file.take(length)),
-            GetResultPayload::Stream(stream) => Source::Stream { stream, runtime },
+            GetResultPayload::Stream(stream) => Source::Stream { stream, store },
         };
         Self {
             path,
@@ -323,7 +319,7 @@ impl FileReader {
                 buffer.truncate(read);
                 Bytes::from(buffer)
             }
-            Source::Stream { stream, runtime } => match runtime.block_on(stream.next()) {
+            Source::Stream { stream, store } => match store.wait(stream.next()) {
                 Some(Ok(bytes)) => bytes,
                 Some(Err(error)) => return Err(io::Error::other(error)),
                 None => Bytes::new(),

@@ -30,6 +30,8 @@ struct Inner {
     objects: Arc<dyn ObjectStore>,
     root: String,
     runtime: Handle,
+    /// Local files are read and written on the calling thread (no hand-off to a runtime).
+    local: bool,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -131,11 +133,9 @@ impl ArtifactStore {
         let canonical = std::fs::canonicalize(path).map_err(|e| open_error(e.into()))?;
         let root = Url::from_directory_path(&canonical)
             .map_err(|()| open_error("not an absolute path".into()))?;
-        Ok(Self::from_object_store(
-            Arc::new(objects),
-            root.to_string(),
-            runtime,
-        ))
+        let mut store = Self::from_object_store(Arc::new(objects), root.to_string(), runtime);
+        Arc::get_mut(&mut store.inner).expect("just created").local = true;
+        Ok(store)
     }
 
     /// Wraps any object store whose root is displayed as `root`.
@@ -150,6 +150,7 @@ impl ArtifactStore {
                 objects,
                 root,
                 runtime,
+                local: false,
             }),
         }
     }
@@ -165,6 +166,17 @@ impl ArtifactStore {
 
     pub(crate) fn runtime(&self) -> &Handle {
         &self.inner.runtime
+    }
+
+    /// Waits for a store operation on the calling thread. Local file operations run right
+    /// here (object_store does the file IO inline when no runtime is current), so a step
+    /// thread writing its outputs pays no hand-off; other stores run on the runtime.
+    pub(crate) fn wait<F: std::future::Future>(&self, operation: F) -> F::Output {
+        if self.inner.local {
+            futures::executor::block_on(operation)
+        } else {
+            self.inner.runtime.block_on(operation)
+        }
     }
 
     pub(crate) fn display_path(&self, path: &Path) -> String {
@@ -279,13 +291,13 @@ impl ArtifactStore {
     fn delete_files(&self, prefix: &Path, files: &[FileRecord]) {
         for file in files {
             let path = prefix.clone().join(file.name.as_str());
-            let _ = self.runtime().block_on(self.objects().delete(&path));
+            let _ = self.wait(self.objects().delete(&path));
         }
     }
 
     pub(crate) fn open_file(&self, path: Path, record: FileRecord) -> Result<FileReader> {
         let display = self.display_path(&path);
-        let result = self.runtime().block_on(self.objects().get(&path));
+        let result = self.wait(self.objects().get(&path));
         match result {
             Ok(found) => {
                 let length = found.range.end - found.range.start;
@@ -294,7 +306,7 @@ impl ArtifactStore {
                     record,
                     found.payload,
                     length,
-                    self.runtime().clone(),
+                    self.clone(),
                 ))
             }
             Err(object_store::Error::NotFound { .. }) => Err(Error::Missing { path: display }),
@@ -325,8 +337,7 @@ impl ArtifactStore {
             mode: PutMode::Create,
             ..Default::default()
         };
-        self.runtime()
-            .block_on(self.objects().put_opts(&location, bytes.into(), options))
+        self.wait(self.objects().put_opts(&location, bytes.into(), options))
             .map(|_| ())
             .map_err(|e| Error::Write {
                 path: self.display_path(&location),
@@ -337,7 +348,7 @@ impl ArtifactStore {
     /// Reads a whole object; `None` if it does not exist.
     pub fn get_object(&self, path: &str) -> Result<Option<Bytes>> {
         let location = Path::from(path);
-        let read = self.runtime().block_on(async {
+        let read = self.wait(async {
             match self.objects().get(&location).await {
                 Ok(found) => found.bytes().await.map(Some),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),

@@ -5,10 +5,10 @@
 //!   and [`StepIo`], through which generated code loads inputs and saves outputs;
 //! - [`runner`]: running one step body on a worker thread: inputs, call, outputs, panics,
 //!   log capture;
-//! - [`launcher`]: the bookkeeping around it, in the order of semantics §4: resolve inputs,
-//!   record the step run, run, register outputs or the error;
+//! - [`launcher`]: the bookkeeping around it, in the order of semantics §4: resolve inputs
+//!   and describe the step run, then turn the body's result into outputs or an error to record;
 //! - [`local`]: the local orchestrator, which drives `weft_core::schedule::Scheduler` with a
-//!   bounded number of steps in parallel;
+//!   bounded number of steps in parallel on its own threads, recording in batches;
 //! - [`logs`]: per-step log capture through `tracing` (and the `log` crate), stored as JSON
 //!   lines in the artifact store;
 //! - [`context`]: the step context a running step can read.
@@ -24,6 +24,7 @@ mod error;
 pub mod launcher;
 pub mod local;
 pub mod logs;
+mod pool;
 pub mod runner;
 pub mod step;
 

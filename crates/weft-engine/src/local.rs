@@ -1,95 +1,200 @@
 //! The local orchestrator: runs a static pipeline's invocations in dependency order on this
-//! machine, at most `max_parallelism` at a time, each body on its own worker thread.
+//! machine, at most `max_parallelism` at a time, each body on a step thread.
+//!
+//! It is the run's only writer, and it writes in batches: whatever happened since the last
+//! write (bodies that finished, the invocations they unblock, skips and stops decided by the
+//! scheduler) is recorded in one transaction. In a chain, finishing one step and starting the
+//! next is a single commit; when many steps finish together, their records share one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde_json::Value;
-use tokio::task::JoinSet;
-use weft_core::schedule::{Decision, Outcome, Scheduler, SkipReason};
-use weft_core::{Snapshot, Status};
-use weft_store::model::{NewStepRun, Run};
+use tokio::sync::mpsc;
+use weft_artifacts::StoredArtifact;
+use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
+use weft_core::{Snapshot, Status, StepRunId};
+use weft_store::model::{Changes, NewStepRun, Run};
 
+use crate::context::StepContext;
 use crate::engine::Engine;
-use crate::launcher::{self, Launched, RunScope, Stopper, Upstream};
+use crate::launcher::{self, Outcome, Prepared, RunScope, Upstream, human};
+use crate::pool::StepThreads;
+use crate::runner::{self, Finished, Job};
 use crate::{Error, Result};
 
-/// Drives one run to its end. Returns an error only if the metadata store failed; failures
-/// inside steps are recorded on their step runs.
-pub async fn execute(
-    engine: &Engine,
-    run: &Run,
-    snapshot: Arc<Snapshot>,
-    max_parallelism: usize,
-) -> Result<()> {
-    let max_parallelism = max_parallelism.max(1);
-    let scope = RunScope { run_id: run.id, pipeline: snapshot.pipeline.clone() };
-    let mut scheduler = Scheduler::new(&snapshot);
-    let stoppers: Vec<Arc<Stopper>> =
-        (0..snapshot.invocations.len()).map(|_| Arc::default()).collect();
-    let mut finished: HashMap<String, Upstream> = HashMap::new();
-    let mut tasks: JoinSet<(usize, Result<Launched>)> = JoinSet::new();
-    let mut store_error: Option<Error> = None;
+#[derive(Default)]
+struct Node {
+    step_run: Option<StepRunId>,
+    stopped: Arc<AtomicBool>,
+    started: Option<Instant>,
+}
 
-    loop {
-        while store_error.is_none() && scheduler.running() < max_parallelism {
-            let Some(node) = scheduler.pop_ready() else { break };
-            let invocation = &snapshot.invocations[node];
-            let upstream: HashMap<String, Upstream> = invocation
-                .upstream
-                .iter()
-                .filter_map(|id| finished.get(id).map(|up| (id.clone(), up.clone())))
-                .collect();
-            let (engine, scope, snapshot) = (engine.clone(), scope.clone(), snapshot.clone());
-            let stopper = stoppers[node].clone();
-            tasks.spawn(async move {
-                let invocation = &snapshot.invocations[node];
-                let launched = launcher::launch(&engine, &scope, invocation, &upstream, &stopper).await;
-                (node, launched)
-            });
-        }
-        if scheduler.is_finished() || (store_error.is_some() && tasks.is_empty()) {
-            break;
-        }
-        let Some(joined) = tasks.join_next().await else { break };
-        let (node, launched) = joined.map_err(|error| Error::Task(error.to_string()))?;
-        let outcome = match launched {
-            Ok(Launched::Completed(upstream)) => {
-                finished.insert(snapshot.invocations[node].id.clone(), upstream);
-                Outcome::Succeeded
-            }
-            Ok(Launched::Failed(_)) | Ok(Launched::Stopped) => Outcome::Failed,
-            Err(error) => {
-                tracing::error!(target: "weft", "invocation `{}` could not be recorded: {error}", snapshot.invocations[node].id);
-                store_error.get_or_insert(error);
-                Outcome::Failed
-            }
-        };
-        let decisions = scheduler.resolve(node, outcome);
-        if let Err(error) = apply(engine, &scope, &snapshot, &finished, &stoppers, decisions).await {
-            store_error.get_or_insert(error);
-        }
-    }
-    // Steps stopped in fail-fast mode may still be running: their threads cannot be killed.
-    // They finish on their own, and the store refuses anything they try to record.
-    tasks.detach_all();
-    match store_error {
-        Some(error) => Err(error),
-        None => Ok(()),
+/// What is recorded at the next write, and what to do once it is.
+#[derive(Default)]
+struct Batch {
+    changes: Changes,
+    /// Invocations whose `running` step runs are in `changes.created`, to start after the write.
+    starting: Vec<(usize, Prepared)>,
+    /// Invocations recorded as failed before they could start, to report to the scheduler.
+    failed_to_start: Vec<usize>,
+    /// Where `changes.created` entries go: `Some(index into starting)` for running ones.
+    created_for: Vec<Option<usize>>,
+    /// Output files of completions, removed if the write fails.
+    written: Vec<StoredArtifact>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
     }
 }
 
-/// Carries out the scheduler's decisions: skipped invocations get `skipped` step runs (in one
-/// transaction), stopped ones are marked `stopped`.
-async fn apply(
+/// Drives one run to its end. Returns an error only if the metadata store failed; failures
+/// inside steps are recorded on their step runs.
+pub async fn execute(engine: &Engine, run: &Run, snapshot: Arc<Snapshot>, max_parallelism: usize) -> Result<()> {
+    let max_parallelism = max_parallelism.max(1);
+    let scope = RunScope { run_id: run.id, pipeline: snapshot.pipeline.clone() };
+    let threads = StepThreads::new(max_parallelism)
+        .map_err(|error| Error::Task(format!("cannot start the step threads: {error}")))?;
+    let (done, mut results) = mpsc::unbounded_channel::<(usize, Finished)>();
+    let mut scheduler = Scheduler::new(&snapshot);
+    let mut nodes: Vec<Node> = snapshot.invocations.iter().map(|_| Node::default()).collect();
+    let mut finished: HashMap<String, Upstream> = HashMap::new();
+    let mut batch = Batch::default();
+
+    loop {
+        while scheduler.running() < max_parallelism {
+            let Some(node) = scheduler.pop_ready() else { break };
+            let invocation = &snapshot.invocations[node];
+            match launcher::prepare(engine, &scope, invocation, &finished).await {
+                Ok(prepared) => {
+                    batch.created_for.push(Some(batch.starting.len()));
+                    batch.changes.created.push(prepared.step_run.clone());
+                    batch.starting.push((node, prepared));
+                }
+                Err(failed) => {
+                    batch.created_for.push(None);
+                    batch.changes.created.push(failed);
+                    batch.failed_to_start.push(node);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let written = std::mem::take(&mut batch);
+            let failed_to_start = written.failed_to_start.clone();
+            let started = flush(engine, written).await?;
+            for (node, step_run, prepared) in started {
+                nodes[node].step_run = Some(step_run.id);
+                nodes[node].started = Some(Instant::now());
+                let job = Job {
+                    step: prepared.step,
+                    bindings: prepared.bindings,
+                    artifacts: engine.artifacts().clone(),
+                    context: StepContext {
+                        pipeline: scope.pipeline.clone(),
+                        run_id: scope.run_id,
+                        step_run_id: step_run.id,
+                        invocation: step_run.invocation.clone(),
+                        attempt: step_run.attempt,
+                        stopped: nodes[node].stopped.clone(),
+                    },
+                };
+                let done = done.clone();
+                threads.run(move || {
+                    let finished = runner::run(job);
+                    // The orchestrator may be gone (a stopped step finishing late).
+                    let _ = done.send((node, finished));
+                });
+            }
+            for node in failed_to_start {
+                let decisions = scheduler.resolve(node, Scheduled::Failed);
+                decide(&snapshot, &scope, &nodes, &finished, decisions, &mut batch);
+            }
+            continue;
+        }
+        if scheduler.is_finished() {
+            break;
+        }
+        let Some(first) = results.recv().await else {
+            return Err(Error::Task("the step threads stopped unexpectedly".into()));
+        };
+        let mut arrived = vec![first];
+        while let Ok(next) = results.try_recv() {
+            arrived.push(next);
+        }
+        for (node, body) in arrived {
+            let invocation = &snapshot.invocations[node];
+            let Some(step_run) = nodes[node].step_run else { continue };
+            let elapsed = nodes[node].started.map(|s| human(s.elapsed())).unwrap_or_default();
+            if nodes[node].stopped.load(Ordering::Acquire) {
+                // Stopped (fail fast) while it ran: its step run is already `stopped`.
+                discard(engine, body);
+                continue;
+            }
+            let decisions = match launcher::finish(&scope, invocation, step_run, body) {
+                Outcome::Completed { completion, upstream } => {
+                    tracing::info!(target: "weft", "step `{}` completed in {elapsed}", invocation.id);
+                    for (_, _, stored) in &upstream.outputs {
+                        batch.written.push(stored.clone());
+                    }
+                    batch.changes.completed.push((step_run, completion));
+                    finished.insert(invocation.id.clone(), upstream);
+                    scheduler.resolve(node, Scheduled::Succeeded)
+                }
+                Outcome::Failed { error, log_uri } => {
+                    tracing::error!(target: "weft", "step `{}` failed after {elapsed}: {}", invocation.id, error.chain.join(": "));
+                    batch.changes.failed.push((step_run, error, log_uri));
+                    scheduler.resolve(node, Scheduled::Failed)
+                }
+                // Only a stopped step ends stopped, and those were handled above.
+                Outcome::Stopped => Vec::new(),
+            };
+            decide(&snapshot, &scope, &nodes, &finished, decisions, &mut batch);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a batch; returns the started invocations with their step runs.
+async fn flush(
     engine: &Engine,
-    scope: &RunScope,
+    batch: Batch,
+) -> Result<Vec<(usize, weft_store::model::StepRun, Prepared)>> {
+    let Batch { changes, starting, created_for, written, .. } = batch;
+    let applied = match engine.metadata().apply(changes).await {
+        Ok(applied) => applied,
+        Err(error) => {
+            // Nothing of the batch was recorded: the outputs it would have registered must
+            // not stay behind.
+            for stored in &written {
+                let _ = engine.artifacts().delete(stored);
+            }
+            return Err(error.into());
+        }
+    };
+    let mut starting: Vec<Option<(usize, Prepared)>> = starting.into_iter().map(Some).collect();
+    let mut started = Vec::with_capacity(starting.len());
+    for (step_run, slot) in applied.created.into_iter().zip(created_for) {
+        if let Some((node, prepared)) = slot.and_then(|index| starting[index].take()) {
+            started.push((node, step_run, prepared));
+        }
+    }
+    Ok(started)
+}
+
+/// Turns the scheduler's decisions into records: skipped invocations get `skipped` step
+/// runs, stopped ones are marked `stopped` (and told to stop).
+fn decide(
     snapshot: &Snapshot,
+    scope: &RunScope,
+    nodes: &[Node],
     finished: &HashMap<String, Upstream>,
-    stoppers: &[Arc<Stopper>],
     decisions: Vec<Decision>,
-) -> Result<()> {
-    let mut skipped = Vec::new();
+    batch: &mut Batch,
+) {
     for decision in decisions {
         match decision {
             Decision::Skip { node, reason } => {
@@ -99,12 +204,13 @@ async fn apply(
                         format!("upstream `{}` failed", snapshot.invocations[failed].id)
                     }
                     SkipReason::RunStopping { failed } => format!(
-                        "the run stopped starting steps after `{}` failed ({})",
+                        "no new step starts after `{}` failed ({})",
                         snapshot.invocations[failed].id, snapshot.execution_mode
                     ),
                 };
                 tracing::warn!(target: "weft", "step `{}` skipped: {reason}", invocation.id);
-                skipped.push(NewStepRun {
+                batch.created_for.push(None);
+                batch.changes.created.push(NewStepRun {
                     run_id: scope.run_id,
                     invocation: invocation.id.clone(),
                     step: invocation.step.clone(),
@@ -126,14 +232,22 @@ async fn apply(
             }
             Decision::Stop { node, failed } => {
                 let invocation = &snapshot.invocations[node];
-                tracing::warn!(target: "weft", "stopping step `{}`: `{}` failed (fail_fast)", invocation.id, snapshot.invocations[failed].id);
-                if let Some(step_run) = stoppers[node].stop() {
-                    let reason = format!("stopped because `{}` failed (fail_fast)", snapshot.invocations[failed].id);
-                    let _ = engine.metadata().stop_step_run(step_run, &reason).await;
+                let reason = format!("stopped because `{}` failed (fail_fast)", snapshot.invocations[failed].id);
+                tracing::warn!(target: "weft", "step `{}` {reason}", invocation.id);
+                nodes[node].stopped.store(true, Ordering::Release);
+                if let Some(step_run) = nodes[node].step_run {
+                    batch.changes.stopped.push((step_run, reason));
                 }
             }
         }
     }
-    engine.metadata().create_step_runs(skipped).await?;
-    Ok(())
+}
+
+/// Drops the result of a body that was stopped while it ran.
+fn discard(engine: &Engine, body: Finished) {
+    if let runner::Ended::Completed(saved) = body.ended {
+        for (_, output) in saved {
+            let _ = engine.artifacts().delete(&output.to_stored());
+        }
+    }
 }

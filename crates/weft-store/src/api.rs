@@ -5,7 +5,7 @@ use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, StepRunId};
 
 use crate::Result;
 use crate::model::{
-    Artifact, ArtifactVersion, Completion, Direction, Lineage, LogRef, MetadataEntry,
+    Applied, Artifact, ArtifactVersion, Changes, Completion, Direction, Lineage, LogRef, MetadataEntry,
     MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph,
     StepError, StepInput, StepOutput, StepRun,
 };
@@ -32,7 +32,8 @@ pub trait RunStore: Send + Sync {
     /// `weft_core::status::derive_static_run_status`) and returns the run.
     async fn refresh_static_run(&self, id: RunId) -> Result<Run>;
 
-    /// Marks a run failed with `reason` (for failures outside any step).
+    /// Marks a run failed with `reason` (for failures outside any step); its unfinished step
+    /// runs fail with it.
     async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run>;
 }
 
@@ -61,6 +62,11 @@ pub trait StepRunStore: Send + Sync {
 
     /// Marks an unfinished step run `stopped` with `reason`.
     async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun>;
+
+    /// Applies several changes in one transaction: all of them, or none if one is refused.
+    /// This is how an orchestrator records a step's completion together with the start of
+    /// the steps it unblocks, in one round trip.
+    async fn apply(&self, changes: Changes) -> Result<Applied>;
 
     /// The step run with this id.
     async fn step_run(&self, id: StepRunId) -> Result<StepRun>;

@@ -17,7 +17,7 @@ use weft_core::snapshot::{InputSpec, Invocation, OutputRef, OutputSpec, StepConf
 use weft_core::{ExecutionMode, RunId, Snapshot, Status, StepRunId};
 
 use crate::model::{
-    Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput, NewRun,
+    Changes, Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput, NewRun,
     NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind,
 };
 use crate::{Error, MetadataStore};
@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             run_graph_has_parents_inputs_and_outputs,
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
+            batches_apply_completions_before_creations_and_all_or_nothing,
             unknown_references_are_clear_errors
         );
     };
@@ -127,6 +128,7 @@ fn running(run: RunId, invocation: &str) -> NewStepRun {
 
 fn version(name: &str, content: &str) -> NewArtifactVersion {
     NewArtifactVersion {
+        id: weft_core::ArtifactVersionId::new(),
         name: name.into(),
         has_custom_name: false,
         version: None,
@@ -758,4 +760,55 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
         .unwrap_err()
         .to_string();
     assert_eq!(message, "no run matches `ffffffff-0000`");
+}
+
+/// A batch registers a completion and creates the step run that reads its output, in one
+/// transaction; a batch with a refused change leaves nothing behind.
+pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store: Store) {
+    let run = new_run(&store, "p").await;
+    let a = store.create_step_runs(vec![running(run, "a")]).await.unwrap().remove(0);
+    let output = version("p::a::output", "a");
+    let mut b = running(run, "b");
+    b.inputs = vec![NewInput { name: "input".into(), position: 0, artifact_version: output.id, kind: InputKind::StepOutput }];
+    b.parents = vec![a.id];
+    let applied = store
+        .apply(Changes {
+            completed: vec![(a.id, Completion { outputs: vec![("output".into(), output.clone())], log_uri: None })],
+            created: vec![b],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied.outputs[0][0].artifact_version.id, output.id);
+    let b = applied.created[0].clone();
+    assert_eq!(store.step_run_inputs(b.id).await.unwrap()[0].artifact_version.id, output.id);
+    assert_eq!(store.step_run(a.id).await.unwrap().status, Status::Completed);
+
+    // `b` completes, but `a` cannot complete twice: nothing of the batch is kept.
+    let refused = store
+        .apply(Changes {
+            completed: vec![
+                (b.id, Completion::default()),
+                (a.id, Completion::default()),
+            ],
+            created: vec![running(run, "c")],
+            ..Changes::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Transition { .. }), "{refused}");
+    assert_eq!(store.step_run(b.id).await.unwrap().status, Status::Running);
+    assert_eq!(store.step_runs(run).await.unwrap().len(), 2);
+
+    store
+        .apply(Changes {
+            failed: vec![(b.id, error("late"), None)],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    let c = store.create_step_runs(vec![running(run, "c")]).await.unwrap().remove(0);
+    store.apply(Changes { stopped: vec![(c.id, "fail fast".into())], ..Changes::default() }).await.unwrap();
+    let c = store.step_run(c.id).await.unwrap();
+    assert_eq!((c.status, c.status_reason.as_deref()), (Status::Stopped, Some("fail fast")));
 }

@@ -286,6 +286,9 @@ pub struct ArtifactVersion {
 /// A request to register a stored artifact version.
 #[derive(Clone, Debug)]
 pub struct NewArtifactVersion {
+    /// The version's id, chosen by the writer so that step runs created in the same batch
+    /// can already read it.
+    pub id: ArtifactVersionId,
     /// The artifact's name; the artifact is created on first use.
     pub name: String,
     /// Whether the name was chosen by the user.
@@ -345,6 +348,36 @@ pub struct Completion {
     pub outputs: Vec<(String, NewArtifactVersion)>,
     /// Where its log is, if it logged anything.
     pub log_uri: Option<String>,
+}
+
+/// Step-run changes applied together, in one transaction: completions, failures and stops
+/// first, then new step runs (which may read the versions the completions register).
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// Running step runs that completed, with their outputs.
+    pub completed: Vec<(StepRunId, Completion)>,
+    /// Step runs that failed, with their errors and logs.
+    pub failed: Vec<(StepRunId, StepError, Option<String>)>,
+    /// Unfinished step runs to stop, with the reason.
+    pub stopped: Vec<(StepRunId, String)>,
+    /// New step runs.
+    pub created: Vec<NewStepRun>,
+}
+
+impl Changes {
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.completed.is_empty() && self.failed.is_empty() && self.stopped.is_empty() && self.created.is_empty()
+    }
+}
+
+/// What applying [`Changes`] recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The registered outputs of each completion, in the order given.
+    pub outputs: Vec<Vec<StepOutput>>,
+    /// The created step runs, in the order given.
+    pub created: Vec<StepRun>,
 }
 
 /// Everything needed to draw a run: its step runs and how they connect.

@@ -172,7 +172,7 @@ pub(crate) fn insert_version(
             (next.to_string(), Some(next))
         }
     };
-    let id = ArtifactVersionId::new();
+    let id = new.id;
     let inserted = connection
         .prepare_cached(
             "INSERT INTO artifact_versions (id, artifact_id, version, version_number, artifact_type, uri, \
@@ -199,7 +199,7 @@ pub(crate) fn insert_version(
     if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &inserted {
         if failure.code == rusqlite::ErrorCode::ConstraintViolation {
             return Err(Error::Conflict(format!(
-                "artifact `{}` already has a version `{version}`; explicit versions must be unique",
+                "artifact `{}` already has a version `{version}` (or version id {id} exists); explicit versions must be unique",
                 new.name
             )));
         }

@@ -76,10 +76,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(|e| open_error(e.into()))?;
         }
         let mut writer = connect(path).map_err(|e| open_error(e.into()))?;
-        // Switching to WAL is persistent, so only the first opener of a file pays for it.
-        writer
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_error(e.into()))?;
+        use_wal(&writer).map_err(|e| open_error(e.into()))?;
         migrate::run(&mut writer).map_err(|source| match source {
             Error::Database(source) => Error::Migrate {
                 location: path.display().to_string(),
@@ -158,6 +155,36 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     configure(&connection)?;
     Ok(connection)
+}
+
+/// Switches the file to WAL. The mode is persistent, so only the first opener pays; switching
+/// needs a moment of exclusive access that SQLite does not wait for, so a busy file is
+/// retried until the busy timeout.
+fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let mode: rusqlite::Result<String> =
+            connection.pragma_query_value(None, "journal_mode", |row| row.get(0));
+        let switched = match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)),
+            Err(error) => Err(error),
+        };
+        match switched {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => return Err(error),
+            Ok(mode) => {
+                return Err(rusqlite::Error::InvalidParameterName(format!(
+                    "the file refused WAL mode (it stays in `{mode}` mode)"
+                )));
+            }
+        }
+    }
 }
 
 fn connect_reader(path: &Path) -> Result<Connection> {

@@ -198,6 +198,18 @@ impl RunStore for SqliteStore {
         self.write(move |tx| {
             let current = run_status(tx, id)?;
             set_run_status(tx, id, current, Status::Failed, Some(&reason))?;
+            // Its unfinished step runs fail with it: nothing is left running.
+            let error = serde_json::json!({
+                "kind": "system",
+                "message": format!("the run failed: {reason}"),
+                "chain": [format!("the run failed: {reason}")],
+                "backtrace": null,
+            });
+            tx.prepare_cached(
+                "UPDATE step_runs SET status = 'failed', error = ?1, ended_at = ?2 \
+                 WHERE run_id = ?3 AND status IN ('queued', 'provisioning', 'running', 'retrying', 'stopping')",
+            )?
+            .execute(params![error.to_string(), time::format(time::now()), id.to_string()])?;
             run_by_id(tx, id)
         })
         .await

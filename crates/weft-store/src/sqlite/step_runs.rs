@@ -9,7 +9,9 @@ use super::artifacts::insert_version;
 use super::rows::{self, STEP_RUN_COLUMNS};
 use super::runs::{run_status, set_run_status};
 use super::{SqliteStore, id_prefix};
-use crate::model::{Completion, LogRef, NewStepRun, StepError, StepOutput, StepRun};
+use crate::model::{
+    Applied, Changes, Completion, LogRef, NewStepRun, StepError, StepOutput, StepRun,
+};
 use crate::{Error, Result, StepRunStore, time};
 
 #[async_trait]
@@ -18,106 +20,7 @@ impl StepRunStore for SqliteStore {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| {
-            let created_at = time::now();
-            let now = time::format(created_at);
-            let mut created = Vec::with_capacity(new.len());
-            let mut checked_runs: Vec<RunId> = Vec::new();
-            for step_run in new {
-                check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
-                    kind: "step run",
-                    id: format!("{}/{}", step_run.run_id, step_run.invocation),
-                    source,
-                })?;
-                if !checked_runs.contains(&step_run.run_id) {
-                    let current = run_status(tx, step_run.run_id)?;
-                    if current.is_finished() {
-                        return Err(Error::Conflict(format!(
-                            "run {} is {current}: no step run can be added to a finished run",
-                            step_run.run_id
-                        )));
-                    }
-                    if matches!(current, Status::Initializing | Status::Provisioning) {
-                        set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
-                    }
-                    checked_runs.push(step_run.run_id);
-                }
-                let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
-                let id = StepRunId::new();
-                let started = step_run.status == Status::Running;
-                let ended = step_run.status.is_finished();
-                tx.prepare_cached(
-                    "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
-                     status_reason, code_hash, parameters, config, cache_key, original_step_run_id, \
-                     error, created_at, started_at, ended_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![
-                    id.to_string(),
-                    step_run.run_id.to_string(),
-                    step_run.invocation,
-                    step_run.step,
-                    attempt,
-                    step_run.status.as_str(),
-                    step_run.status_reason,
-                    step_run.code_hash,
-                    canonical::to_string(&step_run.parameters),
-                    canonical::to_string(&step_run.config),
-                    step_run.cache_key,
-                    step_run.original_step_run.map(|id| id.to_string()),
-                    step_run.error.as_ref().map(|e| serde_json::to_string(e).expect("plain data")),
-                    now,
-                    started.then_some(&now),
-                    ended.then_some(&now),
-                ])?;
-                for input in &step_run.inputs {
-                    tx.prepare_cached(
-                        "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
-                         VALUES (?, ?, ?, ?, ?)",
-                    )?
-                    .execute(params![
-                        id.to_string(),
-                        input.name,
-                        input.position,
-                        input.artifact_version.to_string(),
-                        input.kind.as_str()
-                    ])
-                    .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
-                }
-                for parent in &step_run.parents {
-                    tx.prepare_cached("INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)")?
-                        .execute(params![parent.to_string(), id.to_string()])
-                        .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
-                }
-                if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
-                    tx.prepare_cached(
-                        "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
-                         SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
-                    )?
-                    .execute(params![id.to_string(), original.to_string()])?;
-                }
-                created.push(StepRun {
-                    id,
-                    run_id: step_run.run_id,
-                    invocation: step_run.invocation,
-                    step: step_run.step,
-                    attempt,
-                    status: step_run.status,
-                    status_reason: step_run.status_reason,
-                    code_hash: step_run.code_hash,
-                    parameters: step_run.parameters,
-                    config: step_run.config,
-                    cache_key: step_run.cache_key,
-                    original_step_run: step_run.original_step_run,
-                    error: step_run.error,
-                    created_at,
-                    started_at: started.then_some(created_at),
-                    ended_at: ended.then_some(created_at),
-                });
-            }
-            Ok(created)
-        })
-        .await
+        self.write(move |tx| create_all(tx, new)).await
     }
 
     async fn complete_step_run(
@@ -125,24 +28,7 @@ impl StepRunStore for SqliteStore {
         id: StepRunId,
         completion: Completion,
     ) -> Result<Vec<StepOutput>> {
-        self.write(move |tx| {
-            let (run_id, current) = step_run_status(tx, id)?;
-            check_step_run_transition(current, Status::Completed)
-                .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
-            let mut outputs = Vec::with_capacity(completion.outputs.len());
-            for (name, version) in completion.outputs {
-                let artifact_version = insert_version(tx, &version, Some(id))?;
-                tx.prepare_cached(
-                    "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
-                )?
-                .execute(params![id.to_string(), name, artifact_version.id.to_string()])?;
-                outputs.push(StepOutput { name, artifact_version });
-            }
-            insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
-            set_step_run_status(tx, id, Status::Completed, None, None)?;
-            Ok(outputs)
-        })
-        .await
+        self.write(move |tx| complete(tx, id, completion)).await
     }
 
     async fn fail_step_run(
@@ -152,16 +38,7 @@ impl StepRunStore for SqliteStore {
         log_uri: Option<String>,
     ) -> Result<StepRun> {
         self.write(move |tx| {
-            let (run_id, current) = step_run_status(tx, id)?;
-            check_step_run_transition(current, Status::Failed).map_err(|source| {
-                Error::Transition {
-                    kind: "step run",
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
-            insert_log(tx, run_id, id, log_uri.as_deref())?;
-            set_step_run_status(tx, id, Status::Failed, None, Some(&error))?;
+            fail(tx, id, &error, log_uri.as_deref())?;
             step_run_by_id(tx, id)
         })
         .await
@@ -170,32 +47,42 @@ impl StepRunStore for SqliteStore {
     async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun> {
         let reason = reason.to_owned();
         self.write(move |tx| {
-            let (_, current) = step_run_status(tx, id)?;
-            check_step_run_transition(current, Status::Stopped).map_err(|source| {
-                Error::Transition {
-                    kind: "step run",
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
-            set_step_run_status(tx, id, Status::Stopped, Some(&reason), None)?;
+            stop(tx, id, &reason)?;
             step_run_by_id(tx, id)
         })
         .await
     }
 
+    async fn apply(&self, changes: Changes) -> Result<Applied> {
+        if changes.is_empty() {
+            return Ok(Applied::default());
+        }
+        self.write(move |tx| {
+            let mut outputs = Vec::with_capacity(changes.completed.len());
+            for (id, completion) in changes.completed {
+                outputs.push(complete(tx, id, completion)?);
+            }
+            for (id, error, log_uri) in &changes.failed {
+                fail(tx, *id, error, log_uri.as_deref())?;
+            }
+            for (id, reason) in &changes.stopped {
+                stop(tx, *id, reason)?;
+            }
+            let created = create_all(tx, changes.created)?;
+            Ok(Applied { outputs, created })
+        })
+        .await
+    }
+
     async fn step_run(&self, id: StepRunId) -> Result<StepRun> {
-        self.read(move |connection| step_run_by_id(connection, id))
-            .await
+        self.read(move |connection| step_run_by_id(connection, id)).await
     }
 
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
         self.read(move |connection| {
             rows::all(
                 connection,
-                &format!(
-                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
-                ),
+                &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"),
                 [run.to_string()],
                 rows::step_run,
             )
@@ -257,6 +144,141 @@ impl StepRunStore for SqliteStore {
     }
 }
 
+/// Records new step runs with their inputs and parents. The first step run of an
+/// `initializing` run moves it to `running`; a finished run takes none.
+fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+    let created_at = time::now();
+    let now = time::format(created_at);
+    let mut created = Vec::with_capacity(new.len());
+    let mut checked_runs: Vec<RunId> = Vec::new();
+    for step_run in new {
+        check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
+            kind: "step run",
+            id: format!("{}/{}", step_run.run_id, step_run.invocation),
+            source,
+        })?;
+        if !checked_runs.contains(&step_run.run_id) {
+            let current = run_status(tx, step_run.run_id)?;
+            if current.is_finished() {
+                return Err(Error::Conflict(format!(
+                    "run {} is {current}: no step run can be added to a finished run",
+                    step_run.run_id
+                )));
+            }
+            if matches!(current, Status::Initializing | Status::Provisioning) {
+                set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
+            }
+            checked_runs.push(step_run.run_id);
+        }
+        let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
+        let id = StepRunId::new();
+        let started = step_run.status == Status::Running;
+        let ended = step_run.status.is_finished();
+        tx.prepare_cached(
+            "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
+             status_reason, code_hash, parameters, config, cache_key, original_step_run_id, \
+             error, created_at, started_at, ended_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            id.to_string(),
+            step_run.run_id.to_string(),
+            step_run.invocation,
+            step_run.step,
+            attempt,
+            step_run.status.as_str(),
+            step_run.status_reason,
+            step_run.code_hash,
+            canonical::to_string(&step_run.parameters),
+            canonical::to_string(&step_run.config),
+            step_run.cache_key,
+            step_run.original_step_run.map(|id| id.to_string()),
+            step_run.error.as_ref().map(|e| serde_json::to_string(e).expect("plain data")),
+            now,
+            started.then_some(&now),
+            ended.then_some(&now),
+        ])?;
+        for input in &step_run.inputs {
+            tx.prepare_cached(
+                "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                id.to_string(),
+                input.name,
+                input.position,
+                input.artifact_version.to_string(),
+                input.kind.as_str()
+            ])
+            .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
+        }
+        for parent in &step_run.parents {
+            tx.prepare_cached("INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)")?
+                .execute(params![parent.to_string(), id.to_string()])
+                .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
+        }
+        if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
+            tx.prepare_cached(
+                "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
+                 SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
+            )?
+            .execute(params![id.to_string(), original.to_string()])?;
+        }
+        created.push(StepRun {
+            id,
+            run_id: step_run.run_id,
+            invocation: step_run.invocation,
+            step: step_run.step,
+            attempt,
+            status: step_run.status,
+            status_reason: step_run.status_reason,
+            code_hash: step_run.code_hash,
+            parameters: step_run.parameters,
+            config: step_run.config,
+            cache_key: step_run.cache_key,
+            original_step_run: step_run.original_step_run,
+            error: step_run.error,
+            created_at,
+            started_at: started.then_some(created_at),
+            ended_at: ended.then_some(created_at),
+        });
+    }
+    Ok(created)
+}
+
+fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Vec<StepOutput>> {
+    let (run_id, current) = step_run_status(tx, id)?;
+    check_step_run_transition(current, Status::Completed)
+        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    let mut outputs = Vec::with_capacity(completion.outputs.len());
+    for (name, version) in completion.outputs {
+        let artifact_version = insert_version(tx, &version, Some(id))?;
+        tx.prepare_cached(
+            "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
+        )?
+        .execute(params![id.to_string(), name, artifact_version.id.to_string()])?;
+        outputs.push(StepOutput { name, artifact_version });
+    }
+    insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
+    set_step_run_status(tx, id, Status::Completed, None, None)?;
+    Ok(outputs)
+}
+
+fn fail(tx: &Connection, id: StepRunId, error: &StepError, log_uri: Option<&str>) -> Result<()> {
+    let (run_id, current) = step_run_status(tx, id)?;
+    check_step_run_transition(current, Status::Failed)
+        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    insert_log(tx, run_id, id, log_uri)?;
+    set_step_run_status(tx, id, Status::Failed, None, Some(error))
+}
+
+fn stop(tx: &Connection, id: StepRunId, reason: &str) -> Result<()> {
+    let (_, current) = step_run_status(tx, id)?;
+    check_step_run_transition(current, Status::Stopped)
+        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    set_step_run_status(tx, id, Status::Stopped, Some(reason), None)
+}
+
 fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
     rows::first(
         connection,
@@ -264,10 +286,7 @@ fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
         [id.to_string()],
         rows::step_run,
     )?
-    .ok_or_else(|| Error::NotFound {
-        kind: "step run",
-        reference: id.to_string(),
-    })
+    .ok_or_else(|| Error::NotFound { kind: "step run", reference: id.to_string() })
 }
 
 /// The attempt number of a new step run for `invocation`: 1, or one more than the latest
@@ -279,27 +298,16 @@ fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result
              ORDER BY attempt DESC LIMIT 1",
         )?
         .query_row(params![run.to_string(), invocation], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, u32>(1)?,
-                row.get::<_, String>(2)?,
-            ))
+            Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, String>(2)?))
         })
         .optional()?;
-    let Some((id, attempt, status)) = latest else {
-        return Ok(1);
-    };
+    let Some((id, attempt, status)) = latest else { return Ok(1) };
     let status: Status = rows::parse("step run status", &status)?;
     match status {
         Status::Retrying => {
             let id: StepRunId = rows::parse("step run id", &id)?;
-            check_step_run_transition(status, Status::Retried).map_err(|source| {
-                Error::Transition {
-                    kind: "step run",
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
+            check_step_run_transition(status, Status::Retried)
+                .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
             set_step_run_status(connection, id, Status::Retried, None, None)?;
             Ok(attempt + 1)
         }
@@ -315,14 +323,8 @@ fn step_run_status(connection: &Connection, id: StepRunId) -> Result<(RunId, Sta
         .prepare_cached("SELECT run_id, status FROM step_runs WHERE id = ?")?
         .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?
-        .ok_or_else(|| Error::NotFound {
-            kind: "step run",
-            reference: id.to_string(),
-        })?;
-    Ok((
-        rows::parse("run id", &run)?,
-        rows::parse("step run status", &status)?,
-    ))
+        .ok_or_else(|| Error::NotFound { kind: "step run", reference: id.to_string() })?;
+    Ok((rows::parse("run id", &run)?, rows::parse("step run status", &status)?))
 }
 
 /// Writes a status the caller has already checked with the state machine.
@@ -349,12 +351,7 @@ fn set_step_run_status(
     Ok(())
 }
 
-fn insert_log(
-    connection: &Connection,
-    run: RunId,
-    step_run: StepRunId,
-    uri: Option<&str>,
-) -> Result<()> {
+fn insert_log(connection: &Connection, run: RunId, step_run: StepRunId, uri: Option<&str>) -> Result<()> {
     if let Some(uri) = uri {
         connection
             .prepare_cached("INSERT INTO logs (id, run_id, step_run_id, uri, created_at) VALUES (?, ?, ?, ?, ?)")?
