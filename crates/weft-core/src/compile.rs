@@ -688,6 +688,23 @@ mod tests {
     }
 
     #[test]
+    fn topological_order_respects_after_edges_to_later_calls() {
+        let mut compiler = Compiler::new("p");
+        let mut a = call("a");
+        a.after = vec!["c".into()];
+        compiler.add(a).unwrap();
+        compiler.add(call("b")).unwrap();
+        compiler.add(call("c")).unwrap();
+        let snapshot = finish(compiler).unwrap();
+        let order: Vec<&str> = snapshot
+            .topological_order()
+            .iter()
+            .map(|&i| snapshot.invocations[i].id.as_str())
+            .collect();
+        assert_eq!(order, ["b", "c", "a"]);
+    }
+
+    #[test]
     fn compiling_ten_thousand_invocations_is_linear() {
         let mut compiler = Compiler::new("p");
         let mut previous = compiler.add(call("step")).unwrap();

@@ -45,6 +45,49 @@ impl Snapshot {
             .iter()
             .find(|invocation| invocation.id == id)
     }
+
+    /// Positions of the invocations in an order where each comes after everything it waits
+    /// for; among independent invocations, call order is kept. Invocations on a cycle (which
+    /// a compiled snapshot never has) come last.
+    pub fn topological_order(&self) -> Vec<usize> {
+        let position: std::collections::HashMap<&str, usize> = self
+            .invocations
+            .iter()
+            .enumerate()
+            .map(|(i, inv)| (inv.id.as_str(), i))
+            .collect();
+        let mut waiting: Vec<usize> = self
+            .invocations
+            .iter()
+            .map(|inv| inv.upstream.len())
+            .collect();
+        let mut downstream = vec![Vec::new(); self.invocations.len()];
+        for (node, invocation) in self.invocations.iter().enumerate() {
+            for upstream in &invocation.upstream {
+                if let Some(&up) = position.get(upstream.as_str()) {
+                    downstream[up].push(node);
+                } else {
+                    waiting[node] -= 1;
+                }
+            }
+        }
+        let mut ready: std::collections::BTreeSet<usize> = (0..self.invocations.len())
+            .filter(|&n| waiting[n] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(self.invocations.len());
+        while let Some(node) = ready.pop_first() {
+            order.push(node);
+            for &next in &downstream[node] {
+                waiting[next] -= 1;
+                if waiting[next] == 0 {
+                    ready.insert(next);
+                }
+            }
+        }
+        let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+        order.extend((0..self.invocations.len()).filter(|n| !placed.contains(n)));
+        order
+    }
 }
 
 /// One call of a step inside a pipeline.

@@ -32,7 +32,9 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { max_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()) }
+        Self {
+            max_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
     }
 }
 
@@ -48,14 +50,26 @@ pub struct RunReport {
 impl RunReport {
     /// The step runs that failed.
     pub fn failed_steps(&self) -> impl Iterator<Item = &StepRun> {
-        self.step_runs.iter().filter(|step_run| step_run.status == weft_core::Status::Failed)
+        self.step_runs
+            .iter()
+            .filter(|step_run| step_run.status == weft_core::Status::Failed)
     }
 }
 
 impl Engine {
     /// An engine over these stores and steps.
-    pub fn new(metadata: Arc<dyn MetadataStore>, artifacts: ArtifactStore, registry: Arc<Registry>) -> Self {
-        Self { inner: Arc::new(Inner { metadata, artifacts, registry }) }
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        artifacts: ArtifactStore,
+        registry: Arc<Registry>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                metadata,
+                artifacts,
+                registry,
+            }),
+        }
     }
 
     /// The metadata store.
@@ -80,16 +94,30 @@ impl Engine {
             "orchestrator": "local",
             "max_parallelism": options.max_parallelism,
         });
-        let run = self.metadata().create_run(NewRun { snapshot: snapshot.clone(), config }).await?;
+        let run = self
+            .metadata()
+            .create_run(NewRun {
+                snapshot: snapshot.clone(),
+                config,
+            })
+            .await?;
         self.execute(&run, snapshot, options).await
     }
 
     /// Runs an already recorded run of `snapshot` to its end.
-    pub async fn execute(&self, run: &Run, snapshot: Snapshot, options: RunOptions) -> Result<RunReport> {
+    pub async fn execute(
+        &self,
+        run: &Run,
+        snapshot: Snapshot,
+        options: RunOptions,
+    ) -> Result<RunReport> {
         tracing::info!(target: "weft", "run {} ({}) started: {} steps", run.name, run.id, snapshot.invocations.len());
         let executed = local::execute(self, run, Arc::new(snapshot), options.max_parallelism).await;
         if let Err(error) = &executed {
-            let _ = self.metadata().fail_run(run.id, &format!("the orchestrator failed: {error}")).await;
+            let _ = self
+                .metadata()
+                .fail_run(run.id, &format!("the orchestrator failed: {error}"))
+                .await;
             return Err(executed.unwrap_err());
         }
         let run = self.metadata().refresh_static_run(run.id).await?;

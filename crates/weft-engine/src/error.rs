@@ -12,7 +12,9 @@ pub enum Error {
     #[error(transparent)]
     Artifacts(#[from] weft_artifacts::Error),
     /// A snapshot names a step this binary does not have.
-    #[error("step `{step}` (invocation `{invocation}`) is not part of this binary; rebuild it with the step, or run the pipeline with the binary that defines it")]
+    #[error(
+        "step `{step}` (invocation `{invocation}`) is not part of this binary; rebuild it with the step, or run the pipeline with the binary that defines it"
+    )]
     UnknownStep {
         /// The step's name.
         step: String,

@@ -14,10 +14,10 @@ use weft_store::model::{
     StepErrorKind,
 };
 
+use crate::Error;
 use crate::engine::Engine;
 use crate::runner::{Ended, Finished};
 use crate::step::{Binding, StepDef};
-use crate::Error;
 
 /// The run an invocation belongs to.
 #[derive(Clone, Debug)]
@@ -86,7 +86,11 @@ pub async fn prepare(
     match resolve_inputs(engine, invocation, upstream).await {
         Ok((inputs, bindings)) => {
             step_run.inputs = inputs;
-            Ok(Prepared { step, step_run, bindings })
+            Ok(Prepared {
+                step,
+                step_run,
+                bindings,
+            })
         }
         Err(error) => Err(failed_before_start(step_run, &error)),
     }
@@ -128,7 +132,10 @@ async fn resolve_inputs(
             .ok_or_else(|| {
                 input_error(
                     name,
-                    format!("output `{}` of `{}` is not available", output.output, output.invocation),
+                    format!(
+                        "output `{}` of `{}` is not available",
+                        output.output, output.invocation
+                    ),
                 )
             })
     };
@@ -202,7 +209,12 @@ pub enum Outcome {
 /// Turns a finished body into what the metadata store records: output artifact versions
 /// (with ids chosen here, so that downstream step runs can be recorded in the same
 /// transaction) or the error.
-pub fn finish(scope: &RunScope, invocation: &Invocation, step_run: StepRunId, finished: Finished) -> Outcome {
+pub fn finish(
+    scope: &RunScope,
+    invocation: &Invocation,
+    step_run: StepRunId,
+    finished: Finished,
+) -> Outcome {
     match finished.ended {
         Ended::Completed(saved) => {
             let mut outputs = Vec::with_capacity(saved.len());
@@ -210,8 +222,14 @@ pub fn finish(scope: &RunScope, invocation: &Invocation, step_run: StepRunId, fi
             for (name, saved) in saved {
                 let spec = invocation.outputs.iter().find(|output| output.name == name);
                 let (artifact_name, has_custom_name) = match spec {
-                    Some(spec) => (spec.artifact_name(&scope.pipeline, &invocation.id), spec.artifact_name.is_some()),
-                    None => (format!("{}::{}::{name}", scope.pipeline, invocation.id), false),
+                    Some(spec) => (
+                        spec.artifact_name(&scope.pipeline, &invocation.id),
+                        spec.artifact_name.is_some(),
+                    ),
+                    None => (
+                        format!("{}::{}::{name}", scope.pipeline, invocation.id),
+                        false,
+                    ),
                 };
                 let id = ArtifactVersionId::new();
                 for_downstream.push((name.clone(), id, saved.to_stored()));
@@ -237,11 +255,20 @@ pub fn finish(scope: &RunScope, invocation: &Invocation, step_run: StepRunId, fi
                 ));
             }
             Outcome::Completed {
-                completion: Completion { outputs, log_uri: finished.log_uri },
-                upstream: Upstream { step_run, outputs: for_downstream },
+                completion: Completion {
+                    outputs,
+                    log_uri: finished.log_uri,
+                },
+                upstream: Upstream {
+                    step_run,
+                    outputs: for_downstream,
+                },
             }
         }
-        Ended::Failed(error) => Outcome::Failed { error, log_uri: finished.log_uri },
+        Ended::Failed(error) => Outcome::Failed {
+            error,
+            log_uri: finished.log_uri,
+        },
         Ended::Stopped => Outcome::Stopped,
     }
 }

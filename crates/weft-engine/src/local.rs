@@ -54,20 +54,34 @@ impl Batch {
 
 /// Drives one run to its end. Returns an error only if the metadata store failed; failures
 /// inside steps are recorded on their step runs.
-pub async fn execute(engine: &Engine, run: &Run, snapshot: Arc<Snapshot>, max_parallelism: usize) -> Result<()> {
+pub async fn execute(
+    engine: &Engine,
+    run: &Run,
+    snapshot: Arc<Snapshot>,
+    max_parallelism: usize,
+) -> Result<()> {
     let max_parallelism = max_parallelism.max(1);
-    let scope = RunScope { run_id: run.id, pipeline: snapshot.pipeline.clone() };
+    let scope = RunScope {
+        run_id: run.id,
+        pipeline: snapshot.pipeline.clone(),
+    };
     let threads = StepThreads::new(max_parallelism)
         .map_err(|error| Error::Task(format!("cannot start the step threads: {error}")))?;
     let (done, mut results) = mpsc::unbounded_channel::<(usize, Finished)>();
     let mut scheduler = Scheduler::new(&snapshot);
-    let mut nodes: Vec<Node> = snapshot.invocations.iter().map(|_| Node::default()).collect();
+    let mut nodes: Vec<Node> = snapshot
+        .invocations
+        .iter()
+        .map(|_| Node::default())
+        .collect();
     let mut finished: HashMap<String, Upstream> = HashMap::new();
     let mut batch = Batch::default();
 
     loop {
         while scheduler.running() < max_parallelism {
-            let Some(node) = scheduler.pop_ready() else { break };
+            let Some(node) = scheduler.pop_ready() else {
+                break;
+            };
             let invocation = &snapshot.invocations[node];
             match launcher::prepare(engine, &scope, invocation, &finished).await {
                 Ok(prepared) => {
@@ -104,7 +118,11 @@ pub async fn execute(engine: &Engine, run: &Run, snapshot: Arc<Snapshot>, max_pa
                 };
                 let done = done.clone();
                 threads.run(move || {
-                    let finished = runner::run(job);
+                    // A panic outside the step body (in weft itself) must still report the
+                    // step as finished, or the run would wait for it forever.
+                    let finished =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner::run(job)))
+                            .unwrap_or_else(|panic| runner::Finished::crashed(panic));
                     // The orchestrator may be gone (a stopped step finishing late).
                     let _ = done.send((node, finished));
                 });
@@ -127,15 +145,23 @@ pub async fn execute(engine: &Engine, run: &Run, snapshot: Arc<Snapshot>, max_pa
         }
         for (node, body) in arrived {
             let invocation = &snapshot.invocations[node];
-            let Some(step_run) = nodes[node].step_run else { continue };
-            let elapsed = nodes[node].started.map(|s| human(s.elapsed())).unwrap_or_default();
+            let Some(step_run) = nodes[node].step_run else {
+                continue;
+            };
+            let elapsed = nodes[node]
+                .started
+                .map(|s| human(s.elapsed()))
+                .unwrap_or_default();
             if nodes[node].stopped.load(Ordering::Acquire) {
                 // Stopped (fail fast) while it ran: its step run is already `stopped`.
                 discard(engine, body);
                 continue;
             }
             let decisions = match launcher::finish(&scope, invocation, step_run, body) {
-                Outcome::Completed { completion, upstream } => {
+                Outcome::Completed {
+                    completion,
+                    upstream,
+                } => {
                     tracing::info!(target: "weft", "step `{}` completed in {elapsed}", invocation.id);
                     for (_, _, stored) in &upstream.outputs {
                         batch.written.push(stored.clone());
@@ -163,7 +189,13 @@ async fn flush(
     engine: &Engine,
     batch: Batch,
 ) -> Result<Vec<(usize, weft_store::model::StepRun, Prepared)>> {
-    let Batch { changes, starting, created_for, written, .. } = batch;
+    let Batch {
+        changes,
+        starting,
+        created_for,
+        written,
+        ..
+    } = batch;
     let applied = match engine.metadata().apply(changes).await {
         Ok(applied) => applied,
         Err(error) => {
@@ -232,7 +264,10 @@ fn decide(
             }
             Decision::Stop { node, failed } => {
                 let invocation = &snapshot.invocations[node];
-                let reason = format!("stopped because `{}` failed (fail_fast)", snapshot.invocations[failed].id);
+                let reason = format!(
+                    "stopped because `{}` failed (fail_fast)",
+                    snapshot.invocations[failed].id
+                );
                 tracing::warn!(target: "weft", "step `{}` {reason}", invocation.id);
                 nodes[node].stopped.store(true, Ordering::Release);
                 if let Some(step_run) = nodes[node].step_run {

@@ -3,8 +3,9 @@
 //! Every step body runs with [`dispatch`] as its thread's default `tracing` dispatcher and a
 //! thread-local buffer for its records, so records are attributed by thread: two steps running
 //! at once never see each other's lines. `log` crate records reach it through `tracing-log`.
-//! The same dispatcher also prints to stderr (filtered by `WEFT_LOG`, default `info`), so a
-//! user sees step output whether or not they installed a subscriber of their own.
+//! The same dispatcher also prints to stderr in pipeline binaries (filtered by `WEFT_LOG`,
+//! default `info`), so a user sees step output whether or not they installed a subscriber of
+//! their own.
 //!
 //! A step's records are stored as JSON lines (one object per record: `time`, `level`,
 //! `target`, `message`, `fields`) in the artifact store at `logs/<run>/<step run>.jsonl`.
@@ -14,11 +15,14 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -46,16 +50,21 @@ pub fn dispatch() -> &'static Dispatch {
     DISPATCH.get_or_init(|| {
         // Route `log` records into `tracing`; fails harmlessly if a logger exists already.
         let _ = tracing_log::LogTracer::init();
+        if std::env::var_os("WEFT_LOG").is_some() {
+            CONSOLE.store(true, Ordering::Relaxed);
+        }
         let capture_filter = EnvFilter::try_from_env("WEFT_STEP_LOG")
             .unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
         let console_filter = EnvFilter::try_from_env("WEFT_LOG")
             .unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
         let console = tracing_subscriber::fmt::layer()
-            .with_writer(tracing_subscriber::fmt::TestWriter::with_stderr())
+            .with_writer(|| Stderr)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_target(false)
-            .compact()
-            .with_filter(console_filter);
+            .event_format(Console)
+            .with_filter(console_filter)
+            .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                CONSOLE.load(Ordering::Relaxed)
+            }));
         let subscriber = tracing_subscriber::registry()
             .with(Capture.with_filter(capture_filter))
             .with(console);
@@ -63,9 +72,29 @@ pub fn dispatch() -> &'static Dispatch {
     })
 }
 
-/// Makes [`dispatch`] the process-wide default (for binaries; libraries should not).
+/// Whether records are printed to stderr: on in binaries ([`install_global`]), off in
+/// library use (tests, notebooks) unless `WEFT_LOG` is set.
+static CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`dispatch`] the process-wide default and prints records to stderr (for binaries;
+/// libraries should not call it).
 pub fn install_global() {
+    CONSOLE.store(true, Ordering::Relaxed);
     let _ = tracing::dispatcher::set_global_default(dispatch().clone());
+}
+
+/// Standard error that never fails: a closed pipe must not take a step (or the run) down.
+struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs `body` with its records captured; returns its result and its log.
@@ -76,13 +105,42 @@ pub fn capture<R>(body: impl FnOnce() -> R) -> (R, StepLog) {
     (result, log.unwrap_or_default())
 }
 
+/// Console lines: `08:24:59.099  INFO [load] message key=value`, the bracket naming the step
+/// whose thread emitted the record.
+struct Console;
+
+impl<S, N> FormatEvent<S, N> for Console
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let time = chrono::Local::now().format("%H:%M:%S%.3f");
+        write!(writer, "{time} {:>5} ", event.metadata().level())?;
+        if let Some(step) = crate::context::current() {
+            write!(writer, "[{}] ", step.invocation)?;
+        }
+        context
+            .field_format()
+            .format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 struct Capture;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_event(&self, event: &Event<'_>, _context: Context<'_, S>) {
         SINK.with(|sink| {
             // A record emitted while one is being formatted must not re-enter the buffer.
-            let Ok(mut sink) = sink.try_borrow_mut() else { return };
+            let Ok(mut sink) = sink.try_borrow_mut() else {
+                return;
+            };
             let Some(log) = sink.as_mut() else { return };
             if log.lines.len() >= MAX_LOG_BYTES {
                 log.dropped += 1;
@@ -211,7 +269,10 @@ mod tests {
         assert_eq!(records[0].fields["loss"], 0.5);
         assert_eq!(records[1].level, "WARN");
         assert_eq!(records[1].message, "from the log crate");
-        assert!(records[1].fields.is_empty(), "log.* origin fields are dropped");
+        assert!(
+            records[1].fields.is_empty(),
+            "log.* origin fields are dropped"
+        );
     }
 
     #[test]

@@ -45,19 +45,43 @@ pub struct Finished {
     pub log_uri: Option<String>,
 }
 
+impl Finished {
+    /// The result of a step whose runner itself panicked.
+    pub fn crashed(panic: Box<dyn std::any::Any + Send>) -> Self {
+        let mut error = panic_error(panic);
+        error.kind = StepErrorKind::System;
+        error.message = format!("weft failed while running the step: {}", error.message);
+        error.chain = vec![error.message.clone()];
+        Finished {
+            ended: Ended::Failed(error),
+            log_uri: None,
+        }
+    }
+}
+
 /// Runs `job` on this thread. Blocks; call it from a worker thread.
 pub fn run(job: Job) -> Finished {
     install_panic_hook();
-    let Job { step, bindings, artifacts, context } = job;
+    let Job {
+        step,
+        bindings,
+        artifacts,
+        context,
+    } = job;
     let stopped = context.stopped.clone();
     let (run_id, step_run_id) = (context.run_id, context.step_run_id);
-    let folder_parts =
-        [context.pipeline.clone(), context.invocation.clone(), step_run_id.to_string()];
+    let folder_parts = [
+        context.pipeline.clone(),
+        context.invocation.clone(),
+        step_run_id.to_string(),
+    ];
     let _context = context::enter(context);
     let (result, log) = logs::capture(|| {
-        let span = tracing::info_span!("step", invocation = %folder_parts[1]);
-        let _span = span.enter();
-        let folder = [folder_parts[0].as_str(), folder_parts[1].as_str(), folder_parts[2].as_str()];
+        let folder = [
+            folder_parts[0].as_str(),
+            folder_parts[1].as_str(),
+            folder_parts[2].as_str(),
+        ];
         let mut io = StepIo::new(&artifacts, &bindings, folder, stopped.clone());
         let called = catch_unwind(AssertUnwindSafe(|| (step.execute)(&mut io)));
         let saved = io.into_saved();
@@ -82,7 +106,10 @@ pub fn run(job: Job) -> Finished {
         ended
     });
     let log_uri = store_log(&artifacts, run_id, step_run_id, log);
-    Finished { ended: result, log_uri }
+    Finished {
+        ended: result,
+        log_uri,
+    }
 }
 
 fn store_log(
@@ -135,14 +162,17 @@ thread_local! {
 
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> StepError {
     let recorded = LAST_PANIC.with(|last| last.borrow_mut().take());
-    let message = recorded.as_ref().map(|r| r.message.clone()).unwrap_or_else(|| {
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with a non-text payload".into());
-        format!("the step panicked: {text}")
-    });
+    let message = recorded
+        .as_ref()
+        .map(|r| r.message.clone())
+        .unwrap_or_else(|| {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with a non-text payload".into());
+            format!("the step panicked: {text}")
+        });
     StepError {
         kind: StepErrorKind::Panic,
         chain: vec![message.clone()],
@@ -168,8 +198,10 @@ fn install_panic_hook() {
                 .map(|s| s.to_string())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic with a non-text payload".into());
-            let location =
-                info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             let backtrace = std::backtrace::Backtrace::capture();
             let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
                 .then(|| backtrace.to_string());

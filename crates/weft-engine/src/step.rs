@@ -153,14 +153,26 @@ impl<'a> StepIo<'a> {
         folder: [&'a str; 3],
         stopped: Arc<AtomicBool>,
     ) -> Self {
-        Self { artifacts, bindings, folder, saved: Vec::new(), stopped }
+        Self {
+            artifacts,
+            bindings,
+            folder,
+            saved: Vec::new(),
+            stopped,
+        }
     }
 
     /// How argument `name` is passed.
     pub fn binding(&self, name: &str) -> Result<&'a Binding, StepFailure> {
-        self.bindings.iter().find(|(bound, _)| bound == name).map(|(_, binding)| binding).ok_or_else(
-            || StepFailure::System(anyhow::anyhow!("argument `{name}` has no value in the snapshot")),
-        )
+        self.bindings
+            .iter()
+            .find(|(bound, _)| bound == name)
+            .map(|(_, binding)| binding)
+            .ok_or_else(|| {
+                StepFailure::System(anyhow::anyhow!(
+                    "argument `{name}` has no value in the snapshot"
+                ))
+            })
     }
 
     /// Loads one artifact version as a `T`.
@@ -177,7 +189,9 @@ impl<'a> StepIo<'a> {
             )));
         }
         let [pipeline, invocation, step_run] = self.folder;
-        let saved = self.artifacts.save(&[pipeline, invocation, name, step_run], value)?;
+        let saved = self
+            .artifacts
+            .save(&[pipeline, invocation, name, step_run], value)?;
         self.saved.push((name.to_owned(), saved));
         Ok(())
     }

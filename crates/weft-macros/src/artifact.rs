@@ -45,11 +45,17 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
     let mut generics = input.generics.clone();
     let serde = !matches!(format, Format::Custom(_));
     for parameter in generics.type_params_mut() {
-        parameter.bounds.push(syn::parse_quote!(::core::marker::Send));
+        parameter
+            .bounds
+            .push(syn::parse_quote!(::core::marker::Send));
         parameter.bounds.push(syn::parse_quote!('static));
         if serde {
-            parameter.bounds.push(syn::parse_quote!(::weft::__private::serde::Serialize));
-            parameter.bounds.push(syn::parse_quote!(::weft::__private::serde::de::DeserializeOwned));
+            parameter
+                .bounds
+                .push(syn::parse_quote!(::weft::__private::serde::Serialize));
+            parameter.bounds.push(syn::parse_quote!(
+                ::weft::__private::serde::de::DeserializeOwned
+            ));
         }
     }
     let (implementation, type_generics, where_clause) = generics.split_for_impl();
@@ -58,7 +64,9 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         Format::Binary => quote!(::weft::materializers::MsgPackFormat),
         Format::Custom(path) => quote!(#path),
     };
-    let kind = kind.map(|kind| quote!(const ARTIFACT_TYPE: ::weft::ArtifactType = ::weft::ArtifactType::#kind;));
+    let kind = kind.map(
+        |kind| quote!(const ARTIFACT_TYPE: ::weft::ArtifactType = ::weft::ArtifactType::#kind;),
+    );
     let serde_value = serde.then(|| {
         quote!(impl #implementation ::weft::materializers::SerdeValue for #name #type_generics #where_clause {})
     });
@@ -85,7 +93,17 @@ mod tests {
         assert!(binary.contains("MsgPackFormat") && binary.contains("ArtifactType :: Model"));
         let custom = text(quote!(#[artifact(materializer = my::Npy)])).unwrap();
         assert!(custom.contains("my :: Npy") && !custom.contains("SerdeValue"));
-        assert!(text(quote!(#[artifact(kind = "cake")])).unwrap_err().to_string().contains("unknown artifact kind"));
-        assert!(text(quote!(#[artifact(zip)])).unwrap_err().to_string().contains("unknown `#[artifact]` option"));
+        assert!(
+            text(quote!(#[artifact(kind = "cake")]))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown artifact kind")
+        );
+        assert!(
+            text(quote!(#[artifact(zip)]))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown `#[artifact]` option")
+        );
     }
 }

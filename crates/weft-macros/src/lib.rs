@@ -15,7 +15,9 @@ mod step;
 /// Marks a function as a weft step. See the `weft` crate's documentation.
 #[proc_macro_attribute]
 pub fn step(attributes: TokenStream, item: TokenStream) -> TokenStream {
-    step::expand(attributes.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+    step::expand(attributes.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Marks a function as a weft pipeline. See the `weft` crate's documentation.
@@ -29,5 +31,7 @@ pub fn pipeline(attributes: TokenStream, item: TokenStream) -> TokenStream {
 /// Makes a serde type a weft artifact. See the `weft` crate's documentation.
 #[proc_macro_derive(Artifact, attributes(artifact))]
 pub fn derive_artifact(item: TokenStream) -> TokenStream {
-    artifact::expand(item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+    artifact::expand(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

@@ -11,7 +11,11 @@ use crate::signature;
 
 pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let parser = syn::meta::parser(|meta| {
-        let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let name = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         if name == "dynamic" {
             Err(meta.error("dynamic pipelines are not available in this version of weft yet; remove `dynamic` to compile the pipeline to a static DAG"))
         } else {
@@ -34,7 +38,10 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         for attribute in typed.attrs.drain(..) {
             if attribute.path().is_ident("default") {
                 if default.is_some() {
-                    return Err(syn::Error::new(attribute.span(), "an argument has one `#[default(..)]`"));
+                    return Err(syn::Error::new(
+                        attribute.span(),
+                        "an argument has one `#[default(..)]`",
+                    ));
                 }
                 default = Some(attribute.parse_args::<Expr>()?);
             } else {
@@ -84,7 +91,9 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     } else {
         quote!({ #name(#(#names),*); ::core::result::Result::Ok(()) })
     };
-    let module_doc = format!("The registration of pipeline [`{name_text}`](fn@{name_text}) and typed arguments for running it.");
+    let module_doc = format!(
+        "The registration of pipeline [`{name_text}`](fn@{name_text}) and typed arguments for running it."
+    );
 
     Ok(quote! {
         #function
@@ -130,24 +139,84 @@ mod tests {
 
     #[test]
     fn dynamic_pipelines_and_unknown_options_are_refused() {
-        let error = expand(quote!(dynamic), quote!(fn p() {})).unwrap_err().to_string();
-        assert!(error.contains("dynamic pipelines are not available"), "{error}");
-        let error = expand(quote!(retries = 2), quote!(fn p() {})).unwrap_err().to_string();
-        assert!(error.contains("unknown `#[pipeline]` option `retries`"), "{error}");
+        let error = expand(
+            quote!(dynamic),
+            quote!(
+                fn p() {}
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("dynamic pipelines are not available"),
+            "{error}"
+        );
+        let error = expand(
+            quote!(retries = 2),
+            quote!(
+                fn p() {}
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("unknown `#[pipeline]` option `retries`"),
+            "{error}"
+        );
     }
 
     #[test]
     fn pipelines_return_nothing_but_errors() {
-        let error = expand(quote!(), quote!(fn p() -> u32 { 1 })).unwrap_err().to_string();
-        assert!(error.contains("returns `weft::Result<()>` or nothing"), "{error}");
-        assert!(expand(quote!(), quote!(fn p() -> weft::Result<()> { Ok(()) })).is_ok());
+        let error = expand(
+            quote!(),
+            quote!(
+                fn p() -> u32 {
+                    1
+                }
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("returns `weft::Result<()>` or nothing"),
+            "{error}"
+        );
+        assert!(
+            expand(
+                quote!(),
+                quote!(
+                    fn p() -> weft::Result<()> {
+                        Ok(())
+                    }
+                )
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn defaults_are_taken_off_the_arguments() {
-        let tokens = expand(quote!(), quote!(fn p(#[default(150)] limit: usize) {})).unwrap().to_string();
+        let tokens = expand(
+            quote!(),
+            quote!(
+                fn p(#[default(150)] limit: usize) {}
+            ),
+        )
+        .unwrap()
+        .to_string();
         assert!(tokens.contains("fn p (limit : usize)"), "{tokens}");
-        let error = expand(quote!(), quote!(fn p(#[default(1)] #[default(2)] x: u8) {})).unwrap_err();
+        let error = expand(
+            quote!(),
+            quote!(
+                fn p(
+                    #[default(1)]
+                    #[default(2)]
+                    x: u8,
+                ) {
+                }
+            ),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("one `#[default(..)]`"));
     }
 }

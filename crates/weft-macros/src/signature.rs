@@ -15,33 +15,62 @@ pub(crate) struct Argument {
 /// Checks the parts of a signature every weft function shares, returning its arguments.
 pub(crate) fn arguments(sig: &syn::Signature, what: &str) -> syn::Result<Vec<Argument>> {
     if let Some(asyncness) = &sig.asyncness {
-        return Err(syn::Error::new(asyncness.span(), format!("{what}s cannot be `async`: weft runs each step on its own thread; call async code inside with a runtime of your own")));
+        return Err(syn::Error::new(
+            asyncness.span(),
+            format!(
+                "{what}s cannot be `async`: weft runs each step on its own thread; call async code inside with a runtime of your own"
+            ),
+        ));
     }
     if let Some(unsafety) = &sig.unsafety {
-        return Err(syn::Error::new(unsafety.span(), format!("{what}s cannot be `unsafe`")));
+        return Err(syn::Error::new(
+            unsafety.span(),
+            format!("{what}s cannot be `unsafe`"),
+        ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(sig.generics.span(), format!("{what}s cannot be generic: weft must know the concrete type of every input and output to store it")));
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            format!(
+                "{what}s cannot be generic: weft must know the concrete type of every input and output to store it"
+            ),
+        ));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(variadic.span(), format!("{what}s cannot be variadic")));
+        return Err(syn::Error::new(
+            variadic.span(),
+            format!("{what}s cannot be variadic"),
+        ));
     }
     let mut arguments = Vec::new();
     for input in &sig.inputs {
         let typed = match input {
             FnArg::Receiver(receiver) => {
-                return Err(syn::Error::new(receiver.span(), format!("{what}s are free functions and cannot take `self`")));
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    format!("{what}s are free functions and cannot take `self`"),
+                ));
             }
             FnArg::Typed(typed) => typed,
         };
         let name = match &*typed.pat {
-            Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => ident.ident.clone(),
+            Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+                ident.ident.clone()
+            }
             other => {
-                return Err(syn::Error::new(other.span(), format!("{what} arguments must be plain names (`rows: Rows`), not patterns: weft records each argument by its name")));
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!(
+                        "{what} arguments must be plain names (`rows: Rows`), not patterns: weft records each argument by its name"
+                    ),
+                ));
             }
         };
         check_owned(&typed.ty, what)?;
-        arguments.push(Argument { name, ty: (*typed.ty).clone() });
+        arguments.push(Argument {
+            name,
+            ty: (*typed.ty).clone(),
+        });
     }
     Ok(arguments)
 }
@@ -50,10 +79,19 @@ fn check_owned(ty: &Type, what: &str) -> syn::Result<()> {
     match ty {
         Type::Reference(reference) => Err(syn::Error::new(
             reference.span(),
-            format!("{what} arguments are owned values: take `{}` instead of a reference (weft loads each input for the call)", reference.elem.to_token_stream()),
+            format!(
+                "{what} arguments are owned values: take `{}` instead of a reference (weft loads each input for the call)",
+                reference.elem.to_token_stream()
+            ),
         )),
-        Type::ImplTrait(impl_trait) => Err(syn::Error::new(impl_trait.span(), format!("{what} arguments need a concrete type, not `impl Trait`"))),
-        Type::Infer(infer) => Err(syn::Error::new(infer.span(), format!("{what} arguments need a type"))),
+        Type::ImplTrait(impl_trait) => Err(syn::Error::new(
+            impl_trait.span(),
+            format!("{what} arguments need a concrete type, not `impl Trait`"),
+        )),
+        Type::Infer(infer) => Err(syn::Error::new(
+            infer.span(),
+            format!("{what} arguments need a type"),
+        )),
         _ => Ok(()),
     }
 }
@@ -69,16 +107,30 @@ pub(crate) struct Returned {
 /// Splits `-> T` / `-> Result<T, E>` / nothing.
 pub(crate) fn returned(output: &ReturnType) -> syn::Result<Returned> {
     let ty = match output {
-        ReturnType::Default => return Ok(Returned { fallible: false, value: syn::parse_quote!(()) }),
+        ReturnType::Default => {
+            return Ok(Returned {
+                fallible: false,
+                value: syn::parse_quote!(()),
+            });
+        }
         ReturnType::Type(_, ty) => &**ty,
     };
     if let Type::ImplTrait(impl_trait) = ty {
-        return Err(syn::Error::new(impl_trait.span(), "a step must name the type it returns, not `impl Trait`: weft stores it by type"));
+        return Err(syn::Error::new(
+            impl_trait.span(),
+            "a step must name the type it returns, not `impl Trait`: weft stores it by type",
+        ));
     }
     if let Some(inner) = result_value(ty) {
-        return Ok(Returned { fallible: true, value: inner });
+        return Ok(Returned {
+            fallible: true,
+            value: inner,
+        });
     }
-    Ok(Returned { fallible: false, value: ty.clone() })
+    Ok(Returned {
+        fallible: false,
+        value: ty.clone(),
+    })
 }
 
 /// `T` if `ty` is a path whose last segment is named `Result` (or ends with it) with `T` as
@@ -89,7 +141,9 @@ fn result_value(ty: &Type) -> Option<Type> {
     if !last.ident.to_string().ends_with("Result") {
         return None;
     }
-    let PathArguments::AngleBracketed(arguments) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
     arguments.args.iter().find_map(|argument| match argument {
         GenericArgument::Type(ty) => Some(ty.clone()),
         _ => None,
@@ -136,7 +190,9 @@ mod tests {
     use super::*;
 
     fn sig(text: &str) -> syn::Signature {
-        syn::parse_str::<syn::ItemFn>(&format!("{text} {{}}")).unwrap().sig
+        syn::parse_str::<syn::ItemFn>(&format!("{text} {{}}"))
+            .unwrap()
+            .sig
     }
 
     #[test]
@@ -151,7 +207,11 @@ mod tests {
         ] {
             let returned = returned(&sig(text).output).unwrap();
             assert_eq!(returned.fallible, fallible, "{text}");
-            assert_eq!(returned.value.to_token_stream().to_string(), value, "{text}");
+            assert_eq!(
+                returned.value.to_token_stream().to_string(),
+                value,
+                "{text}"
+            );
         }
     }
 

@@ -30,15 +30,23 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
             let mut names = Vec::new();
             meta.parse_nested_meta(|output| {
                 let name = output.path.get_ident().cloned().ok_or_else(|| {
-                    output.error("an output is named by an identifier, optionally `= \"artifact name\"`")
+                    output.error(
+                        "an output is named by an identifier, optionally `= \"artifact name\"`",
+                    )
                 })?;
                 let artifact = if output.input.peek(syn::Token![=]) {
                     Some(output.value()?.parse::<LitStr>()?)
                 } else {
                     None
                 };
-                if names.iter().any(|(existing, _): &(Ident, _)| *existing == name) {
-                    return Err(syn::Error::new(name.span(), format!("output `{name}` is named twice")));
+                if names
+                    .iter()
+                    .any(|(existing, _): &(Ident, _)| *existing == name)
+                {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("output `{name}` is named twice"),
+                    ));
                 }
                 names.push((name, artifact));
                 Ok(())
@@ -46,7 +54,11 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
             options.outputs = Some((meta.path.span(), names));
             Ok(())
         } else {
-            let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let name = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             Err(meta.error(format!(
                 "unknown `#[step]` option `{name}`; supported: `outputs(name, name = \"artifact name\", ...)`"
             )))
@@ -57,7 +69,10 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
 }
 
 /// Splits the returned value into named outputs.
-pub(crate) fn outputs(value: &Type, named: Option<&(Span, Vec<(Ident, Option<LitStr>)>)>) -> syn::Result<Vec<Output>> {
+pub(crate) fn outputs(
+    value: &Type,
+    named: Option<&(Span, Vec<(Ident, Option<LitStr>)>)>,
+) -> syn::Result<Vec<Output>> {
     let output = |name: String, artifact: Option<&LitStr>, ty: &Type| Output {
         name,
         artifact_name: artifact.map(LitStr::value),
@@ -65,7 +80,10 @@ pub(crate) fn outputs(value: &Type, named: Option<&(Span, Vec<(Ident, Option<Lit
     };
     if signature::is_unit(value) {
         if let Some((span, _)) = named {
-            return Err(syn::Error::new(*span, "this step returns nothing, so it has no outputs to name"));
+            return Err(syn::Error::new(
+                *span,
+                "this step returns nothing, so it has no outputs to name",
+            ));
         }
         return Ok(Vec::new());
     }
@@ -74,22 +92,37 @@ pub(crate) fn outputs(value: &Type, named: Option<&(Span, Vec<(Ident, Option<Lit
         return match named {
             Some((span, names)) if names.len() != types.len() => Err(syn::Error::new(
                 *span,
-                format!("the step returns {} values but `outputs(...)` names {}", types.len(), names.len()),
+                format!(
+                    "the step returns {} values but `outputs(...)` names {}",
+                    types.len(),
+                    names.len()
+                ),
             )),
             Some((_, names)) => Ok(names
                 .iter()
                 .zip(types)
                 .map(|((name, artifact), ty)| output(name.to_string(), artifact.as_ref(), ty))
                 .collect()),
-            None => Ok(types.iter().enumerate().map(|(i, ty)| output(format!("output_{i}"), None, ty)).collect()),
+            None => Ok(types
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| output(format!("output_{i}"), None, ty))
+                .collect()),
         };
     }
     match named {
         Some((span, names)) if names.len() != 1 => Err(syn::Error::new(
             *span,
-            format!("the step returns one value but `outputs(...)` names {}", names.len()),
+            format!(
+                "the step returns one value but `outputs(...)` names {}",
+                names.len()
+            ),
         )),
-        Some((_, names)) => Ok(vec![output(names[0].0.to_string(), names[0].1.as_ref(), value)]),
+        Some((_, names)) => Ok(vec![output(
+            names[0].0.to_string(),
+            names[0].1.as_ref(),
+            value,
+        )]),
         None => Ok(vec![output("output".into(), None, value)]),
     }
 }
@@ -99,7 +132,9 @@ pub(crate) fn outputs(value: &Type, named: Option<&(Span, Vec<(Ident, Option<Lit
 pub(crate) fn code_hash(function: &ItemFn) -> String {
     let sig = &function.sig;
     let block = &function.block;
-    blake3::hash(quote!(#sig #block).to_string().as_bytes()).to_hex().to_string()
+    blake3::hash(quote!(#sig #block).to_string().as_bytes())
+        .to_hex()
+        .to_string()
 }
 
 pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -119,17 +154,20 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     let def = format_ident!("__WEFT_STEP_{}", name);
     let execute = signature::hidden("execute", name);
 
-    let (docs, other_attributes): (Vec<_>, Vec<_>) =
-        function.attrs.iter().cloned().partition(|attribute| attribute.path().is_ident("doc"));
+    let (docs, other_attributes): (Vec<_>, Vec<_>) = function
+        .attrs
+        .iter()
+        .cloned()
+        .partition(|attribute| attribute.path().is_ident("doc"));
     let mut plain_function = function.clone();
     plain_function.sig.ident = plain.clone();
     plain_function.attrs = other_attributes;
 
     let argument_names: Vec<&Ident> = arguments.iter().map(|a| &a.name).collect();
     let argument_texts: Vec<String> = arguments.iter().map(|a| a.name.to_string()).collect();
-    let wrapper_arguments = arguments.iter().map(|Argument { name, ty }| {
-        quote_spanned!(ty.span() => #name: impl ::weft::IntoInput<#ty>)
-    });
+    let wrapper_arguments = arguments.iter().map(
+        |Argument { name, ty }| quote_spanned!(ty.span() => #name: impl ::weft::IntoInput<#ty>),
+    );
     let wrapper_arguments: Vec<TokenStream> = wrapper_arguments.collect();
 
     let output_types: Vec<&Type> = outputs.iter().map(|o| &o.ty).collect();
@@ -142,7 +180,9 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         }
         _ => quote!((#(::weft::Output<#output_types>,)*)),
     };
-    let locals: Vec<Ident> = (0..outputs.len()).map(|i| format_ident!("__weft_output_{}", i)).collect();
+    let locals: Vec<Ident> = (0..outputs.len())
+        .map(|i| format_ident!("__weft_output_{}", i))
+        .collect();
     let destructure = match outputs.len() {
         0 => quote!(()),
         1 => {
@@ -167,8 +207,14 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     let placeholders = match outputs.len() {
         0 => quote!(__weft_invocation),
         _ => {
-            let each = output_names.iter().map(|name| quote!(::weft::Output::placeholder(&__weft_invocation, #name)));
-            if outputs.len() == 1 { quote!(#(#each)*) } else { quote!((#(#each,)*)) }
+            let each = output_names
+                .iter()
+                .map(|name| quote!(::weft::Output::placeholder(&__weft_invocation, #name)));
+            if outputs.len() == 1 {
+                quote!(#(#each)*)
+            } else {
+                quote!((#(#each,)*))
+            }
         }
     };
     let plain_outputs = match outputs.len() {
@@ -177,7 +223,11 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             let each = locals.iter().zip(&output_types).map(|(local, ty)| {
                 quote_spanned!(ty.span() => ::weft::Output::plain(#local, ::weft::__private::clone_fn!(#ty), #name_text))
             });
-            if outputs.len() == 1 { quote!(#(#each)*) } else { quote!((#(#each,)*)) }
+            if outputs.len() == 1 {
+                quote!(#(#each)*)
+            } else {
+                quote!((#(#each,)*))
+            }
         }
     };
 
@@ -185,7 +235,10 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         let text = name.to_string();
         quote_spanned!(ty.span() => let #name: #ty = ::weft::__private::input!(__weft_io, #text, #ty);)
     });
-    let save_outputs = locals.iter().zip(&output_names).map(|(local, name)| quote!(__weft_io.save(#name, &#local)?;));
+    let save_outputs = locals
+        .iter()
+        .zip(&output_names)
+        .map(|(local, name)| quote!(__weft_io.save(#name, &#local)?;));
     let input_defs = arguments.iter().map(|Argument { name, ty }| {
         let text = name.to_string();
         quote_spanned!(ty.span() => ::weft::__private::InputDef {
@@ -195,7 +248,11 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         })
     });
     let output_defs = outputs.iter().map(|output| {
-        let Output { name, artifact_name, ty } = output;
+        let Output {
+            name,
+            artifact_name,
+            ty,
+        } = output;
         let artifact_name = match artifact_name {
             Some(artifact) => quote!(::core::option::Option::Some(#artifact)),
             None => quote!(::core::option::Option::None),
@@ -208,7 +265,8 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             artifact_type: ::weft::__private::artifact_type_of::<#ty>,
         })
     });
-    let module_doc = format!("Options and the plain function of step [`{name_text}`](fn@{name_text}).");
+    let module_doc =
+        format!("Options and the plain function of step [`{name_text}`](fn@{name_text}).");
 
     Ok(quote! {
         #[doc(hidden)]
@@ -337,36 +395,63 @@ mod tests {
         let function: ItemFn = syn::parse_str(function).unwrap();
         let options = parse_options(attributes.parse().unwrap())?;
         let value = signature::returned(&function.sig.output)?.value;
-        Ok(outputs(&value, options.outputs.as_ref())?.into_iter().map(|o| (o.name, o.artifact_name)).collect())
+        Ok(outputs(&value, options.outputs.as_ref())?
+            .into_iter()
+            .map(|o| (o.name, o.artifact_name))
+            .collect())
     }
 
     #[test]
     fn outputs_are_named_from_the_attribute_or_by_position() {
         let named = |names: &[(&str, Option<&str>)]| {
-            names.iter().map(|(n, a)| (n.to_string(), a.map(str::to_string))).collect::<Vec<_>>()
+            names
+                .iter()
+                .map(|(n, a)| (n.to_string(), a.map(str::to_string)))
+                .collect::<Vec<_>>()
         };
-        assert_eq!(outputs_of("fn f() -> Rows {}", "").unwrap(), named(&[("output", None)]));
-        assert_eq!(outputs_of("fn f() {}", "").unwrap(), named(&[]));
-        assert_eq!(outputs_of("fn f() -> weft::Result<()> {}", "").unwrap(), named(&[]));
         assert_eq!(
-            outputs_of("fn f() -> (A, B) {}", "outputs(train, test = \"iris-test\")").unwrap(),
+            outputs_of("fn f() -> Rows {}", "").unwrap(),
+            named(&[("output", None)])
+        );
+        assert_eq!(outputs_of("fn f() {}", "").unwrap(), named(&[]));
+        assert_eq!(
+            outputs_of("fn f() -> weft::Result<()> {}", "").unwrap(),
+            named(&[])
+        );
+        assert_eq!(
+            outputs_of(
+                "fn f() -> (A, B) {}",
+                "outputs(train, test = \"iris-test\")"
+            )
+            .unwrap(),
             named(&[("train", None), ("test", Some("iris-test"))])
         );
         assert_eq!(
             outputs_of("fn f() -> Result<(A, B), E> {}", "").unwrap(),
             named(&[("output_0", None), ("output_1", None)])
         );
-        assert_eq!(outputs_of("fn f() -> Model {}", "outputs(model = \"iris-model\")").unwrap(), named(&[("model", Some("iris-model"))]));
+        assert_eq!(
+            outputs_of("fn f() -> Model {}", "outputs(model = \"iris-model\")").unwrap(),
+            named(&[("model", Some("iris-model"))])
+        );
     }
 
     #[test]
     fn output_names_must_match_the_returned_values() {
         for (function, attributes, expected) in [
-            ("fn f() -> (A, B) {}", "outputs(a)", "returns 2 values but `outputs(...)` names 1"),
+            (
+                "fn f() -> (A, B) {}",
+                "outputs(a)",
+                "returns 2 values but `outputs(...)` names 1",
+            ),
             ("fn f() {}", "outputs(a)", "returns nothing"),
             ("fn f() -> A {}", "outputs(a, b)", "returns one value"),
             ("fn f() -> (A, B) {}", "outputs(a, a)", "named twice"),
-            ("fn f() -> A {}", "retries = 3", "unknown `#[step]` option `retries`"),
+            (
+                "fn f() -> A {}",
+                "retries = 3",
+                "unknown `#[step]` option `retries`",
+            ),
         ] {
             let error = outputs_of(function, attributes).err().unwrap().to_string();
             assert!(error.contains(expected), "{function} {attributes}: {error}");
@@ -377,15 +462,29 @@ mod tests {
     fn the_code_hash_follows_the_body_not_the_attributes() {
         let hash = |text: &str| code_hash(&syn::parse_str(text).unwrap());
         let original = hash("fn f(x: u64) -> u64 { x + 1 }");
-        assert_eq!(original, hash("/// docs\n#[inline] fn f(x: u64) -> u64 { x + 1 }"));
-        assert_eq!(original, hash("fn f(x: u64) -> u64 {\n    x + 1 // a comment\n}"));
+        assert_eq!(
+            original,
+            hash("/// docs\n#[inline] fn f(x: u64) -> u64 { x + 1 }")
+        );
+        assert_eq!(
+            original,
+            hash("fn f(x: u64) -> u64 {\n    x + 1 // a comment\n}")
+        );
         assert_ne!(original, hash("fn f(x: u64) -> u64 { x + 2 }"));
         assert_ne!(original, hash("fn f(x: u32) -> u64 { x as u64 + 1 }"));
     }
 
     #[test]
     fn the_expansion_compiles_to_tokens() {
-        let tokens = expand(quote!(outputs(train, test)), quote!(pub fn split(rows: Rows, ratio: f64) -> (Rows, Rows) { todo!() })).unwrap();
+        let tokens = expand(
+            quote!(outputs(train, test)),
+            quote!(
+                pub fn split(rows: Rows, ratio: f64) -> (Rows, Rows) {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap();
         let text = tokens.to_string();
         assert!(text.contains("pub fn split"));
         assert!(text.contains("__weft_step_split"));

@@ -5,9 +5,9 @@ use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, StepRunId};
 
 use crate::Result;
 use crate::model::{
-    Applied, Artifact, ArtifactVersion, Changes, Completion, Direction, Lineage, LogRef, MetadataEntry,
-    MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph,
-    StepError, StepInput, StepOutput, StepRun,
+    Applied, Artifact, ArtifactVersion, Changes, Completion, Direction, Lineage, LogRef,
+    MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run,
+    RunFilter, RunGraph, StepError, StepInput, StepOutput, StepRun,
 };
 
 /// Runs and their snapshots.

@@ -17,8 +17,8 @@ use weft_core::snapshot::{InputSpec, Invocation, OutputRef, OutputSpec, StepConf
 use weft_core::{ExecutionMode, RunId, Snapshot, Status, StepRunId};
 
 use crate::model::{
-    Changes, Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput, NewRun,
-    NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind,
+    Changes, Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput,
+    NewRun, NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind,
 };
 use crate::{Error, MetadataStore};
 
@@ -766,14 +766,29 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
 /// transaction; a batch with a refused change leaves nothing behind.
 pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store: Store) {
     let run = new_run(&store, "p").await;
-    let a = store.create_step_runs(vec![running(run, "a")]).await.unwrap().remove(0);
+    let a = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
     let output = version("p::a::output", "a");
     let mut b = running(run, "b");
-    b.inputs = vec![NewInput { name: "input".into(), position: 0, artifact_version: output.id, kind: InputKind::StepOutput }];
+    b.inputs = vec![NewInput {
+        name: "input".into(),
+        position: 0,
+        artifact_version: output.id,
+        kind: InputKind::StepOutput,
+    }];
     b.parents = vec![a.id];
     let applied = store
         .apply(Changes {
-            completed: vec![(a.id, Completion { outputs: vec![("output".into(), output.clone())], log_uri: None })],
+            completed: vec![(
+                a.id,
+                Completion {
+                    outputs: vec![("output".into(), output.clone())],
+                    log_uri: None,
+                },
+            )],
             created: vec![b],
             ..Changes::default()
         })
@@ -781,16 +796,21 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
         .unwrap();
     assert_eq!(applied.outputs[0][0].artifact_version.id, output.id);
     let b = applied.created[0].clone();
-    assert_eq!(store.step_run_inputs(b.id).await.unwrap()[0].artifact_version.id, output.id);
-    assert_eq!(store.step_run(a.id).await.unwrap().status, Status::Completed);
+    assert_eq!(
+        store.step_run_inputs(b.id).await.unwrap()[0]
+            .artifact_version
+            .id,
+        output.id
+    );
+    assert_eq!(
+        store.step_run(a.id).await.unwrap().status,
+        Status::Completed
+    );
 
     // `b` completes, but `a` cannot complete twice: nothing of the batch is kept.
     let refused = store
         .apply(Changes {
-            completed: vec![
-                (b.id, Completion::default()),
-                (a.id, Completion::default()),
-            ],
+            completed: vec![(b.id, Completion::default()), (a.id, Completion::default())],
             created: vec![running(run, "c")],
             ..Changes::default()
         })
@@ -807,8 +827,21 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
         })
         .await
         .unwrap();
-    let c = store.create_step_runs(vec![running(run, "c")]).await.unwrap().remove(0);
-    store.apply(Changes { stopped: vec![(c.id, "fail fast".into())], ..Changes::default() }).await.unwrap();
+    let c = store
+        .create_step_runs(vec![running(run, "c")])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .apply(Changes {
+            stopped: vec![(c.id, "fail fast".into())],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
     let c = store.step_run(c.id).await.unwrap();
-    assert_eq!((c.status, c.status_reason.as_deref()), (Status::Stopped, Some("fail fast")));
+    assert_eq!(
+        (c.status, c.status_reason.as_deref()),
+        (Status::Stopped, Some("fail fast"))
+    );
 }

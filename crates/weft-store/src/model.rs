@@ -367,7 +367,10 @@ pub struct Changes {
 impl Changes {
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.completed.is_empty() && self.failed.is_empty() && self.stopped.is_empty() && self.created.is_empty()
+        self.completed.is_empty()
+            && self.failed.is_empty()
+            && self.stopped.is_empty()
+            && self.created.is_empty()
     }
 }
 

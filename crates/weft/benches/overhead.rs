@@ -50,14 +50,22 @@ fn time(client: &Client, call: weft::PipelineCall) -> Duration {
     let started = Instant::now();
     let report = client.run(call).expect("the run starts");
     let elapsed = started.elapsed();
-    assert_eq!(report.run.status, weft::Status::Completed, "the benchmark run must complete");
+    assert_eq!(
+        report.run.status,
+        weft::Status::Completed,
+        "the benchmark run must complete"
+    );
     elapsed
 }
 
 /// The median of `repeats` runs, each in a fresh store. The stores are kept until the end:
 /// deleting many files between measurements would make the file system's allocator, not
 /// weft, the thing measured.
-fn median(repeats: usize, kept: &mut Vec<tempfile::TempDir>, call: impl Fn() -> weft::PipelineCall) -> Duration {
+fn median(
+    repeats: usize,
+    kept: &mut Vec<tempfile::TempDir>,
+    call: impl Fn() -> weft::PipelineCall,
+) -> Duration {
     let mut times: Vec<Duration> = (0..repeats)
         .map(|_| {
             let dir = scratch();
@@ -75,7 +83,12 @@ fn median(repeats: usize, kept: &mut Vec<tempfile::TempDir>, call: impl Fn() -> 
 /// may sit on a file system tired of many deletions, where creating a directory costs a
 /// millisecond, which would be measured instead of weft.
 fn scratch() -> tempfile::TempDir {
-    let base = match std::env::var("BENCH_DIR") { Ok(d) => std::path::PathBuf::from(d), Err(_) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-stores") };
+    let base = match std::env::var("BENCH_DIR") {
+        Ok(d) => std::path::PathBuf::from(d),
+        Err(_) => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-stores")
+        }
+    };
     std::fs::create_dir_all(&base).expect("a folder for the benchmark's stores");
     tempfile::tempdir_in(base).expect("a temporary folder")
 }
@@ -95,8 +108,18 @@ fn main() {
     time(&client, chain::args(50));
 
     let mut kept = Vec::new();
-    if std::env::var("NOOP").is_ok() { for _ in 0..3 { eprintln!("{:?}", median(1, &mut kept, || noops::args(1000))); } return; }
-    if std::env::var("ONLY").is_ok() { for _ in 0..3 { eprintln!("{:?}", median(1, &mut kept, || chain::args(1000))); } return; }
+    if std::env::var("NOOP").is_ok() {
+        for _ in 0..3 {
+            eprintln!("{:?}", median(1, &mut kept, || noops::args(1000)));
+        }
+        return;
+    }
+    if std::env::var("ONLY").is_ok() {
+        for _ in 0..3 {
+            eprintln!("{:?}", median(1, &mut kept, || chain::args(1000)));
+        }
+        return;
+    }
     let t10 = median(repeats, &mut kept, || chain::args(10));
     let t100 = median(repeats, &mut kept, || chain::args(100));
     let t1000 = median(repeats, &mut kept, || chain::args(1000));
@@ -105,12 +128,24 @@ fn main() {
     let per_run = t10.saturating_sub(per_step * 10);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    println!("weft orchestration overhead (embedded SQLite + local files, {cores} cores, median of {repeats})");
+    println!(
+        "weft orchestration overhead (embedded SQLite + local files, {cores} cores, median of {repeats})"
+    );
     println!("  store open (first use)     {:>9.2} ms", ms(open));
     println!("  chain of   10 steps        {:>9.2} ms", ms(t10));
     println!("  chain of  100 steps        {:>9.2} ms", ms(t100));
     println!("  chain of 1000 steps        {:>9.2} ms", ms(t1000));
-    println!("  fan-out of 1000 steps      {:>9.2} ms  ({:.3} ms per step)", ms(fan), ms(fan) / 1001.0);
-    println!("  per-step overhead          {:>9.3} ms  = (t(1000) - t(10)) / 990   target <= 0.5 ms", ms(per_step));
-    println!("  fixed per-run overhead     {:>9.2} ms  = t(10) - 10 x per-step     target <= 50 ms", ms(per_run));
+    println!(
+        "  fan-out of 1000 steps      {:>9.2} ms  ({:.3} ms per step)",
+        ms(fan),
+        ms(fan) / 1001.0
+    );
+    println!(
+        "  per-step overhead          {:>9.3} ms  = (t(1000) - t(10)) / 990   target <= 0.5 ms",
+        ms(per_step)
+    );
+    println!(
+        "  fixed per-run overhead     {:>9.2} ms  = t(10) - 10 x per-step     target <= 50 ms",
+        ms(per_run)
+    );
 }

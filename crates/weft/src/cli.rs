@@ -1,5 +1,6 @@
 //! The command line of every pipeline binary: `weft::main()`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +12,10 @@ use crate::config::RunConfig;
 use crate::registry;
 
 #[derive(Parser)]
-#[command(about = "Runs the weft pipelines of this binary.", disable_help_subcommand = true)]
+#[command(
+    about = "Runs the weft pipelines of this binary.",
+    disable_help_subcommand = true
+)]
 struct Arguments {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,11 @@ pub fn main() -> ExitCode {
         Ok(arguments) => arguments,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     weft_engine::logs::install_global();
@@ -63,15 +71,19 @@ pub fn main() -> ExitCode {
             list();
             ExitCode::SUCCESS
         }
-        Command::Run { pipeline, params, config, max_parallelism, execution_mode } => {
-            match run(&pipeline, &params, config, max_parallelism, execution_mode) {
-                Ok(code) => code,
-                Err(error) => {
-                    eprintln!("error: {}", chain(&error));
-                    ExitCode::from(2)
-                }
+        Command::Run {
+            pipeline,
+            params,
+            config,
+            max_parallelism,
+            execution_mode,
+        } => match run(&pipeline, &params, config, max_parallelism, execution_mode) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {}", chain(&error));
+                ExitCode::from(2)
             }
-        }
+        },
     }
 }
 
@@ -85,8 +97,15 @@ fn list() {
             .parameters
             .iter()
             .map(|parameter| {
-                let default = parameter.default.map(|default| format!(" = {}", default())).unwrap_or_default();
-                format!("{}: {}{default}", parameter.name, short_type((parameter.type_name)()))
+                let default = parameter
+                    .default
+                    .map(|default| format!(" = {}", default()))
+                    .unwrap_or_default();
+                format!(
+                    "{}: {}{default}",
+                    parameter.name,
+                    short_type((parameter.type_name)())
+                )
             })
             .collect();
         println!("{}({})", pipeline.name, parameters.join(", "));
@@ -130,31 +149,60 @@ fn run(
     let report = client.run_with(call, &config)?;
     let run = &report.run;
     let elapsed = match (run.started_at, run.ended_at) {
-        (Some(start), Some(end)) => weft_engine::launcher::human((end - start).to_std().unwrap_or_default()),
+        (Some(start), Some(end)) => {
+            weft_engine::launcher::human((end - start).to_std().unwrap_or_default())
+        }
         _ => "no time".into(),
     };
     let mut counts: Vec<(Status, usize)> = Vec::new();
     for step_run in &report.step_runs {
-        match counts.iter_mut().find(|(status, _)| *status == step_run.status) {
+        match counts
+            .iter_mut()
+            .find(|(status, _)| *status == step_run.status)
+        {
             Some((_, count)) => *count += 1,
             None => counts.push((step_run.status, 1)),
         }
     }
-    let counts: Vec<String> = counts.iter().map(|(status, count)| format!("{count} {status}")).collect();
-    println!();
-    println!("Run {} {} in {elapsed}: {}.", run.name, run.status, counts.join(", "));
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(status, count)| format!("{count} {status}"))
+        .collect();
+    let mut summary = format!(
+        "\nRun {} {} in {elapsed}: {}.\n",
+        run.name,
+        run.status,
+        counts.join(", ")
+    );
     for failed in report.failed_steps() {
-        let reason = failed.error.as_ref().map(|e| e.chain.join(": ")).unwrap_or_default();
-        println!("  step `{}` failed: {reason}", failed.invocation);
+        let reason = failed
+            .error
+            .as_ref()
+            .map(|e| e.chain.join(": "))
+            .unwrap_or_default();
+        summary.push_str(&format!(
+            "  step `{}` failed: {reason}\n",
+            failed.invocation
+        ));
     }
     if let Some(reason) = &run.status_reason {
-        println!("  {reason}");
+        summary.push_str(&format!("  {reason}\n"));
     }
-    println!("Inspect it:  weft runs show {}", run.id);
-    println!("Step logs:   weft logs {} <step>", run.id);
-    Ok(if run.status == Status::Completed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    summary.push_str(&format!("Inspect it:  weft runs show {}\n", run.id));
+    summary.push_str(&format!("Step logs:   weft logs {} <step>\n", run.id));
+    // A closed stdout (`| head`) must not turn a finished run into a crash.
+    let _ = std::io::stdout().write_all(summary.as_bytes());
+    Ok(if run.status == Status::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn chain(error: &crate::Error) -> String {
-    error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

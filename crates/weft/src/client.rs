@@ -26,7 +26,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("stores", &self.config).finish()
+        f.debug_struct("Client")
+            .field("stores", &self.config)
+            .finish()
     }
 }
 
@@ -50,9 +52,14 @@ impl Client {
             .build()
             .map_err(|e| Error::msg(format!("cannot start weft's runtime: {e}")))?;
         let metadata = runtime.block_on(weft_store::open(&config.metadata, &config.base))?;
-        let artifacts = ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
+        let artifacts =
+            ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
         let engine = Engine::new(metadata, artifacts, registry::steps());
-        Ok(Self { runtime: Arc::new(runtime), engine, config: config.clone() })
+        Ok(Self {
+            runtime: Arc::new(runtime),
+            engine,
+            config: config.clone(),
+        })
     }
 
     /// Where the stores are.
@@ -130,9 +137,15 @@ impl Client {
     /// The output `name` of a step run, as a loadable artifact version.
     pub fn output(&self, step_run: &model::StepRun, name: &str) -> Result<ArtifactVersion> {
         let outputs = self.block_on(self.metadata_store().step_run_outputs(step_run.id))?;
-        let output = outputs.into_iter().find(|output| output.name == name).ok_or_else(|| {
-            Error::msg(format!("step run `{}` has no output `{name}`", step_run.invocation))
-        })?;
+        let output = outputs
+            .into_iter()
+            .find(|output| output.name == name)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "step run `{}` has no output `{name}`",
+                    step_run.invocation
+                ))
+            })?;
         Ok(self.handle(output.artifact_version))
     }
 
@@ -144,7 +157,10 @@ impl Client {
     /// The versions of artifact `name`, newest first.
     pub fn artifact_versions(&self, name: &str) -> Result<Vec<ArtifactVersion>> {
         let versions = self.block_on(self.metadata_store().artifact_versions(name))?;
-        Ok(versions.into_iter().map(|version| self.handle(version)).collect())
+        Ok(versions
+            .into_iter()
+            .map(|version| self.handle(version))
+            .collect())
     }
 
     /// The version named by `reference`: an id, a unique id prefix, `name:version` or
@@ -155,7 +171,12 @@ impl Client {
     }
 
     /// The lineage of a version, `depth` steps deep in one direction.
-    pub fn lineage(&self, version: &ArtifactVersion, direction: Direction, depth: u32) -> Result<Lineage> {
+    pub fn lineage(
+        &self,
+        version: &ArtifactVersion,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Lineage> {
         Ok(self.block_on(self.metadata_store().lineage(version.id, direction, depth))?)
     }
 
@@ -165,13 +186,19 @@ impl Client {
             return Ok(Vec::new());
         };
         let bytes = self.artifact_store().get_object(&log.uri)?.ok_or_else(|| {
-            Error::msg(format!("the log of step run {} is recorded at {} but is missing", step_run.id, log.uri))
+            Error::msg(format!(
+                "the log of step run {} is recorded at {} but is missing",
+                step_run.id, log.uri
+            ))
         })?;
         Ok(weft_engine::logs::parse(&bytes))
     }
 
     fn handle(&self, record: model::ArtifactVersion) -> ArtifactVersion {
-        ArtifactVersion { record, artifacts: self.artifact_store().clone() }
+        ArtifactVersion {
+            record,
+            artifacts: self.artifact_store().clone(),
+        }
     }
 }
 
@@ -194,7 +221,24 @@ impl ArtifactVersion {
     /// Loads the value as a `T`. Fails with an error naming both types if the version holds
     /// another type, and with an integrity error if its files changed since they were written.
     pub fn load<T: Artifact>(&self) -> Result<T> {
-        Ok(self.artifacts.load(&weft_engine::launcher::stored(&self.record))?)
+        Ok(self
+            .artifacts
+            .load(&weft_engine::launcher::stored(&self.record))?)
+    }
+
+    /// Reads up to `limit` bytes of file `name` of this version (verified against its hash
+    /// when the whole file fits), for previews.
+    pub fn read_head(&self, name: &str, limit: usize) -> Result<Vec<u8>> {
+        Ok(self
+            .artifacts
+            .read_head(&weft_engine::launcher::stored(&self.record), name, limit)?)
+    }
+
+    /// Reads every file of this version and checks it against its recorded hash.
+    pub fn verify(&self) -> Result<()> {
+        Ok(self
+            .artifacts
+            .verify(&weft_engine::launcher::stored(&self.record))?)
     }
 
     /// Passes this version into a pipeline as a step input of type `T`.

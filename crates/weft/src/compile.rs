@@ -66,7 +66,11 @@ impl CompileSession {
                 name: step.name.to_owned(),
                 path: step.path.to_owned(),
                 code_hash: step.code_hash.to_owned(),
-                arguments: step.inputs.iter().map(|input| input.name.to_owned()).collect(),
+                arguments: step
+                    .inputs
+                    .iter()
+                    .map(|input| input.name.to_owned())
+                    .collect(),
                 outputs: step.output_specs(),
             },
             id: options.id,
@@ -90,17 +94,24 @@ impl CompileSession {
                     if placeholder.session != self.id {
                         return Err(remember(&mut compiler, foreign(argument)));
                     }
-                    call.inputs.insert(argument.to_owned(), InputSpec::Artifact(output_ref(&placeholder)));
+                    call.inputs.insert(
+                        argument.to_owned(),
+                        InputSpec::Artifact(output_ref(&placeholder)),
+                    );
                 }
                 ArgumentBinding::Artifacts(placeholders) => {
                     if placeholders.iter().any(|p| p.session != self.id) {
                         return Err(remember(&mut compiler, foreign(argument)));
                     }
                     let items = placeholders.iter().map(output_ref).collect();
-                    call.inputs.insert(argument.to_owned(), InputSpec::Artifacts { items });
+                    call.inputs
+                        .insert(argument.to_owned(), InputSpec::Artifacts { items });
                 }
                 ArgumentBinding::External(artifact_version) => {
-                    call.inputs.insert(argument.to_owned(), InputSpec::External { artifact_version });
+                    call.inputs.insert(
+                        argument.to_owned(),
+                        InputSpec::External { artifact_version },
+                    );
                 }
                 ArgumentBinding::Configured => call.configured.push(argument.to_owned()),
                 ArgumentBinding::Invalid(reason) => {
@@ -124,7 +135,10 @@ impl CompileSession {
             call.after.push(upstream.id);
         }
         let id = compiler.add(call)?;
-        Ok(Invocation { session: self.id, id: id.into() })
+        Ok(Invocation {
+            session: self.id,
+            id: id.into(),
+        })
     }
 }
 
@@ -134,7 +148,10 @@ fn remember(compiler: &mut Compiler, error: compile::Error) -> Error {
 }
 
 fn output_ref(placeholder: &Placeholder) -> OutputRef {
-    OutputRef { invocation: placeholder.invocation.to_string(), output: placeholder.output.to_owned() }
+    OutputRef {
+        invocation: placeholder.invocation.to_string(),
+        output: placeholder.output.to_owned(),
+    }
 }
 
 /// Compiles `pipeline` with `parameters` (already resolved and checked) into a validated
@@ -172,15 +189,23 @@ pub(crate) fn compile(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            return Err(Error::msg(format!("the function of pipeline `{}` panicked while compiling: {message}", pipeline.name)));
+            return Err(Error::msg(format!(
+                "the function of pipeline `{}` panicked while compiling: {message}",
+                pipeline.name
+            )));
         }
         Ok(Err(error)) => {
             // A compile error recorded by a step call explains more than what the function
             // made of it.
-            return Err(match compiler.finish(BTreeMap::new(), execution_mode, &BTreeMap::new()) {
-                Err(compile_error) => compile_error.into(),
-                Ok(_) => error.context(format!("the function of pipeline `{}` failed while compiling", pipeline.name)),
-            });
+            return Err(
+                match compiler.finish(BTreeMap::new(), execution_mode, &BTreeMap::new()) {
+                    Err(compile_error) => compile_error.into(),
+                    Ok(_) => error.context(format!(
+                        "the function of pipeline `{}` failed while compiling",
+                        pipeline.name
+                    )),
+                },
+            );
         }
         Ok(Ok(())) => {}
     }
@@ -192,11 +217,18 @@ pub(crate) fn compile(
 
 /// Parameters set by the run configuration are checked against the step's declared types
 /// before anything runs.
-fn check_configured_parameters(snapshot: &Snapshot, overrides: &BTreeMap<String, StepOverride>) -> Result<()> {
+fn check_configured_parameters(
+    snapshot: &Snapshot,
+    overrides: &BTreeMap<String, StepOverride>,
+) -> Result<()> {
     let registry = registry::steps();
     for (invocation_id, step_override) in overrides {
-        let Some(invocation) = snapshot.invocation(invocation_id) else { continue };
-        let Some(step) = registry.get(&invocation.step) else { continue };
+        let Some(invocation) = snapshot.invocation(invocation_id) else {
+            continue;
+        };
+        let Some(step) = registry.get(&invocation.step) else {
+            continue;
+        };
         for (name, value) in &step_override.parameters {
             if let Some(input) = step.input(name) {
                 (input.check_parameter)(value).map_err(|reason| {

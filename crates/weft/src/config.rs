@@ -90,13 +90,29 @@ impl StoreConfig {
         };
         let metadata = match env("WEFT_STORE").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
-            None => absolute(project.store.metadata.unwrap_or_else(|| "sqlite://.weft/weft.db".into()), root),
+            None => absolute(
+                project
+                    .store
+                    .metadata
+                    .unwrap_or_else(|| "sqlite://.weft/weft.db".into()),
+                root,
+            ),
         };
         let artifacts = match env("WEFT_ARTIFACTS").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
-            None => absolute(project.store.artifacts.unwrap_or_else(|| "file://.weft/artifacts".into()), root),
+            None => absolute(
+                project
+                    .store
+                    .artifacts
+                    .unwrap_or_else(|| "file://.weft/artifacts".into()),
+                root,
+            ),
         };
-        Ok(Self { metadata, artifacts, base: root.to_owned() })
+        Ok(Self {
+            metadata,
+            artifacts,
+            base: root.to_owned(),
+        })
     }
 }
 
@@ -142,16 +158,23 @@ impl RunConfig {
     /// Reads a run configuration file. Unknown keys and values of the wrong type are errors
     /// that name the file and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::msg(format!("cannot read the run configuration {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| Error::msg(format!("invalid run configuration {}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::msg(format!(
+                "cannot read the run configuration {}: {e}",
+                path.display()
+            ))
+        })?;
+        Self::from_toml(&text)
+            .map_err(|e| Error::msg(format!("invalid run configuration {}: {e}", path.display())))
     }
 
     /// Parses a run configuration.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let config: RunConfig = toml::from_str(text)?;
         if config.max_parallelism == Some(0) {
-            return Err(serde::de::Error::custom("max_parallelism must be at least 1"));
+            return Err(serde::de::Error::custom(
+                "max_parallelism must be at least 1",
+            ));
         }
         Ok(config)
     }
@@ -160,7 +183,11 @@ impl RunConfig {
         self.steps
             .iter()
             .map(|(id, section)| {
-                let parameters = section.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let parameters = section
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 (id.clone(), StepOverride { parameters })
             })
             .collect()
@@ -179,17 +206,36 @@ mod tests {
         let none = |_: &str| None;
 
         let found = StoreConfig::discover_from(&nested, none).unwrap();
-        assert_eq!(found.metadata, format!("sqlite://{}", nested.join(".weft/weft.db").display()));
+        assert_eq!(
+            found.metadata,
+            format!("sqlite://{}", nested.join(".weft/weft.db").display())
+        );
 
         std::fs::create_dir(dir.path().join(".weft")).unwrap();
         let found = StoreConfig::discover_from(&nested, none).unwrap();
-        assert_eq!(found.metadata, format!("sqlite://{}", dir.path().join(".weft/weft.db").display()));
-        assert_eq!(found.artifacts, format!("file://{}", dir.path().join(".weft/artifacts").display()));
+        assert_eq!(
+            found.metadata,
+            format!("sqlite://{}", dir.path().join(".weft/weft.db").display())
+        );
+        assert_eq!(
+            found.artifacts,
+            format!("file://{}", dir.path().join(".weft/artifacts").display())
+        );
 
-        std::fs::write(dir.path().join("a/weft.toml"), "[store]\nmetadata = \"sqlite://meta/w.db\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("a/weft.toml"),
+            "[store]\nmetadata = \"sqlite://meta/w.db\"\n",
+        )
+        .unwrap();
         let found = StoreConfig::discover_from(&nested, none).unwrap();
-        assert_eq!(found.metadata, format!("sqlite://{}", dir.path().join("a/meta/w.db").display()));
-        assert_eq!(found.artifacts, format!("file://{}", dir.path().join("a/.weft/artifacts").display()));
+        assert_eq!(
+            found.metadata,
+            format!("sqlite://{}", dir.path().join("a/meta/w.db").display())
+        );
+        assert_eq!(
+            found.artifacts,
+            format!("file://{}", dir.path().join("a/.weft/artifacts").display())
+        );
 
         let env = |name: &str| (name == "WEFT_ARTIFACTS").then(|| "/abs/artifacts".to_string());
         let found = StoreConfig::discover_from(&nested, env).unwrap();
@@ -200,8 +246,13 @@ mod tests {
     fn a_bad_project_file_names_itself_and_the_key() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("weft.toml"), "[store]\nmetdata = \"x\"\n").unwrap();
-        let error = StoreConfig::discover_from(dir.path(), |_| None).unwrap_err().to_string();
-        assert!(error.contains("weft.toml") && error.contains("metdata"), "{error}");
+        let error = StoreConfig::discover_from(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("weft.toml") && error.contains("metdata"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ impl<T> Output<T> {
         match &self.repr {
             OutputRepr::Placeholder(placeholder) => InputRepr::Placeholder(placeholder.clone()),
             OutputRepr::Plain(value) => {
-                let taken = if owned && Arc::strong_count(value) == 1 { value.take() } else { value.copy() };
+                let taken = if owned && Arc::strong_count(value) == 1 {
+                    value.take()
+                } else {
+                    value.copy()
+                };
                 match taken {
                     Ok(value) => InputRepr::Plain(value),
                     Err(error) => InputRepr::Error(error.to_string()),
@@ -143,7 +147,9 @@ impl Placeholder {
 impl<T> PlainValue<T> {
     fn copy(&self) -> Result<T> {
         let guard = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        let value = guard.as_ref().ok_or_else(|| Error::msg("the value was already taken"))?;
+        let value = guard
+            .as_ref()
+            .ok_or_else(|| Error::msg("the value was already taken"))?;
         match self.clone {
             Some(clone) => Ok(clone(value)),
             None => Err(Error::msg(format!(
@@ -179,7 +185,10 @@ impl Invocation {
 
     #[doc(hidden)]
     pub fn plain(step: &str) -> Self {
-        Self { session: 0, id: step.into() }
+        Self {
+            session: 0,
+            id: step.into(),
+        }
     }
 }
 
@@ -199,28 +208,43 @@ pub struct AfterRef {
 
 impl After for Invocation {
     fn upstream(&self) -> AfterRef {
-        AfterRef { session: Some(self.session), id: self.id.to_string() }
+        AfterRef {
+            session: Some(self.session),
+            id: self.id.to_string(),
+        }
     }
 }
 
 impl<T> After for Output<T> {
     fn upstream(&self) -> AfterRef {
         match &self.repr {
-            OutputRepr::Placeholder(p) => AfterRef { session: Some(p.session), id: p.invocation.to_string() },
-            OutputRepr::Plain(value) => AfterRef { session: Some(0), id: value.step.to_owned() },
+            OutputRepr::Placeholder(p) => AfterRef {
+                session: Some(p.session),
+                id: p.invocation.to_string(),
+            },
+            OutputRepr::Plain(value) => AfterRef {
+                session: Some(0),
+                id: value.step.to_owned(),
+            },
         }
     }
 }
 
 impl After for &str {
     fn upstream(&self) -> AfterRef {
-        AfterRef { session: None, id: (*self).to_owned() }
+        AfterRef {
+            session: None,
+            id: (*self).to_owned(),
+        }
     }
 }
 
 impl After for String {
     fn upstream(&self) -> AfterRef {
-        AfterRef { session: None, id: self.clone() }
+        AfterRef {
+            session: None,
+            id: self.clone(),
+        }
     }
 }
 
@@ -242,7 +266,10 @@ pub struct External<T> {
 impl<T> External<T> {
     /// The version with this id, as an input of type `T`.
     pub fn new(id: ArtifactVersionId) -> Self {
-        Self { id, _type: PhantomData }
+        Self {
+            id,
+            _type: PhantomData,
+        }
     }
 }
 
@@ -269,7 +296,10 @@ pub struct Input<T> {
 }
 
 enum InputRepr<T> {
-    Value { value: T, to_json: fn(&T) -> serde_json::Result<serde_json::Value> },
+    Value {
+        value: T,
+        to_json: fn(&T) -> serde_json::Result<serde_json::Value>,
+    },
     Plain(T),
     Placeholder(Placeholder),
     Placeholders(Vec<Placeholder>),
@@ -312,7 +342,9 @@ impl<T> Input<T> {
     #[doc(hidden)]
     pub fn into_value(self, step: &str, argument: &str) -> Result<T> {
         let refuse = |what: &str| {
-            Err(Error::msg(format!("argument `{argument}` of step `{step}` {what}")))
+            Err(Error::msg(format!(
+                "argument `{argument}` of step `{step}` {what}"
+            )))
         };
         match self.repr {
             InputRepr::Value { value, .. } | InputRepr::Plain(value) => Ok(value),
@@ -322,7 +354,9 @@ impl<T> Input<T> {
             InputRepr::External(_) => refuse(
                 "is an existing artifact version, which only a step inside a pipeline can load; load it with `weft::Client` instead",
             ),
-            InputRepr::Configured => refuse("is left to the run configuration, which only exists inside a pipeline run"),
+            InputRepr::Configured => {
+                refuse("is left to the run configuration, which only exists inside a pipeline run")
+            }
             InputRepr::Error(error) => refuse(&error),
         }
     }
@@ -346,23 +380,34 @@ pub trait IntoInput<T> {
 
 impl<T: Serialize + 'static> IntoInput<T> for T {
     fn into_input(self) -> Input<T> {
-        Input { repr: InputRepr::Value { value: self, to_json: |value| serde_json::to_value(value) } }
+        Input {
+            repr: InputRepr::Value {
+                value: self,
+                to_json: |value| serde_json::to_value(value),
+            },
+        }
     }
 }
 
 impl<T> IntoInput<T> for &Output<T> {
     fn into_input(self) -> Input<T> {
-        Input { repr: self.to_input(false) }
+        Input {
+            repr: self.to_input(false),
+        }
     }
 }
 
 impl<T> IntoInput<T> for Output<T> {
     fn into_input(self) -> Input<T> {
-        Input { repr: self.to_input(true) }
+        Input {
+            repr: self.to_input(true),
+        }
     }
 }
 
-fn gather<'a, T: 'a>(outputs: impl ExactSizeIterator<Item = (&'a Output<T>, bool)>) -> InputRepr<Vec<T>> {
+fn gather<'a, T: 'a>(
+    outputs: impl ExactSizeIterator<Item = (&'a Output<T>, bool)>,
+) -> InputRepr<Vec<T>> {
     let mut placeholders = Vec::with_capacity(outputs.len());
     let mut values = Vec::with_capacity(outputs.len());
     for (output, owned) in outputs {
@@ -376,44 +421,58 @@ fn gather<'a, T: 'a>(outputs: impl ExactSizeIterator<Item = (&'a Output<T>, bool
     match (placeholders.is_empty(), values.is_empty()) {
         (_, true) => InputRepr::Placeholders(placeholders),
         (true, false) => InputRepr::Plain(values),
-        (false, false) => InputRepr::Error("mixes outputs of a pipeline being compiled with values computed outside it".into()),
+        (false, false) => InputRepr::Error(
+            "mixes outputs of a pipeline being compiled with values computed outside it".into(),
+        ),
     }
 }
 
 impl<T> IntoInput<Vec<T>> for Vec<Output<T>> {
     fn into_input(self) -> Input<Vec<T>> {
         let owned = self.len() == 1;
-        Input { repr: gather(self.iter().map(|output| (output, owned))) }
+        Input {
+            repr: gather(self.iter().map(|output| (output, owned))),
+        }
     }
 }
 
 impl<T> IntoInput<Vec<T>> for &Vec<Output<T>> {
     fn into_input(self) -> Input<Vec<T>> {
-        Input { repr: gather(self.iter().map(|output| (output, false))) }
+        Input {
+            repr: gather(self.iter().map(|output| (output, false))),
+        }
     }
 }
 
 impl<T> IntoInput<Vec<T>> for &[Output<T>] {
     fn into_input(self) -> Input<Vec<T>> {
-        Input { repr: gather(self.iter().map(|output| (output, false))) }
+        Input {
+            repr: gather(self.iter().map(|output| (output, false))),
+        }
     }
 }
 
 impl<T> IntoInput<T> for External<T> {
     fn into_input(self) -> Input<T> {
-        Input { repr: InputRepr::External(self.id) }
+        Input {
+            repr: InputRepr::External(self.id),
+        }
     }
 }
 
 impl<T> IntoInput<T> for &External<T> {
     fn into_input(self) -> Input<T> {
-        Input { repr: InputRepr::External(self.id) }
+        Input {
+            repr: InputRepr::External(self.id),
+        }
     }
 }
 
 impl<T: Serialize + 'static> IntoInput<T> for Configured {
     fn into_input(self) -> Input<T> {
-        Input { repr: InputRepr::Configured }
+        Input {
+            repr: InputRepr::Configured,
+        }
     }
 }
 

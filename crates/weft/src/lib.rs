@@ -66,12 +66,16 @@ mod registry;
 pub use cli::main;
 pub use client::{ArtifactVersion, Client};
 pub use config::{RunConfig, StoreConfig};
-pub use input::{After, Configured, External, IntoInput, Invocation, Output, StepOptions, configured};
+pub use input::{
+    After, Configured, External, IntoInput, Invocation, Output, StepOptions, configured,
+};
 pub use registry::{ParamDef, PipelineCall, PipelineDef, pipeline as find_pipeline, pipelines};
 pub use weft_artifacts::{Artifact, ArtifactType, Binary, Json, Materializer};
 pub use weft_core::{ExecutionMode, Status};
 pub use weft_engine::RunReport;
 pub use weft_macros::{Artifact, pipeline, step};
+
+pub use anyhow::{bail, ensure};
 
 /// The error type of steps and of weft's API: any error converts into it with `?`.
 pub type Error = anyhow::Error;
@@ -117,7 +121,8 @@ pub mod __private {
         check_pipeline_parameter,
     };
     pub use crate::{
-        __weft_check_parameter as check_parameter, __weft_clone_fn as clone_fn, __weft_input as input,
+        __weft_check_parameter as check_parameter, __weft_clone_fn as clone_fn,
+        __weft_input as input,
     };
     pub use inventory;
     pub use serde;

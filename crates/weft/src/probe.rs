@@ -43,7 +43,12 @@ pub trait FromParameter<T> {
 }
 impl<T: DeserializeOwned> FromParameter<T> for &Probe<T> {
     fn parameter(&self, name: &str, value: &Value) -> Result<T, StepFailure> {
-        T::deserialize(value).map_err(|e| system(format!("parameter `{name}` is not a `{}`: {e}", type_name::<T>())))
+        T::deserialize(value).map_err(|e| {
+            system(format!(
+                "parameter `{name}` is not a `{}`: {e}",
+                type_name::<T>()
+            ))
+        })
     }
     fn check(&self, value: &Value) -> Result<(), String> {
         T::deserialize(value).map(|_| ()).map_err(|e| e.to_string())
@@ -58,52 +63,101 @@ pub trait NoParameter<T> {
 }
 impl<T> NoParameter<T> for Probe<T> {
     fn parameter(&self, name: &str, _: &Value) -> Result<T, StepFailure> {
-        Err(system(format!("argument `{name}` was given as a parameter, but `{}` cannot be decoded from JSON (it does not implement `serde::Deserialize`)", type_name::<T>())))
+        Err(system(format!(
+            "argument `{name}` was given as a parameter, but `{}` cannot be decoded from JSON (it does not implement `serde::Deserialize`)",
+            type_name::<T>()
+        )))
     }
     fn check(&self, _: &Value) -> Result<(), String> {
-        Err(format!("`{}` cannot be decoded from JSON (it does not implement `serde::Deserialize`)", type_name::<T>()))
+        Err(format!(
+            "`{}` cannot be decoded from JSON (it does not implement `serde::Deserialize`)",
+            type_name::<T>()
+        ))
     }
 }
 
 /// `T` loads from one artifact version.
 pub trait FromArtifact<T> {
     /// Loads argument `name`.
-    fn artifact(&self, io: &StepIo<'_>, name: &str, stored: &StoredArtifact) -> Result<T, StepFailure>;
+    fn artifact(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+    ) -> Result<T, StepFailure>;
 }
 impl<T: Artifact> FromArtifact<T> for &Probe<T> {
-    fn artifact(&self, io: &StepIo<'_>, name: &str, stored: &StoredArtifact) -> Result<T, StepFailure> {
+    fn artifact(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+    ) -> Result<T, StepFailure> {
         io.load(stored).map_err(|failure| in_input(name, failure))
     }
 }
 /// Fallback: `T` is not an artifact.
 pub trait NoArtifact<T> {
     /// Always an error.
-    fn artifact(&self, io: &StepIo<'_>, name: &str, stored: &StoredArtifact) -> Result<T, StepFailure>;
+    fn artifact(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+    ) -> Result<T, StepFailure>;
 }
 impl<T> NoArtifact<T> for Probe<T> {
     fn artifact(&self, _: &StepIo<'_>, name: &str, _: &StoredArtifact) -> Result<T, StepFailure> {
-        Err(system(format!("argument `{name}` was given an artifact, but `{}` is not an artifact type", type_name::<T>())))
+        Err(system(format!(
+            "argument `{name}` was given an artifact, but `{}` is not an artifact type",
+            type_name::<T>()
+        )))
     }
 }
 
 /// `Vec<T>` loads from a list of artifact versions (fan-in).
 pub trait FromArtifacts<T> {
     /// Loads argument `name` item by item.
-    fn artifacts(&self, io: &StepIo<'_>, name: &str, list: &[StoredArtifact]) -> Result<T, StepFailure>;
+    fn artifacts(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        list: &[StoredArtifact],
+    ) -> Result<T, StepFailure>;
 }
 impl<T: Artifact> FromArtifacts<Vec<T>> for &Probe<Vec<T>> {
-    fn artifacts(&self, io: &StepIo<'_>, name: &str, list: &[StoredArtifact]) -> Result<Vec<T>, StepFailure> {
-        list.iter().map(|stored| io.load(stored).map_err(|failure| in_input(name, failure))).collect()
+    fn artifacts(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        list: &[StoredArtifact],
+    ) -> Result<Vec<T>, StepFailure> {
+        list.iter()
+            .map(|stored| io.load(stored).map_err(|failure| in_input(name, failure)))
+            .collect()
     }
 }
 /// Fallback: not a `Vec` of artifacts.
 pub trait NoArtifacts<T> {
     /// Always an error.
-    fn artifacts(&self, io: &StepIo<'_>, name: &str, list: &[StoredArtifact]) -> Result<T, StepFailure>;
+    fn artifacts(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        list: &[StoredArtifact],
+    ) -> Result<T, StepFailure>;
 }
 impl<T> NoArtifacts<T> for Probe<T> {
-    fn artifacts(&self, _: &StepIo<'_>, name: &str, _: &[StoredArtifact]) -> Result<T, StepFailure> {
-        Err(system(format!("argument `{name}` was given several artifacts, but `{}` is not a `Vec` of artifacts", type_name::<T>())))
+    fn artifacts(
+        &self,
+        _: &StepIo<'_>,
+        name: &str,
+        _: &[StoredArtifact],
+    ) -> Result<T, StepFailure> {
+        Err(system(format!(
+            "argument `{name}` was given several artifacts, but `{}` is not a `Vec` of artifacts",
+            type_name::<T>()
+        )))
     }
 }
 
@@ -130,7 +184,9 @@ impl<T> NoCloneFn<T> for Probe<T> {
 
 fn in_input(name: &str, failure: StepFailure) -> StepFailure {
     match failure {
-        StepFailure::System(error) => StepFailure::System(error.context(format!("cannot load input `{name}`"))),
+        StepFailure::System(error) => {
+            StepFailure::System(error.context(format!("cannot load input `{name}`")))
+        }
         other => other,
     }
 }
@@ -142,14 +198,18 @@ macro_rules! __weft_input {
     ($io:expr, $name:expr, $ty:ty) => {{
         #[allow(unused_imports)]
         use $crate::__private::probe::{
-            CloneFn as _, FromArtifact as _, FromArtifacts as _, FromParameter as _, NoArtifact as _,
-            NoArtifacts as _, NoCloneFn as _, NoParameter as _,
+            CloneFn as _, FromArtifact as _, FromArtifacts as _, FromParameter as _,
+            NoArtifact as _, NoArtifacts as _, NoCloneFn as _, NoParameter as _,
         };
         let probe = $crate::__private::probe::Probe::<$ty>::new();
         match $io.binding($name)? {
             $crate::__private::Binding::Parameter(value) => (&&probe).parameter($name, value)?,
-            $crate::__private::Binding::Artifact(stored) => (&&probe).artifact(&*$io, $name, stored)?,
-            $crate::__private::Binding::Artifacts(list) => (&&probe).artifacts(&*$io, $name, list)?,
+            $crate::__private::Binding::Artifact(stored) => {
+                (&&probe).artifact(&*$io, $name, stored)?
+            }
+            $crate::__private::Binding::Artifacts(list) => {
+                (&&probe).artifacts(&*$io, $name, list)?
+            }
         }
     }};
 }

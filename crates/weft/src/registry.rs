@@ -34,7 +34,9 @@ pub struct PipelineDef {
 
 impl std::fmt::Debug for PipelineDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelineDef").field("name", &self.name).finish()
+        f.debug_struct("PipelineDef")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -54,14 +56,19 @@ pub struct ParamDef {
 pub(crate) fn steps() -> Arc<Registry> {
     static STEPS: OnceLock<Arc<Registry>> = OnceLock::new();
     STEPS
-        .get_or_init(|| Arc::new(Registry::new(inventory::iter::<StepRegistration>().map(|r| r.0))))
+        .get_or_init(|| {
+            Arc::new(Registry::new(
+                inventory::iter::<StepRegistration>().map(|r| r.0),
+            ))
+        })
         .clone()
 }
 
 /// Every pipeline of this binary, sorted by name.
 pub fn pipelines() -> Vec<&'static PipelineDef> {
-    let mut all: Vec<&'static PipelineDef> =
-        inventory::iter::<PipelineRegistration>().map(|registration| registration.0).collect();
+    let mut all: Vec<&'static PipelineDef> = inventory::iter::<PipelineRegistration>()
+        .map(|registration| registration.0)
+        .collect();
     all.sort_by_key(|pipeline| pipeline.name);
     all
 }
@@ -80,7 +87,10 @@ pub fn pipeline(name: &str) -> Result<&'static PipelineDef> {
             Err(Error::msg(if known.is_empty() {
                 format!("unknown pipeline `{name}`: this binary has no pipelines")
             } else {
-                format!("unknown pipeline `{name}`; this binary has: {}", known.join(", "))
+                format!(
+                    "unknown pipeline `{name}`; this binary has: {}",
+                    known.join(", ")
+                )
             }))
         }
     }
@@ -98,9 +108,16 @@ impl PipelineDef {
         let known: Vec<&str> = self.parameters.iter().map(|p| p.name).collect();
         if let Some(unknown) = given.keys().find(|name| !known.contains(&name.as_str())) {
             return Err(Error::msg(if known.is_empty() {
-                format!("pipeline `{}` has no parameter `{unknown}` (it takes none)", self.name)
+                format!(
+                    "pipeline `{}` has no parameter `{unknown}` (it takes none)",
+                    self.name
+                )
             } else {
-                format!("pipeline `{}` has no parameter `{unknown}`; its parameters are: {}", self.name, known.join(", "))
+                format!(
+                    "pipeline `{}` has no parameter `{unknown}`; its parameters are: {}",
+                    self.name,
+                    known.join(", ")
+                )
             }));
         }
         let mut resolved = Map::new();
@@ -137,7 +154,11 @@ impl PipelineDef {
         let parameter = self.parameters.iter().find(|p| p.name == name);
         match (serde_json::from_str::<Value>(text), parameter) {
             (Ok(json), Some(parameter)) if (parameter.check)(&json).is_ok() => json,
-            (Ok(json), Some(parameter)) if (parameter.check)(&Value::String(text.into())).is_err() => json,
+            (Ok(json), Some(parameter))
+                if (parameter.check)(&Value::String(text.into())).is_err() =>
+            {
+                json
+            }
             (Ok(json), None) => json,
             _ => Value::String(text.to_owned()),
         }
@@ -155,7 +176,11 @@ pub struct PipelineCall {
 impl PipelineCall {
     /// A call of `pipeline` with no parameters set yet.
     pub fn new(pipeline: &'static PipelineDef) -> Self {
-        Self { pipeline, parameters: Map::new(), errors: Vec::new() }
+        Self {
+            pipeline,
+            parameters: Map::new(),
+            errors: Vec::new(),
+        }
     }
 
     /// Sets parameter `name`.
@@ -164,7 +189,9 @@ impl PipelineCall {
             Ok(value) => {
                 self.parameters.insert(name.to_owned(), value);
             }
-            Err(error) => self.errors.push(format!("parameter `{name}` cannot be stored as JSON: {error}")),
+            Err(error) => self.errors.push(format!(
+                "parameter `{name}` cannot be stored as JSON: {error}"
+            )),
         }
         self
     }
@@ -190,14 +217,20 @@ pub struct Parameters {
 
 impl Parameters {
     pub(crate) fn new(pipeline: &'static str, values: Map<String, Value>) -> Self {
-        Self { pipeline, values: values.into_iter().collect() }
+        Self {
+            pipeline,
+            values: values.into_iter().collect(),
+        }
     }
 
     /// The value of parameter `name`.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
         let value = self.values.get(name).cloned().unwrap_or(Value::Null);
         serde_json::from_value(value).map_err(|error| {
-            Error::msg(format!("parameter `{name}` of pipeline `{}`: {error}", self.pipeline))
+            Error::msg(format!(
+                "parameter `{name}` of pipeline `{}`: {error}",
+                self.pipeline
+            ))
         })
     }
 }
@@ -205,5 +238,7 @@ impl Parameters {
 /// Checks that `value` decodes as a `T`.
 #[doc(hidden)]
 pub fn check_pipeline_parameter<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
-    T::deserialize(value).map(|_| ()).map_err(|error| error.to_string())
+    T::deserialize(value)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }

@@ -8,13 +8,22 @@ struct Rows {
 #[step]
 fn load(limit: usize) -> weft::Result<Rows> {
     tracing::info!("loading {limit}");
-    Ok(Rows { x: (0..limit).map(|i| i as f64).collect() })
+    Ok(Rows {
+        x: (0..limit).map(|i| i as f64).collect(),
+    })
 }
 
 #[step(outputs(train, test))]
 fn split(rows: Rows, ratio: f64) -> (Rows, Rows) {
     let at = (rows.x.len() as f64 * ratio) as usize;
-    (Rows { x: rows.x[..at].to_vec() }, Rows { x: rows.x[at..].to_vec() })
+    (
+        Rows {
+            x: rows.x[..at].to_vec(),
+        },
+        Rows {
+            x: rows.x[at..].to_vec(),
+        },
+    )
 }
 
 #[step]

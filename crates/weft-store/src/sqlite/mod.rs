@@ -167,13 +167,16 @@ fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
             connection.pragma_query_value(None, "journal_mode", |row| row.get(0));
         let switched = match mode {
             Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-            Ok(_) => connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)),
+            Ok(_) => connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                row.get::<_, String>(0)
+            }),
             Err(error) => Err(error),
         };
         match switched {
             Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
             Err(rusqlite::Error::SqliteFailure(failure, _))
-                if failure.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
             {
                 std::thread::sleep(Duration::from_millis(5));
             }

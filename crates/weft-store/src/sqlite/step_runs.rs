@@ -75,14 +75,17 @@ impl StepRunStore for SqliteStore {
     }
 
     async fn step_run(&self, id: StepRunId) -> Result<StepRun> {
-        self.read(move |connection| step_run_by_id(connection, id)).await
+        self.read(move |connection| step_run_by_id(connection, id))
+            .await
     }
 
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
         self.read(move |connection| {
             rows::all(
                 connection,
-                &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"),
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                ),
                 [run.to_string()],
                 rows::step_run,
             )
@@ -193,7 +196,10 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
             canonical::to_string(&step_run.config),
             step_run.cache_key,
             step_run.original_step_run.map(|id| id.to_string()),
-            step_run.error.as_ref().map(|e| serde_json::to_string(e).expect("plain data")),
+            step_run
+                .error
+                .as_ref()
+                .map(|e| serde_json::to_string(e).expect("plain data")),
             now,
             started.then_some(&now),
             ended.then_some(&now),
@@ -248,8 +254,11 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
 
 fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Vec<StepOutput>> {
     let (run_id, current) = step_run_status(tx, id)?;
-    check_step_run_transition(current, Status::Completed)
-        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    check_step_run_transition(current, Status::Completed).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
     let mut outputs = Vec::with_capacity(completion.outputs.len());
     for (name, version) in completion.outputs {
         let artifact_version = insert_version(tx, &version, Some(id))?;
@@ -257,7 +266,10 @@ fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Ve
             "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
         )?
         .execute(params![id.to_string(), name, artifact_version.id.to_string()])?;
-        outputs.push(StepOutput { name, artifact_version });
+        outputs.push(StepOutput {
+            name,
+            artifact_version,
+        });
     }
     insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
     set_step_run_status(tx, id, Status::Completed, None, None)?;
@@ -266,16 +278,22 @@ fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Ve
 
 fn fail(tx: &Connection, id: StepRunId, error: &StepError, log_uri: Option<&str>) -> Result<()> {
     let (run_id, current) = step_run_status(tx, id)?;
-    check_step_run_transition(current, Status::Failed)
-        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    check_step_run_transition(current, Status::Failed).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
     insert_log(tx, run_id, id, log_uri)?;
     set_step_run_status(tx, id, Status::Failed, None, Some(error))
 }
 
 fn stop(tx: &Connection, id: StepRunId, reason: &str) -> Result<()> {
     let (_, current) = step_run_status(tx, id)?;
-    check_step_run_transition(current, Status::Stopped)
-        .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+    check_step_run_transition(current, Status::Stopped).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
     set_step_run_status(tx, id, Status::Stopped, Some(reason), None)
 }
 
@@ -286,7 +304,10 @@ fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
         [id.to_string()],
         rows::step_run,
     )?
-    .ok_or_else(|| Error::NotFound { kind: "step run", reference: id.to_string() })
+    .ok_or_else(|| Error::NotFound {
+        kind: "step run",
+        reference: id.to_string(),
+    })
 }
 
 /// The attempt number of a new step run for `invocation`: 1, or one more than the latest
@@ -298,16 +319,27 @@ fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result
              ORDER BY attempt DESC LIMIT 1",
         )?
         .query_row(params![run.to_string(), invocation], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })
         .optional()?;
-    let Some((id, attempt, status)) = latest else { return Ok(1) };
+    let Some((id, attempt, status)) = latest else {
+        return Ok(1);
+    };
     let status: Status = rows::parse("step run status", &status)?;
     match status {
         Status::Retrying => {
             let id: StepRunId = rows::parse("step run id", &id)?;
-            check_step_run_transition(status, Status::Retried)
-                .map_err(|source| Error::Transition { kind: "step run", id: id.to_string(), source })?;
+            check_step_run_transition(status, Status::Retried).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
             set_step_run_status(connection, id, Status::Retried, None, None)?;
             Ok(attempt + 1)
         }
@@ -323,8 +355,14 @@ fn step_run_status(connection: &Connection, id: StepRunId) -> Result<(RunId, Sta
         .prepare_cached("SELECT run_id, status FROM step_runs WHERE id = ?")?
         .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?
-        .ok_or_else(|| Error::NotFound { kind: "step run", reference: id.to_string() })?;
-    Ok((rows::parse("run id", &run)?, rows::parse("step run status", &status)?))
+        .ok_or_else(|| Error::NotFound {
+            kind: "step run",
+            reference: id.to_string(),
+        })?;
+    Ok((
+        rows::parse("run id", &run)?,
+        rows::parse("step run status", &status)?,
+    ))
 }
 
 /// Writes a status the caller has already checked with the state machine.
@@ -351,7 +389,12 @@ fn set_step_run_status(
     Ok(())
 }
 
-fn insert_log(connection: &Connection, run: RunId, step_run: StepRunId, uri: Option<&str>) -> Result<()> {
+fn insert_log(
+    connection: &Connection,
+    run: RunId,
+    step_run: StepRunId,
+    uri: Option<&str>,
+) -> Result<()> {
     if let Some(uri) = uri {
         connection
             .prepare_cached("INSERT INTO logs (id, run_id, step_run_id, uri, created_at) VALUES (?, ?, ?, ?, ?)")?

@@ -1,0 +1,186 @@
+//! `weft artifacts list | versions | show`.
+
+use clap::Subcommand;
+use serde::Serialize;
+use weft::Client;
+use weft::model::{MetadataEntry, Resource, StepRun};
+
+use crate::render;
+
+/// Files up to this size are previewed by `artifacts show`.
+const PREVIEW_BYTES: usize = 2048;
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// List artifacts with their number of versions.
+    List {
+        /// Only artifacts with names chosen in code (not `<pipeline>::<step>::<output>`).
+        #[arg(long)]
+        custom: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of an artifact, newest first.
+    Versions {
+        /// The artifact's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one artifact version: where it is, what it holds, who made and used it.
+    Show {
+        /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
+        version: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
+    match command {
+        Command::List { custom, json } => list(client, custom, json, out),
+        Command::Versions { name, json } => versions(client, &name, json, out),
+        Command::Show { version, json } => show(client, &version, json, out),
+    }
+}
+
+fn list(client: &Client, custom: bool, json: bool, out: &mut String) -> anyhow::Result<()> {
+    let artifacts = client.artifacts(custom)?;
+    if json {
+        return render::json(out, &artifacts);
+    }
+    if artifacts.is_empty() {
+        say!(out, "No artifacts yet.");
+        return Ok(());
+    }
+    let mut table = render::table(&["name", "versions", "latest", "created"]);
+    for artifact in &artifacts {
+        table.add_row(vec![
+            artifact.name.clone(),
+            artifact.version_count.to_string(),
+            artifact
+                .latest_version
+                .clone()
+                .unwrap_or_else(|| "-".into()),
+            render::time(Some(artifact.created_at)),
+        ]);
+    }
+    say!(out, "{table}");
+    Ok(())
+}
+
+fn versions(client: &Client, name: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
+    let versions = client.artifact_versions(name)?;
+    if json {
+        let records: Vec<_> = versions.iter().map(|v| v.record()).collect();
+        return render::json(out, &records);
+    }
+    let mut table = render::table(&["version", "id", "type", "size", "created"]);
+    for version in &versions {
+        table.add_row(vec![
+            version.version.clone(),
+            version.id.to_string(),
+            render::short_type(&version.data_type),
+            version.size.to_string(),
+            render::time(Some(version.created_at)),
+        ]);
+    }
+    say!(out, "{table}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    version: &'a weft::model::ArtifactVersion,
+    metadata: Vec<MetadataEntry>,
+    producer: Option<StepRun>,
+    consumers: Vec<StepRun>,
+}
+
+fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
+    let version = client.artifact_version(reference)?;
+    let store = client.metadata_store();
+    let metadata = client.block_on(store.metadata(Resource::ArtifactVersion(version.id)))?;
+    let producer = client.block_on(store.producer(version.id))?;
+    let consumers = client.block_on(store.consumers(version.id))?;
+    if json {
+        return render::json(
+            out,
+            &Shown {
+                version: version.record(),
+                metadata,
+                producer,
+                consumers,
+            },
+        );
+    }
+    say!(
+        out,
+        "Artifact      {} (version {})",
+        version.name,
+        version.version
+    );
+    say!(out, "Id            {}", version.id);
+    say!(
+        out,
+        "Type          {} ({})",
+        render::short_type(&version.data_type),
+        version.artifact_type
+    );
+    say!(
+        out,
+        "Materializer  {} v{}",
+        version.materializer,
+        version.materializer_version
+    );
+    say!(out, "Location      {}", version.uri);
+    say!(
+        out,
+        "Size          {} bytes in {} file(s)",
+        version.size,
+        version.files.len()
+    );
+    say!(out, "Content hash  {}", version.content_hash);
+    say!(
+        out,
+        "Created       {}",
+        render::time(Some(version.created_at))
+    );
+    if !version.tags.is_empty() {
+        say!(out, "Tags          {}", version.tags.join(", "));
+    }
+    for entry in &metadata {
+        say!(out, "  {} = {}", entry.key, entry.value);
+    }
+    match &producer {
+        Some(step_run) => say!(
+            out,
+            "Produced by   step `{}` of run {}",
+            step_run.invocation,
+            step_run.run_id
+        ),
+        None => say!(out, "Produced by   (not a step: {})", version.save_type),
+    }
+    for consumer in &consumers {
+        say!(
+            out,
+            "Used by       step `{}` of run {}",
+            consumer.invocation,
+            consumer.run_id
+        );
+    }
+    if let [file] = version.files.as_slice() {
+        let previewable = file.name.ends_with(".json") || file.name.ends_with(".txt");
+        if previewable && file.size as usize <= PREVIEW_BYTES {
+            match version.read_head(&file.name, PREVIEW_BYTES) {
+                Ok(bytes) => say!(out, "Value         {}", String::from_utf8_lossy(&bytes)),
+                Err(error) => say!(out, "Value         unreadable: {error}"),
+            }
+        }
+    }
+    Ok(())
+}
