@@ -153,11 +153,11 @@ impl<'a> FileSink<'a> {
             }
             Some(upload) => {
                 self.upload = Some(upload);
-                if !self.buffer.is_empty() {
-                    if let Err(error) = self.send_part() {
-                        self.abort();
-                        return Err(error);
-                    }
+                if !self.buffer.is_empty()
+                    && let Err(error) = self.send_part()
+                {
+                    self.abort();
+                    return Err(error);
                 }
                 let mut upload = self.upload.take().expect("set above");
                 if let Err(error) = store.wait(upload.complete()) {
@@ -186,12 +186,12 @@ impl Write for FileSink<'_> {
             return Err(io::Error::other("the artifact store failed earlier"));
         }
         self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= PART_SIZE {
-            if let Err(error) = self.send_part() {
-                let message = error.to_string();
-                self.error = Some(error);
-                return Err(io::Error::other(message));
-            }
+        if self.buffer.len() >= PART_SIZE
+            && let Err(error) = self.send_part()
+        {
+            let message = error.to_string();
+            self.error = Some(error);
+            return Err(io::Error::other(message));
         }
         Ok(data.len())
     }
@@ -359,13 +359,13 @@ impl FileReader {
     pub(crate) fn verify(&mut self) -> Result<()> {
         while !self.at_end {
             self.chunk = Bytes::new();
-            if let Err(source) = self.next_chunk() {
-                if !self.at_end {
-                    return Err(Error::Read {
-                        path: self.path.clone(),
-                        source: source.into(),
-                    });
-                }
+            if let Err(source) = self.next_chunk()
+                && !self.at_end
+            {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    source: source.into(),
+                });
             }
         }
         self.check()

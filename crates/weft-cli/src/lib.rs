@@ -74,11 +74,11 @@ pub fn main() -> ExitCode {
     let result = run(arguments.command, &mut out);
     // Output is written once, at the end; a reader that went away (`| head`) is not an error.
     let written = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-    if let Err(error) = written {
-        if error.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write the output: {error}");
-            return ExitCode::from(1);
-        }
+    if let Err(error) = written
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the output: {error}");
+        return ExitCode::from(1);
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

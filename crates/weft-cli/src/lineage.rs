@@ -85,11 +85,11 @@ fn print_upstream(out: &mut String, lineage: &Lineage, version: &ArtifactVersion
     };
     say!(out, "{indent}<- {}", step_label(producer));
     for (read, step_run, input) in &lineage.reads {
-        if *step_run == producer.id {
-            if let Some(parent) = versions.get(read) {
-                say!(out, "{indent}   {input}: {}", label(parent));
-                print_upstream(out, lineage, parent, depth + 2);
-            }
+        if *step_run == producer.id
+            && let Some(parent) = versions.get(read)
+        {
+            say!(out, "{indent}   {input}: {}", label(parent));
+            print_upstream(out, lineage, parent, depth + 2);
         }
     }
 }
@@ -113,11 +113,11 @@ fn print_downstream(out: &mut String, lineage: &Lineage, version: &ArtifactVersi
         any = true;
         say!(out, "{indent}-> {} (as `{input}`)", step_label(consumer));
         for (writer, written, output) in &lineage.writes {
-            if writer == step_run {
-                if let Some(child) = versions.get(written) {
-                    say!(out, "{indent}   {output}: {}", label(child));
-                    print_downstream(out, lineage, child, depth + 2);
-                }
+            if writer == step_run
+                && let Some(child) = versions.get(written)
+            {
+                say!(out, "{indent}   {output}: {}", label(child));
+                print_downstream(out, lineage, child, depth + 2);
             }
         }
     }

@@ -254,11 +254,11 @@ fn print_run(shown: &Shown, out: &mut String) {
         render::time(run.started_at),
         render::took(run.started_at, run.ended_at)
     );
-    if let Value::Object(parameters) = &shown.parameters {
-        if !parameters.is_empty() {
-            let text: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            say!(out, "Parameters  {}", text.join(", "));
-        }
+    if let Value::Object(parameters) = &shown.parameters
+        && !parameters.is_empty()
+    {
+        let text: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        say!(out, "Parameters  {}", text.join(", "));
     }
     if let Some(mode) = &shown.execution_mode {
         say!(out, "Mode        {mode}");

@@ -122,7 +122,7 @@ pub async fn execute(
                     // step as finished, or the run would wait for it forever.
                     let finished =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner::run(job)))
-                            .unwrap_or_else(|panic| runner::Finished::crashed(panic));
+                            .unwrap_or_else(runner::Finished::crashed);
                     // The orchestrator may be gone (a stopped step finishing late).
                     let _ = done.send((node, finished));
                 });

@@ -201,3 +201,25 @@ impl<'a> StepIo<'a> {
         self.saved
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_step_saves_nothing() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = ArtifactStore::local(dir.path(), runtime.handle().clone()).unwrap();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let mut io = StepIo::new(&artifacts, &[], ["p", "step", "run"], stopped.clone());
+        io.save("first", &1u64).unwrap();
+        stopped.store(true, Ordering::Release);
+        let refused = io.save("second", &2u64);
+        assert!(matches!(refused, Err(StepFailure::System(_))));
+        assert_eq!(io.into_saved().len(), 1);
+        assert!(!dir.path().join("p/step/second").exists());
+    }
+}

@@ -66,6 +66,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     let child_visibility = signature::child_visibility(visibility);
     let def = format_ident!("__WEFT_PIPELINE_{}", name);
     let compile = signature::hidden("compile", name);
+    let args = signature::hidden("args", name);
 
     let parameter_defs = arguments.iter().zip(&defaults).map(|(argument, default)| {
         let (text, ty) = (argument.name.to_string(), &argument.ty);
@@ -116,19 +117,21 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             ::weft::__private::PipelineRegistration(&#def)
         }
 
+        #[doc(hidden)]
+        #[allow(clippy::too_many_arguments)]
+        #visibility fn #args(#(#names: #types),*) -> ::weft::PipelineCall {
+            let mut __weft_call = ::weft::PipelineCall::new(&#def);
+            #(__weft_call = __weft_call.param(#texts, &#names);)*
+            __weft_call
+        }
+
         #[doc = #module_doc]
         #[allow(unused_imports)]
         #visibility mod #name {
             /// The pipeline's description, as registered with weft.
             #child_visibility use super::#def as PIPELINE;
-
             /// Arguments for a run of this pipeline, typed as its function declares them.
-            #[allow(clippy::too_many_arguments)]
-            #child_visibility fn args(#(#names: #types),*) -> ::weft::PipelineCall {
-                let mut __weft_call = ::weft::PipelineCall::new(&PIPELINE);
-                #(__weft_call = __weft_call.param(#texts, &#names);)*
-                __weft_call
-            }
+            #child_visibility use super::#args as args;
         }
     })
 }

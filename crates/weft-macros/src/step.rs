@@ -17,10 +17,14 @@ pub(crate) struct Output {
     pub(crate) ty: Type,
 }
 
+/// `outputs(a, b = "artifact name")`: where it was written and each name with its artifact
+/// name.
+type NamedOutputs = (Span, Vec<(Ident, Option<LitStr>)>);
+
 /// What `#[step(...)]` says.
 #[derive(Default)]
 struct Options {
-    outputs: Option<(Span, Vec<(Ident, Option<LitStr>)>)>,
+    outputs: Option<NamedOutputs>,
 }
 
 fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
@@ -69,10 +73,7 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
 }
 
 /// Splits the returned value into named outputs.
-pub(crate) fn outputs(
-    value: &Type,
-    named: Option<&(Span, Vec<(Ident, Option<LitStr>)>)>,
-) -> syn::Result<Vec<Output>> {
+pub(crate) fn outputs(value: &Type, named: Option<&NamedOutputs>) -> syn::Result<Vec<Output>> {
     let output = |name: String, artifact: Option<&LitStr>, ty: &Type| Output {
         name,
         artifact_name: artifact.map(LitStr::value),

@@ -196,13 +196,13 @@ pub(crate) fn insert_version(
             producer.map(|p| p.to_string()),
             created_at
         ]);
-    if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &inserted {
-        if failure.code == rusqlite::ErrorCode::ConstraintViolation {
-            return Err(Error::Conflict(format!(
-                "artifact `{}` already has a version `{version}` (or version id {id} exists); explicit versions must be unique",
-                new.name
-            )));
-        }
+    if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &inserted
+        && failure.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return Err(Error::Conflict(format!(
+            "artifact `{}` already has a version `{version}` (or version id {id} exists); explicit versions must be unique",
+            new.name
+        )));
     }
     inserted?;
     if !new.metadata.is_empty() {

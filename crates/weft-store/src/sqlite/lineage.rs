@@ -215,10 +215,10 @@ fn walk(
         if direction == Direction::Upstream {
             for (step_run, name, version) in inputs_of(connection, &new_steps)? {
                 reads.insert((version.id, step_run, name));
-                if !versions.contains_key(&version.id) {
+                versions.entry(version.id).or_insert_with(|| {
                     next.push(version.id);
-                    versions.insert(version.id, version);
-                }
+                    version
+                });
             }
         }
         frontier = next;
