@@ -81,7 +81,7 @@ fn check_owned(ty: &Type, what: &str) -> syn::Result<()> {
             reference.span(),
             format!(
                 "{what} arguments are owned values: take `{}` instead of a reference (weft loads each input for the call)",
-                reference.elem.to_token_stream()
+                pretty(&reference.elem)
             ),
         )),
         Type::ImplTrait(impl_trait) => Err(syn::Error::new(
@@ -94,6 +94,18 @@ fn check_owned(ty: &Type, what: &str) -> syn::Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A type as a person would write it (`Vec<f64>`, not `Vec < f64 >`).
+pub(crate) fn pretty(ty: &Type) -> String {
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" :: ", "::")
+        .replace(" ,", ",")
+        .replace("& ", "&")
 }
 
 /// The return type: whether it is a `Result`, and the value type inside.
@@ -219,6 +231,10 @@ mod tests {
     fn bad_arguments_are_refused_with_a_reason() {
         for (text, expected) in [
             ("fn f(x: &Rows)", "take `Rows` instead of a reference"),
+            (
+                "fn f(x: &Vec<std::string::String>)",
+                "take `Vec<std::string::String>` instead",
+            ),
             ("fn f((a, b): (u8, u8))", "plain names"),
             ("async fn f()", "cannot be `async`"),
             ("fn f<T>(x: T)", "cannot be generic"),

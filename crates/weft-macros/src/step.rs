@@ -236,10 +236,11 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         let text = name.to_string();
         quote_spanned!(ty.span() => let #name: #ty = ::weft::__private::input!(__weft_io, #text, #ty);)
     });
-    let save_outputs = locals
-        .iter()
-        .zip(&output_names)
-        .map(|(local, name)| quote!(__weft_io.save(#name, &#local)?;));
+    // Spanned on the output's type, so that a type without a materializer is reported there.
+    let save_outputs =
+        locals.iter().zip(&output_names).zip(&output_types).map(
+            |((local, name), ty)| quote_spanned!(ty.span() => __weft_io.save(#name, &#local)?;),
+        );
     let input_defs = arguments.iter().map(|Argument { name, ty }| {
         let text = name.to_string();
         quote_spanned!(ty.span() => ::weft::__private::InputDef {
