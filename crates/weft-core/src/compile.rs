@@ -364,7 +364,11 @@ impl Compiler {
                 if !self.arguments[position].contains(name) {
                     return Err(bad(format!(
                         "step `{}` has no argument `{name}` (it has: {})",
-                        invocation.step,
+                        invocation
+                            .step
+                            .rsplit("::")
+                            .next()
+                            .unwrap_or(&invocation.step),
                         self.arguments[position].join(", ")
                     )));
                 }
