@@ -381,7 +381,7 @@ fn two_pipeline_processes_share_one_store_without_losing_versions() {
     let project = Project::new();
     // Create the store first, then race two processes on it.
     assert_eq!(project.weft(&["runs", "list"]).code, 0);
-    let width = "40";
+    let width = "200";
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_e2e-pipelines"))
             .args(["run", "shared", "--param", &format!("width={width}")])

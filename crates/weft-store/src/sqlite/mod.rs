@@ -93,15 +93,15 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `work` in one write transaction holding the write lock, on the blocking pool.
-    /// The transaction commits if `work` succeeds and rolls back otherwise.
+    /// Runs `work` in one write transaction holding the write lock. The transaction commits
+    /// if `work` succeeds and rolls back otherwise.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut connection = lock(&inner.writer);
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = work(&tx)?;
@@ -109,17 +109,16 @@ impl SqliteStore {
             Ok(value)
         })
         .await
-        .map_err(|e| Error::corrupt("a store task", e))?
     }
 
-    /// Runs `work` on a read connection, on the blocking pool.
+    /// Runs `work` on a read connection.
     pub(crate) async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let idle = lock(&inner.readers).pop();
             let connection = match idle {
                 Some(connection) => connection,
@@ -133,7 +132,23 @@ impl SqliteStore {
             value
         })
         .await
-        .map_err(|e| Error::corrupt("a store task", e))?
+    }
+}
+
+/// Runs blocking database work from async code. On a multi-threaded runtime it runs right on
+/// the calling thread (`block_in_place` moves other tasks away if that thread is a worker),
+/// which saves two thread hand-offs per call; elsewhere it goes to the blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        tokio::task::spawn_blocking(work).await.map_err(|e| Error::corrupt("a store task", e))?
     }
 }
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up what the test suite needs and runs all of it: formatting, lints, every test of
+# every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
+# the quickstart example as a user runs it. Needs only a Rust toolchain; run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --locked
+
+step "quickstart"
+project=$(mktemp -d)
+trap 'rm -rf "$project"' EXIT
+cargo build --locked --example quickstart
+cargo build --locked -p weft-cli
+examples=target/debug/examples
+(cd "$project" && "$OLDPWD/$examples/quickstart" run training)
+(cd "$project" && "$OLDPWD/target/debug/weft" runs show latest)
+
+step "all tests passed"
