@@ -78,7 +78,11 @@ fn measure(base: &Path, repeats: usize) -> Figures {
                 let started = Instant::now();
                 let report = client.run(call()).expect("the run starts");
                 let elapsed = started.elapsed();
-                assert_eq!(report.run.status, weft::Status::Completed, "a benchmark run must complete");
+                assert_eq!(
+                    report.run.status,
+                    weft::Status::Completed,
+                    "a benchmark run must complete"
+                );
                 elapsed
             })
             .collect();
@@ -105,7 +109,9 @@ fn file_system_floor(base: &Path) -> Duration {
     let steps = 500;
     let started = Instant::now();
     for step in 0..steps {
-        let folder = dir.path().join(format!("chain/inc_{step}/output/{step:032}"));
+        let folder = dir
+            .path()
+            .join(format!("chain/inc_{step}/output/{step:032}"));
         std::fs::create_dir_all(&folder).expect("directories");
         let staged = folder.join("data.json#1");
         std::fs::write(&staged, b"42").expect("a file");
@@ -130,11 +136,15 @@ fn main() {
     if tmpfs.is_dir() {
         places.push(("tmpfs (/dev/shm)", tmpfs));
     }
-    let measured: Vec<(&str, Figures)> =
-        places.into_iter().map(|(name, base)| (name, measure(&base, repeats))).collect();
+    let measured: Vec<(&str, Figures)> = places
+        .into_iter()
+        .map(|(name, base)| (name, measure(&base, repeats)))
+        .collect();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("weft orchestration overhead: SQLite + local files, {cores} cores, median of {repeats}");
+    println!(
+        "weft orchestration overhead: SQLite + local files, {cores} cores, median of {repeats}"
+    );
     print!("{:<34}", "");
     for (name, _) in &measured {
         print!("{name:>20}");
@@ -148,7 +158,9 @@ fn main() {
         ("per-step overhead", Figures::per_step),
         ("fixed per-run overhead", Figures::per_run),
         ("  of which file system, per step", |f| f.floor),
-        ("  weft itself, per step", |f| f.per_step().saturating_sub(f.floor)),
+        ("  weft itself, per step", |f| {
+            f.per_step().saturating_sub(f.floor)
+        }),
     ];
     for (label, value) in rows {
         print!("{label:<34}");
@@ -158,6 +170,8 @@ fn main() {
         println!();
     }
     println!();
-    println!("per-step overhead = (t(1000) - t(10)) / 990; fixed per-run overhead = t(10) - 10 x per-step");
+    println!(
+        "per-step overhead = (t(1000) - t(10)) / 990; fixed per-run overhead = t(10) - 10 x per-step"
+    );
     println!("targets: <= 0.5 ms per step, <= 50 ms per run");
 }

@@ -148,7 +148,9 @@ where
     if multi_thread {
         tokio::task::block_in_place(work)
     } else {
-        tokio::task::spawn_blocking(work).await.map_err(|e| Error::corrupt("a store task", e))?
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::corrupt("a store task", e))?
     }
 }
 
