@@ -150,7 +150,8 @@ fn main() {
         print!("{name:>20}");
     }
     println!();
-    let rows: [(&str, fn(&Figures) -> Duration); 8] = [
+    type Row = (&'static str, fn(&Figures) -> Duration);
+    let rows: [Row; 8] = [
         ("chain of   10 steps", |f| f.t10),
         ("chain of  100 steps", |f| f.t100),
         ("chain of 1000 steps", |f| f.t1000),
