@@ -411,7 +411,7 @@ fn two_pipeline_processes_share_one_store_without_losing_versions() {
     numbers.sort();
     assert_eq!(
         numbers,
-        (1..=80).collect::<Vec<u64>>(),
+        (1..=400).collect::<Vec<u64>>(),
         "every version once, none lost"
     );
     let runs = project.json(&["runs", "list", "--json"]);
