@@ -29,6 +29,14 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attach tags to an artifact version.
+    Tag {
+        /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
+        version: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
     /// Show one artifact version: where it is, what it holds, who made and used it.
     Show {
         /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
@@ -44,6 +52,19 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
         Command::List { custom, json } => list(client, custom, json, out),
         Command::Versions { name, json } => versions(client, &name, json, out),
         Command::Show { version, json } => show(client, &version, json, out),
+        Command::Tag { version, tags } => {
+            let version = client.artifact_version(&version)?;
+            client.tag(&version, &tags)?;
+            let version = client.artifact_version(&version.id.to_string())?;
+            say!(
+                out,
+                "{} v{} is tagged: {}",
+                version.name,
+                version.version,
+                version.tags.join(", ")
+            );
+            Ok(())
+        }
     }
 }
 

@@ -166,6 +166,14 @@ fn the_quickstart_runs_and_everything_it_recorded_can_be_inspected() {
     assert_eq!(details["producer"]["invocation"], "compare");
     assert_eq!(details["materializer"], "weft.text");
 
+    // Tags.
+    let tagged = project.weft(&["artifacts", "tag", "iris-report:latest", "best", "v1"]);
+    assert!(tagged.stdout.contains("is tagged: best, v1"), "{tagged:?}");
+    assert_eq!(
+        project.json(&["artifacts", "show", &report_version, "--json"])["tags"],
+        serde_json::json!(["best", "v1"])
+    );
+
     // Lineage of the report: made from both metrics, the models, the split, the data.
     let lineage = project.weft(&["lineage", "iris-report:latest"]);
     assert_eq!(lineage.code, 0, "{lineage:?}");

@@ -170,6 +170,11 @@ impl Client {
         Ok(self.handle(version))
     }
 
+    /// Attaches tags to a version (tags it has already are kept).
+    pub fn tag(&self, version: &ArtifactVersion, tags: &[String]) -> Result<()> {
+        Ok(self.block_on(self.metadata_store().tag_artifact_version(version.id, tags))?)
+    }
+
     /// The lineage of a version, `depth` steps deep in one direction.
     pub fn lineage(
         &self,
