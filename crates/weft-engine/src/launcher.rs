@@ -57,25 +57,7 @@ pub async fn prepare(
     invocation: &Invocation,
     upstream: &HashMap<String, Upstream>,
 ) -> Result<Prepared, NewStepRun> {
-    let mut step_run = NewStepRun {
-        run_id: scope.run_id,
-        invocation: invocation.id.clone(),
-        step: invocation.step.clone(),
-        code_hash: invocation.code_hash.clone(),
-        parameters: Value::Object(invocation.parameters.clone().into_iter().collect()),
-        config: serde_json::to_value(&invocation.config).unwrap_or(Value::Null),
-        status: Status::Running,
-        status_reason: None,
-        error: None,
-        inputs: Vec::new(),
-        parents: invocation
-            .upstream
-            .iter()
-            .filter_map(|id| upstream.get(id).map(|up| up.step_run))
-            .collect(),
-        cache_key: None,
-        original_step_run: None,
-    };
+    let mut step_run = step_run(scope, invocation, upstream, Status::Running);
     let Some(step) = engine.registry().get(&invocation.step) else {
         let error = Error::UnknownStep {
             step: invocation.step.clone(),
@@ -93,6 +75,35 @@ pub async fn prepare(
             })
         }
         Err(error) => Err(failed_before_start(step_run, &error)),
+    }
+}
+
+/// The step run of `invocation` as it is about to be recorded with `status`, its parents
+/// being the finished invocations it waited for.
+pub fn step_run(
+    scope: &RunScope,
+    invocation: &Invocation,
+    upstream: &HashMap<String, Upstream>,
+    status: Status,
+) -> NewStepRun {
+    NewStepRun {
+        run_id: scope.run_id,
+        invocation: invocation.id.clone(),
+        step: invocation.step.clone(),
+        code_hash: invocation.code_hash.clone(),
+        parameters: Value::Object(invocation.parameters.clone().into_iter().collect()),
+        config: serde_json::to_value(&invocation.config).unwrap_or(Value::Null),
+        status,
+        status_reason: None,
+        error: None,
+        inputs: Vec::new(),
+        parents: invocation
+            .upstream
+            .iter()
+            .filter_map(|id| upstream.get(id).map(|up| up.step_run))
+            .collect(),
+        cache_key: None,
+        original_step_run: None,
     }
 }
 

@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 use weft_artifacts::StoredArtifact;
 use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
 use weft_core::{Snapshot, Status, StepRunId};
-use weft_store::model::{Changes, NewStepRun, Run};
+use weft_store::model::{Changes, Run};
 
 use crate::context::StepContext;
 use crate::engine::Engine;
@@ -242,25 +241,9 @@ fn decide(
                 };
                 tracing::warn!(target: "weft", "step `{}` skipped: {reason}", invocation.id);
                 batch.created_for.push(None);
-                batch.changes.created.push(NewStepRun {
-                    run_id: scope.run_id,
-                    invocation: invocation.id.clone(),
-                    step: invocation.step.clone(),
-                    code_hash: invocation.code_hash.clone(),
-                    parameters: Value::Object(invocation.parameters.clone().into_iter().collect()),
-                    config: serde_json::to_value(&invocation.config).unwrap_or(Value::Null),
-                    status: Status::Skipped,
-                    status_reason: Some(reason),
-                    error: None,
-                    inputs: Vec::new(),
-                    parents: invocation
-                        .upstream
-                        .iter()
-                        .filter_map(|id| finished.get(id).map(|up| up.step_run))
-                        .collect(),
-                    cache_key: None,
-                    original_step_run: None,
-                });
+                let mut skipped = launcher::step_run(scope, invocation, finished, Status::Skipped);
+                skipped.status_reason = Some(reason);
+                batch.changes.created.push(skipped);
             }
             Decision::Stop { node, failed } => {
                 let invocation = &snapshot.invocations[node];

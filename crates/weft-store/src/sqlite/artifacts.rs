@@ -6,7 +6,7 @@ use weft_core::{ArtifactId, ArtifactVersionId, StepRunId};
 
 use super::metadata::upsert_metadata;
 use super::rows::{self, VERSION_COLUMNS, VERSION_FROM};
-use super::{SqliteStore, id_prefix};
+use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{Artifact, ArtifactVersion, MetadataSource, NewArtifactVersion, Resource};
 use crate::{ArtifactRecords, Error, Result, time};
 
@@ -101,11 +101,7 @@ impl ArtifactRecords for SqliteStore {
                 [&pattern],
                 rows::artifact_version,
             )?;
-            match found.len() {
-                0 => Err(not_found()),
-                1 => Ok(found.into_iter().next().expect("one")),
-                count => Err(Error::Ambiguous { kind: "artifact version", reference: reference.clone(), count }),
-            }
+            the_only(found, "artifact version", &reference)
         })
         .await
     }

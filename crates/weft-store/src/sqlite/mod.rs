@@ -234,6 +234,24 @@ pub(crate) fn id_prefix(reference: &str) -> Option<String> {
     valid.then(|| format!("{reference}%"))
 }
 
+/// The one record a prefix matched: none is "not found", several are ambiguous.
+pub(crate) fn the_only<T>(found: Vec<T>, kind: &'static str, reference: &str) -> Result<T> {
+    let count = found.len();
+    let mut found = found.into_iter();
+    match (found.next(), count) {
+        (Some(only), 1) => Ok(only),
+        (None, _) => Err(Error::NotFound {
+            kind,
+            reference: reference.to_owned(),
+        }),
+        _ => Err(Error::Ambiguous {
+            kind,
+            reference: reference.to_owned(),
+            count,
+        }),
+    }
+}
+
 /// `?, ?, ?` with `count` placeholders, for `IN (...)` lists.
 pub(crate) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")

@@ -6,7 +6,7 @@ use weft_core::status::{check_run_initial, check_run_transition, derive_static_r
 use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
 
 use super::rows::{self, RUN_COLUMNS, RUN_FROM};
-use super::{SqliteStore, id_prefix};
+use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{NewRun, Run, RunFilter};
 use crate::{Error, Result, RunStore, time};
 
@@ -114,15 +114,7 @@ impl RunStore for SqliteStore {
                 [&pattern],
                 rows::run,
             )?;
-            match found.len() {
-                0 => Err(not_found()),
-                1 => Ok(found.into_iter().next().expect("one")),
-                count => Err(Error::Ambiguous {
-                    kind: "run",
-                    reference: reference.clone(),
-                    count,
-                }),
-            }
+            the_only(found, "run", &reference)
         })
         .await
     }

@@ -8,7 +8,7 @@ use weft_core::{RunId, Status, StepRunId, canonical};
 use super::artifacts::insert_version;
 use super::rows::{self, STEP_RUN_COLUMNS};
 use super::runs::{run_status, set_run_status};
-use super::{SqliteStore, id_prefix};
+use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{
     Applied, Changes, Completion, LogRef, NewStepRun, StepError, StepOutput, StepRun,
 };
@@ -119,11 +119,7 @@ impl StepRunStore for SqliteStore {
                 [run.to_string(), pattern],
                 rows::step_run,
             )?;
-            match found.len() {
-                0 => Err(not_found()),
-                1 => Ok(found.into_iter().next().expect("one")),
-                count => Err(Error::Ambiguous { kind: "step run", reference: reference.clone(), count }),
-            }
+            the_only(found, "step run", &format!("{reference} (in run {run})"))
         })
         .await
     }
