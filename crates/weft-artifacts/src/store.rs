@@ -29,9 +29,12 @@ pub struct ArtifactStore {
 struct Inner {
     objects: Arc<dyn ObjectStore>,
     root: String,
+    id: String,
     runtime: Handle,
     /// Local files are read and written on the calling thread (no hand-off to a runtime).
     local: bool,
+    /// The folder of a local store.
+    folder: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -133,8 +136,12 @@ impl ArtifactStore {
         let canonical = std::fs::canonicalize(path).map_err(|e| open_error(e.into()))?;
         let root = Url::from_directory_path(&canonical)
             .map_err(|()| open_error("not an absolute path".into()))?;
+        let id = local_store_id(&canonical).map_err(|e| open_error(e.into()))?;
         let mut store = Self::from_object_store(Arc::new(objects), root.to_string(), runtime);
-        Arc::get_mut(&mut store.inner).expect("just created").local = true;
+        let inner = Arc::get_mut(&mut store.inner).expect("just created");
+        inner.local = true;
+        inner.id = id;
+        inner.folder = Some(canonical);
         Ok(store)
     }
 
@@ -148,9 +155,11 @@ impl ArtifactStore {
         Self {
             inner: Arc::new(Inner {
                 objects,
+                id: root.clone(),
                 root,
                 runtime,
                 local: false,
+                folder: None,
             }),
         }
     }
@@ -158,6 +167,12 @@ impl ArtifactStore {
     /// The store's root location, ending in `/`.
     pub fn root(&self) -> &str {
         &self.inner.root
+    }
+
+    /// The store's identity, part of cache keys: stable for a store however it is reached
+    /// (a local store keeps it in `.weft-store-id` at its root).
+    pub fn id(&self) -> &str {
+        &self.inner.id
     }
 
     pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
@@ -330,6 +345,31 @@ impl ArtifactStore {
         })
     }
 
+    /// Removes whatever a step run that never finished left under `prefix` (its invocation's
+    /// folder): the `<output>/<step run id>/` folders, including staged files that were never
+    /// published. Nothing there was registered. Best effort: failures are ignored.
+    pub fn remove_partial(&self, prefix: &str, step_run: &str) {
+        if let Some(folder) = &self.inner.folder {
+            let Ok(outputs) = std::fs::read_dir(folder.join(prefix.trim_end_matches('/'))) else {
+                return;
+            };
+            for output in outputs.flatten() {
+                let partial = output.path().join(step_run);
+                if partial.is_dir() {
+                    let _ = std::fs::remove_dir_all(&partial);
+                }
+            }
+            return;
+        }
+        let Ok(paths) = self.list_objects(prefix.trim_end_matches('/')) else {
+            return;
+        };
+        let marker = format!("/{step_run}/");
+        for path in paths.iter().filter(|path| path.contains(&marker)) {
+            let _ = self.wait(self.objects().delete(&Path::from(path.as_str())));
+        }
+    }
+
     /// Writes a whole object at `path` (relative to the root), refusing to overwrite one.
     pub fn put_object(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
         let location = Path::from(path);
@@ -377,6 +417,27 @@ impl ArtifactStore {
             .collect();
         paths.sort();
         Ok(paths)
+    }
+}
+
+/// Reads the id of the local store at `root`, creating it on first use. It is written to a
+/// temporary file and linked into place, so that concurrent openers agree on one id.
+fn local_store_id(root: &std::path::Path) -> std::io::Result<String> {
+    let path = root.join(".weft-store-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_owned());
+    }
+    let candidate = uuid::Uuid::now_v7().to_string();
+    let staged = root.join(format!(".weft-store-id.{candidate}"));
+    std::fs::write(&staged, &candidate)?;
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(candidate),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(error) => Err(error),
     }
 }
 

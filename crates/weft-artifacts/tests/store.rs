@@ -319,3 +319,39 @@ fn hostile_segments_stay_inside_the_store() {
     let outside = f.dir.path().join("a");
     assert!(!outside.exists(), "nothing escaped the store's root");
 }
+
+#[test]
+fn a_local_store_keeps_its_id() {
+    let f = fixture();
+    let id = f.store.id().to_owned();
+    assert_eq!(id.len(), 36);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let again =
+        ArtifactStore::local(&f.dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
+    assert_eq!(again.id(), id);
+}
+
+#[test]
+fn partial_outputs_of_a_step_run_can_be_removed_with_their_staged_files() {
+    let f = fixture();
+    let kept = f
+        .store
+        .save(&["p", "step", "output", "run-1"], &1u32)
+        .unwrap();
+    f.store
+        .save(&["p", "step", "output", "run-2"], &2u32)
+        .unwrap();
+    let staged = f.dir.path().join("artifacts/p/step/other/run-2");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("data.json#7"), b"half").unwrap();
+    f.store.remove_partial("p/step/", "run-2");
+    assert!(!f.dir.path().join("artifacts/p/step/output/run-2").exists());
+    assert!(!staged.exists(), "staged files go too");
+    assert_eq!(
+        f.store.load::<u32>(&kept.to_stored()).unwrap(),
+        1,
+        "other step runs are untouched"
+    );
+}

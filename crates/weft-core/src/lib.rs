@@ -12,14 +12,19 @@
 //!   unknown upstreams, missing inputs, cycles, empty pipelines);
 //! - [`schedule`]: the dependency-order scheduler as a pure state machine with the three
 //!   execution modes;
-//! - [`canonical`]: the canonical JSON encoding and BLAKE3 hashing used for content addresses.
+//! - [`canonical`]: the canonical JSON encoding and BLAKE3 hashing used for content addresses;
+//! - [`policy`]: caching, retry and timeout settings, and how step, pipeline and run settings
+//!   combine;
+//! - [`cache`]: cache keys, their parts and their encoding.
 //!
 //! Invariant: this crate performs no IO, spawns no threads and knows no storage backend.
 
 pub mod artifact;
+pub mod cache;
 pub mod canonical;
 pub mod compile;
 pub mod id;
+pub mod policy;
 pub mod schedule;
 pub mod snapshot;
 pub mod status;

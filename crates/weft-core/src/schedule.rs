@@ -51,6 +51,8 @@ pub enum SkipReason {
         /// The failed invocation, by position.
         failed: usize,
     },
+    /// A stop of the run was requested.
+    RunStopped,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -166,6 +168,51 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Resolves a ready invocation as succeeded without running it (its result was reused);
+    /// its downstream invocations may become ready. Ignored for an invocation that is not
+    /// ready.
+    pub fn settle(&mut self, node: usize) {
+        if self.state[node] != State::Ready {
+            return;
+        }
+        self.ready.retain(|&queued| queued != node);
+        self.state[node] = State::Running;
+        self.running += 1;
+        self.resolve(node, Outcome::Succeeded);
+    }
+
+    /// Stops starting invocations (a stop of the run was requested): every invocation that
+    /// has not started is skipped. Running ones go on; report them as usual.
+    pub fn stop_starting(&mut self) -> Vec<Decision> {
+        self.stopping = true;
+        let mut decisions = Vec::new();
+        for node in 0..self.state.len() {
+            if matches!(self.state[node], State::Waiting | State::Ready) {
+                self.mark_skipped(node);
+                decisions.push(Decision::Skip {
+                    node,
+                    reason: SkipReason::RunStopped,
+                });
+            }
+        }
+        decisions
+    }
+
+    /// Resolves a running invocation that will not run after all (the run stopped before it
+    /// could start), without any decision about the others.
+    pub fn abandon(&mut self, node: usize) {
+        if self.state[node] == State::Running {
+            self.state[node] = State::Skipped;
+            self.running -= 1;
+            self.unresolved -= 1;
+        }
+    }
+
+    /// Whether no new invocation will start.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
     }
 
     fn skip_downstream(&mut self, failed: usize) -> Vec<Decision> {
@@ -331,6 +378,37 @@ mod tests {
         assert!(scheduler.is_finished());
         assert!(scheduler.resolve(4, Outcome::Succeeded).is_empty());
         assert!(drain(&mut scheduler).is_empty());
+    }
+
+    #[test]
+    fn settled_nodes_release_their_downstream_without_running() {
+        let mut scheduler = Scheduler::new(&snapshot(ExecutionMode::default(), DIAMOND));
+        scheduler.settle(0);
+        scheduler.settle(3); // not ready: ignored
+        assert_eq!(drain(&mut scheduler), [4, 1, 2]);
+        assert_eq!(scheduler.running(), 3);
+    }
+
+    #[test]
+    fn a_stop_request_skips_everything_not_started() {
+        let mut scheduler = Scheduler::new(&snapshot(ExecutionMode::default(), DIAMOND));
+        assert_eq!(scheduler.pop_ready(), Some(0));
+        let decisions = scheduler.stop_starting();
+        assert_eq!(decisions.len(), 4);
+        assert!(decisions.iter().all(|d| matches!(
+            d,
+            Decision::Skip {
+                reason: SkipReason::RunStopped,
+                ..
+            }
+        )));
+        assert!(scheduler.is_stopping() && !scheduler.is_finished());
+        scheduler.resolve(0, Outcome::Succeeded);
+        assert!(scheduler.is_finished());
+        let mut other = Scheduler::new(&snapshot(ExecutionMode::default(), DIAMOND));
+        let node = other.pop_ready().unwrap();
+        other.abandon(node);
+        assert_eq!(other.running(), 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::canonical;
 use crate::id::{ArtifactVersionId, SnapshotId};
+use crate::policy::{CachePolicy, RetryPolicy};
 
 /// The version of the snapshot encoding written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -178,9 +179,23 @@ impl OutputSpec {
     }
 }
 
-/// Per-invocation settings that are part of the plan.
+/// Per-invocation settings that are part of the plan, resolved from the step, the pipeline
+/// and the run.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
 pub struct StepConfig {
+    /// How the invocation is cached.
+    #[serde(default)]
+    pub cache: CachePolicy,
+    /// How the invocation is retried.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// How long one attempt may run, in milliseconds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::policy::millis"
+    )]
+    pub timeout: Option<std::time::Duration>,
     /// Free-form settings, kept for inspection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,

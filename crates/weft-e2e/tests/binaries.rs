@@ -392,7 +392,13 @@ fn two_pipeline_processes_share_one_store_without_losing_versions() {
     let width = "200";
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_e2e-pipelines"))
-            .args(["run", "shared", "--param", &format!("width={width}")])
+            .args([
+                "run",
+                "shared",
+                "--no-cache",
+                "--param",
+                &format!("width={width}"),
+            ])
             .current_dir(project.path())
             .env_remove("WEFT_STORE")
             .env_remove("WEFT_ARTIFACTS")

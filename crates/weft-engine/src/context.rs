@@ -5,12 +5,12 @@
 //! thread, and threads it spawns do not inherit it.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use weft_core::{RunId, StepRunId};
 
-/// What a running step knows about itself.
+/// What a running step knows about itself, and what it reports besides its outputs.
 #[derive(Clone, Debug)]
 pub struct StepContext {
     /// The pipeline's name.
@@ -24,6 +24,14 @@ pub struct StepContext {
     /// The attempt number (1 for the first).
     pub attempt: u32,
     pub(crate) stopped: Arc<AtomicBool>,
+    pub(crate) reported: Arc<Mutex<Reported>>,
+}
+
+/// Metadata and tags a step reports while it runs, recorded with its completion.
+#[derive(Debug, Default)]
+pub(crate) struct Reported {
+    pub(crate) metadata: Vec<(String, serde_json::Value)>,
+    pub(crate) output_tags: Vec<(String, Vec<String>)>,
 }
 
 impl StepContext {
@@ -31,6 +39,22 @@ impl StepContext {
     /// return early; its outputs are discarded anyway.
     pub fn is_stopping(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Records `key = value` on this step run (a key logged again replaces the value).
+    pub fn log_metadata(&self, key: impl Into<String>, value: serde_json::Value) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let key = key.into();
+        reported.metadata.retain(|(existing, _)| *existing != key);
+        reported.metadata.push((key, value));
+    }
+
+    /// Attaches `tags` to the version saved for output `output`.
+    pub fn add_output_tags(&self, output: impl Into<String>, tags: &[&str]) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        reported
+            .output_tags
+            .push((output.into(), tags.iter().map(|t| t.to_string()).collect()));
     }
 }
 

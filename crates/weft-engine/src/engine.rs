@@ -1,16 +1,24 @@
-//! [`Engine`]: the stores and the steps of one binary, and running a snapshot on them.
+//! [`Engine`]: the stores, the steps and the clock of one binary; running a snapshot on them,
+//! resuming a run, and reconciling runs whose orchestrator died.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::json;
 use weft_artifacts::ArtifactStore;
-use weft_core::Snapshot;
+use weft_core::{RunId, Snapshot, Status};
 use weft_store::MetadataStore;
-use weft_store::model::{NewRun, Run, StepRun};
+use weft_store::model::{MetadataSource, NewRun, Resource, Run, StepRun};
 
+use crate::clock::{Clock, SystemClock};
+use crate::launcher::RunScope;
+use crate::owner::{self, Liveness};
 use crate::step::Registry;
-use crate::{Result, local};
+use crate::{Error, Result, local};
 
-/// The stores and the steps a pipeline runs with; cheap to clone.
+/// The stores, steps and clock a pipeline runs with; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -21,6 +29,7 @@ struct Inner {
     metadata: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
 }
 
 /// How to run.
@@ -28,12 +37,21 @@ struct Inner {
 pub struct RunOptions {
     /// At most this many steps run at once. Default: the number of cores.
     pub max_parallelism: usize,
+    /// How often a running orchestrator records a sign of life. Default: 5 s.
+    pub heartbeat: Duration,
+    /// Where relative cache file dependencies are read from. Default: the current folder.
+    pub project_root: PathBuf,
+    /// Cache key functions by name.
+    pub key_fns: HashMap<String, fn() -> String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             max_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            heartbeat: Duration::from_secs(5),
+            project_root: std::env::current_dir().unwrap_or_default(),
+            key_fns: HashMap::new(),
         }
     }
 }
@@ -48,26 +66,46 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The step runs that failed.
+    /// The step runs that failed (the last attempt of each failed invocation).
     pub fn failed_steps(&self) -> impl Iterator<Item = &StepRun> {
         self.step_runs
             .iter()
-            .filter(|step_run| step_run.status == weft_core::Status::Failed)
+            .filter(|step_run| step_run.status == Status::Failed)
     }
 }
 
+/// A run found without a living orchestrator, and failed.
+#[derive(Clone, Debug)]
+pub struct Reconciled {
+    /// The run, now failed.
+    pub run: Run,
+    /// Why it was failed.
+    pub reason: String,
+}
+
 impl Engine {
-    /// An engine over these stores and steps.
+    /// An engine over these stores and steps, on the system clock.
     pub fn new(
         metadata: Arc<dyn MetadataStore>,
         artifacts: ArtifactStore,
         registry: Arc<Registry>,
+    ) -> Self {
+        Self::with_clock(metadata, artifacts, registry, Arc::new(SystemClock))
+    }
+
+    /// An engine with a clock of its own (tests use a manual one).
+    pub fn with_clock(
+        metadata: Arc<dyn MetadataStore>,
+        artifacts: ArtifactStore,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 metadata,
                 artifacts,
                 registry,
+                clock,
             }),
         }
     }
@@ -87,41 +125,181 @@ impl Engine {
         &self.inner.registry
     }
 
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Stores `snapshot`, records a run of it and runs it to its end on the local
     /// orchestrator.
     pub async fn run(&self, snapshot: Snapshot, options: RunOptions) -> Result<RunReport> {
-        let config = serde_json::json!({
+        self.start(snapshot, options, None).await
+    }
+
+    /// Starts a new run of the snapshot of run `original` that reuses every step that
+    /// finished successfully in it (whatever the cache settings) and runs only the rest.
+    pub async fn resume(&self, original: RunId, options: RunOptions) -> Result<RunReport> {
+        let run = self.metadata().run(original).await?;
+        let snapshot_id = run.snapshot_id.as_ref().ok_or_else(|| Error::Input {
+            invocation: String::new(),
+            input: String::new(),
+            reason: format!("run {original} has no snapshot to resume"),
+        })?;
+        let snapshot = self.metadata().snapshot(snapshot_id).await?;
+        self.start(snapshot, options, Some(original)).await
+    }
+
+    async fn start(
+        &self,
+        snapshot: Snapshot,
+        options: RunOptions,
+        resumed_from: Option<RunId>,
+    ) -> Result<RunReport> {
+        let mut reuse = HashMap::new();
+        if let Some(original) = resumed_from {
+            let graph = self.metadata().run_graph(original).await?;
+            let mut latest: HashMap<&str, &StepRun> = HashMap::new();
+            for step_run in &graph.step_runs {
+                let entry = latest
+                    .entry(step_run.invocation.as_str())
+                    .or_insert(step_run);
+                if step_run.attempt > entry.attempt {
+                    *entry = step_run;
+                }
+            }
+            for (invocation, step_run) in latest {
+                if matches!(step_run.status, Status::Completed | Status::Cached) {
+                    let outputs = graph
+                        .outputs
+                        .iter()
+                        .filter(|(id, _)| *id == step_run.id)
+                        .map(|(_, output)| output.clone())
+                        .collect();
+                    reuse.insert(invocation.to_owned(), (step_run.clone(), outputs));
+                }
+            }
+        }
+        let config = json!({
             "orchestrator": "local",
             "max_parallelism": options.max_parallelism,
         });
+        let owner = owner::current();
         let run = self
             .metadata()
             .create_run(NewRun {
                 snapshot: snapshot.clone(),
                 config,
+                owner: Some(owner.clone()),
+                resumed_from,
             })
             .await?;
-        self.execute(&run, snapshot, options).await
-    }
-
-    /// Runs an already recorded run of `snapshot` to its end.
-    pub async fn execute(
-        &self,
-        run: &Run,
-        snapshot: Snapshot,
-        options: RunOptions,
-    ) -> Result<RunReport> {
-        tracing::info!(target: "weft", "run {} ({}) started: {} steps", run.name, run.id, snapshot.invocations.len());
-        let executed = local::execute(self, run, Arc::new(snapshot), options.max_parallelism).await;
-        if let Err(error) = &executed {
+        let system = vec![
+            ("weft_version".to_owned(), json!(env!("CARGO_PKG_VERSION"))),
+            ("host".to_owned(), json!(owner.host)),
+            ("pid".to_owned(), json!(owner.pid)),
+        ];
+        self.metadata()
+            .log_metadata(Resource::Run(run.id), system, MetadataSource::System)
+            .await?;
+        match resumed_from {
+            Some(original) => {
+                tracing::info!(target: "weft", "run {} ({}) started, resuming run {original}: {} steps, {} reused", run.name, run.id, snapshot.invocations.len(), reuse.len())
+            }
+            None => {
+                tracing::info!(target: "weft", "run {} ({}) started: {} steps", run.name, run.id, snapshot.invocations.len())
+            }
+        }
+        let scope = RunScope {
+            run_id: run.id,
+            pipeline: snapshot.pipeline.clone(),
+            project_root: options.project_root.clone(),
+            key_fns: Arc::new(options.key_fns.clone()),
+        };
+        let settings = local::Settings {
+            max_parallelism: options.max_parallelism,
+            heartbeat: options.heartbeat,
+            reuse,
+        };
+        let executed = local::execute(self, Arc::new(snapshot), scope, &settings).await;
+        if let Err(error) = executed {
             let _ = self
                 .metadata()
                 .fail_run(run.id, &format!("the orchestrator failed: {error}"))
                 .await;
-            return Err(executed.unwrap_err());
+            return Err(error);
         }
         let run = self.metadata().refresh_static_run(run.id).await?;
         let step_runs = self.metadata().step_runs(run.id).await?;
         Ok(RunReport { run, step_runs })
+    }
+
+    /// Fails every unfinished run whose orchestrator is gone: on this host, one whose process
+    /// no longer exists; elsewhere, one without a heartbeat for `grace`. Its unfinished step
+    /// runs fail with it, and the files they staged are removed.
+    pub async fn reconcile(&self, grace: Duration) -> Result<Vec<Reconciled>> {
+        let now = self.clock().now();
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let mut reconciled = Vec::new();
+        for run in self.metadata().unfinished_runs().await? {
+            let liveness = run
+                .owner
+                .as_ref()
+                .map_or(Liveness::Unknown, owner::liveness);
+            let silent = run.heartbeat_at.is_none_or(|beat| now - beat > grace);
+            let reason = match (liveness, &run.owner) {
+                (Liveness::Dead, Some(owner)) => {
+                    format!(
+                        "orchestrator process died (process {} on {})",
+                        owner.pid, owner.host
+                    )
+                }
+                (Liveness::Unknown, owner) if silent => format!(
+                    "orchestrator process died: no heartbeat since {} ({})",
+                    run.heartbeat_at
+                        .map_or("the run started".to_owned(), |t| t.to_rfc3339()),
+                    owner
+                        .as_ref()
+                        .map_or("unknown process".to_owned(), |o| format!(
+                            "process {} on {}",
+                            o.pid, o.host
+                        ))
+                ),
+                _ => continue,
+            };
+            let step_runs = self.metadata().step_runs(run.id).await?;
+            match self.metadata().fail_run(run.id, &reason).await {
+                Ok(run) => {
+                    tracing::warn!(target: "weft", "run {} failed: {reason}", run.id);
+                    self.remove_staged(&run, &step_runs).await;
+                    reconciled.push(Reconciled { run, reason });
+                }
+                // It finished meanwhile: nothing to reconcile.
+                Err(weft_store::Error::Transition { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(reconciled)
+    }
+
+    /// Removes files that step runs of a dead run were writing: none of them was registered,
+    /// and their folders are unique to their step runs.
+    async fn remove_staged(&self, run: &Run, step_runs: &[StepRun]) {
+        let artifacts = self.artifacts().clone();
+        let unfinished: Vec<(String, String)> = step_runs
+            .iter()
+            .filter(|step_run| !step_run.status.is_finished())
+            .map(|step_run| {
+                (
+                    format!("{}/{}/", run.pipeline, step_run.invocation),
+                    step_run.id.to_string(),
+                )
+            })
+            .collect();
+        crate::blocking(move || {
+            for (prefix, step_run) in unfinished {
+                artifacts.remove_partial(&prefix, &step_run);
+            }
+        })
+        .await;
     }
 }

@@ -1,40 +1,79 @@
 //! The parts of launching one invocation that every orchestrator shares, in the order of
-//! semantics §4: resolve its inputs and describe its step run ([`prepare`]); after the body
-//! ran (see [`crate::runner`]), turn what it produced into what the metadata store records
-//! ([`finish`]).
+//! semantics §4: resolve its inputs, compute its cache key and look for a usable earlier
+//! result ([`prepare`]); after the body ran (see [`crate::runner`]), turn what it produced
+//! into what the metadata store records ([`finish`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use weft_artifacts::StoredArtifact;
+use weft_core::cache::{KEY_FORMAT, KeyParts};
 use weft_core::snapshot::{InputSpec, Invocation, OutputRef};
-use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
+use weft_core::{ArtifactVersionId, RunId, Status, StepRunId, canonical};
 use weft_store::model::{
-    Completion, InputKind, NewArtifactVersion, NewInput, NewStepRun, SaveType, StepError,
-    StepErrorKind,
+    ArtifactVersion, Completion, InputKind, NewArtifactVersion, NewInput, NewStepRun, SaveType,
+    StepError, StepErrorKind, StepOutput, StepRun,
 };
 
-use crate::Error;
 use crate::engine::Engine;
 use crate::runner::{Ended, Finished};
 use crate::step::{Binding, StepDef};
+use crate::{Error, blocking};
 
-/// The run an invocation belongs to.
+/// The run an invocation belongs to, and what its launches need from it.
 #[derive(Clone, Debug)]
 pub struct RunScope {
     /// The run.
     pub run_id: RunId,
     /// Its pipeline's name.
     pub pipeline: String,
+    /// Where relative cache file dependencies are read from.
+    pub project_root: PathBuf,
+    /// The cache key functions of this binary, by name.
+    pub key_fns: Arc<HashMap<String, fn() -> String>>,
 }
 
-/// What downstream invocations need to know about a completed one.
+/// One output of a finished invocation, as downstream invocations read it.
+#[derive(Clone, Debug)]
+pub struct UpstreamOutput {
+    /// The output's name.
+    pub name: String,
+    /// Its artifact version.
+    pub version: ArtifactVersionId,
+    /// The version's content hash (for downstream cache keys).
+    pub content_hash: String,
+    /// Where its files are.
+    pub stored: StoredArtifact,
+}
+
+/// What downstream invocations need to know about a finished invocation.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     /// Its step run.
     pub step_run: StepRunId,
-    /// Its outputs: name, version id, and where the version's files are.
-    pub outputs: Vec<(String, ArtifactVersionId, StoredArtifact)>,
+    /// Its outputs.
+    pub outputs: Vec<UpstreamOutput>,
+}
+
+impl Upstream {
+    /// The upstream record of a step run whose outputs are already registered.
+    pub fn registered(step_run: StepRunId, outputs: &[StepOutput]) -> Self {
+        Self {
+            step_run,
+            outputs: outputs
+                .iter()
+                .map(|output| UpstreamOutput {
+                    name: output.name.clone(),
+                    version: output.artifact_version.id,
+                    content_hash: output.artifact_version.content_hash.clone(),
+                    stored: stored(&output.artifact_version),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An invocation ready to start: its step run and its arguments.
@@ -48,34 +87,216 @@ pub struct Prepared {
     pub bindings: Vec<(String, Binding)>,
 }
 
-/// Resolves `invocation`'s inputs from its finished upstream invocations (and external
-/// artifact versions) and describes its step run. An invocation that cannot start comes back
-/// as a step run to record as `failed`, with the reason.
+/// What launching an invocation comes to before any body runs.
+#[derive(Debug)]
+pub enum Launch {
+    /// Run it.
+    Start(Prepared),
+    /// Reuse an earlier result: record this `cached` step run; downstream reads `upstream`.
+    Reuse {
+        /// The step run to record.
+        step_run: NewStepRun,
+        /// Its outputs, for downstream invocations.
+        upstream: Upstream,
+    },
+    /// It cannot start: record this `failed` step run.
+    Fail(NewStepRun),
+}
+
+/// Prepares `invocation` given its finished upstream invocations: resolves its inputs,
+/// computes its cache key, and reuses a cached result whose outputs are intact. A cached
+/// result that is no longer usable is skipped, and the new step run says why.
 pub async fn prepare(
     engine: &Engine,
     scope: &RunScope,
     invocation: &Invocation,
     upstream: &HashMap<String, Upstream>,
-) -> Result<Prepared, NewStepRun> {
+) -> Launch {
     let mut step_run = step_run(scope, invocation, upstream, Status::Running);
     let Some(step) = engine.registry().get(&invocation.step) else {
         let error = Error::UnknownStep {
             step: invocation.step.clone(),
             invocation: invocation.id.clone(),
         };
-        return Err(failed_before_start(step_run, &error));
+        return Launch::Fail(failed_before_start(step_run, &error));
     };
-    match resolve_inputs(engine, invocation, upstream).await {
-        Ok((inputs, bindings)) => {
-            step_run.inputs = inputs;
-            Ok(Prepared {
-                step,
-                step_run,
-                bindings,
-            })
+    let (inputs, bindings) = match resolve_inputs(engine, invocation, upstream).await {
+        Ok(resolved) => resolved,
+        Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
+    };
+    step_run.inputs = inputs;
+    if invocation.config.cache.enabled {
+        let parts = match key_parts(engine, scope, invocation, upstream, &step_run).await {
+            Ok(parts) => parts,
+            Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
+        };
+        let key = parts.key();
+        match cached(engine, &key).await {
+            Ok(Some((original, outputs))) => {
+                tracing::info!(target: "weft", "step `{}` reuses the outputs of step run {} (cached)", invocation.id, original.id);
+                step_run.status = Status::Cached;
+                step_run.original_step_run = Some(original.id);
+                step_run.cache_key = Some(key);
+                step_run.cache_parts = serde_json::to_value(&parts).ok();
+                step_run.status_reason = Some(format!(
+                    "cached: reuses step run {} of run {}",
+                    original.id, original.run_id
+                ));
+                let upstream = Upstream::registered(original.id, &outputs);
+                return Launch::Reuse { step_run, upstream };
+            }
+            Ok(None) => {}
+            Err(unusable) => {
+                tracing::warn!(target: "weft", "step `{}` runs again: {unusable}", invocation.id);
+                step_run.status_reason = Some(format!("ran again: {unusable}"));
+            }
         }
-        Err(error) => Err(failed_before_start(step_run, &error)),
+        step_run.cache_expires_at = invocation
+            .config
+            .cache
+            .expires_after
+            .and_then(|after| chrono::Duration::from_std(after).ok())
+            .map(|after| engine.clock().now() + after);
+        step_run.cache_key = Some(key);
+        step_run.cache_parts = serde_json::to_value(&parts).ok();
     }
+    Launch::Start(Prepared {
+        step,
+        step_run,
+        bindings,
+    })
+}
+
+/// The newest usable cache entry for `key`: `Ok(None)` if there is none, `Err` with the
+/// reason if the newest one's outputs are missing or damaged.
+async fn cached(engine: &Engine, key: &str) -> Result<Option<(StepRun, Vec<StepOutput>)>, String> {
+    let now = engine.clock().now();
+    let candidate = match engine.metadata().cache_candidate(key, now).await {
+        Ok(candidate) => candidate,
+        Err(error) => return Err(format!("the cache could not be read: {error}")),
+    };
+    let Some((original, outputs)) = candidate else {
+        return Ok(None);
+    };
+    let artifacts = engine.artifacts().clone();
+    let checked = outputs.clone();
+    let verified = blocking(move || {
+        for output in &checked {
+            artifacts
+                .verify(&stored(&output.artifact_version))
+                .map_err(|error| format!("output `{}`: {error}", output.name))?;
+        }
+        Ok::<(), String>(())
+    })
+    .await;
+    match verified {
+        Ok(()) => Ok(Some((original, outputs))),
+        Err(reason) => Err(format!(
+            "the cached outputs of step run {} are unusable ({reason})",
+            original.id
+        )),
+    }
+}
+
+/// What the cache key of `invocation` is made of, per its cache policy.
+pub async fn key_parts(
+    engine: &Engine,
+    scope: &RunScope,
+    invocation: &Invocation,
+    upstream: &HashMap<String, Upstream>,
+    step_run: &NewStepRun,
+) -> Result<KeyParts, Error> {
+    let policy = &invocation.config.cache;
+    let key_error = |reason: String| Error::Input {
+        invocation: invocation.id.clone(),
+        input: "cache key".into(),
+        reason,
+    };
+    let mut inputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let hashes: HashMap<ArtifactVersionId, &str> = upstream
+        .values()
+        .flat_map(|up| {
+            up.outputs
+                .iter()
+                .map(|o| (o.version, o.content_hash.as_str()))
+        })
+        .collect();
+    for input in &step_run.inputs {
+        if policy.ignored_inputs.contains(&input.name) {
+            continue;
+        }
+        let content = match hashes.get(&input.artifact_version) {
+            Some(hash) => Some(hash.to_string()),
+            None if policy.include_artifact_values => engine
+                .metadata()
+                .artifact_version(input.artifact_version)
+                .await
+                .ok()
+                .map(|version| version.content_hash),
+            None => None,
+        };
+        let identity = match content {
+            Some(hash) if policy.include_artifact_values => format!("content:{hash}"),
+            _ if policy.include_artifact_ids => format!("id:{}", input.artifact_version),
+            _ => "any".to_owned(),
+        };
+        inputs.entry(input.name.clone()).or_default().push(identity);
+    }
+    let mut files = BTreeMap::new();
+    for path in &policy.file_dependencies {
+        let full = scope.project_root.join(path);
+        let hash = blocking(move || {
+            std::fs::read(&full).map(|bytes| blake3::hash(&bytes).to_hex().to_string())
+        })
+        .await
+        .map_err(|error| {
+            key_error(format!(
+                "cache file dependency `{path}` cannot be read: {error}"
+            ))
+        })?;
+        files.insert(path.clone(), hash);
+    }
+    let key_fn = match &policy.key_fn {
+        None => None,
+        Some(name) => {
+            let function = scope.key_fns.get(name).ok_or_else(|| {
+                key_error(format!(
+                    "cache key function `{name}` is not part of this binary"
+                ))
+            })?;
+            let value = std::panic::catch_unwind(*function)
+                .map_err(|_| key_error(format!("cache key function `{name}` panicked")))?;
+            Some(value)
+        }
+    };
+    Ok(KeyParts {
+        format: KEY_FORMAT.to_owned(),
+        artifact_store: engine.artifacts().id().to_owned(),
+        step: invocation.step.clone(),
+        code_hash: policy.include_code.then(|| invocation.code_hash.clone()),
+        parameters: policy
+            .include_parameters
+            .then(|| canonical::to_string(&step_run.parameters)),
+        inputs,
+        outputs: invocation
+            .outputs
+            .iter()
+            .map(|output| {
+                (
+                    output.name.clone(),
+                    output.materializer.clone(),
+                    output.materializer_version,
+                )
+            })
+            .collect(),
+        env: policy
+            .env
+            .iter()
+            .map(|name| (name.clone(), std::env::var(name).ok()))
+            .collect(),
+        files,
+        key_fn,
+    })
 }
 
 /// The step run of `invocation` as it is about to be recorded with `status`, its parents
@@ -103,8 +324,28 @@ pub fn step_run(
             .filter_map(|id| upstream.get(id).map(|up| up.step_run))
             .collect(),
         cache_key: None,
+        cache_parts: None,
+        cache_expires_at: None,
         original_step_run: None,
     }
+}
+
+/// Reuses the step run `original` of an earlier run (resume): a `cached` step run with its
+/// outputs.
+pub fn reuse(
+    scope: &RunScope,
+    invocation: &Invocation,
+    upstream: &HashMap<String, Upstream>,
+    original: &StepRun,
+    outputs: &[StepOutput],
+) -> (NewStepRun, Upstream) {
+    let mut step_run = step_run(scope, invocation, upstream, Status::Cached);
+    step_run.original_step_run = Some(original.id);
+    step_run.status_reason = Some(format!(
+        "resumed: reuses step run {} of run {}",
+        original.id, original.run_id
+    ));
+    (step_run, Upstream::registered(original.id, outputs))
 }
 
 fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
@@ -116,6 +357,7 @@ fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
         message: message.clone(),
         chain: vec![message],
         backtrace: None,
+        retryable: false,
     });
     step_run
 }
@@ -138,8 +380,8 @@ async fn resolve_inputs(
     let find = |name: &str, output: &OutputRef| {
         upstream
             .get(&output.invocation)
-            .and_then(|up| up.outputs.iter().find(|(o, _, _)| *o == output.output))
-            .map(|(_, id, stored)| (*id, stored.clone()))
+            .and_then(|up| up.outputs.iter().find(|o| o.name == output.output))
+            .map(|o| (o.version, o.stored.clone()))
             .ok_or_else(|| {
                 input_error(
                     name,
@@ -206,7 +448,7 @@ pub enum Outcome {
         /// For downstream invocations.
         upstream: Upstream,
     },
-    /// Mark the step run failed.
+    /// Mark the step run failed (or retrying).
     Failed {
         /// Why.
         error: StepError,
@@ -219,7 +461,7 @@ pub enum Outcome {
 
 /// Turns a finished body into what the metadata store records: output artifact versions
 /// (with ids chosen here, so that downstream step runs can be recorded in the same
-/// transaction) or the error.
+/// transaction), metadata and tags, or the error.
 pub fn finish(
     scope: &RunScope,
     invocation: &Invocation,
@@ -242,8 +484,19 @@ pub fn finish(
                         false,
                     ),
                 };
+                let tags: Vec<String> = finished
+                    .output_tags
+                    .iter()
+                    .filter(|(output, _)| *output == name)
+                    .flat_map(|(_, tags)| tags.iter().cloned())
+                    .collect();
                 let id = ArtifactVersionId::new();
-                for_downstream.push((name.clone(), id, saved.to_stored()));
+                for_downstream.push(UpstreamOutput {
+                    name: name.clone(),
+                    version: id,
+                    content_hash: saved.content_hash.clone(),
+                    stored: saved.to_stored(),
+                });
                 outputs.push((
                     name,
                     NewArtifactVersion {
@@ -261,7 +514,7 @@ pub fn finish(
                         files: saved.files,
                         save_type: SaveType::StepOutput,
                         metadata: saved.metadata,
-                        tags: Vec::new(),
+                        tags,
                     },
                 ));
             }
@@ -269,6 +522,7 @@ pub fn finish(
                 completion: Completion {
                     outputs,
                     log_uri: finished.log_uri,
+                    metadata: finished.metadata,
                 },
                 upstream: Upstream {
                     step_run,
@@ -285,7 +539,7 @@ pub fn finish(
 }
 
 /// What the artifact store needs to load a recorded version.
-pub fn stored(version: &weft_store::model::ArtifactVersion) -> StoredArtifact {
+pub fn stored(version: &ArtifactVersion) -> StoredArtifact {
     StoredArtifact {
         uri: version.uri.clone(),
         files: version.files.clone(),
@@ -305,4 +559,12 @@ pub fn human(duration: std::time::Duration) -> String {
     } else {
         format!("{:.1} s", duration.as_secs_f64())
     }
+}
+
+/// `time` plus `duration`, saturating.
+pub(crate) fn after(time: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| time.checked_add_signed(d))
+        .unwrap_or(time)
 }

@@ -11,26 +11,52 @@
 //!   bounded number of steps in parallel on its own threads, recording in batches;
 //! - [`logs`]: per-step log capture through `tracing` (and the `log` crate), stored as JSON
 //!   lines in the artifact store;
-//! - [`context`]: the step context a running step can read.
+//! - [`context`]: the step context a running step can read (and report metadata through);
+//! - [`clock`]: time, injectable so that retries and timeouts are tested without sleeping;
+//! - [`owner`]: which process orchestrates a run and whether it lives (crash detection).
 //!
 //! Invariants: the engine names no concrete storage backend (it holds an
 //! `Arc<dyn MetadataStore>` and an [`weft_artifacts::ArtifactStore`]); every status change
 //! goes through the metadata store, which checks it against `weft_core::status`; nothing here
 //! parses command lines or speaks HTTP.
 
+pub mod clock;
 pub mod context;
 mod engine;
 mod error;
 pub mod launcher;
 pub mod local;
 pub mod logs;
+pub mod owner;
 mod pool;
 pub mod runner;
 pub mod step;
 
-pub use engine::{Engine, RunOptions, RunReport};
+pub use engine::{Engine, Reconciled, RunOptions, RunReport};
 pub use error::Error;
-pub use step::{Binding, InputDef, OutputDef, Registry, StepDef, StepFailure, StepIo};
+pub use step::{
+    Binding, InputDef, KeyFn, NonRetryable, OutputDef, Registry, StepDef, StepFailure, StepIo,
+    StepSettings,
+};
+
+/// Runs blocking work (file or database IO) from async code. On a multi-threaded runtime it
+/// runs right on the calling thread (`block_in_place` moves other tasks away if that thread
+/// is a worker); elsewhere it goes to the blocking pool.
+pub(crate) async fn blocking<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .expect("blocking work does not panic")
+    }
+}
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

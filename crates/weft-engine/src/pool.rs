@@ -13,20 +13,39 @@ type Job = Box<dyn FnOnce() + Send>;
 /// threads then exit.
 pub(crate) struct StepThreads {
     jobs: Sender<Job>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    started: usize,
 }
 
 impl StepThreads {
     /// Starts `count` threads (at least one).
     pub(crate) fn new(count: usize) -> std::io::Result<Self> {
         let (jobs, queue) = channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for index in 0..count.max(1) {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("weft-step-{index}"))
-                .spawn(move || work(&queue))?;
+        let mut threads = Self {
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            started: 0,
+        };
+        for _ in 0..count.max(1) {
+            threads.spawn()?;
         }
-        Ok(Self { jobs })
+        Ok(threads)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let queue = self.queue.clone();
+        std::thread::Builder::new()
+            .name(format!("weft-step-{}", self.started))
+            .spawn(move || work(&queue))?;
+        self.started += 1;
+        Ok(())
+    }
+
+    /// Adds a thread, to replace one held by a step that overran its timeout.
+    pub(crate) fn add(&mut self) {
+        if let Err(error) = self.spawn() {
+            tracing::warn!(target: "weft", "cannot start a replacement step thread: {error}");
+        }
     }
 
     /// Runs `job` on the next free thread.

@@ -1,17 +1,18 @@
-//! Running one step body on the current (worker) thread: context, log capture, the call,
-//! panics, and cleaning up the outputs of a body that did not finish.
+//! Running one step body on the current (step) thread: context, log capture, hooks, the
+//! call, panics, and cleaning up the outputs of a body that did not finish.
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 use std::sync::atomic::Ordering;
 
+use serde_json::Value;
 use weft_artifacts::{ArtifactStore, SavedArtifact};
 use weft_store::model::{StepError, StepErrorKind};
 
 use crate::context::{self, StepContext};
 use crate::logs::{self, StepLog};
-use crate::step::{Binding, StepDef, StepFailure, StepIo};
+use crate::step::{Binding, StepDef, StepFailure, StepIo, is_retryable};
 
 /// Everything a step body needs.
 pub struct Job {
@@ -23,6 +24,8 @@ pub struct Job {
     pub artifacts: ArtifactStore,
     /// Who is running.
     pub context: StepContext,
+    /// Whether no attempt follows this one if it fails (its failure hook then runs).
+    pub last_attempt: bool,
 }
 
 /// How a step body ended.
@@ -43,6 +46,10 @@ pub struct Finished {
     pub ended: Ended,
     /// Where its log was stored, if it logged anything.
     pub log_uri: Option<String>,
+    /// Metadata the step logged.
+    pub metadata: Vec<(String, Value)>,
+    /// Tags the step attached to its outputs, by output name.
+    pub output_tags: Vec<(String, Vec<String>)>,
 }
 
 impl Finished {
@@ -55,11 +62,13 @@ impl Finished {
         Finished {
             ended: Ended::Failed(error),
             log_uri: None,
+            metadata: Vec::new(),
+            output_tags: Vec::new(),
         }
     }
 }
 
-/// Runs `job` on this thread. Blocks; call it from a worker thread.
+/// Runs `job` on this thread. Blocks; call it from a step thread.
 pub fn run(job: Job) -> Finished {
     install_panic_hook();
     let Job {
@@ -67,49 +76,85 @@ pub fn run(job: Job) -> Finished {
         bindings,
         artifacts,
         context,
+        last_attempt,
     } = job;
     let stopped = context.stopped.clone();
+    let reported = context.reported.clone();
     let (run_id, step_run_id) = (context.run_id, context.step_run_id);
     let folder_parts = [
         context.pipeline.clone(),
         context.invocation.clone(),
         step_run_id.to_string(),
     ];
+    let hooks_context = context.clone();
     let _context = context::enter(context);
-    let (result, log) = logs::capture(|| {
+    let (ended, log) = logs::capture(|| {
         let folder = [
             folder_parts[0].as_str(),
             folder_parts[1].as_str(),
             folder_parts[2].as_str(),
         ];
         let mut io = StepIo::new(&artifacts, &bindings, folder, stopped.clone());
-        let called = catch_unwind(AssertUnwindSafe(|| (step.execute)(&mut io)));
+        let called = catch_unwind(AssertUnwindSafe(|| {
+            if let Some(on_start) = step.settings.on_start {
+                on_start(&hooks_context);
+            }
+            (step.execute)(&mut io)
+        }));
         let saved = io.into_saved();
-        let ended = match called {
-            Ok(Ok(())) if !stopped.load(Ordering::Acquire) => return Ended::Completed(saved),
-            Ok(Ok(())) => Ended::Stopped,
-            Ok(Err(_)) if stopped.load(Ordering::Acquire) => Ended::Stopped,
-            Ok(Err(StepFailure::User(error))) => {
-                Ended::Failed(step_error(StepErrorKind::Error, &error))
+        let mut ended = match called {
+            Ok(Ok(())) if !stopped.load(Ordering::Acquire) => Ended::Completed(saved),
+            Ok(Ok(())) => discard(&artifacts, saved, Ended::Stopped),
+            Ok(Err(_)) if stopped.load(Ordering::Acquire) => {
+                discard(&artifacts, saved, Ended::Stopped)
             }
-            Ok(Err(StepFailure::System(error))) => {
-                Ended::Failed(step_error(StepErrorKind::System, &error))
-            }
-            Err(payload) => Ended::Failed(panic_error(payload)),
+            Ok(Err(StepFailure::User(error))) => discard(
+                &artifacts,
+                saved,
+                Ended::Failed(step_error(StepErrorKind::Error, &error)),
+            ),
+            Ok(Err(StepFailure::System(error))) => discard(
+                &artifacts,
+                saved,
+                Ended::Failed(step_error(StepErrorKind::System, &error)),
+            ),
+            Err(payload) => discard(&artifacts, saved, Ended::Failed(panic_error(payload))),
         };
+        if let (Ended::Completed(saved), Some(on_success)) = (&ended, step.settings.on_success)
+            && let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_success(&hooks_context)))
+        {
+            let mut error = panic_error(payload);
+            error.message = format!("the on_success hook failed: {}", error.message);
+            error.chain = vec![error.message.clone()];
+            let saved = saved.clone();
+            ended = discard(&artifacts, saved, Ended::Failed(error));
+        }
         if let Ended::Failed(error) = &ended {
             tracing::error!("step failed: {}", error.chain.join(": "));
-        }
-        for (_, output) in &saved {
-            let _ = artifacts.delete(&output.to_stored());
+            if let Some(on_failure) = step.settings.on_failure
+                && (last_attempt || !error.retryable)
+            {
+                let _ = catch_unwind(AssertUnwindSafe(|| on_failure(&hooks_context, error)));
+            }
         }
         ended
     });
     let log_uri = store_log(&artifacts, run_id, step_run_id, log);
+    let reported = std::mem::take(&mut *reported.lock().unwrap_or_else(|p| p.into_inner()));
     Finished {
-        ended: result,
+        ended,
         log_uri,
+        metadata: reported.metadata,
+        output_tags: reported.output_tags,
     }
+}
+
+/// Removes the outputs a body saved before it failed or was stopped.
+fn discard(artifacts: &ArtifactStore, saved: Vec<(String, SavedArtifact)>, ended: Ended) -> Ended {
+    for (_, output) in &saved {
+        let _ = artifacts.delete(&output.to_stored());
+    }
+    ended
 }
 
 fn store_log(
@@ -148,6 +193,7 @@ fn step_error(kind: StepErrorKind, error: &anyhow::Error) -> StepError {
         message: error.to_string(),
         chain: error.chain().map(ToString::to_string).collect(),
         backtrace,
+        retryable: is_retryable(error),
     }
 }
 
@@ -178,6 +224,7 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> StepError {
         chain: vec![message.clone()],
         message,
         backtrace: recorded.and_then(|r| r.backtrace),
+        retryable: true,
     }
 }
 

@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 
 mod artifact;
 mod pipeline;
+mod settings;
 mod signature;
 mod step;
 

@@ -7,9 +7,11 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn};
 
+use crate::settings::{Level, Settings};
 use crate::signature;
 
 pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut settings = Settings::default();
     let parser = syn::meta::parser(|meta| {
         let name = meta
             .path
@@ -18,8 +20,12 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             .unwrap_or_default();
         if name == "dynamic" {
             Err(meta.error("dynamic pipelines are not available in this version of weft yet; remove `dynamic` to compile the pipeline to a static DAG"))
+        } else if settings.parse(&meta, Level::Pipeline)? {
+            Ok(())
         } else {
-            Err(meta.error(format!("unknown `#[pipeline]` option `{name}`")))
+            Err(meta.error(format!(
+                "unknown `#[pipeline]` option `{name}`; supported: cache = bool, cache(..), retry = n, retry(..), timeout = \"..\""
+            )))
         }
     });
     syn::parse::Parser::parse2(parser, attributes)?;
@@ -60,6 +66,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         ));
     }
 
+    let settings_tokens = settings.tokens();
     let name = &function.sig.ident;
     let name_text = name.to_string();
     let visibility = &function.vis;
@@ -110,6 +117,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         #visibility static #def: ::weft::__private::PipelineDef = ::weft::__private::PipelineDef {
             name: #name_text,
             parameters: &[#(#parameter_defs),*],
+            settings: #settings_tokens,
             compile: #compile,
         };
 

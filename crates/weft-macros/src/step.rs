@@ -7,6 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, LitStr, Type};
 
+use crate::settings::{Level, Settings};
 use crate::signature::{self, Argument, Returned};
 
 /// One output: its name and, optionally, the artifact name it is saved under.
@@ -25,6 +26,7 @@ type NamedOutputs = (Span, Vec<(Ident, Option<LitStr>)>);
 #[derive(Default)]
 struct Options {
     outputs: Option<NamedOutputs>,
+    settings: Settings,
 }
 
 fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
@@ -57,6 +59,8 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
             })?;
             options.outputs = Some((meta.path.span(), names));
             Ok(())
+        } else if options.settings.parse(&meta, Level::Step)? {
+            Ok(())
         } else {
             let name = meta
                 .path
@@ -64,7 +68,7 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
                 .map(ToString::to_string)
                 .unwrap_or_default();
             Err(meta.error(format!(
-                "unknown `#[step]` option `{name}`; supported: `outputs(name, name = \"artifact name\", ...)`"
+                "unknown `#[step]` option `{name}`; supported: outputs(..), cache = bool, cache(..), retry = n, retry(..), timeout = \"..\", on_start = f, on_success = f, on_failure = f"
             )))
         }
     });
@@ -144,6 +148,9 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     let arguments = signature::arguments(&function.sig, "step")?;
     let Returned { fallible, value } = signature::returned(&function.sig.output)?;
     let outputs = outputs(&value, options.outputs.as_ref())?;
+    let argument_list: Vec<String> = arguments.iter().map(|a| a.name.to_string()).collect();
+    options.settings.check_inputs(&argument_list)?;
+    let settings = options.settings.tokens();
     let code_hash = code_hash(&function);
 
     let name = &function.sig.ident;
@@ -353,6 +360,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             code_hash: #code_hash,
             inputs: &[#(#input_defs),*],
             outputs: &[#(#output_defs),*],
+            settings: #settings,
             execute: #execute,
         };
 
@@ -453,6 +461,11 @@ mod tests {
                 "fn f() -> A {}",
                 "retries = 3",
                 "unknown `#[step]` option `retries`",
+            ),
+            (
+                "fn f() -> A {}",
+                "cache(ttl = 1)",
+                "unknown cache option `ttl`",
             ),
         ] {
             let error = outputs_of(function, attributes).err().unwrap().to_string();

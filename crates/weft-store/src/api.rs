@@ -1,12 +1,13 @@
 //! The metadata store's traits, one per aggregate.
 
 use async_trait::async_trait;
-use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, StepRunId};
+use chrono::{DateTime, Utc};
+use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, Status, StepRunId};
 
 use crate::Result;
 use crate::model::{
-    Applied, Artifact, ArtifactVersion, Changes, Completion, Direction, Lineage, LogRef,
-    MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run,
+    Applied, Artifact, ArtifactVersion, CacheExpiry, Changes, Completion, Direction, Lineage,
+    LogRef, MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run,
     RunFilter, RunGraph, StepError, StepInput, StepOutput, StepRun,
 };
 
@@ -35,6 +36,16 @@ pub trait RunStore: Send + Sync {
     /// Marks a run failed with `reason` (for failures outside any step); its unfinished step
     /// runs fail with it.
     async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run>;
+
+    /// Records a sign of life of the run's orchestrator (and of its running step runs) and
+    /// returns the run's status, so the orchestrator learns of a stop request.
+    async fn heartbeat(&self, id: RunId) -> Result<Status>;
+
+    /// Asks a run to stop: it becomes `stopping`, no new step starts, and it ends `stopped`.
+    async fn request_stop(&self, id: RunId) -> Result<Run>;
+
+    /// Every run that has not finished (initializing, provisioning, running or stopping).
+    async fn unfinished_runs(&self) -> Result<Vec<Run>>;
 }
 
 /// Step runs: creation and every status change after it.
@@ -80,6 +91,17 @@ pub trait StepRunStore: Send + Sync {
 
     /// Where a step run's log is, if it has one.
     async fn log(&self, id: StepRunId) -> Result<Option<LogRef>>;
+
+    /// The newest `completed` step run with this cache key that has not expired at `now`,
+    /// with its outputs. Cached step runs are never candidates themselves.
+    async fn cache_candidate(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(StepRun, Vec<StepOutput>)>>;
+
+    /// Makes cache entries expire now; returns how many did.
+    async fn expire_cache(&self, which: CacheExpiry) -> Result<u64>;
 }
 
 /// Artifacts, their versions and tags.

@@ -44,6 +44,8 @@ macro_rules! conformance_tests {
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
+            cache_candidates_are_the_newest_unexpired_completions,
+            heartbeats_and_stop_requests,
             unknown_references_are_clear_errors
         );
     };
@@ -122,6 +124,8 @@ fn running(run: RunId, invocation: &str) -> NewStepRun {
         inputs: Vec::new(),
         parents: Vec::new(),
         cache_key: None,
+        cache_parts: None,
+        cache_expires_at: None,
         original_step_run: None,
     }
 }
@@ -155,6 +159,8 @@ async fn new_run(store: &Store, pipeline: &str) -> RunId {
         .create_run(NewRun {
             snapshot: chain_snapshot(pipeline, ExecutionMode::ContinueOnFailure),
             config: json!({"max_parallelism": 2}),
+            owner: None,
+            resumed_from: None,
         })
         .await
         .unwrap();
@@ -181,6 +187,7 @@ async fn complete(
             Completion {
                 outputs: vec![("output".into(), version(artifact, &step_run.id.to_string()))],
                 log_uri: None,
+                metadata: Vec::new(),
             },
         )
         .await
@@ -334,6 +341,7 @@ fn error(message: &str) -> StepError {
         message: message.into(),
         chain: vec![message.into(), "caused by this".into()],
         backtrace: None,
+        retryable: true,
     }
 }
 
@@ -467,6 +475,7 @@ pub async fn concurrent_completions_never_share_a_version(store: Store) {
                     Completion {
                         outputs: vec![("output".into(), version("shared", &index.to_string()))],
                         log_uri: None,
+                        metadata: Vec::new(),
                     },
                 )
                 .await
@@ -707,6 +716,7 @@ pub async fn tags_and_logs_are_recorded(store: Store) {
             Completion {
                 outputs: vec![],
                 log_uri: Some("logs/r/a/".into()),
+                metadata: Vec::new(),
             },
         )
         .await
@@ -787,6 +797,7 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
                 Completion {
                     outputs: vec![("output".into(), output.clone())],
                     log_uri: None,
+                    metadata: Vec::new(),
                 },
             )],
             created: vec![b],
@@ -795,7 +806,7 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
         .await
         .unwrap();
     assert_eq!(applied.outputs[0][0].artifact_version.id, output.id);
-    let b = applied.created[0].clone();
+    let b = applied.created[0].clone().unwrap();
     assert_eq!(
         store.step_run_inputs(b.id).await.unwrap()[0]
             .artifact_version
@@ -843,5 +854,175 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
     assert_eq!(
         (c.status, c.status_reason.as_deref()),
         (Status::Stopped, Some("fail fast"))
+    );
+}
+
+/// The newest completed step run with a key is the candidate; expired, failed and cached step
+/// runs never are.
+pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store) {
+    let now = chrono::Utc::now();
+    let keyed = |run: RunId, invocation: &str, key: &str| {
+        let mut new = running(run, invocation);
+        new.cache_key = Some(key.into());
+        new.cache_parts = Some(json!({"step": invocation}));
+        new
+    };
+    assert!(store.cache_candidate("k", now).await.unwrap().is_none());
+    let run = new_run(&store, "p").await;
+    let first = store
+        .create_step_runs(vec![keyed(run, "a", "k")])
+        .await
+        .unwrap()
+        .remove(0);
+    let output = version("p::a::output", "1");
+    store
+        .complete_step_run(
+            first.id,
+            Completion {
+                outputs: vec![("output".into(), output.clone())],
+                ..Completion::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (candidate, outputs) = store.cache_candidate("k", now).await.unwrap().unwrap();
+    assert_eq!(candidate.id, first.id);
+    assert_eq!(candidate.cache_parts, Some(json!({"step": "a"})));
+    assert_eq!(outputs[0].artifact_version.id, output.id);
+
+    // A failed step run with the same key is no candidate; a newer completed one is.
+    let failed = store
+        .create_step_runs(vec![keyed(run, "b", "k")])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .fail_step_run(failed.id, error("no"), None)
+        .await
+        .unwrap();
+    let second = store
+        .create_step_runs(vec![keyed(run, "c", "k")])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .complete_step_run(second.id, Completion::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cache_candidate("k", now).await.unwrap().unwrap().0.id,
+        second.id
+    );
+
+    // A cached step run reusing it is never a candidate itself.
+    let mut cached = keyed(run, "d", "k");
+    cached.status = Status::Cached;
+    cached.original_step_run = Some(second.id);
+    store.create_step_runs(vec![cached]).await.unwrap();
+    assert_eq!(
+        store.cache_candidate("k", now).await.unwrap().unwrap().0.id,
+        second.id
+    );
+
+    // Expiry: by time, and on demand.
+    let mut expiring = keyed(run, "e", "soon");
+    expiring.cache_expires_at = Some(now + chrono::Duration::seconds(60));
+    let expiring = store
+        .create_step_runs(vec![expiring])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .complete_step_run(expiring.id, Completion::default())
+        .await
+        .unwrap();
+    assert!(store.cache_candidate("soon", now).await.unwrap().is_some());
+    assert!(
+        store
+            .cache_candidate("soon", now + chrono::Duration::seconds(61))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let expired = store
+        .expire_cache(crate::model::CacheExpiry::StepRuns(vec![second.id]))
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    assert_eq!(
+        store
+            .cache_candidate("k", chrono::Utc::now())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .id,
+        first.id
+    );
+    let expired = store
+        .expire_cache(crate::model::CacheExpiry::Step("a".into()))
+        .await
+        .unwrap();
+    assert_eq!(expired, 1, "by step name");
+    assert!(
+        store
+            .cache_candidate("k", chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let expired = store
+        .expire_cache(crate::model::CacheExpiry::All)
+        .await
+        .unwrap();
+    assert_eq!(
+        expired, 3,
+        "the failed, the cached and the time-limited ones; the expired stay expired"
+    );
+}
+
+/// Heartbeats are recorded and report the run's status; a stop request makes the run
+/// `stopping`, refuses new running step runs, and the run ends `stopped`.
+pub async fn heartbeats_and_stop_requests(store: Store) {
+    let run = new_run(&store, "p").await;
+    let before = store.run(run).await.unwrap().heartbeat_at.unwrap();
+    assert_eq!(store.unfinished_runs().await.unwrap().len(), 1);
+    let a = store
+        .create_step_runs(vec![running(run, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(store.heartbeat(run).await.unwrap(), Status::Running);
+    assert!(store.run(run).await.unwrap().heartbeat_at.unwrap() >= before);
+
+    let stopping = store.request_stop(run).await.unwrap();
+    assert_eq!(stopping.status, Status::Stopping);
+    assert_eq!(store.heartbeat(run).await.unwrap(), Status::Stopping);
+    let refused = store
+        .create_step_runs(vec![running(run, "b")])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("stopping"), "{refused}");
+    let mut skipped = running(run, "b");
+    skipped.status = Status::Skipped;
+    let applied = store
+        .apply(Changes {
+            completed: vec![(a.id, Completion::default())],
+            created: vec![running(run, "c"), skipped],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    assert!(applied.created[0].is_none(), "no new step starts");
+    assert!(applied.created[1].is_some(), "skips are still recorded");
+    let mut c = running(run, "c");
+    c.status = Status::Skipped;
+    store.create_step_runs(vec![c]).await.unwrap();
+    let run = store.refresh_static_run(run).await.unwrap();
+    assert_eq!(run.status, Status::Stopped);
+    assert!(store.unfinished_runs().await.unwrap().is_empty());
+    assert!(
+        store.request_stop(run.id).await.is_err(),
+        "a finished run cannot stop"
     );
 }

@@ -32,12 +32,29 @@ pub struct Run {
     pub status_reason: Option<String>,
     /// The options it was started with.
     pub config: Value,
+    /// The process that orchestrates it.
+    pub owner: Option<Owner>,
+    /// The run this one resumes.
+    pub resumed_from: Option<RunId>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When its first step started.
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The last sign of life of its orchestrator.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// The process orchestrating a run, so that another process can tell whether it still lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The host's name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// When the process started, in the host's own clock ticks (tells a reused pid apart).
+    pub started: Option<u64>,
 }
 
 /// A request to record a new run of a snapshot, as `initializing`.
@@ -47,6 +64,10 @@ pub struct NewRun {
     pub snapshot: Snapshot,
     /// The options it is started with.
     pub config: Value,
+    /// The process that orchestrates it.
+    pub owner: Option<Owner>,
+    /// The run it resumes.
+    pub resumed_from: Option<RunId>,
 }
 
 /// Which runs to list.
@@ -85,6 +106,10 @@ pub struct StepRun {
     pub config: Value,
     /// The key it is cached under, if caching applied.
     pub cache_key: Option<String>,
+    /// What the key is made of (`weft_core::cache::KeyParts`).
+    pub cache_parts: Option<Value>,
+    /// When it stops being a cache candidate.
+    pub cache_expires_at: Option<DateTime<Utc>>,
     /// For a cached step run: the step run whose outputs it reuses.
     pub original_step_run: Option<StepRunId>,
     /// What went wrong, for a failed step run.
@@ -108,6 +133,13 @@ pub struct StepError {
     pub chain: Vec<String>,
     /// A backtrace, when one was captured.
     pub backtrace: Option<String>,
+    /// Whether another attempt could succeed (errors marked non-retryable say no).
+    #[serde(default = "yes")]
+    pub retryable: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How a step run failed.
@@ -120,6 +152,10 @@ pub enum StepErrorKind {
     Panic,
     /// weft could not prepare or finish the step (inputs, outputs, storage).
     System,
+    /// The step ran past its timeout.
+    Timeout,
+    /// The process orchestrating the run died.
+    Orphaned,
 }
 
 /// A request to record a step run.
@@ -149,6 +185,10 @@ pub struct NewStepRun {
     pub parents: Vec<StepRunId>,
     /// Its cache key.
     pub cache_key: Option<String>,
+    /// What the key is made of.
+    pub cache_parts: Option<Value>,
+    /// When it stops being a cache candidate.
+    pub cache_expires_at: Option<DateTime<Utc>>,
     /// For a cached step run: the original.
     pub original_step_run: Option<StepRunId>,
 }
@@ -348,6 +388,8 @@ pub struct Completion {
     pub outputs: Vec<(String, NewArtifactVersion)>,
     /// Where its log is, if it logged anything.
     pub log_uri: Option<String>,
+    /// Metadata the step logged, recorded on the step run.
+    pub metadata: Vec<(String, Value)>,
 }
 
 /// Step-run changes applied together, in one transaction: completions, failures and stops
@@ -358,6 +400,8 @@ pub struct Changes {
     pub completed: Vec<(StepRunId, Completion)>,
     /// Step runs that failed, with their errors and logs.
     pub failed: Vec<(StepRunId, StepError, Option<String>)>,
+    /// Step runs that failed and will be attempted again (they become `retrying`).
+    pub retrying: Vec<(StepRunId, StepError, Option<String>)>,
     /// Unfinished step runs to stop, with the reason.
     pub stopped: Vec<(StepRunId, String)>,
     /// New step runs.
@@ -379,8 +423,20 @@ impl Changes {
 pub struct Applied {
     /// The registered outputs of each completion, in the order given.
     pub outputs: Vec<Vec<StepOutput>>,
-    /// The created step runs, in the order given.
-    pub created: Vec<StepRun>,
+    /// The created step runs, in the order given; `None` where a step run that would start
+    /// was refused because its run is stopping.
+    pub created: Vec<Option<StepRun>>,
+}
+
+/// Which cache entries to expire.
+#[derive(Clone, Debug)]
+pub enum CacheExpiry {
+    /// These step runs.
+    StepRuns(Vec<StepRunId>),
+    /// Every step run of this step (`module::path::name`, or a name it ends with).
+    Step(String),
+    /// Every cache entry.
+    All,
 }
 
 /// Everything needed to draw a run: its step runs and how they connect.

@@ -45,6 +45,8 @@ async fn two_stores_on_one_file_see_each_other_and_reopen_without_migrating_twic
         .create_run(weft_store::model::NewRun {
             snapshot: weft_store::conformance::chain_snapshot("p", Default::default()),
             config: serde_json::json!({}),
+            owner: None,
+            resumed_from: None,
         })
         .await
         .unwrap();

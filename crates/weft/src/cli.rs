@@ -23,10 +23,18 @@ struct Arguments {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile a pipeline, record it, and run it.
+    /// Compile a pipeline, record it, and run it; or resume an earlier run.
     Run {
-        /// The pipeline's name (see `list`).
-        pipeline: String,
+        /// The pipeline's name (see `list`). Not needed with `--resume`.
+        #[arg(required_unless_present = "resume")]
+        pipeline: Option<String>,
+        /// Start a new run of the same plan as this run (an id, a unique id prefix, or
+        /// `latest`), reusing every step that finished in it and running only the rest.
+        #[arg(long, value_name = "RUN", conflicts_with_all = ["params", "config"])]
+        resume: Option<String>,
+        /// Run every step, reusing nothing from the cache.
+        #[arg(long)]
+        no_cache: bool,
         /// A pipeline parameter, as `name=value` (the value is JSON, or else text). Repeat it.
         #[arg(short, long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
@@ -73,17 +81,29 @@ pub fn main() -> ExitCode {
         }
         Command::Run {
             pipeline,
+            resume,
+            no_cache,
             params,
             config,
             max_parallelism,
             execution_mode,
-        } => match run(&pipeline, &params, config, max_parallelism, execution_mode) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("error: {}", chain(&error));
-                ExitCode::from(2)
+        } => {
+            let options = Options {
+                resume,
+                no_cache,
+                params,
+                config,
+                max_parallelism,
+                execution_mode,
+            };
+            match run(pipeline.as_deref(), options) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {}", chain(&error));
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
     }
 }
 
@@ -120,33 +140,47 @@ fn short_type(name: &str) -> String {
         .join("<")
 }
 
-fn run(
-    name: &str,
-    params: &[String],
+/// What `run` was asked.
+struct Options {
+    resume: Option<String>,
+    no_cache: bool,
+    params: Vec<String>,
     config: Option<PathBuf>,
     max_parallelism: Option<u32>,
     execution_mode: Option<String>,
-) -> crate::Result<ExitCode> {
-    let pipeline = registry::pipeline(name)?;
-    let mut config = match &config {
+}
+
+fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
+    let mut config = match &options.config {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
     };
-    if let Some(max_parallelism) = max_parallelism {
+    if let Some(max_parallelism) = options.max_parallelism {
         config.max_parallelism = Some(max_parallelism as usize);
     }
-    if let Some(mode) = execution_mode {
+    if let Some(mode) = options.execution_mode {
         config.execution_mode = Some(mode.parse::<ExecutionMode>()?);
     }
-    let mut call = pipeline.call();
-    for param in params {
-        let (key, value) = param.split_once('=').ok_or_else(|| {
-            crate::Error::msg(format!("`--param {param}` is not of the form NAME=VALUE"))
-        })?;
-        call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
-    }
-    let client = Client::discover()?;
-    let report = client.run_with(call, &config)?;
+    config.no_cache |= options.no_cache;
+    let report = match (&options.resume, name) {
+        (Some(original), _) => Client::discover()?.resume(original, &config)?,
+        (None, Some(name)) => {
+            let pipeline = registry::pipeline(name)?;
+            let mut call = pipeline.call();
+            for param in &options.params {
+                let (key, value) = param.split_once('=').ok_or_else(|| {
+                    crate::Error::msg(format!("`--param {param}` is not of the form NAME=VALUE"))
+                })?;
+                call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
+            }
+            Client::discover()?.run_with(call, &config)?
+        }
+        (None, None) => {
+            return Err(crate::Error::msg(
+                "name a pipeline to run, or a run to --resume",
+            ));
+        }
+    };
     let run = &report.run;
     let elapsed = match (run.started_at, run.ended_at) {
         (Some(start), Some(end)) => {

@@ -14,6 +14,10 @@ use crate::input::External;
 use crate::registry::{self, PipelineCall};
 use crate::{Error, Result};
 
+/// How long a run on another host may be silent before it is taken for dead: six missed
+/// heartbeats.
+const RECONCILE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A connection to a metadata store and an artifact store: runs pipelines and reads what
 /// they recorded. Its methods block; it runs its own small async runtime, so call it from
 /// ordinary (non-async) code.
@@ -43,8 +47,18 @@ impl Client {
         Self::open(&StoreConfig::in_folder(folder))
     }
 
-    /// Connects to the stores of `config`, creating them if needed.
+    /// Connects to the stores of `config`, creating them if needed. Runs left unfinished by
+    /// an orchestrator that died are failed on the way (see [`Client::reconcile`]).
     pub fn open(config: &StoreConfig) -> Result<Self> {
+        Self::open_with_clock(config, Arc::new(weft_engine::clock::SystemClock))
+    }
+
+    /// Like [`Client::open`], with a clock of its own: tests use a manual clock to check
+    /// retry delays and timeouts without waiting for them.
+    pub fn open_with_clock(
+        config: &StoreConfig,
+        clock: Arc<dyn weft_engine::clock::Clock>,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("weft")
@@ -54,12 +68,14 @@ impl Client {
         let metadata = runtime.block_on(weft_store::open(&config.metadata, &config.base))?;
         let artifacts =
             ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
-        let engine = Engine::new(metadata, artifacts, registry::steps());
-        Ok(Self {
+        let engine = Engine::with_clock(metadata, artifacts, registry::steps(), clock);
+        let client = Self {
             runtime: Arc::new(runtime),
             engine,
             config: config.clone(),
-        })
+        };
+        client.reconcile()?;
+        Ok(client)
     }
 
     /// Where the stores are.
@@ -101,17 +117,49 @@ impl Client {
         let mut given = config.parameters.clone();
         given.extend(call.parameters);
         let parameters = call.pipeline.resolve_parameters(&given)?;
-        let snapshot = compile::compile(
-            call.pipeline,
-            parameters,
-            config.execution_mode.unwrap_or_default(),
-            &config.step_overrides(),
-        )?;
-        let mut options = RunOptions::default();
+        let snapshot = compile::compile(call.pipeline, parameters, config)?;
+        Ok(self.block_on(self.engine.run(snapshot, self.options(config)))?)
+    }
+
+    /// Starts a new run of the same plan as run `reference` that reuses every step that
+    /// finished successfully in it (even with caching off) and runs only the rest: the way to
+    /// finish a run that failed or whose process died. The steps must be part of this binary.
+    pub fn resume(&self, reference: &str, config: &RunConfig) -> Result<RunReport> {
+        let original = self.run_record(reference)?;
+        if !original.status.is_finished() {
+            return Err(Error::msg(format!(
+                "run {} is still {}: stop it (weft runs stop) or wait for it before resuming it",
+                original.id, original.status
+            )));
+        }
+        Ok(self.block_on(self.engine.resume(original.id, self.options(config)))?)
+    }
+
+    fn options(&self, config: &RunConfig) -> RunOptions {
+        let mut options = RunOptions {
+            project_root: self.config.base.clone(),
+            key_fns: registry::key_fns(),
+            ..RunOptions::default()
+        };
         if let Some(max_parallelism) = config.max_parallelism {
             options.max_parallelism = max_parallelism;
         }
-        Ok(self.block_on(self.engine.run(snapshot, options))?)
+        options
+    }
+
+    /// Fails every unfinished run whose orchestrator is gone (a process on this host that
+    /// no longer exists, or no heartbeat for 30 s from elsewhere), with its running steps, and
+    /// removes the files they were writing. Called when a client opens, so the next command
+    /// that touches the stores cleans up after a crash.
+    pub fn reconcile(&self) -> Result<Vec<weft_engine::Reconciled>> {
+        Ok(self.block_on(self.engine.reconcile(RECONCILE_GRACE))?)
+    }
+
+    /// Asks run `reference` to stop: no new step starts, running steps finish, and the run
+    /// ends `stopped`. Its orchestrator notices at its next heartbeat or step.
+    pub fn stop(&self, reference: &str) -> Result<model::Run> {
+        let run = self.run_record(reference)?;
+        Ok(self.block_on(self.metadata_store().request_stop(run.id))?)
     }
 
     /// Runs, newest first.

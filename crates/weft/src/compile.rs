@@ -12,11 +12,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
+use weft_core::Snapshot;
 use weft_core::compile::{self, Compiler, StepCall, StepOverride, StepSignature};
 use weft_core::snapshot::{InputSpec, OutputRef, StepConfig};
-use weft_core::{ExecutionMode, Snapshot};
 use weft_engine::StepDef;
 
+use crate::config::RunConfig;
 use crate::input::{ArgumentBinding, CallOptions, Invocation, Placeholder};
 use crate::registry::{self, PipelineDef};
 use crate::{Error, Result};
@@ -26,6 +27,43 @@ use crate::{Error, Result};
 pub struct CompileSession {
     id: u64,
     compiler: RefCell<Compiler>,
+    defaults: Defaults,
+}
+
+/// Settings that apply to every step of the pipeline being compiled, unless the step says
+/// otherwise.
+struct Defaults {
+    pipeline: weft_core::policy::CacheSettings,
+    retry: weft_core::policy::RetrySettings,
+    timeout_ms: Option<u64>,
+    run: weft_core::policy::CacheSettings,
+    no_cache: bool,
+}
+
+impl Defaults {
+    /// The resolved settings of one call of `step`: step, then pipeline, then run, then
+    /// weft's defaults; `no_cache` turns caching off whatever the step says.
+    fn for_step(&self, step: &StepDef) -> StepConfig {
+        let mut cache = step
+            .settings
+            .cache()
+            .or(&self.pipeline)
+            .or(&self.run)
+            .resolve();
+        if self.no_cache {
+            cache.enabled = false;
+        }
+        StepConfig {
+            cache,
+            retry: step.settings.retry().or(&self.retry).resolve(),
+            timeout: step
+                .settings
+                .timeout_ms
+                .or(self.timeout_ms)
+                .map(std::time::Duration::from_millis),
+            extra: Default::default(),
+        }
+    }
 }
 
 /// Whether step calls are being recorded on this thread.
@@ -78,7 +116,7 @@ impl CompileSession {
             inputs: BTreeMap::new(),
             configured: Vec::new(),
             after: Vec::new(),
-            config: StepConfig::default(),
+            config: self.defaults.for_step(step),
         };
         // The invocation id is not allocated yet; the step's name identifies the call.
         let foreign = |argument: &str| compile::Error::ForeignOutput {
@@ -159,13 +197,21 @@ fn output_ref(placeholder: &Placeholder) -> OutputRef {
 pub(crate) fn compile(
     pipeline: &PipelineDef,
     parameters: Map<String, Value>,
-    execution_mode: ExecutionMode,
-    overrides: &BTreeMap<String, StepOverride>,
+    run: &RunConfig,
 ) -> Result<Snapshot> {
     static SESSIONS: AtomicU64 = AtomicU64::new(1);
+    let execution_mode = run.execution_mode.unwrap_or_default();
+    let overrides = &run.step_overrides();
     let session = Rc::new(CompileSession {
         id: SESSIONS.fetch_add(1, Ordering::Relaxed),
         compiler: RefCell::new(Compiler::new(pipeline.name)),
+        defaults: Defaults {
+            pipeline: pipeline.settings.cache(),
+            retry: pipeline.settings.retry(),
+            timeout_ms: pipeline.settings.timeout_ms,
+            run: run.cache.clone(),
+            no_cache: run.no_cache,
+        },
     });
     let previous = SESSION.with(|current| current.borrow_mut().replace(session.clone()));
     if previous.is_some() {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weft_core::ExecutionMode;
 use weft_core::compile::StepOverride;
+use weft_core::policy::CacheSettings;
 
 use crate::{Error, Result};
 
@@ -121,6 +122,11 @@ impl StoreConfig {
 /// ```toml
 /// execution_mode = "stop_on_failure"   # continue_on_failure (default), stop_on_failure, fail_fast
 /// max_parallelism = 4                  # default: the number of cores
+/// no_cache = false                     # true: run every step, reuse nothing
+///
+/// [cache]                              # defaults where steps and pipelines say nothing
+/// expires_after = "7d"
+/// env = ["DATASET_VERSION"]
 ///
 /// [parameters]                         # pipeline parameters
 /// limit = 150
@@ -143,6 +149,14 @@ pub struct RunConfig {
     /// Per-invocation settings, by invocation id.
     #[serde(default)]
     pub steps: BTreeMap<String, StepSection>,
+    /// Caching settings for the run: they apply where neither the step nor the pipeline
+    /// decides.
+    #[serde(default)]
+    pub cache: CacheSettings,
+    /// Turns caching off for every step of the run, whatever steps and pipelines say
+    /// (`--no-cache`).
+    #[serde(default)]
+    pub no_cache: bool,
 }
 
 /// Settings for one invocation in a [`RunConfig`].
@@ -269,6 +283,8 @@ mod tests {
             ("max_parallelism = \"many\"", "max_parallelism"),
             ("paramters = {}", "paramters"),
             ("[steps.train]\nparams = {}", "params"),
+            ("[cache]\nexpires_after = \"soon\"", "not a duration"),
+            ("[cache]\nenabeld = false", "enabeld"),
         ] {
             let error = RunConfig::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");

@@ -96,10 +96,37 @@ pub mod materializers {
     };
 }
 
+pub use weft_engine::NonRetryable;
+pub use weft_engine::context::StepContext;
+
 /// The context of the step running on the current thread (run id, step run id, invocation,
 /// attempt), or `None` outside a step.
-pub fn context() -> Option<weft_engine::context::StepContext> {
+pub fn context() -> Option<StepContext> {
     weft_engine::context::current()
+}
+
+/// Marks `error` as one that another attempt cannot fix: a step returning it is not
+/// retried, whatever its retry policy.
+pub fn non_retryable(error: impl Into<Error>) -> Error {
+    Error::new(NonRetryable(error.into()))
+}
+
+/// Records `key = value` on the running step's step run (shown by `weft runs show`). A key
+/// logged again replaces its value. Outside a step it is an error.
+pub fn log_metadata(key: &str, value: impl serde::Serialize) -> Result<()> {
+    let context = context()
+        .ok_or_else(|| Error::msg("log_metadata is only available inside a running step"))?;
+    context.log_metadata(key, serde_json::to_value(value)?);
+    Ok(())
+}
+
+/// Attaches tags to the version the running step saves for output `output`. Outside a step
+/// it is an error.
+pub fn add_output_tags(output: &str, tags: &[&str]) -> Result<()> {
+    let context = context()
+        .ok_or_else(|| Error::msg("add_output_tags is only available inside a running step"))?;
+    context.add_output_tags(output, tags);
+    Ok(())
 }
 
 /// Everything a pipeline file needs: `use weft::prelude::*;`.
@@ -126,7 +153,9 @@ pub mod __private {
     };
     pub use inventory;
     pub use serde;
-    pub use weft_engine::{Binding, InputDef, OutputDef, StepDef, StepFailure, StepIo};
+    pub use weft_engine::{
+        Binding, InputDef, KeyFn, OutputDef, StepDef, StepFailure, StepIo, StepSettings,
+    };
 
     /// The materializer id and version of `T`.
     pub fn materializer_of<T: weft_artifacts::Artifact>() -> (&'static str, u32) {

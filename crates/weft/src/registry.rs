@@ -28,6 +28,8 @@ pub struct PipelineDef {
     pub name: &'static str,
     /// Its parameters, in declaration order.
     pub parameters: &'static [ParamDef],
+    /// Caching, retry and timeout defaults for its steps (`#[pipeline(..)]`).
+    pub settings: weft_engine::StepSettings,
     #[doc(hidden)]
     pub compile: fn(&Parameters) -> Result<()>,
 }
@@ -62,6 +64,16 @@ pub(crate) fn steps() -> Arc<Registry> {
             ))
         })
         .clone()
+}
+
+/// The cache key functions named in this binary's steps and pipelines, by name.
+pub(crate) fn key_fns() -> std::collections::HashMap<String, fn() -> String> {
+    let steps = inventory::iter::<StepRegistration>().filter_map(|r| r.0.settings.key_fn);
+    let pipelines = inventory::iter::<PipelineRegistration>().filter_map(|r| r.0.settings.key_fn);
+    steps
+        .chain(pipelines)
+        .map(|key_fn| (key_fn.name.to_owned(), key_fn.function))
+        .collect()
 }
 
 /// Every pipeline of this binary, sorted by name.

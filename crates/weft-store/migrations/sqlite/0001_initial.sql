@@ -26,9 +26,12 @@ CREATE TABLE runs (
     status          TEXT NOT NULL,
     status_reason   TEXT,
     config          TEXT NOT NULL,             -- JSON: options of this run
+    owner           TEXT,                      -- JSON: host, pid and start time of the orchestrator
+    resumed_from    TEXT REFERENCES runs(id),  -- the run this one resumes
     created_at      TEXT NOT NULL,
     started_at      TEXT,
-    ended_at        TEXT
+    ended_at        TEXT,
+    heartbeat_at    TEXT                       -- last sign of life of the orchestrator
 );
 CREATE INDEX runs_by_pipeline ON runs (pipeline_id, id);
 CREATE INDEX runs_by_status ON runs (status);
@@ -45,14 +48,17 @@ CREATE TABLE step_runs (
     parameters            TEXT NOT NULL,       -- JSON object
     config                TEXT NOT NULL,       -- JSON object
     cache_key             TEXT,
+    cache_parts           TEXT,                -- JSON: what the cache key is made of
+    cache_expires_at      TEXT,                -- after this, the step run is no cache candidate
     original_step_run_id  TEXT REFERENCES step_runs(id),
     error                 TEXT,                -- JSON: message, chain, kind, backtrace
     created_at            TEXT NOT NULL,
     started_at            TEXT,
     ended_at              TEXT,
+    heartbeat_at          TEXT,
     UNIQUE (run_id, invocation_id, attempt)
 );
-CREATE INDEX step_runs_by_cache_key ON step_runs (cache_key) WHERE cache_key IS NOT NULL;
+CREATE INDEX step_runs_by_cache_key ON step_runs (cache_key, id) WHERE cache_key IS NOT NULL;
 
 CREATE TABLE artifacts (
     id               TEXT PRIMARY KEY,

@@ -31,19 +31,8 @@ impl LineageStore for SqliteStore {
     }
 
     async fn step_run_outputs(&self, id: StepRunId) -> Result<Vec<StepOutput>> {
-        self.read(move |connection| {
-            rows::all(
-                connection,
-                &format!(
-                    "SELECT o.step_run_id, o.name AS output_name, {VERSION_COLUMNS} \
-                     FROM step_run_outputs o {} WHERE o.step_run_id = ? ORDER BY o.name",
-                    join_version("o.artifact_version_id")
-                ),
-                [id.to_string()],
-                |row| output(row).map(|(_, output)| output),
-            )
-        })
-        .await
+        self.read(move |connection| outputs_of_step_run(connection, id))
+            .await
     }
 
     async fn step_run_parents(&self, id: StepRunId) -> Result<Vec<StepRunId>> {
@@ -146,6 +135,23 @@ impl LineageStore for SqliteStore {
         self.read(move |connection| walk(connection, id, direction, depth))
             .await
     }
+}
+
+/// The outputs of one step run, by name.
+pub(crate) fn outputs_of_step_run(
+    connection: &Connection,
+    id: StepRunId,
+) -> Result<Vec<StepOutput>> {
+    rows::all(
+        connection,
+        &format!(
+            "SELECT o.step_run_id, o.name AS output_name, {VERSION_COLUMNS} \
+             FROM step_run_outputs o {} WHERE o.step_run_id = ? ORDER BY o.name",
+            join_version("o.artifact_version_id")
+        ),
+        [id.to_string()],
+        |row| output(row).map(|(_, output)| output),
+    )
 }
 
 fn walk(

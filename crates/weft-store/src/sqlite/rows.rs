@@ -11,12 +11,14 @@ use crate::model::{ArtifactVersion, Run, StepRun};
 use crate::{Error, Result, time};
 
 pub(crate) const RUN_COLUMNS: &str = "r.id, r.name, p.name AS pipeline, r.snapshot_id, \
-    r.invocations, r.status, r.status_reason, r.config, r.created_at, r.started_at, r.ended_at";
+    r.invocations, r.status, r.status_reason, r.config, r.owner, r.resumed_from, r.created_at, \
+    r.started_at, r.ended_at, r.heartbeat_at";
 pub(crate) const RUN_FROM: &str = "runs r JOIN pipelines p ON p.id = r.pipeline_id";
 
 pub(crate) const STEP_RUN_COLUMNS: &str = "s.id, s.run_id, s.invocation_id, s.step_name, \
     s.attempt, s.status, s.status_reason, s.code_hash, s.parameters, s.config, s.cache_key, \
-    s.original_step_run_id, s.error, s.created_at, s.started_at, s.ended_at";
+    s.cache_parts, s.cache_expires_at, s.original_step_run_id, s.error, s.created_at, \
+    s.started_at, s.ended_at";
 
 /// Version columns, each renamed `v_<column>` so they never clash with step run columns.
 pub(crate) const VERSION_COLUMNS: &str = "v.id AS v_id, v.artifact_id AS v_artifact_id, \
@@ -69,9 +71,18 @@ pub(crate) fn run(row: &Row<'_>) -> Result<Run> {
         status: status("run status", &row.get::<_, String>("status")?)?,
         status_reason: row.get("status_reason")?,
         config: json("run config", &row.get::<_, String>("config")?)?,
+        owner: row
+            .get::<_, Option<String>>("owner")?
+            .map(|owner| json("run owner", &owner))
+            .transpose()?,
+        resumed_from: row
+            .get::<_, Option<String>>("resumed_from")?
+            .map(|id| parse("run id", &id))
+            .transpose()?,
         created_at: timestamp("run created_at", &row.get::<_, String>("created_at")?)?,
         started_at: optional_timestamp("run started_at", row.get("started_at")?)?,
         ended_at: optional_timestamp("run ended_at", row.get("ended_at")?)?,
+        heartbeat_at: optional_timestamp("run heartbeat_at", row.get("heartbeat_at")?)?,
     })
 }
 
@@ -88,6 +99,14 @@ pub(crate) fn step_run(row: &Row<'_>) -> Result<StepRun> {
         parameters: json("step run parameters", &row.get::<_, String>("parameters")?)?,
         config: json("step run config", &row.get::<_, String>("config")?)?,
         cache_key: row.get("cache_key")?,
+        cache_parts: row
+            .get::<_, Option<String>>("cache_parts")?
+            .map(|parts| json("cache parts", &parts))
+            .transpose()?,
+        cache_expires_at: optional_timestamp(
+            "step run cache_expires_at",
+            row.get("cache_expires_at")?,
+        )?,
         original_step_run: row
             .get::<_, Option<String>>("original_step_run_id")?
             .map(|id| parse("step run id", &id))

@@ -34,9 +34,12 @@ impl RunStore for SqliteStore {
             status: Status::Initializing,
             status_reason: None,
             config: new.config,
+            owner: new.owner,
+            resumed_from: new.resumed_from,
             created_at: now,
             started_at: None,
             ended_at: None,
+            heartbeat_at: Some(now),
         };
         let format_version = new.snapshot.format_version;
         let record = run.clone();
@@ -56,8 +59,8 @@ impl RunStore for SqliteStore {
             )?
             .execute(params![snapshot_id, pipeline_id, format_version, spec, created_at])?;
             tx.prepare_cached(
-                "INSERT INTO runs (id, name, pipeline_id, snapshot_id, invocations, status, config, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_id, snapshot_id, invocations, status, config, \
+                 owner, resumed_from, created_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 record.id.to_string(),
@@ -67,8 +70,12 @@ impl RunStore for SqliteStore {
                 record.invocations,
                 record.status.as_str(),
                 canonical::to_string(&record.config),
+                record.owner.as_ref().map(|owner| serde_json::to_string(owner).expect("plain data")),
+                record.resumed_from.map(|id| id.to_string()),
+                created_at,
                 created_at
-            ])?;
+            ])
+            .map_err(|e| super::step_runs::constraint_error(e, "the resumed run does not exist"))?;
             Ok(())
         })
         .await?;
@@ -203,6 +210,52 @@ impl RunStore for SqliteStore {
             )?
             .execute(params![error.to_string(), time::format(time::now()), id.to_string()])?;
             run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, id: RunId) -> Result<Status> {
+        self.write(move |tx| {
+            let now = time::format(time::now());
+            tx.prepare_cached("UPDATE runs SET heartbeat_at = ? WHERE id = ?")?
+                .execute(params![now, id.to_string()])?;
+            tx.prepare_cached(
+                "UPDATE step_runs SET heartbeat_at = ? WHERE run_id = ? AND status IN ('provisioning', 'running', 'stopping')",
+            )?
+            .execute(params![now, id.to_string()])?;
+            run_status(tx, id)
+        })
+        .await
+    }
+
+    async fn request_stop(&self, id: RunId) -> Result<Run> {
+        self.write(move |tx| {
+            let current = run_status(tx, id)?;
+            if current != Status::Stopping {
+                set_run_status(
+                    tx,
+                    id,
+                    current,
+                    Status::Stopping,
+                    Some("a stop was requested"),
+                )?;
+            }
+            run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<Run>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} \
+                     WHERE r.status IN ('initializing', 'provisioning', 'running', 'stopping') ORDER BY r.id"
+                ),
+                [],
+                rows::run,
+            )
         })
         .await
     }

@@ -6,13 +6,16 @@ use weft_core::status::{check_step_run_initial, check_step_run_transition};
 use weft_core::{RunId, Status, StepRunId, canonical};
 
 use super::artifacts::insert_version;
+use super::metadata::upsert_metadata;
 use super::rows::{self, STEP_RUN_COLUMNS};
 use super::runs::{run_status, set_run_status};
 use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{
-    Applied, Changes, Completion, LogRef, NewStepRun, StepError, StepOutput, StepRun,
+    Applied, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun, Resource,
+    StepError, StepOutput, StepRun,
 };
 use crate::{Error, Result, StepRunStore, time};
+use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl StepRunStore for SqliteStore {
@@ -20,7 +23,18 @@ impl StepRunStore for SqliteStore {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| create_all(tx, new)).await
+        self.write(move |tx| {
+            let created = create_all(tx, new)?;
+            created
+                .into_iter()
+                .map(|step_run| {
+                    step_run.ok_or_else(|| {
+                        Error::Conflict("the run is stopping: no new step starts".into())
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn complete_step_run(
@@ -38,7 +52,7 @@ impl StepRunStore for SqliteStore {
         log_uri: Option<String>,
     ) -> Result<StepRun> {
         self.write(move |tx| {
-            fail(tx, id, &error, log_uri.as_deref())?;
+            fail(tx, id, Status::Failed, &error, log_uri.as_deref())?;
             step_run_by_id(tx, id)
         })
         .await
@@ -63,7 +77,10 @@ impl StepRunStore for SqliteStore {
                 outputs.push(complete(tx, id, completion)?);
             }
             for (id, error, log_uri) in &changes.failed {
-                fail(tx, *id, error, log_uri.as_deref())?;
+                fail(tx, *id, Status::Failed, error, log_uri.as_deref())?;
+            }
+            for (id, error, log_uri) in &changes.retrying {
+                fail(tx, *id, Status::Retrying, error, log_uri.as_deref())?;
             }
             for (id, reason) in &changes.stopped {
                 stop(tx, *id, reason)?;
@@ -124,6 +141,64 @@ impl StepRunStore for SqliteStore {
         .await
     }
 
+    async fn cache_candidate(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(StepRun, Vec<StepOutput>)>> {
+        let key = key.to_owned();
+        self.read(move |connection| {
+            let candidate = rows::first(
+                connection,
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
+                     AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1"
+                ),
+                params![key, time::format(now)],
+                rows::step_run,
+            )?;
+            let Some(candidate) = candidate else { return Ok(None) };
+            let outputs = super::lineage::outputs_of_step_run(connection, candidate.id)?;
+            Ok(Some((candidate, outputs)))
+        })
+        .await
+    }
+
+    async fn expire_cache(&self, which: CacheExpiry) -> Result<u64> {
+        self.write(move |tx| {
+            let now = time::format(time::now());
+            let changed = match which {
+                CacheExpiry::All => tx
+                    .prepare_cached(
+                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL \
+                         AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
+                    )?
+                    .execute(params![now, now])?,
+                CacheExpiry::Step(step) => tx
+                    .prepare_cached(
+                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL \
+                         AND (step_name = ? OR step_name LIKE '%::' || ?) \
+                         AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
+                    )?
+                    .execute(params![now, step, step, now])?,
+                CacheExpiry::StepRuns(ids) => {
+                    let mut changed = 0;
+                    for id in ids {
+                        changed += tx
+                            .prepare_cached(
+                                "UPDATE step_runs SET cache_expires_at = ? WHERE id = ? AND cache_key IS NOT NULL \
+                                 AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
+                            )?
+                            .execute(params![now, id.to_string(), now])?;
+                    }
+                    changed
+                }
+            };
+            Ok(changed as u64)
+        })
+        .await
+    }
+
     async fn log(&self, id: StepRunId) -> Result<Option<LogRef>> {
         self.read(move |connection| {
             rows::first(
@@ -144,30 +219,44 @@ impl StepRunStore for SqliteStore {
 }
 
 /// Records new step runs with their inputs and parents. The first step run of an
-/// `initializing` run moves it to `running`; a finished run takes none.
-fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+/// `initializing` run moves it to `running`; a finished run takes none; a stopping run takes
+/// no step run that would start (those come back as `None`).
+fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRun>>> {
     let created_at = time::now();
     let now = time::format(created_at);
     let mut created = Vec::with_capacity(new.len());
-    let mut checked_runs: Vec<RunId> = Vec::new();
+    let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
     for step_run in new {
         check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
             kind: "step run",
             id: format!("{}/{}", step_run.run_id, step_run.invocation),
             source,
         })?;
-        if !checked_runs.contains(&step_run.run_id) {
-            let current = run_status(tx, step_run.run_id)?;
-            if current.is_finished() {
-                return Err(Error::Conflict(format!(
-                    "run {} is {current}: no step run can be added to a finished run",
-                    step_run.run_id
-                )));
+        let run = match checked_runs.iter().find(|(run, _)| *run == step_run.run_id) {
+            Some((_, status)) => *status,
+            None => {
+                let mut current = run_status(tx, step_run.run_id)?;
+                if current.is_finished() {
+                    return Err(Error::Conflict(format!(
+                        "run {} is {current}: no step run can be added to a finished run",
+                        step_run.run_id
+                    )));
+                }
+                if matches!(current, Status::Initializing | Status::Provisioning) {
+                    set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
+                    current = Status::Running;
+                }
+                checked_runs.push((step_run.run_id, current));
+                current
             }
-            if matches!(current, Status::Initializing | Status::Provisioning) {
-                set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
-            }
-            checked_runs.push(step_run.run_id);
+        };
+        let starts = matches!(
+            step_run.status,
+            Status::Running | Status::Queued | Status::Provisioning
+        );
+        if run == Status::Stopping && starts {
+            created.push(None);
+            continue;
         }
         let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
         let id = StepRunId::new();
@@ -175,9 +264,9 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
         let ended = step_run.status.is_finished();
         tx.prepare_cached(
             "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
-             status_reason, code_hash, parameters, config, cache_key, original_step_run_id, \
-             error, created_at, started_at, ended_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
+             original_step_run_id, error, created_at, started_at, ended_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
             id.to_string(),
@@ -191,6 +280,8 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
             canonical::to_string(&step_run.parameters),
             canonical::to_string(&step_run.config),
             step_run.cache_key,
+            step_run.cache_parts.as_ref().map(canonical::to_string),
+            step_run.cache_expires_at.map(time::format),
             step_run.original_step_run.map(|id| id.to_string()),
             step_run
                 .error
@@ -226,7 +317,7 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
             )?
             .execute(params![id.to_string(), original.to_string()])?;
         }
-        created.push(StepRun {
+        created.push(Some(StepRun {
             id,
             run_id: step_run.run_id,
             invocation: step_run.invocation,
@@ -238,12 +329,14 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
             parameters: step_run.parameters,
             config: step_run.config,
             cache_key: step_run.cache_key,
+            cache_parts: step_run.cache_parts,
+            cache_expires_at: step_run.cache_expires_at,
             original_step_run: step_run.original_step_run,
             error: step_run.error,
             created_at,
             started_at: started.then_some(created_at),
             ended_at: ended.then_some(created_at),
-        });
+        }));
     }
     Ok(created)
 }
@@ -268,19 +361,34 @@ fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Ve
         });
     }
     insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
+    if !completion.metadata.is_empty() {
+        upsert_metadata(
+            tx,
+            Resource::StepRun(id),
+            completion.metadata,
+            MetadataSource::User,
+        )?;
+    }
     set_step_run_status(tx, id, Status::Completed, None, None)?;
     Ok(outputs)
 }
 
-fn fail(tx: &Connection, id: StepRunId, error: &StepError, log_uri: Option<&str>) -> Result<()> {
+/// Records a failure: `failed`, or `retrying` when another attempt follows.
+fn fail(
+    tx: &Connection,
+    id: StepRunId,
+    status: Status,
+    error: &StepError,
+    log_uri: Option<&str>,
+) -> Result<()> {
     let (run_id, current) = step_run_status(tx, id)?;
-    check_step_run_transition(current, Status::Failed).map_err(|source| Error::Transition {
+    check_step_run_transition(current, status).map_err(|source| Error::Transition {
         kind: "step run",
         id: id.to_string(),
         source,
     })?;
     insert_log(tx, run_id, id, log_uri)?;
-    set_step_run_status(tx, id, Status::Failed, None, Some(error))
+    set_step_run_status(tx, id, status, None, Some(error))
 }
 
 fn stop(tx: &Connection, id: StepRunId, reason: &str) -> Result<()> {

@@ -232,8 +232,15 @@ fn a_damaged_artifact_is_a_clear_error_and_is_left_as_it_is() {
     std::fs::write(&path, "5").unwrap();
     let error = format!("{:#}", version.load::<u64>().unwrap_err());
     assert!(error.contains("is corrupt"), "{error}");
-    // A step reading it fails the same way, and the file is not overwritten.
-    let report = client.run(external::args(version.id.to_string())).unwrap();
+    // A step reading it fails the same way, and the file is not overwritten. (Without the
+    // cache: the step would reuse the result of its identical earlier run.)
+    let no_cache = weft::RunConfig {
+        no_cache: true,
+        ..Default::default()
+    };
+    let report = client
+        .run_with(external::args(version.id.to_string()), &no_cache)
+        .unwrap();
     assert_eq!(report.run.status, Status::Failed);
     let failed = &steps(&report)["consume"];
     let message = failed.error.as_ref().unwrap().chain.join(": ");
