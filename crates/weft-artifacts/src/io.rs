@@ -138,7 +138,7 @@ impl<'a> FileSink<'a> {
 
     fn finish(mut self, name: &str) -> Result<FileRecord> {
         let store = self.store;
-        match self.upload.take() {
+        let published = match self.upload.take() {
             None => {
                 let data = std::mem::take(&mut self.buffer);
                 self.hasher.update(&data);
@@ -149,7 +149,7 @@ impl<'a> FileSink<'a> {
                 };
                 store
                     .wait(store.objects().put_opts(&self.path, data.into(), options))
-                    .map_err(|e| self.write_error(e))?;
+                    .map_err(|e| self.write_error(e))?
             }
             Some(upload) => {
                 self.upload = Some(upload);
@@ -160,16 +160,20 @@ impl<'a> FileSink<'a> {
                     return Err(error);
                 }
                 let mut upload = self.upload.take().expect("set above");
-                if let Err(error) = store.wait(upload.complete()) {
-                    let _ = store.wait(upload.abort());
-                    return Err(self.write_error(error));
+                match store.wait(upload.complete()) {
+                    Ok(published) => published,
+                    Err(error) => {
+                        let _ = store.wait(upload.abort());
+                        return Err(self.write_error(error));
+                    }
                 }
             }
-        }
+        };
         Ok(FileRecord {
             name: name.to_owned(),
             size: self.size,
             blake3: self.hasher.finalize().to_hex().to_string(),
+            etag: published.e_tag,
         })
     }
 

@@ -355,3 +355,22 @@ fn partial_outputs_of_a_step_run_can_be_removed_with_their_staged_files() {
         "other step runs are untouched"
     );
 }
+
+#[test]
+fn a_cheap_check_trusts_an_unchanged_file_and_rehashes_a_changed_one() {
+    let f = fixture();
+    let saved = f.store.save(&["a"], &1234u32).unwrap();
+    assert!(saved.files[0].etag.is_some(), "the entity tag is recorded");
+    f.store.check(&saved.to_stored()).unwrap();
+    let path = f.dir.path().join("artifacts/a/data.json");
+    std::fs::write(&path, "4321").unwrap();
+    assert!(matches!(
+        f.store.check(&saved.to_stored()),
+        Err(Error::Corrupt { .. })
+    ));
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        f.store.check(&saved.to_stored()),
+        Err(Error::Missing { .. })
+    ));
+}

@@ -14,6 +14,10 @@ pub struct FileRecord {
     pub size: u64,
     /// BLAKE3 hash of the bytes, hex.
     pub blake3: String,
+    /// The store's entity tag for the file when it was written (for local files: inode,
+    /// modification time and size). An unchanged tag lets a check skip re-hashing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What kind of thing an artifact is; used for display and filtering.

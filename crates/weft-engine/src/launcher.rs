@@ -183,7 +183,7 @@ async fn cached(engine: &Engine, key: &str) -> Result<Option<(StepRun, Vec<StepO
     let verified = blocking(move || {
         for output in &checked {
             artifacts
-                .verify(&stored(&output.artifact_version))
+                .check(&stored(&output.artifact_version))
                 .map_err(|error| format!("output `{}`: {error}", output.name))?;
         }
         Ok::<(), String>(())

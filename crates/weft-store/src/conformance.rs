@@ -147,6 +147,7 @@ fn version(name: &str, content: &str) -> NewArtifactVersion {
             name: "data.json".into(),
             size: 3,
             blake3: format!("b3-{content}"),
+            etag: Some(format!("tag-{content}")),
         }],
         save_type: SaveType::StepOutput,
         metadata: BTreeMap::from([("storage_size".to_string(), json!(3))]),

@@ -111,13 +111,29 @@ impl Client {
     /// [`RunReport::failed_steps`]). `Err` means nothing could run (bad parameters, an
     /// invalid pipeline, an unreachable store).
     pub fn run_with(&self, call: PipelineCall, config: &RunConfig) -> Result<RunReport> {
+        let snapshot = self.compile(call, config)?;
+        self.run_snapshot(snapshot, config)
+    }
+
+    /// Compiles `call`'s pipeline into a validated snapshot, without recording or running
+    /// anything.
+    pub fn compile(&self, call: PipelineCall, config: &RunConfig) -> Result<weft_core::Snapshot> {
         if let Some(error) = call.errors.first() {
             return Err(Error::msg(error.clone()));
         }
         let mut given = config.parameters.clone();
         given.extend(call.parameters);
         let parameters = call.pipeline.resolve_parameters(&given)?;
-        let snapshot = compile::compile(call.pipeline, parameters, config)?;
+        compile::compile(call.pipeline, parameters, config)
+    }
+
+    /// Records and runs an already compiled snapshot (from [`Client::compile`], or a stored
+    /// one). Its steps must be part of this binary.
+    pub fn run_snapshot(
+        &self,
+        snapshot: weft_core::Snapshot,
+        config: &RunConfig,
+    ) -> Result<RunReport> {
         Ok(self.block_on(self.engine.run(snapshot, self.options(config)))?)
     }
 

@@ -1,7 +1,9 @@
 //! End-to-end tests of static pipelines, run in-process against real embedded stores
 //! (SQLite and local files in a temporary folder).
 
+mod caching;
 mod compile;
+mod control;
 mod execution;
 mod failures;
 mod inspection;
