@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub project_root: PathBuf,
     /// Cache key functions by name.
     pub key_fns: HashMap<String, fn() -> String>,
+    /// Look nothing up in the cache and record no entries, whatever the snapshot's
+    /// policies say. A resume still reuses its original's finished steps.
+    pub no_cache: bool,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             heartbeat: Duration::from_secs(5),
             project_root: std::env::current_dir().unwrap_or_default(),
             key_fns: HashMap::new(),
+            no_cache: false,
         }
     }
 }
@@ -214,6 +218,7 @@ impl Engine {
             pipeline: snapshot.pipeline.clone(),
             project_root: options.project_root.clone(),
             key_fns: Arc::new(options.key_fns.clone()),
+            no_cache: options.no_cache,
         };
         let settings = local::Settings {
             max_parallelism: options.max_parallelism,

@@ -34,6 +34,16 @@ pub struct RunScope {
     pub project_root: PathBuf,
     /// The cache key functions of this binary, by name.
     pub key_fns: Arc<HashMap<String, fn() -> String>>,
+    /// Caching is off for the whole run, whatever the snapshot says (`--no-cache` on a
+    /// resume, whose snapshot was compiled with caching on).
+    pub no_cache: bool,
+}
+
+impl RunScope {
+    /// Whether `invocation` looks up and records cache entries in this run.
+    pub fn caches(&self, invocation: &Invocation) -> bool {
+        invocation.config.cache.enabled && !self.no_cache
+    }
 }
 
 /// One output of a finished invocation, as downstream invocations read it.
@@ -125,7 +135,7 @@ pub async fn prepare(
         Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
     };
     step_run.inputs = inputs;
-    if invocation.config.cache.enabled {
+    if scope.caches(invocation) {
         let parts = match key_parts(engine, scope, invocation, upstream, &step_run).await {
             Ok(parts) => parts,
             Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),

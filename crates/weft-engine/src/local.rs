@@ -174,7 +174,7 @@ impl Orchestrator<'_> {
                     launcher::reuse(&self.scope, invocation, &self.finished, original, outputs);
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
-            } else if invocation.config.cache.enabled
+            } else if self.scope.caches(invocation)
                 && let Launch::Reuse { step_run, upstream } =
                     launcher::prepare(self.engine, &self.scope, invocation, &self.finished).await
             {

@@ -155,6 +155,7 @@ impl Client {
         let mut options = RunOptions {
             project_root: self.config.base.clone(),
             key_fns: registry::key_fns(),
+            no_cache: config.no_cache,
             ..RunOptions::default()
         };
         if let Some(max_parallelism) = config.max_parallelism {

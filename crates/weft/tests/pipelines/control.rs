@@ -517,3 +517,37 @@ fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
     let error = client.resume("nope", &no_cache).unwrap_err().to_string();
     assert!(error.contains("no run matches `nope`"), "{error}");
 }
+
+#[test]
+fn a_resume_without_the_cache_computes_what_did_not_finish_even_if_cached_elsewhere() {
+    let (_dir, client) = fresh();
+    let failed = client.run(resumable::args()).unwrap();
+    assert_eq!(failed.run.status, Status::Failed);
+    BROKEN.store(false, Ordering::SeqCst);
+    let repaired = client.run(resumable::args()).unwrap();
+    assert_eq!(
+        repaired.run.status,
+        Status::Completed,
+        "c and join now cached"
+    );
+    COMPUTED.lock().unwrap().clear();
+
+    let no_cache = RunConfig {
+        no_cache: true,
+        ..Default::default()
+    };
+    let resumed = client
+        .resume(&failed.run.id.to_string(), &no_cache)
+        .unwrap();
+    assert_eq!(resumed.run.status, Status::Completed);
+    let mut computed = COMPUTED.lock().unwrap().clone();
+    computed.sort();
+    assert_eq!(
+        computed,
+        ["c", "join"],
+        "`--no-cache` holds although the original was compiled with caching on"
+    );
+    let steps = steps(&resumed);
+    assert_eq!(steps["stage_3"].status, Status::Completed);
+    assert_eq!(steps["stage_3"].cache_key, None, "no entry recorded either");
+}
