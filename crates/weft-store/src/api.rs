@@ -100,7 +100,8 @@ pub trait StepRunStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<(StepRun, Vec<StepOutput>)>>;
 
-    /// Makes cache entries expire now; returns how many did.
+    /// Makes cache entries (completed step runs with a cache key; cached step runs only
+    /// point at one) expire now; returns how many did.
     async fn expire_cache(&self, which: CacheExpiry) -> Result<u64>;
 }
 

@@ -170,13 +170,13 @@ impl StepRunStore for SqliteStore {
             let changed = match which {
                 CacheExpiry::All => tx
                     .prepare_cached(
-                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL \
+                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL AND status = 'completed' \
                          AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
                     )?
                     .execute(params![now, now])?,
                 CacheExpiry::Step(step) => tx
                     .prepare_cached(
-                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL \
+                        "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL AND status = 'completed' \
                          AND (step_name = ? OR step_name LIKE '%::' || ?) \
                          AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
                     )?
@@ -186,7 +186,7 @@ impl StepRunStore for SqliteStore {
                     for id in ids {
                         changed += tx
                             .prepare_cached(
-                                "UPDATE step_runs SET cache_expires_at = ? WHERE id = ? AND cache_key IS NOT NULL \
+                                "UPDATE step_runs SET cache_expires_at = ? WHERE id = ? AND cache_key IS NOT NULL AND status = 'completed' \
                                  AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
                             )?
                             .execute(params![now, id.to_string(), now])?;
