@@ -29,6 +29,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that artifact versions' files are still there and unchanged (every byte is
+    /// re-hashed); exits with 1 if one is not.
+    Verify {
+        /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`; every
+        /// version if none.
+        version: Option<String>,
+    },
     /// Attach tags to an artifact version.
     Tag {
         /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
@@ -52,6 +59,7 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
         Command::List { custom, json } => list(client, custom, json, out),
         Command::Versions { name, json } => versions(client, &name, json, out),
         Command::Show { version, json } => show(client, &version, json, out),
+        Command::Verify { version } => verify(client, version.as_deref(), out),
         Command::Tag { version, tags } => {
             let version = client.artifact_version(&version)?;
             client.tag(&version, &tags)?;
@@ -203,5 +211,42 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             }
         }
     }
+    Ok(())
+}
+
+fn verify(client: &Client, reference: Option<&str>, out: &mut String) -> anyhow::Result<()> {
+    let versions = match reference {
+        Some(reference) => vec![client.artifact_version(reference)?],
+        None => {
+            let mut all = Vec::new();
+            for artifact in client.artifacts(false)? {
+                all.extend(client.artifact_versions(&artifact.name)?);
+            }
+            all
+        }
+    };
+    let mut damaged = 0;
+    for version in &versions {
+        if let Err(error) = version.verify() {
+            damaged += 1;
+            say!(
+                out,
+                "{} v{} ({}): {error}",
+                version.name,
+                version.version,
+                version.id
+            );
+        }
+    }
+    say!(
+        out,
+        "{} of {} artifact version(s) intact.",
+        versions.len() - damaged,
+        versions.len()
+    );
+    anyhow::ensure!(
+        damaged == 0,
+        "{damaged} artifact version(s) are missing files or have changed"
+    );
     Ok(())
 }

@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod artifacts;
+mod cache;
 mod lineage;
 mod logs;
 mod render;
@@ -55,6 +56,11 @@ enum Command {
     },
     /// Show where an artifact version came from and what was made from it.
     Lineage(lineage::Arguments),
+    /// Explain and expire cache entries.
+    Cache {
+        #[command(subcommand)]
+        command: cache::Command,
+    },
 }
 
 /// Runs the `weft` command with the process's arguments.
@@ -97,5 +103,6 @@ fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
         Command::Logs(arguments) => logs::run(&client, arguments, out),
         Command::Artifacts { command } => artifacts::run(&client, command, out),
         Command::Lineage(arguments) => lineage::run(&client, arguments, out),
+        Command::Cache { command } => cache::run(&client, command, out),
     }
 }

@@ -1,4 +1,4 @@
-//! `weft runs list` and `weft runs show`.
+//! `weft runs list | show | stop | reconcile`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use serde_json::Value;
 use weft::Client;
-use weft::model::{RunFilter, StepError, StepRun};
+use weft::model::{MetadataEntry, Resource, RunFilter, StepError, StepRun};
 
 use crate::render;
 
@@ -27,7 +27,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one run: its steps in dependency order, with statuses, durations and outputs.
+    /// Show one run: its steps in dependency order, with statuses, durations, outputs, cache
+    /// hits and metadata.
     Show {
         /// A run id (or a unique prefix of one), a run name, or `latest`.
         run: String,
@@ -35,6 +36,14 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a run to stop: no new step starts, running steps finish, and it ends `stopped`.
+    Stop {
+        /// A run id (or a unique prefix of one), a run name, or `latest`.
+        run: String,
+    },
+    /// Fail the runs whose orchestrator died (this also happens whenever a command opens the
+    /// stores), with their running steps, and remove what those steps were writing.
+    Reconcile,
 }
 
 pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
@@ -46,6 +55,32 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
             json,
         } => list(client, pipeline, status, limit, json, out),
         Command::Show { run, json } => show(client, &run, json, out),
+        Command::Stop { run } => {
+            let run = client.stop(&run)?;
+            say!(
+                out,
+                "Run {} is {}: no new step starts; it ends stopped once its running steps finish.",
+                run.id,
+                run.status
+            );
+            Ok(())
+        }
+        Command::Reconcile => {
+            // Opening the client has reconciled already; report that together with a last pass.
+            let mut reconciled = client.reconciled_on_open().to_vec();
+            reconciled.extend(client.reconcile()?);
+            let unfinished = client.block_on(client.metadata_store().unfinished_runs())?;
+            for item in &reconciled {
+                say!(out, "run {} failed: {}", item.run.id, item.reason);
+            }
+            say!(
+                out,
+                "{} run(s) reconciled now; {} unfinished run(s) have a living orchestrator.",
+                reconciled.len(),
+                unfinished.len()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -87,6 +122,13 @@ fn list(
     Ok(())
 }
 
+/// Where a cached step's outputs come from.
+#[derive(Serialize)]
+struct CachedFrom {
+    step_run: String,
+    run: Option<String>,
+}
+
 /// One invocation of a shown run.
 #[derive(Serialize)]
 struct Step {
@@ -105,7 +147,9 @@ struct Step {
     inputs: BTreeMap<String, Vec<String>>,
     outputs: BTreeMap<String, String>,
     output_versions: BTreeMap<String, String>,
-    cached_from: Option<String>,
+    cache_key: Option<String>,
+    cached_from: Option<CachedFrom>,
+    metadata: Vec<MetadataEntry>,
     error: Option<StepError>,
 }
 
@@ -115,6 +159,7 @@ struct Shown {
     run: weft::model::Run,
     execution_mode: Option<String>,
     parameters: Value,
+    metadata: Vec<MetadataEntry>,
     steps: Vec<Step>,
 }
 
@@ -180,53 +225,70 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             })
             .collect(),
     };
-    let steps: Vec<Step> = invocations
-        .into_iter()
-        .map(|(name, step, upstream, parameters)| {
-            let step_run = latest.get(name.as_str()).copied();
-            let step_outputs = step_run.and_then(|s| outputs.get(&s.id));
-            Step {
-                status: step_run.map_or("pending".into(), |s| s.status.to_string()),
-                status_reason: step_run.and_then(|s| s.status_reason.clone()),
-                step_run_id: step_run.map(|s| s.id.to_string()),
-                attempt: step_run.map(|s| s.attempt),
-                started_at: step_run.and_then(|s| s.started_at),
-                ended_at: step_run.and_then(|s| s.ended_at),
-                duration_ms: step_run.and_then(|s| {
-                    Some((s.ended_at? - s.started_at?).num_microseconds()? as f64 / 1e3)
-                }),
-                inputs: step_run
-                    .and_then(|s| inputs.get(&s.id).cloned())
-                    .unwrap_or_default(),
-                outputs: step_outputs
-                    .map(|o| {
-                        o.iter()
-                            .map(|(n, v)| (n.clone(), v.id.to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                output_versions: step_outputs
-                    .map(|o| {
-                        o.iter()
-                            .map(|(n, v)| (n.clone(), format!("{}:{}", v.name, v.version)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                cached_from: step_run.and_then(|s| s.original_step_run.map(|id| id.to_string())),
-                error: step_run.and_then(|s| s.error.clone()),
-                name,
-                step,
-                upstream,
-                parameters,
+    let mut steps = Vec::with_capacity(invocations.len());
+    for (name, step, upstream, parameters) in invocations {
+        let step_run = latest.get(name.as_str()).copied();
+        let step_outputs = step_run.and_then(|s| outputs.get(&s.id));
+        let cached_from = match step_run.and_then(|s| s.original_step_run) {
+            Some(original) => {
+                let run = client
+                    .block_on(store.step_run(original))
+                    .ok()
+                    .map(|s| s.run_id.to_string());
+                Some(CachedFrom {
+                    step_run: original.to_string(),
+                    run,
+                })
             }
-        })
-        .collect();
+            None => None,
+        };
+        let metadata = match step_run {
+            Some(step_run) => client.block_on(store.metadata(Resource::StepRun(step_run.id)))?,
+            None => Vec::new(),
+        };
+        steps.push(Step {
+            status: step_run.map_or("pending".into(), |s| s.status.to_string()),
+            status_reason: step_run.and_then(|s| s.status_reason.clone()),
+            step_run_id: step_run.map(|s| s.id.to_string()),
+            attempt: step_run.map(|s| s.attempt),
+            started_at: step_run.and_then(|s| s.started_at),
+            ended_at: step_run.and_then(|s| s.ended_at),
+            duration_ms: step_run
+                .and_then(|s| Some((s.ended_at? - s.started_at?).num_microseconds()? as f64 / 1e3)),
+            inputs: step_run
+                .and_then(|s| inputs.get(&s.id).cloned())
+                .unwrap_or_default(),
+            outputs: step_outputs
+                .map(|o| {
+                    o.iter()
+                        .map(|(n, v)| (n.clone(), v.id.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            output_versions: step_outputs
+                .map(|o| {
+                    o.iter()
+                        .map(|(n, v)| (n.clone(), format!("{}:{}", v.name, v.version)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            cache_key: step_run.and_then(|s| s.cache_key.clone()),
+            cached_from,
+            metadata,
+            error: step_run.and_then(|s| s.error.clone()),
+            name,
+            step,
+            upstream,
+            parameters,
+        });
+    }
     let shown = Shown {
         execution_mode: snapshot.as_ref().map(|s| s.execution_mode.to_string()),
         parameters: snapshot
             .as_ref()
             .map(|s| Value::Object(s.parameters.clone().into_iter().collect()))
             .unwrap_or(Value::Null),
+        metadata: client.block_on(store.metadata(Resource::Run(run.id)))?,
         run,
         steps,
     };
@@ -235,6 +297,10 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
     }
     print_run(&shown, out);
     Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..8.min(id.len())]
 }
 
 fn print_run(shown: &Shown, out: &mut String) {
@@ -254,6 +320,9 @@ fn print_run(shown: &Shown, out: &mut String) {
         render::time(run.started_at),
         render::took(run.started_at, run.ended_at)
     );
+    if let Some(original) = run.resumed_from {
+        say!(out, "Resumes     run {original}");
+    }
     if let Value::Object(parameters) = &shown.parameters
         && !parameters.is_empty()
     {
@@ -266,14 +335,18 @@ fn print_run(shown: &Shown, out: &mut String) {
     say!(out);
     let mut table = render::table(&["step", "status", "took", "after", "outputs"]);
     for step in &shown.steps {
-        let status = match &step.cached_from {
-            Some(original) => format!(
-                "{} (from {})",
-                step.status,
-                &original[..8.min(original.len())]
-            ),
-            None => step.status.clone(),
-        };
+        let mut status = step.status.clone();
+        if let Some(from) = &step.cached_from {
+            status = match &from.run {
+                Some(original) if *original != run.id.to_string() => {
+                    format!("{status} (run {})", short(original))
+                }
+                _ => format!("{status} (step run {})", short(&from.step_run)),
+            };
+        }
+        if let Some(attempt) = step.attempt.filter(|attempt| *attempt > 1) {
+            status = format!("{status}, attempt {attempt}");
+        }
         let outputs: Vec<String> = step
             .output_versions
             .iter()
@@ -290,22 +363,31 @@ fn print_run(shown: &Shown, out: &mut String) {
         ]);
     }
     say!(out, "{table}");
+    let mut notes = Vec::new();
     for step in &shown.steps {
         if let Some(error) = &step.error {
-            say!(out);
-            say!(
-                out,
+            notes.push(format!(
                 "step `{}` failed: {}",
                 step.name,
                 error.chain.join(": ")
-            );
+            ));
             if let Some(backtrace) = &error.backtrace {
-                say!(out, "{backtrace}");
+                notes.push(backtrace.clone());
             }
-        } else if let (Some(reason), "skipped" | "stopped") =
-            (&step.status_reason, step.status.as_str())
-        {
-            say!(out, "step `{}` {}: {reason}", step.name, step.status);
+        } else if let Some(reason) = &step.status_reason {
+            notes.push(format!("step `{}` {}: {reason}", step.name, step.status));
+        }
+        for entry in &step.metadata {
+            notes.push(format!(
+                "step `{}` metadata: {} = {}",
+                step.name, entry.key, entry.value
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        say!(out);
+        for note in notes {
+            say!(out, "{note}");
         }
     }
     say!(out);

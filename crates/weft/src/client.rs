@@ -26,6 +26,7 @@ pub struct Client {
     runtime: Arc<tokio::runtime::Runtime>,
     engine: Engine,
     config: StoreConfig,
+    reconciled_on_open: Vec<weft_engine::Reconciled>,
 }
 
 impl std::fmt::Debug for Client {
@@ -69,13 +70,19 @@ impl Client {
         let artifacts =
             ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
         let engine = Engine::with_clock(metadata, artifacts, registry::steps(), clock);
-        let client = Self {
+        let mut client = Self {
             runtime: Arc::new(runtime),
             engine,
             config: config.clone(),
+            reconciled_on_open: Vec::new(),
         };
-        client.reconcile()?;
+        client.reconciled_on_open = client.reconcile()?;
         Ok(client)
+    }
+
+    /// The runs that opening this client failed because their orchestrator had died.
+    pub fn reconciled_on_open(&self) -> &[weft_engine::Reconciled] {
+        &self.reconciled_on_open
     }
 
     /// Where the stores are.

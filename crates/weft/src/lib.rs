@@ -84,6 +84,12 @@ pub type Error = anyhow::Error;
 /// `Result<T, weft::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Cache keys and caching, retry and timeout policies.
+pub mod cache {
+    pub use weft_core::cache::{KEY_FORMAT, KeyParts};
+    pub use weft_core::policy::{CachePolicy, CacheSettings, RetryPolicy, RetrySettings};
+}
+
 /// The records weft keeps: runs, step runs, artifact versions, lineage.
 pub mod model {
     pub use weft_store::model::*;
