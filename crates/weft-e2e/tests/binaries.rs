@@ -1,72 +1,9 @@
 //! A pipeline binary and the `weft` command, run as processes against one project folder.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{PIPELINES, Project};
 use serde_json::Value;
-
-/// What a finished process printed.
-struct Finished {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Finished {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A project folder: stores are discovered in it (`.weft/`).
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn run(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Finished {
-        let mut command = Command::new(binary);
-        command.args(args).current_dir(self.path());
-        for variable in ["WEFT_STORE", "WEFT_ARTIFACTS", "WEFT_LOG", "WEFT_STEP_LOG"] {
-            command.env_remove(variable);
-        }
-        command.envs(env.iter().copied());
-        let output = command.output().expect("the binary starts");
-        Finished {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn pipelines(&self, args: &[&str]) -> Finished {
-        self.run(env!("CARGO_BIN_EXE_e2e-pipelines"), args, &[])
-    }
-
-    fn weft(&self, args: &[&str]) -> Finished {
-        self.run(env!("CARGO_BIN_EXE_e2e-weft"), args, &[])
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let finished = self.weft(args);
-        assert_eq!(finished.code, 0, "{finished:?}");
-        serde_json::from_str(&finished.stdout).expect("JSON output")
-    }
-}
 
 #[test]
 fn the_quickstart_runs_and_everything_it_recorded_can_be_inspected() {
@@ -251,7 +188,7 @@ fn bad_arguments_are_refused_with_clear_errors_and_nothing_recorded() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["run", "trainnig"],
-            "unknown pipeline `trainnig`; this binary has: fragile, shared, training",
+            "unknown pipeline `trainnig`; this binary has: endurance, fragile, shared, training",
         ),
         (
             &["run", "fragile", "--param", "sise=3"],
@@ -391,17 +328,17 @@ fn two_pipeline_processes_share_one_store_without_losing_versions() {
     assert_eq!(project.weft(&["runs", "list"]).code, 0);
     let width = "200";
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_e2e-pipelines"))
-            .args([
-                "run",
-                "shared",
-                "--no-cache",
-                "--param",
-                &format!("width={width}"),
-            ])
-            .current_dir(project.path())
-            .env_remove("WEFT_STORE")
-            .env_remove("WEFT_ARTIFACTS")
+        project
+            .command(
+                PIPELINES,
+                &[
+                    "run",
+                    "shared",
+                    "--no-cache",
+                    "--param",
+                    &format!("width={width}"),
+                ],
+            )
             .output()
             .expect("the binary starts")
     };
@@ -473,4 +410,220 @@ fn the_weft_command_explains_what_it_cannot_find() {
     );
     let usage = project.weft(&["runs", "frobnicate"]);
     assert_eq!(usage.code, 2, "{usage:?}");
+}
+
+fn step<'a>(shown: &'a Value, name: &str) -> &'a Value {
+    shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == name)
+        .unwrap_or_else(|| panic!("no step `{name}` in {shown}"))
+}
+
+#[test]
+fn cache_hits_are_shown_explained_and_expired_from_the_command_line() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "fragile"]).code, 0);
+    let first = project.json(&["runs", "show", "latest", "--json"]);
+    let first_id = first["id"].as_str().unwrap();
+    let rerun = project.pipelines(&["run", "fragile"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert!(rerun.stdout.contains("2 cached"), "{rerun:?}");
+    let second = project.json(&["runs", "show", "latest", "--json"]);
+    let prepare = step(&second, "prepare");
+    assert_eq!(prepare["status"], "cached", "{second}");
+    assert_eq!(prepare["cached_from"]["run"], first_id, "{second}");
+    assert_eq!(
+        prepare["outputs"]["output"],
+        step(&first, "prepare")["outputs"]["output"],
+        "a hit reuses the original's artifact version"
+    );
+    let table = project.weft(&["runs", "show", "latest"]);
+    assert!(table.stdout.contains("cached"), "{table:?}");
+    assert!(table.stdout.contains(first_id), "{table:?}");
+
+    let explained = project.weft(&["cache", "explain", "latest", "prepare"]);
+    assert_eq!(explained.code, 0, "{explained:?}");
+    assert!(explained.stdout.contains("parameters"), "{explained:?}");
+    assert!(
+        explained
+            .stdout
+            .contains(&format!("Same key as step `prepare` of run {first_id}")),
+        "{explained:?}"
+    );
+    assert_eq!(
+        project.pipelines(&["run", "fragile", "-p", "size=11"]).code,
+        0
+    );
+    let explained = project.weft(&["cache", "explain", "latest", "divide"]);
+    assert!(
+        explained
+            .stdout
+            .contains("Differs from step `divide` of run")
+            && explained.stdout.contains("in: input `values`"),
+        "a new upstream value changes the input part: {explained:?}"
+    );
+    let explained = project.weft(&["cache", "explain", "latest", "prepare"]);
+    assert!(explained.stdout.contains("in: parameters"), "{explained:?}");
+    let parts = project.json(&["cache", "explain", "latest", "prepare", "--json"]);
+    assert_eq!(parts["parts"]["format"], "weft-cache-v1", "{parts}");
+
+    let expired = project.weft(&["cache", "expire", "--step", "prepare"]);
+    assert_eq!(expired.code, 0, "{expired:?}");
+    assert!(
+        expired.stdout.contains("2 cache entries expired"),
+        "{expired:?}"
+    );
+    assert_eq!(project.pipelines(&["run", "fragile"]).code, 0);
+    let after = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(step(&after, "prepare")["status"], "completed", "{after}");
+    assert_eq!(
+        step(&after, "divide")["status"],
+        "cached",
+        "identical bytes upstream let the downstream step hit: {after}"
+    );
+    let expired = project.weft(&["cache", "expire", "latest", "divide"]);
+    assert!(
+        expired.stdout.contains("1 cache entry expired"),
+        "{expired:?}"
+    );
+    let everything = project.weft(&["cache", "expire", "--all"]);
+    assert_eq!(everything.code, 0, "{everything:?}");
+
+    let unsaid = project.weft(&["cache", "expire"]);
+    assert_eq!(unsaid.code, 1, "{unsaid:?}");
+    assert!(
+        unsaid.stderr.contains("say which entries expire"),
+        "{unsaid:?}"
+    );
+    let ghost = project.weft(&["cache", "explain", "latest", "ghost"]);
+    assert_eq!(ghost.code, 1, "{ghost:?}");
+
+    let uncached = project.pipelines(&["run", "fragile", "--no-cache"]);
+    assert!(uncached.stdout.contains(": 2 completed."), "{uncached:?}");
+    let explained = project.weft(&["cache", "explain", "latest", "prepare"]);
+    assert!(
+        explained.stdout.contains("caching was off"),
+        "{explained:?}"
+    );
+}
+
+#[test]
+fn damaged_artifacts_are_reported_by_verify_and_computed_again() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "fragile"]).code, 0);
+    let intact = project.weft(&["artifacts", "verify"]);
+    assert_eq!(intact.code, 0, "{intact:?}");
+    assert!(
+        intact.stdout.contains("2 of 2 artifact version(s) intact"),
+        "{intact:?}"
+    );
+    let version = project.json(&["artifacts", "show", "fragile::prepare::output:1", "--json"]);
+    let folder = version["uri"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_owned();
+    let file = std::fs::read_dir(&folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let damaged = project.weft(&["artifacts", "verify"]);
+    assert_eq!(damaged.code, 1, "{damaged:?}");
+    assert!(
+        damaged.stdout.contains("fragile::prepare::output v1"),
+        "{damaged:?}"
+    );
+    assert!(
+        damaged.stdout.contains("1 of 2 artifact version(s) intact"),
+        "{damaged:?}"
+    );
+    let rerun = project.pipelines(&["run", "fragile"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let prepare = step(&shown, "prepare");
+    assert_eq!(prepare["status"], "completed", "{shown}");
+    assert!(
+        prepare["status_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("unusable")),
+        "the CLI says why the step ran again: {shown}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        bytes,
+        "the damaged file is left alone, not overwritten"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let missing = project.weft(&["artifacts", "verify", "fragile::prepare::output:1"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+}
+
+#[test]
+fn a_stopped_run_starts_no_new_step_and_a_resume_finishes_it() {
+    let project = Project::new();
+    let journal = project.path().join("journal.txt");
+    let journal_param = format!("journal={}", journal.display());
+    let child = project
+        .command(
+            PIPELINES,
+            &[
+                "run",
+                "endurance",
+                "-p",
+                &journal_param,
+                "-p",
+                "pause_ms=250",
+                "-p",
+                "bytes=16",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first step is running, then stop the run.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|text| text.contains("origin")) {
+        assert!(started.elapsed().as_secs() < 30, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stopped = project.weft(&["runs", "stop", "latest"]);
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    assert!(stopped.stdout.contains("stopping"), "{stopped:?}");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("stopped"), "{summary}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "stopped", "{shown}");
+    assert_eq!(step(&shown, "origin")["status"], "completed", "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        1,
+        "no step started after the stop"
+    );
+    let again = project.weft(&["runs", "stop", "latest"]);
+    assert_eq!(again.code, 1, "a finished run cannot stop: {again:?}");
+
+    let stopped_id = shown["id"].as_str().unwrap().to_owned();
+    let resumed = project.pipelines(&["run", "--resume", &stopped_id, "--no-cache"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    let finished = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(finished["status"], "completed", "{finished}");
+    assert_eq!(finished["resumed_from"], stopped_id.as_str());
+    assert_eq!(step(&finished, "origin")["status"], "cached", "{finished}");
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        12,
+        "each step computed once: {lines}\n{resumed:?}"
+    );
 }

@@ -52,6 +52,62 @@ fn fragile(
     Ok(())
 }
 
+/// Appends the running invocation's id to `journal`, so that a test can count how often
+/// each invocation computed, and pauses like a step doing real work.
+fn record(journal: &str, pause_ms: u64) -> weft::Result<()> {
+    use std::io::Write as _;
+    let context = weft::context().expect("called inside a step");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal)?;
+    // One write per line: with O_APPEND, parallel steps' lines never interleave.
+    file.write_all(format!("{}\n", context.invocation).as_bytes())?;
+    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+    Ok(())
+}
+
+#[step]
+fn origin(journal: String, pause_ms: u64, bytes: usize) -> weft::Result<Vec<u8>> {
+    record(&journal, pause_ms)?;
+    Ok((0..bytes).map(|i| (i % 251) as u8).collect())
+}
+
+#[step]
+fn transform(journal: String, pause_ms: u64, input: Vec<u8>) -> weft::Result<Vec<u8>> {
+    record(&journal, pause_ms)?;
+    Ok(input
+        .iter()
+        .map(|b| b.wrapping_mul(3).wrapping_add(1))
+        .collect())
+}
+
+#[step]
+fn combine(journal: String, pause_ms: u64, inputs: Vec<Vec<u8>>) -> weft::Result<Vec<u8>> {
+    record(&journal, pause_ms)?;
+    Ok(inputs.concat())
+}
+
+/// Twelve steps that each take `pause_ms` and write `bytes`-sized artifacts: three parallel
+/// branches of three between an origin and two joins. The crash test kills it anywhere.
+#[pipeline]
+fn endurance(
+    journal: String,
+    #[default(30)] pause_ms: u64,
+    #[default(262_144)] bytes: usize,
+) -> weft::Result<()> {
+    let seed = origin(journal.clone(), pause_ms, bytes)?;
+    let mut tails = Vec::new();
+    for _ in 0..3 {
+        let first = transform(journal.clone(), pause_ms, &seed)?;
+        let second = transform(journal.clone(), pause_ms, &first)?;
+        tails.push(transform(journal.clone(), pause_ms, &second)?);
+    }
+    let joined = combine(journal.clone(), pause_ms, tails)?;
+    transform(journal, pause_ms, &joined)?;
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     weft::main()
 }
