@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::{Error, MetadataStore, Result};
@@ -222,6 +223,10 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     // index) are then written back once per many commits instead of once per few.
     connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Without the stability guarantee, SQLite marks statements whose plan looked at a bound
+    // value as expired when their bindings are cleared, which the statement cache does on
+    // every return: each cached statement was parsed and planned again on every use.
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
