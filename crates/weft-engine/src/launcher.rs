@@ -223,8 +223,11 @@ pub async fn key_parts(
         reason,
     };
     let mut inputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let hashes: HashMap<ArtifactVersionId, &str> = upstream
-        .values()
+    // Only this invocation's upstreams: `upstream` holds every finished invocation of the run.
+    let hashes: HashMap<ArtifactVersionId, &str> = invocation
+        .upstream
+        .iter()
+        .filter_map(|id| upstream.get(id))
         .flat_map(|up| {
             up.outputs
                 .iter()
