@@ -285,7 +285,9 @@ impl ArtifactStore {
         for record in &stored.files {
             let path = prefix.clone().join(record.name.as_str());
             let unchanged = match self.file_meta(&path) {
-                Ok((size, etag)) => record.etag.is_some() && etag == record.etag && size == record.size,
+                Ok((size, etag)) => {
+                    record.etag.is_some() && etag == record.etag && size == record.size
+                }
                 Err(object_store::Error::NotFound { .. }) => {
                     return Err(Error::Missing {
                         path: self.display_path(&path),
@@ -543,8 +545,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let objects = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let path = Path::from("a/data.json");
-        let put = futures::executor::block_on(objects.put(&path, Bytes::from("42").into()))
-            .unwrap();
+        let put =
+            futures::executor::block_on(objects.put(&path, Bytes::from("42").into())).unwrap();
         let meta = std::fs::metadata(objects.path_to_filesystem(&path).unwrap()).unwrap();
         assert_eq!(Some(local_etag(&meta)), put.e_tag);
     }
