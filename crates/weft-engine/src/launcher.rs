@@ -14,8 +14,8 @@ use weft_core::cache::{KEY_FORMAT, KeyParts};
 use weft_core::snapshot::{InputSpec, Invocation, OutputRef};
 use weft_core::{ArtifactVersionId, RunId, Status, StepRunId, canonical};
 use weft_store::model::{
-    ArtifactVersion, Completion, InputKind, NewArtifactVersion, NewInput, NewStepRun, SaveType,
-    StepError, StepErrorKind, StepOutput, StepRun,
+    ArtifactVersion, CacheEntry, Completion, InputKind, NewArtifactVersion, NewInput, NewStepRun,
+    SaveType, StepError, StepErrorKind, StepOutput, StepRun,
 };
 
 use crate::engine::Engine;
@@ -142,17 +142,17 @@ pub async fn prepare(
         };
         let key = parts.key();
         match cached(engine, &key).await {
-            Ok(Some((original, outputs))) => {
-                tracing::info!(target: "weft", "step `{}` reuses the outputs of step run {} (cached)", invocation.id, original.id);
+            Ok(Some(original)) => {
+                tracing::info!(target: "weft", "step `{}` reuses the outputs of step run {} (cached)", invocation.id, original.step_run);
                 step_run.status = Status::Cached;
-                step_run.original_step_run = Some(original.id);
+                step_run.original_step_run = Some(original.step_run);
                 step_run.cache_key = Some(key);
                 step_run.cache_parts = serde_json::to_value(&parts).ok();
                 step_run.status_reason = Some(format!(
                     "cached: reuses step run {} of run {}",
-                    original.id, original.run_id
+                    original.step_run, original.run_id
                 ));
-                let upstream = Upstream::registered(original.id, &outputs);
+                let upstream = Upstream::registered(original.step_run, &original.outputs);
                 return Launch::Reuse { step_run, upstream };
             }
             Ok(None) => {}
@@ -179,31 +179,30 @@ pub async fn prepare(
 
 /// The newest usable cache entry for `key`: `Ok(None)` if there is none, `Err` with the
 /// reason if the newest one's outputs are missing or damaged.
-async fn cached(engine: &Engine, key: &str) -> Result<Option<(StepRun, Vec<StepOutput>)>, String> {
+async fn cached(engine: &Engine, key: &str) -> Result<Option<CacheEntry>, String> {
     let now = engine.clock().now();
     let candidate = match engine.metadata().cache_candidate(key, now).await {
         Ok(candidate) => candidate,
         Err(error) => return Err(format!("the cache could not be read: {error}")),
     };
-    let Some((original, outputs)) = candidate else {
+    let Some(entry) = candidate else {
         return Ok(None);
     };
     let artifacts = engine.artifacts().clone();
-    let checked = outputs.clone();
-    let verified = blocking(move || {
-        for output in &checked {
+    let (entry, verified) = blocking(move || {
+        let verified = entry.outputs.iter().try_for_each(|output| {
             artifacts
                 .check(&stored(&output.artifact_version))
-                .map_err(|error| format!("output `{}`: {error}", output.name))?;
-        }
-        Ok::<(), String>(())
+                .map_err(|error| format!("output `{}`: {error}", output.name))
+        });
+        (entry, verified)
     })
     .await;
     match verified {
-        Ok(()) => Ok(Some((original, outputs))),
+        Ok(()) => Ok(Some(entry)),
         Err(reason) => Err(format!(
             "the cached outputs of step run {} are unusable ({reason})",
-            original.id
+            entry.step_run
         )),
     }
 }

@@ -6,9 +6,9 @@ use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, Status, StepRunI
 
 use crate::Result;
 use crate::model::{
-    Applied, Artifact, ArtifactVersion, CacheExpiry, Changes, Completion, Direction, Lineage,
-    LogRef, MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun, Resource, Run,
-    RunFilter, RunGraph, StepError, StepInput, StepOutput, StepRun,
+    Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion, Direction,
+    Lineage, LogRef, MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun,
+    Resource, Run, RunFilter, RunGraph, StepError, StepInput, StepOutput, StepRun,
 };
 
 /// Runs and their snapshots.
@@ -94,11 +94,7 @@ pub trait StepRunStore: Send + Sync {
 
     /// The newest `completed` step run with this cache key that has not expired at `now`,
     /// with its outputs. Cached step runs are never candidates themselves.
-    async fn cache_candidate(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(StepRun, Vec<StepOutput>)>>;
+    async fn cache_candidate(&self, key: &str, now: DateTime<Utc>) -> Result<Option<CacheEntry>>;
 
     /// Makes cache entries (completed step runs with a cache key; cached step runs only
     /// point at one) expire now; returns how many did.

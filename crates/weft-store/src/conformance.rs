@@ -886,10 +886,14 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         )
         .await
         .unwrap();
-    let (candidate, outputs) = store.cache_candidate("k", now).await.unwrap().unwrap();
-    assert_eq!(candidate.id, first.id);
-    assert_eq!(candidate.cache_parts, Some(json!({"step": "a"})));
-    assert_eq!(outputs[0].artifact_version.id, output.id);
+    let candidate = store.cache_candidate("k", now).await.unwrap().unwrap();
+    assert_eq!(candidate.step_run, first.id);
+    assert_eq!(candidate.run_id, run);
+    assert_eq!(candidate.outputs[0].artifact_version.id, output.id);
+    assert_eq!(
+        store.step_run(first.id).await.unwrap().cache_parts,
+        Some(json!({"step": "a"}))
+    );
 
     // A failed step run with the same key is no candidate; a newer completed one is.
     let failed = store
@@ -911,7 +915,12 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         .await
         .unwrap();
     assert_eq!(
-        store.cache_candidate("k", now).await.unwrap().unwrap().0.id,
+        store
+            .cache_candidate("k", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .step_run,
         second.id
     );
 
@@ -921,7 +930,12 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
     cached.original_step_run = Some(second.id);
     store.create_step_runs(vec![cached]).await.unwrap();
     assert_eq!(
-        store.cache_candidate("k", now).await.unwrap().unwrap().0.id,
+        store
+            .cache_candidate("k", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .step_run,
         second.id
     );
 
@@ -956,8 +970,7 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
             .await
             .unwrap()
             .unwrap()
-            .0
-            .id,
+            .step_run,
         first.id
     );
     let expired = store

@@ -359,6 +359,17 @@ pub struct NewArtifactVersion {
     pub tags: Vec<String>,
 }
 
+/// A cache entry found for a key: the step run whose outputs can be reused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// The completed step run.
+    pub step_run: StepRunId,
+    /// Its run.
+    pub run_id: RunId,
+    /// Its outputs.
+    pub outputs: Vec<StepOutput>,
+}
+
 /// A step run's output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepOutput {

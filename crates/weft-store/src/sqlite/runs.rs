@@ -14,9 +14,7 @@ use crate::{Error, Result, RunStore, time};
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Run> {
         check_run_initial(Status::Initializing).expect("runs start initializing");
-        let snapshot_id = new.snapshot.id();
-        let spec = canonical::to_vec(&new.snapshot)
-            .map_err(|e| Error::Conflict(format!("the snapshot cannot be encoded: {e}")))?;
+        let (snapshot_id, spec) = new.snapshot.encode();
         let spec = String::from_utf8(spec).expect("JSON is UTF-8");
         let now = time::now();
         let id = RunId::new();

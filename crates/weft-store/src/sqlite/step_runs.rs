@@ -11,8 +11,8 @@ use super::rows::{self, STEP_RUN_COLUMNS};
 use super::runs::{run_status, set_run_status};
 use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{
-    Applied, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun, Resource,
-    StepError, StepOutput, StepRun,
+    Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
+    Resource, StepError, StepOutput, StepRun,
 };
 use crate::{Error, Result, StepRunStore, time};
 use chrono::{DateTime, Utc};
@@ -141,25 +141,30 @@ impl StepRunStore for SqliteStore {
         .await
     }
 
-    async fn cache_candidate(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(StepRun, Vec<StepOutput>)>> {
+    async fn cache_candidate(&self, key: &str, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
         let key = key.to_owned();
         self.read(move |connection| {
             let candidate = rows::first(
                 connection,
-                &format!(
-                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
-                     AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1"
-                ),
+                "SELECT s.id, s.run_id FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
+                 AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1",
                 params![key, time::format(now)],
-                rows::step_run,
+                |row| {
+                    Ok((
+                        rows::parse::<StepRunId>("step run id", &row.get::<_, String>(0)?)?,
+                        rows::parse::<RunId>("run id", &row.get::<_, String>(1)?)?,
+                    ))
+                },
             )?;
-            let Some(candidate) = candidate else { return Ok(None) };
-            let outputs = super::lineage::outputs_of_step_run(connection, candidate.id)?;
-            Ok(Some((candidate, outputs)))
+            let Some((step_run, run_id)) = candidate else {
+                return Ok(None);
+            };
+            let outputs = super::lineage::outputs_of_step_run(connection, step_run)?;
+            Ok(Some(CacheEntry {
+                step_run,
+                run_id,
+                outputs,
+            }))
         })
         .await
     }
