@@ -39,7 +39,8 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
                 if index > 0 {
                     out.push(b',');
                 }
-                write_scalar(&Value::String(key.clone()), out);
+                serde_json::to_writer(&mut *out, key.as_str())
+                    .expect("writing a JSON string to memory cannot fail");
                 out.push(b':');
                 write_value(value, out);
             }

@@ -36,8 +36,14 @@ pub struct Snapshot {
 impl Snapshot {
     /// The content address of this snapshot.
     pub fn id(&self) -> SnapshotId {
+        self.encode().0
+    }
+
+    /// The content address of this snapshot and the canonical encoding it is the hash of,
+    /// for storing both without encoding twice.
+    pub fn encode(&self) -> (SnapshotId, Vec<u8>) {
         let bytes = canonical::to_vec(self).expect("a snapshot is plain JSON data");
-        SnapshotId::from_hex(canonical::blake3_hex(&bytes))
+        (SnapshotId::from_hex(canonical::blake3_hex(&bytes)), bytes)
     }
 
     /// The invocation with id `id`.
