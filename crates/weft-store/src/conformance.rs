@@ -862,13 +862,23 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
 /// runs never are.
 pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store) {
     let now = chrono::Utc::now();
+    let entry = |key: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .cache_candidate(key, at)
+                .await
+                .unwrap()
+                .map(|entry| entry.step_run)
+        }
+    };
     let keyed = |run: RunId, invocation: &str, key: &str| {
         let mut new = running(run, invocation);
         new.cache_key = Some(key.into());
         new.cache_parts = Some(json!({"step": invocation}));
         new
     };
-    assert!(store.cache_candidate("k", now).await.unwrap().is_none());
+    assert_eq!(entry("k", now).await, None);
     let run = new_run(&store, "p").await;
     let first = store
         .create_step_runs(vec![keyed(run, "a", "k")])
@@ -914,30 +924,14 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         .complete_step_run(second.id, Completion::default())
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .cache_candidate("k", now)
-            .await
-            .unwrap()
-            .unwrap()
-            .step_run,
-        second.id
-    );
+    assert_eq!(entry("k", now).await, Some(second.id));
 
     // A cached step run reusing it is never a candidate itself.
     let mut cached = keyed(run, "d", "k");
     cached.status = Status::Cached;
     cached.original_step_run = Some(second.id);
     store.create_step_runs(vec![cached]).await.unwrap();
-    assert_eq!(
-        store
-            .cache_candidate("k", now)
-            .await
-            .unwrap()
-            .unwrap()
-            .step_run,
-        second.id
-    );
+    assert_eq!(entry("k", now).await, Some(second.id));
 
     // Expiry: by time, and on demand.
     let mut expiring = keyed(run, "e", "soon");
@@ -951,40 +945,23 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         .complete_step_run(expiring.id, Completion::default())
         .await
         .unwrap();
-    assert!(store.cache_candidate("soon", now).await.unwrap().is_some());
-    assert!(
-        store
-            .cache_candidate("soon", now + chrono::Duration::seconds(61))
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(entry("soon", now).await, Some(expiring.id));
+    assert_eq!(
+        entry("soon", now + chrono::Duration::seconds(61)).await,
+        None
     );
     let expired = store
         .expire_cache(crate::model::CacheExpiry::StepRuns(vec![second.id]))
         .await
         .unwrap();
     assert_eq!(expired, 1);
-    assert_eq!(
-        store
-            .cache_candidate("k", chrono::Utc::now())
-            .await
-            .unwrap()
-            .unwrap()
-            .step_run,
-        first.id
-    );
+    assert_eq!(entry("k", chrono::Utc::now()).await, Some(first.id));
     let expired = store
         .expire_cache(crate::model::CacheExpiry::Step("a".into()))
         .await
         .unwrap();
     assert_eq!(expired, 1, "by step name");
-    assert!(
-        store
-            .cache_candidate("k", chrono::Utc::now())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(entry("k", chrono::Utc::now()).await, None);
     let expired = store
         .expire_cache(crate::model::CacheExpiry::All)
         .await
