@@ -332,6 +332,14 @@ fn print_run(shown: &Shown, out: &mut String) {
     if let Some(mode) = &shown.execution_mode {
         say!(out, "Mode        {mode}");
     }
+    if !shown.metadata.is_empty() {
+        let text: Vec<String> = shown
+            .metadata
+            .iter()
+            .map(|entry| format!("{}={}", entry.key, entry.value))
+            .collect();
+        say!(out, "Metadata    {}", text.join(", "));
+    }
     say!(out);
     let mut table = render::table(&["step", "status", "took", "after", "outputs"]);
     for step in &shown.steps {

@@ -65,6 +65,7 @@ fn the_quickstart_runs_and_everything_it_recorded_can_be_inspected() {
         "Status      completed",
         "train_centroids",
         "iris-report:1",
+        "weft_version=",
     ] {
         assert!(table.stdout.contains(expected), "`{expected}` in {table:?}");
     }
