@@ -131,7 +131,9 @@ impl Client {
         let mut given = config.parameters.clone();
         given.extend(call.parameters);
         let parameters = call.pipeline.resolve_parameters(&given)?;
-        compile::compile(call.pipeline, parameters, config)
+        let snapshot = compile::compile(call.pipeline, parameters, config)?;
+        check_key_fns(&snapshot)?;
+        Ok(snapshot)
     }
 
     /// Records and runs an already compiled snapshot (from [`Client::compile`], or a stored
@@ -327,4 +329,29 @@ impl ArtifactVersion {
     pub fn record(&self) -> &model::ArtifactVersion {
         &self.record
     }
+}
+
+/// Fails before anything is recorded if an invocation's cache policy names a key function
+/// this binary does not have (a run configuration file can name any).
+fn check_key_fns(snapshot: &weft_core::Snapshot) -> Result<()> {
+    let known = registry::key_fns();
+    for invocation in &snapshot.invocations {
+        if let Some(name) = &invocation.config.cache.key_fn
+            && !known.contains_key(name)
+        {
+            let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let known = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            };
+            return Err(Error::msg(format!(
+                "step `{}`: cache key function `{name}` is not part of this binary (known: {known}); \
+                 name a function given as `key_fn` to a #[step] or #[pipeline]",
+                invocation.id
+            )));
+        }
+    }
+    Ok(())
 }

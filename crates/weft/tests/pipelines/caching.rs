@@ -277,6 +277,33 @@ fn labelling() -> weft::Result<()> {
 }
 
 #[test]
+fn a_run_file_can_name_a_key_function_of_the_binary_and_no_other() {
+    let (_dir, client) = fresh();
+    let unknown = RunConfig::from_toml("[cache]\nkey_fn = \"nope\"\n").unwrap();
+    let error = client
+        .run_with(doubling::args(3), &unknown)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("cache key function `nope` is not part of this binary")
+            && error.contains("data_version"),
+        "{error}"
+    );
+    assert!(
+        client.runs(&Default::default()).unwrap().is_empty(),
+        "nothing is recorded"
+    );
+
+    let known = RunConfig::from_toml("[cache]\nkey_fn = \"data_version\"\n").unwrap();
+    let report = client.run_with(doubling::args(3), &known).unwrap();
+    let parts = steps(&report)["double"].cache_parts.clone().unwrap();
+    assert!(
+        parts["key_fn"].as_str().unwrap().starts_with('v'),
+        "{parts}"
+    );
+}
+
+#[test]
 fn declared_files_environment_and_key_functions_count() {
     let (dir, client) = fresh();
     std::fs::write(dir.path().join("labels.txt"), "a").unwrap();
