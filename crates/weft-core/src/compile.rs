@@ -175,6 +175,8 @@ pub struct Compiler {
     arguments: Vec<Vec<String>>,
     configured: Vec<Vec<String>>,
     index: HashMap<String, usize>,
+    /// Ids taken without an invocation of their own (a dynamic pipeline's map groups).
+    reserved: std::collections::HashSet<String>,
     next_suffix: HashMap<String, u32>,
     first_error: Option<Error>,
 }
@@ -188,6 +190,7 @@ impl Compiler {
             arguments: Vec::new(),
             configured: Vec::new(),
             index: HashMap::new(),
+            reserved: std::collections::HashSet::new(),
             next_suffix: HashMap::new(),
             first_error: None,
         }
@@ -216,20 +219,73 @@ impl Compiler {
         self.first_error.get_or_insert(error);
     }
 
-    fn try_add(&mut self, call: StepCall) -> Result<String, Error> {
-        let id = match call.id {
+    /// The invocation with id `id`, once added.
+    pub fn invocation(&self, id: &str) -> Option<&Invocation> {
+        self.index
+            .get(id)
+            .map(|&position| &self.invocations[position])
+    }
+
+    /// Takes an invocation id for a group of invocations (a map in a dynamic pipeline): an
+    /// explicit one, checked like any, or one allocated from the step's name. Its items are
+    /// added with [`Compiler::add_item`].
+    pub fn reserve(&mut self, step: &str, explicit: Option<String>) -> Result<String, Error> {
+        let id = match explicit {
             Some(id) => {
                 validate_id(&id)?;
-                if self.index.contains_key(&id) {
+                if self.taken(&id) {
                     return Err(Error::DuplicateId {
                         id,
-                        step: call.step.name,
+                        step: step.to_owned(),
                     });
                 }
                 id
             }
+            None => self.allocate_id(step),
+        };
+        self.reserved.insert(id.clone());
+        Ok(id)
+    }
+
+    /// Records item `index` of group `group` (see [`Compiler::reserve`]): its id is
+    /// `<group>:<index>`.
+    pub fn add_item(
+        &mut self,
+        mut call: StepCall,
+        group: &str,
+        index: usize,
+    ) -> Result<String, Error> {
+        call.id = None;
+        let id = format!("{group}:{index}");
+        let result = self.insert(call, id);
+        if let Err(error) = &result {
+            self.first_error.get_or_insert_with(|| error.clone());
+        }
+        result
+    }
+
+    fn taken(&self, id: &str) -> bool {
+        self.index.contains_key(id) || self.reserved.contains(id)
+    }
+
+    fn try_add(&mut self, call: StepCall) -> Result<String, Error> {
+        let id = match &call.id {
+            Some(id) => {
+                validate_id(id)?;
+                id.clone()
+            }
             None => self.allocate_id(&call.step.name),
         };
+        self.insert(call, id)
+    }
+
+    fn insert(&mut self, call: StepCall, id: String) -> Result<String, Error> {
+        if self.taken(&id) {
+            return Err(Error::DuplicateId {
+                id,
+                step: call.step.name,
+            });
+        }
         for (input, spec) in &call.inputs {
             for output in spec.refs() {
                 let Some(&upstream) = self.index.get(&output.invocation) else {
@@ -281,14 +337,14 @@ impl Compiler {
     /// The step name itself if unused, else `name_2`, `name_3`, ...: amortised O(1) because
     /// the next suffix to try is remembered per step.
     fn allocate_id(&mut self, step: &str) -> String {
-        if !self.index.contains_key(step) {
+        if !self.taken(step) {
             return step.to_owned();
         }
         let suffix = self.next_suffix.entry(step.to_owned()).or_insert(2);
         loop {
             let candidate = format!("{step}_{suffix}");
             *suffix += 1;
-            if !self.index.contains_key(&candidate) {
+            if !self.index.contains_key(&candidate) && !self.reserved.contains(&candidate) {
                 return candidate;
             }
         }
@@ -342,6 +398,7 @@ impl Compiler {
             parameters,
             execution_mode,
             invocations: self.invocations,
+            dynamic: false,
         })
     }
 
@@ -522,6 +579,32 @@ mod tests {
         explicit.id = Some("train_4".into());
         compiler.add(explicit).unwrap();
         assert_eq!(compiler.add(call("train")).unwrap(), "train_5");
+    }
+
+    #[test]
+    fn groups_take_an_id_and_number_their_items() {
+        let mut compiler = Compiler::new("p");
+        compiler.add(call("train")).unwrap();
+        let group = compiler.reserve("train", None).unwrap();
+        assert_eq!(group, "train_2");
+        let items: Vec<String> = (0..2)
+            .map(|index| compiler.add_item(call("train"), &group, index).unwrap())
+            .collect();
+        assert_eq!(items, ["train_2:0", "train_2:1"]);
+        assert_eq!(compiler.add(call("train")).unwrap(), "train_3");
+        assert!(compiler.invocation("train_2:1").is_some());
+        assert!(
+            compiler.invocation("train_2").is_none(),
+            "a group is no invocation"
+        );
+        assert!(matches!(
+            compiler.reserve("x", Some("train_2".into())),
+            Err(Error::DuplicateId { .. })
+        ));
+        assert!(matches!(
+            compiler.reserve("x", Some("bad:id".into())),
+            Err(Error::InvalidId { .. })
+        ));
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Scheduler {
     running: usize,
     unresolved: usize,
     stopping: bool,
+    /// For a skipped invocation: the failure it is a consequence of.
+    cause: Vec<Option<usize>>,
 }
 
 impl Scheduler {
@@ -114,7 +116,95 @@ impl Scheduler {
             running: 0,
             unresolved: count,
             stopping: false,
+            cause: vec![None; count],
         }
+    }
+
+    /// A scheduler with no invocation yet, for a run whose invocations are added while it
+    /// goes on (a dynamic pipeline).
+    pub fn empty(mode: ExecutionMode) -> Self {
+        Self {
+            mode,
+            downstream: Vec::new(),
+            waiting_on: Vec::new(),
+            state: Vec::new(),
+            ready: VecDeque::new(),
+            running: 0,
+            unresolved: 0,
+            stopping: false,
+            cause: Vec::new(),
+        }
+    }
+
+    /// Adds an invocation that waits for the nodes in `upstream` not finished yet, and
+    /// returns its node. If one of them failed, or will never run, the new invocation is
+    /// skipped at once, and the decision says so.
+    pub fn add(&mut self, upstream: &[usize]) -> (usize, Option<Decision>) {
+        let node = self.state.len();
+        self.downstream.push(Vec::new());
+        self.waiting_on.push(0);
+        self.state.push(State::Waiting);
+        self.cause.push(None);
+        self.unresolved += 1;
+        let lost = upstream.iter().find_map(|&up| match self.state[up] {
+            State::Failed | State::Stopped => Some(up),
+            State::Skipped => Some(self.cause[up].unwrap_or(up)),
+            _ => None,
+        });
+        if let Some(failed) = lost {
+            self.mark_skipped(node);
+            self.cause[node] = Some(failed);
+            let reason = SkipReason::UpstreamFailed { failed };
+            return (node, Some(Decision::Skip { node, reason }));
+        }
+        for &up in upstream {
+            if self.state[up] != State::Succeeded {
+                self.downstream[up].push(node);
+                self.waiting_on[node] += 1;
+            }
+        }
+        if self.waiting_on[node] == 0 {
+            self.state[node] = State::Ready;
+            self.ready.push_back(node);
+        }
+        (node, None)
+    }
+
+    /// Skips an invocation that has not started, because of failure `failed` (a dynamic
+    /// pipeline adding work while a failure stops the run).
+    pub fn skip(&mut self, node: usize, failed: usize) -> Vec<Decision> {
+        if !matches!(self.state[node], State::Waiting | State::Ready) {
+            return Vec::new();
+        }
+        self.mark_skipped(node);
+        self.cause[node] = Some(failed);
+        let mut decisions = vec![Decision::Skip {
+            node,
+            reason: SkipReason::RunStopping { failed },
+        }];
+        decisions.extend(self.skip_downstream(node));
+        decisions
+    }
+
+    /// Starts invocations again after a failure stopped them (a dynamic pipeline whose
+    /// function handled the failure). A requested stop of the run is not undone this way.
+    pub fn resume_starting(&mut self) {
+        self.stopping = false;
+    }
+
+    /// The failure a skipped invocation is a consequence of, if any.
+    pub fn cause(&self, node: usize) -> Option<usize> {
+        self.cause[node]
+    }
+
+    /// How many invocations it knows.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Whether it knows no invocation.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
     }
 
     /// The next invocation that may start, now marked running; `None` if nothing may start now.
@@ -221,9 +311,11 @@ impl Scheduler {
         while let Some(node) = stack.pop() {
             if matches!(self.state[node], State::Waiting | State::Ready) {
                 self.mark_skipped(node);
+                let root = self.cause[failed].unwrap_or(failed);
+                self.cause[node] = Some(root);
                 decisions.push(Decision::Skip {
                     node,
-                    reason: SkipReason::UpstreamFailed { failed },
+                    reason: SkipReason::UpstreamFailed { failed: root },
                 });
                 stack.extend_from_slice(&self.downstream[node]);
             }
@@ -241,6 +333,7 @@ impl Scheduler {
             match self.state[node] {
                 State::Waiting | State::Ready => {
                     self.mark_skipped(node);
+                    self.cause[node] = Some(failed);
                     decisions.push(Decision::Skip {
                         node,
                         reason: SkipReason::RunStopping { failed },
@@ -295,6 +388,7 @@ mod tests {
                     config: StepConfig::default(),
                 })
                 .collect(),
+            dynamic: false,
         }
     }
 
@@ -424,5 +518,54 @@ mod tests {
         );
         assert!(scheduler.is_finished());
         assert_eq!(scheduler.pop_ready(), None);
+    }
+
+    #[test]
+    fn invocations_added_while_running_wait_for_what_has_not_finished() {
+        let mut scheduler = Scheduler::empty(ExecutionMode::StopOnFailure);
+        assert!(scheduler.is_finished() && scheduler.is_empty());
+        let (a, skip) = scheduler.add(&[]);
+        assert_eq!(skip, None);
+        assert_eq!(drain(&mut scheduler), [a]);
+        let (b, _) = scheduler.add(&[a]);
+        assert!(drain(&mut scheduler).is_empty(), "b waits for a");
+        scheduler.resolve(a, Outcome::Succeeded);
+        assert_eq!(drain(&mut scheduler), [b]);
+        let (c, _) = scheduler.add(&[a]);
+        assert_eq!(drain(&mut scheduler), [c], "a has already succeeded");
+        let (d, _) = scheduler.add(&[b]);
+        let decisions = scheduler.resolve(b, Outcome::Failed);
+        assert_eq!(
+            decisions,
+            [Decision::Skip {
+                node: d,
+                reason: SkipReason::RunStopping { failed: b }
+            }]
+        );
+        assert!(scheduler.is_stopping());
+        let (e, skip) = scheduler.add(&[d]);
+        assert_eq!(
+            skip,
+            Some(Decision::Skip {
+                node: e,
+                reason: SkipReason::UpstreamFailed { failed: b }
+            }),
+            "the cause of a skip is the failure behind it"
+        );
+        scheduler.resume_starting();
+        let (f, _) = scheduler.add(&[c]);
+        scheduler.resolve(c, Outcome::Succeeded);
+        assert_eq!(drain(&mut scheduler), [f]);
+        let (g, _) = scheduler.add(&[]);
+        assert_eq!(
+            scheduler.skip(g, b),
+            [Decision::Skip {
+                node: g,
+                reason: SkipReason::RunStopping { failed: b }
+            }]
+        );
+        scheduler.resolve(f, Outcome::Succeeded);
+        assert!(scheduler.is_finished());
+        assert_eq!(scheduler.len(), 7);
     }
 }

@@ -29,8 +29,13 @@ pub struct Snapshot {
     pub parameters: BTreeMap<String, Value>,
     /// What happens to the rest of the run when a step fails.
     pub execution_mode: ExecutionMode,
-    /// Every invocation, in the order the pipeline function made them.
+    /// Every invocation, in the order the pipeline function made them. Empty for a dynamic
+    /// pipeline, whose invocations are made while it runs.
     pub invocations: Vec<Invocation>,
+    /// Whether the pipeline is dynamic: its function runs at run time, and this snapshot only
+    /// records what it was called with (so the run can be resumed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic: bool,
 }
 
 impl Snapshot {

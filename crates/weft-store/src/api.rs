@@ -37,6 +37,16 @@ pub trait RunStore: Send + Sync {
     /// runs fail with it.
     async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run>;
 
+    /// Ends a dynamic run, whose status its runtime decides: `completed`, `failed` or
+    /// `stopped` (a run asked to stop ends `stopped` rather than `completed`). Its unfinished
+    /// step runs end with it, and its invocation count is set from its step runs.
+    async fn finish_dynamic_run(
+        &self,
+        id: RunId,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Run>;
+
     /// Records a sign of life of the run's orchestrator (and of its running step runs) and
     /// returns the run's status, so the orchestrator learns of a stop request.
     async fn heartbeat(&self, id: RunId) -> Result<Status>;

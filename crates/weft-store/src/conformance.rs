@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             batches_apply_completions_before_creations_and_all_or_nothing,
             cache_candidates_are_the_newest_unexpired_completions,
             heartbeats_and_stop_requests,
+            dynamic_runs_end_as_their_runtime_says,
             unknown_references_are_clear_errors
         );
     };
@@ -107,6 +108,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
             invocation("b", Some("a")),
             invocation("c", Some("b")),
         ],
+        dynamic: false,
     }
 }
 
@@ -194,6 +196,22 @@ async fn complete(
         .await
         .unwrap();
     (step_run.id, outputs[0].artifact_version.id)
+}
+
+async fn new_dynamic_run(store: &Store, pipeline: &str) -> RunId {
+    let mut snapshot = chain_snapshot(pipeline, ExecutionMode::StopOnFailure);
+    snapshot.invocations.clear();
+    snapshot.dynamic = true;
+    let run = store
+        .create_run(NewRun {
+            snapshot,
+            config: json!({}),
+            owner: None,
+            resumed_from: None,
+        })
+        .await
+        .unwrap();
+    run.id
 }
 
 /// A new run is `initializing`; the same snapshot content is stored once and reads back equal.
@@ -1017,4 +1035,77 @@ pub async fn heartbeats_and_stop_requests(store: Store) {
         store.request_stop(run.id).await.is_err(),
         "a finished run cannot stop"
     );
+}
+
+/// A dynamic run's status is what its runtime says, through the state machine; unfinished
+/// step runs end with it, and the run counts the invocations it made.
+pub async fn dynamic_runs_end_as_their_runtime_says(store: Store) {
+    let run = new_dynamic_run(&store, "sweep").await;
+    let recorded = store.run(run).await.unwrap();
+    assert_eq!(recorded.invocations, 0);
+    let snapshot = store
+        .snapshot(recorded.snapshot_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert!(snapshot.dynamic && snapshot.invocations.is_empty());
+    complete(&store, run, "a", Vec::new(), Vec::new(), "x").await;
+    complete(&store, run, "b:0", Vec::new(), Vec::new(), "y").await;
+    let finished = store
+        .finish_dynamic_run(run, Status::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(finished.status, Status::Completed);
+    assert_eq!(finished.invocations, 2);
+    assert!(finished.ended_at.is_some());
+    assert!(matches!(
+        store
+            .finish_dynamic_run(run, Status::Failed, Some("late"))
+            .await,
+        Err(Error::Transition { .. })
+    ));
+
+    // A failed run takes its unfinished step runs with it.
+    let failing = new_dynamic_run(&store, "sweep").await;
+    let hanging = store
+        .create_step_runs(vec![running(failing, "a")])
+        .await
+        .unwrap()
+        .remove(0);
+    let failed = store
+        .finish_dynamic_run(failing, Status::Failed, Some("the function panicked"))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(
+        failed.status_reason.as_deref(),
+        Some("the function panicked")
+    );
+    let hanging = store.step_run(hanging.id).await.unwrap();
+    assert_eq!(hanging.status, Status::Failed);
+    assert!(
+        hanging
+            .error
+            .unwrap()
+            .message
+            .contains("the function panicked")
+    );
+
+    // A run asked to stop ends stopped, and a run without any step can complete.
+    let stopping = new_dynamic_run(&store, "sweep").await;
+    store.request_stop(stopping).await.unwrap();
+    let stopped = store
+        .finish_dynamic_run(stopping, Status::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(stopped.status, Status::Stopped);
+    let empty = new_dynamic_run(&store, "sweep").await;
+    let completed = store
+        .finish_dynamic_run(empty, Status::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(completed.status, Status::Completed);
+    assert!(matches!(
+        store.finish_dynamic_run(empty, Status::Running, None).await,
+        Err(Error::Conflict(_))
+    ));
 }

@@ -212,6 +212,60 @@ impl RunStore for SqliteStore {
         .await
     }
 
+    async fn finish_dynamic_run(
+        &self,
+        id: RunId,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Run> {
+        if !matches!(status, Status::Completed | Status::Failed | Status::Stopped) {
+            return Err(Error::Conflict(format!(
+                "a dynamic run ends completed, failed or stopped, not {status}"
+            )));
+        }
+        let reason = reason.map(str::to_owned);
+        self.write(move |tx| {
+            let mut current = run_status(tx, id)?;
+            let status = match (current, status) {
+                (Status::Stopping, Status::Completed) => Status::Stopped,
+                _ => status,
+            };
+            if current == Status::Initializing && status == Status::Completed {
+                set_run_status(tx, id, current, Status::Running, None)?;
+                current = Status::Running;
+            }
+            set_run_status(tx, id, current, status, reason.as_deref())?;
+            if status != Status::Completed {
+                let message = format!("the run ended {status}: {}", reason.as_deref().unwrap_or("no reason given"));
+                let error = serde_json::json!({
+                    "kind": "system",
+                    "message": message,
+                    "chain": [message],
+                    "backtrace": null,
+                });
+                tx.prepare_cached(
+                    "UPDATE step_runs SET status = ?1, error = CASE WHEN ?1 = 'failed' THEN ?2 ELSE error END, \
+                     status_reason = COALESCE(status_reason, ?3), ended_at = ?4 \
+                     WHERE run_id = ?5 AND status IN ('queued', 'provisioning', 'running', 'retrying', 'stopping')",
+                )?
+                .execute(params![
+                    status.as_str(),
+                    error.to_string(),
+                    message,
+                    time::format(time::now()),
+                    id.to_string()
+                ])?;
+            }
+            tx.prepare_cached(
+                "UPDATE runs SET invocations = \
+                 (SELECT COUNT(DISTINCT invocation_id) FROM step_runs WHERE run_id = ?1) WHERE id = ?1",
+            )?
+            .execute([id.to_string()])?;
+            run_by_id(tx, id)
+        })
+        .await
+    }
+
     async fn heartbeat(&self, id: RunId) -> Result<Status> {
         self.write(move |tx| {
             let now = time::format(time::now());
