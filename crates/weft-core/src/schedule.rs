@@ -192,6 +192,14 @@ impl Scheduler {
         self.stopping = false;
     }
 
+    /// Whether an invocation has been resolved (succeeded, failed, skipped or stopped).
+    pub fn is_resolved(&self, node: usize) -> bool {
+        matches!(
+            self.state[node],
+            State::Succeeded | State::Failed | State::Skipped | State::Stopped
+        )
+    }
+
     /// The failure a skipped invocation is a consequence of, if any.
     pub fn cause(&self, node: usize) -> Option<usize> {
         self.cause[node]

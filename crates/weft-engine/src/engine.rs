@@ -13,6 +13,7 @@ use weft_store::MetadataStore;
 use weft_store::model::{MetadataSource, NewRun, Resource, Run, StepRun};
 
 use crate::clock::{Clock, SystemClock};
+use crate::dynamic::{FunctionEnd, Runtime, Shared};
 use crate::launcher::RunScope;
 use crate::owner::{self, Liveness};
 use crate::step::Registry;
@@ -59,6 +60,10 @@ impl Default for RunOptions {
         }
     }
 }
+
+/// A dynamic pipeline's function, as the engine runs it: on a thread of its own, making its
+/// step calls through the [`Runtime`] it is given.
+pub type PipelineFunction = Box<dyn FnOnce(Runtime) -> FunctionEnd + Send>;
 
 /// How a run ended.
 #[derive(Clone, Debug)]
@@ -137,20 +142,50 @@ impl Engine {
     /// Stores `snapshot`, records a run of it and runs it to its end on the local
     /// orchestrator.
     pub async fn run(&self, snapshot: Snapshot, options: RunOptions) -> Result<RunReport> {
-        self.start(snapshot, options, None).await
+        self.start(snapshot, options, None, None).await
+    }
+
+    /// Records a run of a dynamic pipeline (`snapshot` says what its function is called
+    /// with) and runs `function` on a thread of its own; its step calls are scheduled as
+    /// they come. The run ends once the function returned and every step it started ended.
+    pub async fn run_dynamic(
+        &self,
+        snapshot: Snapshot,
+        options: RunOptions,
+        function: PipelineFunction,
+    ) -> Result<RunReport> {
+        self.start(snapshot, options, None, Some(function)).await
+    }
+
+    /// Resumes a dynamic run: `function` is called again, and each of its calls whose
+    /// invocation finished in run `original` reuses that result (see [`Engine::resume`]).
+    pub async fn resume_dynamic(
+        &self,
+        original: RunId,
+        options: RunOptions,
+        function: PipelineFunction,
+    ) -> Result<RunReport> {
+        let snapshot = self.original_snapshot(original).await?;
+        self.start(snapshot, options, Some(original), Some(function))
+            .await
     }
 
     /// Starts a new run of the snapshot of run `original` that reuses every step that
     /// finished successfully in it (whatever the cache settings) and runs only the rest.
     pub async fn resume(&self, original: RunId, options: RunOptions) -> Result<RunReport> {
+        let snapshot = self.original_snapshot(original).await?;
+        self.start(snapshot, options, Some(original), None).await
+    }
+
+    /// The snapshot of run `original`, to resume it.
+    pub async fn original_snapshot(&self, original: RunId) -> Result<Snapshot> {
         let run = self.metadata().run(original).await?;
         let snapshot_id = run.snapshot_id.as_ref().ok_or_else(|| Error::Input {
             invocation: String::new(),
             input: String::new(),
             reason: format!("run {original} has no snapshot to resume"),
         })?;
-        let snapshot = self.metadata().snapshot(snapshot_id).await?;
-        self.start(snapshot, options, Some(original)).await
+        Ok(self.metadata().snapshot(snapshot_id).await?)
     }
 
     async fn start(
@@ -158,6 +193,7 @@ impl Engine {
         snapshot: Snapshot,
         options: RunOptions,
         resumed_from: Option<RunId>,
+        function: Option<PipelineFunction>,
     ) -> Result<RunReport> {
         let mut reuse = HashMap::new();
         if let Some(original) = resumed_from {
@@ -186,6 +222,7 @@ impl Engine {
         let config = json!({
             "orchestrator": "local",
             "max_parallelism": options.max_parallelism,
+            "dynamic": snapshot.dynamic,
         });
         let owner = owner::current();
         let run = self
@@ -225,17 +262,53 @@ impl Engine {
             heartbeat: options.heartbeat,
             reuse,
         };
-        let executed = local::execute(self, Arc::new(snapshot), scope, &settings).await;
-        if let Err(error) = executed {
-            let _ = self
-                .metadata()
-                .fail_run(run.id, &format!("the orchestrator failed: {error}"))
-                .await;
-            return Err(error);
-        }
-        let run = self.metadata().refresh_static_run(run.id).await?;
+        let run = match function {
+            None => {
+                let executed = local::execute(self, Arc::new(snapshot), scope, &settings).await;
+                self.fail_on_error(run.id, executed).await?;
+                self.metadata().refresh_static_run(run.id).await?
+            }
+            Some(function) => {
+                let (commands, received) = tokio::sync::mpsc::unbounded_channel();
+                let shared = Arc::new(Shared::default());
+                let runtime =
+                    Runtime::new(commands, shared.clone(), self.artifacts().clone(), run.id);
+                std::thread::Builder::new()
+                    .name(format!("weft-pipeline-{}", snapshot.pipeline))
+                    .spawn(move || {
+                        let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            function(runtime.clone())
+                        }))
+                        .unwrap_or_else(|panic| FunctionEnd::Panicked(panic_text(&*panic)));
+                        runtime.end(end);
+                    })
+                    .map_err(|error| {
+                        Error::Task(format!(
+                            "cannot start the pipeline function's thread: {error}"
+                        ))
+                    })?;
+                let mode = snapshot.execution_mode;
+                let executed =
+                    local::execute_dynamic(self, mode, scope, &settings, shared, received).await;
+                let outcome = self.fail_on_error(run.id, executed).await?;
+                self.metadata()
+                    .finish_dynamic_run(run.id, outcome.status, outcome.reason.as_deref())
+                    .await?
+            }
+        };
         let step_runs = self.metadata().step_runs(run.id).await?;
         Ok(RunReport { run, step_runs })
+    }
+
+    /// Fails the run if its orchestrator failed (the metadata store could not be written).
+    async fn fail_on_error<T>(&self, run: RunId, executed: Result<T>) -> Result<T> {
+        if let Err(error) = &executed {
+            let _ = self
+                .metadata()
+                .fail_run(run, &format!("the orchestrator failed: {error}"))
+                .await;
+        }
+        executed
     }
 
     /// Fails every unfinished run whose orchestrator is gone: on this host, one whose process
@@ -307,4 +380,13 @@ impl Engine {
         })
         .await;
     }
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".into())
 }

@@ -22,6 +22,7 @@
 
 pub mod clock;
 pub mod context;
+pub mod dynamic;
 mod engine;
 mod error;
 pub mod launcher;
@@ -32,7 +33,7 @@ mod pool;
 pub mod runner;
 pub mod step;
 
-pub use engine::{Engine, Reconciled, RunOptions, RunReport};
+pub use engine::{Engine, PipelineFunction, Reconciled, RunOptions, RunReport};
 pub use error::Error;
 pub use step::{
     Binding, InputDef, KeyFn, NonRetryable, OutputDef, Registry, StepDef, StepFailure, StepIo,

@@ -19,10 +19,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
+use weft_core::snapshot::{ExecutionMode, Invocation};
 use weft_core::{Snapshot, Status, StepRunId};
 use weft_store::model::{Changes, StepError, StepErrorKind, StepOutput, StepRun};
 
 use crate::context::StepContext;
+use crate::dynamic::{Command, FunctionEnd, Resolution, Shared, Slot, StepFailure};
 use crate::engine::Engine;
 use crate::launcher::{self, Launch, Outcome, Prepared, RunScope, Upstream, after, human};
 use crate::pool::StepThreads;
@@ -51,6 +53,14 @@ struct Node {
     started: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
     retry_at: Option<DateTime<Utc>>,
+    /// Where a dynamic pipeline's function learns how the invocation ended.
+    slot: Option<Arc<Slot>>,
+    /// It reused a result of the run it resumes.
+    reused: bool,
+    /// It failed (its last attempt).
+    failed: bool,
+    /// Why it could not start, when it failed before its body ran.
+    error: Option<String>,
 }
 
 /// A created step run's role once the batch is written.
@@ -74,7 +84,9 @@ struct Batch {
 
 struct Orchestrator<'a> {
     engine: &'a Engine,
-    snapshot: Arc<Snapshot>,
+    mode: ExecutionMode,
+    /// Every invocation, by node; a dynamic run adds to them while it goes on.
+    invocations: Vec<Arc<Invocation>>,
     scope: RunScope,
     settings: &'a Settings,
     scheduler: Scheduler,
@@ -83,6 +95,30 @@ struct Orchestrator<'a> {
     batch: Batch,
     threads: StepThreads,
     done: mpsc::UnboundedSender<(usize, StepRunId, Finished)>,
+    results: Option<mpsc::UnboundedReceiver<(usize, StepRunId, Finished)>>,
+    dynamic: Option<DynamicState>,
+}
+
+/// What the orchestrator knows of a dynamic pipeline's function.
+struct DynamicState {
+    shared: Arc<Shared>,
+    /// Nodes by invocation id.
+    index: HashMap<String, usize>,
+    /// Invocations waiting for others to start (`start_after`) before they are scheduled.
+    held: Vec<(Invocation, Vec<String>, Arc<Slot>)>,
+    /// How the function ended, once it did.
+    ended: Option<FunctionEnd>,
+    /// A stop of the run was requested: nothing new starts.
+    stopped: bool,
+}
+
+/// How a dynamic run ended, as its runtime decides.
+#[derive(Debug)]
+pub struct DynamicOutcome {
+    /// `completed`, `failed` or `stopped`.
+    pub status: Status,
+    /// Why, when it did not complete.
+    pub reason: Option<String>,
 }
 
 /// Drives one run to its end. Returns an error only if the metadata store failed; failures
@@ -93,75 +129,181 @@ pub async fn execute(
     scope: RunScope,
     settings: &Settings,
 ) -> Result<()> {
-    let max_parallelism = settings.max_parallelism.max(1);
-    let threads = StepThreads::new(max_parallelism)
-        .map_err(|error| Error::Task(format!("cannot start the step threads: {error}")))?;
-    let (done, mut results) = mpsc::unbounded_channel();
-    let mut orchestrator = Orchestrator {
-        engine,
-        scheduler: Scheduler::new(&snapshot),
-        nodes: snapshot
-            .invocations
-            .iter()
-            .map(|_| Node::default())
-            .collect(),
-        snapshot,
-        scope,
-        settings,
-        finished: HashMap::new(),
-        batch: Batch::default(),
-        threads,
-        done,
-    };
-    orchestrator.pre_pass().await?;
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    heartbeat.tick().await;
+    let mut orchestrator = Orchestrator::new(engine, snapshot.execution_mode, scope, settings)?;
+    orchestrator.scheduler = Scheduler::new(&snapshot);
+    orchestrator.invocations = snapshot.invocations.iter().cloned().map(Arc::new).collect();
+    orchestrator.nodes = snapshot
+        .invocations
+        .iter()
+        .map(|_| Node::default())
+        .collect();
+    orchestrator.pre_pass(snapshot.topological_order()).await?;
+    orchestrator.drive(None).await
+}
 
-    loop {
-        orchestrator.start_ready().await;
-        orchestrator.start_due_retries().await;
-        if !orchestrator.batch.changes.is_empty() {
-            orchestrator.flush().await?;
-            continue;
+/// Drives a dynamic run: the invocations come from its function through `commands`, until
+/// the function ended and everything it started ended too. Returns the run's outcome, or an
+/// error if the metadata store failed (every invocation still waiting is then failed, so
+/// the function is never left blocked).
+pub(crate) async fn execute_dynamic(
+    engine: &Engine,
+    mode: ExecutionMode,
+    scope: RunScope,
+    settings: &Settings,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) -> Result<DynamicOutcome> {
+    let mut orchestrator = Orchestrator::new(engine, mode, scope, settings)?;
+    orchestrator.scheduler = Scheduler::empty(mode);
+    orchestrator.dynamic = Some(DynamicState {
+        shared,
+        index: HashMap::new(),
+        held: Vec::new(),
+        ended: None,
+        stopped: false,
+    });
+    let driven = orchestrator.drive(Some(&mut commands)).await;
+    commands.close();
+    let abandoned = |slot: &Slot, reason: String| {
+        slot.finish(Resolution::Failed(StepFailure {
+            invocation: slot.invocation().to_owned(),
+            message: reason,
+            cause: None,
+        }))
+    };
+    if let Err(error) = &driven {
+        let reason = format!("was abandoned: the orchestrator failed ({error})");
+        for node in &orchestrator.nodes {
+            if let Some(slot) = &node.slot {
+                abandoned(slot, reason.clone());
+            }
         }
-        if orchestrator.scheduler.is_finished() {
-            break;
+        if let Some(dynamic) = &orchestrator.dynamic {
+            for (_, _, slot) in &dynamic.held {
+                abandoned(slot, reason.clone());
+            }
         }
-        let timer = orchestrator.next_timer();
-        let clock = engine.clock().clone();
-        tokio::select! {
-            result = results.recv() => {
-                let Some(first) = result else {
-                    return Err(Error::Task("the step threads stopped unexpectedly".into()));
-                };
-                orchestrator.body_finished(first);
-                while let Ok(next) = results.try_recv() {
-                    orchestrator.body_finished(next);
+    }
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Add { slot, .. } = command {
+            abandoned(&slot, "was not started: the run has ended".into());
+        }
+    }
+    driven?;
+    Ok(orchestrator.outcome())
+}
+
+impl<'a> Orchestrator<'a> {
+    fn new(
+        engine: &'a Engine,
+        mode: ExecutionMode,
+        scope: RunScope,
+        settings: &'a Settings,
+    ) -> Result<Self> {
+        let max_parallelism = settings.max_parallelism.max(1);
+        let threads = StepThreads::new(max_parallelism)
+            .map_err(|error| Error::Task(format!("cannot start the step threads: {error}")))?;
+        let (done, results) = mpsc::unbounded_channel();
+        Ok(Self {
+            engine,
+            mode,
+            invocations: Vec::new(),
+            scope,
+            settings,
+            scheduler: Scheduler::empty(mode),
+            nodes: Vec::new(),
+            finished: HashMap::new(),
+            batch: Batch::default(),
+            threads,
+            done,
+            results: Some(results),
+            dynamic: None,
+        })
+    }
+
+    /// The loop: start what may start, write what happened, then wait for the next event (a
+    /// body finishing, a timer, a heartbeat, a dynamic pipeline's command).
+    async fn drive(
+        &mut self,
+        mut commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
+    ) -> Result<()> {
+        let engine = self.engine;
+        let mut results = self.results.take().expect("driven once");
+        let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        loop {
+            self.start_ready().await;
+            self.start_due_retries().await;
+            if !self.batch.changes.is_empty() {
+                self.flush().await?;
+                continue;
+            }
+            if self.is_done() {
+                return Ok(());
+            }
+            let timer = self.next_timer();
+            let clock = engine.clock().clone();
+            let listening = self
+                .dynamic
+                .as_ref()
+                .is_some_and(|dynamic| dynamic.ended.is_none());
+            tokio::select! {
+                result = results.recv() => {
+                    let Some(first) = result else {
+                        return Err(Error::Task("the step threads stopped unexpectedly".into()));
+                    };
+                    self.body_finished(first);
+                    while let Ok(next) = results.try_recv() {
+                        self.body_finished(next);
+                    }
                 }
-            }
-            () = async { clock.sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
-                orchestrator.time_out();
-            }
-            _ = heartbeat.tick() => {
-                let status = engine.metadata().heartbeat(orchestrator.scope.run_id).await?;
-                if status == Status::Stopping && !orchestrator.scheduler.is_stopping() {
-                    orchestrator.stop_requested();
+                command = async { commands.as_mut().expect("guarded").recv().await }, if listening => {
+                    match command {
+                        Some(command) => self.command(command),
+                        // Every handle is gone without a word: the function thread died.
+                        None => self.command(Command::Ended(FunctionEnd::Panicked(
+                            "the pipeline function's thread ended without reporting".into(),
+                        ))),
+                    }
+                }
+                () = async { clock.sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
+                    self.time_out();
+                }
+                _ = heartbeat.tick() => {
+                    let status = engine.metadata().heartbeat(self.scope.run_id).await?;
+                    if status == Status::Stopping && !self.stop_was_requested() {
+                        self.stop_requested();
+                    }
                 }
             }
         }
     }
-    Ok(())
-}
 
-impl Orchestrator<'_> {
+    /// Whether the run is over: everything scheduled resolved, and for a dynamic run, its
+    /// function ended and nothing waits to be scheduled.
+    fn is_done(&self) -> bool {
+        self.scheduler.is_finished()
+            && self
+                .dynamic
+                .as_ref()
+                .is_none_or(|dynamic| dynamic.ended.is_some() && dynamic.held.is_empty())
+    }
+
+    fn stop_was_requested(&self) -> bool {
+        match &self.dynamic {
+            Some(dynamic) => dynamic.stopped,
+            None => self.scheduler.is_stopping(),
+        }
+    }
+
     /// Resolves, in dependency order, every invocation whose result can be reused while all
     /// its upstreams were reused too: resumed steps first, then cache hits. They are
     /// recorded in one transaction and never scheduled.
-    async fn pre_pass(&mut self) -> Result<()> {
+    async fn pre_pass(&mut self, order: Vec<usize>) -> Result<()> {
         let mut resolved = Vec::new();
-        for node in self.snapshot.topological_order() {
-            let invocation = &self.snapshot.invocations[node];
+        for node in order {
+            let invocation = &self.invocations[node];
             if !invocation
                 .upstream
                 .iter()
@@ -186,9 +328,203 @@ impl Orchestrator<'_> {
             self.flush().await?;
         }
         for node in resolved {
+            self.nodes[node].reused = true;
             self.scheduler.settle(node);
         }
         Ok(())
+    }
+
+    /// A command of a dynamic pipeline's function.
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Add {
+                invocation,
+                start_after,
+                slot,
+            } => {
+                let dynamic = self.dynamic.as_mut().expect("dynamic run");
+                let waits = start_after.iter().any(|id| {
+                    dynamic.index.get(id).is_none_or(|&node| {
+                        self.nodes[node].started.is_none() && !self.scheduler.is_resolved(node)
+                    })
+                });
+                if waits {
+                    dynamic.held.push((*invocation, start_after, slot));
+                } else {
+                    self.add(*invocation, slot);
+                }
+            }
+            Command::Ended(end) => {
+                match &end {
+                    FunctionEnd::Returned => {
+                        tracing::info!(target: "weft", "the pipeline function returned; waiting for the steps it started")
+                    }
+                    FunctionEnd::Failed(message) | FunctionEnd::Panicked(message) => {
+                        tracing::error!(target: "weft", "the pipeline function failed: {message}");
+                    }
+                }
+                let failed = end != FunctionEnd::Returned;
+                let dynamic = self.dynamic.as_mut().expect("dynamic run");
+                dynamic.ended = Some(end);
+                // Held invocations wait for starts that may never come now.
+                let held = std::mem::take(&mut dynamic.held);
+                for (invocation, _, slot) in held {
+                    self.add(invocation, slot);
+                }
+                if failed && self.mode != ExecutionMode::ContinueOnFailure {
+                    let decisions = self.scheduler.stop_starting();
+                    self.decide(decisions);
+                    if self.mode == ExecutionMode::FailFast {
+                        self.stop_running("the pipeline function failed (fail_fast)");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Schedules an invocation of a dynamic pipeline.
+    fn add(&mut self, invocation: Invocation, slot: Arc<Slot>) {
+        let dynamic = self.dynamic.as_mut().expect("dynamic run");
+        let upstream: Vec<usize> = invocation
+            .upstream
+            .iter()
+            .filter_map(|id| dynamic.index.get(id).copied())
+            .collect();
+        let node = self.invocations.len();
+        dynamic.index.insert(invocation.id.clone(), node);
+        let stopped = dynamic.stopped;
+        self.invocations.push(Arc::new(invocation));
+        self.nodes.push(Node {
+            slot: Some(slot),
+            ..Node::default()
+        });
+        let (added, skip) = self.scheduler.add(&upstream);
+        debug_assert_eq!(added, node);
+        if let Some(decision) = skip {
+            self.decide(vec![decision]);
+        } else if stopped {
+            let decisions = self.scheduler.stop_starting();
+            self.decide(decisions);
+        } else if let Some(failed) = self.unseen_failure() {
+            let decisions = self.scheduler.skip(node, failed);
+            self.decide(decisions);
+        }
+    }
+
+    /// A failure the function has not seen, if the execution mode stops new work on one.
+    fn unseen_failure(&self) -> Option<usize> {
+        if self.mode == ExecutionMode::ContinueOnFailure {
+            return None;
+        }
+        let dynamic = self.dynamic.as_ref()?;
+        let seen = dynamic
+            .shared
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (0..self.nodes.len()).find(|&node| self.nodes[node].failed && !seen.contains(&node))
+    }
+
+    /// Schedules held invocations whose `start_after` invocations have all started.
+    fn release_held(&mut self) {
+        let Some(dynamic) = self.dynamic.as_mut() else {
+            return;
+        };
+        if dynamic.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut dynamic.held);
+        let mut still = Vec::new();
+        let mut ready = Vec::new();
+        for (invocation, start_after, slot) in held {
+            let waits = start_after.iter().any(|id| {
+                dynamic.index.get(id).is_none_or(|&node| {
+                    self.nodes[node].started.is_none() && !self.scheduler.is_resolved(node)
+                })
+            });
+            if waits {
+                still.push((invocation, start_after, slot));
+            } else {
+                ready.push((invocation, slot));
+            }
+        }
+        dynamic.held = still;
+        for (invocation, slot) in ready {
+            self.add(invocation, slot);
+        }
+    }
+
+    /// Tells a dynamic pipeline's function how an invocation ended.
+    fn notify(&self, node: usize, resolution: Resolution) {
+        if let Some(slot) = &self.nodes[node].slot {
+            slot.finish(resolution);
+        }
+    }
+
+    /// Tells a dynamic pipeline's function an invocation failed or will never run.
+    fn notify_failure(&self, node: usize, message: String, cause: Option<usize>) {
+        self.notify(
+            node,
+            Resolution::Failed(StepFailure {
+                invocation: self.invocations[node].id.clone(),
+                message,
+                cause,
+            }),
+        );
+    }
+
+    /// How a dynamic run ended: stopped if asked to, failed if its function failed or a step
+    /// failed without the function seeing it, completed otherwise.
+    fn outcome(&self) -> DynamicOutcome {
+        let dynamic = self.dynamic.as_ref().expect("dynamic run");
+        let (status, reason) = match &dynamic.ended {
+            _ if dynamic.stopped => (Status::Stopped, Some("a stop was requested".to_owned())),
+            Some(FunctionEnd::Failed(message)) => (
+                Status::Failed,
+                Some(format!("the pipeline function failed: {message}")),
+            ),
+            Some(FunctionEnd::Panicked(message)) => (
+                Status::Failed,
+                Some(format!("the pipeline function panicked: {message}")),
+            ),
+            _ => {
+                let seen = dynamic
+                    .shared
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                match (0..self.nodes.len())
+                    .find(|&node| self.nodes[node].failed && !seen.contains(&node))
+                {
+                    Some(node) => (
+                        Status::Failed,
+                        Some(format!(
+                            "step `{}` failed and the pipeline function did not handle it",
+                            self.invocations[node].id
+                        )),
+                    ),
+                    None => (Status::Completed, None),
+                }
+            }
+        };
+        DynamicOutcome { status, reason }
+    }
+
+    /// Stops every running body (fail-fast after the function failed).
+    fn stop_running(&mut self, reason: &str) {
+        for node in 0..self.nodes.len() {
+            if let Some(step_run) = self.nodes[node].awaiting.take() {
+                let state = &mut self.nodes[node];
+                state.stopped.store(true, Ordering::Release);
+                state.deadline = None;
+                self.batch
+                    .changes
+                    .stopped
+                    .push((step_run, reason.to_owned()));
+                self.scheduler.abandon(node);
+                self.notify_failure(node, format!("was stopped: {reason}"), None);
+            }
+        }
     }
 
     fn record_reuse(
@@ -198,7 +534,7 @@ impl Orchestrator<'_> {
         upstream: Upstream,
         then: Created,
     ) {
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = &self.invocations[node];
         self.finished.insert(invocation.id.clone(), upstream);
         self.batch.changes.created.push(step_run);
         self.batch.created.push(then);
@@ -228,7 +564,53 @@ impl Orchestrator<'_> {
     }
 
     async fn launch(&mut self, node: usize) {
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = self.invocations[node].clone();
+        if self.dynamic.is_some()
+            && let Some((original, outputs)) = self.settings.reuse.get(&invocation.id)
+        {
+            // A resumed dynamic run: the function is called again, and its calls are matched
+            // to the finished step runs of the original by invocation id.
+            if original.step != invocation.step {
+                let message = format!(
+                    "the pipeline function took another path than in run {}: invocation `{}` was a call of `{}` there, and is a call of `{}` now",
+                    original.run_id, invocation.id, original.step, invocation.step
+                );
+                tracing::error!(target: "weft", "{message}");
+                let mut step_run =
+                    launcher::step_run(&self.scope, &invocation, &self.finished, Status::Failed);
+                step_run.error = Some(StepError {
+                    kind: StepErrorKind::System,
+                    message: message.clone(),
+                    chain: vec![message.clone()],
+                    backtrace: None,
+                    retryable: false,
+                });
+                self.nodes[node].error = Some(message);
+                self.batch.changes.created.push(step_run);
+                self.batch
+                    .created
+                    .push(Created::Resolved(node, Scheduled::Failed));
+                return;
+            }
+            let index = &self.dynamic.as_ref().expect("dynamic run").index;
+            let upstream_reused = invocation
+                .upstream
+                .iter()
+                .all(|id| index.get(id).is_some_and(|&up| self.nodes[up].reused));
+            if upstream_reused {
+                let (step_run, upstream) =
+                    launcher::reuse(&self.scope, &invocation, &self.finished, original, outputs);
+                self.nodes[node].reused = true;
+                self.record_reuse(
+                    node,
+                    step_run,
+                    upstream,
+                    Created::Resolved(node, Scheduled::Succeeded),
+                );
+                return;
+            }
+        }
+        let invocation = &self.invocations[node];
         match launcher::prepare(self.engine, &self.scope, invocation, &self.finished).await {
             Launch::Start(prepared) => {
                 self.batch.changes.created.push(prepared.step_run.clone());
@@ -245,6 +627,7 @@ impl Orchestrator<'_> {
                 );
             }
             Launch::Fail(step_run) => {
+                self.nodes[node].error = step_run.error.as_ref().map(|e| e.message.clone());
                 self.batch.changes.created.push(step_run);
                 self.batch
                     .created
@@ -279,12 +662,31 @@ impl Orchestrator<'_> {
                 }
                 (None, Created::Start(node, _)) => refused.push(node),
                 (_, Created::Resolved(node, outcome)) => {
+                    match outcome {
+                        Scheduled::Succeeded => {
+                            let outputs = self.finished[&self.invocations[node].id].outputs.clone();
+                            self.notify(node, Resolution::Completed(outputs));
+                        }
+                        Scheduled::Failed => {
+                            self.nodes[node].failed = true;
+                            let error = self.nodes[node].error.clone().unwrap_or_default();
+                            self.notify_failure(
+                                node,
+                                format!("could not start: {error}"),
+                                Some(node),
+                            );
+                        }
+                    }
                     let decisions = self.scheduler.resolve(node, outcome);
                     self.decide(decisions);
+                    if outcome == Scheduled::Failed {
+                        self.after_failure();
+                    }
                 }
                 (_, Created::Recorded) => {}
             }
         }
+        self.release_held();
         if !refused.is_empty() {
             // The run is stopping: those never started.
             self.stop_requested();
@@ -298,7 +700,7 @@ impl Orchestrator<'_> {
 
     fn dispatch(&mut self, node: usize, step_run: StepRun, prepared: Prepared) {
         let now = self.engine.clock().now();
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = &self.invocations[node];
         let stopped = Arc::new(AtomicBool::new(false));
         let state = &mut self.nodes[node];
         state.step_run = Some(step_run.id);
@@ -322,6 +724,9 @@ impl Orchestrator<'_> {
             },
             last_attempt,
         };
+        if let Some(slot) = &self.nodes[node].slot {
+            slot.start();
+        }
         let done = self.done.clone();
         let id = step_run.id;
         self.threads.run(move || {
@@ -344,7 +749,7 @@ impl Orchestrator<'_> {
         }
         self.nodes[node].awaiting = None;
         self.nodes[node].deadline = None;
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = &self.invocations[node];
         let elapsed = self.nodes[node]
             .started
             .and_then(|started| (self.engine.clock().now() - started).to_std().ok())
@@ -360,6 +765,7 @@ impl Orchestrator<'_> {
                     self.batch.written.push(output.stored.clone());
                 }
                 self.batch.changes.completed.push((step_run, completion));
+                self.notify(node, Resolution::Completed(upstream.outputs.clone()));
                 self.finished.insert(invocation.id.clone(), upstream);
                 let decisions = self.scheduler.resolve(node, Scheduled::Succeeded);
                 self.decide(decisions);
@@ -379,7 +785,7 @@ impl Orchestrator<'_> {
         error: StepError,
         log_uri: Option<String>,
     ) {
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = &self.invocations[node];
         let attempt = self.nodes[node].attempt.max(1);
         let policy = &invocation.config.retry;
         if error.retryable && policy.allows_another(attempt) && !self.scheduler.is_stopping() {
@@ -390,9 +796,29 @@ impl Orchestrator<'_> {
             return;
         }
         tracing::error!(target: "weft", "step `{}` failed: {}", invocation.id, error.chain.join(": "));
+        self.nodes[node].failed = true;
+        self.notify_failure(
+            node,
+            format!("failed: {}", error.chain.join(": ")),
+            Some(node),
+        );
         self.batch.changes.failed.push((step_run, error, log_uri));
         let decisions = self.scheduler.resolve(node, Scheduled::Failed);
         self.decide(decisions);
+        self.after_failure();
+    }
+
+    /// In a dynamic run, a failure stops the work queued when it happened (per the execution
+    /// mode, already carried out); new calls are refused only while the function has not
+    /// seen it (see [`Orchestrator::add`]), so the scheduler may start invocations again.
+    fn after_failure(&mut self) {
+        if self
+            .dynamic
+            .as_ref()
+            .is_some_and(|dynamic| !dynamic.stopped)
+        {
+            self.scheduler.resume_starting();
+        }
     }
 
     /// The earliest moment something is due: a retry or a timeout.
@@ -421,10 +847,7 @@ impl Orchestrator<'_> {
             state.awaiting = None;
             state.stopped.store(true, Ordering::Release);
             self.threads.add();
-            let timeout = self.snapshot.invocations[node]
-                .config
-                .timeout
-                .unwrap_or_default();
+            let timeout = self.invocations[node].config.timeout.unwrap_or_default();
             let message = format!("the step timed out after {}", human(timeout));
             let error = StepError {
                 kind: StepErrorKind::Timeout,
@@ -439,10 +862,13 @@ impl Orchestrator<'_> {
 
     /// A stop of the run was requested: nothing new starts; running steps finish.
     fn stop_requested(&mut self) {
-        if self.scheduler.is_stopping() {
+        if self.stop_was_requested() {
             return;
         }
         tracing::warn!(target: "weft", "the run is stopping: no new step starts");
+        if let Some(dynamic) = self.dynamic.as_mut() {
+            dynamic.stopped = true;
+        }
         let decisions = self.scheduler.stop_starting();
         self.decide(decisions);
         for node in 0..self.nodes.len() {
@@ -454,6 +880,7 @@ impl Orchestrator<'_> {
                     ));
                 }
                 self.scheduler.abandon(node);
+                self.notify_failure(node, "was stopped: the run was stopped".into(), None);
             }
         }
     }
@@ -466,38 +893,51 @@ impl Orchestrator<'_> {
                 Decision::Skip { node, reason } => {
                     let reason = match reason {
                         SkipReason::UpstreamFailed { failed } => {
-                            format!("upstream `{}` failed", self.snapshot.invocations[failed].id)
+                            format!("upstream `{}` failed", self.invocations[failed].id)
                         }
                         SkipReason::RunStopping { failed } => format!(
                             "no new step starts after `{}` failed ({})",
-                            self.snapshot.invocations[failed].id, self.snapshot.execution_mode
+                            self.invocations[failed].id, self.mode
                         ),
-                        SkipReason::RunStopped => "the run was stopped".to_owned(),
+                        SkipReason::RunStopped => match &self.dynamic {
+                            Some(DynamicState {
+                                ended: Some(FunctionEnd::Failed(_) | FunctionEnd::Panicked(_)),
+                                stopped: false,
+                                ..
+                            }) => "the pipeline function failed".to_owned(),
+                            _ => "the run was stopped".to_owned(),
+                        },
                     };
                     self.skip(node, reason);
                 }
                 Decision::Stop { node, failed } => {
                     let reason = format!(
                         "stopped because `{}` failed (fail_fast)",
-                        self.snapshot.invocations[failed].id
+                        self.invocations[failed].id
                     );
-                    tracing::warn!(target: "weft", "step `{}` {reason}", self.snapshot.invocations[node].id);
+                    tracing::warn!(target: "weft", "step `{}` {reason}", self.invocations[node].id);
                     let state = &mut self.nodes[node];
                     state.stopped.store(true, Ordering::Release);
                     state.awaiting = None;
                     state.deadline = None;
                     state.retry_at = None;
                     if let Some(step_run) = state.step_run {
-                        self.batch.changes.stopped.push((step_run, reason));
+                        self.batch.changes.stopped.push((step_run, reason.clone()));
                     }
+                    self.notify_failure(node, format!("was {reason}"), Some(failed));
                 }
             }
         }
     }
 
     fn skip(&mut self, node: usize, reason: String) {
-        let invocation = &self.snapshot.invocations[node];
+        let invocation = &self.invocations[node];
         tracing::warn!(target: "weft", "step `{}` skipped: {reason}", invocation.id);
+        self.notify_failure(
+            node,
+            format!("was not run: {reason}"),
+            self.scheduler.cause(node),
+        );
         let mut skipped =
             launcher::step_run(&self.scope, invocation, &self.finished, Status::Skipped);
         skipped.status_reason = Some(reason);
