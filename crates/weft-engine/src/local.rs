@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
 use weft_core::snapshot::{ExecutionMode, Invocation};
-use weft_core::{Snapshot, Status, StepRunId};
+use weft_core::{Snapshot, Status, StepRunId, canonical};
 use weft_store::model::{Changes, StepError, StepErrorKind, StepOutput, StepRun};
 
 use crate::context::StepContext;
@@ -570,10 +570,17 @@ impl<'a> Orchestrator<'a> {
         {
             // A resumed dynamic run: the function is called again, and its calls are matched
             // to the finished step runs of the original by invocation id.
-            if original.step != invocation.step {
+            let parameters =
+                serde_json::Value::Object(invocation.parameters.clone().into_iter().collect());
+            if original.step != invocation.step || original.parameters != parameters {
                 let message = format!(
-                    "the pipeline function took another path than in run {}: invocation `{}` was a call of `{}` there, and is a call of `{}` now",
-                    original.run_id, invocation.id, original.step, invocation.step
+                    "the pipeline function took another path than in run {}: invocation `{}` was a call of `{}` with {} there, and is a call of `{}` with {} now",
+                    original.run_id,
+                    invocation.id,
+                    original.step,
+                    canonical::to_string(&original.parameters),
+                    invocation.step,
+                    canonical::to_string(&parameters),
                 );
                 tracing::error!(target: "weft", "{message}");
                 let mut step_run =

@@ -12,6 +12,7 @@ use crate::signature;
 
 pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut settings = Settings::default();
+    let mut dynamic = false;
     let parser = syn::meta::parser(|meta| {
         let name = meta
             .path
@@ -19,12 +20,16 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             .map(ToString::to_string)
             .unwrap_or_default();
         if name == "dynamic" {
-            Err(meta.error("dynamic pipelines are not available in this version of weft yet; remove `dynamic` to compile the pipeline to a static DAG"))
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error("`dynamic` takes no value"));
+            }
+            dynamic = true;
+            Ok(())
         } else if settings.parse(&meta, Level::Pipeline)? {
             Ok(())
         } else {
             Err(meta.error(format!(
-                "unknown `#[pipeline]` option `{name}`; supported: cache = bool, cache(..), retry = n, retry(..), timeout = \"..\""
+                "unknown `#[pipeline]` option `{name}`; supported: dynamic, cache = bool, cache(..), retry = n, retry(..), timeout = \"..\""
             )))
         }
     });
@@ -118,6 +123,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             name: #name_text,
             parameters: &[#(#parameter_defs),*],
             settings: #settings_tokens,
+            dynamic: #dynamic,
             compile: #compile,
         };
 
@@ -149,19 +155,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dynamic_pipelines_and_unknown_options_are_refused() {
-        let error = expand(
+    fn dynamic_takes_no_value_and_unknown_options_are_refused() {
+        let dynamic = expand(
             quote!(dynamic),
+            quote!(
+                fn p() {}
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(dynamic.contains("dynamic : true"), "{dynamic}");
+        let error = expand(
+            quote!(dynamic = true),
             quote!(
                 fn p() {}
             ),
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            error.contains("dynamic pipelines are not available"),
-            "{error}"
-        );
+        assert!(error.contains("`dynamic` takes no value"), "{error}");
         let error = expand(
             quote!(retries = 2),
             quote!(

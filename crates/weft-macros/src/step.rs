@@ -161,6 +161,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
     let call = format_ident!("__WeftCall_{}", name);
     let def = format_ident!("__WEFT_STEP_{}", name);
     let execute = signature::hidden("execute", name);
+    let outputs_fn = signature::hidden("outputs", name);
 
     let (docs, other_attributes): (Vec<_>, Vec<_>) = function
         .attrs
@@ -238,6 +239,30 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             }
         }
     };
+
+    let dynamic_outputs = match outputs.len() {
+        0 => quote!(__weft_handle.invocation()),
+        _ => {
+            let each = output_names.iter().zip(&output_types).map(|(name, ty)| {
+                quote_spanned!(ty.span() => ::weft::Output::dynamic(__weft_handle, #name, ::weft::__private::loader::<#ty>))
+            });
+            if outputs.len() == 1 {
+                quote!(#(#each)*)
+            } else {
+                quote!((#(#each,)*))
+            }
+        }
+    };
+    let value_type = if signature::is_unit(&value) {
+        quote!(())
+    } else {
+        quote!(#value)
+    };
+    let map_arguments: Vec<TokenStream> = arguments
+        .iter()
+        .map(|Argument { name, ty }| quote_spanned!(ty.span() => #name: impl ::weft::MapArg<#ty>))
+        .collect();
+    let bindings = quote!(::std::vec![#((#argument_texts, #argument_names.into_binding()),)*]);
 
     let load_inputs = arguments.iter().map(|Argument { name, ty }| {
         let text = name.to_string();
@@ -331,6 +356,12 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
                         )?;
                         ::core::result::Result::Ok(#placeholders)
                     }
+                    ::weft::__private::Mode::Dynamic(__weft_session) => {
+                        let __weft_handle = __weft_session.call(&#def, self.options, #bindings)?;
+                        __weft_handle.wait()?;
+                        __weft_session.completed(&__weft_handle);
+                        ::core::result::Result::Ok(#outputs_fn(&__weft_handle))
+                    }
                     ::weft::__private::Mode::Plain => {
                         #(let #argument_names = #argument_names.into_value(#name_text, #argument_texts)?;)*
                         let __weft_returned = #plain(#(#argument_names),*);
@@ -339,6 +370,68 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
                     }
                 }
             }
+
+            /// Starts the step in a dynamic pipeline and returns at once; pass the future on
+            /// as an input, or wait for it.
+            #visibility fn submit(self, #(#wrapper_arguments),*) -> ::weft::StepFuture<#value_type, #returned> {
+                #(let #argument_names = ::weft::IntoInput::into_input(#argument_names);)*
+                match ::weft::__private::mode() {
+                    ::weft::__private::Mode::Dynamic(__weft_session) => {
+                        match __weft_session.call(&#def, self.options, #bindings) {
+                            ::core::result::Result::Ok(__weft_handle) => {
+                                ::weft::StepFuture::submitted(#outputs_fn(&__weft_handle), __weft_handle)
+                            }
+                            ::core::result::Result::Err(__weft_error) => ::weft::StepFuture::refused(__weft_error),
+                        }
+                    }
+                    _ => ::weft::StepFuture::refused(::weft::__private::outside(#name_text, "submit")),
+                }
+            }
+
+            /// Starts one invocation per item of the mapped arguments, zipped (each has as
+            /// many items); `unmapped(x)` passes `x` whole to every invocation.
+            #visibility fn map(self, #(#map_arguments),*) -> ::weft::Result<::weft::MapResult<#value_type, #returned>> {
+                self.map_items(::std::vec![#((#argument_texts, ::weft::MapArg::into_map_argument(#argument_names)),)*], false)
+            }
+
+            /// Starts one invocation per combination of the mapped arguments' items.
+            #visibility fn product(self, #(#map_arguments),*) -> ::weft::Result<::weft::MapResult<#value_type, #returned>> {
+                self.map_items(::std::vec![#((#argument_texts, ::weft::MapArg::into_map_argument(#argument_names)),)*], true)
+            }
+
+            fn map_items(
+                self,
+                arguments: ::std::vec::Vec<(&'static str, ::weft::__private::MapArgument)>,
+                product: bool,
+            ) -> ::weft::Result<::weft::MapResult<#value_type, #returned>> {
+                match ::weft::__private::mode() {
+                    ::weft::__private::Mode::Dynamic(__weft_session) => {
+                        let handles = __weft_session.map(&#def, self.options, arguments, product)?;
+                        ::core::result::Result::Ok(::weft::MapResult::new(
+                            handles
+                                .into_iter()
+                                .map(|__weft_handle| ::weft::StepFuture::submitted(#outputs_fn(&__weft_handle), __weft_handle))
+                                .collect(),
+                        ))
+                    }
+                    _ => ::core::result::Result::Err(::weft::__private::outside(
+                        #name_text,
+                        if product { "product" } else { "map" },
+                    )),
+                }
+            }
+
+            /// Starts this invocation only once `upstream` has started (dynamic pipelines).
+            #visibility fn start_after(mut self, upstream: impl ::weft::After) -> Self {
+                self.options.start_after(upstream);
+                self
+            }
+        }
+
+        #[doc(hidden)]
+        #[allow(unused_variables)]
+        fn #outputs_fn(__weft_handle: &::weft::__private::Handle) -> #returned {
+            #dynamic_outputs
         }
 
         #[doc(hidden)]
@@ -371,6 +464,8 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
         #[doc = #module_doc]
         #[allow(unused_imports)]
         #visibility mod #name {
+            use super::*;
+
             /// The step's function as written: calling it runs the body directly.
             #child_visibility use super::#plain as plain;
             /// The step's description, as registered with weft.
@@ -392,6 +487,30 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             /// A call of the step with per-invocation options.
             #child_visibility fn with(options: ::weft::StepOptions) -> Call {
                 Call::new().with(options)
+            }
+
+            /// A call of the step that starts once `upstream` has started (dynamic pipelines).
+            #child_visibility fn start_after(upstream: impl ::weft::After) -> Call {
+                Call::new().start_after(upstream)
+            }
+
+            /// Starts the step in a dynamic pipeline and returns at once.
+            #[allow(clippy::too_many_arguments)]
+            #child_visibility fn submit(#(#wrapper_arguments),*) -> ::weft::StepFuture<#value_type, #returned> {
+                Call::new().submit(#(#argument_names),*)
+            }
+
+            /// One invocation per item of the mapped arguments, zipped (dynamic pipelines).
+            #[allow(clippy::too_many_arguments)]
+            #child_visibility fn map(#(#map_arguments),*) -> ::weft::Result<::weft::MapResult<#value_type, #returned>> {
+                Call::new().map(#(#argument_names),*)
+            }
+
+            /// One invocation per combination of the mapped arguments' items (dynamic
+            /// pipelines).
+            #[allow(clippy::too_many_arguments)]
+            #child_visibility fn product(#(#map_arguments),*) -> ::weft::Result<::weft::MapResult<#value_type, #returned>> {
+                Call::new().product(#(#argument_names),*)
             }
         }
     })

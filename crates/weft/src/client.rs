@@ -117,14 +117,63 @@ impl Client {
     /// recorded, whatever its status: check `report.run.status` (or
     /// [`RunReport::failed_steps`]). `Err` means nothing could run (bad parameters, an
     /// invalid pipeline, an unreachable store).
+    ///
+    /// A dynamic pipeline (`#[pipeline(dynamic)]`) has no plan before it runs: its function
+    /// runs now, and its steps run as it calls them.
     pub fn run_with(&self, call: PipelineCall, config: &RunConfig) -> Result<RunReport> {
+        if call.pipeline.dynamic {
+            let snapshot = self.dynamic_snapshot(call, config)?;
+            let function = dynamic_function(snapshot.pipeline.clone(), &snapshot, config)?;
+            return Ok(self.block_on(self.engine.run_dynamic(
+                snapshot,
+                self.options(config),
+                function,
+            ))?);
+        }
         let snapshot = self.compile(call, config)?;
         self.run_snapshot(snapshot, config)
+    }
+
+    /// What a dynamic run records before its function runs: the pipeline, its checked
+    /// parameters and the execution mode (`stop_on_failure` unless configured).
+    fn dynamic_snapshot(
+        &self,
+        call: PipelineCall,
+        config: &RunConfig,
+    ) -> Result<weft_core::Snapshot> {
+        if let Some(error) = call.errors.first() {
+            return Err(Error::msg(error.clone()));
+        }
+        if let Some(invocation) = config.steps.keys().next() {
+            return Err(Error::msg(format!(
+                "the run configuration sets invocation `{invocation}`, but pipeline `{}` is dynamic: its invocations do not exist before it runs",
+                call.pipeline.name
+            )));
+        }
+        let mut given = config.parameters.clone();
+        given.extend(call.parameters);
+        let parameters = call.pipeline.resolve_parameters(&given)?;
+        Ok(weft_core::Snapshot {
+            format_version: weft_core::snapshot::FORMAT_VERSION,
+            pipeline: call.pipeline.name.to_owned(),
+            parameters: parameters.into_iter().collect(),
+            execution_mode: config
+                .execution_mode
+                .unwrap_or(weft_core::ExecutionMode::StopOnFailure),
+            invocations: Vec::new(),
+            dynamic: true,
+        })
     }
 
     /// Compiles `call`'s pipeline into a validated snapshot, without recording or running
     /// anything.
     pub fn compile(&self, call: PipelineCall, config: &RunConfig) -> Result<weft_core::Snapshot> {
+        if call.pipeline.dynamic {
+            return Err(Error::msg(format!(
+                "pipeline `{}` is dynamic: it has no plan before it runs (run it instead)",
+                call.pipeline.name
+            )));
+        }
         if let Some(error) = call.errors.first() {
             return Err(Error::msg(error.clone()));
         }
@@ -156,6 +205,15 @@ impl Client {
                 "run {} is still {}: stop it (weft runs stop) or wait for it before resuming it",
                 original.id, original.status
             )));
+        }
+        let snapshot = self.block_on(self.engine.original_snapshot(original.id))?;
+        if snapshot.dynamic {
+            let function = dynamic_function(snapshot.pipeline.clone(), &snapshot, config)?;
+            return Ok(self.block_on(self.engine.resume_dynamic(
+                original.id,
+                self.options(config),
+                function,
+            ))?);
         }
         Ok(self.block_on(self.engine.resume(original.id, self.options(config)))?)
     }
@@ -354,4 +412,22 @@ fn check_key_fns(snapshot: &weft_core::Snapshot) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The function of dynamic pipeline `name`, called with the snapshot's parameters, as the
+/// engine runs it.
+fn dynamic_function(
+    name: String,
+    snapshot: &weft_core::Snapshot,
+    config: &RunConfig,
+) -> Result<weft_engine::PipelineFunction> {
+    let pipeline = registry::pipeline(&name)?;
+    let parameters = registry::Parameters::new(
+        pipeline.name,
+        snapshot.parameters.clone().into_iter().collect(),
+    );
+    let defaults = crate::compile::Defaults::new(pipeline, config);
+    Ok(Box::new(move |runtime| {
+        crate::dynamic::run_function(pipeline, parameters, defaults, runtime)
+    }))
 }

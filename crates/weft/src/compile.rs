@@ -18,7 +18,7 @@ use weft_core::snapshot::{InputSpec, OutputRef, StepConfig};
 use weft_engine::StepDef;
 
 use crate::config::RunConfig;
-use crate::input::{ArgumentBinding, CallOptions, Invocation, Placeholder};
+use crate::input::{AfterRef, ArgumentBinding, CallOptions, Invocation, Placeholder};
 use crate::registry::{self, PipelineDef};
 use crate::{Error, Result};
 
@@ -32,7 +32,7 @@ pub struct CompileSession {
 
 /// Settings that apply to every step of the pipeline being compiled, unless the step says
 /// otherwise.
-struct Defaults {
+pub(crate) struct Defaults {
     pipeline: weft_core::policy::CacheSettings,
     retry: weft_core::policy::RetrySettings,
     timeout_ms: Option<u64>,
@@ -41,9 +41,20 @@ struct Defaults {
 }
 
 impl Defaults {
+    /// The defaults of `pipeline`'s steps in a run configured by `run`.
+    pub(crate) fn new(pipeline: &PipelineDef, run: &RunConfig) -> Self {
+        Self {
+            pipeline: pipeline.settings.cache(),
+            retry: pipeline.settings.retry(),
+            timeout_ms: pipeline.settings.timeout_ms,
+            run: run.cache.clone(),
+            no_cache: run.no_cache,
+        }
+    }
+
     /// The resolved settings of one call of `step`: step, then pipeline, then run, then
     /// weft's defaults; `no_cache` turns caching off whatever the step says.
-    fn for_step(&self, step: &StepDef) -> StepConfig {
+    pub(crate) fn for_step(&self, step: &StepDef) -> StepConfig {
         let mut cache = step
             .settings
             .cache()
@@ -66,13 +77,15 @@ impl Defaults {
     }
 }
 
-/// Whether step calls are being recorded on this thread.
+/// What a step call does on this thread.
 #[doc(hidden)]
 pub enum Mode {
     /// Run the step's plain function.
     Plain,
     /// Record an invocation.
     Compile(Rc<CompileSession>),
+    /// Run an invocation of a dynamic pipeline.
+    Dynamic(Rc<crate::dynamic::DynamicSession>),
 }
 
 thread_local! {
@@ -82,10 +95,16 @@ thread_local! {
 /// The mode of a step call made now, on this thread.
 #[doc(hidden)]
 pub fn mode() -> Mode {
-    SESSION.with(|session| match &*session.borrow() {
-        Some(session) if !weft_engine::context::in_step() => Mode::Compile(session.clone()),
-        _ => Mode::Plain,
-    })
+    if weft_engine::context::in_step() {
+        return Mode::Plain;
+    }
+    if let Some(session) = SESSION.with(|session| session.borrow().clone()) {
+        return Mode::Compile(session);
+    }
+    match crate::dynamic::current() {
+        Some(session) => Mode::Dynamic(session),
+        None => Mode::Plain,
+    }
 }
 
 impl CompileSession {
@@ -99,85 +118,114 @@ impl CompileSession {
     ) -> Result<Invocation> {
         let mut compiler = self.compiler.borrow_mut();
         let options = options.options;
-        let mut call = StepCall {
-            step: StepSignature {
-                name: step.name.to_owned(),
-                path: step.path.to_owned(),
-                code_hash: step.code_hash.to_owned(),
-                arguments: step
-                    .inputs
-                    .iter()
-                    .map(|input| input.name.to_owned())
-                    .collect(),
-                outputs: step.output_specs(),
-            },
-            id: options.id,
-            parameters: BTreeMap::new(),
-            inputs: BTreeMap::new(),
-            configured: Vec::new(),
-            after: Vec::new(),
-            config: self.defaults.for_step(step),
-        };
-        // The invocation id is not allocated yet; the step's name identifies the call.
-        let foreign = |argument: &str| compile::Error::ForeignOutput {
-            invocation: step.name.to_owned(),
-            input: argument.to_owned(),
-        };
-        for (argument, binding) in arguments {
-            match binding {
-                ArgumentBinding::Parameter(value) => {
-                    call.parameters.insert(argument.to_owned(), value);
-                }
-                ArgumentBinding::Artifact(placeholder) => {
-                    if placeholder.session != self.id {
-                        return Err(remember(&mut compiler, foreign(argument)));
-                    }
-                    call.inputs.insert(
-                        argument.to_owned(),
-                        InputSpec::Artifact(output_ref(&placeholder)),
-                    );
-                }
-                ArgumentBinding::Artifacts(placeholders) => {
-                    if placeholders.iter().any(|p| p.session != self.id) {
-                        return Err(remember(&mut compiler, foreign(argument)));
-                    }
-                    let items = placeholders.iter().map(output_ref).collect();
-                    call.inputs
-                        .insert(argument.to_owned(), InputSpec::Artifacts { items });
-                }
-                ArgumentBinding::External(artifact_version) => {
-                    call.inputs.insert(
-                        argument.to_owned(),
-                        InputSpec::External { artifact_version },
-                    );
-                }
-                ArgumentBinding::Configured => call.configured.push(argument.to_owned()),
-                ArgumentBinding::Invalid(reason) => {
-                    let error = compile::Error::InvalidArgument {
-                        step: step.name.to_owned(),
-                        argument: argument.to_owned(),
-                        reason,
-                    };
-                    return Err(remember(&mut compiler, error));
-                }
-            }
+        if let Some(upstream) = options.start_after.first() {
+            let error = compile::Error::InvalidArgument {
+                step: step.name.to_owned(),
+                argument: format!("start_after({})", upstream.id),
+                reason: "orders starts, which only a dynamic pipeline does; use `.after(..)`"
+                    .into(),
+            };
+            return Err(remember(&mut compiler, error));
         }
-        for upstream in options.after {
-            if upstream.session.is_some_and(|session| session != self.id) {
-                let error = compile::Error::ForeignOutput {
-                    invocation: step.name.to_owned(),
-                    input: format!("after({})", upstream.id),
-                };
-                return Err(remember(&mut compiler, error));
-            }
-            call.after.push(upstream.id);
-        }
+        let call = build_call(
+            self.id,
+            step,
+            options.id,
+            options.after,
+            arguments,
+            self.defaults.for_step(step),
+        )
+        .map_err(|error| remember(&mut compiler, error))?;
         let id = compiler.add(call)?;
         Ok(Invocation {
             session: self.id,
             id: id.into(),
         })
     }
+}
+
+/// One step call as the compiler takes it, from the arguments' bindings. Outputs and
+/// `after` handles must come from the session `session`.
+pub(crate) fn build_call(
+    session: u64,
+    step: &'static StepDef,
+    id: Option<String>,
+    after: Vec<AfterRef>,
+    arguments: Vec<(&'static str, ArgumentBinding)>,
+    config: StepConfig,
+) -> std::result::Result<StepCall, compile::Error> {
+    let mut call = StepCall {
+        step: StepSignature {
+            name: step.name.to_owned(),
+            path: step.path.to_owned(),
+            code_hash: step.code_hash.to_owned(),
+            arguments: step
+                .inputs
+                .iter()
+                .map(|input| input.name.to_owned())
+                .collect(),
+            outputs: step.output_specs(),
+        },
+        id,
+        parameters: BTreeMap::new(),
+        inputs: BTreeMap::new(),
+        configured: Vec::new(),
+        after: Vec::new(),
+        config,
+    };
+    // The invocation id is not allocated yet; the step's name identifies the call.
+    let foreign = |argument: &str| compile::Error::ForeignOutput {
+        invocation: step.name.to_owned(),
+        input: argument.to_owned(),
+    };
+    for (argument, binding) in arguments {
+        match binding {
+            ArgumentBinding::Parameter(value) => {
+                call.parameters.insert(argument.to_owned(), value);
+            }
+            ArgumentBinding::Artifact(placeholder) => {
+                if placeholder.session != session {
+                    return Err(foreign(argument));
+                }
+                call.inputs.insert(
+                    argument.to_owned(),
+                    InputSpec::Artifact(output_ref(&placeholder)),
+                );
+            }
+            ArgumentBinding::Artifacts(placeholders) => {
+                if placeholders.iter().any(|p| p.session != session) {
+                    return Err(foreign(argument));
+                }
+                let items = placeholders.iter().map(output_ref).collect();
+                call.inputs
+                    .insert(argument.to_owned(), InputSpec::Artifacts { items });
+            }
+            ArgumentBinding::External(artifact_version) => {
+                call.inputs.insert(
+                    argument.to_owned(),
+                    InputSpec::External { artifact_version },
+                );
+            }
+            ArgumentBinding::Configured => call.configured.push(argument.to_owned()),
+            ArgumentBinding::Invalid(reason) => {
+                return Err(compile::Error::InvalidArgument {
+                    step: step.name.to_owned(),
+                    argument: argument.to_owned(),
+                    reason,
+                });
+            }
+        }
+    }
+    for upstream in after {
+        if upstream.session.is_some_and(|other| other != session) {
+            return Err(compile::Error::ForeignOutput {
+                invocation: step.name.to_owned(),
+                input: format!("after({})", upstream.id),
+            });
+        }
+        call.after.push(upstream.id);
+    }
+    Ok(call)
 }
 
 fn remember(compiler: &mut Compiler, error: compile::Error) -> Error {
@@ -192,6 +240,13 @@ fn output_ref(placeholder: &Placeholder) -> OutputRef {
     }
 }
 
+/// A new session id, unique in this process: outputs of one session (a compile, or a dynamic
+/// run) cannot be passed into another.
+pub(crate) fn next_session() -> u64 {
+    static SESSIONS: AtomicU64 = AtomicU64::new(1);
+    SESSIONS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Compiles `pipeline` with `parameters` (already resolved and checked) into a validated
 /// snapshot. Nothing is stored.
 pub(crate) fn compile(
@@ -199,19 +254,12 @@ pub(crate) fn compile(
     parameters: Map<String, Value>,
     run: &RunConfig,
 ) -> Result<Snapshot> {
-    static SESSIONS: AtomicU64 = AtomicU64::new(1);
     let execution_mode = run.execution_mode.unwrap_or_default();
     let overrides = &run.step_overrides();
     let session = Rc::new(CompileSession {
-        id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+        id: next_session(),
         compiler: RefCell::new(Compiler::new(pipeline.name)),
-        defaults: Defaults {
-            pipeline: pipeline.settings.cache(),
-            retry: pipeline.settings.retry(),
-            timeout_ms: pipeline.settings.timeout_ms,
-            run: run.cache.clone(),
-            no_cache: run.no_cache,
-        },
+        defaults: Defaults::new(pipeline, run),
     });
     let previous = SESSION.with(|current| current.borrow_mut().replace(session.clone()));
     if previous.is_some() {

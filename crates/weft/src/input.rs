@@ -7,15 +7,19 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use weft_artifacts::{ArtifactStore, StoredArtifact};
 use weft_core::ArtifactVersionId;
 
+use crate::dynamic::Handle;
 use crate::{Error, Result};
 
 /// One output of a step call.
 ///
 /// Inside a static pipeline it is a placeholder for an artifact that does not exist yet: pass
-/// it (or a reference to it) to other steps. Outside any pipeline, where steps run as plain
-/// functions, it holds the value.
+/// it (or a reference to it) to other steps. Inside a dynamic pipeline it is the output of an
+/// invocation that ran or is running: pass it on, or [`Output::load`] its value (which waits
+/// for the invocation). Outside any pipeline, where steps run as plain functions, it holds
+/// the value.
 pub struct Output<T> {
     repr: OutputRepr<T>,
 }
@@ -23,6 +27,25 @@ pub struct Output<T> {
 enum OutputRepr<T> {
     Placeholder(Placeholder),
     Plain(Arc<PlainValue<T>>),
+    Dynamic(Placeholder, DynamicOutput<T>),
+}
+
+/// Loads a stored value of type `T` (generated where `T` is known to be an artifact).
+#[doc(hidden)]
+pub(crate) type Loader<T> = fn(&ArtifactStore, &StoredArtifact) -> weft_artifacts::Result<T>;
+
+struct DynamicOutput<T> {
+    handle: Handle,
+    loader: Loader<T>,
+}
+
+impl<T> Clone for DynamicOutput<T> {
+    fn clone(&self) -> Self {
+        Self {
+            handle: self.handle.clone(),
+            loader: self.loader,
+        }
+    }
 }
 
 /// An output of an invocation recorded in a compile session.
@@ -45,6 +68,9 @@ impl<T> Clone for Output<T> {
         let repr = match &self.repr {
             OutputRepr::Placeholder(placeholder) => OutputRepr::Placeholder(placeholder.clone()),
             OutputRepr::Plain(value) => OutputRepr::Plain(value.clone()),
+            OutputRepr::Dynamic(placeholder, output) => {
+                OutputRepr::Dynamic(placeholder.clone(), output.clone())
+            }
         };
         Self { repr }
     }
@@ -53,7 +79,9 @@ impl<T> Clone for Output<T> {
 impl<T> fmt::Debug for Output<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            OutputRepr::Placeholder(p) => write!(f, "Output({}.{})", p.invocation, p.output),
+            OutputRepr::Placeholder(p) | OutputRepr::Dynamic(p, _) => {
+                write!(f, "Output({}.{})", p.invocation, p.output)
+            }
             OutputRepr::Plain(value) => write!(f, "Output(value of `{}`)", value.step),
         }
     }
@@ -82,21 +110,52 @@ impl<T> Output<T> {
         }
     }
 
+    #[doc(hidden)]
+    pub fn dynamic(handle: &Handle, output: &'static str, loader: Loader<T>) -> Self {
+        Self {
+            repr: OutputRepr::Dynamic(
+                Placeholder {
+                    session: handle.session,
+                    invocation: handle.invocation.clone(),
+                    output,
+                },
+                DynamicOutput {
+                    handle: handle.clone(),
+                    loader,
+                },
+            ),
+        }
+    }
+
     /// The invocation that produces this output, inside a pipeline.
     pub fn invocation_id(&self) -> Option<&str> {
         match &self.repr {
-            OutputRepr::Placeholder(placeholder) => Some(&placeholder.invocation),
+            OutputRepr::Placeholder(placeholder) | OutputRepr::Dynamic(placeholder, _) => {
+                Some(&placeholder.invocation)
+            }
             OutputRepr::Plain(_) => None,
         }
     }
 
-    /// The value. Outside a pipeline, where the step ran as a plain function, this is a copy
-    /// of its result (the type must be `Clone`; [`Output::into_value`] needs no copy). While a
+    /// The value. Inside a dynamic pipeline it is loaded from the artifact store, once the
+    /// invocation that produces it has completed (this waits for it; its failure is the
+    /// error). Outside a pipeline, where the step ran as a plain function, this is a copy of
+    /// its result (the type must be `Clone`; [`Output::into_value`] needs no copy). While a
     /// static pipeline compiles, no value exists yet: the error says so.
     pub fn load(&self) -> Result<T> {
         match &self.repr {
             OutputRepr::Placeholder(placeholder) => Err(placeholder.no_value()),
             OutputRepr::Plain(value) => value.copy(),
+            OutputRepr::Dynamic(placeholder, output) => output.load(placeholder.output),
+        }
+    }
+
+    /// Whether the invocation that produces this output has ended (always true outside a
+    /// dynamic pipeline).
+    pub fn is_ready(&self) -> bool {
+        match &self.repr {
+            OutputRepr::Dynamic(_, output) => output.handle.is_finished(),
+            _ => true,
         }
     }
 
@@ -104,6 +163,7 @@ impl<T> Output<T> {
     pub fn into_value(self) -> Result<T> {
         match self.repr {
             OutputRepr::Placeholder(placeholder) => Err(placeholder.no_value()),
+            OutputRepr::Dynamic(placeholder, output) => output.load(placeholder.output),
             OutputRepr::Plain(value) => match Arc::try_unwrap(value) {
                 Ok(value) => value
                     .value
@@ -117,9 +177,11 @@ impl<T> Output<T> {
 
     /// Converts into what a step argument of the same type needs: the placeholder inside a
     /// pipeline, the value outside one.
-    fn to_input(&self, owned: bool) -> InputRepr<T> {
+    pub(crate) fn to_input(&self, owned: bool) -> InputRepr<T> {
         match &self.repr {
-            OutputRepr::Placeholder(placeholder) => InputRepr::Placeholder(placeholder.clone()),
+            OutputRepr::Placeholder(placeholder) | OutputRepr::Dynamic(placeholder, _) => {
+                InputRepr::Placeholder(placeholder.clone())
+            }
             OutputRepr::Plain(value) => {
                 let taken = if owned && Arc::strong_count(value) == 1 {
                     value.take()
@@ -132,6 +194,18 @@ impl<T> Output<T> {
                 }
             }
         }
+    }
+}
+
+impl<T> DynamicOutput<T> {
+    fn load(&self, output: &str) -> Result<T> {
+        let stored = self.handle.stored(output)?;
+        (self.loader)(self.handle.artifacts(), &stored).map_err(|error| {
+            Error::new(error).context(format!(
+                "output `{output}` of `{}` cannot be loaded",
+                self.handle.invocation
+            ))
+        })
     }
 }
 
@@ -218,7 +292,7 @@ impl After for Invocation {
 impl<T> After for Output<T> {
     fn upstream(&self) -> AfterRef {
         match &self.repr {
-            OutputRepr::Placeholder(p) => AfterRef {
+            OutputRepr::Placeholder(p) | OutputRepr::Dynamic(p, _) => AfterRef {
                 session: Some(p.session),
                 id: p.invocation.to_string(),
             },
@@ -292,10 +366,10 @@ pub struct Configured;
 /// What a step argument was given, before it is known whether a pipeline is being compiled.
 #[doc(hidden)]
 pub struct Input<T> {
-    repr: InputRepr<T>,
+    pub(crate) repr: InputRepr<T>,
 }
 
-enum InputRepr<T> {
+pub(crate) enum InputRepr<T> {
     Value {
         value: T,
         to_json: fn(&T) -> serde_json::Result<serde_json::Value>,
@@ -310,7 +384,7 @@ enum InputRepr<T> {
 
 /// How an argument is bound in a compiled invocation.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ArgumentBinding {
     Parameter(serde_json::Value),
     Artifact(Placeholder),
@@ -371,7 +445,7 @@ impl<T> Input<T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be passed as a step argument of type `{T}`",
     label = "this argument expects `{T}`",
-    note = "a step argument of type `T` accepts an `Output<T>` (or `&Output<T>`) of another step, a `Vec<Output<U>>` when `T` is `Vec<U>`, or a plain `T` value that implements `serde::Serialize`"
+    note = "a step argument of type `T` accepts an `Output<T>` (or `&Output<T>`) or a `StepFuture<T>` of another step, a `Vec` of those when `T` is `Vec<U>`, or a plain `T` value that implements `serde::Serialize`"
 )]
 pub trait IntoInput<T> {
     #[doc(hidden)]
@@ -405,7 +479,7 @@ impl<T> IntoInput<T> for Output<T> {
     }
 }
 
-fn gather<'a, T: 'a>(
+pub(crate) fn gather<'a, T: 'a>(
     outputs: impl ExactSizeIterator<Item = (&'a Output<T>, bool)>,
 ) -> InputRepr<Vec<T>> {
     let mut placeholders = Vec::with_capacity(outputs.len());
@@ -481,6 +555,7 @@ impl<T: Serialize + 'static> IntoInput<T> for Configured {
 pub struct StepOptions {
     pub(crate) id: Option<String>,
     pub(crate) after: Vec<AfterRef>,
+    pub(crate) start_after: Vec<AfterRef>,
 }
 
 impl StepOptions {
@@ -498,6 +573,12 @@ impl StepOptions {
     /// Runs the invocation after `upstream`, without passing data.
     pub fn after(mut self, upstream: impl After) -> Self {
         self.after.push(upstream.upstream());
+        self
+    }
+
+    /// Starts the invocation only once `upstream` has started (dynamic pipelines).
+    pub fn start_after(mut self, upstream: impl After) -> Self {
+        self.start_after.push(upstream.upstream());
         self
     }
 }
@@ -518,10 +599,15 @@ impl CallOptions {
         self.options.after.push(upstream.upstream());
     }
 
+    pub fn start_after(&mut self, upstream: impl After) {
+        self.options.start_after.push(upstream.upstream());
+    }
+
     pub fn with(&mut self, options: StepOptions) {
         if options.id.is_some() {
             self.options.id = options.id;
         }
         self.options.after.extend(options.after);
+        self.options.start_after.extend(options.start_after);
     }
 }

@@ -58,6 +58,7 @@ mod cli;
 mod client;
 mod compile;
 pub mod config;
+mod dynamic;
 mod input;
 #[doc(hidden)]
 pub mod probe;
@@ -66,6 +67,7 @@ mod registry;
 pub use cli::main;
 pub use client::{ArtifactVersion, Client};
 pub use config::{RunConfig, StoreConfig};
+pub use dynamic::{MapArg, MapResult, StepFuture, Unmapped, unmapped};
 pub use input::{
     After, Configured, External, IntoInput, Invocation, Output, StepOptions, configured,
 };
@@ -139,7 +141,8 @@ pub fn add_output_tags(output: &str, tags: &[&str]) -> Result<()> {
 /// Everything a pipeline file needs: `use weft::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Artifact, Client, External, Invocation, Output, StepOptions, configured, pipeline, step,
+        Artifact, Client, External, Invocation, MapResult, Output, StepFuture, StepOptions,
+        configured, pipeline, step, unmapped,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -148,6 +151,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::compile::{CompileSession, Mode, mode};
+    pub use crate::dynamic::{DynamicSession, Handle, MapArgument, loader, outside};
     pub use crate::input::{CallOptions, Input};
     pub use crate::probe;
     pub use crate::registry::{

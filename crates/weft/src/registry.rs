@@ -30,6 +30,8 @@ pub struct PipelineDef {
     pub parameters: &'static [ParamDef],
     /// Caching, retry and timeout defaults for its steps (`#[pipeline(..)]`).
     pub settings: weft_engine::StepSettings,
+    /// Whether it is dynamic (`#[pipeline(dynamic)]`): its function runs at run time.
+    pub dynamic: bool,
     #[doc(hidden)]
     pub compile: fn(&Parameters) -> Result<()>,
 }

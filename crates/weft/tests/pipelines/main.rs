@@ -4,6 +4,7 @@
 mod caching;
 mod compile;
 mod control;
+mod dynamic;
 mod execution;
 mod failures;
 mod inspection;

@@ -1,0 +1,444 @@
+//! Dynamic pipelines: the function runs at run time; synchronous and submitted calls,
+//! futures as inputs, map and product, failures the function handles or not, resume.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use weft::prelude::*;
+use weft::{RunConfig, Status};
+
+use crate::{fresh, steps};
+
+#[step]
+fn number(x: i64) -> i64 {
+    x
+}
+
+#[step]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[step]
+fn total(values: Vec<i64>) -> i64 {
+    values.iter().sum()
+}
+
+#[step(outputs(low, high))]
+fn halves(x: i64) -> (i64, i64) {
+    (x / 2, x - x / 2)
+}
+
+#[step]
+fn nothing() {}
+
+/// Branches and loops on loaded results; sync calls, submits, a map and a fan-in.
+#[pipeline(dynamic)]
+fn branching(start: i64) -> weft::Result<()> {
+    let first = number(start)?;
+    let mut value = first.load()?;
+    let mut current = first;
+    while value < 10 {
+        current = add(&current, 3)?;
+        value = current.load()?;
+    }
+    let (low, high) = halves(&current)?;
+    let submitted = add::submit(&low, &high);
+    let mapped = add::map(unmapped(&current), vec![1, 2, 3])?;
+    let sum = total(&mapped)?;
+    let both = total(vec![submitted.clone(), number::submit(100)])?;
+    weft::ensure!(submitted.load()? == value, "halves add up");
+    weft::ensure!(sum.load()? == 3 * value + 6, "the map adds 1, 2, 3");
+    weft::ensure!(both.load()? == value + 100, "futures feed a fan-in");
+    nothing()?;
+    Ok(())
+}
+
+#[test]
+fn the_function_runs_at_run_time_and_its_calls_are_recorded_like_static_steps() {
+    let (_dir, client) = fresh();
+    let report = client.run(branching::args(2)).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    let steps = steps(&report);
+    let ids: Vec<&str> = report
+        .step_runs
+        .iter()
+        .map(|s| s.invocation.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "number", "add", "add_2", "add_3", "halves", "add_4", "add_5:0", "add_5:1", "add_5:2",
+            "total", "number_2", "total_2", "nothing"
+        ],
+        "ids follow the static rules, map items are <map>:<index>"
+    );
+    assert!(
+        report
+            .step_runs
+            .iter()
+            .all(|s| s.status == Status::Completed)
+    );
+    // Lineage as for a static step: inputs, parents, outputs.
+    let graph = client
+        .block_on(client.metadata_store().run_graph(report.run.id))
+        .unwrap();
+    let parents_of = |id: &str| -> Vec<String> {
+        let child = steps[id].id;
+        let mut parents: Vec<String> = graph
+            .parents
+            .iter()
+            .filter(|(_, c)| *c == child)
+            .map(|(p, _)| {
+                report
+                    .step_runs
+                    .iter()
+                    .find(|s| s.id == *p)
+                    .unwrap()
+                    .invocation
+                    .clone()
+            })
+            .collect();
+        parents.sort();
+        parents
+    };
+    assert_eq!(parents_of("add_4"), ["halves"], "{graph:#?}");
+    assert_eq!(
+        parents_of("total"),
+        ["add_5:0", "add_5:1", "add_5:2", "halves"]
+    );
+    assert_eq!(parents_of("total_2"), ["add_4", "number_2", "total"]);
+    assert_eq!(
+        parents_of("nothing"),
+        ["total_2"],
+        "every call follows the last synchronous call"
+    );
+    assert_eq!(report.run.invocations, 13);
+    let snapshot = client
+        .block_on(
+            client
+                .metadata_store()
+                .snapshot(report.run.snapshot_id.as_ref().unwrap()),
+        )
+        .unwrap();
+    assert!(snapshot.dynamic && snapshot.invocations.is_empty());
+    assert_eq!(snapshot.parameters["start"], 2);
+}
+
+static GATE: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+
+#[step]
+fn gated(x: i64) -> i64 {
+    let gate = GATE.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.wait();
+    }
+    x
+}
+
+/// A synchronous call proceeds while a submitted step (and a consumer waiting for it) has
+/// not finished.
+#[pipeline(dynamic)]
+fn overlapping() -> weft::Result<()> {
+    let slow = gated::submit(1);
+    let consumer = add::submit(&slow, 1);
+    let quick = number(5)?;
+    weft::ensure!(quick.load()? == 5, "the synchronous call ran");
+    weft::ensure!(
+        !slow.is_finished() && !consumer.is_finished(),
+        "the submitted step and its consumer are still waiting"
+    );
+    let gate = GATE.lock().unwrap().clone().unwrap();
+    gate.wait();
+    weft::ensure!(consumer.load()? == 2, "the consumer ran after its input");
+    Ok(())
+}
+
+#[test]
+fn submitted_steps_and_their_consumers_do_not_block_the_function() {
+    let (_dir, client) = fresh();
+    *GATE.lock().unwrap() = Some(Arc::new(Barrier::new(2)));
+    let config = RunConfig {
+        max_parallelism: Some(4),
+        ..RunConfig::default()
+    };
+    let report = client.run_with(overlapping::args(), &config).unwrap();
+    *GATE.lock().unwrap() = None;
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+}
+
+static FLAKY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[step]
+fn fragile(x: i64) -> weft::Result<i64> {
+    FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    weft::ensure!(x >= 0, "negative input {x}");
+    Ok(x)
+}
+
+/// Catches a failed call and recovers with another step.
+#[pipeline(dynamic)]
+fn recovering() -> weft::Result<()> {
+    let value = match fragile(-1) {
+        Ok(value) => value,
+        Err(error) => {
+            weft::ensure!(
+                format!("{error:#}").contains("negative input -1"),
+                "the step's error comes back: {error:#}"
+            );
+            number(0)?
+        }
+    };
+    add(&value, 1)?;
+    Ok(())
+}
+
+#[test]
+fn a_failure_the_function_handles_lets_the_run_complete() {
+    let (_dir, client) = fresh();
+    let report = client.run(recovering::args()).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    let steps = steps(&report);
+    assert_eq!(steps["fragile"].status, Status::Failed);
+    assert_eq!(steps["number"].status, Status::Completed);
+    assert_eq!(steps["add"].status, Status::Completed);
+}
+
+/// Submits a failing step and never looks at it.
+#[pipeline(dynamic)]
+fn ignoring() -> weft::Result<()> {
+    let _ignored = fragile::submit(-5);
+    Ok(())
+}
+
+#[test]
+fn a_failure_nobody_awaited_fails_the_run_when_it_settles() {
+    let (_dir, client) = fresh();
+    let report = client.run(ignoring::args()).unwrap();
+    assert_eq!(report.run.status, Status::Failed);
+    let reason = report.run.status_reason.clone().unwrap();
+    assert!(
+        reason.contains("step `fragile` failed and the pipeline function did not handle it"),
+        "{reason}"
+    );
+}
+
+/// Propagates a step's failure with `?`.
+#[pipeline(dynamic)]
+fn propagating() -> weft::Result<()> {
+    let pending = gated::submit(1);
+    fragile(-1)?;
+    pending.wait()?;
+    Ok(())
+}
+
+#[test]
+fn a_failure_propagated_by_the_function_fails_the_run_and_stops_queued_work() {
+    let (_dir, client) = fresh();
+    let config = RunConfig {
+        max_parallelism: Some(1),
+        ..RunConfig::default()
+    };
+    *GATE.lock().unwrap() = None;
+    let report = client.run_with(propagating::args(), &config).unwrap();
+    assert_eq!(report.run.status, Status::Failed);
+    let reason = report.run.status_reason.clone().unwrap();
+    assert!(
+        reason.contains("the pipeline function failed") && reason.contains("negative input"),
+        "{reason}"
+    );
+    assert!(
+        report.step_runs.iter().all(|s| s.status.is_finished()),
+        "nothing is left running: {report:#?}"
+    );
+}
+
+/// Panics in the middle of the run.
+#[pipeline(dynamic)]
+fn dynamic_panicking() -> weft::Result<()> {
+    number(1)?;
+    let _pending = number::submit(2);
+    panic!("the function gave up");
+}
+
+#[test]
+fn a_panicking_function_fails_the_run_and_leaves_nothing_running() {
+    let (_dir, client) = fresh();
+    let report = client.run(dynamic_panicking::args()).unwrap();
+    assert_eq!(report.run.status, Status::Failed);
+    let reason = report.run.status_reason.clone().unwrap();
+    assert!(
+        reason.contains("panicked: the function gave up"),
+        "{reason}"
+    );
+    assert!(report.step_runs.iter().all(|s| s.status.is_finished()));
+}
+
+#[pipeline(dynamic)]
+fn unequal() -> weft::Result<()> {
+    let error = add::map(vec![1, 2, 3], vec![1, 2]).unwrap_err();
+    weft::ensure!(
+        error.to_string().contains("`a` has 3, `b` has 2"),
+        "{error}"
+    );
+    let combinations = add::product(vec![1, 2, 3], vec![10, 20])?;
+    let values = combinations.load()?;
+    weft::ensure!(
+        values == [11, 21, 12, 22, 13, 23],
+        "the last argument varies fastest: {values:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn maps_zip_equal_lengths_and_products_take_every_combination() {
+    let (_dir, client) = fresh();
+    let report = client.run(unequal::args()).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    assert_eq!(report.step_runs.len(), 6);
+}
+
+#[test]
+fn submit_and_map_outside_a_dynamic_pipeline_are_clear_errors() {
+    let future = number::submit(1);
+    let error = future.wait().unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "`number::submit` runs steps concurrently, which only a dynamic pipeline does"
+        ),
+        "{error}"
+    );
+    let error = add::map(vec![1], vec![2]).unwrap_err().to_string();
+    assert!(error.contains("`add::map`"), "{error}");
+}
+
+static SMUGGLED: Mutex<Option<Output<i64>>> = Mutex::new(None);
+
+#[pipeline(dynamic)]
+fn smuggling(first: bool) -> weft::Result<()> {
+    if first {
+        *SMUGGLED.lock().unwrap() = Some(number(1)?);
+    } else {
+        let foreign = SMUGGLED.lock().unwrap().clone().unwrap();
+        let error = add(&foreign, 1).unwrap_err().to_string();
+        weft::ensure!(error.contains("another"), "{error}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_output_of_another_run_is_refused() {
+    let (_dir, client) = fresh();
+    let first = client.run(smuggling::args(true)).unwrap();
+    assert_eq!(first.run.status, Status::Completed);
+    let second = client.run(smuggling::args(false)).unwrap();
+    assert_eq!(second.run.status, Status::Completed, "{second:#?}");
+    assert!(second.step_runs.is_empty());
+}
+
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+static FAIL_AT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static OTHER_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[step(cache = false)]
+fn counted(x: i64) -> weft::Result<i64> {
+    let call = COUNTED.fetch_add(1, Ordering::SeqCst);
+    weft::ensure!(
+        call != FAIL_AT.load(Ordering::SeqCst),
+        "failing call {call}"
+    );
+    Ok(x)
+}
+
+#[pipeline(dynamic)]
+fn dynamic_resumable() -> weft::Result<()> {
+    let a = counted(1)?;
+    counted(&a)?;
+    let offset = if OTHER_PATH.load(Ordering::SeqCst) {
+        2
+    } else {
+        1
+    };
+    let c = counted(offset)?;
+    counted(&c)?;
+    Ok(())
+}
+
+#[test]
+fn a_resumed_dynamic_run_reuses_finished_calls_and_reports_another_path() {
+    let (_dir, client) = fresh();
+    COUNTED.store(0, Ordering::SeqCst);
+    FAIL_AT.store(3, Ordering::SeqCst);
+    let failed = client.run(dynamic_resumable::args()).unwrap();
+    assert_eq!(failed.run.status, Status::Failed);
+    assert_eq!(COUNTED.load(Ordering::SeqCst), 4);
+
+    FAIL_AT.store(usize::MAX, Ordering::SeqCst);
+    let resumed = client
+        .resume(&failed.run.id.to_string(), &RunConfig::default())
+        .unwrap();
+    assert_eq!(resumed.run.status, Status::Completed, "{resumed:#?}");
+    assert_eq!(resumed.run.resumed_from, Some(failed.run.id));
+    assert_eq!(
+        COUNTED.load(Ordering::SeqCst),
+        5,
+        "only the call that failed runs again"
+    );
+    let reused = steps(&resumed);
+    for id in ["counted", "counted_2", "counted_3"] {
+        assert_eq!(reused[id].status, Status::Cached, "{id}");
+    }
+    assert_eq!(reused["counted_4"].status, Status::Completed);
+
+    // The function takes another path on re-execution: reported, never silently reused.
+    COUNTED.store(0, Ordering::SeqCst);
+    FAIL_AT.store(3, Ordering::SeqCst);
+    let failed = client.run(dynamic_resumable::args()).unwrap();
+    FAIL_AT.store(usize::MAX, Ordering::SeqCst);
+    OTHER_PATH.store(true, Ordering::SeqCst);
+    let diverged = client
+        .resume(&failed.run.id.to_string(), &RunConfig::default())
+        .unwrap();
+    OTHER_PATH.store(false, Ordering::SeqCst);
+    assert_eq!(diverged.run.status, Status::Failed);
+    let error = steps(&diverged)["counted_3"].error.clone().unwrap().message;
+    assert!(
+        error.contains("took another path")
+            && error.contains("`counted_3`")
+            && error.contains(r#"{"x":1}"#)
+            && error.contains(r#"{"x":2}"#),
+        "{error}"
+    );
+}
+
+#[step]
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[pipeline(dynamic)]
+fn dynamic_ordered() -> weft::Result<()> {
+    let first = sleepy::submit(50);
+    let second = sleepy::start_after(&first).submit(1);
+    let third = sleepy::after(&first).submit(2);
+    second.wait()?;
+    weft::ensure!(
+        first.is_running() || first.is_finished(),
+        "second started after first"
+    );
+    third.wait()?;
+    weft::ensure!(first.is_finished(), "third ran after first finished");
+    Ok(())
+}
+
+#[test]
+fn after_waits_for_the_end_and_start_after_for_the_start() {
+    let (_dir, client) = fresh();
+    let report = client.run(dynamic_ordered::args()).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    let steps = steps(&report);
+    assert!(steps["sleepy_2"].started_at >= steps["sleepy"].started_at);
+    assert!(steps["sleepy_3"].started_at >= steps["sleepy"].ended_at);
+}
