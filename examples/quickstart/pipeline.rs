@@ -1,11 +1,16 @@
-//! The quickstart pipeline: load the iris data set, split it, train two classifiers in
-//! parallel (softmax regression and nearest centroids), evaluate both, and report the best.
+//! The quickstart pipelines on the iris data set.
+//!
+//! `training` (static): load, split, train two classifiers in parallel (softmax regression
+//! and nearest centroids), evaluate both, and report the best.
 //!
 //! ```text
 //!              ┌─ train_softmax ──── evaluate ───┐
 //! load ─ split ┤                                 ├─ compare
 //!              └─ train_centroids ── evaluate_2 ─┘
 //! ```
+//!
+//! `sweep` (dynamic): train one softmax model per learning rate in parallel, evaluate each as
+//! soon as it is trained, and look at the results to decide what comes next.
 
 use weft::prelude::*;
 
@@ -227,6 +232,53 @@ fn training(
     let softmax_metrics = evaluate(&softmax, &test)?;
     let centroid_metrics = evaluate(&centroids, &test)?;
     compare(vec![softmax_metrics, centroid_metrics])?;
+    Ok(())
+}
+
+/// A hyper-parameter sweep. Its function runs while the run goes on, so it can look at
+/// results: it trains one softmax model per learning rate (in parallel), evaluates each as
+/// soon as it is trained, and reports them; when even the best is below `threshold`, it also
+/// tries nearest centroids and reports that too.
+#[pipeline(dynamic)]
+fn sweep(
+    #[default(150)] limit: usize,
+    #[default(vec![0.01, 0.1, 0.5, 1.0])] learning_rates: Vec<f64>,
+    #[default(300)] epochs: usize,
+    #[default(0.95)] threshold: f64,
+    #[default(7)] seed: u64,
+) -> weft::Result<()> {
+    let samples = load(limit, seed)?;
+    let (train, test) = split(&samples, 0.3)?;
+    let models = train_softmax::map(unmapped(&train), learning_rates.clone(), unmapped(epochs))?;
+    let scores: Vec<StepFuture<Metrics>> = models
+        .iter()
+        .map(|model| evaluate::submit(model, &test))
+        .collect();
+    let accuracies = scores
+        .iter()
+        .map(|score| score.load().map(|metrics| metrics.accuracy))
+        .collect::<weft::Result<Vec<f64>>>()?;
+    let (best, accuracy) = accuracies
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| weft::Error::msg("no learning rate to try"))?;
+    tracing::info!(
+        "best learning rate: {} ({:.1}% accurate)",
+        learning_rates[best],
+        accuracy * 100.0
+    );
+    let mut reports = scores
+        .iter()
+        .map(StepFuture::outputs)
+        .collect::<weft::Result<Vec<Output<Metrics>>>>()?;
+    if accuracy < threshold {
+        tracing::info!("below {:.1}%: trying nearest centroids", threshold * 100.0);
+        let centroids = train_centroids(&train)?;
+        reports.push(evaluate(&centroids, &test)?);
+    }
+    compare(reports)?;
     Ok(())
 }
 

@@ -158,6 +158,8 @@ struct Shown {
     #[serde(flatten)]
     run: weft::model::Run,
     execution_mode: Option<String>,
+    /// Whether the pipeline is dynamic (its steps are what its function called).
+    dynamic: bool,
     parameters: Value,
     metadata: Vec<MetadataEntry>,
     steps: Vec<Step>,
@@ -198,6 +200,9 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             .push(input.artifact_version.id.to_string());
     }
     let invocations: Vec<(String, String, Vec<String>, Value)> = match &snapshot {
+        // A dynamic run's plan is what it did: its invocations in the order they were
+        // recorded (each after those it waited for), with the parents they had.
+        Some(snapshot) if snapshot.dynamic => dynamic_invocations(&graph),
         Some(snapshot) => snapshot
             .topological_order()
             .into_iter()
@@ -284,6 +289,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
     }
     let shown = Shown {
         execution_mode: snapshot.as_ref().map(|s| s.execution_mode.to_string()),
+        dynamic: snapshot.as_ref().is_some_and(|s| s.dynamic),
         parameters: snapshot
             .as_ref()
             .map(|s| Value::Object(s.parameters.clone().into_iter().collect()))
@@ -297,6 +303,41 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
     }
     print_run(&shown, out);
     Ok(())
+}
+
+/// The invocations of a dynamic run, from its step runs: first attempts' order, latest
+/// attempts' parents.
+fn dynamic_invocations(graph: &weft::model::RunGraph) -> Vec<(String, String, Vec<String>, Value)> {
+    let invocation_of: HashMap<_, &str> = graph
+        .step_runs
+        .iter()
+        .map(|s| (s.id, s.invocation.as_str()))
+        .collect();
+    let mut parents: HashMap<&str, Vec<String>> = HashMap::new();
+    for (parent, child) in &graph.parents {
+        if let (Some(parent), Some(child)) = (invocation_of.get(parent), invocation_of.get(child)) {
+            let list = parents.entry(child).or_default();
+            if !list.iter().any(|known| known == parent) {
+                list.push((*parent).to_owned());
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    graph
+        .step_runs
+        .iter()
+        .filter(|s| seen.insert(s.invocation.as_str()))
+        .map(|s| {
+            let mut upstream = parents.remove(s.invocation.as_str()).unwrap_or_default();
+            upstream.sort();
+            (
+                s.invocation.clone(),
+                s.step.clone(),
+                upstream,
+                s.parameters.clone(),
+            )
+        })
+        .collect()
 }
 
 fn short(id: &str) -> &str {
@@ -330,7 +371,8 @@ fn print_run(shown: &Shown, out: &mut String) {
         say!(out, "Parameters  {}", text.join(", "));
     }
     if let Some(mode) = &shown.execution_mode {
-        say!(out, "Mode        {mode}");
+        let kind = if shown.dynamic { ", dynamic" } else { "" };
+        say!(out, "Mode        {mode}{kind}");
     }
     if !shown.metadata.is_empty() {
         let text: Vec<String> = shown

@@ -189,7 +189,7 @@ fn bad_arguments_are_refused_with_clear_errors_and_nothing_recorded() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["run", "trainnig"],
-            "unknown pipeline `trainnig`; this binary has: endurance, fragile, shared, training",
+            "unknown pipeline `trainnig`; this binary has: endurance, fragile, shared, sweep, training",
         ),
         (
             &["run", "fragile", "--param", "sise=3"],
@@ -626,5 +626,73 @@ fn a_stopped_run_starts_no_new_step_and_a_resume_finishes_it() {
         lines.lines().count(),
         12,
         "each step computed once: {lines}\n{resumed:?}"
+    );
+}
+
+#[test]
+fn a_dynamic_sweep_runs_from_the_command_line_and_shows_what_it_did() {
+    let project = Project::new();
+    let run = project.pipelines(&[
+        "run",
+        "sweep",
+        "--param",
+        "learning_rates=[0.05, 0.5]",
+        "--param",
+        "epochs=50",
+        "--param",
+        "threshold=1.5",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("below 150.0%: trying nearest centroids"),
+        "the function branched on loaded results: {run:?}"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["dynamic"], true);
+    assert_eq!(shown["status"], "completed");
+    let names: Vec<&str> = shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "load",
+            "split",
+            "train_softmax:0",
+            "train_softmax:1",
+            "evaluate",
+            "evaluate_2",
+            "train_centroids",
+            "evaluate_3",
+            "compare"
+        ],
+        "the DAG as it was executed, map items included"
+    );
+    let compare = &shown["steps"].as_array().unwrap()[8];
+    assert_eq!(
+        compare["upstream"],
+        serde_json::json!(["evaluate", "evaluate_2", "evaluate_3"])
+    );
+    let table = project.weft(&["runs", "show", "latest"]);
+    assert!(
+        table.stdout.contains("stop_on_failure, dynamic")
+            && table.stdout.contains("train_softmax:1"),
+        "{table:?}"
+    );
+    // Resuming a completed dynamic run computes nothing again.
+    let resumed = project.pipelines(&["run", "--resume", "latest"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert!(
+        shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["status"] == "cached"),
+        "{shown}"
     );
 }
