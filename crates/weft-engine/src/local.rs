@@ -96,6 +96,11 @@ struct Orchestrator<'a> {
     threads: StepThreads,
     done: mpsc::UnboundedSender<(usize, StepRunId, Finished)>,
     results: Option<mpsc::UnboundedReceiver<(usize, StepRunId, Finished)>>,
+    /// Nodes that may have a retry delay or a deadline set; the others are never scanned
+    /// for timers (a wide map would make every scan long).
+    timed: std::collections::BTreeSet<usize>,
+    /// Nodes that failed (their last attempt), in order.
+    failures: Vec<usize>,
     dynamic: Option<DynamicState>,
 }
 
@@ -217,6 +222,8 @@ impl<'a> Orchestrator<'a> {
             threads,
             done,
             results: Some(results),
+            timed: std::collections::BTreeSet::new(),
+            failures: Vec::new(),
             dynamic: None,
         })
     }
@@ -260,7 +267,13 @@ impl<'a> Orchestrator<'a> {
                 }
                 command = async { commands.as_mut().expect("guarded").recv().await }, if listening => {
                     match command {
-                        Some(command) => self.command(command),
+                        Some(command) => {
+                            self.command(command);
+                            // Take every call already made, so their records share writes.
+                            while let Some(Ok(next)) = commands.as_mut().map(|c| c.try_recv()) {
+                                self.command(next);
+                            }
+                        }
                         // Every handle is gone without a word: the function thread died.
                         None => self.command(Command::Ended(FunctionEnd::Panicked(
                             "the pipeline function's thread ended without reporting".into(),
@@ -422,7 +435,10 @@ impl<'a> Orchestrator<'a> {
             .seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (0..self.nodes.len()).find(|&node| self.nodes[node].failed && !seen.contains(&node))
+        self.failures
+            .iter()
+            .copied()
+            .find(|node| !seen.contains(node))
     }
 
     /// Schedules held invocations whose `start_after` invocations have all started.
@@ -493,9 +509,7 @@ impl<'a> Orchestrator<'a> {
                     .seen
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                match (0..self.nodes.len())
-                    .find(|&node| self.nodes[node].failed && !seen.contains(&node))
-                {
+                match self.failures.iter().copied().find(|node| !seen.contains(node)) {
                     Some(node) => (
                         Status::Failed,
                         Some(format!(
@@ -554,12 +568,16 @@ impl<'a> Orchestrator<'a> {
     /// Prepares the next attempt of every invocation whose retry delay has passed.
     async fn start_due_retries(&mut self) {
         let now = self.engine.clock().now();
-        for node in 0..self.nodes.len() {
-            if self.nodes[node].retry_at.is_some_and(|at| at <= now) {
-                self.nodes[node].retry_at = None;
-                self.nodes[node].attempt += 1;
-                self.launch(node).await;
-            }
+        let due: Vec<usize> = self
+            .timed
+            .iter()
+            .copied()
+            .filter(|&node| self.nodes[node].retry_at.is_some_and(|at| at <= now))
+            .collect();
+        for node in due {
+            self.nodes[node].retry_at = None;
+            self.nodes[node].attempt += 1;
+            self.launch(node).await;
         }
     }
 
@@ -676,6 +694,7 @@ impl<'a> Orchestrator<'a> {
                         }
                         Scheduled::Failed => {
                             self.nodes[node].failed = true;
+                            self.failures.push(node);
                             let error = self.nodes[node].error.clone().unwrap_or_default();
                             self.notify_failure(
                                 node,
@@ -715,6 +734,9 @@ impl<'a> Orchestrator<'a> {
         state.stopped = stopped.clone();
         state.started = Some(now);
         state.deadline = invocation.config.timeout.map(|timeout| after(now, timeout));
+        if state.deadline.is_some() {
+            self.timed.insert(node);
+        }
         let last_attempt = !invocation.config.retry.allows_another(step_run.attempt);
         let job = Job {
             step: prepared.step,
@@ -799,11 +821,13 @@ impl<'a> Orchestrator<'a> {
             let delay = policy.delay_before(attempt + 1, self.engine.clock().random());
             tracing::warn!(target: "weft", "step `{}` failed (attempt {attempt} of {}), retrying in {}: {}", invocation.id, policy.max_attempts, human(delay), error.chain.join(": "));
             self.nodes[node].retry_at = Some(after(self.engine.clock().now(), delay));
+            self.timed.insert(node);
             self.batch.changes.retrying.push((step_run, error, log_uri));
             return;
         }
         tracing::error!(target: "weft", "step `{}` failed: {}", invocation.id, error.chain.join(": "));
         self.nodes[node].failed = true;
+        self.failures.push(node);
         self.notify_failure(
             node,
             format!("failed: {}", error.chain.join(": ")),
@@ -829,10 +853,13 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// The earliest moment something is due: a retry or a timeout.
-    fn next_timer(&self) -> Option<DateTime<Utc>> {
-        self.nodes
+    fn next_timer(&mut self) -> Option<DateTime<Utc>> {
+        let nodes = &self.nodes;
+        self.timed
+            .retain(|&node| nodes[node].retry_at.is_some() || nodes[node].deadline.is_some());
+        self.timed
             .iter()
-            .flat_map(|node| [node.retry_at, node.deadline])
+            .flat_map(|&node| [nodes[node].retry_at, nodes[node].deadline])
             .flatten()
             .min()
     }
@@ -842,7 +869,8 @@ impl<'a> Orchestrator<'a> {
     /// late result is dropped.
     fn time_out(&mut self) {
         let now = self.engine.clock().now();
-        for node in 0..self.nodes.len() {
+        let timed: Vec<usize> = self.timed.iter().copied().collect();
+        for node in timed {
             let state = &mut self.nodes[node];
             let (Some(deadline), Some(step_run)) = (state.deadline, state.awaiting) else {
                 continue;
@@ -878,7 +906,8 @@ impl<'a> Orchestrator<'a> {
         }
         let decisions = self.scheduler.stop_starting();
         self.decide(decisions);
-        for node in 0..self.nodes.len() {
+        let timed: Vec<usize> = self.timed.iter().copied().collect();
+        for node in timed {
             if self.nodes[node].retry_at.take().is_some() {
                 if let Some(step_run) = self.nodes[node].step_run {
                     self.batch.changes.stopped.push((

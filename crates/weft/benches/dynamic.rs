@@ -1,0 +1,158 @@
+//! Dynamic pipelines: concurrent submits and a wide map, end to end with full bookkeeping
+//! (SQLite metadata store, local-file artifact store, every step recorded and its output
+//! saved and registered).
+//!
+//! Prints figures; asserts nothing. `cargo bench -p weft --bench dynamic` (add `-- --quick`
+//! for one repetition instead of five). Stores live on tmpfs (`/dev/shm`) when it exists, so
+//! that the figures are weft's and not the disk's; `-- --disk` puts them under `target/`.
+//!
+//! - 20 concurrent `submit`s of a trivial step, then `load` of each: the whole run, from the
+//!   call to the report.
+//! - `map` over 10,000 items of a trivial step, then a fan-in of all of them: per item, and
+//!   the peak resident memory of the process during that run (Linux: `VmHWM`, reset first).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use weft::Status;
+use weft::prelude::*;
+
+#[step]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[step]
+fn sum(values: Vec<u64>) -> u64 {
+    values.iter().sum()
+}
+
+#[pipeline(dynamic)]
+fn submits(count: u64) -> weft::Result<()> {
+    let futures: Vec<StepFuture<u64>> = (0..count).map(square::submit).collect();
+    for (x, future) in futures.iter().enumerate() {
+        let x = x as u64;
+        weft::ensure!(future.load()? == x * x, "square of {x}");
+    }
+    Ok(())
+}
+
+#[pipeline(dynamic)]
+fn mapped(count: u64) -> weft::Result<()> {
+    let squares = square::map((0..count).collect::<Vec<u64>>())?;
+    let total = sum(&squares)?;
+    let expected: u64 = (0..count).map(|x| x * x).sum();
+    weft::ensure!(total.load()? == expected, "the sum of squares");
+    Ok(())
+}
+
+fn timed_run(client: &Client, call: weft::PipelineCall, steps: usize) -> Duration {
+    let started = Instant::now();
+    let report = client.run(call).expect("the run starts");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report.run.status,
+        Status::Completed,
+        "a benchmark run must complete: {:?}",
+        report.run.status_reason
+    );
+    assert_eq!(report.step_runs.len(), steps, "every step ran");
+    elapsed
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Resets the process's peak resident memory (Linux), so the next reading covers what
+/// follows only.
+fn reset_peak_memory() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident memory in MiB since the last reset (Linux).
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:9.3} ms", duration.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let quick = std::env::args().any(|argument| argument == "--quick");
+    let on_disk = std::env::args().any(|argument| argument == "--disk");
+    let repeats = if quick { 1 } else { 5 };
+    let base = if !on_disk && Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        let disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-stores");
+        std::fs::create_dir_all(&disk).expect("a folder for the stores");
+        disk
+    };
+    let fresh = || {
+        let dir = tempfile::tempdir_in(&base).expect("a folder for the stores");
+        let client = Client::in_folder(dir.path()).expect("the stores open");
+        (dir, client)
+    };
+
+    // Warm-up: the first run of a process pays for opening the stores and starting threads.
+    {
+        let (_dir, client) = fresh();
+        timed_run(&client, submits::args(5), 5);
+    }
+    let submits_times: Vec<Duration> = (0..repeats)
+        .map(|_| {
+            let (_dir, client) = fresh();
+            timed_run(&client, submits::args(20), 20)
+        })
+        .collect();
+    let submits_time = median(submits_times);
+
+    let items = 10_000u64;
+    let (_dir, client) = fresh();
+    let reset = reset_peak_memory();
+    let before = peak_memory_mib();
+    let map_time = timed_run(&client, mapped::args(items), items as usize + 1);
+    let peak = peak_memory_mib();
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "weft dynamic pipelines: SQLite + local files under {}, {cores} cores",
+        base.display()
+    );
+    println!(
+        "{:<48}{:>16}",
+        "20 submits + 20 loads (whole run, median)",
+        ms(submits_time)
+    );
+    println!(
+        "{:<48}{:>16}",
+        format!("map over {items} items + fan-in (whole run)"),
+        ms(map_time)
+    );
+    println!(
+        "{:<48}{:>16}",
+        "  per item",
+        ms(map_time / items as u32)
+    );
+    match (reset, before, peak) {
+        (true, Some(before), Some(peak)) => println!(
+            "{:<48}{:>13.1} MiB  (resident before the run: {before:.1} MiB)",
+            "  peak resident memory during the map run", peak
+        ),
+        _ => println!("  peak resident memory: unknown (no /proc)"),
+    }
+    println!();
+    println!("targets: 20 submits + loads <= 50 ms; map <= 1 ms per item, memory bounded");
+}
