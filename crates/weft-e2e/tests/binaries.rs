@@ -651,28 +651,35 @@ fn a_dynamic_sweep_runs_from_the_command_line_and_shows_what_it_did() {
     let shown = project.json(&["runs", "show", "latest", "--json"]);
     assert_eq!(shown["dynamic"], true);
     assert_eq!(shown["status"], "completed");
-    let names: Vec<&str> = shown["steps"]
-        .as_array()
-        .unwrap()
+    let steps = shown["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps
         .iter()
         .map(|step| step["name"].as_str().unwrap())
         .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
     assert_eq!(
-        names,
+        sorted,
         [
-            "load",
-            "split",
-            "train_softmax:0",
-            "train_softmax:1",
+            "compare",
             "evaluate",
             "evaluate_2",
-            "train_centroids",
             "evaluate_3",
-            "compare"
+            "load",
+            "split",
+            "train_centroids",
+            "train_softmax:0",
+            "train_softmax:1"
         ],
         "the DAG as it was executed, map items included"
     );
-    let compare = &shown["steps"].as_array().unwrap()[8];
+    for (position, step) in steps.iter().enumerate() {
+        for upstream in step["upstream"].as_array().unwrap() {
+            let at = names.iter().position(|name| upstream == name).unwrap();
+            assert!(at < position, "{upstream} comes before {}", step["name"]);
+        }
+    }
+    let compare = steps.iter().find(|step| step["name"] == "compare").unwrap();
     assert_eq!(
         compare["upstream"],
         serde_json::json!(["evaluate", "evaluate_2", "evaluate_3"])

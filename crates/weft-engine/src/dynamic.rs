@@ -157,9 +157,19 @@ pub(crate) enum Command {
         invocation: Box<Invocation>,
         start_after: Vec<String>,
         slot: Arc<Slot>,
+        limit: Option<Limit>,
     },
     /// The function ended; once everything it started has ended, so does the run.
     Ended(FunctionEnd),
+}
+
+/// At most `max` invocations of group `group` (a map) are scheduled at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limit {
+    /// The group's id (the map's).
+    pub group: String,
+    /// How many may be scheduled at once (at least one).
+    pub max: usize,
 }
 
 /// What the function and the orchestrator share.
@@ -195,12 +205,21 @@ impl Runtime {
 
     /// Adds `invocation` to the run; it starts once its upstream invocations finished and
     /// every invocation of `start_after` started. Returns at once.
-    pub fn submit(&self, invocation: Invocation, start_after: Vec<String>) -> Arc<Slot> {
+    ///
+    /// With a `limit`, it is scheduled only while fewer than `limit.max` invocations of its
+    /// group are scheduled and not finished.
+    pub fn submit(
+        &self,
+        invocation: Invocation,
+        start_after: Vec<String>,
+        limit: Option<Limit>,
+    ) -> Arc<Slot> {
         let slot = Slot::new(invocation.id.clone());
         let command = Command::Add {
             invocation: Box::new(invocation),
             start_after,
             slot: slot.clone(),
+            limit,
         };
         if self.commands.send(command).is_err() {
             slot.finish(Resolution::Failed(StepFailure {

@@ -24,7 +24,7 @@ use weft_core::{Snapshot, Status, StepRunId, canonical};
 use weft_store::model::{Changes, StepError, StepErrorKind, StepOutput, StepRun};
 
 use crate::context::StepContext;
-use crate::dynamic::{Command, FunctionEnd, Resolution, Shared, Slot, StepFailure};
+use crate::dynamic::{Command, FunctionEnd, Limit, Resolution, Shared, Slot, StepFailure};
 use crate::engine::Engine;
 use crate::launcher::{self, Launch, Outcome, Prepared, RunScope, Upstream, after, human};
 use crate::pool::StepThreads;
@@ -110,11 +110,31 @@ struct DynamicState {
     /// Nodes by invocation id.
     index: HashMap<String, usize>,
     /// Invocations waiting for others to start (`start_after`) before they are scheduled.
-    held: Vec<(Invocation, Vec<String>, Arc<Slot>)>,
+    held: Vec<Held>,
+    /// Groups (maps) with a concurrency limit, by id.
+    groups: HashMap<String, Group>,
     /// How the function ended, once it did.
     ended: Option<FunctionEnd>,
     /// A stop of the run was requested: nothing new starts.
     stopped: bool,
+}
+
+/// An invocation waiting for others to start before it is scheduled.
+struct Held {
+    invocation: Invocation,
+    start_after: Vec<String>,
+    slot: Arc<Slot>,
+    limit: Option<Limit>,
+}
+
+/// A map whose invocations are scheduled a few at a time.
+#[derive(Default)]
+struct Group {
+    max: usize,
+    /// Its scheduled invocations; finished ones are dropped when room is looked for.
+    scheduled: Vec<usize>,
+    /// Its invocations waiting for room, in call order.
+    waiting: std::collections::VecDeque<(Invocation, Arc<Slot>)>,
 }
 
 /// How a dynamic run ended, as its runtime decides.
@@ -164,6 +184,7 @@ pub(crate) async fn execute_dynamic(
         shared,
         index: HashMap::new(),
         held: Vec::new(),
+        groups: HashMap::new(),
         ended: None,
         stopped: false,
     });
@@ -184,8 +205,13 @@ pub(crate) async fn execute_dynamic(
             }
         }
         if let Some(dynamic) = &orchestrator.dynamic {
-            for (_, _, slot) in &dynamic.held {
-                abandoned(slot, reason.clone());
+            for held in &dynamic.held {
+                abandoned(&held.slot, reason.clone());
+            }
+            for group in dynamic.groups.values() {
+                for (_, slot) in &group.waiting {
+                    abandoned(slot, reason.clone());
+                }
             }
         }
     }
@@ -297,10 +323,14 @@ impl<'a> Orchestrator<'a> {
     /// function ended and nothing waits to be scheduled.
     fn is_done(&self) -> bool {
         self.scheduler.is_finished()
-            && self
-                .dynamic
-                .as_ref()
-                .is_none_or(|dynamic| dynamic.ended.is_some() && dynamic.held.is_empty())
+            && self.dynamic.as_ref().is_none_or(|dynamic| {
+                dynamic.ended.is_some()
+                    && dynamic.held.is_empty()
+                    && dynamic
+                        .groups
+                        .values()
+                        .all(|group| group.waiting.is_empty())
+            })
     }
 
     fn stop_was_requested(&self) -> bool {
@@ -354,6 +384,7 @@ impl<'a> Orchestrator<'a> {
                 invocation,
                 start_after,
                 slot,
+                limit,
             } => {
                 let dynamic = self.dynamic.as_mut().expect("dynamic run");
                 let waits = start_after.iter().any(|id| {
@@ -362,9 +393,14 @@ impl<'a> Orchestrator<'a> {
                     })
                 });
                 if waits {
-                    dynamic.held.push((*invocation, start_after, slot));
+                    dynamic.held.push(Held {
+                        invocation: *invocation,
+                        start_after,
+                        slot,
+                        limit,
+                    });
                 } else {
-                    self.add(*invocation, slot);
+                    self.add_limited(*invocation, slot, limit);
                 }
             }
             Command::Ended(end) => {
@@ -381,9 +417,10 @@ impl<'a> Orchestrator<'a> {
                 dynamic.ended = Some(end);
                 // Held invocations wait for starts that may never come now.
                 let held = std::mem::take(&mut dynamic.held);
-                for (invocation, _, slot) in held {
-                    self.add(invocation, slot);
+                for held in held {
+                    self.add_limited(held.invocation, held.slot, held.limit);
                 }
+                self.fill_groups();
                 if failed && self.mode != ExecutionMode::ContinueOnFailure {
                     let decisions = self.scheduler.stop_starting();
                     self.decide(decisions);
@@ -395,8 +432,61 @@ impl<'a> Orchestrator<'a> {
         }
     }
 
-    /// Schedules an invocation of a dynamic pipeline.
-    fn add(&mut self, invocation: Invocation, slot: Arc<Slot>) {
+    /// Schedules an invocation of a dynamic pipeline now, or once its group has room.
+    fn add_limited(&mut self, invocation: Invocation, slot: Arc<Slot>, limit: Option<Limit>) {
+        let Some(limit) = limit else {
+            self.add(invocation, slot);
+            return;
+        };
+        let dynamic = self.dynamic.as_mut().expect("dynamic run");
+        let group = dynamic.groups.entry(limit.group).or_default();
+        group.max = limit.max.max(1);
+        group.waiting.push_back((invocation, slot));
+        self.fill_groups();
+    }
+
+    /// Schedules waiting group members while their group has room (all of them once the
+    /// function failed or the run was stopped: they are then skipped per the mode).
+    fn fill_groups(&mut self) {
+        let Some(dynamic) = self.dynamic.as_mut() else {
+            return;
+        };
+        let everything = dynamic.stopped
+            || matches!(
+                dynamic.ended,
+                Some(FunctionEnd::Failed(_) | FunctionEnd::Panicked(_))
+            );
+        let mut ready = Vec::new();
+        for (id, group) in &mut dynamic.groups {
+            if group.waiting.is_empty() {
+                continue;
+            }
+            group
+                .scheduled
+                .retain(|&node| !self.scheduler.is_resolved(node));
+            let mut room = group.max.saturating_sub(group.scheduled.len());
+            while everything || room > 0 {
+                let Some((invocation, slot)) = group.waiting.pop_front() else {
+                    break;
+                };
+                room = room.saturating_sub(1);
+                ready.push((id.clone(), invocation, slot));
+            }
+        }
+        for (group, invocation, slot) in ready {
+            let node = self.add(invocation, slot);
+            if let Some(group) = self
+                .dynamic
+                .as_mut()
+                .and_then(|dynamic| dynamic.groups.get_mut(&group))
+            {
+                group.scheduled.push(node);
+            }
+        }
+    }
+
+    /// Schedules an invocation of a dynamic pipeline; returns its node.
+    fn add(&mut self, invocation: Invocation, slot: Arc<Slot>) -> usize {
         let dynamic = self.dynamic.as_mut().expect("dynamic run");
         let upstream: Vec<usize> = invocation
             .upstream
@@ -422,6 +512,7 @@ impl<'a> Orchestrator<'a> {
             let decisions = self.scheduler.skip(node, failed);
             self.decide(decisions);
         }
+        node
     }
 
     /// A failure the function has not seen, if the execution mode stops new work on one.
@@ -443,6 +534,7 @@ impl<'a> Orchestrator<'a> {
 
     /// Schedules held invocations whose `start_after` invocations have all started.
     fn release_held(&mut self) {
+        self.fill_groups();
         let Some(dynamic) = self.dynamic.as_mut() else {
             return;
         };
@@ -452,21 +544,21 @@ impl<'a> Orchestrator<'a> {
         let held = std::mem::take(&mut dynamic.held);
         let mut still = Vec::new();
         let mut ready = Vec::new();
-        for (invocation, start_after, slot) in held {
-            let waits = start_after.iter().any(|id| {
+        for waiting in held {
+            let waits = waiting.start_after.iter().any(|id| {
                 dynamic.index.get(id).is_none_or(|&node| {
                     self.nodes[node].started.is_none() && !self.scheduler.is_resolved(node)
                 })
             });
             if waits {
-                still.push((invocation, start_after, slot));
+                still.push(waiting);
             } else {
-                ready.push((invocation, slot));
+                ready.push(waiting);
             }
         }
         dynamic.held = still;
-        for (invocation, slot) in ready {
-            self.add(invocation, slot);
+        for held in ready {
+            self.add_limited(held.invocation, held.slot, held.limit);
         }
     }
 
@@ -509,7 +601,12 @@ impl<'a> Orchestrator<'a> {
                     .seen
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                match self.failures.iter().copied().find(|node| !seen.contains(node)) {
+                match self
+                    .failures
+                    .iter()
+                    .copied()
+                    .find(|node| !seen.contains(node))
+                {
                     Some(node) => (
                         Status::Failed,
                         Some(format!(

@@ -141,11 +141,7 @@ fn main() {
         format!("map over {items} items + fan-in (whole run)"),
         ms(map_time)
     );
-    println!(
-        "{:<48}{:>16}",
-        "  per item",
-        ms(map_time / items as u32)
-    );
+    println!("{:<48}{:>16}", "  per item", ms(map_time / items as u32));
     match (reset, before, peak) {
         (true, Some(before), Some(peak)) => println!(
             "{:<48}{:>13.1} MiB  (resident before the run: {before:.1} MiB)",

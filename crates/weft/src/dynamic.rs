@@ -20,7 +20,7 @@ use std::sync::Arc;
 use weft_artifacts::{ArtifactStore, StoredArtifact};
 use weft_core::compile::Compiler;
 use weft_engine::StepDef;
-use weft_engine::dynamic::{FunctionEnd, Resolution, Runtime, Slot};
+use weft_engine::dynamic::{FunctionEnd, Limit, Resolution, Runtime, Slot};
 
 use crate::compile::{Defaults, build_call, next_session};
 use crate::input::{
@@ -90,7 +90,7 @@ impl DynamicSession {
         let start_after = self.start_after(step, &options.start_after)?;
         let call = self.build(step, options.id, options.after, arguments)?;
         let id = self.compiler.borrow_mut().add(call)?;
-        Ok(self.submit(&id, start_after))
+        Ok(self.submit(&id, start_after, None))
     }
 
     /// A synchronous call completed: later invocations follow it.
@@ -110,12 +110,22 @@ impl DynamicSession {
         let options = options.options;
         let start_after = self.start_after(step, &options.start_after)?;
         let items = map_items(step.name, arguments, product)?;
+        if options.max_concurrency == Some(0) {
+            return Err(Error::msg(format!(
+                "`{}::map` with max_concurrency 0 could never run; give at least 1",
+                step.name
+            )));
+        }
         let group = self.compiler.borrow_mut().reserve(step.name, options.id)?;
+        let limit = options.max_concurrency.map(|max| Limit {
+            group: group.clone(),
+            max,
+        });
         let mut handles = Vec::with_capacity(items.len());
         for (index, bindings) in items.into_iter().enumerate() {
             let call = self.build(step, None, options.after.clone(), bindings)?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
-            handles.push(self.submit(&id, start_after.clone()));
+            handles.push(self.submit(&id, start_after.clone(), limit.clone()));
         }
         Ok(handles)
     }
@@ -167,14 +177,14 @@ impl DynamicSession {
             .collect()
     }
 
-    fn submit(&self, id: &str, start_after: Vec<String>) -> Handle {
+    fn submit(&self, id: &str, start_after: Vec<String>, limit: Option<Limit>) -> Handle {
         let invocation = self
             .compiler
             .borrow()
             .invocation(id)
             .cloned()
             .expect("just added");
-        let slot = self.runtime.submit(invocation, start_after);
+        let slot = self.runtime.submit(invocation, start_after, limit);
         Handle {
             session: self.id,
             invocation: id.into(),

@@ -556,6 +556,7 @@ pub struct StepOptions {
     pub(crate) id: Option<String>,
     pub(crate) after: Vec<AfterRef>,
     pub(crate) start_after: Vec<AfterRef>,
+    pub(crate) max_concurrency: Option<usize>,
 }
 
 impl StepOptions {
@@ -579,6 +580,14 @@ impl StepOptions {
     /// Starts the invocation only once `upstream` has started (dynamic pipelines).
     pub fn start_after(mut self, upstream: impl After) -> Self {
         self.start_after.push(upstream.upstream());
+        self
+    }
+
+    /// Runs at most `limit` invocations of a `map(..)` or `product(..)` at once (dynamic
+    /// pipelines); without it, the run's own limit applies (by default, the number of
+    /// cores).
+    pub fn max_concurrency(mut self, limit: usize) -> Self {
+        self.max_concurrency = Some(limit);
         self
     }
 }
@@ -609,5 +618,8 @@ impl CallOptions {
         }
         self.options.after.extend(options.after);
         self.options.start_after.extend(options.start_after);
+        if options.max_concurrency.is_some() {
+            self.options.max_concurrency = options.max_concurrency;
+        }
     }
 }

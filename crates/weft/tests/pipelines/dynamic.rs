@@ -442,3 +442,51 @@ fn after_waits_for_the_end_and_start_after_for_the_start() {
     assert!(steps["sleepy_2"].started_at >= steps["sleepy"].started_at);
     assert!(steps["sleepy_3"].started_at >= steps["sleepy"].ended_at);
 }
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[step(cache = false)]
+fn busy(x: u64) -> u64 {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    x
+}
+
+#[pipeline(dynamic)]
+fn bounded(limit: usize) -> weft::Result<()> {
+    let items: Vec<u64> = (0..8).collect();
+    let results = if limit == 0 {
+        busy::map(items)?
+    } else {
+        busy::with(StepOptions::new().max_concurrency(limit)).map(items)?
+    };
+    weft::ensure!(
+        results.load()? == (0..8).collect::<Vec<u64>>(),
+        "every item"
+    );
+    let error = busy::with(StepOptions::new().max_concurrency(0))
+        .map(vec![1])
+        .unwrap_err();
+    weft::ensure!(error.to_string().contains("at least 1"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn a_map_runs_at_most_its_max_concurrency_at_once() {
+    let (_dir, client) = fresh();
+    let config = RunConfig {
+        max_parallelism: Some(4),
+        ..RunConfig::default()
+    };
+    PEAK.store(0, Ordering::SeqCst);
+    let limited = client.run_with(bounded::args(2), &config).unwrap();
+    assert_eq!(limited.run.status, Status::Completed, "{limited:#?}");
+    assert_eq!(PEAK.load(Ordering::SeqCst), 2, "the map's own limit");
+    PEAK.store(0, Ordering::SeqCst);
+    let unlimited = client.run_with(bounded::args(0), &config).unwrap();
+    assert_eq!(unlimited.run.status, Status::Completed);
+    assert_eq!(PEAK.load(Ordering::SeqCst), 4, "the run's limit");
+}

@@ -47,9 +47,37 @@ fn logs_of_parallel_steps_never_mix() {
         ..Default::default()
     };
     let report = client.run_with(chatter::args(500), &config).unwrap();
+    assert_unmixed(&client, &report);
+}
+
+/// The same chatter from a dynamic pipeline: two submitted steps running at once.
+#[pipeline(dynamic)]
+fn dynamic_chatter(lines: usize) -> weft::Result<()> {
+    let alice = chatty::id("alice").submit("alice".to_string(), lines);
+    let bob = chatty::id("bob").submit("bob".to_string(), lines);
+    alice.wait()?;
+    bob.wait()?;
+    Ok(())
+}
+
+#[test]
+fn logs_of_concurrent_dynamic_steps_never_mix() {
+    *STARTED.0.lock().unwrap() = 0;
+    let (_dir, client) = fresh();
+    let config = RunConfig {
+        max_parallelism: Some(2),
+        ..Default::default()
+    };
+    let report = client
+        .run_with(dynamic_chatter::args(500), &config)
+        .unwrap();
+    assert_unmixed(&client, &report);
+}
+
+fn assert_unmixed(client: &Client, report: &weft::RunReport) {
     assert_eq!(report.run.status, Status::Completed);
     for name in ["alice", "bob"] {
-        let step_run = &steps(&report)[name];
+        let step_run = &steps(report)[name];
         let records = client.logs(step_run).unwrap();
         assert_eq!(
             records.len(),
