@@ -551,3 +551,39 @@ fn a_resume_without_the_cache_computes_what_did_not_finish_even_if_cached_elsewh
     assert_eq!(steps["stage_3"].status, Status::Completed);
     assert_eq!(steps["stage_3"].cache_key, None, "no entry recorded either");
 }
+
+static DYNAMIC_HOLD: Gate = Gate::new();
+
+#[step]
+fn held_dynamically(x: u32) -> u32 {
+    DYNAMIC_HOLD.wait();
+    x
+}
+
+#[pipeline(dynamic)]
+fn stoppable_dynamic() -> weft::Result<()> {
+    let x = held_dynamically(1)?;
+    let error = next_one(&x).unwrap_err();
+    weft::ensure!(
+        format!("{error:#}").contains("the run was stopped"),
+        "a call after the stop is refused: {error:#}"
+    );
+    Err(error)
+}
+
+#[test]
+fn a_stopped_dynamic_run_refuses_new_calls_and_ends_stopped() {
+    let (_dir, client) = fresh();
+    let runner = std::thread::spawn({
+        let client = client.clone();
+        move || client.run(stoppable_dynamic::args()).unwrap()
+    });
+    DYNAMIC_HOLD.wait_for_entries(1);
+    assert_eq!(client.stop("latest").unwrap().status, Status::Stopping);
+    DYNAMIC_HOLD.open();
+    let report = runner.join().unwrap();
+    assert_eq!(report.run.status, Status::Stopped, "{report:#?}");
+    let steps = steps(&report);
+    assert_eq!(steps["held_dynamically"].status, Status::Completed);
+    assert_eq!(steps["next_one"].status, Status::Skipped);
+}
