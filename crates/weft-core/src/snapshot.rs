@@ -141,6 +141,13 @@ pub enum InputSpec {
         /// The version passed in.
         artifact_version: ArtifactVersionId,
     },
+    /// One item of an upstream output that is a collection (a map over it).
+    Item {
+        /// The collection.
+        output: OutputRef,
+        /// The item's position in it.
+        index: u32,
+    },
 }
 
 impl InputSpec {
@@ -150,6 +157,7 @@ impl InputSpec {
             InputSpec::Artifact(output) => std::slice::from_ref(output),
             InputSpec::Artifacts { items } => items,
             InputSpec::External { .. } => &[],
+            InputSpec::Item { output, .. } => std::slice::from_ref(output),
         }
     }
 }

@@ -247,11 +247,14 @@ pub async fn key_parts(
                 .map(|version| version.content_hash),
             None => None,
         };
-        let identity = match content {
+        let mut identity = match content {
             Some(hash) if policy.include_artifact_values => format!("content:{hash}"),
             _ if policy.include_artifact_ids => format!("id:{}", input.artifact_version),
             _ => "any".to_owned(),
         };
+        if input.kind == InputKind::Item {
+            identity = format!("{identity}#item:{}", input.position);
+        }
         inputs.entry(input.name.clone()).or_default().push(identity);
     }
     let mut files = BTreeMap::new();
@@ -429,6 +432,16 @@ async fn resolve_inputs(
                     list.push(stored);
                 }
                 bindings.push((name.clone(), Binding::Artifacts(list)));
+            }
+            InputSpec::Item { output, index } => {
+                let (id, stored) = find(name, output)?;
+                inputs.push(NewInput {
+                    name: name.clone(),
+                    position: *index,
+                    artifact_version: id,
+                    kind: InputKind::Item,
+                });
+                bindings.push((name.clone(), Binding::Item(stored, *index)));
             }
             InputSpec::External { artifact_version } => {
                 let version = engine

@@ -259,6 +259,8 @@ pub enum Binding {
     Artifact(StoredArtifact),
     /// Several artifact versions, in order (fan-in).
     Artifacts(Vec<StoredArtifact>),
+    /// One item of an artifact version that is a collection.
+    Item(StoredArtifact, u32),
 }
 
 /// Why a step body did not finish.

@@ -198,7 +198,7 @@ pub struct NewStepRun {
 pub struct NewInput {
     /// The argument name.
     pub name: String,
-    /// Index inside a fan-in input; 0 otherwise.
+    /// Index inside a fan-in input, or the item of a collection (kind `item`); 0 otherwise.
     pub position: u32,
     /// The version read.
     pub artifact_version: ArtifactVersionId,
@@ -216,6 +216,8 @@ pub enum InputKind {
     External,
     /// Loaded by the step's own code.
     Manual,
+    /// One item of an upstream step's output that is a collection; `position` is the item's.
+    Item,
 }
 
 /// How an artifact version came to be.
@@ -262,6 +264,7 @@ text_enum!(InputKind, "input kind", {
     InputKind::StepOutput => "step_output",
     InputKind::External => "external",
     InputKind::Manual => "manual",
+    InputKind::Item => "item",
 });
 text_enum!(SaveType, "save type", {
     SaveType::StepOutput => "step_output",

@@ -200,6 +200,18 @@ pub(crate) fn build_call(
                 call.inputs
                     .insert(argument.to_owned(), InputSpec::Artifacts { items });
             }
+            ArgumentBinding::Item(placeholder, index) => {
+                if placeholder.session != session {
+                    return Err(foreign(argument));
+                }
+                call.inputs.insert(
+                    argument.to_owned(),
+                    InputSpec::Item {
+                        output: output_ref(&placeholder),
+                        index,
+                    },
+                );
+            }
             ArgumentBinding::External(artifact_version) => {
                 call.inputs.insert(
                     argument.to_owned(),

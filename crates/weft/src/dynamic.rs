@@ -200,11 +200,19 @@ fn map_items(
     arguments: Vec<(&'static str, MapArgument)>,
     product: bool,
 ) -> Result<Vec<Vec<(&'static str, ArgumentBinding)>>> {
+    if let Some((name, MapArgument::Invalid(reason))) = arguments
+        .iter()
+        .find(|(_, argument)| matches!(argument, MapArgument::Invalid(_)))
+    {
+        return Err(Error::msg(format!(
+            "argument `{name}` of `{step}::map` cannot be mapped over: {reason}"
+        )));
+    }
     let mapped: Vec<(&str, usize)> = arguments
         .iter()
         .filter_map(|(name, argument)| match argument {
             MapArgument::Each(items) => Some((*name, items.len())),
-            MapArgument::Whole(_) => None,
+            _ => None,
         })
         .collect();
     if mapped.is_empty() {
@@ -247,6 +255,7 @@ fn map_items(
                     let binding = match argument {
                         MapArgument::Each(values) => values[at].clone(),
                         MapArgument::Whole(value) => value.clone(),
+                        MapArgument::Invalid(_) => unreachable!("refused above"),
                     };
                     (*name, binding)
                 })
@@ -619,11 +628,14 @@ pub enum MapArgument {
     Each(Vec<ArgumentBinding>),
     /// The same value for every invocation.
     Whole(ArgumentBinding),
+    /// It cannot be mapped over: why.
+    Invalid(String),
 }
 
 /// What a `step::map(..)` argument of type `T` accepts: a `Vec` of anything a step argument
 /// of type `T` accepts (one item per invocation), the results of another map (item by item),
-/// or [`unmapped`]`(x)` (`x` whole, for every invocation).
+/// an output (or future) of a step that returns a `Vec<T>` (item by item: each invocation
+/// loads its own item), or [`unmapped`]`(x)` (`x` whole, for every invocation).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be mapped over as a step argument of type `{T}`",
     label = "this argument expects items of type `{T}`",
@@ -665,6 +677,40 @@ impl<T> MapArg<T> for &MapResult<T, Output<T>> {
                 .map(|future| future.into_input().into_binding())
                 .collect(),
         )
+    }
+}
+
+/// Maps over the items of a collection output: waits for it, reads how many items it has, and
+/// gives each invocation one item (which it loads itself).
+fn items_of<T>(output: &Output<Vec<T>>) -> MapArgument {
+    let Some(placeholder) = output.dynamic_placeholder() else {
+        return MapArgument::Invalid(
+            "only an output of a step of this dynamic pipeline can be mapped over item by item"
+                .into(),
+        );
+    };
+    match output.load() {
+        Ok(items) => MapArgument::Each(
+            (0..items.len() as u32)
+                .map(|index| ArgumentBinding::Item(placeholder.clone(), index))
+                .collect(),
+        ),
+        Err(error) => MapArgument::Invalid(format!("{error:#}")),
+    }
+}
+
+impl<T> MapArg<T> for &Output<Vec<T>> {
+    fn into_map_argument(self) -> MapArgument {
+        items_of(self)
+    }
+}
+
+impl<T> MapArg<T> for &StepFuture<Vec<T>, Output<Vec<T>>> {
+    fn into_map_argument(self) -> MapArgument {
+        match self.outputs() {
+            Ok(output) => items_of(&output),
+            Err(error) => MapArgument::Invalid(format!("{error:#}")),
+        }
     }
 }
 

@@ -150,6 +150,14 @@ impl<T> Output<T> {
         }
     }
 
+    /// The output of a dynamic pipeline's invocation, as a reference.
+    pub(crate) fn dynamic_placeholder(&self) -> Option<&Placeholder> {
+        match &self.repr {
+            OutputRepr::Dynamic(placeholder, _) => Some(placeholder),
+            _ => None,
+        }
+    }
+
     /// Whether the invocation that produces this output has ended (always true outside a
     /// dynamic pipeline).
     pub fn is_ready(&self) -> bool {
@@ -390,6 +398,8 @@ pub enum ArgumentBinding {
     Artifact(Placeholder),
     Artifacts(Vec<Placeholder>),
     External(ArtifactVersionId),
+    /// One item of an output that is a collection.
+    Item(Placeholder, u32),
     Configured,
     Invalid(String),
 }

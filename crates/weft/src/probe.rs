@@ -161,6 +161,64 @@ impl<T> NoArtifacts<T> for Probe<T> {
     }
 }
 
+/// `T` loads as one item of an artifact version holding a `Vec<T>` (a map over it).
+pub trait FromItem<T> {
+    /// Loads item `index` of argument `name`'s collection.
+    fn item(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+        index: u32,
+    ) -> Result<T, StepFailure>;
+}
+impl<T> FromItem<T> for &Probe<T>
+where
+    Vec<T>: Artifact,
+{
+    fn item(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+        index: u32,
+    ) -> Result<T, StepFailure> {
+        // The collection's materializer reads it whole; the item is kept.
+        let items: Vec<T> = io.load(stored).map_err(|failure| in_input(name, failure))?;
+        let count = items.len();
+        items.into_iter().nth(index as usize).ok_or_else(|| {
+            system(format!(
+                "argument `{name}` is item {index} of a collection of {count}"
+            ))
+        })
+    }
+}
+/// Fallback: `Vec<T>` is no artifact.
+pub trait NoItem<T> {
+    /// Always an error.
+    fn item(
+        &self,
+        io: &StepIo<'_>,
+        name: &str,
+        stored: &StoredArtifact,
+        index: u32,
+    ) -> Result<T, StepFailure>;
+}
+impl<T> NoItem<T> for Probe<T> {
+    fn item(
+        &self,
+        _: &StepIo<'_>,
+        name: &str,
+        _: &StoredArtifact,
+        _: u32,
+    ) -> Result<T, StepFailure> {
+        Err(system(format!(
+            "argument `{name}` was given an item of a collection, but `Vec<{}>` is not an artifact type",
+            type_name::<T>()
+        )))
+    }
+}
+
 /// `T` can be copied (for outputs used twice outside a pipeline).
 pub trait CloneFn<T> {
     /// A copy function.
@@ -198,8 +256,8 @@ macro_rules! __weft_input {
     ($io:expr, $name:expr, $ty:ty) => {{
         #[allow(unused_imports)]
         use $crate::__private::probe::{
-            CloneFn as _, FromArtifact as _, FromArtifacts as _, FromParameter as _,
-            NoArtifact as _, NoArtifacts as _, NoCloneFn as _, NoParameter as _,
+            CloneFn as _, FromArtifact as _, FromArtifacts as _, FromItem as _, FromParameter as _,
+            NoArtifact as _, NoArtifacts as _, NoCloneFn as _, NoItem as _, NoParameter as _,
         };
         let probe = $crate::__private::probe::Probe::<$ty>::new();
         match $io.binding($name)? {
@@ -209,6 +267,9 @@ macro_rules! __weft_input {
             }
             $crate::__private::Binding::Artifacts(list) => {
                 (&&probe).artifacts(&*$io, $name, list)?
+            }
+            $crate::__private::Binding::Item(stored, index) => {
+                (&&probe).item(&*$io, $name, stored, *index)?
             }
         }
     }};

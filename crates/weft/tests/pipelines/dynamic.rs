@@ -490,3 +490,52 @@ fn a_map_runs_at_most_its_max_concurrency_at_once() {
     assert_eq!(unlimited.run.status, Status::Completed);
     assert_eq!(PEAK.load(Ordering::SeqCst), 4, "the run's limit");
 }
+
+#[step]
+fn words(text: String) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[step]
+fn shout(word: String) -> String {
+    word.to_uppercase()
+}
+
+#[pipeline(dynamic)]
+fn shouting(text: String) -> weft::Result<()> {
+    let list = words(text)?;
+    let loud = shout::map(&list)?;
+    weft::ensure!(loud.load()? == ["A", "B", "A"], "item by item, in order");
+    let pending = words::submit("x y".to_owned());
+    let louder = shout::map(&pending)?;
+    weft::ensure!(louder.load()? == ["X", "Y"], "over a future too");
+    let error = shout::map(&words::submit("".to_owned()))?;
+    weft::ensure!(error.is_empty(), "an empty collection maps to nothing");
+    Ok(())
+}
+
+#[test]
+fn a_map_over_a_collection_output_gives_each_invocation_one_item() {
+    let (_dir, client) = fresh();
+    let report = client.run(shouting::args("a b a".into())).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    let steps = steps(&report);
+    for item in ["shout:0", "shout:1", "shout:2"] {
+        assert_eq!(
+            steps[item].status,
+            Status::Completed,
+            "equal items at other positions are not cache hits of each other"
+        );
+    }
+    let graph = client
+        .block_on(client.metadata_store().run_graph(report.run.id))
+        .unwrap();
+    let inputs: Vec<(u32, String)> = graph
+        .inputs
+        .iter()
+        .filter(|(step_run, _)| [steps["shout:0"].id, steps["shout:2"].id].contains(step_run))
+        .map(|(_, input)| (input.position, input.kind.to_string()))
+        .collect();
+    assert_eq!(inputs.len(), 2);
+    assert!(inputs.contains(&(0, "item".into())) && inputs.contains(&(2, "item".into())));
+}
