@@ -134,6 +134,9 @@ struct CachedFrom {
 struct Step {
     /// The invocation id.
     name: String,
+    /// The map an item belongs to (dynamic pipelines: `<map>:<index>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
     step: String,
     status: String,
     status_reason: Option<String>,
@@ -281,6 +284,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             cached_from,
             metadata,
             error: step_run.and_then(|s| s.error.clone()),
+            group: name.split_once(':').map(|(group, _)| group.to_owned()),
             name,
             step,
             upstream,

@@ -679,6 +679,11 @@ fn a_dynamic_sweep_runs_from_the_command_line_and_shows_what_it_did() {
             assert!(at < position, "{upstream} comes before {}", step["name"]);
         }
     }
+    assert_eq!(
+        steps[2]["group"], "train_softmax",
+        "map items name their map"
+    );
+    assert!(steps[0].get("group").is_none());
     let compare = steps.iter().find(|step| step["name"] == "compare").unwrap();
     assert_eq!(
         compare["upstream"],

@@ -313,15 +313,21 @@ fn submit_and_map_outside_a_dynamic_pipeline_are_clear_errors() {
     assert!(error.contains("`add::map`"), "{error}");
 }
 
-static SMUGGLED: Mutex<Option<Output<i64>>> = Mutex::new(None);
+static SMUGGLED: Mutex<Option<(Output<i64>, StepFuture<i64>)>> = Mutex::new(None);
 
 #[pipeline(dynamic)]
 fn smuggling(first: bool) -> weft::Result<()> {
     if first {
-        *SMUGGLED.lock().unwrap() = Some(number(1)?);
+        let future = number::submit(2);
+        future.wait()?;
+        *SMUGGLED.lock().unwrap() = Some((number(1)?, future));
     } else {
-        let foreign = SMUGGLED.lock().unwrap().clone().unwrap();
-        let error = add(&foreign, 1).unwrap_err().to_string();
+        let (output, future) = SMUGGLED.lock().unwrap().clone().unwrap();
+        let error = add(&output, 1).unwrap_err().to_string();
+        weft::ensure!(error.contains("another"), "{error}");
+        let error = add::submit(&future, 1).wait().unwrap_err().to_string();
+        weft::ensure!(error.contains("another"), "{error}");
+        let error = add::after(&future).call(1, 1).unwrap_err().to_string();
         weft::ensure!(error.contains("another"), "{error}");
     }
     Ok(())
