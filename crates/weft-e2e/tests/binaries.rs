@@ -180,6 +180,13 @@ fn the_pipeline_binary_lists_its_pipelines() {
         listed.stdout.contains("training(limit: usize = 150"),
         "{listed:?}"
     );
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("sweep(") && line.ends_with("(dynamic)")),
+        "{listed:?}"
+    );
     assert!(listed.stdout.contains("shared(width: usize)"), "{listed:?}");
 }
 

@@ -128,7 +128,8 @@ fn list() {
                 )
             })
             .collect();
-        println!("{}({})", pipeline.name, parameters.join(", "));
+        let kind = if pipeline.dynamic { "  (dynamic)" } else { "" };
+        println!("{}({}){kind}", pipeline.name, parameters.join(", "));
     }
 }
 
