@@ -545,3 +545,102 @@ fn a_map_over_a_collection_output_gives_each_invocation_one_item() {
     assert_eq!(inputs.len(), 2);
     assert!(inputs.contains(&(0, "item".into())) && inputs.contains(&(2, "item".into())));
 }
+
+#[pipeline(dynamic)]
+fn modes() -> weft::Result<()> {
+    let doomed = fragile::submit(-1);
+    let (low, high) = halves::submit(9).outputs()?;
+    let slow = sleepy::submit(200);
+    let after_failure = add::after(&doomed).submit(&low, &high);
+    let _ = doomed.wait();
+    let _ = slow.wait();
+    let _ = after_failure.wait();
+    Ok(())
+}
+
+#[test]
+fn dynamic_runs_follow_their_execution_mode() {
+    let run = |mode: weft::ExecutionMode| {
+        let (dir, client) = fresh();
+        let config = RunConfig {
+            execution_mode: Some(mode),
+            max_parallelism: Some(4),
+            no_cache: true,
+            ..RunConfig::default()
+        };
+        let report = client.run_with(modes::args(), &config).unwrap();
+        drop(dir);
+        (report.run.status, steps(&report))
+    };
+    // The function saw every failure it waited for, so the run completes; what ran depends
+    // on the mode.
+    let (status, steps) = run(weft::ExecutionMode::ContinueOnFailure);
+    assert_eq!(status, Status::Completed);
+    assert_eq!(steps["fragile"].status, Status::Failed);
+    assert_eq!(
+        steps["sleepy"].status,
+        Status::Completed,
+        "independent work goes on"
+    );
+    assert_eq!(
+        steps["halves"].status,
+        Status::Completed,
+        "tuple outputs, per output"
+    );
+    assert_eq!(
+        steps["add"].status,
+        Status::Skipped,
+        "what follows the failure is skipped"
+    );
+
+    let (status, steps) = run(weft::ExecutionMode::FailFast);
+    assert_eq!(status, Status::Completed);
+    assert_eq!(
+        steps["sleepy"].status,
+        Status::Stopped,
+        "fail_fast stops running steps"
+    );
+}
+
+static CACHED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[step]
+fn remembered(x: i64) -> i64 {
+    CACHED_CALLS.fetch_add(1, Ordering::SeqCst);
+    x * 10
+}
+
+#[pipeline(dynamic)]
+fn remembering(x: i64) -> weft::Result<()> {
+    let first = remembered(x)?;
+    let items = remembered::map(vec![1, 2, 3])?;
+    weft::ensure!(
+        first.load()? == x * 10 && items.load()? == [10, 20, 30],
+        "values"
+    );
+    Ok(())
+}
+
+#[test]
+fn dynamic_steps_hit_the_cache_like_static_ones() {
+    let (_dir, client) = fresh();
+    CACHED_CALLS.store(0, Ordering::SeqCst);
+    let first = client.run(remembering::args(7)).unwrap();
+    assert_eq!(first.run.status, Status::Completed);
+    assert_eq!(CACHED_CALLS.load(Ordering::SeqCst), 4);
+    let second = client.run(remembering::args(7)).unwrap();
+    assert_eq!(second.run.status, Status::Completed);
+    assert_eq!(
+        CACHED_CALLS.load(Ordering::SeqCst),
+        4,
+        "nothing computed again"
+    );
+    assert!(second.step_runs.iter().all(|s| s.status == Status::Cached));
+    let third = client.run(remembering::args(8)).unwrap();
+    assert_eq!(third.run.status, Status::Completed);
+    assert_eq!(
+        CACHED_CALLS.load(Ordering::SeqCst),
+        5,
+        "only the changed call"
+    );
+}
