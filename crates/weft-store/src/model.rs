@@ -427,6 +427,7 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.completed.is_empty()
             && self.failed.is_empty()
+            && self.retrying.is_empty()
             && self.stopped.is_empty()
             && self.created.is_empty()
     }
