@@ -4,7 +4,9 @@
 //! is left in the artifact store, and `run --resume` completes the run computing each
 //! unfinished step exactly once.
 //!
-//! The moments are drawn from a seeded generator; `WEFT_CRASH_SEED=<n>` replays a failure.
+//! Static and dynamic runs take turns (`endurance` and `endurance_dynamic`, the same twelve
+//! invocations). The moments are drawn from a seeded generator; `WEFT_CRASH_SEED=<n>`
+//! replays a failure.
 
 mod common;
 
@@ -16,7 +18,7 @@ use common::{PIPELINES, Project};
 use serde_json::Value;
 
 const KILLS: usize = 24;
-/// Invocations of the `endurance` pipeline.
+/// Invocations of the `endurance` pipelines.
 const INVOCATIONS: usize = 12;
 
 #[test]
@@ -34,9 +36,23 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
         // A run takes about 300 ms here; the later kills land after it finished.
         let delay = Duration::from_millis(random.u64(0..=340));
         let journal = project.path().join(format!("journal-{kill}.txt"));
-        let context = format!("kill {kill} (seed {seed}) after {delay:?}, steps of {pause_ms} ms");
-        let outcome =
-            kill_and_recover(&project, &journal, pause_ms, delay, kill % 2 == 0, &context);
+        let pipeline = if kill % 4 < 2 {
+            "endurance"
+        } else {
+            "endurance_dynamic"
+        };
+        let context = format!(
+            "kill {kill} of {pipeline} (seed {seed}) after {delay:?}, steps of {pause_ms} ms"
+        );
+        let outcome = kill_and_recover(
+            &project,
+            pipeline,
+            &journal,
+            pause_ms,
+            delay,
+            kill % 2 == 0,
+            &context,
+        );
         *outcomes.entry(outcome).or_default() += 1;
     }
     println!("outcomes: {outcomes:?}");
@@ -50,6 +66,7 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
 /// what the kill interrupted.
 fn kill_and_recover(
     project: &Project,
+    pipeline: &str,
     journal: &Path,
     pause_ms: u64,
     delay: Duration,
@@ -64,7 +81,7 @@ fn kill_and_recover(
             PIPELINES,
             &[
                 "run",
-                "endurance",
+                pipeline,
                 "--no-cache",
                 "-p",
                 &journal_param,
@@ -94,7 +111,7 @@ fn kill_and_recover(
     }
     let verified = project.weft(&["artifacts", "verify"]);
     assert_eq!(verified.code, 0, "{context}: {verified:?}");
-    assert_only_registered_files(project, context);
+    assert_only_registered_files(project, pipeline, context);
 
     if listed.len() == runs_before {
         return "before the run was created";
@@ -173,7 +190,7 @@ fn journal_counts(journal: &Path) -> BTreeMap<String, usize> {
 
 /// Every file under the pipeline's artifact folders belongs to a registered version: what a
 /// killed step was writing is gone.
-fn assert_only_registered_files(project: &Project, context: &str) {
+fn assert_only_registered_files(project: &Project, pipeline: &str, context: &str) {
     let folder = project.path().join(".weft");
     let client = weft::Client::in_folder(&folder).expect("the stores open");
     let mut registered = BTreeSet::new();
@@ -184,7 +201,7 @@ fn assert_only_registered_files(project: &Project, context: &str) {
         }
     }
     let mut files = Vec::new();
-    collect_files(&folder.join("artifacts").join("endurance"), &mut files);
+    collect_files(&folder.join("artifacts").join(pipeline), &mut files);
     for file in files {
         assert!(
             registered.iter().any(|version| file.starts_with(version)),

@@ -108,6 +108,26 @@ fn endurance(
     Ok(())
 }
 
+/// `endurance` as a dynamic pipeline: the same invocations (and ids), the branches submitted
+/// so that they run while the function goes on.
+#[pipeline(dynamic)]
+fn endurance_dynamic(
+    journal: String,
+    #[default(30)] pause_ms: u64,
+    #[default(262_144)] bytes: usize,
+) -> weft::Result<()> {
+    let seed = origin(journal.clone(), pause_ms, bytes)?;
+    let mut tails = Vec::new();
+    for _ in 0..3 {
+        let first = transform::submit(journal.clone(), pause_ms, &seed);
+        let second = transform::submit(journal.clone(), pause_ms, &first);
+        tails.push(transform::submit(journal.clone(), pause_ms, &second));
+    }
+    let joined = combine(journal.clone(), pause_ms, tails)?;
+    transform(journal, pause_ms, &joined)?;
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     weft::main()
 }
