@@ -24,6 +24,7 @@ mod lineage;
 mod logs;
 mod render;
 mod runs;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,10 @@ use clap::{Parser, Subcommand};
 struct Arguments {
     #[command(subcommand)]
     command: Command,
+    /// Read the stores of this stack of `weft.toml` (default: `WEFT_STACK`, else the active
+    /// stack).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: cache::Command,
     },
+    /// The stacks of `weft.toml`: list, show, and set the active one.
+    Stack {
+        #[command(subcommand)]
+        command: stack::Command,
+    },
 }
 
 /// Runs the `weft` command with the process's arguments.
@@ -77,7 +87,7 @@ pub fn main() -> ExitCode {
         }
     };
     let mut out = String::new();
-    let result = run(arguments.command, &mut out);
+    let result = run(arguments.command, arguments.stack.as_deref(), &mut out);
     // Output is written once, at the end; a reader that went away (`| head`) is not an error.
     let written = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
     if let Err(error) = written
@@ -96,9 +106,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
-    let client = weft::Client::discover()?;
+fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Result<()> {
+    if let Command::Stack { command } = command {
+        return stack::run(command, out);
+    }
+    let client = weft::Client::open(&weft::StoreConfig::discover_on(stack)?)?;
     match command {
+        Command::Stack { .. } => unreachable!("handled above"),
         Command::Runs { command } => runs::run(&client, command, out),
         Command::Logs(arguments) => logs::run(&client, arguments, out),
         Command::Artifacts { command } => artifacts::run(&client, command, out),

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use weft_core::{ExecutionMode, Status};
 
 use crate::client::Client;
-use crate::config::RunConfig;
+use crate::config::{Project, RunConfig, StoreConfig};
 use crate::registry;
 
 #[derive(Parser)]
@@ -47,6 +47,9 @@ enum Command {
         /// What a failure does to the rest of the run.
         #[arg(long, value_name = "MODE", value_parser = ["continue_on_failure", "stop_on_failure", "fail_fast"])]
         execution_mode: Option<String>,
+        /// Run on this stack of `weft.toml` (default: `WEFT_STACK`, else the active stack).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
     },
     /// List the pipelines of this binary and their parameters.
     List,
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
             config,
             max_parallelism,
             execution_mode,
+            stack,
         } => {
             let options = Options {
                 resume,
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
                 config,
                 max_parallelism,
                 execution_mode,
+                stack,
             };
             match run(pipeline.as_deref(), options) {
                 Ok(code) => code,
@@ -149,6 +154,7 @@ struct Options {
     config: Option<PathBuf>,
     max_parallelism: Option<u32>,
     execution_mode: Option<String>,
+    stack: Option<String>,
 }
 
 fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
@@ -163,8 +169,18 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         config.execution_mode = Some(mode.parse::<ExecutionMode>()?);
     }
     config.no_cache |= options.no_cache;
+    let stack = options
+        .stack
+        .clone()
+        .or_else(|| std::env::var("WEFT_STACK").ok().filter(|v| !v.is_empty()));
+    let current = std::env::current_dir()
+        .map_err(|e| crate::Error::msg(format!("cannot read the current directory: {e}")))?;
+    if let Some((name, stack)) = Project::discover_from(&current)?.stack(stack.as_deref())? {
+        stack.check_runnable(name)?;
+    }
+    let client = || Client::open(&StoreConfig::discover_on(stack.as_deref())?);
     let report = match (&options.resume, name) {
-        (Some(original), _) => Client::discover()?.resume(original, &config)?,
+        (Some(original), _) => client()?.resume(original, &config)?,
         (None, Some(name)) => {
             let pipeline = registry::pipeline(name)?;
             let mut call = pipeline.call();
@@ -174,7 +190,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
                 })?;
                 call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
             }
-            Client::discover()?.run_with(call, &config)?
+            client()?.run_with(call, &config)?
         }
         (None, None) => {
             return Err(crate::Error::msg(

@@ -4,15 +4,16 @@
 //! 1. `WEFT_STORE` (metadata store URL) and `WEFT_ARTIFACTS` (artifact store URL), each on
 //!    its own; relative paths in them are taken from the current directory;
 //! 2. otherwise the nearest folder, from the current one upwards, that holds a `weft.toml`
-//!    or a `.weft/` folder is the project root: `weft.toml`'s `[store]` table may name the
-//!    stores (relative paths taken from the root);
+//!    or a `.weft/` folder is the project root: the stack chosen (`--stack`, else
+//!    `WEFT_STACK`, else `weft.toml`'s `stack`) may name the stores, else `weft.toml`'s
+//!    `[store]` table may (relative paths taken from the root);
 //! 3. otherwise `sqlite://.weft/weft.db` and `file://.weft/artifacts` under the root (the
 //!    current directory if none was found), created on first use.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weft_core::ExecutionMode;
 use weft_core::compile::StepOverride;
@@ -26,6 +27,10 @@ use crate::{Error, Result};
 struct ProjectFile {
     #[serde(default)]
     store: StoreSection,
+    /// The active stack.
+    stack: Option<String>,
+    #[serde(default)]
+    stacks: BTreeMap<String, Stack>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +38,347 @@ struct ProjectFile {
 struct StoreSection {
     metadata: Option<String>,
     artifacts: Option<String>,
+}
+
+/// A named set of components to run pipelines on, from `weft.toml`:
+///
+/// ```toml
+/// stack = "laptop"                     # the active stack (`weft stack set`)
+///
+/// [stacks.laptop]
+/// orchestrator = "local"               # local (default) | local_process | slurm
+/// metadata = "sqlite://.weft/weft.db"  # default: the [store] table, then .weft/
+/// artifacts = "file://.weft/artifacts"
+/// step_operator = "process"            # optional: process | slurm
+///
+/// [stacks.laptop.steps.train]          # per step, by step name
+/// step_operator = "slurm"
+/// env = { OMP_NUM_THREADS = "4" }
+/// resources = { cpus = 4, memory = "8 GiB", gpus = 1, time_limit = "2h", partition = "gpu" }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// What runs the pipeline.
+    #[serde(default)]
+    pub orchestrator: OrchestratorKind,
+    /// Metadata store URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// Artifact store URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<String>,
+    /// What runs isolated steps, unless a step says otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_operator: Option<StepOperatorKind>,
+    /// Per-step settings, by step name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, StepStackSettings>,
+}
+
+/// What runs a pipeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrchestratorKind {
+    /// Threads of the pipeline's own process.
+    #[default]
+    Local,
+    /// A child process per step.
+    LocalProcess,
+    /// Slurm jobs.
+    Slurm,
+}
+
+impl std::fmt::Display for OrchestratorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OrchestratorKind::Local => "local",
+            OrchestratorKind::LocalProcess => "local_process",
+            OrchestratorKind::Slurm => "slurm",
+        })
+    }
+}
+
+/// What runs one step in an environment of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOperatorKind {
+    /// A child process.
+    Process,
+    /// A Slurm job.
+    Slurm,
+}
+
+impl std::fmt::Display for StepOperatorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepOperatorKind::Process => "process",
+            StepOperatorKind::Slurm => "slurm",
+        })
+    }
+}
+
+/// A stack's settings for one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepStackSettings {
+    /// What runs the step in an environment of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_operator: Option<StepOperatorKind>,
+    /// What it needs.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a step needs where it runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory, in bytes (written `"8 GiB"`, `"512 MB"`, `"1024"`).
+    #[serde(default, with = "memory_size", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// The longest it may run (written `"2h"`, `"30m"`).
+    #[serde(default, with = "time_limit", skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<std::time::Duration>,
+    /// A scheduler partition or queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// A scheduler account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl Resources {
+    /// Whether nothing is asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Stack {
+    /// Checks that this build of weft can run pipelines on the stack: what it cannot run yet
+    /// is named, with the key that asks for it.
+    pub fn check_runnable(&self, name: &str) -> Result<()> {
+        let unavailable = |key: String, what: String| {
+            Error::msg(format!(
+                "stack `{name}` sets `{key}` to {what}, which this build of weft cannot run yet: it runs every step inline, with `orchestrator = \"local\"`"
+            ))
+        };
+        if self.orchestrator != OrchestratorKind::Local {
+            return Err(unavailable(
+                format!("stacks.{name}.orchestrator"),
+                format!("`{}`", self.orchestrator),
+            ));
+        }
+        if let Some(operator) = self.step_operator {
+            return Err(unavailable(
+                format!("stacks.{name}.step_operator"),
+                format!("`{operator}`"),
+            ));
+        }
+        for (step, settings) in &self.steps {
+            if let Some(operator) = settings.step_operator {
+                return Err(unavailable(
+                    format!("stacks.{name}.steps.{step}.step_operator"),
+                    format!("`{operator}`"),
+                ));
+            }
+            if !settings.resources.is_empty() {
+                return Err(unavailable(
+                    format!("stacks.{name}.steps.{step}.resources"),
+                    "resources for an isolated step".into(),
+                ));
+            }
+            if !settings.env.is_empty() {
+                return Err(unavailable(
+                    format!("stacks.{name}.steps.{step}.env"),
+                    "an environment for an isolated step".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"2h"`, `"30m"` (or seconds) as a duration.
+mod time_limit {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => {
+                serializer.serialize_str(&humantime::format_duration(*value).to_string())
+            }
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Seconds(u64),
+            Text(String),
+        }
+        match Option::<Written>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Written::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
+            Some(Written::Text(text)) => weft_core::policy::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `"8 GiB"`, `"512MB"`, `"1024"` (bytes) as a number of bytes.
+mod memory_size {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn parse(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().map_err(|_| {
+            format!("`{text}` is not a memory size such as \"8 GiB\" or \"512 MB\"")
+        })?;
+        let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "k" | "kb" => 1e3,
+            "m" | "mb" => 1e6,
+            "g" | "gb" => 1e9,
+            "t" | "tb" => 1e12,
+            "kib" => 1024.0,
+            "mib" => 1024.0 * 1024.0,
+            "gib" => 1024.0 * 1024.0 * 1024.0,
+            "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            other => {
+                return Err(format!(
+                    "unknown memory unit `{other}` in `{text}` (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+                ));
+            }
+        };
+        Ok((number * factor).round() as u64)
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => serializer.serialize_str(&format!("{bytes} B")),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        match Option::<Written>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Written::Bytes(bytes)) => Ok(Some(bytes)),
+            Some(Written::Text(text)) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The project: its root folder, its `weft.toml` (if any) and the stacks it defines.
+#[derive(Debug)]
+pub struct Project {
+    /// The project root.
+    pub root: PathBuf,
+    /// Its `weft.toml`, if it has one.
+    pub file: Option<PathBuf>,
+    /// The active stack (`stack = ".."`), if set.
+    pub active: Option<String>,
+    /// The stacks, by name.
+    pub stacks: BTreeMap<String, Stack>,
+    store: StoreSection,
+}
+
+impl Project {
+    /// The project around `start`: the nearest folder, from `start` upwards, that holds a
+    /// `weft.toml` or a `.weft/` folder (`start` itself if none does).
+    pub fn discover_from(start: &Path) -> Result<Self> {
+        let root = start
+            .ancestors()
+            .find(|folder| folder.join("weft.toml").is_file() || folder.join(".weft").is_dir())
+            .unwrap_or(start);
+        let path = root.join("weft.toml");
+        let (file, project) = if path.is_file() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::msg(format!("cannot read {}: {e}", path.display())))?;
+            let project = toml::from_str::<ProjectFile>(&text)
+                .map_err(|e| Error::msg(format!("invalid {}: {e}", path.display())))?;
+            (Some(path), project)
+        } else {
+            (None, ProjectFile::default())
+        };
+        if let Some(active) = &project.stack
+            && !project.stacks.contains_key(active)
+        {
+            return Err(Error::msg(format!(
+                "invalid {}: `stack` names `{active}`, which no [stacks.{active}] table defines",
+                file.as_deref().unwrap_or(Path::new("weft.toml")).display()
+            )));
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            file,
+            active: project.stack,
+            stacks: project.stacks,
+            store: project.store,
+        })
+    }
+
+    /// The stack called `name`, or the active one (`None`: no stack is defined or active).
+    pub fn stack(&self, name: Option<&str>) -> Result<Option<(&str, &Stack)>> {
+        let Some(name) = name.or(self.active.as_deref()) else {
+            return Ok(None);
+        };
+        match self.stacks.get_key_value(name) {
+            Some((name, stack)) => Ok(Some((name.as_str(), stack))),
+            None => {
+                let known: Vec<&str> = self.stacks.keys().map(String::as_str).collect();
+                Err(Error::msg(format!(
+                    "no stack is named `{name}` in {} (defined: {})",
+                    self.file
+                        .as_deref()
+                        .map_or("this project (it has no weft.toml)".into(), |f| f
+                            .display()
+                            .to_string()),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )))
+            }
+        }
+    }
 }
 
 /// Where the metadata store and the artifact store are.
@@ -59,26 +405,35 @@ impl StoreConfig {
 
     /// Finds the stores from the current directory (see the module documentation).
     pub fn discover() -> Result<Self> {
+        Self::discover_on(None)
+    }
+
+    /// Finds the stores from the current directory, on stack `stack` (else `WEFT_STACK`, else
+    /// the project's active stack).
+    pub fn discover_on(stack: Option<&str>) -> Result<Self> {
         let current = std::env::current_dir()
             .map_err(|e| Error::msg(format!("cannot read the current directory: {e}")))?;
-        Self::discover_from(&current, |name| std::env::var(name).ok())
+        let env = |name: &str| std::env::var(name).ok();
+        let stack = stack
+            .map(str::to_owned)
+            .or_else(|| env("WEFT_STACK").filter(|v| !v.is_empty()));
+        Self::discover_from_on(&current, stack.as_deref(), env)
     }
 
     /// Finds the stores from `start`, reading environment variables with `env`.
     pub fn discover_from(start: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let root = start
-            .ancestors()
-            .find(|folder| folder.join("weft.toml").is_file() || folder.join(".weft").is_dir())
-            .unwrap_or(start);
-        let project_path = root.join("weft.toml");
-        let project = if project_path.is_file() {
-            let text = std::fs::read_to_string(&project_path)
-                .map_err(|e| Error::msg(format!("cannot read {}: {e}", project_path.display())))?;
-            toml::from_str::<ProjectFile>(&text)
-                .map_err(|e| Error::msg(format!("invalid {}: {e}", project_path.display())))?
-        } else {
-            ProjectFile::default()
-        };
+        let stack = env("WEFT_STACK").filter(|v| !v.is_empty());
+        Self::discover_from_on(start, stack.as_deref(), env)
+    }
+
+    fn discover_from_on(
+        start: &Path,
+        stack: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let project = Project::discover_from(start)?;
+        let root = project.root.as_path();
+        let stack = project.stack(stack)?.map(|(_, stack)| stack);
         let absolute = |url: String, base: &Path| -> String {
             match url.split_once("://") {
                 Some((scheme, path)) if !Path::new(path).is_absolute() => {
@@ -92,9 +447,9 @@ impl StoreConfig {
         let metadata = match env("WEFT_STORE").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
             None => absolute(
-                project
-                    .store
-                    .metadata
+                stack
+                    .and_then(|stack| stack.metadata.clone())
+                    .or_else(|| project.store.metadata.clone())
                     .unwrap_or_else(|| "sqlite://.weft/weft.db".into()),
                 root,
             ),
@@ -102,9 +457,9 @@ impl StoreConfig {
         let artifacts = match env("WEFT_ARTIFACTS").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
             None => absolute(
-                project
-                    .store
-                    .artifacts
+                stack
+                    .and_then(|stack| stack.artifacts.clone())
+                    .or_else(|| project.store.artifacts.clone())
                     .unwrap_or_else(|| "file://.weft/artifacts".into()),
                 root,
             ),
@@ -289,5 +644,20 @@ mod tests {
             let error = RunConfig::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn memory_sizes_are_read_in_decimal_and_binary_units() {
+        let parse = super::memory_size::parse;
+        assert_eq!(parse("1024"), Ok(1024));
+        assert_eq!(parse("512MB"), Ok(512_000_000));
+        assert_eq!(parse("8 GiB"), Ok(8 << 30));
+        assert_eq!(parse("1.5 KiB"), Ok(1536));
+        assert!(parse("lots").unwrap_err().contains("not a memory size"));
+        assert!(
+            parse("3 furlongs")
+                .unwrap_err()
+                .contains("unknown memory unit")
+        );
     }
 }

@@ -1,0 +1,140 @@
+//! Stacks in `weft.toml`: listed, shown, made active, used by pipeline binaries and by the
+//! `weft` command; invalid ones are refused with the file and the key.
+
+mod common;
+
+use common::Project;
+
+const STACKS: &str = r#"# the team's stacks
+[stacks.laptop]
+metadata = "sqlite://laptop/weft.db"
+artifacts = "file://laptop/artifacts"
+
+[stacks.cluster]
+orchestrator = "slurm"
+metadata = "sqlite://cluster/weft.db"
+
+[stacks.cluster.steps.train_softmax]
+env = { OMP_NUM_THREADS = "4" }
+resources = { cpus = 4, memory = "8 GiB", time_limit = "2h", partition = "gpu" }
+"#;
+
+#[test]
+fn stacks_are_listed_shown_made_active_and_used() {
+    let project = Project::new();
+    let file = project.path().join("weft.toml");
+    std::fs::write(&file, STACKS).unwrap();
+
+    let listed = project.json(&["stack", "list", "--json"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stack| stack["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cluster", "laptop"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["active"] == false)
+    );
+
+    let shown = project.json(&["stack", "show", "cluster", "--json"]);
+    assert_eq!(shown["orchestrator"], "slurm");
+    let resources = &shown["steps"]["train_softmax"]["resources"];
+    assert_eq!(resources["cpus"], 4);
+    assert_eq!(resources["memory"], format!("{} B", 8u64 << 30));
+    assert_eq!(resources["time_limit"], "2h");
+    assert_eq!(resources["partition"], "gpu");
+    let table = project.weft(&["stack", "show", "cluster"]);
+    assert!(
+        table.stdout.contains("train_softmax") && table.stdout.contains("OMP_NUM_THREADS=4"),
+        "{table:?}"
+    );
+
+    let set = project.weft(&["stack", "set", "laptop"]);
+    assert_eq!(set.code, 0, "{set:?}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("stack = \"laptop\""), "{written}");
+    assert!(
+        written.contains("# the team's stacks"),
+        "the file keeps its comments"
+    );
+    let table = project.weft(&["stack", "list"]);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|line| line.contains('*') && line.contains("laptop")),
+        "{table:?}"
+    );
+
+    // Pipelines run on the active stack's stores; the weft command reads them.
+    let run = project.pipelines(&["run", "fragile"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(project.path().join("laptop/weft.db").is_file());
+    assert!(!project.path().join(".weft/weft.db").exists());
+    let runs = project.json(&["runs", "list", "--json"]);
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    // What this build cannot run yet is refused before anything is recorded.
+    let refused = project.pipelines(&["run", "fragile", "--stack", "cluster"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("stacks.cluster.orchestrator") && refused.stderr.contains("slurm"),
+        "{refused:?}"
+    );
+    let elsewhere = project.weft(&["--stack", "cluster", "runs", "list", "--json"]);
+    assert_eq!(
+        elsewhere.stdout.trim(),
+        "[]",
+        "nothing recorded there: {elsewhere:?}"
+    );
+
+    let unknown = project.weft(&["stack", "set", "nope"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no stack is named `nope`")
+            && unknown.stderr.contains("cluster, laptop"),
+        "{unknown:?}"
+    );
+    let unknown = project.pipelines(&["run", "fragile", "--stack", "nope"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+}
+
+#[test]
+fn invalid_stacks_name_the_file_and_the_key() {
+    let cases = [
+        ("[stacks.a]\norchestrator = \"slrum\"\n", "slrum"),
+        ("[stacks.a]\norchestrater = \"local\"\n", "orchestrater"),
+        (
+            "[stacks.a.steps.train.resources]\nmemory = \"8 parsecs\"\n",
+            "unknown memory unit `parsecs`",
+        ),
+        (
+            "[stacks.a.steps.train.resources]\ntime_limit = \"soon\"\n",
+            "time_limit",
+        ),
+        (
+            "[stacks.a.steps.train]\nstep_operator = \"kubernetes\"\n",
+            "kubernetes",
+        ),
+        ("stack = \"b\"\n[stacks.a]\n", "`stack` names `b`"),
+    ];
+    for (text, expected) in cases {
+        let project = Project::new();
+        std::fs::write(project.path().join("weft.toml"), text).unwrap();
+        for finished in [
+            project.weft(&["stack", "list"]),
+            project.weft(&["runs", "list"]),
+            project.pipelines(&["run", "fragile"]),
+        ] {
+            assert_ne!(finished.code, 0, "{text}: {finished:?}");
+            assert!(
+                finished.stderr.contains("weft.toml") && finished.stderr.contains(expected),
+                "{text}: the error names the file and `{expected}`: {finished:?}"
+            );
+        }
+    }
+}
