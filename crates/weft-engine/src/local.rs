@@ -119,6 +119,16 @@ struct DynamicState {
     stopped: bool,
 }
 
+impl DynamicState {
+    /// Whether the function returned an error or panicked.
+    fn function_failed(&self) -> bool {
+        matches!(
+            self.ended,
+            Some(FunctionEnd::Failed(_) | FunctionEnd::Panicked(_))
+        )
+    }
+}
+
 /// An invocation waiting for others to start before it is scheduled.
 struct Held {
     invocation: Invocation,
@@ -495,7 +505,10 @@ impl<'a> Orchestrator<'a> {
             .collect();
         let node = self.invocations.len();
         dynamic.index.insert(invocation.id.clone(), node);
-        let stopped = dynamic.stopped;
+        // Nothing new starts once the run was asked to stop, nor after the function failed
+        // unless the mode lets the rest go on.
+        let stopped = dynamic.stopped
+            || (self.mode != ExecutionMode::ContinueOnFailure && dynamic.function_failed());
         self.invocations.push(Arc::new(invocation));
         self.nodes.push(Node {
             slot: Some(slot),
@@ -943,7 +956,7 @@ impl<'a> Orchestrator<'a> {
         if self
             .dynamic
             .as_ref()
-            .is_some_and(|dynamic| !dynamic.stopped)
+            .is_some_and(|dynamic| !dynamic.stopped && !dynamic.function_failed())
         {
             self.scheduler.resume_starting();
         }

@@ -146,6 +146,17 @@ impl DynamicSession {
                 step.name
             )));
         }
+        // `after` may name any earlier invocation; one that does not exist (yet) would make
+        // this one wait for nothing, or forever.
+        if let Some(unknown) = after.iter().find(|upstream| {
+            upstream.session.is_none_or(|session| session == self.id)
+                && self.compiler.borrow().invocation(&upstream.id).is_none()
+        }) {
+            return Err(Error::msg(format!(
+                "step `{}` cannot run after `{}`: no invocation of that id was made before this call",
+                step.name, unknown.id
+            )));
+        }
         if let Some(last) = self.last_sync.borrow().clone() {
             after.push(AfterRef {
                 session: Some(self.id),
@@ -169,6 +180,12 @@ impl DynamicSession {
                 if upstream.session.is_some_and(|session| session != self.id) {
                     return Err(Error::msg(format!(
                         "step `{}` cannot start after `{}`: it belongs to another pipeline run",
+                        step.name, upstream.id
+                    )));
+                }
+                if self.compiler.borrow().invocation(&upstream.id).is_none() {
+                    return Err(Error::msg(format!(
+                        "step `{}` cannot start after `{}`: no invocation of that id was made before this call",
                         step.name, upstream.id
                     )));
                 }

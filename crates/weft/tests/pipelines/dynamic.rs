@@ -644,3 +644,56 @@ fn dynamic_steps_hit_the_cache_like_static_ones() {
         "only the changed call"
     );
 }
+
+#[pipeline(dynamic)]
+fn misordered() -> weft::Result<()> {
+    let error = number::after("later").call(1).unwrap_err().to_string();
+    weft::ensure!(error.contains("no invocation of that id"), "{error}");
+    let error = number::start_after("later")
+        .submit(1)
+        .wait()
+        .unwrap_err()
+        .to_string();
+    weft::ensure!(error.contains("no invocation of that id"), "{error}");
+    let first = number(1)?;
+    number::after("number").call(2)?;
+    number::start_after(&first).submit(3).wait()?;
+    Ok(())
+}
+
+#[test]
+fn ordering_on_an_invocation_that_does_not_exist_yet_is_refused() {
+    let (_dir, client) = fresh();
+    let report = client.run(misordered::args()).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    assert_eq!(report.step_runs.len(), 3);
+}
+
+#[pipeline(dynamic)]
+fn failing_early(limit: usize) -> weft::Result<()> {
+    let pending =
+        busy::with(StepOptions::new().max_concurrency(limit)).map(vec![1, 2, 3, 4, 5, 6])?;
+    let _keep = pending;
+    weft::bail!("the function gives up at once");
+}
+
+#[test]
+fn work_waiting_when_the_function_fails_is_not_started() {
+    let (_dir, client) = fresh();
+    let config = RunConfig {
+        max_parallelism: Some(2),
+        ..RunConfig::default()
+    };
+    let report = client.run_with(failing_early::args(1), &config).unwrap();
+    assert_eq!(report.run.status, Status::Failed);
+    let started = report
+        .step_runs
+        .iter()
+        .filter(|s| s.status == Status::Completed)
+        .count();
+    assert!(
+        started <= 1,
+        "at most the one item already running: {report:#?}"
+    );
+    assert!(report.step_runs.iter().all(|s| s.status.is_finished()));
+}
