@@ -215,6 +215,9 @@ pub struct StepConfig {
         with = "crate::policy::millis"
     )]
     pub timeout: Option<std::time::Duration>,
+    /// Whether the invocation runs in a process of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
     /// Free-form settings, kept for inspection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,

@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// Look nothing up in the cache and record no entries, whatever the snapshot's
     /// policies say. A resume still reuses its original's finished steps.
     pub no_cache: bool,
+    /// The executable that hosts isolated steps (see [`crate::isolated`]). Default: the
+    /// current one, which must call `weft::main()`.
+    pub worker: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +60,7 @@ impl Default for RunOptions {
             project_root: std::env::current_dir().unwrap_or_default(),
             key_fns: HashMap::new(),
             no_cache: false,
+            worker: std::env::current_exe().ok(),
         }
     }
 }
@@ -261,6 +265,7 @@ impl Engine {
             max_parallelism: options.max_parallelism,
             heartbeat: options.heartbeat,
             reuse,
+            worker: options.worker.clone(),
         };
         let run = match function {
             None => {

@@ -25,6 +25,7 @@ pub mod context;
 pub mod dynamic;
 mod engine;
 mod error;
+pub mod isolated;
 pub mod launcher;
 pub mod local;
 pub mod logs;

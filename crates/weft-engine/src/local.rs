@@ -26,6 +26,7 @@ use weft_store::model::{Changes, StepError, StepErrorKind, StepOutput, StepRun};
 use crate::context::StepContext;
 use crate::dynamic::{Command, FunctionEnd, Limit, Resolution, Shared, Slot, StepFailure};
 use crate::engine::Engine;
+use crate::isolated;
 use crate::launcher::{self, Launch, Outcome, Prepared, RunScope, Upstream, after, human};
 use crate::pool::StepThreads;
 use crate::runner::{self, Finished, Job};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// Step runs to reuse, by invocation id (a resumed run's finished steps).
     pub reuse: HashMap<String, (StepRun, Vec<StepOutput>)>,
+    /// The executable that hosts isolated steps.
+    pub worker: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -61,6 +64,8 @@ struct Node {
     failed: bool,
     /// Why it could not start, when it failed before its body ran.
     error: Option<String>,
+    /// The process of the current attempt, for an isolated step.
+    process: Option<Arc<crate::isolated::ProcessHandle>>,
 }
 
 /// A created step run's role once the batch is written.
@@ -641,6 +646,7 @@ impl<'a> Orchestrator<'a> {
                 let state = &mut self.nodes[node];
                 state.stopped.store(true, Ordering::Release);
                 state.deadline = None;
+                self.kill_process(node);
                 self.batch
                     .changes
                     .stopped
@@ -868,15 +874,41 @@ impl<'a> Orchestrator<'a> {
         }
         let done = self.done.clone();
         let id = step_run.id;
+        // An isolated step runs in a process of its own, waited for on the step thread.
+        let isolated = invocation.config.isolated.then(|| {
+            let handle = Arc::new(isolated::ProcessHandle::default());
+            let spawn = isolated::Spawn {
+                worker: self.settings.worker.clone().unwrap_or_default(),
+                metadata: self.engine.metadata().location(),
+                artifacts: self.engine.artifacts().root().to_owned(),
+                base: self.scope.project_root.clone(),
+                step: job.step,
+                run: self.scope.run_id,
+                step_run: step_run.id,
+                last_attempt,
+            };
+            (spawn, handle)
+        });
+        self.nodes[node].process = isolated.as_ref().map(|(_, handle)| handle.clone());
         self.threads.run(move || {
             // A panic outside the step body (in weft itself) must still report the step as
             // finished, or the run would wait for it forever.
             let finished =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner::run(job)))
-                    .unwrap_or_else(runner::Finished::crashed);
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match isolated {
+                    Some((spawn, handle)) => isolated::spawn(spawn, &job.artifacts, &handle),
+                    None => runner::run(job),
+                }))
+                .unwrap_or_else(runner::Finished::crashed);
             // The orchestrator may be gone (a stopped step finishing late).
             let _ = done.send((node, id, finished));
         });
+    }
+
+    /// Kills the process of an isolated step that will not be waited for any more.
+    fn kill_process(&mut self, node: usize) {
+        if let Some(process) = self.nodes[node].process.take() {
+            process.kill();
+        }
     }
 
     /// Records what a body produced; a result nobody waits for any more (its attempt timed
@@ -991,7 +1023,13 @@ impl<'a> Orchestrator<'a> {
             state.deadline = None;
             state.awaiting = None;
             state.stopped.store(true, Ordering::Release);
-            self.threads.add();
+            // An inline body keeps its thread: a new one keeps the run's parallelism. An
+            // isolated one is killed, and its thread is back as soon as the process is gone.
+            if self.nodes[node].process.is_some() {
+                self.kill_process(node);
+            } else {
+                self.threads.add();
+            }
             let timeout = self.invocations[node].config.timeout.unwrap_or_default();
             let message = format!("the step timed out after {}", human(timeout));
             let error = StepError {
@@ -1070,6 +1108,7 @@ impl<'a> Orchestrator<'a> {
                     if let Some(step_run) = state.step_run {
                         self.batch.changes.stopped.push((step_run, reason.clone()));
                     }
+                    self.kill_process(node);
                     self.notify_failure(node, format!("was {reason}"), Some(failed));
                 }
             }

@@ -70,6 +70,34 @@ impl Finished {
 
 /// Runs `job` on this thread. Blocks; call it from a step thread.
 pub fn run(job: Job) -> Finished {
+    let artifacts = job.artifacts.clone();
+    let (run_id, step_run_id) = (job.context.run_id, job.context.step_run_id);
+    let executed = execute(job);
+    let log_uri = store_log(&artifacts, run_id, step_run_id, executed.log);
+    Finished {
+        ended: executed.ended,
+        log_uri,
+        metadata: executed.metadata,
+        output_tags: executed.output_tags,
+    }
+}
+
+/// What a body produced, its log not stored yet (an isolated step's host hands it to the
+/// orchestrator, which adds the process's own output).
+#[derive(Debug)]
+pub struct Executed {
+    /// How it ended.
+    pub ended: Ended,
+    /// Its captured records.
+    pub log: StepLog,
+    /// Metadata the step logged.
+    pub metadata: Vec<(String, Value)>,
+    /// Tags the step attached to its outputs, by output name.
+    pub output_tags: Vec<(String, Vec<String>)>,
+}
+
+/// Runs one body (see [`run`]) without storing its log.
+pub fn execute(job: Job) -> Executed {
     install_panic_hook();
     let Job {
         step,
@@ -80,7 +108,7 @@ pub fn run(job: Job) -> Finished {
     } = job;
     let stopped = context.stopped.clone();
     let reported = context.reported.clone();
-    let (run_id, step_run_id) = (context.run_id, context.step_run_id);
+    let step_run_id = context.step_run_id;
     let folder_parts = [
         context.pipeline.clone(),
         context.invocation.clone(),
@@ -139,11 +167,10 @@ pub fn run(job: Job) -> Finished {
         }
         ended
     });
-    let log_uri = store_log(&artifacts, run_id, step_run_id, log);
     let reported = std::mem::take(&mut *reported.lock().unwrap_or_else(|p| p.into_inner()));
-    Finished {
+    Executed {
         ended,
-        log_uri,
+        log,
         metadata: reported.metadata,
         output_tags: reported.output_tags,
     }
@@ -157,7 +184,8 @@ fn discard(artifacts: &ArtifactStore, saved: Vec<(String, SavedArtifact)>, ended
     ended
 }
 
-fn store_log(
+/// Stores a step run's log; returns where, if there is one.
+pub fn store_log(
     artifacts: &ArtifactStore,
     run: weft_core::RunId,
     step_run: weft_core::StepRunId,

@@ -70,6 +70,8 @@ pub struct StepSettings {
     pub retry_jitter: Option<bool>,
     /// `timeout = ".."`, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// `isolated`: run in a process of its own.
+    pub isolated: Option<bool>,
     /// `on_start = path`: called before the body.
     pub on_start: Option<fn(&StepContext)>,
     /// `on_success = path`: called after the outputs are saved.
@@ -106,6 +108,7 @@ impl StepSettings {
         retry_max_delay_ms: None,
         retry_jitter: None,
         timeout_ms: None,
+        isolated: None,
         on_start: None,
         on_success: None,
         on_failure: None,

@@ -29,7 +29,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             Ok(())
         } else {
             Err(meta.error(format!(
-                "unknown `#[pipeline]` option `{name}`; supported: dynamic, cache = bool, cache(..), retry = n, retry(..), timeout = \"..\""
+                "unknown `#[pipeline]` option `{name}`; supported: dynamic, cache = bool, cache(..), retry = n, retry(..), timeout = \"..\", isolated"
             )))
         }
     });

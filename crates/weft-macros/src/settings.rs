@@ -26,6 +26,7 @@ pub(crate) struct Settings {
     retry_max_delay_ms: Option<u64>,
     retry_jitter: Option<bool>,
     timeout_ms: Option<u64>,
+    isolated: Option<bool>,
     on_start: Option<Path>,
     on_success: Option<Path>,
     on_failure: Option<Path>,
@@ -56,6 +57,10 @@ impl Settings {
             }
             "retry" => meta.parse_nested_meta(|retry| self.parse_retry(&retry))?,
             "timeout" => self.timeout_ms = Some(duration(&meta.value()?.parse()?)?),
+            "isolated" if meta.input.peek(syn::Token![=]) => {
+                self.isolated = Some(meta.value()?.parse::<LitBool>()?.value);
+            }
+            "isolated" => self.isolated = Some(true),
             "on_start" | "on_success" | "on_failure" if level == Level::Pipeline => {
                 return Err(meta.error(format!(
                     "`{name}` is a step hook: put it on the steps, `#[step({name} = ..)]`"
@@ -196,6 +201,7 @@ impl Settings {
         let retry_max_delay_ms = millis(self.retry_max_delay_ms);
         let retry_jitter = boolean(self.retry_jitter);
         let timeout_ms = millis(self.timeout_ms);
+        let isolated = boolean(self.isolated);
         let on_start = option(
             self.on_start
                 .as_ref()
@@ -228,6 +234,7 @@ impl Settings {
             retry_max_delay_ms: #retry_max_delay_ms,
             retry_jitter: #retry_jitter,
             timeout_ms: #timeout_ms,
+            isolated: #isolated,
             on_start: #on_start,
             on_success: #on_success,
             on_failure: #on_failure,

@@ -68,7 +68,7 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
                 .map(ToString::to_string)
                 .unwrap_or_default();
             Err(meta.error(format!(
-                "unknown `#[step]` option `{name}`; supported: outputs(..), cache = bool, cache(..), retry = n, retry(..), timeout = \"..\", on_start = f, on_success = f, on_failure = f"
+                "unknown `#[step]` option `{name}`; supported: outputs(..), cache = bool, cache(..), retry = n, retry(..), timeout = \"..\", isolated, on_start = f, on_success = f, on_failure = f"
             )))
         }
     });

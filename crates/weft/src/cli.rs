@@ -65,6 +65,13 @@ enum Command {
 /// }
 /// ```
 pub fn main() -> ExitCode {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw
+        .get(1)
+        .is_some_and(|command| command == weft_engine::isolated::COMMAND)
+    {
+        return crate::worker::main(&raw[2..]);
+    }
     let arguments = match Arguments::try_parse() {
         Ok(arguments) => arguments,
         Err(error) => {

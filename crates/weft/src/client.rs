@@ -60,6 +60,16 @@ impl Client {
         config: &StoreConfig,
         clock: Arc<dyn weft_engine::clock::Clock>,
     ) -> Result<Self> {
+        let mut client = Self::connect(config, clock)?;
+        client.reconciled_on_open = client.reconcile()?;
+        Ok(client)
+    }
+
+    /// Connects without reconciling (a process hosting one step of a running run).
+    pub(crate) fn connect(
+        config: &StoreConfig,
+        clock: Arc<dyn weft_engine::clock::Clock>,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("weft")
@@ -70,14 +80,17 @@ impl Client {
         let artifacts =
             ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
         let engine = Engine::with_clock(metadata, artifacts, registry::steps(), clock);
-        let mut client = Self {
+        Ok(Self {
             runtime: Arc::new(runtime),
             engine,
             config: config.clone(),
             reconciled_on_open: Vec::new(),
-        };
-        client.reconciled_on_open = client.reconcile()?;
-        Ok(client)
+        })
+    }
+
+    /// The engine (for the process that hosts an isolated step).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The runs that opening this client failed because their orchestrator had died.

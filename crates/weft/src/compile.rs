@@ -36,6 +36,7 @@ pub(crate) struct Defaults {
     pipeline: weft_core::policy::CacheSettings,
     retry: weft_core::policy::RetrySettings,
     timeout_ms: Option<u64>,
+    isolated: Option<bool>,
     run: weft_core::policy::CacheSettings,
     no_cache: bool,
 }
@@ -47,6 +48,7 @@ impl Defaults {
             pipeline: pipeline.settings.cache(),
             retry: pipeline.settings.retry(),
             timeout_ms: pipeline.settings.timeout_ms,
+            isolated: pipeline.settings.isolated,
             run: run.cache.clone(),
             no_cache: run.no_cache,
         }
@@ -72,6 +74,7 @@ impl Defaults {
                 .timeout_ms
                 .or(self.timeout_ms)
                 .map(std::time::Duration::from_millis),
+            isolated: step.settings.isolated.or(self.isolated).unwrap_or(false),
             extra: Default::default(),
         }
     }

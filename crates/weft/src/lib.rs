@@ -63,6 +63,7 @@ mod input;
 #[doc(hidden)]
 pub mod probe;
 mod registry;
+mod worker;
 
 pub use cli::main;
 pub use client::{ArtifactVersion, Client};

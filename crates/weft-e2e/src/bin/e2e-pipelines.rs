@@ -128,6 +128,86 @@ fn endurance_dynamic(
     Ok(())
 }
 
+/// Runs in a process of its own; says which, on every channel.
+#[step(isolated)]
+fn elsewhere(x: u64) -> u64 {
+    println!("printed by process {}", std::process::id());
+    eprintln!("written to standard error");
+    tracing::info!(x, "traced in the isolated step");
+    std::process::id() as u64
+}
+
+#[step]
+fn here() -> u64 {
+    std::process::id() as u64
+}
+
+#[step]
+fn apart(isolated: u64, inline: u64) -> weft::Result<u64> {
+    weft::ensure!(isolated != inline, "both ran in process {inline}");
+    Ok(isolated)
+}
+
+/// An isolated step feeding an inline one.
+#[pipeline]
+fn isolation() -> weft::Result<()> {
+    let isolated = elsewhere(1)?;
+    let inline = here()?;
+    apart(&isolated, &inline)?;
+    Ok(())
+}
+
+/// Ends its process in the way `how` says.
+#[step(isolated)]
+fn crashing(how: String) -> weft::Result<u64> {
+    eprintln!("about to {how}");
+    match how.as_str() {
+        "exit" => std::process::exit(7),
+        "abort" => std::process::abort(),
+        "kill" => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &std::process::id().to_string()])
+                .status();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            Ok(0)
+        }
+        "panic" => panic!("the isolated step panicked"),
+        "error" => weft::bail!("the isolated step failed"),
+        _ => Ok(1),
+    }
+}
+
+#[pipeline]
+fn isolation_crash(how: String) -> weft::Result<()> {
+    crashing(how)?;
+    Ok(())
+}
+
+#[step(isolated, timeout = "1s")]
+fn overrunning() -> u64 {
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    0
+}
+
+#[pipeline]
+fn isolation_timeout() -> weft::Result<()> {
+    overrunning()?;
+    Ok(())
+}
+
+/// Isolated steps called synchronously and submitted from a dynamic pipeline.
+#[pipeline(dynamic)]
+fn isolation_dynamic() -> weft::Result<()> {
+    let inline = here()?.load()?;
+    let synchronous = elsewhere(1)?.load()?;
+    let submitted = elsewhere::submit(2).load()?;
+    weft::ensure!(
+        synchronous != inline && submitted != inline && submitted != synchronous,
+        "each isolated call had a process of its own"
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     weft::main()
 }

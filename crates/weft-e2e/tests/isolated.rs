@@ -1,0 +1,143 @@
+//! Isolated steps: each in a process of its own (the pipeline binary hosting it), with its
+//! output captured, its crashes reported, and its overruns killed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{PIPELINES, Project};
+
+fn step<'a>(shown: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn an_isolated_step_runs_in_its_own_process_and_its_output_is_in_its_log() {
+    let project = Project::new();
+    let run = project.pipelines(&["run", "isolation"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(step(&shown, "elsewhere")["status"], "completed");
+    assert_eq!(step(&shown, "apart")["status"], "completed", "{shown}");
+    let logs = project.weft(&["logs", "latest", "elsewhere"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    for expected in [
+        "traced in the isolated step",
+        "printed by process",
+        "written to standard error",
+    ] {
+        assert!(logs.stdout.contains(expected), "`{expected}` in {logs:?}");
+    }
+}
+
+#[test]
+fn a_dynamic_pipeline_runs_isolated_steps_synchronously_and_submitted() {
+    let project = Project::new();
+    let run = project.pipelines(&["run", "isolation_dynamic"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn a_child_that_dies_fails_its_step_with_its_exit_status_and_standard_error() {
+    let cases = [
+        ("exit", "exited with status 7"),
+        ("abort", "was killed by signal 6 (SIGABRT)"),
+        ("kill", "was killed by signal 9 (SIGKILL)"),
+        ("panic", "the isolated step panicked"),
+        ("error", "the isolated step failed"),
+    ];
+    for (how, expected) in cases {
+        let project = Project::new();
+        let how_param = format!("how={how}");
+        let run = project.pipelines(&["run", "isolation_crash", "-p", &how_param]);
+        assert_eq!(run.code, 1, "{how}: {run:?}");
+        let shown = project.json(&["runs", "show", "latest", "--json"]);
+        assert_eq!(shown["status"], "failed", "{how}");
+        let crashed = step(&shown, "crashing");
+        assert_eq!(crashed["status"], "failed", "{how}");
+        let message = crashed["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{how}: {message}");
+        if ["exit", "abort", "kill"].contains(&how) {
+            assert!(
+                message.contains(&format!("about to {how}")),
+                "{how}: the tail of its standard error is quoted: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_isolated_step_past_its_timeout_is_killed() {
+    let project = Project::new();
+    let started = Instant::now();
+    let run = project.pipelines(&["run", "isolation_timeout"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the 60 s step was killed, not waited for"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let overran = step(&shown, "overrunning");
+    assert_eq!(overran["status"], "failed");
+    assert!(
+        overran["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1.0 s"),
+        "{overran}"
+    );
+}
+
+#[test]
+fn the_step_host_checks_the_protocol_and_its_arguments_first() {
+    let project = Project::new();
+    let mismatch = project.pipelines(&[
+        "__weft-step",
+        "--protocol",
+        "99",
+        "--metadata",
+        "sqlite://nowhere.db",
+        "--artifacts",
+        "file://nowhere",
+        "--base",
+        ".",
+        "--step-run",
+        "01a20000-0000-7000-8000-000000000000",
+        "--result",
+        "result.json",
+    ]);
+    assert_eq!(mismatch.code, 2, "{mismatch:?}");
+    assert!(
+        mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 1"),
+        "{mismatch:?}"
+    );
+    let missing = project.pipelines(&["__weft-step", "--protocol", "1"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    let unknown = project.pipelines(&[
+        "__weft-step",
+        "--protocol",
+        "1",
+        "--metadata",
+        &format!("sqlite://{}/weft.db", project.path().display()),
+        "--artifacts",
+        &format!("file://{}/artifacts", project.path().display()),
+        "--base",
+        ".",
+        "--step-run",
+        "01a20000-0000-7000-8000-000000000000",
+        "--result",
+        "result.json",
+    ]);
+    assert_eq!(unknown.code, 3, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("cannot prepare step run"),
+        "{unknown:?}"
+    );
+    let _ = PIPELINES;
+}

@@ -1,0 +1,437 @@
+//! Isolated steps: one step run in a process of its own.
+//!
+//! The pipeline binary is its own worker. The orchestrator records the step run as usual,
+//! then starts the same executable with the hidden command [`COMMAND`], the protocol version,
+//! the stores and the step run's id ([`spawn`]). The child checks the protocol, rebuilds the
+//! step's context from the metadata store (the step run's parameters and recorded inputs),
+//! runs the body through the same runner as an inline step ([`host`]), and writes what it
+//! produced to a result file. The orchestrator reads it, adds the process's standard output
+//! and error to the step's log, and records everything as for an inline step: it stays the
+//! run's only writer, and retries, timeouts and stops work the same way. A child that dies
+//! without a result fails the step with its exit status and the tail of its standard error;
+//! one that overruns its timeout, or is stopped, is killed with its whole process group.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weft_artifacts::{ArtifactStore, SavedArtifact};
+use weft_core::artifact::{ArtifactType, FileRecord};
+use weft_core::{RunId, StepRunId};
+use weft_store::model::{InputKind, StepError, StepErrorKind};
+
+use crate::context::StepContext;
+use crate::engine::Engine;
+use crate::logs::StepLog;
+use crate::runner::{self, Ended, Executed, Finished, Job};
+use crate::step::{Binding, StepDef};
+use crate::{Error, Result};
+
+/// The hidden command of every pipeline binary that hosts one step.
+pub const COMMAND: &str = "__weft-step";
+
+/// The version of the parent/child protocol: the command's arguments and the result file.
+pub const PROTOCOL: u32 = 1;
+
+/// Exit codes of the host command.
+pub mod exit {
+    /// The step ran (its result says how it ended).
+    pub const RAN: u8 = 0;
+    /// Bad arguments or another protocol version: nothing ran.
+    pub const USAGE: u8 = 2;
+    /// The stores or the step run could not be read: nothing ran.
+    pub const UNAVAILABLE: u8 = 3;
+}
+
+/// How much of a dead child's standard error its failure quotes.
+const STDERR_TAIL: usize = 4096;
+
+/// One output as the result file carries it.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedRecord {
+    uri: String,
+    files: Vec<FileRecord>,
+    content_hash: String,
+    size: u64,
+    materializer: String,
+    materializer_version: u32,
+    data_type: String,
+    artifact_type: ArtifactType,
+    metadata: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "ended", rename_all = "snake_case")]
+enum EndedRecord {
+    Completed { outputs: Vec<(String, SavedRecord)> },
+    Failed { error: StepError },
+    Stopped,
+}
+
+/// What the child hands back: everything [`Executed`] holds, in a file.
+#[derive(Debug, Serialize, Deserialize)]
+struct HostResult {
+    protocol: u32,
+    ended: EndedRecord,
+    log: String,
+    log_records: usize,
+    log_dropped: usize,
+    metadata: Vec<(String, Value)>,
+    output_tags: Vec<(String, Vec<String>)>,
+}
+
+impl HostResult {
+    fn new(executed: Executed) -> Self {
+        let ended = match executed.ended {
+            Ended::Completed(saved) => EndedRecord::Completed {
+                outputs: saved
+                    .into_iter()
+                    .map(|(name, saved)| {
+                        let record = SavedRecord {
+                            uri: saved.uri,
+                            files: saved.files,
+                            content_hash: saved.content_hash,
+                            size: saved.size,
+                            materializer: saved.materializer.to_owned(),
+                            materializer_version: saved.materializer_version,
+                            data_type: saved.data_type.to_owned(),
+                            artifact_type: saved.artifact_type,
+                            metadata: saved.metadata,
+                        };
+                        (name, record)
+                    })
+                    .collect(),
+            },
+            Ended::Failed(error) => EndedRecord::Failed { error },
+            Ended::Stopped => EndedRecord::Stopped,
+        };
+        Self {
+            protocol: PROTOCOL,
+            ended,
+            log: String::from_utf8_lossy(&executed.log.lines).into_owned(),
+            log_records: executed.log.records,
+            log_dropped: executed.log.dropped,
+            metadata: executed.metadata,
+            output_tags: executed.output_tags,
+        }
+    }
+
+    /// Back to what the runner produced; the materializer and type names are the step's own
+    /// (this is the same binary), and must match what the child wrote.
+    fn into_executed(self, step: &'static StepDef) -> std::result::Result<Executed, String> {
+        let ended = match self.ended {
+            EndedRecord::Completed { outputs } => {
+                let mut saved = Vec::with_capacity(outputs.len());
+                for (name, record) in outputs {
+                    let output = step
+                        .outputs
+                        .iter()
+                        .find(|output| output.name == name)
+                        .ok_or_else(|| format!("the step has no output `{name}`"))?;
+                    let (materializer, version) = (output.materializer)();
+                    let data_type = (output.data_type)();
+                    if record.materializer != materializer
+                        || record.materializer_version != version
+                        || record.data_type != data_type
+                    {
+                        return Err(format!(
+                            "output `{name}` was saved as `{}` by {} v{}, not as `{data_type}` by {materializer} v{version}",
+                            record.data_type, record.materializer, record.materializer_version
+                        ));
+                    }
+                    saved.push((
+                        name,
+                        SavedArtifact {
+                            uri: record.uri,
+                            files: record.files,
+                            content_hash: record.content_hash,
+                            size: record.size,
+                            materializer,
+                            materializer_version: version,
+                            data_type,
+                            artifact_type: record.artifact_type,
+                            metadata: record.metadata,
+                        },
+                    ));
+                }
+                Ended::Completed(saved)
+            }
+            EndedRecord::Failed { error } => Ended::Failed(error),
+            EndedRecord::Stopped => Ended::Stopped,
+        };
+        Ok(Executed {
+            ended,
+            log: StepLog {
+                lines: self.log.into_bytes(),
+                records: self.log_records,
+                dropped: self.log_dropped,
+            },
+            metadata: self.metadata,
+            output_tags: self.output_tags,
+        })
+    }
+}
+
+/// What the orchestrator needs to start a step's process.
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    /// The executable that hosts steps (the pipeline binary).
+    pub worker: PathBuf,
+    /// The metadata store's URL.
+    pub metadata: String,
+    /// The artifact store's URL.
+    pub artifacts: String,
+    /// The folder relative store paths are taken from.
+    pub base: PathBuf,
+    /// The step.
+    pub step: &'static StepDef,
+    /// The run.
+    pub run: RunId,
+    /// The step run.
+    pub step_run: StepRunId,
+    /// Whether no attempt follows this one if it fails.
+    pub last_attempt: bool,
+}
+
+/// The process group of a running isolated step, to kill it when it overruns or is stopped.
+#[derive(Debug, Default)]
+pub struct ProcessHandle {
+    group: Mutex<Option<i32>>,
+    killed: AtomicBool,
+}
+
+impl ProcessHandle {
+    /// Kills the step's process and everything it started.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        if let Some(group) = *self.group.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Runs the step in a child process and waits for it (on a step thread); how it ended, with
+/// its log stored (the child's records, then its standard output and error).
+pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) -> Finished {
+    let executed = match run_child(&spawn, handle) {
+        Ok(executed) => executed,
+        Err(failure) => Executed {
+            ended: Ended::Failed(StepError {
+                kind: StepErrorKind::System,
+                message: failure.message.clone(),
+                chain: vec![failure.message],
+                backtrace: None,
+                retryable: true,
+            }),
+            log: failure.log,
+            metadata: Vec::new(),
+            output_tags: Vec::new(),
+        },
+    };
+    let log_uri = runner::store_log(artifacts, spawn.run, spawn.step_run, executed.log);
+    Finished {
+        ended: executed.ended,
+        log_uri,
+        metadata: executed.metadata,
+        output_tags: executed.output_tags,
+    }
+}
+
+struct ChildFailure {
+    message: String,
+    log: StepLog,
+}
+
+fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Executed, ChildFailure> {
+    let fail = |message: String| ChildFailure {
+        message,
+        log: StepLog::default(),
+    };
+    let folder = tempfile::tempdir()
+        .map_err(|e| fail(format!("cannot make a folder for the step's process: {e}")))?;
+    let result_path = folder.path().join("result.json");
+    let stdout_path = folder.path().join("stdout");
+    let stderr_path = folder.path().join("stderr");
+    let file = |path: &Path| {
+        std::fs::File::create(path)
+            .map_err(|e| fail(format!("cannot capture the step's output: {e}")))
+    };
+    let mut command = std::process::Command::new(&spawn.worker);
+    command
+        .arg(COMMAND)
+        .args(["--protocol", &PROTOCOL.to_string()])
+        .args(["--metadata", &spawn.metadata])
+        .args(["--artifacts", &spawn.artifacts])
+        .arg("--base")
+        .arg(&spawn.base)
+        .args(["--step-run", &spawn.step_run.to_string()])
+        .args(["--last-attempt", &spawn.last_attempt.to_string()])
+        .arg("--result")
+        .arg(&result_path)
+        .env_remove("WEFT_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(file(&stdout_path)?)
+        .stderr(file(&stderr_path)?);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().map_err(|e| {
+        fail(format!(
+            "cannot start the step's process `{}`: {e}",
+            spawn.worker.display()
+        ))
+    })?;
+    *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = Some(child.id() as i32);
+    if handle.killed.load(Ordering::Acquire) {
+        handle.kill();
+    }
+    let status = child.wait();
+    *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let stdout = std::fs::read(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+    let status = status.map_err(|e| fail(format!("cannot wait for the step's process: {e}")))?;
+    let result = std::fs::read(&result_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<HostResult>(&bytes).ok())
+        .filter(|result| result.protocol == PROTOCOL);
+    let mut executed = match result {
+        Some(result) => result.into_executed(spawn.step).map_err(|reason| {
+            fail(format!(
+                "the step's process returned an unusable result: {reason}"
+            ))
+        })?,
+        None => {
+            let mut log = StepLog::default();
+            append_output(&mut log, &stdout, &stderr);
+            let tail = tail(&stderr);
+            let message = format!(
+                "the step's process {}{}",
+                describe(status),
+                if tail.is_empty() {
+                    " without a result".to_owned()
+                } else {
+                    format!(" without a result; its standard error ended with:\n{tail}")
+                }
+            );
+            return Err(ChildFailure { message, log });
+        }
+    };
+    append_output(&mut executed.log, &stdout, &stderr);
+    Ok(executed)
+}
+
+/// `exited with status 3`, `was killed by signal 9 (SIGKILL)`.
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => {
+            let name = nix::sys::signal::Signal::try_from(signal)
+                .map(|signal| format!(" ({})", signal.as_str()))
+                .unwrap_or_default();
+            format!("was killed by signal {signal}{name}")
+        }
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    let start = text.len().saturating_sub(STDERR_TAIL);
+    let start = (start..=text.len())
+        .find(|&index| text.is_char_boundary(index))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
+}
+
+/// Adds the process's output to the step's log, one record per line.
+fn append_output(log: &mut StepLog, stdout: &[u8], stderr: &[u8]) {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for (stream, level, bytes) in [("stdout", "INFO", stdout), ("stderr", "WARN", stderr)] {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            let record = serde_json::json!({
+                "time": time, "level": level, "target": stream, "fields": {}, "message": line,
+            });
+            log.lines
+                .extend_from_slice(format!("{record}\n").as_bytes());
+            log.records += 1;
+        }
+    }
+}
+
+/// The child's side: runs step run `step_run` as its own process, and writes what it
+/// produced to `result`.
+pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> Result<Job> {
+    let metadata = engine.metadata();
+    let record = metadata.step_run(step_run).await?;
+    let run = metadata.run(record.run_id).await?;
+    let step = engine
+        .registry()
+        .get(&record.step)
+        .ok_or_else(|| Error::UnknownStep {
+            step: record.step.clone(),
+            invocation: record.invocation.clone(),
+        })?;
+    let mut bindings = Vec::new();
+    if let Value::Object(parameters) = &record.parameters {
+        for (name, value) in parameters {
+            bindings.push((name.clone(), Binding::Parameter(value.clone())));
+        }
+    }
+    let mut inputs: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for input in metadata.step_run_inputs(step_run).await? {
+        inputs.entry(input.name.clone()).or_default().push(input);
+    }
+    for (name, mut list) in inputs {
+        list.sort_by_key(|input| input.position);
+        let declared = step
+            .input(&name)
+            .map(|input| (input.type_name)())
+            .unwrap_or_default();
+        let binding = match list.as_slice() {
+            [one] if one.kind == InputKind::Item => {
+                Binding::Item(crate::launcher::stored(&one.artifact_version), one.position)
+            }
+            // A `Vec<T>` argument reads either one version holding a `Vec<T>` or a list of
+            // versions each holding a `T` (fan-in): the stored type tells which.
+            [one] if one.position == 0 && one.artifact_version.data_type == declared => {
+                Binding::Artifact(crate::launcher::stored(&one.artifact_version))
+            }
+            list => Binding::Artifacts(
+                list.iter()
+                    .map(|input| crate::launcher::stored(&input.artifact_version))
+                    .collect(),
+            ),
+        };
+        bindings.push((name, binding));
+    }
+    Ok(Job {
+        step,
+        bindings,
+        artifacts: engine.artifacts().clone(),
+        context: StepContext {
+            pipeline: run.pipeline.clone(),
+            run_id: run.id,
+            step_run_id: record.id,
+            invocation: record.invocation.clone(),
+            attempt: record.attempt,
+            stopped: Arc::new(AtomicBool::new(false)),
+            reported: Arc::default(),
+        },
+        last_attempt,
+    })
+}
+
+/// Runs a job built by [`host`] on this thread and writes its result file (atomically).
+pub fn run_hosted(job: Job, result: &Path) -> std::io::Result<()> {
+    let executed = runner::execute(job);
+    let text = serde_json::to_vec(&HostResult::new(executed)).map_err(std::io::Error::other)?;
+    let staged = result.with_extension("partial");
+    std::fs::write(&staged, text)?;
+    std::fs::rename(&staged, result)
+}

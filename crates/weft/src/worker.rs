@@ -1,0 +1,93 @@
+//! The hidden command of every pipeline binary that hosts one isolated step (see
+//! `weft_engine::isolated`): `<binary> __weft-step --protocol N --metadata URL --artifacts URL
+//! --base DIR --step-run ID --last-attempt BOOL --result FILE`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use weft_engine::isolated::{PROTOCOL, exit, host, run_hosted};
+
+use crate::client::Client;
+use crate::config::StoreConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "__weft-step",
+    about = "Hosts one isolated step of a running weft run."
+)]
+struct Arguments {
+    /// The protocol the orchestrator speaks.
+    #[arg(long)]
+    protocol: u32,
+    /// The metadata store's URL.
+    #[arg(long)]
+    metadata: String,
+    /// The artifact store's URL.
+    #[arg(long)]
+    artifacts: String,
+    /// The folder relative store paths are taken from.
+    #[arg(long)]
+    base: PathBuf,
+    /// The step run to host.
+    #[arg(long)]
+    step_run: String,
+    /// Whether no attempt follows this one if it fails.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    last_attempt: bool,
+    /// Where to write the result.
+    #[arg(long)]
+    result: PathBuf,
+}
+
+/// Hosts the step named by `arguments` (the ones after the command's name).
+pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
+    let arguments = match Arguments::try_parse_from(
+        std::iter::once(OsString::from(weft_engine::isolated::COMMAND))
+            .chain(arguments.iter().cloned()),
+    ) {
+        Ok(arguments) => arguments,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if arguments.protocol != PROTOCOL {
+        eprintln!(
+            "error: the orchestrator speaks weft step protocol {}, this binary speaks {PROTOCOL}: build the pipeline binary and the orchestrator from the same weft version",
+            arguments.protocol
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let unavailable = |error: String| {
+        eprintln!("error: {error}");
+        ExitCode::from(exit::UNAVAILABLE)
+    };
+    let Ok(step_run) = arguments.step_run.parse() else {
+        eprintln!("error: `{}` is not a step run id", arguments.step_run);
+        return ExitCode::from(exit::USAGE);
+    };
+    let config = StoreConfig {
+        metadata: arguments.metadata,
+        artifacts: arguments.artifacts,
+        base: arguments.base,
+    };
+    let client = match Client::connect(&config, Arc::new(weft_engine::clock::SystemClock)) {
+        Ok(client) => client,
+        Err(error) => return unavailable(format!("cannot open the stores: {error:#}")),
+    };
+    let job = match client.block_on(host(client.engine(), step_run, arguments.last_attempt)) {
+        Ok(job) => job,
+        Err(error) => return unavailable(format!("cannot prepare step run {step_run}: {error}")),
+    };
+    // The body runs here, outside the runtime: local artifact files are written in place.
+    match run_hosted(job, &arguments.result) {
+        Ok(()) => ExitCode::from(exit::RAN),
+        Err(error) => unavailable(format!(
+            "cannot write the result to {}: {error}",
+            arguments.result.display()
+        )),
+    }
+}
