@@ -152,7 +152,8 @@ pub async fn prepare(
                     "cached: reuses step run {} of run {}",
                     original.step_run, original.run_id
                 ));
-                let upstream = Upstream::registered(original.step_run, &original.outputs);
+                // Downstream step runs name this run's cached step run as their parent.
+                let upstream = Upstream::registered(step_run.id, &original.outputs);
                 return Launch::Reuse { step_run, upstream };
             }
             Ok(None) => {}
@@ -323,6 +324,7 @@ pub fn step_run(
     status: Status,
 ) -> NewStepRun {
     NewStepRun {
+        id: StepRunId::new(),
         run_id: scope.run_id,
         invocation: invocation.id.clone(),
         step: invocation.step.clone(),
@@ -360,7 +362,8 @@ pub fn reuse(
         "resumed: reuses step run {} of run {}",
         original.id, original.run_id
     ));
-    (step_run, Upstream::registered(original.id, outputs))
+    let upstream = Upstream::registered(step_run.id, outputs);
+    (step_run, upstream)
 }
 
 fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {

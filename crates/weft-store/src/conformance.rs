@@ -114,6 +114,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
 
 fn running(run: RunId, invocation: &str) -> NewStepRun {
     NewStepRun {
+        id: StepRunId::new(),
         run_id: run,
         invocation: invocation.into(),
         step: invocation.into(),

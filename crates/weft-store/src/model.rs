@@ -161,6 +161,9 @@ pub enum StepErrorKind {
 /// A request to record a step run.
 #[derive(Clone, Debug)]
 pub struct NewStepRun {
+    /// Its id, chosen by the caller so that step runs recorded in the same batch (a cached
+    /// step and its downstream) can name each other as parents.
+    pub id: StepRunId,
     /// The run.
     pub run_id: RunId,
     /// The invocation id.

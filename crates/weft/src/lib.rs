@@ -74,7 +74,7 @@ pub use input::{
 };
 pub use registry::{ParamDef, PipelineCall, PipelineDef, pipeline as find_pipeline, pipelines};
 pub use weft_artifacts::{Artifact, ArtifactType, Binary, Json, Materializer};
-pub use weft_core::{ExecutionMode, Snapshot, Status};
+pub use weft_core::{ArtifactVersionId, ExecutionMode, RunId, Snapshot, Status, StepRunId};
 pub use weft_engine::RunReport;
 pub use weft_engine::clock::{Clock, ManualClock, SystemClock};
 pub use weft_macros::{Artifact, pipeline, step};

@@ -264,7 +264,7 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRu
             continue;
         }
         let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
-        let id = StepRunId::new();
+        let id = step_run.id;
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
         tx.prepare_cached(

@@ -417,3 +417,47 @@ fn steps_and_pipelines_can_turn_caching_off() {
     assert!(!snapshot.invocations[0].config.cache.enabled);
     assert!(!uncached::STEP.settings.cache().resolve().enabled);
 }
+
+#[step]
+fn constant() -> i64 {
+    5
+}
+
+#[step]
+fn sum_two(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[pipeline]
+fn twins() -> weft::Result<()> {
+    let a = constant()?;
+    let b = constant()?;
+    sum_two(&a, &b)?;
+    Ok(())
+}
+
+#[test]
+fn cached_steps_are_the_parents_of_their_consumers_in_their_own_run() {
+    let (_dir, client) = fresh();
+    client.run(twins::args()).unwrap();
+    // Both `constant` calls reuse the same original step run here.
+    let second = client.run(twins::args()).unwrap();
+    assert_eq!(second.run.status, Status::Completed, "{second:#?}");
+    let graph = client
+        .block_on(client.metadata_store().run_graph(second.run.id))
+        .unwrap();
+    let steps = steps(&second);
+    let mut parents: Vec<_> = graph
+        .parents
+        .iter()
+        .filter(|(_, child)| *child == steps["sum_two"].id)
+        .map(|(parent, _)| *parent)
+        .collect();
+    parents.sort();
+    let mut expected = vec![steps["constant"].id, steps["constant_2"].id];
+    expected.sort();
+    assert_eq!(
+        parents, expected,
+        "the parents are this run's cached step runs"
+    );
+}

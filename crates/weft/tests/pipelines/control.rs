@@ -379,6 +379,7 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
         }))
         .unwrap();
     let mut step_run = weft::model::NewStepRun {
+        id: weft::StepRunId::new(),
         run_id: dead.id,
         invocation: "holding".into(),
         step: snapshot.invocations[0].step.clone(),
@@ -412,6 +413,7 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
         }))
         .unwrap();
     step_run.run_id = elsewhere.id;
+    step_run.id = weft::StepRunId::new();
     client
         .block_on(store.create_step_runs(vec![step_run]))
         .unwrap();
