@@ -218,6 +218,9 @@ pub struct StepConfig {
     /// Whether the invocation runs in a process of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolated: bool,
+    /// Extra environment variables of an isolated invocation's process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// Free-form settings, kept for inspection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,

@@ -138,3 +138,57 @@ fn invalid_stacks_name_the_file_and_the_key() {
         }
     }
 }
+
+#[test]
+fn the_local_process_orchestrator_and_the_process_step_operator_isolate_steps() {
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("weft.toml"),
+        r#"
+[stacks.processes]
+orchestrator = "local_process"
+
+[stacks.greeter.steps.greeting]
+step_operator = "process"
+env = { GREETING = "hello" }
+
+[stacks.inline.steps.greeting]
+env = { GREETING = "hello" }
+"#,
+    )
+    .unwrap();
+    let inline = project.pipelines(&["run", "processes"]);
+    assert_eq!(
+        inline.code, 1,
+        "inline, both calls share a process: {inline:?}"
+    );
+    let isolated = project.pipelines(&["run", "processes", "--stack", "processes"]);
+    assert_eq!(isolated.code, 0, "{isolated:?}");
+
+    let greeted = project.pipelines(&[
+        "run",
+        "greeted",
+        "--stack",
+        "greeter",
+        "-p",
+        "expected=hello",
+    ]);
+    assert_eq!(
+        greeted.code, 0,
+        "the step's process has its environment: {greeted:?}"
+    );
+    let refused = project.pipelines(&[
+        "run",
+        "greeted",
+        "--stack",
+        "inline",
+        "-p",
+        "expected=hello",
+    ]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("stacks.inline.steps.greeting.env")
+            && refused.stderr.contains("isolate it"),
+        "{refused:?}"
+    );
+}

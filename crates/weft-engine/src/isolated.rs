@@ -194,6 +194,8 @@ pub struct Spawn {
     pub step_run: StepRunId,
     /// Whether no attempt follows this one if it fails.
     pub last_attempt: bool,
+    /// Extra environment variables of the process.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The process group of a running isolated step, to kill it when it overruns or is stopped.
@@ -275,6 +277,7 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
         .arg("--result")
         .arg(&result_path)
         .env_remove("WEFT_LOG")
+        .envs(&spawn.env)
         .stdin(std::process::Stdio::null())
         .stdout(file(&stdout_path)?)
         .stderr(file(&stderr_path)?);

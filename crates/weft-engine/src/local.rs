@@ -886,6 +886,7 @@ impl<'a> Orchestrator<'a> {
                 run: self.scope.run_id,
                 step_run: step_run.id,
                 last_attempt,
+                env: invocation.config.env.clone(),
             };
             (spawn, handle)
         });

@@ -182,8 +182,9 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         .or_else(|| std::env::var("WEFT_STACK").ok().filter(|v| !v.is_empty()));
     let current = std::env::current_dir()
         .map_err(|e| crate::Error::msg(format!("cannot read the current directory: {e}")))?;
-    if let Some((name, stack)) = Project::discover_from(&current)?.stack(stack.as_deref())? {
-        stack.check_runnable(name)?;
+    if let Some((name, chosen)) = Project::discover_from(&current)?.stack(stack.as_deref())? {
+        chosen.check_runnable(name)?;
+        config.stack = Some(chosen.clone());
     }
     let client = || Client::open(&StoreConfig::discover_on(stack.as_deref())?);
     let report = match (&options.resume, name) {

@@ -37,6 +37,7 @@ pub(crate) struct Defaults {
     retry: weft_core::policy::RetrySettings,
     timeout_ms: Option<u64>,
     isolated: Option<bool>,
+    stack: Option<crate::config::Stack>,
     run: weft_core::policy::CacheSettings,
     no_cache: bool,
 }
@@ -49,6 +50,7 @@ impl Defaults {
             retry: pipeline.settings.retry(),
             timeout_ms: pipeline.settings.timeout_ms,
             isolated: pipeline.settings.isolated,
+            stack: run.stack.clone(),
             run: run.cache.clone(),
             no_cache: run.no_cache,
         }
@@ -74,7 +76,16 @@ impl Defaults {
                 .timeout_ms
                 .or(self.timeout_ms)
                 .map(std::time::Duration::from_millis),
-            isolated: step.settings.isolated.or(self.isolated).unwrap_or(false),
+            isolated: step.settings.isolated.or(self.isolated).unwrap_or(false)
+                || self
+                    .stack
+                    .as_ref()
+                    .is_some_and(|stack| stack.isolates(step.name)),
+            env: self
+                .stack
+                .as_ref()
+                .map(|stack| stack.env(step.name))
+                .unwrap_or_default(),
             extra: Default::default(),
         }
     }

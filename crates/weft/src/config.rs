@@ -170,23 +170,23 @@ impl Stack {
     pub fn check_runnable(&self, name: &str) -> Result<()> {
         let unavailable = |key: String, what: String| {
             Error::msg(format!(
-                "stack `{name}` sets `{key}` to {what}, which this build of weft cannot run yet: it runs every step inline, with `orchestrator = \"local\"`"
+                "stack `{name}` sets `{key}` to {what}, which this build of weft cannot run yet (it has the `local` and `local_process` orchestrators and the `process` step operator)"
             ))
         };
-        if self.orchestrator != OrchestratorKind::Local {
+        if self.orchestrator == OrchestratorKind::Slurm {
             return Err(unavailable(
                 format!("stacks.{name}.orchestrator"),
                 format!("`{}`", self.orchestrator),
             ));
         }
-        if let Some(operator) = self.step_operator {
+        if let Some(operator @ StepOperatorKind::Slurm) = self.step_operator {
             return Err(unavailable(
                 format!("stacks.{name}.step_operator"),
                 format!("`{operator}`"),
             ));
         }
         for (step, settings) in &self.steps {
-            if let Some(operator) = settings.step_operator {
+            if let Some(operator @ StepOperatorKind::Slurm) = settings.step_operator {
                 return Err(unavailable(
                     format!("stacks.{name}.steps.{step}.step_operator"),
                     format!("`{operator}`"),
@@ -195,17 +195,34 @@ impl Stack {
             if !settings.resources.is_empty() {
                 return Err(unavailable(
                     format!("stacks.{name}.steps.{step}.resources"),
-                    "resources for an isolated step".into(),
+                    "resources, which only Slurm jobs take,".into(),
                 ));
             }
-            if !settings.env.is_empty() {
-                return Err(unavailable(
-                    format!("stacks.{name}.steps.{step}.env"),
-                    "an environment for an isolated step".into(),
-                ));
+            if !settings.env.is_empty() && !self.isolates(step) {
+                return Err(Error::msg(format!(
+                    "stack `{name}` sets `stacks.{name}.steps.{step}.env`, but the step runs inline, in the pipeline's own process, where an environment of its own cannot be given: isolate it (`step_operator = \"process\"`)"
+                )));
             }
         }
         Ok(())
+    }
+
+    /// Whether the stack runs step `step` in a process of its own.
+    pub fn isolates(&self, step: &str) -> bool {
+        self.orchestrator == OrchestratorKind::LocalProcess
+            || self.step_operator.is_some()
+            || self
+                .steps
+                .get(step)
+                .is_some_and(|settings| settings.step_operator.is_some())
+    }
+
+    /// The extra environment of step `step`.
+    pub fn env(&self, step: &str) -> BTreeMap<String, String> {
+        self.steps
+            .get(step)
+            .map(|settings| settings.env.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -512,6 +529,10 @@ pub struct RunConfig {
     /// (`--no-cache`).
     #[serde(default)]
     pub no_cache: bool,
+    /// The stack the run uses (from `weft.toml`; set by the pipeline binary's command line):
+    /// which steps run isolated, and their environment.
+    #[serde(skip)]
+    pub stack: Option<Stack>,
 }
 
 /// Settings for one invocation in a [`RunConfig`].

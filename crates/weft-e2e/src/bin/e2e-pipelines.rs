@@ -137,7 +137,7 @@ fn elsewhere(x: u64) -> u64 {
     std::process::id() as u64
 }
 
-#[step]
+#[step(cache = false)]
 fn here() -> u64 {
     std::process::id() as u64
 }
@@ -154,6 +154,28 @@ fn isolation() -> weft::Result<()> {
     let isolated = elsewhere(1)?;
     let inline = here()?;
     apart(&isolated, &inline)?;
+    Ok(())
+}
+
+/// Two calls of an inline step: on the `local_process` orchestrator, two processes.
+#[pipeline]
+fn processes() -> weft::Result<()> {
+    let first = here()?;
+    let second = here()?;
+    apart(&first, &second)?;
+    Ok(())
+}
+
+#[step]
+fn greeting(expected: String) -> weft::Result<String> {
+    let found = std::env::var("GREETING").unwrap_or_default();
+    weft::ensure!(found == expected, "GREETING is `{found}`, not `{expected}`");
+    Ok(found)
+}
+
+#[pipeline]
+fn greeted(expected: String) -> weft::Result<()> {
+    greeting(expected)?;
     Ok(())
 }
 
