@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what the test suite needs and runs all of it: formatting, lints, every test of
 # every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
-# the quickstart example as a user runs it. Needs only a Rust toolchain; run from anywhere.
+# the quickstart example as a user runs it. Needs a Rust toolchain, and root on a Debian-like
+# system to install and start a single-node Slurm (scripts/slurm-up.sh); run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"
     cargo install cargo-nextest --locked
 fi
+
+step "services: a single-node Slurm"
+scripts/slurm-up.sh
 
 step "formatting"
 cargo fmt --all -- --check

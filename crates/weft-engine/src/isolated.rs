@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_artifacts::{ArtifactStore, SavedArtifact};
 use weft_core::artifact::{ArtifactType, FileRecord};
+use weft_core::snapshot::SlurmJob;
 use weft_core::{RunId, StepRunId};
 use weft_store::model::{InputKind, StepError, StepErrorKind};
 
@@ -196,17 +197,23 @@ pub struct Spawn {
     pub last_attempt: bool,
     /// Extra environment variables of the process.
     pub env: BTreeMap<String, String>,
+    /// Submit it as this Slurm job instead of starting a local process.
+    pub slurm: Option<SlurmJob>,
+    /// The invocation (names the Slurm job).
+    pub invocation: String,
 }
 
-/// The process group of a running isolated step, to kill it when it overruns or is stopped.
+/// The process group (or Slurm job) of a running isolated step, to kill it when it overruns
+/// or is stopped.
 #[derive(Debug, Default)]
 pub struct ProcessHandle {
     group: Mutex<Option<i32>>,
+    pub(crate) job: Mutex<Option<String>>,
     killed: AtomicBool,
 }
 
 impl ProcessHandle {
-    /// Kills the step's process and everything it started.
+    /// Kills the step's process and everything it started (or cancels its Slurm job).
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         if let Some(group) = *self.group.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -215,6 +222,17 @@ impl ProcessHandle {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        if let Some(job) = self.job.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            let _ = std::process::Command::new("scancel")
+                .arg(&job)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+
+    pub(crate) fn killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 }
 
@@ -255,48 +273,82 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
         message,
         log: StepLog::default(),
     };
-    let folder = tempfile::tempdir()
-        .map_err(|e| fail(format!("cannot make a folder for the step's process: {e}")))?;
+    // A Slurm job writes where the submitting machine can read: under the project root,
+    // which a cluster shares. A local process writes to a temporary folder.
+    let folder = match &spawn.slurm {
+        Some(_) => tempfile::Builder::new()
+            .prefix(&format!("{}-", spawn.step_run))
+            .tempdir_in({
+                let jobs = spawn.base.join(".weft").join("jobs");
+                let _ = std::fs::create_dir_all(&jobs);
+                jobs
+            }),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|e| fail(format!("cannot make a folder for the step's process: {e}")))?;
     let result_path = folder.path().join("result.json");
     let stdout_path = folder.path().join("stdout");
     let stderr_path = folder.path().join("stderr");
-    let file = |path: &Path| {
-        std::fs::File::create(path)
-            .map_err(|e| fail(format!("cannot capture the step's output: {e}")))
+    let arguments: Vec<std::ffi::OsString> = vec![
+        COMMAND.into(),
+        "--protocol".into(),
+        PROTOCOL.to_string().into(),
+        "--metadata".into(),
+        spawn.metadata.clone().into(),
+        "--artifacts".into(),
+        spawn.artifacts.clone().into(),
+        "--base".into(),
+        spawn.base.clone().into(),
+        "--step-run".into(),
+        spawn.step_run.to_string().into(),
+        "--last-attempt".into(),
+        spawn.last_attempt.to_string().into(),
+        "--result".into(),
+        result_path.clone().into(),
+    ];
+    let ended = match &spawn.slurm {
+        None => {
+            let file = |path: &Path| {
+                std::fs::File::create(path)
+                    .map_err(|e| fail(format!("cannot capture the step's output: {e}")))
+            };
+            let mut command = std::process::Command::new(&spawn.worker);
+            command
+                .args(&arguments)
+                .env_remove("WEFT_LOG")
+                .envs(&spawn.env)
+                .stdin(std::process::Stdio::null())
+                .stdout(file(&stdout_path)?)
+                .stderr(file(&stderr_path)?);
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            let mut child = command.spawn().map_err(|e| {
+                fail(format!(
+                    "cannot start the step's process `{}`: {e}",
+                    spawn.worker.display()
+                ))
+            })?;
+            *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = Some(child.id() as i32);
+            if handle.killed() {
+                handle.kill();
+            }
+            let status = child.wait();
+            *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let status =
+                status.map_err(|e| fail(format!("cannot wait for the step's process: {e}")))?;
+            format!("the step's process {}", describe(status))
+        }
+        Some(job) => crate::slurm::run_job(
+            spawn,
+            job,
+            &arguments,
+            folder.path(),
+            (&stdout_path, &stderr_path),
+            handle,
+        )
+        .map_err(fail)?,
     };
-    let mut command = std::process::Command::new(&spawn.worker);
-    command
-        .arg(COMMAND)
-        .args(["--protocol", &PROTOCOL.to_string()])
-        .args(["--metadata", &spawn.metadata])
-        .args(["--artifacts", &spawn.artifacts])
-        .arg("--base")
-        .arg(&spawn.base)
-        .args(["--step-run", &spawn.step_run.to_string()])
-        .args(["--last-attempt", &spawn.last_attempt.to_string()])
-        .arg("--result")
-        .arg(&result_path)
-        .env_remove("WEFT_LOG")
-        .envs(&spawn.env)
-        .stdin(std::process::Stdio::null())
-        .stdout(file(&stdout_path)?)
-        .stderr(file(&stderr_path)?);
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().map_err(|e| {
-        fail(format!(
-            "cannot start the step's process `{}`: {e}",
-            spawn.worker.display()
-        ))
-    })?;
-    *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = Some(child.id() as i32);
-    if handle.killed.load(Ordering::Acquire) {
-        handle.kill();
-    }
-    let status = child.wait();
-    *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let stdout = std::fs::read(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read(&stderr_path).unwrap_or_default();
-    let status = status.map_err(|e| fail(format!("cannot wait for the step's process: {e}")))?;
     let result = std::fs::read(&result_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<HostResult>(&bytes).ok())
@@ -312,8 +364,7 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
             append_output(&mut log, &stdout, &stderr);
             let tail = tail(&stderr);
             let message = format!(
-                "the step's process {}{}",
-                describe(status),
+                "{ended}{}",
                 if tail.is_empty() {
                     " without a result".to_owned()
                 } else {

@@ -32,6 +32,7 @@ pub mod logs;
 pub mod owner;
 mod pool;
 pub mod runner;
+mod slurm;
 pub mod step;
 
 pub use engine::{Engine, PipelineFunction, Reconciled, RunOptions, RunReport};

@@ -887,6 +887,8 @@ impl<'a> Orchestrator<'a> {
                 step_run: step_run.id,
                 last_attempt,
                 env: invocation.config.env.clone(),
+                slurm: invocation.config.slurm.clone(),
+                invocation: invocation.id.clone(),
             };
             (spawn, handle)
         });

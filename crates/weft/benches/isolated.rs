@@ -103,7 +103,11 @@ fn main() -> std::process::ExitCode {
         "weft isolated steps: a chain of {LENGTH} trivial steps, stores under {}, median of {repeats}",
         base.display()
     );
-    println!("{:<40}{:>14.3} ms", "inline, per step", per(inline).as_secs_f64() * 1e3);
+    println!(
+        "{:<40}{:>14.3} ms",
+        "inline, per step",
+        per(inline).as_secs_f64() * 1e3
+    );
     println!(
         "{:<40}{:>14.3} ms",
         "isolated (own process), per step",

@@ -86,6 +86,10 @@ impl Defaults {
                 .as_ref()
                 .map(|stack| stack.env(step.name))
                 .unwrap_or_default(),
+            slurm: self
+                .stack
+                .as_ref()
+                .and_then(|stack| stack.slurm_job(step.name)),
             extra: Default::default(),
         }
     }

@@ -179,24 +179,11 @@ impl Stack {
                 format!("`{}`", self.orchestrator),
             ));
         }
-        if let Some(operator @ StepOperatorKind::Slurm) = self.step_operator {
-            return Err(unavailable(
-                format!("stacks.{name}.step_operator"),
-                format!("`{operator}`"),
-            ));
-        }
         for (step, settings) in &self.steps {
-            if let Some(operator @ StepOperatorKind::Slurm) = settings.step_operator {
-                return Err(unavailable(
-                    format!("stacks.{name}.steps.{step}.step_operator"),
-                    format!("`{operator}`"),
-                ));
-            }
-            if !settings.resources.is_empty() {
-                return Err(unavailable(
-                    format!("stacks.{name}.steps.{step}.resources"),
-                    "resources, which only Slurm jobs take,".into(),
-                ));
+            if !settings.resources.is_empty() && self.slurm_job(step).is_none() {
+                return Err(Error::msg(format!(
+                    "stack `{name}` sets `stacks.{name}.steps.{step}.resources`, but only Slurm jobs take resources: give the step `step_operator = \"slurm\"`"
+                )));
             }
             if !settings.env.is_empty() && !self.isolates(step) {
                 return Err(Error::msg(format!(
@@ -215,6 +202,26 @@ impl Stack {
                 .steps
                 .get(step)
                 .is_some_and(|settings| settings.step_operator.is_some())
+    }
+
+    /// The Slurm job step `step` runs as, if the stack sends it to Slurm.
+    pub fn slurm_job(&self, step: &str) -> Option<weft_core::snapshot::SlurmJob> {
+        let settings = self.steps.get(step);
+        let operator = settings
+            .and_then(|settings| settings.step_operator)
+            .or(self.step_operator);
+        if operator != Some(StepOperatorKind::Slurm) {
+            return None;
+        }
+        let resources = settings.map(|s| s.resources.clone()).unwrap_or_default();
+        Some(weft_core::snapshot::SlurmJob {
+            cpus: resources.cpus,
+            memory: resources.memory,
+            gpus: resources.gpus,
+            time_limit: resources.time_limit.map(|limit| limit.as_secs().max(1)),
+            partition: resources.partition,
+            account: resources.account,
+        })
     }
 
     /// The extra environment of step `step`.

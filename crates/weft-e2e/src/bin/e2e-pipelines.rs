@@ -179,6 +179,19 @@ fn greeted(expected: String) -> weft::Result<()> {
     Ok(())
 }
 
+/// Sleeps; isolated, so that a stack can send it to Slurm.
+#[step(isolated, cache = false)]
+fn sleeping(seconds: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    seconds
+}
+
+#[pipeline]
+fn slumber(seconds: u64) -> weft::Result<()> {
+    sleeping(seconds)?;
+    Ok(())
+}
+
 /// Ends its process in the way `how` says.
 #[step(isolated)]
 fn crashing(how: String) -> weft::Result<u64> {

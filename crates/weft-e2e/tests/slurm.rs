@@ -1,0 +1,163 @@
+//! The Slurm step operator against a real single-node Slurm on this machine (started by
+//! `scripts/slurm-up.sh`, which `scripts/test.sh` runs first).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{PIPELINES, Project};
+
+const STACKS: &str = r#"
+[stacks.hpc.steps.elsewhere]
+step_operator = "slurm"
+resources = { cpus = 1, memory = "200 MiB", time_limit = "5m" }
+
+[stacks.hpc.steps.sleeping]
+step_operator = "slurm"
+
+[stacks.hpc.steps.overrunning]
+step_operator = "slurm"
+
+[stacks.wrong.steps.elsewhere]
+step_operator = "slurm"
+resources = { partition = "no-such-partition" }
+"#;
+
+fn project() -> Project {
+    let ready = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%t"])
+        .output()
+        .is_ok_and(|output| output.status.success() && !output.stdout.is_empty());
+    assert!(
+        ready,
+        "Slurm is not running on this machine: start it with scripts/slurm-up.sh"
+    );
+    let project = Project::new();
+    std::fs::write(project.path().join("weft.toml"), STACKS).unwrap();
+    project
+}
+
+/// Our jobs Slurm still has queued or running, by name.
+fn queued(name: &str) -> Vec<String> {
+    let listed = std::process::Command::new("squeue")
+        .args(["-h", "-n", name, "-o", "%i %T"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn step<'a>(shown: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn a_step_runs_as_a_slurm_job_and_its_output_is_in_its_log() {
+    let project = project();
+    let run = project.pipelines(&["run", "isolation", "--stack", "hpc", "--no-cache"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("is Slurm job"), "{run:?}");
+    let logs = project.weft(&["logs", "latest", "elsewhere"]);
+    assert!(
+        logs.stdout.contains("printed by process")
+            && logs.stdout.contains("traced in the isolated step"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn a_job_sbatch_refuses_fails_its_step_and_leaves_nothing_queued() {
+    let project = project();
+    let run = project.pipelines(&["run", "isolation", "--stack", "wrong", "--no-cache"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "failed");
+    let message = step(&shown, "elsewhere")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("sbatch refused the step's job") && message.contains("partition"),
+        "{message}"
+    );
+    assert!(
+        queued("weft-elsewhere")
+            .iter()
+            .all(|job| !job.contains("PENDING"))
+    );
+}
+
+#[test]
+fn a_job_an_administrator_cancels_fails_its_step_with_the_reason() {
+    let project = project();
+    let mut run = project
+        .command(
+            PIPELINES,
+            &["run", "slumber", "--stack", "hpc", "-p", "seconds=60"],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let running: Vec<String> = queued("weft-sleeping")
+            .into_iter()
+            .filter(|job| job.ends_with("RUNNING"))
+            .collect();
+        if let Some(job) = running.first() {
+            break job.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let cancelled = std::process::Command::new("scancel")
+        .arg(&job)
+        .status()
+        .unwrap();
+    assert!(cancelled.success());
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let message = step(&shown, "sleeping")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains(&format!("the Slurm job {job} ended CANCELLED")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_job_past_its_timeout_is_cancelled() {
+    let project = project();
+    let started = Instant::now();
+    let run = project.pipelines(&["run", "isolation_timeout", "--stack", "hpc"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "cancelled, not waited for"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let message = step(&shown, "overrunning")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("timed out"), "{message}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queued("weft-overrunning")
+        .iter()
+        .any(|job| job.ends_with("RUNNING"))
+    {
+        assert!(Instant::now() < deadline, "the job was not cancelled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
