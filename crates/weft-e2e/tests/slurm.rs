@@ -18,6 +18,9 @@ step_operator = "slurm"
 [stacks.hpc.steps.overrunning]
 step_operator = "slurm"
 
+[stacks.cluster]
+orchestrator = "slurm"
+
 [stacks.wrong.steps.elsewhere]
 step_operator = "slurm"
 resources = { partition = "no-such-partition" }
@@ -160,4 +163,46 @@ fn a_job_past_its_timeout_is_cancelled() {
         assert!(Instant::now() < deadline, "the job was not cancelled");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn on_the_slurm_orchestrator_every_step_is_a_job_and_a_stop_cancels_them() {
+    let project = project();
+    let run = project.pipelines(&["run", "processes", "--stack", "cluster"]);
+    assert_eq!(run.code, 0, "every call in a job of its own: {run:?}");
+    assert_eq!(run.stderr.matches("is Slurm job").count(), 3, "{run:?}");
+
+    let mut run = project
+        .command(
+            PIPELINES,
+            &["run", "slumber", "--stack", "cluster", "-p", "seconds=120"],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !queued("weft-sleeping")
+        .iter()
+        .any(|job| job.ends_with("RUNNING"))
+    {
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = project.weft(&["runs", "stop", "latest"]);
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    let started = Instant::now();
+    run.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the job was cancelled, not waited for"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "stopped", "{shown}");
+    assert_eq!(step(&shown, "sleeping")["status"], "stopped", "{shown}");
+    assert!(
+        !queued("weft-sleeping")
+            .iter()
+            .any(|job| job.ends_with("RUNNING"))
+    );
 }

@@ -1070,6 +1070,26 @@ impl<'a> Orchestrator<'a> {
                 self.notify_failure(node, "was stopped: the run was stopped".into(), None);
             }
         }
+        // Slurm jobs are cancelled: the cluster's time is not spent on a stopped run.
+        let jobs: Vec<usize> = (0..self.nodes.len())
+            .filter(|&node| {
+                self.nodes[node].awaiting.is_some() && self.invocations[node].config.slurm.is_some()
+            })
+            .collect();
+        for node in jobs {
+            let reason = "the run was stopped: its Slurm job was cancelled";
+            if let Some(step_run) = self.nodes[node].awaiting.take() {
+                self.nodes[node].stopped.store(true, Ordering::Release);
+                self.nodes[node].deadline = None;
+                self.kill_process(node);
+                self.batch
+                    .changes
+                    .stopped
+                    .push((step_run, reason.to_owned()));
+                self.scheduler.abandon(node);
+                self.notify_failure(node, format!("was stopped: {reason}"), None);
+            }
+        }
     }
 
     /// Turns the scheduler's decisions into records: skipped invocations get `skipped` step

@@ -165,20 +165,9 @@ impl Resources {
 }
 
 impl Stack {
-    /// Checks that this build of weft can run pipelines on the stack: what it cannot run yet
-    /// is named, with the key that asks for it.
+    /// Checks that the stack's settings fit together: what cannot apply is named, with the
+    /// key that asks for it.
     pub fn check_runnable(&self, name: &str) -> Result<()> {
-        let unavailable = |key: String, what: String| {
-            Error::msg(format!(
-                "stack `{name}` sets `{key}` to {what}, which this build of weft cannot run yet (it has the `local` and `local_process` orchestrators and the `process` step operator)"
-            ))
-        };
-        if self.orchestrator == OrchestratorKind::Slurm {
-            return Err(unavailable(
-                format!("stacks.{name}.orchestrator"),
-                format!("`{}`", self.orchestrator),
-            ));
-        }
         for (step, settings) in &self.steps {
             if !settings.resources.is_empty() && self.slurm_job(step).is_none() {
                 return Err(Error::msg(format!(
@@ -196,7 +185,7 @@ impl Stack {
 
     /// Whether the stack runs step `step` in a process of its own.
     pub fn isolates(&self, step: &str) -> bool {
-        self.orchestrator == OrchestratorKind::LocalProcess
+        self.orchestrator != OrchestratorKind::Local
             || self.step_operator.is_some()
             || self
                 .steps
@@ -204,13 +193,19 @@ impl Stack {
                 .is_some_and(|settings| settings.step_operator.is_some())
     }
 
-    /// The Slurm job step `step` runs as, if the stack sends it to Slurm.
+    /// The Slurm job step `step` runs as, if the stack sends it to Slurm: every step on
+    /// the `slurm` orchestrator unless a step operator says otherwise, else the steps of a
+    /// `slurm` step operator.
     pub fn slurm_job(&self, step: &str) -> Option<weft_core::snapshot::SlurmJob> {
         let settings = self.steps.get(step);
         let operator = settings
             .and_then(|settings| settings.step_operator)
             .or(self.step_operator);
-        if operator != Some(StepOperatorKind::Slurm) {
+        let to_slurm = match operator {
+            Some(operator) => operator == StepOperatorKind::Slurm,
+            None => self.orchestrator == OrchestratorKind::Slurm,
+        };
+        if !to_slurm {
             return None;
         }
         let resources = settings.map(|s| s.resources.clone()).unwrap_or_default();
