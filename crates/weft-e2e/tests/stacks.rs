@@ -17,6 +17,12 @@ metadata = "sqlite://cluster/weft.db"
 [stacks.cluster.steps.train_softmax]
 env = { OMP_NUM_THREADS = "4" }
 resources = { cpus = 4, memory = "8 GiB", time_limit = "2h", partition = "gpu" }
+
+[stacks.mixed]
+metadata = "sqlite://mixed/weft.db"
+
+[stacks.mixed.steps.prepare]
+resources = { cpus = 2 }
 "#;
 
 #[test]
@@ -32,7 +38,7 @@ fn stacks_are_listed_shown_made_active_and_used() {
         .iter()
         .map(|stack| stack["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["cluster", "laptop"]);
+    assert_eq!(names, ["cluster", "laptop", "mixed"]);
     assert!(
         listed
             .as_array()
@@ -78,14 +84,17 @@ fn stacks_are_listed_shown_made_active_and_used() {
     assert!(!project.path().join(".weft/weft.db").exists());
     let runs = project.json(&["runs", "list", "--json"]);
     assert_eq!(runs.as_array().unwrap().len(), 1);
-    // What this build cannot run yet is refused before anything is recorded.
-    let refused = project.pipelines(&["run", "fragile", "--stack", "cluster"]);
+    // Settings that cannot apply are refused before anything is recorded.
+    let refused = project.pipelines(&["run", "fragile", "--stack", "mixed"]);
     assert_eq!(refused.code, 2, "{refused:?}");
     assert!(
-        refused.stderr.contains("stacks.cluster.orchestrator") && refused.stderr.contains("slurm"),
+        refused
+            .stderr
+            .contains("stacks.mixed.steps.prepare.resources")
+            && refused.stderr.contains("only Slurm jobs take resources"),
         "{refused:?}"
     );
-    let elsewhere = project.weft(&["--stack", "cluster", "runs", "list", "--json"]);
+    let elsewhere = project.weft(&["--stack", "mixed", "runs", "list", "--json"]);
     assert_eq!(
         elsewhere.stdout.trim(),
         "[]",
@@ -96,7 +105,7 @@ fn stacks_are_listed_shown_made_active_and_used() {
     assert_eq!(unknown.code, 1);
     assert!(
         unknown.stderr.contains("no stack is named `nope`")
-            && unknown.stderr.contains("cluster, laptop"),
+            && unknown.stderr.contains("cluster, laptop, mixed"),
         "{unknown:?}"
     );
     let unknown = project.pipelines(&["run", "fragile", "--stack", "nope"]);
