@@ -14,6 +14,9 @@ use crate::input::External;
 use crate::registry::{self, PipelineCall};
 use crate::{Error, Result};
 
+/// How many steps of a run on the Slurm orchestrator may be submitted at once by default.
+const SLURM_PARALLELISM: usize = 256;
+
 /// How long a run on another host may be silent before it is taken for dead: six missed
 /// heartbeats.
 const RECONCILE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -238,8 +241,17 @@ impl Client {
             no_cache: config.no_cache,
             ..RunOptions::default()
         };
-        if let Some(max_parallelism) = config.max_parallelism {
-            options.max_parallelism = max_parallelism;
+        match config.max_parallelism {
+            Some(max_parallelism) => options.max_parallelism = max_parallelism,
+            // On Slurm the cluster decides how many jobs run at once; this process only
+            // waits for them.
+            None if config.stack.as_ref().is_some_and(|stack| {
+                stack.orchestrator == crate::config::OrchestratorKind::Slurm
+            }) =>
+            {
+                options.max_parallelism = SLURM_PARALLELISM;
+            }
+            None => {}
         }
         options
     }
