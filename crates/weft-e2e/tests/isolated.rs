@@ -139,5 +139,44 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
         unknown.stderr.contains("cannot prepare step run"),
         "{unknown:?}"
     );
-    let _ = PIPELINES;
+    let unreachable = project.pipelines(&[
+        "__weft-step",
+        "--protocol",
+        "1",
+        "--metadata",
+        "sqlite:///proc/weft/weft.db",
+        "--artifacts",
+        &format!("file://{}/artifacts", project.path().display()),
+        "--base",
+        ".",
+        "--step-run",
+        "01a20000-0000-7000-8000-000000000000",
+        "--result",
+        "result.json",
+    ]);
+    assert_eq!(unreachable.code, 3, "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains("cannot open the stores"),
+        "{unreachable:?}"
+    );
+}
+
+#[test]
+fn a_binary_that_cannot_be_started_fails_the_step_with_the_reason() {
+    let project = Project::new();
+    let run = project.run(
+        PIPELINES,
+        &["run", "isolation"],
+        &[("WEFT_WORKER", "/nowhere/e2e-pipelines")],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let message = step(&shown, "elsewhere")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("cannot start the step's process `/nowhere/e2e-pipelines`"),
+        "{message}"
+    );
 }

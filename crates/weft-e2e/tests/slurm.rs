@@ -206,3 +206,23 @@ fn on_the_slurm_orchestrator_every_step_is_a_job_and_a_stop_cancels_them() {
             .any(|job| job.ends_with("RUNNING"))
     );
 }
+
+#[test]
+fn a_binary_the_node_cannot_reach_fails_the_step_with_the_reason() {
+    let project = project();
+    let run = project.run(
+        PIPELINES,
+        &["run", "isolation", "--stack", "hpc", "--no-cache"],
+        &[("WEFT_WORKER", "/nowhere/e2e-pipelines")],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let message = step(&shown, "elsewhere")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("ended FAILED") && message.contains("/nowhere/e2e-pipelines"),
+        "{message}"
+    );
+}

@@ -47,8 +47,9 @@ pub struct RunOptions {
     /// Look nothing up in the cache and record no entries, whatever the snapshot's
     /// policies say. A resume still reuses its original's finished steps.
     pub no_cache: bool,
-    /// The executable that hosts isolated steps (see [`crate::isolated`]). Default: the
-    /// current one, which must call `weft::main()`.
+    /// The executable that hosts isolated steps (see [`crate::isolated`]). Default:
+    /// `WEFT_WORKER` (for a cluster whose nodes see the binary under another path), else the
+    /// current executable; it must call `weft::main()`.
     pub worker: Option<PathBuf>,
 }
 
@@ -60,7 +61,10 @@ impl Default for RunOptions {
             project_root: std::env::current_dir().unwrap_or_default(),
             key_fns: HashMap::new(),
             no_cache: false,
-            worker: std::env::current_exe().ok(),
+            worker: std::env::var_os("WEFT_WORKER")
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::current_exe().ok()),
         }
     }
 }
