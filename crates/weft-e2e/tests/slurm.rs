@@ -226,3 +226,25 @@ fn a_binary_the_node_cannot_reach_fails_the_step_with_the_reason() {
         "{message}"
     );
 }
+
+#[test]
+fn on_the_slurm_orchestrator_a_dynamic_function_runs_in_a_job_of_its_own() {
+    let project = project();
+    let run = project.pipelines(&[
+        "run",
+        "isolation_dynamic",
+        "--stack",
+        "cluster",
+        "--no-cache",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the pipeline function runs in Slurm job")
+            && run.stderr.contains("is Slurm job"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("completed"), "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "completed", "{shown}");
+}

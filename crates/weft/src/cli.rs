@@ -186,6 +186,31 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         chosen.check_runnable(name)?;
         config.stack = Some(chosen.clone());
     }
+    // On Slurm, a dynamic pipeline's function runs in an orchestration job of its own: this
+    // command submits itself and waits for it.
+    let on_slurm = config
+        .stack
+        .as_ref()
+        .is_some_and(|stack| stack.orchestrator == crate::config::OrchestratorKind::Slurm);
+    let dynamic = match (&options.resume, name) {
+        (None, Some(name)) => registry::pipeline(name)?.dynamic,
+        (Some(original), _) => {
+            let client = Client::open(&StoreConfig::discover_on(stack.as_deref())?)?;
+            let run = client.run_record(original)?;
+            match &run.snapshot_id {
+                Some(id) => {
+                    client
+                        .block_on(client.metadata_store().snapshot(id))?
+                        .dynamic
+                }
+                None => false,
+            }
+        }
+        (None, None) => false,
+    };
+    if on_slurm && dynamic && std::env::var_os(ORCHESTRATION_JOB).is_none() {
+        return orchestration_job(&current);
+    }
     let client = || Client::open(&StoreConfig::discover_on(stack.as_deref())?);
     let report = match (&options.resume, name) {
         (Some(original), _) => client()?.resume(original, &config)?,
@@ -264,4 +289,59 @@ fn chain(error: &crate::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// Set in the environment of the Slurm job that runs a dynamic pipeline's function.
+const ORCHESTRATION_JOB: &str = "WEFT_ORCHESTRATION_JOB";
+
+/// Runs this very command again as a Slurm job (its function there, its steps as jobs of
+/// their own), waits for it, and passes on what it printed and its exit code.
+fn orchestration_job(project: &std::path::Path) -> crate::Result<ExitCode> {
+    let quote =
+        |value: &std::ffi::OsStr| format!("'{}'", value.to_string_lossy().replace('\'', r"'\''"));
+    let command: Vec<String> = std::env::args_os()
+        .enumerate()
+        .map(|(index, argument)| match index {
+            0 => std::env::current_exe()
+                .map(|exe| quote(exe.as_os_str()))
+                .unwrap_or_else(|_| quote(&argument)),
+            _ => quote(&argument),
+        })
+        .collect();
+    let jobs = project.join(".weft").join("jobs");
+    std::fs::create_dir_all(&jobs)
+        .map_err(|e| crate::Error::msg(format!("cannot make {}: {e}", jobs.display())))?;
+    let folder = tempfile::Builder::new()
+        .prefix("orchestration-")
+        .tempdir_in(&jobs)
+        .map_err(|e| crate::Error::msg(format!("cannot make a folder for the job: {e}")))?;
+    let (stdout, stderr) = (folder.path().join("stdout"), folder.path().join("stderr"));
+    let submitted = std::process::Command::new("sbatch")
+        .arg("--wait")
+        .arg("--parsable")
+        .arg("--job-name=weft-orchestration")
+        .arg(format!("--output={}", stdout.display()))
+        .arg(format!("--error={}", stderr.display()))
+        .arg(format!("--chdir={}", project.display()))
+        .arg(format!("--export=ALL,{ORCHESTRATION_JOB}=1"))
+        .arg(format!("--wrap={}", command.join(" ")))
+        .output()
+        .map_err(|e| crate::Error::msg(format!("cannot run sbatch (is Slurm installed?): {e}")))?;
+    let job = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    eprintln!("the pipeline function runs in Slurm job {job}");
+    let _ = std::io::stderr().write_all(&std::fs::read(&stderr).unwrap_or_default());
+    let _ = std::io::stdout().write_all(&std::fs::read(&stdout).unwrap_or_default());
+    if job.is_empty() {
+        return Err(crate::Error::msg(format!(
+            "sbatch refused the orchestration job: {}",
+            String::from_utf8_lossy(&submitted.stderr).trim()
+        )));
+    }
+    Ok(ExitCode::from(
+        submitted
+            .status
+            .code()
+            .and_then(|code| u8::try_from(code).ok())
+            .unwrap_or(1),
+    ))
 }
