@@ -5,16 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project};
-
-fn step<'a>(shown: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    shown["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["name"] == name)
-        .unwrap()
-}
+use common::{PIPELINES, Project, step};
 
 #[test]
 fn an_isolated_step_runs_in_its_own_process_and_its_output_is_in_its_log() {
@@ -97,21 +88,26 @@ fn an_isolated_step_past_its_timeout_is_killed() {
 #[test]
 fn the_step_host_checks_the_protocol_and_its_arguments_first() {
     let project = Project::new();
-    let mismatch = project.pipelines(&[
-        "__weft-step",
-        "--protocol",
-        "99",
-        "--metadata",
-        "sqlite://nowhere.db",
-        "--artifacts",
-        "file://nowhere",
-        "--base",
-        ".",
-        "--step-run",
-        "01a20000-0000-7000-8000-000000000000",
-        "--result",
-        "result.json",
-    ]);
+    let artifacts = format!("file://{}/artifacts", project.path().display());
+    // The step host with a protocol version and a metadata store.
+    let host = |protocol: &str, metadata: &str| {
+        project.pipelines(&[
+            "__weft-step",
+            "--protocol",
+            protocol,
+            "--metadata",
+            metadata,
+            "--artifacts",
+            &artifacts,
+            "--base",
+            ".",
+            "--step-run",
+            "01a20000-0000-7000-8000-000000000000",
+            "--result",
+            "result.json",
+        ])
+    };
+    let mismatch = host("99", "sqlite://nowhere.db");
     assert_eq!(mismatch.code, 2, "{mismatch:?}");
     assert!(
         mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 1"),
@@ -119,41 +115,16 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
     );
     let missing = project.pipelines(&["__weft-step", "--protocol", "1"]);
     assert_eq!(missing.code, 2, "{missing:?}");
-    let unknown = project.pipelines(&[
-        "__weft-step",
-        "--protocol",
+    let unknown = host(
         "1",
-        "--metadata",
         &format!("sqlite://{}/weft.db", project.path().display()),
-        "--artifacts",
-        &format!("file://{}/artifacts", project.path().display()),
-        "--base",
-        ".",
-        "--step-run",
-        "01a20000-0000-7000-8000-000000000000",
-        "--result",
-        "result.json",
-    ]);
+    );
     assert_eq!(unknown.code, 3, "{unknown:?}");
     assert!(
         unknown.stderr.contains("cannot prepare step run"),
         "{unknown:?}"
     );
-    let unreachable = project.pipelines(&[
-        "__weft-step",
-        "--protocol",
-        "1",
-        "--metadata",
-        "sqlite:///proc/weft/weft.db",
-        "--artifacts",
-        &format!("file://{}/artifacts", project.path().display()),
-        "--base",
-        ".",
-        "--step-run",
-        "01a20000-0000-7000-8000-000000000000",
-        "--result",
-        "result.json",
-    ]);
+    let unreachable = host("1", "sqlite:///proc/weft/weft.db");
     assert_eq!(unreachable.code, 3, "{unreachable:?}");
     assert!(
         unreachable.stderr.contains("cannot open the stores"),

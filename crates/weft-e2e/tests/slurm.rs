@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project};
+use common::{PIPELINES, Project, step};
 
 const STACKS: &str = r#"
 [stacks.hpc.steps.elsewhere]
@@ -50,15 +50,6 @@ fn queued(name: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-fn step<'a>(shown: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    shown["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["name"] == name)
-        .unwrap()
 }
 
 #[test]

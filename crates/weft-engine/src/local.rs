@@ -642,19 +642,25 @@ impl<'a> Orchestrator<'a> {
     /// Stops every running body (fail-fast after the function failed).
     fn stop_running(&mut self, reason: &str) {
         for node in 0..self.nodes.len() {
-            if let Some(step_run) = self.nodes[node].awaiting.take() {
-                let state = &mut self.nodes[node];
-                state.stopped.store(true, Ordering::Release);
-                state.deadline = None;
-                self.kill_process(node);
-                self.batch
-                    .changes
-                    .stopped
-                    .push((step_run, reason.to_owned()));
-                self.scheduler.abandon(node);
-                self.notify_failure(node, format!("was stopped: {reason}"), None);
-            }
+            self.stop_body(node, reason);
         }
+    }
+
+    /// Stops the body of `node` if it runs: told to stop (killed if isolated), recorded
+    /// `stopped`, resolved, and its result dropped when it comes.
+    fn stop_body(&mut self, node: usize, reason: &str) {
+        let Some(step_run) = self.nodes[node].awaiting.take() else {
+            return;
+        };
+        self.nodes[node].stopped.store(true, Ordering::Release);
+        self.nodes[node].deadline = None;
+        self.kill_process(node);
+        self.batch
+            .changes
+            .stopped
+            .push((step_run, reason.to_owned()));
+        self.scheduler.abandon(node);
+        self.notify_failure(node, format!("was stopped: {reason}"), None);
     }
 
     fn record_reuse(
@@ -1077,18 +1083,7 @@ impl<'a> Orchestrator<'a> {
             })
             .collect();
         for node in jobs {
-            let reason = "the run was stopped: its Slurm job was cancelled";
-            if let Some(step_run) = self.nodes[node].awaiting.take() {
-                self.nodes[node].stopped.store(true, Ordering::Release);
-                self.nodes[node].deadline = None;
-                self.kill_process(node);
-                self.batch
-                    .changes
-                    .stopped
-                    .push((step_run, reason.to_owned()));
-                self.scheduler.abandon(node);
-                self.notify_failure(node, format!("was stopped: {reason}"), None);
-            }
+            self.stop_body(node, "the run was stopped: its Slurm job was cancelled");
         }
     }
 

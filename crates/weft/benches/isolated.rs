@@ -8,18 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::chain;
 use weft::Status;
 use weft::prelude::*;
-
-#[step]
-fn start(seed: u64) -> u64 {
-    seed
-}
-
-#[step]
-fn inc(x: u64) -> u64 {
-    x + 1
-}
 
 #[step(isolated)]
 fn start_apart(seed: u64) -> u64 {
@@ -29,15 +22,6 @@ fn start_apart(seed: u64) -> u64 {
 #[step(isolated)]
 fn inc_apart(x: u64) -> u64 {
     x + 1
-}
-
-#[pipeline]
-fn inline_chain(length: usize) -> weft::Result<()> {
-    let mut value = start(0)?;
-    for _ in 1..length {
-        value = inc(&value)?;
-    }
-    Ok(())
 }
 
 #[pipeline]
@@ -90,7 +74,7 @@ fn main() -> std::process::ExitCode {
     timed(&base, isolated_chain::args(2)); // warm-up
     let inline = median(
         (0..repeats)
-            .map(|_| timed(&base, inline_chain::args(LENGTH)))
+            .map(|_| timed(&base, chain::args(LENGTH)))
             .collect(),
     );
     let isolated = median(

@@ -19,32 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{chain, fan_out};
 use weft::Status;
 use weft::prelude::*;
-
-#[step]
-fn start(seed: u64) -> u64 {
-    seed
-}
-
-#[step]
-fn inc(x: u64) -> u64 {
-    x + 1
-}
-
-#[pipeline]
-fn chain(length: usize) -> weft::Result<()> {
-    let mut value = start(0)?;
-    for _ in 1..length {
-        value = inc(&value)?;
-    }
-    Ok(())
-}
-
-#[step]
-fn add(x: u64, offset: u64) -> u64 {
-    x + offset
-}
 
 #[step]
 fn blob(mebibytes: usize) -> Vec<u8> {
@@ -60,16 +39,6 @@ fn checksum(data: Vec<u8>) -> u64 {
 fn large_input(mebibytes: usize) -> weft::Result<()> {
     let data = blob(mebibytes)?;
     checksum(&data)?;
-    Ok(())
-}
-
-#[pipeline]
-fn fan_out(width: usize) -> weft::Result<()> {
-    let seed = start(0)?;
-    // Distinct offsets, so that no step is a cache hit of another.
-    for offset in 0..width {
-        add(&seed, offset as u64)?;
-    }
     Ok(())
 }
 

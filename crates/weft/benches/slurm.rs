@@ -10,42 +10,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{chain, fan_out};
 use weft::Status;
 use weft::config::{OrchestratorKind, Stack};
 use weft::prelude::*;
-
-#[step]
-fn start(seed: u64) -> u64 {
-    seed
-}
-
-#[step]
-fn inc(x: u64) -> u64 {
-    x + 1
-}
-
-#[step]
-fn add(x: u64, offset: u64) -> u64 {
-    x + offset
-}
-
-#[pipeline]
-fn chain(length: usize) -> weft::Result<()> {
-    let mut value = start(0)?;
-    for _ in 1..length {
-        value = inc(&value)?;
-    }
-    Ok(())
-}
-
-#[pipeline]
-fn fan_out(width: u64) -> weft::Result<()> {
-    let seed = start(0)?;
-    for offset in 0..width {
-        add(&seed, offset)?;
-    }
-    Ok(())
-}
 
 fn weft_run(call: weft::PipelineCall) -> Duration {
     let dir = tempfile::tempdir().expect("a folder for the stores");

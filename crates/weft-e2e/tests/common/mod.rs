@@ -82,3 +82,14 @@ impl Project {
         serde_json::from_str(&finished.stdout).expect("JSON output")
     }
 }
+
+/// The step called `name` in the JSON of `weft runs show`.
+#[allow(dead_code)] // not every test binary needs it
+pub fn step<'a>(shown: &'a Value, name: &str) -> &'a Value {
+    shown["steps"]
+        .as_array()
+        .expect("a run's steps")
+        .iter()
+        .find(|step| step["name"] == name)
+        .unwrap_or_else(|| panic!("no step `{name}` in {shown}"))
+}
