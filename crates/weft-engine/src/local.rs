@@ -124,6 +124,28 @@ struct DynamicState {
     stopped: bool,
 }
 
+/// Whether an invocation of a dynamic pipeline must wait before it is scheduled: one of
+/// `start_after` has not started, or one of its upstream invocations is not scheduled yet
+/// (itself waiting, or in a map waiting for room).
+fn must_wait(
+    dynamic: &DynamicState,
+    nodes: &[Node],
+    scheduler: &Scheduler,
+    invocation: &Invocation,
+    start_after: &[String],
+) -> bool {
+    invocation
+        .upstream
+        .iter()
+        .any(|id| !dynamic.index.contains_key(id))
+        || start_after.iter().any(|id| {
+            dynamic
+                .index
+                .get(id)
+                .is_none_or(|&node| nodes[node].started.is_none() && !scheduler.is_resolved(node))
+        })
+}
+
 impl DynamicState {
     /// Whether the function returned an error or panicked.
     fn function_failed(&self) -> bool {
@@ -401,12 +423,15 @@ impl<'a> Orchestrator<'a> {
                 slot,
                 limit,
             } => {
+                let dynamic = self.dynamic.as_ref().expect("dynamic run");
+                let waits = must_wait(
+                    dynamic,
+                    &self.nodes,
+                    &self.scheduler,
+                    &invocation,
+                    &start_after,
+                );
                 let dynamic = self.dynamic.as_mut().expect("dynamic run");
-                let waits = start_after.iter().any(|id| {
-                    dynamic.index.get(id).is_none_or(|&node| {
-                        self.nodes[node].started.is_none() && !self.scheduler.is_resolved(node)
-                    })
-                });
                 if waits {
                     dynamic.held.push(Held {
                         invocation: *invocation,
@@ -430,12 +455,9 @@ impl<'a> Orchestrator<'a> {
                 let failed = end != FunctionEnd::Returned;
                 let dynamic = self.dynamic.as_mut().expect("dynamic run");
                 dynamic.ended = Some(end);
-                // Held invocations wait for starts that may never come now.
-                let held = std::mem::take(&mut dynamic.held);
-                for held in held {
-                    self.add_limited(held.invocation, held.slot, held.limit);
-                }
-                self.fill_groups();
+                // Waiting invocations are scheduled as what they wait for is (all at once if
+                // the function failed, to be skipped per the mode).
+                self.release_held();
                 if failed && self.mode != ExecutionMode::ContinueOnFailure {
                     let decisions = self.scheduler.stop_starting();
                     self.decide(decisions);
@@ -563,11 +585,13 @@ impl<'a> Orchestrator<'a> {
         let mut still = Vec::new();
         let mut ready = Vec::new();
         for waiting in held {
-            let waits = waiting.start_after.iter().any(|id| {
-                dynamic.index.get(id).is_none_or(|&node| {
-                    self.nodes[node].started.is_none() && !self.scheduler.is_resolved(node)
-                })
-            });
+            let waits = must_wait(
+                dynamic,
+                &self.nodes,
+                &self.scheduler,
+                &waiting.invocation,
+                &waiting.start_after,
+            );
             if waits {
                 still.push(waiting);
             } else {

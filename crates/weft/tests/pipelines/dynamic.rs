@@ -548,9 +548,10 @@ fn a_map_over_a_collection_output_gives_each_invocation_one_item() {
 
 #[pipeline(dynamic)]
 fn modes() -> weft::Result<()> {
-    let doomed = fragile::submit(-1);
+    // The failure comes once the slow step runs, whatever the machine's load.
+    let slow = sleepy::submit(1000);
+    let doomed = fragile::start_after(&slow).submit(-1);
     let (low, high) = halves::submit(9).outputs()?;
-    let slow = sleepy::submit(200);
     let after_failure = add::after(&doomed).submit(&low, &high);
     let _ = doomed.wait();
     let _ = slow.wait();
@@ -696,4 +697,30 @@ fn work_waiting_when_the_function_fails_is_not_started() {
         "at most the one item already running: {report:#?}"
     );
     assert!(report.step_runs.iter().all(|s| s.status.is_finished()));
+}
+
+#[pipeline(dynamic)]
+fn waiting_on_waiting() -> weft::Result<()> {
+    let slow = sleepy::submit(100);
+    let held = number::start_after(&slow).submit(1);
+    let after_held = add::after(&held).submit(1, 2);
+    let limited = busy::with(StepOptions::new().max_concurrency(1)).map(vec![7, 8, 9])?;
+    let after_last = add::after(&limited[2]).submit(3, 4);
+    after_held.wait()?;
+    after_last.wait()?;
+    weft::ensure!(
+        held.is_finished() && limited[2].is_finished(),
+        "upstreams ran first"
+    );
+    Ok(())
+}
+
+#[test]
+fn calls_after_invocations_still_waiting_to_be_scheduled_wait_for_them() {
+    let (_dir, client) = fresh();
+    let report = client.run(waiting_on_waiting::args()).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    let steps = steps(&report);
+    assert!(steps["add"].started_at >= steps["number"].ended_at);
+    assert!(steps["add_2"].started_at >= steps["busy:2"].ended_at);
 }
