@@ -453,9 +453,11 @@ impl StoreConfig {
         let project = Project::discover_from(start)?;
         let root = project.root.as_path();
         let stack = project.stack(stack)?.map(|(_, stack)| stack);
+        // Relative paths of file-backed stores are taken from `base`; other URLs (a database
+        // server, an object store) are left as they are.
         let absolute = |url: String, base: &Path| -> String {
             match url.split_once("://") {
-                Some((scheme, path)) if !Path::new(path).is_absolute() => {
+                Some((scheme @ ("sqlite" | "file"), path)) if !Path::new(path).is_absolute() => {
                     format!("{scheme}://{}", base.join(path).display())
                 }
                 Some(_) => url,
@@ -682,5 +684,18 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown memory unit")
         );
+    }
+
+    #[test]
+    fn urls_of_servers_are_not_taken_for_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |name: &str| match name {
+            "WEFT_STORE" => Some("postgres://db.example/weft".to_owned()),
+            "WEFT_ARTIFACTS" => Some("s3://bucket/prefix".to_owned()),
+            _ => None,
+        };
+        let found = StoreConfig::discover_from(dir.path(), env).unwrap();
+        assert_eq!(found.metadata, "postgres://db.example/weft");
+        assert_eq!(found.artifacts, "s3://bucket/prefix");
     }
 }
