@@ -157,6 +157,26 @@ fn isolation() -> weft::Result<()> {
     Ok(())
 }
 
+#[step]
+fn distinct(pids: Vec<u64>) -> weft::Result<u64> {
+    let mut unique = pids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    weft::ensure!(unique.len() == pids.len(), "two steps shared a process");
+    Ok(unique.len() as u64)
+}
+
+/// `width` isolated steps at once, gathered by an inline one.
+#[pipeline]
+fn isolated_fan(width: u64) -> weft::Result<()> {
+    let mut pids = Vec::new();
+    for x in 0..width {
+        pids.push(elsewhere(x)?);
+    }
+    distinct(pids)?;
+    Ok(())
+}
+
 /// Two calls of an inline step: on the `local_process` orchestrator, two processes.
 #[pipeline]
 fn processes() -> weft::Result<()> {
