@@ -174,3 +174,10 @@ fn many_isolated_steps_at_once_lose_nothing() {
     let verified = project.weft(&["artifacts", "verify"]);
     assert!(verified.stdout.contains("17 of 17"), "{verified:?}");
 }
+
+#[test]
+fn one_call_can_ask_for_a_process_of_its_own() {
+    let project = Project::new();
+    let run = project.pipelines(&["run", "isolated_call"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -339,7 +339,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             }
 
             /// Applies per-invocation options.
-            #visibility fn with(mut self, options: ::weft::StepOptions) -> Self {
+            #visibility fn with(mut self, options: impl ::core::convert::Into<::weft::StepOptions>) -> Self {
                 self.options.with(options);
                 self
             }
@@ -485,7 +485,7 @@ pub(crate) fn expand(attributes: TokenStream, item: TokenStream) -> syn::Result<
             }
 
             /// A call of the step with per-invocation options.
-            #child_visibility fn with(options: ::weft::StepOptions) -> Call {
+            #child_visibility fn with(options: impl ::core::convert::Into<::weft::StepOptions>) -> Call {
                 Call::new().with(options)
             }
 

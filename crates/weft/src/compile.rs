@@ -145,15 +145,10 @@ impl CompileSession {
             };
             return Err(remember(&mut compiler, error));
         }
-        let call = build_call(
-            self.id,
-            step,
-            options.id,
-            options.after,
-            arguments,
-            self.defaults.for_step(step),
-        )
-        .map_err(|error| remember(&mut compiler, error))?;
+        let mut config = self.defaults.for_step(step);
+        config.isolated |= options.isolated;
+        let call = build_call(self.id, step, options.id, options.after, arguments, config)
+            .map_err(|error| remember(&mut compiler, error))?;
         let id = compiler.add(call)?;
         Ok(Invocation {
             session: self.id,

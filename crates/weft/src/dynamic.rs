@@ -88,7 +88,7 @@ impl DynamicSession {
     ) -> Result<Handle> {
         let options = options.options;
         let start_after = self.start_after(step, &options.start_after)?;
-        let call = self.build(step, options.id, options.after, arguments)?;
+        let call = self.build(step, options.id, options.after, arguments, options.isolated)?;
         let id = self.compiler.borrow_mut().add(call)?;
         Ok(self.submit(&id, start_after, None))
     }
@@ -123,7 +123,13 @@ impl DynamicSession {
         });
         let mut handles = Vec::with_capacity(items.len());
         for (index, bindings) in items.into_iter().enumerate() {
-            let call = self.build(step, None, options.after.clone(), bindings)?;
+            let call = self.build(
+                step,
+                None,
+                options.after.clone(),
+                bindings,
+                options.isolated,
+            )?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
             handles.push(self.submit(&id, start_after.clone(), limit.clone()));
         }
@@ -136,6 +142,7 @@ impl DynamicSession {
         id: Option<String>,
         mut after: Vec<AfterRef>,
         arguments: Vec<(&'static str, ArgumentBinding)>,
+        isolated: bool,
     ) -> Result<weft_core::compile::StepCall> {
         if let Some((argument, _)) = arguments
             .iter()
@@ -163,14 +170,9 @@ impl DynamicSession {
                 id: last,
             });
         }
-        Ok(build_call(
-            self.id,
-            step,
-            id,
-            after,
-            arguments,
-            self.defaults.for_step(step),
-        )?)
+        let mut config = self.defaults.for_step(step);
+        config.isolated |= isolated;
+        Ok(build_call(self.id, step, id, after, arguments, config)?)
     }
 
     fn start_after(&self, step: &StepDef, upstream: &[AfterRef]) -> Result<Vec<String>> {

@@ -567,6 +567,17 @@ pub struct StepOptions {
     pub(crate) after: Vec<AfterRef>,
     pub(crate) start_after: Vec<AfterRef>,
     pub(crate) max_concurrency: Option<usize>,
+    pub(crate) isolated: bool,
+}
+
+/// Runs one call of a step in a process of its own: `my_step::with(Isolated).call(..)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Isolated;
+
+impl From<Isolated> for StepOptions {
+    fn from(_: Isolated) -> Self {
+        StepOptions::new().isolated()
+    }
 }
 
 impl StepOptions {
@@ -600,6 +611,12 @@ impl StepOptions {
         self.max_concurrency = Some(limit);
         self
     }
+
+    /// Runs the invocation in a process of its own (see `#[step(isolated)]`).
+    pub fn isolated(mut self) -> Self {
+        self.isolated = true;
+        self
+    }
 }
 
 /// The options of one step call, as the generated code collects them.
@@ -622,7 +639,8 @@ impl CallOptions {
         self.options.start_after.push(upstream.upstream());
     }
 
-    pub fn with(&mut self, options: StepOptions) {
+    pub fn with(&mut self, options: impl Into<StepOptions>) {
+        let options = options.into();
         if options.id.is_some() {
             self.options.id = options.id;
         }
@@ -631,5 +649,6 @@ impl CallOptions {
         if options.max_concurrency.is_some() {
             self.options.max_concurrency = options.max_concurrency;
         }
+        self.options.isolated |= options.isolated;
     }
 }

@@ -70,7 +70,7 @@ pub use client::{ArtifactVersion, Client};
 pub use config::{RunConfig, StoreConfig};
 pub use dynamic::{MapArg, MapResult, StepFuture, Unmapped, unmapped};
 pub use input::{
-    After, Configured, External, IntoInput, Invocation, Output, StepOptions, configured,
+    After, Configured, External, IntoInput, Invocation, Isolated, Output, StepOptions, configured,
 };
 pub use registry::{ParamDef, PipelineCall, PipelineDef, pipeline as find_pipeline, pipelines};
 pub use weft_artifacts::{Artifact, ArtifactType, Binary, Json, Materializer};
@@ -142,8 +142,8 @@ pub fn add_output_tags(output: &str, tags: &[&str]) -> Result<()> {
 /// Everything a pipeline file needs: `use weft::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Artifact, Client, External, Invocation, MapResult, Output, StepFuture, StepOptions,
-        configured, pipeline, step, unmapped,
+        Artifact, Client, External, Invocation, Isolated, MapResult, Output, StepFuture,
+        StepOptions, configured, pipeline, step, unmapped,
     };
     pub use serde::{Deserialize, Serialize};
 }

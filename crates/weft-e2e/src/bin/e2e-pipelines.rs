@@ -256,10 +256,21 @@ fn isolation_dynamic() -> weft::Result<()> {
     let inline = here()?.load()?;
     let synchronous = elsewhere(1)?.load()?;
     let submitted = elsewhere::submit(2).load()?;
+    let asked = here::with(weft::Isolated).call()?.load()?;
     weft::ensure!(
         synchronous != inline && submitted != inline && submitted != synchronous,
         "each isolated call had a process of its own"
     );
+    weft::ensure!(asked != inline, "a call can ask for a process of its own");
+    Ok(())
+}
+
+/// One call of an inline step isolated by its call.
+#[pipeline]
+fn isolated_call() -> weft::Result<()> {
+    let inline = here()?;
+    let isolated = here::with(StepOptions::new().isolated()).call()?;
+    apart(&isolated, &inline)?;
     Ok(())
 }
 
