@@ -307,6 +307,13 @@ impl ArtifactStore {
         Ok(())
     }
 
+    /// Where the object `path` (relative to the store's root) is on this machine's file
+    /// system, for a local store.
+    pub fn local_path(&self, path: &str) -> Option<PathBuf> {
+        let files = self.inner.files.as_ref()?;
+        files.path_to_filesystem(&Path::from(path)).ok()
+    }
+
     /// The size and entity tag of the file at `path`. A local store asks the file system on
     /// the calling thread: object_store would hand the `stat` to the runtime's blocking pool
     /// whenever a runtime is current, which costs ten times the `stat` itself.

@@ -1,6 +1,10 @@
-//! `weft logs <run> <step>`.
+//! `weft logs <run> <step> [--follow]`.
+
+use std::io::Write as _;
+use std::time::Duration;
 
 use weft::Client;
+use weft::model::StepRun;
 
 use crate::render;
 
@@ -11,13 +15,22 @@ pub(crate) struct Arguments {
     /// The step's invocation id (as `weft runs show` lists it), or a step run id prefix.
     step: String,
     /// Print JSON: an array of records.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     json: bool,
+    /// Keep printing records as the step emits them, until it ends.
+    #[arg(short, long)]
+    follow: bool,
 }
+
+/// How often a followed step's live log is read again.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> anyhow::Result<()> {
     let run = client.run_record(&arguments.run)?;
     let step_run = client.step_run(&run, &arguments.step)?;
+    if arguments.follow {
+        return follow(client, step_run);
+    }
     let records = client.logs(&step_run)?;
     if arguments.json {
         return render::json(out, &records);
@@ -28,25 +41,59 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
             step_run.invocation, run.id
         );
     }
-    for record in records {
-        let fields: Vec<String> = record
-            .fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let fields = if fields.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", fields.join(" "))
-        };
-        say!(
-            out,
-            "{} {:>5} {}: {}{fields}",
-            record.time,
-            record.level,
-            record.target,
-            record.message
-        );
+    for record in &records {
+        say!(out, "{}", line(record));
     }
     Ok(())
+}
+
+/// Prints the live copy of a running step's log as it grows, then the rest of the stored log
+/// once the step ended. Written straight to standard output: there is no end to wait for.
+fn follow(client: &Client, mut step_run: StepRun) -> anyhow::Result<()> {
+    let live = client
+        .artifact_store()
+        .local_path(&weft::logs::live_path(step_run.run_id, step_run.id));
+    let mut printed = 0;
+    let mut read = 0;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        if step_run.status.is_finished() {
+            for record in client.logs(&step_run)?.iter().skip(printed) {
+                writeln!(stdout, "{}", line(record))?;
+            }
+            return Ok(());
+        }
+        if let Some(bytes) = live.as_ref().and_then(|path| std::fs::read(path).ok()) {
+            // Only whole lines: the last one may still be being written.
+            let complete = bytes[read.min(bytes.len())..]
+                .iter()
+                .rposition(|&byte| byte == b'\n')
+                .map_or(read, |end| read + end + 1);
+            for record in weft::logs::parse(&bytes[read..complete]) {
+                writeln!(stdout, "{}", line(&record))?;
+                printed += 1;
+            }
+            read = complete;
+            stdout.flush()?;
+        }
+        std::thread::sleep(FOLLOW_POLL);
+        step_run = client.step_run_by_id(step_run.id)?;
+    }
+}
+
+fn line(record: &weft::logs::Record) -> String {
+    let fields: Vec<String> = record
+        .fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let fields = if fields.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", fields.join(" "))
+    };
+    format!(
+        "{} {:>5} {}: {}{fields}",
+        record.time, record.level, record.target, record.message
+    )
 }

@@ -196,7 +196,7 @@ fn bad_arguments_are_refused_with_clear_errors_and_nothing_recorded() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["run", "trainnig"],
-            "unknown pipeline `trainnig`; this binary has: endurance, endurance_dynamic, fragile, greeted, isolated_call, isolated_fan, isolation, isolation_crash, isolation_dynamic, isolation_timeout, processes, shared, slumber, sweep, training",
+            "unknown pipeline `trainnig`; this binary has: endurance, endurance_dynamic, fragile, gated_talk, greeted, isolated_call, isolated_fan, isolation, isolation_crash, isolation_dynamic, isolation_timeout, processes, shared, slumber, sweep, training",
         ),
         (
             &["run", "fragile", "--param", "sise=3"],
@@ -714,4 +714,52 @@ fn a_dynamic_sweep_runs_from_the_command_line_and_shows_what_it_did() {
             .all(|step| step["status"] == "cached"),
         "{shown}"
     );
+}
+
+#[test]
+fn a_running_steps_log_can_be_followed() {
+    use std::io::BufRead as _;
+
+    let project = Project::new();
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let mut run = project
+        .command(PIPELINES, &["run", "gated_talk", "-p", &gate_param])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let shown = project.weft(&["runs", "show", "latest", "--json"]);
+        if shown.code == 0 && shown.stdout.contains("\"running\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut follow = project
+        .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.contains("before the gate"),
+        "the record shows while the step still runs: {first}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(follow.wait().unwrap().success());
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert!(rest[0].contains("after the gate"), "{rest:?}");
+    let live: Vec<_> = std::fs::read_dir(project.path().join(".weft/artifacts/logs"))
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).unwrap().flatten())
+        .filter(|file| file.file_name().to_string_lossy().contains(".live."))
+        .collect();
+    assert!(live.is_empty(), "the live copy is removed: {live:?}");
 }

@@ -372,19 +372,21 @@ impl Engine {
     /// and their folders are unique to their step runs.
     async fn remove_staged(&self, run: &Run, step_runs: &[StepRun]) {
         let artifacts = self.artifacts().clone();
-        let unfinished: Vec<(String, String)> = step_runs
+        let unfinished: Vec<(String, String, Option<PathBuf>)> = step_runs
             .iter()
             .filter(|step_run| !step_run.status.is_finished())
             .map(|step_run| {
                 (
                     format!("{}/{}/", run.pipeline, step_run.invocation),
                     step_run.id.to_string(),
+                    artifacts.local_path(&crate::logs::live_path(run.id, step_run.id)),
                 )
             })
             .collect();
         crate::blocking(move || {
-            for (prefix, step_run) in unfinished {
+            for (prefix, step_run, live_log) in unfinished {
                 artifacts.remove_partial(&prefix, &step_run);
+                crate::logs::remove_live(live_log);
             }
         })
         .await;

@@ -255,6 +255,9 @@ pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) ->
         },
     };
     let log_uri = runner::store_log(artifacts, spawn.run, spawn.step_run, executed.log);
+    crate::logs::remove_live(
+        artifacts.local_path(&crate::logs::live_path(spawn.run, spawn.step_run)),
+    );
     Finished {
         ended: executed.ended,
         log_uri,

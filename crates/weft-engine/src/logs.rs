@@ -10,12 +10,19 @@
 //! A step's records are stored as JSON lines (one object per record: `time`, `level`,
 //! `target`, `message`, `fields`) in the artifact store at `logs/<run>/<step run>.jsonl`.
 //! Records a step emits from threads it spawns itself are not captured.
+//!
+//! While the step runs, a local artifact store also holds a live copy at
+//! `logs/<run>/<step run>.live.jsonl` ([`live_path`]), appended to every
+//! [`LIVE_FLUSH`] by a background thread, so that `weft logs --follow` can show records as
+//! they come; it is removed once the log is stored.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
-use std::sync::OnceLock;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -42,6 +49,64 @@ pub struct StepLog {
 
 thread_local! {
     static SINK: RefCell<Option<StepLog>> = const { RefCell::new(None) };
+    static LIVE_SINK: RefCell<Option<Arc<Mutex<Live>>>> = const { RefCell::new(None) };
+}
+
+/// How often live copies of running steps' logs are written.
+pub const LIVE_FLUSH: Duration = Duration::from_millis(100);
+
+/// The live copy of a running step's log: records not written yet, and the file (made with
+/// the first record: a step that logs nothing costs no file).
+struct Live {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    pending: Vec<u8>,
+}
+
+impl Live {
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.file.is_none() {
+            if let Some(folder) = self.path.parent() {
+                let _ = std::fs::create_dir_all(folder);
+            }
+            self.file = std::fs::File::create(&self.path).ok();
+        }
+        if let Some(file) = &mut self.file {
+            let _ = file.write_all(&self.pending);
+        }
+        self.pending.clear();
+    }
+}
+
+/// The live copies being written, flushed by one background thread.
+fn live_logs() -> &'static Mutex<Vec<Weak<Mutex<Live>>>> {
+    static LIVE: OnceLock<Mutex<Vec<Weak<Mutex<Live>>>>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        let _ = std::thread::Builder::new()
+            .name("weft-live-logs".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(LIVE_FLUSH);
+                    let logs: Vec<Arc<Mutex<Live>>> = {
+                        let mut all = live_logs().lock().unwrap_or_else(|p| p.into_inner());
+                        all.retain(|log| log.strong_count() > 0);
+                        all.iter().filter_map(Weak::upgrade).collect()
+                    };
+                    for log in logs {
+                        log.lock().unwrap_or_else(|p| p.into_inner()).flush();
+                    }
+                }
+            });
+        Mutex::new(Vec::new())
+    })
+}
+
+/// Where the live copy of a step run's log is, relative to the artifact store's root.
+pub fn live_path(run: weft_core::RunId, step_run: weft_core::StepRunId) -> String {
+    format!("logs/{run}/{step_run}.live.jsonl")
 }
 
 /// The dispatcher steps run under: capture into the current step's log, and print to stderr.
@@ -99,10 +164,41 @@ impl std::io::Write for Stderr {
 
 /// Runs `body` with its records captured; returns its result and its log.
 pub fn capture<R>(body: impl FnOnce() -> R) -> (R, StepLog) {
+    capture_live(None, body)
+}
+
+/// Like [`capture`], also writing the records to the file `live` as they come (see the
+/// module documentation); the file stays, to be removed once the log is stored.
+pub fn capture_live<R>(live: Option<&Path>, body: impl FnOnce() -> R) -> (R, StepLog) {
+    let live = live.map(|path| {
+        let live = Arc::new(Mutex::new(Live {
+            path: path.to_owned(),
+            file: None,
+            pending: Vec::new(),
+        }));
+        live_logs()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&live));
+        live
+    });
     let previous = SINK.with(|sink| sink.borrow_mut().replace(StepLog::default()));
+    let previous_live =
+        LIVE_SINK.with(|sink| std::mem::replace(&mut *sink.borrow_mut(), live.clone()));
     let result = tracing::dispatcher::with_default(dispatch(), body);
     let log = SINK.with(|sink| std::mem::replace(&mut *sink.borrow_mut(), previous));
+    LIVE_SINK.with(|sink| *sink.borrow_mut() = previous_live);
+    if let Some(live) = live {
+        live.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
     (result, log.unwrap_or_default())
+}
+
+/// Removes the live copy of a log once the log itself is stored.
+pub fn remove_live(path: Option<PathBuf>) {
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Console lines: `08:24:59.099  INFO [load] message key=value`, the bracket naming the step
@@ -156,9 +252,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
                 "message": fields.message,
                 "fields": Value::Object(fields.values),
             });
+            let start = log.lines.len();
             if serde_json::to_writer(&mut log.lines, &record).is_ok() {
                 log.lines.push(b'\n');
                 log.records += 1;
+                LIVE_SINK.with(|live| {
+                    if let Some(live) = &*live.borrow() {
+                        live.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .pending
+                            .extend_from_slice(&log.lines[start..]);
+                    }
+                });
             }
         });
     }

@@ -74,6 +74,7 @@ pub fn run(job: Job) -> Finished {
     let (run_id, step_run_id) = (job.context.run_id, job.context.step_run_id);
     let executed = execute(job);
     let log_uri = store_log(&artifacts, run_id, step_run_id, executed.log);
+    logs::remove_live(artifacts.local_path(&logs::live_path(run_id, step_run_id)));
     Finished {
         ended: executed.ended,
         log_uri,
@@ -108,7 +109,8 @@ pub fn execute(job: Job) -> Executed {
     } = job;
     let stopped = context.stopped.clone();
     let reported = context.reported.clone();
-    let step_run_id = context.step_run_id;
+    let (run_id, step_run_id) = (context.run_id, context.step_run_id);
+    let live = artifacts.local_path(&logs::live_path(run_id, step_run_id));
     let folder_parts = [
         context.pipeline.clone(),
         context.invocation.clone(),
@@ -116,7 +118,7 @@ pub fn execute(job: Job) -> Executed {
     ];
     let hooks_context = context.clone();
     let _context = context::enter(context);
-    let (ended, log) = logs::capture(|| {
+    let (ended, log) = logs::capture_live(live.as_deref(), || {
         let folder = [
             folder_parts[0].as_str(),
             folder_parts[1].as_str(),

@@ -291,6 +291,11 @@ impl Client {
         Ok(self.block_on(self.metadata_store().find_step_run(run.id, invocation))?)
     }
 
+    /// The step run with id `id`, as it is now.
+    pub fn step_run_by_id(&self, id: weft_core::StepRunId) -> Result<model::StepRun> {
+        Ok(self.block_on(self.metadata_store().step_run(id))?)
+    }
+
     /// The output `name` of a step run, as a loadable artifact version.
     pub fn output(&self, step_run: &model::StepRun, name: &str) -> Result<ArtifactVersion> {
         let outputs = self.block_on(self.metadata_store().step_run_outputs(step_run.id))?;

@@ -93,6 +93,11 @@ pub mod cache {
     pub use weft_core::policy::{CachePolicy, CacheSettings, RetryPolicy, RetrySettings};
 }
 
+/// Step logs: stored records, and where a running step's live copy is.
+pub mod logs {
+    pub use weft_engine::logs::{Record, live_path, parse};
+}
+
 /// The records weft keeps: runs, step runs, artifact versions, lineage.
 pub mod model {
     pub use weft_store::model::*;

@@ -177,6 +177,28 @@ fn isolated_fan(width: u64) -> weft::Result<()> {
     Ok(())
 }
 
+/// Logs, waits until the file `gate` exists, logs again.
+#[step(cache = false)]
+fn talkative(gate: String) -> weft::Result<()> {
+    tracing::info!("before the gate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::path::Path::new(&gate).exists() {
+        weft::ensure!(
+            std::time::Instant::now() < deadline,
+            "the gate never opened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::info!("after the gate");
+    Ok(())
+}
+
+#[pipeline]
+fn gated_talk(gate: String) -> weft::Result<()> {
+    talkative(gate)?;
+    Ok(())
+}
+
 /// Two calls of an inline step: on the `local_process` orchestrator, two processes.
 #[pipeline]
 fn processes() -> weft::Result<()> {
