@@ -60,8 +60,6 @@ struct Node {
     slot: Option<Arc<Slot>>,
     /// It reused a result of the run it resumes.
     reused: bool,
-    /// It failed (its last attempt).
-    failed: bool,
     /// Why it could not start, when it failed before its body ran.
     error: Option<String>,
     /// The process of the current attempt, for an isolated step.
@@ -839,7 +837,6 @@ impl<'a> Orchestrator<'a> {
                             self.notify(node, Resolution::Completed(outputs));
                         }
                         Scheduled::Failed => {
-                            self.nodes[node].failed = true;
                             self.failures.push(node);
                             let error = self.nodes[node].error.clone().unwrap_or_default();
                             self.notify_failure(
@@ -1001,7 +998,6 @@ impl<'a> Orchestrator<'a> {
             return;
         }
         tracing::error!(target: "weft", "step `{}` failed: {}", invocation.id, error.chain.join(": "));
-        self.nodes[node].failed = true;
         self.failures.push(node);
         self.notify_failure(
             node,
