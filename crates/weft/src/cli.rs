@@ -183,7 +183,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
     let current = std::env::current_dir()
         .map_err(|e| crate::Error::msg(format!("cannot read the current directory: {e}")))?;
     if let Some((name, chosen)) = Project::discover_from(&current)?.stack(stack.as_deref())? {
-        chosen.check_runnable(name)?;
+        chosen.check(name)?;
         config.stack = Some(chosen.clone());
     }
     // On Slurm, a dynamic pipeline's function runs in an orchestration job of its own: this
@@ -192,10 +192,10 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         .stack
         .as_ref()
         .is_some_and(|stack| stack.orchestrator == crate::config::OrchestratorKind::Slurm);
+    let client = Client::open(&StoreConfig::discover_on(stack.as_deref())?)?;
     let dynamic = match (&options.resume, name) {
         (None, Some(name)) => registry::pipeline(name)?.dynamic,
         (Some(original), _) => {
-            let client = Client::open(&StoreConfig::discover_on(stack.as_deref())?)?;
             let run = client.run_record(original)?;
             match &run.snapshot_id {
                 Some(id) => {
@@ -211,9 +211,8 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
     if on_slurm && dynamic && std::env::var_os(ORCHESTRATION_JOB).is_none() {
         return orchestration_job(&current);
     }
-    let client = || Client::open(&StoreConfig::discover_on(stack.as_deref())?);
     let report = match (&options.resume, name) {
-        (Some(original), _) => client()?.resume(original, &config)?,
+        (Some(original), _) => client.resume(original, &config)?,
         (None, Some(name)) => {
             let pipeline = registry::pipeline(name)?;
             let mut call = pipeline.call();
@@ -223,7 +222,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
                 })?;
                 call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
             }
-            client()?.run_with(call, &config)?
+            client.run_with(call, &config)?
         }
         (None, None) => {
             return Err(crate::Error::msg(

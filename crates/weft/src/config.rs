@@ -167,7 +167,7 @@ impl Resources {
 impl Stack {
     /// Checks that the stack's settings fit together: what cannot apply is named, with the
     /// key that asks for it.
-    pub fn check_runnable(&self, name: &str) -> Result<()> {
+    pub fn check(&self, name: &str) -> Result<()> {
         for (step, settings) in &self.steps {
             if !settings.resources.is_empty() && self.slurm_job(step).is_none() {
                 return Err(Error::msg(format!(
