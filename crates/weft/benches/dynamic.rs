@@ -12,9 +12,11 @@
 //!   the peak resident memory of the process during that run (Linux: `VmHWM`, reset first).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use weft::Status;
+mod common;
+
+use common::median;
 use weft::prelude::*;
 
 #[step]
@@ -46,23 +48,11 @@ fn mapped(count: u64) -> weft::Result<()> {
     Ok(())
 }
 
+/// Times a run of `call`, which must record `steps` step runs.
 fn timed_run(client: &Client, call: weft::PipelineCall, steps: usize) -> Duration {
-    let started = Instant::now();
-    let report = client.run(call).expect("the run starts");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        report.run.status,
-        Status::Completed,
-        "a benchmark run must complete: {:?}",
-        report.run.status_reason
-    );
+    let (elapsed, report) = common::timed_run(client, call, &weft::RunConfig::default());
     assert_eq!(report.step_runs.len(), steps, "every step ran");
     elapsed
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// Resets the process's peak resident memory (Linux), so the next reading covers what

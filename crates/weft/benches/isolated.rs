@@ -6,12 +6,11 @@
 //! one repetition instead of five).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-use common::chain;
-use weft::Status;
+use common::{chain, median};
 use weft::prelude::*;
 
 #[step(isolated)]
@@ -42,21 +41,7 @@ fn timed(base: &Path, call: weft::PipelineCall) -> Duration {
         no_cache: true,
         ..Default::default()
     };
-    let started = Instant::now();
-    let report = client.run_with(call, &config).expect("the run starts");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        report.run.status,
-        Status::Completed,
-        "a benchmark run must complete: {:?}",
-        report.step_runs.iter().find_map(|s| s.error.clone())
-    );
-    elapsed
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+    common::timed_run(&client, call, &config).0
 }
 
 fn main() -> std::process::ExitCode {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{chain, fan_out};
+use common::{chain, fan_out, median};
 use weft::Status;
 use weft::prelude::*;
 
@@ -82,7 +82,7 @@ fn measure(base: &Path, repeats: usize) -> Figures {
         client
     };
     let mut chain_of = |repeats: usize, length: usize| {
-        let (mut computed, mut cached): (Vec<_>, Vec<_>) = (0..repeats)
+        let (computed, cached): (Vec<_>, Vec<_>) = (0..repeats)
             .map(|_| {
                 let client = fresh();
                 let first = timed_run(&client, chain::args(length), Status::Completed);
@@ -91,22 +91,22 @@ fn measure(base: &Path, repeats: usize) -> Figures {
             })
             .unzip();
         Chain {
-            computed: median(&mut computed),
-            cached: median(&mut cached),
+            computed: median(computed),
+            cached: median(cached),
         }
     };
     chain_of(1, 50); // warm-up
     let t10 = chain_of(repeats, 10);
     let t100 = chain_of(repeats, 100);
     let t1000 = chain_of(repeats, 1000);
-    let mut fan: Vec<Duration> = (0..repeats.min(3))
+    let fan: Vec<Duration> = (0..repeats.min(3))
         .map(|_| timed_run(&fresh(), fan_out::args(1000), Status::Completed))
         .collect();
     let figures = Figures {
         t10,
         t100,
         t1000,
-        fan: median(&mut fan),
+        fan: median(fan),
         floor: file_system_floor(base),
     };
     drop(kept);
@@ -115,14 +115,7 @@ fn measure(base: &Path, repeats: usize) -> Figures {
 
 /// Runs `call` to completion and times it; every step run must end with `step_status`.
 fn timed_run(client: &Client, call: weft::PipelineCall, step_status: Status) -> Duration {
-    let started = Instant::now();
-    let report = client.run(call).expect("the run starts");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        report.run.status,
-        Status::Completed,
-        "a benchmark run must complete"
-    );
+    let (elapsed, report) = common::timed_run(client, call, &weft::RunConfig::default());
     if let Some(other) = report
         .step_runs
         .iter()
@@ -134,11 +127,6 @@ fn timed_run(client: &Client, call: weft::PipelineCall, step_status: Status) -> 
         );
     }
     elapsed
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// The large-input figures: the first run, the cached rerun, and what the rerun read.

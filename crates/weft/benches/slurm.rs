@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{chain, fan_out};
-use weft::Status;
+use common::{chain, fan_out, median};
 use weft::config::{OrchestratorKind, Stack};
 use weft::prelude::*;
 
@@ -28,16 +27,7 @@ fn weft_run(call: weft::PipelineCall) -> Duration {
         }),
         ..Default::default()
     };
-    let started = Instant::now();
-    let report = client.run_with(call, &config).expect("the run starts");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        report.run.status,
-        Status::Completed,
-        "{:?}",
-        report.step_runs.iter().find_map(|s| s.error.clone())
-    );
-    elapsed
+    common::timed_run(&client, call, &config).0
 }
 
 /// Submits `jobs` (each with the indices of the jobs it waits for) running `true`, and waits
@@ -82,11 +72,6 @@ fn by_hand(folder: &Path, jobs: &[Vec<usize>]) -> Duration {
         std::thread::sleep(Duration::from_millis(20));
     }
     started.elapsed()
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,6 +1,35 @@
-//! The trivial steps and pipelines the benchmarks share: a chain and a fan-out.
+//! What the benchmarks share: trivial steps in a chain and a fan-out, a timed run, medians.
+
+use std::time::{Duration, Instant};
 
 use weft::prelude::*;
+use weft::{RunConfig, RunReport, Status};
+
+/// Runs `call` to its end and times it; a run that did not complete stops the benchmark,
+/// naming the first step error.
+pub(crate) fn timed_run(
+    client: &Client,
+    call: weft::PipelineCall,
+    config: &RunConfig,
+) -> (Duration, RunReport) {
+    let started = Instant::now();
+    let report = client.run_with(call, config).expect("the run starts");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report.run.status,
+        Status::Completed,
+        "a benchmark run must complete: {:?} {:?}",
+        report.run.status_reason,
+        report.step_runs.iter().find_map(|s| s.error.clone())
+    );
+    (elapsed, report)
+}
+
+/// The median of `times`.
+pub(crate) fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
 
 #[step]
 pub(crate) fn start(seed: u64) -> u64 {
