@@ -17,6 +17,7 @@ mod api;
 pub mod conformance;
 mod error;
 pub mod model;
+mod records;
 mod sqlite;
 mod time;
 

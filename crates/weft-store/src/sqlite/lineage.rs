@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
-use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, join_version};
+use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, input, join_version, output};
 use super::{SqliteStore, placeholders};
 use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
 use crate::{Error, LineageStore, Result};
@@ -314,26 +314,4 @@ fn readers_of(
             ))
         },
     )
-}
-
-fn input(row: &Row<'_>) -> Result<(StepRunId, StepInput)> {
-    Ok((
-        rows::parse("step run id", &row.get::<_, String>("step_run_id")?)?,
-        StepInput {
-            name: row.get("input_name")?,
-            position: row.get::<_, i64>("position")? as u32,
-            kind: rows::parse("input kind", &row.get::<_, String>("kind")?)?,
-            artifact_version: rows::artifact_version(row)?,
-        },
-    ))
-}
-
-fn output(row: &Row<'_>) -> Result<(StepRunId, StepOutput)> {
-    Ok((
-        rows::parse("step run id", &row.get::<_, String>("step_run_id")?)?,
-        StepOutput {
-            name: row.get("output_name")?,
-            artifact_version: rows::artifact_version(row)?,
-        },
-    ))
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub(crate) use crate::records::{id_prefix, placeholders, the_only};
 use crate::{Error, MetadataStore, Result};
 
 /// How long a writer waits for another writer (any process) before giving up.
@@ -228,36 +229,4 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     // every return: each cached statement was parsed and planned again on every use.
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
-}
-
-/// Checks that a prefix can only match ids (no LIKE wildcards) and makes it a LIKE pattern.
-pub(crate) fn id_prefix(reference: &str) -> Option<String> {
-    let reference = reference.trim().to_ascii_lowercase();
-    let valid = reference.len() >= 4
-        && reference.len() <= 36
-        && reference.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    valid.then(|| format!("{reference}%"))
-}
-
-/// The one record a prefix matched: none is "not found", several are ambiguous.
-pub(crate) fn the_only<T>(found: Vec<T>, kind: &'static str, reference: &str) -> Result<T> {
-    let count = found.len();
-    let mut found = found.into_iter();
-    match (found.next(), count) {
-        (Some(only), 1) => Ok(only),
-        (None, _) => Err(Error::NotFound {
-            kind,
-            reference: reference.to_owned(),
-        }),
-        _ => Err(Error::Ambiguous {
-            kind,
-            reference: reference.to_owned(),
-            count,
-        }),
-    }
-}
-
-/// `?, ?, ?` with `count` placeholders, for `IN (...)` lists.
-pub(crate) fn placeholders(count: usize) -> String {
-    vec!["?"; count].join(", ")
 }
