@@ -2,7 +2,8 @@
 # Sets up what the test suite needs and runs all of it: formatting, lints, every test of
 # every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
 # the quickstart example as a user runs it. Needs a Rust toolchain, and root on a Debian-like
-# system to install and start a single-node Slurm (scripts/slurm-up.sh); run from anywhere.
+# system to install and start the services the tests use: a single-node Slurm, PostgreSQL and
+# MariaDB (scripts/*-up.sh); run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +14,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-step "services: a single-node Slurm"
+step "services: a single-node Slurm, PostgreSQL, MariaDB"
 scripts/slurm-up.sh
+WEFT_TEST_POSTGRES_URL=$(scripts/postgres-up.sh)
+WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
+export WEFT_TEST_POSTGRES_URL WEFT_TEST_MYSQL_URL
 
 step "formatting"
 cargo fmt --all -- --check

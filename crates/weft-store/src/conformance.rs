@@ -112,7 +112,8 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
     }
 }
 
-fn running(run: RunId, invocation: &str) -> NewStepRun {
+/// A new `running` step run of `invocation`, with no inputs.
+pub fn running(run: RunId, invocation: &str) -> NewStepRun {
     NewStepRun {
         id: StepRunId::new(),
         run_id: run,
@@ -133,7 +134,8 @@ fn running(run: RunId, invocation: &str) -> NewStepRun {
     }
 }
 
-fn version(name: &str, content: &str) -> NewArtifactVersion {
+/// A new automatically numbered version of artifact `name` holding `content`.
+pub fn version(name: &str, content: &str) -> NewArtifactVersion {
     NewArtifactVersion {
         id: weft_core::ArtifactVersionId::new(),
         name: name.into(),
@@ -1109,4 +1111,94 @@ pub async fn dynamic_runs_end_as_their_runtime_says(store: Store) {
         store.finish_dynamic_run(empty, Status::Running, None).await,
         Err(Error::Conflict(_))
     ));
+}
+
+/// A database of its own on a test server, dropped with this value, so that tests running at
+/// once never see each other's records.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The database's URL, for [`crate::open`] or a child process.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// The server in environment variable `variable` (a URL of any database on it, as
+    /// `scripts/postgres-up.sh` and `scripts/mariadb-up.sh` print), or `default`.
+    pub fn server(variable: &str, default: &str) -> String {
+        std::env::var(variable).unwrap_or_else(|_| default.to_owned())
+    }
+
+    /// Creates an empty database on the server at `server_url`.
+    pub async fn create(server_url: &str) -> crate::Result<Self> {
+        use sqlx_core::connection::Connection as _;
+        use sqlx_core::executor::Executor as _;
+        let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
+        let (base, _) = server_url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::InvalidUrl {
+                url: server_url.into(),
+                reason: "no database in the URL".into(),
+            })?;
+        if server_url.starts_with("postgres") {
+            let mut admin = sqlx_postgres::PgConnection::connect(server_url).await?;
+            admin.execute(&*format!("CREATE DATABASE {name}")).await?;
+        } else {
+            let mut admin = sqlx_mysql::MySqlConnection::connect(server_url).await?;
+            admin
+                .execute(&*format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                ))
+                .await?;
+        }
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            server: server_url.to_owned(),
+            name,
+        })
+    }
+}
+
+impl TestDatabase {
+    /// Runs one statement on the database at `url` (to set up what a test needs).
+    pub async fn execute(url: &str, sql: &str) -> crate::Result<()> {
+        use sqlx_core::connection::Connection as _;
+        use sqlx_core::executor::Executor as _;
+        if url.starts_with("postgres") {
+            let mut connection = sqlx_postgres::PgConnection::connect(url).await?;
+            connection.execute(sql).await?;
+        } else {
+            let mut connection = sqlx_mysql::MySqlConnection::connect(url).await?;
+            connection.execute(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs in async tests too: drop the database from a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                use sqlx_core::connection::Connection as _;
+                use sqlx_core::executor::Executor as _;
+                if server.starts_with("postgres") {
+                    let mut admin = sqlx_postgres::PgConnection::connect(&server).await.ok()?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    admin.execute(&*sql).await.ok().map(drop)
+                } else {
+                    let mut admin = sqlx_mysql::MySqlConnection::connect(&server).await.ok()?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name}");
+                    admin.execute(&*sql).await.ok().map(drop)
+                }
+            })
+        });
+        let _ = dropped.join();
+    }
 }

@@ -75,6 +75,9 @@ pub enum Error {
     /// The database reported an error.
     #[error("metadata store error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database server reported an error, or could not be reached.
+    #[error("metadata store error: {0}")]
+    Server(#[from] sqlx_core::Error),
 }
 
 impl Error {
@@ -83,5 +86,17 @@ impl Error {
             what: what.into(),
             reason: reason.to_string(),
         }
+    }
+
+    /// Whether the server aborted the transaction only because of another one (a deadlock,
+    /// a serialization failure, a lock wait timeout): trying it again can succeed.
+    pub(crate) fn is_transient(&self) -> bool {
+        let Error::Server(sqlx_core::Error::Database(database)) = self else {
+            return false;
+        };
+        let lock_wait_timeout = database
+            .try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>()
+            .is_some_and(|mysql| mysql.number() == 1205);
+        matches!(database.code().as_deref(), Some("40001" | "40P01")) || lock_wait_timeout
     }
 }

@@ -18,6 +18,7 @@ pub mod conformance;
 mod error;
 pub mod model;
 mod records;
+mod server;
 mod sqlite;
 mod time;
 
@@ -25,6 +26,7 @@ pub use api::{
     ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore, StepRunStore,
 };
 pub use error::Error;
+pub use server::ServerStore;
 pub use sqlite::SqliteStore;
 
 /// Results of this crate.
@@ -32,17 +34,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Opens the metadata store at `url`. Relative paths are taken from `base`.
 ///
-/// Supported: `sqlite://<path>` (created on first use).
+/// Supported: `sqlite://<path>` (created on first use); `postgres://` (or `postgresql://`)
+/// and `mysql://` (or `mariadb://`) `user:password@host:port/<database>` for a database on a
+/// server (the database must exist; its tables are created on first use).
 pub async fn open(url: &str, base: &std::path::Path) -> Result<std::sync::Arc<dyn MetadataStore>> {
     match url.split_once("://") {
         Some(("sqlite", path)) => {
             let path = base.join(path);
             Ok(std::sync::Arc::new(SqliteStore::open(&path).await?))
         }
+        Some(("postgres" | "postgresql" | "mysql" | "mariadb", _)) => {
+            Ok(std::sync::Arc::new(ServerStore::open(url).await?))
+        }
         Some((scheme, _)) => Err(Error::InvalidUrl {
-            url: url.into(),
+            url: server::redact(url),
             reason: format!(
-                "`{scheme}://` metadata stores are not supported by this build; use sqlite://<path>"
+                "`{scheme}://` is not a metadata store; use sqlite://<path>, postgres://... or mysql://..."
             ),
         }),
         None => Err(Error::InvalidUrl {

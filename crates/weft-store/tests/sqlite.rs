@@ -29,10 +29,11 @@ async fn a_store_that_cannot_be_created_is_a_clear_error() {
             .starts_with("cannot open the metadata store at"),
         "{error}"
     );
-    let error = weft_store::open("postgres://x", dir.path())
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("not supported"), "{error}");
+    let error = weft_store::open("redis://x", dir.path()).await.unwrap_err();
+    assert!(
+        error.to_string().contains("is not a metadata store"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,310 @@
+//! [`LineageStore`] on a database server. Graph walks go level by level with batched `IN`
+//! queries, as in the SQLite store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use weft_core::{ArtifactVersionId, RunId, StepRunId};
+
+use super::{Connection, ServerStore, Session, args, list_args};
+use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
+use crate::records::{self, Columns, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders};
+use crate::{Error, LineageStore, Result};
+
+#[async_trait]
+impl LineageStore for ServerStore {
+    async fn step_run_inputs(&self, id: StepRunId) -> Result<Vec<StepInput>> {
+        let mut s = self.read().await?;
+        let columns = s.dialect().version_columns();
+        s.all(
+            &format!(
+                "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
+                 FROM step_run_inputs i {} WHERE i.step_run_id = ? ORDER BY i.name, i.position",
+                join_version("i.artifact_version_id")
+            ),
+            args![id.to_string()],
+            |row| records::input(row).map(|(_, input)| input),
+        )
+        .await
+    }
+
+    async fn step_run_outputs(&self, id: StepRunId) -> Result<Vec<StepOutput>> {
+        outputs_of_step_run(&mut self.read().await?, id).await
+    }
+
+    async fn step_run_parents(&self, id: StepRunId) -> Result<Vec<StepRunId>> {
+        self.read()
+            .await?
+            .all(
+                "SELECT parent_id FROM step_run_parents WHERE child_id = ? ORDER BY parent_id",
+                args![id.to_string()],
+                |row| records::parse("step run id", &row.string("parent_id")?),
+            )
+            .await
+    }
+
+    async fn run_graph(&self, run: RunId) -> Result<RunGraph> {
+        let mut s = self.read().await?;
+        let columns = s.dialect().version_columns();
+        let run = run.to_string();
+        Ok(RunGraph {
+            step_runs: s
+                .all(
+                    &format!(
+                        "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                    ),
+                    args![run.clone()],
+                    records::step_run,
+                )
+                .await?,
+            parents: s
+                .all(
+                    "SELECT p.parent_id, p.child_id FROM step_run_parents p \
+                     JOIN step_runs s ON s.id = p.child_id WHERE s.run_id = ? ORDER BY p.child_id, p.parent_id",
+                    args![run.clone()],
+                    |row| {
+                        Ok((
+                            records::parse("step run id", &row.string("parent_id")?)?,
+                            records::parse("step run id", &row.string("child_id")?)?,
+                        ))
+                    },
+                )
+                .await?,
+            inputs: s
+                .all(
+                    &format!(
+                        "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
+                         FROM step_run_inputs i JOIN step_runs s ON s.id = i.step_run_id {} \
+                         WHERE s.run_id = ? ORDER BY i.step_run_id, i.name, i.position",
+                        join_version("i.artifact_version_id")
+                    ),
+                    args![run.clone()],
+                    records::input,
+                )
+                .await?,
+            outputs: s
+                .all(
+                    &format!(
+                        "SELECT o.step_run_id, o.name AS output_name, {columns} \
+                         FROM step_run_outputs o JOIN step_runs s ON s.id = o.step_run_id {} \
+                         WHERE s.run_id = ? ORDER BY o.step_run_id, o.name",
+                        join_version("o.artifact_version_id")
+                    ),
+                    args![run],
+                    records::output,
+                )
+                .await?,
+        })
+    }
+
+    async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>> {
+        self.read()
+            .await?
+            .first(
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM artifact_versions v \
+                     JOIN step_runs s ON s.id = v.producer_step_run_id WHERE v.id = ?"
+                ),
+                args![id.to_string()],
+                records::step_run,
+            )
+            .await
+    }
+
+    async fn consumers(&self, id: ArtifactVersionId) -> Result<Vec<StepRun>> {
+        self.read()
+            .await?
+            .all(
+                &format!(
+                    "SELECT DISTINCT {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+                     JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id = ? ORDER BY s.id"
+                ),
+                args![id.to_string()],
+                records::step_run,
+            )
+            .await
+    }
+
+    async fn lineage(
+        &self,
+        id: ArtifactVersionId,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Lineage> {
+        walk(&mut self.read().await?, id, direction, depth).await
+    }
+}
+
+/// The outputs of one step run, by name.
+pub(crate) async fn outputs_of_step_run(
+    s: &mut Session<impl Connection>,
+    id: StepRunId,
+) -> Result<Vec<StepOutput>> {
+    let columns = s.dialect().version_columns();
+    s.all(
+        &format!(
+            "SELECT o.step_run_id, o.name AS output_name, {columns} \
+             FROM step_run_outputs o {} WHERE o.step_run_id = ? ORDER BY o.name",
+            join_version("o.artifact_version_id")
+        ),
+        args![id.to_string()],
+        |row| records::output(row).map(|(_, output)| output),
+    )
+    .await
+}
+
+async fn walk(
+    s: &mut Session<impl Connection>,
+    id: ArtifactVersionId,
+    direction: Direction,
+    depth: u32,
+) -> Result<Lineage> {
+    let columns = s.dialect().version_columns();
+    let root = s
+        .first(
+            &format!("SELECT {columns} FROM {VERSION_FROM} WHERE v.id = ?"),
+            args![id.to_string()],
+            records::artifact_version,
+        )
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "artifact version",
+            reference: id.to_string(),
+        })?;
+    let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
+    let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
+    let mut reads = BTreeSet::new();
+    let mut writes = BTreeSet::new();
+    versions.insert(id, root.clone());
+    let mut frontier = vec![id];
+    for _ in 0..depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        // Upstream: who made the frontier, and what did they read? Downstream: who read the
+        // frontier, and what did they make?
+        let mut new_steps: Vec<StepRunId> = match direction {
+            Direction::Upstream => frontier
+                .iter()
+                .filter_map(|version| versions[version].producer)
+                .collect(),
+            Direction::Downstream => {
+                let mut readers = Vec::new();
+                for (step_run, name, version) in readers_of(s, &frontier).await? {
+                    reads.insert((version, step_run.id, name));
+                    readers.push(step_run.id);
+                    step_runs.entry(step_run.id).or_insert(step_run);
+                }
+                readers
+            }
+        };
+        new_steps.sort();
+        new_steps.dedup();
+        for (step_run, output, version) in outputs_of(s, &new_steps).await? {
+            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
+            if relevant {
+                writes.insert((step_run.id, version.id, output));
+            }
+            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
+                next.push(version.id);
+                versions.insert(version.id, version);
+            }
+            step_runs.entry(step_run.id).or_insert(step_run);
+        }
+        if direction == Direction::Upstream {
+            for (step_run, name, version) in inputs_of(s, &new_steps).await? {
+                reads.insert((version.id, step_run, name));
+                versions.entry(version.id).or_insert_with(|| {
+                    next.push(version.id);
+                    version
+                });
+            }
+        }
+        frontier = next;
+    }
+    versions.remove(&id);
+    Ok(Lineage {
+        root: Some(root),
+        step_runs: step_runs.into_values().collect(),
+        artifact_versions: versions.into_values().collect(),
+        reads: reads.into_iter().collect(),
+        writes: writes.into_iter().collect(),
+    })
+}
+
+/// `(step run, output name, version)` for every output of `step_runs`.
+async fn outputs_of(
+    s: &mut Session<impl Connection>,
+    step_runs: &[StepRunId],
+) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
+    if step_runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = s.dialect().version_columns();
+    s.all(
+        &format!(
+            "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {columns} FROM step_run_outputs o \
+             JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
+            join_version("o.artifact_version_id"),
+            placeholders(step_runs.len())
+        ),
+        list_args(step_runs.iter().map(ToString::to_string))?,
+        |row| {
+            Ok((
+                records::step_run(row)?,
+                row.string("output_name")?,
+                records::artifact_version(row)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// `(step run id, input name, version)` for every input of `step_runs`.
+async fn inputs_of(
+    s: &mut Session<impl Connection>,
+    step_runs: &[StepRunId],
+) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
+    if step_runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = s.dialect().version_columns();
+    s.all(
+        &format!(
+            "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
+             FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+            join_version("i.artifact_version_id"),
+            placeholders(step_runs.len())
+        ),
+        list_args(step_runs.iter().map(ToString::to_string))?,
+        |row| {
+            let (step_run, input) = records::input(row)?;
+            Ok((step_run, input.name, input.artifact_version))
+        },
+    )
+    .await
+}
+
+/// `(step run, input name, version id)` for every read of `versions`.
+async fn readers_of(
+    s: &mut Session<impl Connection>,
+    versions: &[ArtifactVersionId],
+) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
+    s.all(
+        &format!(
+            "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+             JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
+            placeholders(versions.len())
+        ),
+        list_args(versions.iter().map(ToString::to_string))?,
+        |row| {
+            Ok((
+                records::step_run(row)?,
+                row.string("input_name")?,
+                records::parse("artifact version id", &row.string("artifact_version_id")?)?,
+            ))
+        },
+    )
+    .await
+}

@@ -1,0 +1,80 @@
+//! [`MetadataRecords`] on a database server.
+
+use async_trait::async_trait;
+use weft_core::canonical;
+
+use super::{Connection, Dialect, ServerStore, Session, args, transaction};
+use crate::model::{MetadataEntry, MetadataSource, Resource};
+use crate::records::{self, Columns};
+use crate::{Error, MetadataRecords, Result, time};
+
+#[async_trait]
+impl MetadataRecords for ServerStore {
+    async fn log_metadata(
+        &self,
+        resource: Resource,
+        entries: Vec<(String, serde_json::Value)>,
+        source: MetadataSource,
+    ) -> Result<()> {
+        transaction!(self, |s| upsert_metadata(
+            &mut s, resource, &entries, source
+        )
+        .await)
+    }
+
+    async fn metadata(&self, resource: Resource) -> Result<Vec<MetadataEntry>> {
+        self.read()
+            .await?
+            .all(
+                "SELECT \"key\", value, source FROM metadata WHERE resource_type = ? AND resource_id = ? ORDER BY \"key\"",
+                args![resource.kind(), resource.id()],
+                |row| {
+                    Ok(MetadataEntry {
+                        key: row.string("key")?,
+                        value: serde_json::from_str(&row.string("value")?)
+                            .map_err(|e| Error::corrupt("metadata value", e))?,
+                        source: records::parse("metadata source", &row.string("source")?)?,
+                    })
+                },
+            )
+            .await
+    }
+}
+
+/// Sets entries; a key set again replaces its value.
+pub(crate) async fn upsert_metadata(
+    s: &mut Session<impl Connection>,
+    resource: Resource,
+    entries: &[(String, serde_json::Value)],
+    source: MetadataSource,
+) -> Result<()> {
+    let now = time::format(time::now());
+    let (kind, id) = (resource.kind(), resource.id());
+    let upsert = match s.dialect() {
+        Dialect::Postgres => {
+            "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (resource_type, resource_id, \"key\") DO UPDATE SET \
+             value = excluded.value, source = excluded.source, created_at = excluded.created_at"
+        }
+        Dialect::MySql => {
+            "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             value = VALUES(value), source = VALUES(source), created_at = VALUES(created_at)"
+        }
+    };
+    for (key, value) in entries {
+        s.execute(
+            upsert,
+            args![
+                kind,
+                id.clone(),
+                key.clone(),
+                canonical::to_string(value),
+                source.as_str(),
+                now.clone()
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}

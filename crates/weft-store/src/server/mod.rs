@@ -1,0 +1,538 @@
+//! The metadata store on a database server: PostgreSQL, or MySQL/MariaDB.
+//!
+//! One implementation for both, through sqlx's `any` driver: the statements are the same SQL
+//! except where the dialects differ ([`Dialect`]), and rows decode through the same
+//! `crate::records` as SQLite's. Each backend has its own migrations (`migrations/postgres`,
+//! `migrations/mysql`), applied under sqlx's migration lock so that processes opening a new
+//! store at once apply them once.
+//!
+//! Concurrency: many processes may write at once (an orchestrator per run, the CLI, workers
+//! reading). Transactions run at READ COMMITTED; a write that decides from what it read locks
+//! those rows first (`SELECT ... FOR UPDATE`: the run whose status changes, the step run,
+//! the artifact whose next version is numbered), so two writers never take the same version
+//! number or make conflicting status changes. A transaction the server aborts as a deadlock
+//! or serialization failure is retried from the start, a bounded number of times.
+
+mod artifacts;
+mod lineage;
+mod metadata;
+mod runs;
+mod step_runs;
+
+use std::borrow::Cow;
+use std::sync::Once;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx_core::any::{Any, AnyArguments, AnyConnection, AnyPool, AnyRow};
+use sqlx_core::arguments::Arguments;
+use sqlx_core::executor::Executor;
+use sqlx_core::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx_core::pool::PoolOptions;
+use sqlx_core::row::Row;
+
+use crate::records::{Columns, version_columns};
+use crate::{Error, MetadataStore, Result};
+
+/// Connections one process keeps at most: a run's orchestrator writes through one at a time
+/// and reads on a few more.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a call waits for a connection (and a new store for its server) before failing.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a transaction the server aborted as a deadlock or serialization failure.
+const TRANSACTION_ATTEMPTS: u32 = 20;
+
+/// Which SQL the server speaks where the two differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    /// The version columns with this server's tag aggregate.
+    fn version_columns(self) -> &'static str {
+        match self {
+            Dialect::Postgres => version_columns!("string_agg(t.name, chr(31))"),
+            Dialect::MySql => version_columns!("GROUP_CONCAT(t.name SEPARATOR '\u{1f}')"),
+        }
+    }
+
+    /// `INSERT INTO <rest>` that does nothing when a row with the same key exists; `key` is a
+    /// column of the conflicting key (MySQL needs one to assign to itself).
+    fn insert_or_ignore(self, rest: &str, key: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("INSERT INTO {rest} ON CONFLICT DO NOTHING"),
+            Dialect::MySql => format!("INSERT INTO {rest} ON DUPLICATE KEY UPDATE {key} = {key}"),
+        }
+    }
+}
+
+/// The store on a PostgreSQL or MySQL/MariaDB server, cheap to clone.
+#[derive(Clone)]
+pub struct ServerStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The URL without its password, for messages.
+    location: String,
+}
+
+impl std::fmt::Debug for ServerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerStore")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl ServerStore {
+    /// Connects to the database at `url` (`postgres://`, `postgresql://`, `mysql://` or
+    /// `mariadb://`) and brings its schema up to date. The database must exist.
+    pub async fn open(url: &str) -> Result<Self> {
+        let (dialect, url) = dialect_of(url)?;
+        let location = redact(&url);
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(|| {
+            // Fails only if the process installed drivers already; connecting then says
+            // whether ours are among them.
+            let _ = sqlx_core::any::driver::install_drivers(&[
+                sqlx_postgres::any::DRIVER,
+                sqlx_mysql::any::DRIVER,
+            ]);
+        });
+        let open_error = |source: sqlx_core::Error| Error::Open {
+            location: location.clone(),
+            source: source.into(),
+        };
+        // One plain connection first: a server that is not there fails at once (a pool
+        // retries until its timeout), and it migrates the schema under a lock of its own.
+        let connect = <AnyConnection as sqlx_core::connection::Connection>::connect(&url);
+        let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .unwrap_or(Err(sqlx_core::Error::PoolTimedOut))
+            .map_err(open_error)?;
+        configure(&mut connection, dialect)
+            .await
+            .map_err(open_error)?;
+        migrate(&mut connection, dialect, &location).await?;
+        let _ = sqlx_core::connection::Connection::close(connection).await;
+        let pool = PoolOptions::<Any>::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(move |connection, _| Box::pin(configure(connection, dialect)))
+            .connect_lazy(&url)
+            .map_err(open_error)?;
+        Ok(Self {
+            pool,
+            dialect,
+            location,
+        })
+    }
+
+    /// A connection for reads.
+    pub(crate) async fn read(&self) -> Result<Session<sqlx_core::pool::PoolConnection<Any>>> {
+        Ok(Session {
+            connection: self.pool.acquire().await?,
+            dialect: self.dialect,
+        })
+    }
+
+    /// A new transaction; it commits with [`Session::commit`] and rolls back when dropped.
+    pub(crate) async fn begin(
+        &self,
+    ) -> Result<Session<sqlx_core::transaction::Transaction<'static, Any>>> {
+        Ok(Session {
+            connection: self.pool.begin().await?,
+            dialect: self.dialect,
+        })
+    }
+}
+
+/// Runs `$body` (an expression using the session `$session`) in a write transaction and
+/// commits it; a transaction the server aborted as a deadlock or serialization failure is
+/// retried from the start.
+macro_rules! transaction {
+    ($store:expr, |$session:ident| $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut $session = $store.begin().await?;
+            let result = $body;
+            let result = match result {
+                Ok(value) => $session.commit().await.map(|()| value),
+                Err(error) => Err(error),
+            };
+            match result {
+                Err(error) if error.is_transient() && attempt < $crate::server::attempts() => {
+                    $crate::server::back_off(attempt).await;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+pub(crate) use transaction;
+
+pub(crate) fn attempts() -> u32 {
+    TRANSACTION_ATTEMPTS
+}
+
+/// Waits a little, more after each failed attempt, with jitter so that two writers that
+/// deadlocked do not collide again.
+pub(crate) async fn back_off(attempt: u32) {
+    let millis = fastrand::u64(1..=(2 * u64::from(attempt.min(10))));
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+/// A connection (pooled, or in a transaction) and the dialect its statements are written in.
+pub(crate) struct Session<C> {
+    connection: C,
+    dialect: Dialect,
+}
+
+/// A connection a session can run on: pooled, or in a transaction.
+pub(crate) trait Connection: std::ops::DerefMut<Target = AnyConnection> + Send {}
+impl<C: std::ops::DerefMut<Target = AnyConnection> + Send> Connection for C {}
+
+impl<C: Connection> Session<C> {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The statement in the server's placeholder syntax: PostgreSQL numbers them.
+    fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.dialect {
+            Dialect::MySql => Cow::Borrowed(text),
+            Dialect::Postgres => {
+                let mut numbered = String::with_capacity(text.len() + 16);
+                let mut count = 0;
+                for c in text.chars() {
+                    if c == '?' {
+                        count += 1;
+                        numbered.push('$');
+                        numbered.push_str(&count.to_string());
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                Cow::Owned(numbered)
+            }
+        }
+    }
+
+    /// Runs `text` and decodes every row with `decode`.
+    pub(crate) async fn all<T>(
+        &mut self,
+        text: &str,
+        arguments: AnyArguments<'_>,
+        decode: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = self.sql(text);
+        let rows = sqlx_core::query::query_with(&sql, arguments)
+            .fetch_all(&mut *self.connection)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Runs `text` and decodes the first row, if any.
+    pub(crate) async fn first<T>(
+        &mut self,
+        text: &str,
+        arguments: AnyArguments<'_>,
+        decode: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let sql = self.sql(text);
+        let row = sqlx_core::query::query_with(&sql, arguments)
+            .fetch_optional(&mut *self.connection)
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Runs `text`; returns how many rows it changed.
+    pub(crate) async fn execute(&mut self, text: &str, arguments: AnyArguments<'_>) -> Result<u64> {
+        let sql = self.sql(text);
+        let done = sqlx_core::query::query_with(&sql, arguments)
+            .execute(&mut *self.connection)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl Session<sqlx_core::transaction::Transaction<'static, Any>> {
+    pub(crate) async fn commit(self) -> Result<()> {
+        Ok(self.connection.commit().await?)
+    }
+}
+
+/// Arguments of one statement, in placeholder order.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut arguments = sqlx_core::any::AnyArguments::default();
+        $(
+            sqlx_core::arguments::Arguments::add(&mut arguments, $value)
+                .map_err(|e| $crate::Error::corrupt("a statement argument", e))?;
+        )*
+        arguments
+    }};
+}
+pub(crate) use args;
+
+/// The arguments of an `IN (...)` list.
+pub(crate) fn list_args(values: impl IntoIterator<Item = String>) -> Result<AnyArguments<'static>> {
+    let mut arguments = AnyArguments::default();
+    for value in values {
+        arguments
+            .add(value)
+            .map_err(|e| Error::corrupt("a statement argument", e))?;
+    }
+    Ok(arguments)
+}
+
+impl Columns for AnyRow {
+    fn text(&self, column: &str) -> Result<Option<String>> {
+        // MySQL sends TEXT columns as blobs; their bytes are the UTF-8 text.
+        match self.try_get::<Option<String>, _>(column) {
+            Ok(text) => Ok(text),
+            Err(sqlx_core::Error::ColumnDecode { .. }) => self
+                .try_get::<Option<Vec<u8>>, _>(column)?
+                .map(|bytes| String::from_utf8(bytes).map_err(|e| Error::corrupt(column, e)))
+                .transpose(),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn integer(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get::<Option<i64>, _>(column)?)
+    }
+}
+
+/// Session settings: MySQL reads committed data (as PostgreSQL does by default), quotes
+/// identifiers as the standard says, refuses to truncate, and aggregates long tag lists.
+async fn configure(connection: &mut AnyConnection, dialect: Dialect) -> sqlx_core::Result<()> {
+    if dialect == Dialect::MySql {
+        connection
+            .execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .await?;
+        connection
+            .execute(
+                "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', \
+                 SESSION group_concat_max_len = 16777216, SESSION time_zone = '+00:00'",
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The migrations of a dialect, built into the binary. Never edit a released one.
+#[derive(Clone, Copy, Debug)]
+struct Embedded(Dialect);
+
+impl Embedded {
+    /// (version, description, SQL), in order.
+    fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
+        match self.0 {
+            Dialect::Postgres => &[(
+                1,
+                "initial",
+                include_str!("../../migrations/postgres/0001_initial.sql"),
+            )],
+            Dialect::MySql => &[(
+                1,
+                "initial",
+                include_str!("../../migrations/mysql/0001_initial.sql"),
+            )],
+        }
+    }
+
+    fn newest(self) -> i64 {
+        self.migrations().last().map_or(0, |m| m.0)
+    }
+}
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx_core::error::BoxDynError>> {
+        let migrations = self
+            .migrations()
+            .iter()
+            .map(|(version, description, sql)| {
+                let simple = MigrationType::Simple;
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    simple,
+                    (*sql).into(),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+/// Brings the schema up to date. Processes opening a new store at once queue on a lock of the
+/// database (sqlx's own lock does not wait on MariaDB), so each migration applies once.
+async fn migrate(connection: &mut AnyConnection, dialect: Dialect, location: &str) -> Result<()> {
+    let migrate_error_of = |e: sqlx_core::Error| Error::Migrate {
+        location: location.to_owned(),
+        source: e.into(),
+    };
+    let unlock = match dialect {
+        Dialect::Postgres => {
+            // Waits as long as another process migrates; the key is per database.
+            connection
+                .execute("SELECT pg_advisory_lock(hashtext('weft.migrations'))")
+                .await
+                .map_err(migrate_error_of)?;
+            "SELECT pg_advisory_unlock(hashtext('weft.migrations'))"
+        }
+        Dialect::MySql => {
+            // Lock names are per server: the database's name makes it per database.
+            let locked: i64 = sqlx_core::query_scalar::query_scalar::<Any, i64>(
+                "SELECT COALESCE(GET_LOCK(CONCAT('weft.migrations.', DATABASE()), 120), 0) + 0 AS locked",
+            )
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(migrate_error_of)?;
+            if locked != 1 {
+                return Err(Error::Migrate {
+                    location: location.to_owned(),
+                    source: "another process held the migration lock for two minutes".into(),
+                });
+            }
+            "SELECT RELEASE_LOCK(CONCAT('weft.migrations.', DATABASE()))"
+        }
+    };
+    let mut migrator = Migrator::new(Embedded(dialect))
+        .await
+        .map_err(|e| Error::Migrate {
+            location: location.to_owned(),
+            source: e.into(),
+        })?;
+    migrator.set_locking(false);
+    let migrated = migrator
+        .run(&mut *connection)
+        .await
+        .map_err(|e| migrate_error(e, location, Embedded(dialect).newest()));
+    connection.execute(unlock).await.map_err(migrate_error_of)?;
+    migrated
+}
+
+/// Says what a refused migration means for the user.
+fn migrate_error(error: MigrateError, location: &str, newest_known: i64) -> Error {
+    match error {
+        MigrateError::VersionMissing(version) if version > newest_known => {
+            Error::Conflict(format!(
+                "the metadata store at {location} has schema version {version}, newer than this build knows ({newest_known}); upgrade weft"
+            ))
+        }
+        MigrateError::VersionMismatch(version) => Error::Conflict(format!(
+            "migration {version} of the metadata store at {location} differs from the one this build has; migrations must never change"
+        )),
+        other => Error::Migrate {
+            location: location.to_owned(),
+            source: other.into(),
+        },
+    }
+}
+
+fn dialect_of(url: &str) -> Result<(Dialect, String)> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: redact(url),
+        reason: reason.into(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid("expected postgres://... or mysql://..."))?;
+    let dialect = match scheme {
+        "postgres" | "postgresql" => Dialect::Postgres,
+        "mysql" | "mariadb" => Dialect::MySql,
+        other => return Err(invalid(&format!("`{other}://` is not a database server"))),
+    };
+    let database = rest
+        .split_once('/')
+        .map(|(_, path)| path.split('?').next().unwrap_or(""))
+        .unwrap_or("");
+    if database.is_empty() {
+        return Err(invalid(
+            "the URL names no database (…://user@host:port/<database>)",
+        ));
+    }
+    // sqlx knows MariaDB as MySQL.
+    let url = match scheme {
+        "mariadb" => format!("mysql://{rest}"),
+        _ => url.to_owned(),
+    };
+    Ok((dialect, url))
+}
+
+/// The URL with its password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl MetadataStore for ServerStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+}
+
+/// Maps a constraint violation to a conflict that says what was wrong.
+pub(crate) fn constraint_error(error: Error, what: &str) -> Error {
+    match &error {
+        Error::Server(sqlx_core::Error::Database(database))
+            if !matches!(database.kind(), sqlx_core::error::ErrorKind::Other) =>
+        {
+            Error::Conflict(what.into())
+        }
+        _ => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://weft:s3cret@db:5432/weft"),
+            "postgres://weft:***@db:5432/weft"
+        );
+        assert_eq!(
+            redact("mysql://weft@db/weft?ssl-mode=required"),
+            "mysql://weft@db/weft?ssl-mode=required"
+        );
+        assert_eq!(
+            redact("postgres://u:p@ss@host/db"),
+            "postgres://u:***@host/db"
+        );
+    }
+
+    #[test]
+    fn urls_name_a_server_and_a_database() {
+        assert_eq!(
+            dialect_of("mariadb://u:p@h/db").unwrap(),
+            (Dialect::MySql, "mysql://u:p@h/db".into())
+        );
+        assert_eq!(
+            dialect_of("postgresql://h/db").unwrap().0,
+            Dialect::Postgres
+        );
+        let error = dialect_of("postgres://weft:secret@host:5432").unwrap_err();
+        assert!(error.to_string().contains("names no database"), "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+        assert!(dialect_of("redis://h/0").is_err());
+    }
+}

@@ -1,0 +1,428 @@
+//! [`RunStore`] on a database server.
+
+use async_trait::async_trait;
+use weft_core::status::{check_run_initial, check_run_transition, derive_static_run_status};
+use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
+
+use super::{Connection, ServerStore, Session, args, constraint_error, transaction};
+use crate::model::{NewRun, Run, RunFilter};
+use crate::records::{self, Columns, RUN_COLUMNS, RUN_FROM, id_prefix, the_only};
+use crate::{Error, Result, RunStore, time};
+
+/// Step run statuses that have not finished, as an SQL list.
+const UNFINISHED_STEP_RUNS: &str = "('queued', 'provisioning', 'running', 'retrying', 'stopping')";
+
+#[async_trait]
+impl RunStore for ServerStore {
+    async fn create_run(&self, new: NewRun) -> Result<Run> {
+        check_run_initial(Status::Initializing).expect("runs start initializing");
+        let (snapshot_id, spec) = new.snapshot.encode();
+        let spec = String::from_utf8(spec).expect("JSON is UTF-8");
+        let now = time::now();
+        let id = RunId::new();
+        let run = Run {
+            id,
+            name: format!(
+                "{}-{}-{}",
+                new.snapshot.pipeline,
+                now.format("%Y_%m_%d-%H_%M_%S"),
+                &id.to_string()[32..]
+            ),
+            pipeline: new.snapshot.pipeline.clone(),
+            snapshot_id: Some(snapshot_id),
+            invocations: new.snapshot.invocations.len() as u32,
+            status: Status::Initializing,
+            status_reason: None,
+            config: new.config,
+            owner: new.owner,
+            resumed_from: new.resumed_from,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            heartbeat_at: Some(now),
+        };
+        let format_version = i64::from(new.snapshot.format_version);
+        let created_at = time::format(now);
+        let snapshot_id = run.snapshot_id.as_ref().expect("set above").as_str();
+        transaction!(self, |s| {
+            let insert_pipeline = s
+                .dialect()
+                .insert_or_ignore("pipelines (id, name, created_at) VALUES (?, ?, ?)", "name");
+            s.execute(
+                &insert_pipeline,
+                args![
+                    PipelineId::new().to_string(),
+                    run.pipeline.clone(),
+                    created_at.clone()
+                ],
+            )
+            .await?;
+            let pipeline_id = s
+                .first(
+                    "SELECT id FROM pipelines WHERE name = ?",
+                    args![run.pipeline.clone()],
+                    |row| row.string("id"),
+                )
+                .await?
+                .ok_or_else(|| Error::corrupt("pipelines", "a pipeline vanished"))?;
+            let insert_snapshot = s.dialect().insert_or_ignore(
+                "snapshots (id, pipeline_id, format_version, spec, created_at) VALUES (?, ?, ?, ?, ?)",
+                "id",
+            );
+            s.execute(
+                &insert_snapshot,
+                args![
+                    snapshot_id.to_owned(),
+                    pipeline_id.clone(),
+                    format_version,
+                    spec.clone(),
+                    created_at.clone()
+                ],
+            )
+            .await?;
+            s.execute(
+                "INSERT INTO runs (id, name, pipeline_id, snapshot_id, invocations, status, config, \
+                 owner, resumed_from, created_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                args![
+                    run.id.to_string(),
+                    run.name.clone(),
+                    pipeline_id,
+                    snapshot_id.to_owned(),
+                    i64::from(run.invocations),
+                    run.status.as_str(),
+                    canonical::to_string(&run.config),
+                    run.owner
+                        .as_ref()
+                        .map(|owner| serde_json::to_string(owner).expect("plain data")),
+                    run.resumed_from.map(|id| id.to_string()),
+                    created_at.clone(),
+                    created_at.clone()
+                ],
+            )
+            .await
+            .map_err(|e| constraint_error(e, "the resumed run does not exist"))
+        })?;
+        Ok(run)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Run> {
+        run_by_id(&mut self.read().await?, id).await
+    }
+
+    async fn find_run(&self, reference: &str) -> Result<Run> {
+        let mut s = self.read().await?;
+        let not_found = || Error::NotFound {
+            kind: "run",
+            reference: reference.to_owned(),
+        };
+        if reference == "latest" {
+            return s
+                .first(
+                    &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} ORDER BY r.id DESC LIMIT 1"),
+                    args![],
+                    records::run,
+                )
+                .await?
+                .ok_or_else(not_found);
+        }
+        if let Ok(id) = reference.parse::<RunId>() {
+            return run_by_id(&mut s, id).await;
+        }
+        let by_name = s
+            .first(
+                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.name = ?"),
+                args![reference.to_owned()],
+                records::run,
+            )
+            .await?;
+        if let Some(run) = by_name {
+            return Ok(run);
+        }
+        let pattern = id_prefix(reference).ok_or_else(not_found)?;
+        let found = s
+            .all(
+                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id LIKE ? ORDER BY r.id"),
+                args![pattern],
+                records::run,
+            )
+            .await?;
+        the_only(found, "run", reference)
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let status = filter.status.map(Status::as_str);
+        self.read()
+            .await?
+            .all(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE (? IS NULL OR p.name = ?) \
+                     AND (? IS NULL OR r.status = ?) ORDER BY r.id DESC LIMIT ?"
+                ),
+                args![
+                    filter.pipeline.clone(),
+                    filter.pipeline.clone(),
+                    status,
+                    status,
+                    filter.limit.map_or(i64::MAX, i64::from)
+                ],
+                records::run,
+            )
+            .await
+    }
+
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let (version, spec) = self
+            .read()
+            .await?
+            .first(
+                "SELECT format_version, spec FROM snapshots WHERE id = ?",
+                args![id.as_str().to_owned()],
+                |row| Ok((row.int("format_version")?, row.string("spec")?)),
+            )
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "snapshot",
+                reference: id.to_string(),
+            })?;
+        if version as u32 > weft_core::snapshot::FORMAT_VERSION {
+            return Err(Error::corrupt(
+                format!("snapshot {id}"),
+                format!(
+                    "it uses format version {version}, newer than this build's {}; upgrade weft",
+                    weft_core::snapshot::FORMAT_VERSION
+                ),
+            ));
+        }
+        serde_json::from_str(&spec).map_err(|e| Error::corrupt(format!("snapshot {id}"), e))
+    }
+
+    async fn refresh_static_run(&self, id: RunId) -> Result<Run> {
+        transaction!(self, |s| {
+            let (current, invocations) = s
+                .first(
+                    "SELECT status, invocations FROM runs WHERE id = ? FOR UPDATE",
+                    args![id.to_string()],
+                    |row| Ok((row.string("status")?, row.int("invocations")?)),
+                )
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "run",
+                    reference: id.to_string(),
+                })?;
+            let current: Status = records::parse("run status", &current)?;
+            let latest = s
+                .all(
+                    "SELECT s.status FROM step_runs s WHERE s.run_id = ? AND s.attempt = \
+                     (SELECT MAX(attempt) FROM step_runs t WHERE t.run_id = s.run_id AND t.invocation_id = s.invocation_id)",
+                    args![id.to_string()],
+                    |row| records::parse::<Status>("step run status", &row.string("status")?),
+                )
+                .await?;
+            let derived = derive_static_run_status(current, invocations as usize, latest);
+            if derived != current {
+                set_run_status(&mut s, id, current, derived, None).await?;
+            }
+            run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn fail_run(&self, id: RunId, reason: &str) -> Result<Run> {
+        transaction!(self, |s| {
+            let current = run_status(&mut s, id).await?;
+            set_run_status(&mut s, id, current, Status::Failed, Some(reason)).await?;
+            // Its unfinished step runs fail with it: nothing is left running.
+            let error = serde_json::json!({
+                "kind": "system",
+                "message": format!("the run failed: {reason}"),
+                "chain": [format!("the run failed: {reason}")],
+                "backtrace": null,
+            });
+            s.execute(
+                &format!(
+                    "UPDATE step_runs SET status = 'failed', error = ?, ended_at = ? \
+                     WHERE run_id = ? AND status IN {UNFINISHED_STEP_RUNS}"
+                ),
+                args![error.to_string(), time::format(time::now()), id.to_string()],
+            )
+            .await?;
+            run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn finish_dynamic_run(
+        &self,
+        id: RunId,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Run> {
+        if !matches!(status, Status::Completed | Status::Failed | Status::Stopped) {
+            return Err(Error::Conflict(format!(
+                "a dynamic run ends completed, failed or stopped, not {status}"
+            )));
+        }
+        transaction!(self, |s| {
+            let mut current = run_status(&mut s, id).await?;
+            let status = match (current, status) {
+                (Status::Stopping, Status::Completed) => Status::Stopped,
+                _ => status,
+            };
+            if current == Status::Initializing && status == Status::Completed {
+                set_run_status(&mut s, id, current, Status::Running, None).await?;
+                current = Status::Running;
+            }
+            set_run_status(&mut s, id, current, status, reason).await?;
+            if status != Status::Completed {
+                let message = format!(
+                    "the run ended {status}: {}",
+                    reason.unwrap_or("no reason given")
+                );
+                let error = serde_json::json!({
+                    "kind": "system",
+                    "message": message,
+                    "chain": [message],
+                    "backtrace": null,
+                });
+                let error = (status == Status::Failed).then(|| error.to_string());
+                s.execute(
+                    &format!(
+                        "UPDATE step_runs SET status = ?, error = COALESCE(?, error), \
+                         status_reason = COALESCE(status_reason, ?), ended_at = ? \
+                         WHERE run_id = ? AND status IN {UNFINISHED_STEP_RUNS}"
+                    ),
+                    args![
+                        status.as_str(),
+                        error,
+                        message,
+                        time::format(time::now()),
+                        id.to_string()
+                    ],
+                )
+                .await?;
+            }
+            let invocations = s
+                .first(
+                    "SELECT COUNT(DISTINCT invocation_id) AS invocations FROM step_runs WHERE run_id = ?",
+                    args![id.to_string()],
+                    |row| row.int("invocations"),
+                )
+                .await?
+                .unwrap_or(0);
+            s.execute(
+                "UPDATE runs SET invocations = ? WHERE id = ?",
+                args![invocations, id.to_string()],
+            )
+            .await?;
+            run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn heartbeat(&self, id: RunId) -> Result<Status> {
+        transaction!(self, |s| {
+            let now = time::format(time::now());
+            let status = run_status(&mut s, id).await?;
+            s.execute(
+                "UPDATE runs SET heartbeat_at = ? WHERE id = ?",
+                args![now.clone(), id.to_string()],
+            )
+            .await?;
+            s.execute(
+                "UPDATE step_runs SET heartbeat_at = ? WHERE run_id = ? AND status IN ('provisioning', 'running', 'stopping')",
+                args![now, id.to_string()],
+            )
+            .await?;
+            Ok(status)
+        })
+    }
+
+    async fn request_stop(&self, id: RunId) -> Result<Run> {
+        transaction!(self, |s| {
+            let current = run_status(&mut s, id).await?;
+            if current != Status::Stopping {
+                set_run_status(
+                    &mut s,
+                    id,
+                    current,
+                    Status::Stopping,
+                    Some("a stop was requested"),
+                )
+                .await?;
+            }
+            run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<Run>> {
+        self.read()
+            .await?
+            .all(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} \
+                     WHERE r.status IN ('initializing', 'provisioning', 'running', 'stopping') ORDER BY r.id"
+                ),
+                args![],
+                records::run,
+            )
+            .await
+    }
+}
+
+async fn run_by_id(s: &mut Session<impl Connection>, id: RunId) -> Result<Run> {
+    s.first(
+        &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?"),
+        args![id.to_string()],
+        records::run,
+    )
+    .await?
+    .ok_or_else(|| Error::NotFound {
+        kind: "run",
+        reference: id.to_string(),
+    })
+}
+
+/// The run's status, with its row locked until the transaction ends: whoever changes a
+/// run's status decides from a status nobody else can change meanwhile.
+pub(crate) async fn run_status(s: &mut Session<impl Connection>, id: RunId) -> Result<Status> {
+    let status = s
+        .first(
+            "SELECT status FROM runs WHERE id = ? FOR UPDATE",
+            args![id.to_string()],
+            |row| row.string("status"),
+        )
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "run",
+            reference: id.to_string(),
+        })?;
+    records::parse("run status", &status)
+}
+
+/// Changes a run's status after the state machine allowed it, stamping start and end times.
+pub(crate) async fn set_run_status(
+    s: &mut Session<impl Connection>,
+    id: RunId,
+    from: Status,
+    to: Status,
+    reason: Option<&str>,
+) -> Result<()> {
+    check_run_transition(from, to).map_err(|source| Error::Transition {
+        kind: "run",
+        id: id.to_string(),
+        source,
+    })?;
+    let now = time::format(time::now());
+    let started = (to == Status::Running).then(|| now.clone());
+    let ended = to.is_finished().then(|| now.clone());
+    s.execute(
+        "UPDATE runs SET status = ?, status_reason = COALESCE(?, status_reason), \
+         started_at = COALESCE(started_at, ?), ended_at = COALESCE(?, ended_at) WHERE id = ?",
+        args![
+            to.as_str(),
+            reason.map(str::to_owned),
+            started,
+            ended,
+            id.to_string()
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,564 @@
+//! [`StepRunStore`] on a database server.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use weft_core::status::{check_step_run_initial, check_step_run_transition};
+use weft_core::{RunId, Status, StepRunId, canonical};
+
+use super::artifacts::{insert_version, lock_artifacts};
+use super::metadata::upsert_metadata;
+use super::runs::{run_status, set_run_status};
+use super::{Connection, ServerStore, Session, args, constraint_error, transaction};
+use crate::model::{
+    Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
+    Resource, StepError, StepOutput, StepRun,
+};
+use crate::records::{self, Columns, STEP_RUN_COLUMNS, id_prefix, the_only};
+use crate::{Error, Result, StepRunStore, time};
+
+/// The condition of a cache entry that has not expired at the bound time.
+const UNEXPIRED: &str = "cache_key IS NOT NULL AND status = 'completed' \
+    AND (cache_expires_at IS NULL OR cache_expires_at > ?)";
+
+#[async_trait]
+impl StepRunStore for ServerStore {
+    async fn create_step_runs(&self, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction!(self, |s| create_all(&mut s, &new).await)?
+            .into_iter()
+            .map(|step_run| {
+                step_run.ok_or_else(|| {
+                    Error::Conflict("the run is stopping: no new step starts".into())
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_step_run(
+        &self,
+        id: StepRunId,
+        completion: Completion,
+    ) -> Result<Vec<StepOutput>> {
+        transaction!(self, |s| complete(&mut s, id, &completion).await)
+    }
+
+    async fn fail_step_run(
+        &self,
+        id: StepRunId,
+        error: StepError,
+        log_uri: Option<String>,
+    ) -> Result<StepRun> {
+        transaction!(self, |s| {
+            fail(&mut s, id, Status::Failed, &error, log_uri.as_deref()).await?;
+            step_run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun> {
+        transaction!(self, |s| {
+            stop(&mut s, id, reason).await?;
+            step_run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn apply(&self, changes: Changes) -> Result<Applied> {
+        if changes.is_empty() {
+            return Ok(Applied::default());
+        }
+        transaction!(self, |s| {
+            let mut outputs = Vec::with_capacity(changes.completed.len());
+            for (id, completion) in &changes.completed {
+                outputs.push(complete(&mut s, *id, completion).await?);
+            }
+            for (id, error, log_uri) in &changes.failed {
+                fail(&mut s, *id, Status::Failed, error, log_uri.as_deref()).await?;
+            }
+            for (id, error, log_uri) in &changes.retrying {
+                fail(&mut s, *id, Status::Retrying, error, log_uri.as_deref()).await?;
+            }
+            for (id, reason) in &changes.stopped {
+                stop(&mut s, *id, reason).await?;
+            }
+            let created = create_all(&mut s, &changes.created).await?;
+            Ok(Applied { outputs, created })
+        })
+    }
+
+    async fn step_run(&self, id: StepRunId) -> Result<StepRun> {
+        step_run_by_id(&mut self.read().await?, id).await
+    }
+
+    async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
+        self.read()
+            .await?
+            .all(
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                ),
+                args![run.to_string()],
+                records::step_run,
+            )
+            .await
+    }
+
+    async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun> {
+        let mut s = self.read().await?;
+        let by_invocation = s
+            .first(
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? AND s.invocation_id = ? \
+                     ORDER BY s.attempt DESC LIMIT 1"
+                ),
+                args![run.to_string(), reference.to_owned()],
+                records::step_run,
+            )
+            .await?;
+        if let Some(step_run) = by_invocation {
+            return Ok(step_run);
+        }
+        let not_found = || Error::NotFound {
+            kind: "step run",
+            reference: format!("{reference} (in run {run})"),
+        };
+        let pattern = id_prefix(reference).ok_or_else(not_found)?;
+        let found = s
+            .all(
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? AND s.id LIKE ?"
+                ),
+                args![run.to_string(), pattern],
+                records::step_run,
+            )
+            .await?;
+        the_only(found, "step run", &format!("{reference} (in run {run})"))
+    }
+
+    async fn cache_candidate(&self, key: &str, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
+        let mut s = self.read().await?;
+        let candidate = s
+            .first(
+                "SELECT s.id, s.run_id FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
+                 AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1",
+                args![key.to_owned(), time::format(now)],
+                |row| {
+                    Ok((
+                        records::parse::<StepRunId>("step run id", &row.string("id")?)?,
+                        records::parse::<RunId>("run id", &row.string("run_id")?)?,
+                    ))
+                },
+            )
+            .await?;
+        let Some((step_run, run_id)) = candidate else {
+            return Ok(None);
+        };
+        let outputs = super::lineage::outputs_of_step_run(&mut s, step_run).await?;
+        Ok(Some(CacheEntry {
+            step_run,
+            run_id,
+            outputs,
+        }))
+    }
+
+    async fn expire_cache(&self, which: CacheExpiry) -> Result<u64> {
+        let now = time::format(time::now());
+        transaction!(self, |s| {
+            match &which {
+                CacheExpiry::All => {
+                    s.execute(
+                        &format!("UPDATE step_runs SET cache_expires_at = ? WHERE {UNEXPIRED}"),
+                        args![now.clone(), now.clone()],
+                    )
+                    .await
+                }
+                CacheExpiry::Step(step) => {
+                    s.execute(
+                        &format!(
+                            "UPDATE step_runs SET cache_expires_at = ? WHERE {UNEXPIRED} \
+                             AND (step_name = ? OR step_name LIKE CONCAT('%::', ?))"
+                        ),
+                        args![now.clone(), now.clone(), step.clone(), step.clone()],
+                    )
+                    .await
+                }
+                CacheExpiry::StepRuns(ids) => {
+                    let mut changed = 0;
+                    for id in ids {
+                        changed += s
+                            .execute(
+                                &format!(
+                                    "UPDATE step_runs SET cache_expires_at = ? WHERE {UNEXPIRED} AND id = ?"
+                                ),
+                                args![now.clone(), now.clone(), id.to_string()],
+                            )
+                            .await?;
+                    }
+                    Ok(changed)
+                }
+            }
+        })
+    }
+
+    async fn log(&self, id: StepRunId) -> Result<Option<LogRef>> {
+        self.read()
+            .await?
+            .first(
+                "SELECT run_id, uri FROM logs WHERE step_run_id = ?",
+                args![id.to_string()],
+                |row| {
+                    Ok(LogRef {
+                        run_id: records::parse("run id", &row.string("run_id")?)?,
+                        step_run_id: Some(id),
+                        uri: row.string("uri")?,
+                    })
+                },
+            )
+            .await
+    }
+}
+
+/// Records new step runs with their inputs and parents. The first step run of an
+/// `initializing` run moves it to `running`; a finished run takes none; a stopping run takes
+/// no step run that would start (those come back as `None`).
+async fn create_all(
+    s: &mut Session<impl Connection>,
+    new: &[NewStepRun],
+) -> Result<Vec<Option<StepRun>>> {
+    let created_at = time::now();
+    let now = time::format(created_at);
+    let mut created = Vec::with_capacity(new.len());
+    let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
+    for step_run in new {
+        check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
+            kind: "step run",
+            id: format!("{}/{}", step_run.run_id, step_run.invocation),
+            source,
+        })?;
+        let run = match checked_runs.iter().find(|(run, _)| *run == step_run.run_id) {
+            Some((_, status)) => *status,
+            None => {
+                let mut current = run_status(s, step_run.run_id).await?;
+                if current.is_finished() {
+                    return Err(Error::Conflict(format!(
+                        "run {} is {current}: no step run can be added to a finished run",
+                        step_run.run_id
+                    )));
+                }
+                if matches!(current, Status::Initializing | Status::Provisioning) {
+                    set_run_status(s, step_run.run_id, current, Status::Running, None).await?;
+                    current = Status::Running;
+                }
+                checked_runs.push((step_run.run_id, current));
+                current
+            }
+        };
+        let starts = matches!(
+            step_run.status,
+            Status::Running | Status::Queued | Status::Provisioning
+        );
+        if run == Status::Stopping && starts {
+            created.push(None);
+            continue;
+        }
+        let attempt = next_attempt(s, step_run.run_id, &step_run.invocation).await?;
+        let id = step_run.id;
+        let started = step_run.status == Status::Running;
+        let ended = step_run.status.is_finished();
+        s.execute(
+            "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
+             status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
+             original_step_run_id, error, created_at, started_at, ended_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            args![
+                id.to_string(),
+                step_run.run_id.to_string(),
+                step_run.invocation.clone(),
+                step_run.step.clone(),
+                i64::from(attempt),
+                step_run.status.as_str(),
+                step_run.status_reason.clone(),
+                step_run.code_hash.clone(),
+                canonical::to_string(&step_run.parameters),
+                canonical::to_string(&step_run.config),
+                step_run.cache_key.clone(),
+                step_run.cache_parts.as_ref().map(canonical::to_string),
+                step_run.cache_expires_at.map(time::format),
+                step_run.original_step_run.map(|id| id.to_string()),
+                step_run
+                    .error
+                    .as_ref()
+                    .map(|e| serde_json::to_string(e).expect("plain data")),
+                now.clone(),
+                started.then(|| now.clone()),
+                ended.then(|| now.clone()),
+            ],
+        )
+        .await
+        .map_err(|e| constraint_error(e, "the step run's original step run does not exist"))?;
+        for input in &step_run.inputs {
+            s.execute(
+                "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
+                 VALUES (?, ?, ?, ?, ?)",
+                args![
+                    id.to_string(),
+                    input.name.clone(),
+                    i64::from(input.position),
+                    input.artifact_version.to_string(),
+                    input.kind.as_str()
+                ],
+            )
+            .await
+            .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
+        }
+        for parent in &step_run.parents {
+            s.execute(
+                "INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)",
+                args![parent.to_string(), id.to_string()],
+            )
+            .await
+            .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
+        }
+        if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
+            s.execute(
+                "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
+                 SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
+                args![id.to_string(), original.to_string()],
+            )
+            .await?;
+        }
+        created.push(Some(StepRun {
+            id,
+            run_id: step_run.run_id,
+            invocation: step_run.invocation.clone(),
+            step: step_run.step.clone(),
+            attempt,
+            status: step_run.status,
+            status_reason: step_run.status_reason.clone(),
+            code_hash: step_run.code_hash.clone(),
+            parameters: step_run.parameters.clone(),
+            config: step_run.config.clone(),
+            cache_key: step_run.cache_key.clone(),
+            cache_parts: step_run.cache_parts.clone(),
+            cache_expires_at: step_run.cache_expires_at,
+            original_step_run: step_run.original_step_run,
+            error: step_run.error.clone(),
+            created_at,
+            started_at: started.then_some(created_at),
+            ended_at: ended.then_some(created_at),
+        }));
+    }
+    Ok(created)
+}
+
+async fn complete(
+    s: &mut Session<impl Connection>,
+    id: StepRunId,
+    completion: &Completion,
+) -> Result<Vec<StepOutput>> {
+    let (run_id, current) = step_run_status(s, id).await?;
+    check_step_run_transition(current, Status::Completed).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
+    lock_artifacts(
+        s,
+        completion
+            .outputs
+            .iter()
+            .filter(|(_, version)| version.version.is_none())
+            .map(|(_, version)| (version.name.as_str(), version.has_custom_name)),
+    )
+    .await?;
+    let mut outputs = Vec::with_capacity(completion.outputs.len());
+    for (name, version) in &completion.outputs {
+        let artifact_version = insert_version(s, version, Some(id)).await?;
+        s.execute(
+            "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
+            args![id.to_string(), name.clone(), artifact_version.id.to_string()],
+        )
+        .await?;
+        outputs.push(StepOutput {
+            name: name.clone(),
+            artifact_version,
+        });
+    }
+    insert_log(s, run_id, id, completion.log_uri.as_deref()).await?;
+    if !completion.metadata.is_empty() {
+        upsert_metadata(
+            s,
+            Resource::StepRun(id),
+            &completion.metadata,
+            MetadataSource::User,
+        )
+        .await?;
+    }
+    set_step_run_status(s, id, Status::Completed, None, None).await?;
+    Ok(outputs)
+}
+
+/// Records a failure: `failed`, or `retrying` when another attempt follows.
+async fn fail(
+    s: &mut Session<impl Connection>,
+    id: StepRunId,
+    status: Status,
+    error: &StepError,
+    log_uri: Option<&str>,
+) -> Result<()> {
+    let (run_id, current) = step_run_status(s, id).await?;
+    check_step_run_transition(current, status).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
+    insert_log(s, run_id, id, log_uri).await?;
+    set_step_run_status(s, id, status, None, Some(error)).await
+}
+
+async fn stop(s: &mut Session<impl Connection>, id: StepRunId, reason: &str) -> Result<()> {
+    let (_, current) = step_run_status(s, id).await?;
+    check_step_run_transition(current, Status::Stopped).map_err(|source| Error::Transition {
+        kind: "step run",
+        id: id.to_string(),
+        source,
+    })?;
+    set_step_run_status(s, id, Status::Stopped, Some(reason), None).await
+}
+
+async fn step_run_by_id(s: &mut Session<impl Connection>, id: StepRunId) -> Result<StepRun> {
+    s.first(
+        &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.id = ?"),
+        args![id.to_string()],
+        records::step_run,
+    )
+    .await?
+    .ok_or_else(|| Error::NotFound {
+        kind: "step run",
+        reference: id.to_string(),
+    })
+}
+
+/// The attempt number of a new step run for `invocation`: 1, or one more than the latest
+/// attempt, which must have failed (a `retrying` one becomes `retried`). The caller holds
+/// the run's lock.
+async fn next_attempt(
+    s: &mut Session<impl Connection>,
+    run: RunId,
+    invocation: &str,
+) -> Result<u32> {
+    let latest = s
+        .first(
+            "SELECT id, attempt, status FROM step_runs WHERE run_id = ? AND invocation_id = ? \
+             ORDER BY attempt DESC LIMIT 1",
+            args![run.to_string(), invocation.to_owned()],
+            |row| {
+                Ok((
+                    row.string("id")?,
+                    row.int("attempt")? as u32,
+                    row.string("status")?,
+                ))
+            },
+        )
+        .await?;
+    let Some((id, attempt, status)) = latest else {
+        return Ok(1);
+    };
+    let status: Status = records::parse("step run status", &status)?;
+    match status {
+        Status::Retrying => {
+            let id: StepRunId = records::parse("step run id", &id)?;
+            check_step_run_transition(status, Status::Retried).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            set_step_run_status(s, id, Status::Retried, None, None).await?;
+            Ok(attempt + 1)
+        }
+        Status::Failed | Status::Stopped => Ok(attempt + 1),
+        status => Err(Error::Conflict(format!(
+            "invocation `{invocation}` of run {run} already has a step run that is {status}; a new attempt needs the last one to have failed"
+        ))),
+    }
+}
+
+/// A step run's run and status, with the rows of both locked until the transaction ends.
+/// Every write to a run's step runs locks the run first (see [`run_status`]), so writers of
+/// one run queue in one order and never deadlock each other.
+async fn step_run_status(
+    s: &mut Session<impl Connection>,
+    id: StepRunId,
+) -> Result<(RunId, Status)> {
+    let not_found = || Error::NotFound {
+        kind: "step run",
+        reference: id.to_string(),
+    };
+    let run = s
+        .first(
+            "SELECT run_id FROM step_runs WHERE id = ?",
+            args![id.to_string()],
+            |row| row.string("run_id"),
+        )
+        .await?
+        .ok_or_else(not_found)?;
+    let run: RunId = records::parse("run id", &run)?;
+    run_status(s, run).await?;
+    let status = s
+        .first(
+            "SELECT status FROM step_runs WHERE id = ? FOR UPDATE",
+            args![id.to_string()],
+            |row| row.string("status"),
+        )
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((run, records::parse("step run status", &status)?))
+}
+
+/// Writes a status the caller has already checked with the state machine.
+async fn set_step_run_status(
+    s: &mut Session<impl Connection>,
+    id: StepRunId,
+    status: Status,
+    reason: Option<&str>,
+    error: Option<&StepError>,
+) -> Result<()> {
+    let ended = status.is_finished().then(|| time::format(time::now()));
+    s.execute(
+        "UPDATE step_runs SET status = ?, status_reason = COALESCE(?, status_reason), \
+         error = COALESCE(?, error), ended_at = COALESCE(?, ended_at) WHERE id = ?",
+        args![
+            status.as_str(),
+            reason.map(str::to_owned),
+            error.map(|e| serde_json::to_string(e).expect("plain data")),
+            ended,
+            id.to_string()
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_log(
+    s: &mut Session<impl Connection>,
+    run: RunId,
+    step_run: StepRunId,
+    uri: Option<&str>,
+) -> Result<()> {
+    if let Some(uri) = uri {
+        s.execute(
+            "INSERT INTO logs (id, run_id, step_run_id, uri, created_at) VALUES (?, ?, ?, ?, ?)",
+            args![
+                uuid::Uuid::now_v7().to_string(),
+                run.to_string(),
+                step_run.to_string(),
+                uri.to_owned(),
+                time::format(time::now())
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}

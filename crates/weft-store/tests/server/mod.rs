@@ -1,0 +1,186 @@
+//! What only a store on a database server does, for each server: many writers at once, from
+//! stores of their own as separate processes have, and servers that are not there.
+
+/// One test per case against the server whose fresh databases `$database` makes.
+macro_rules! server_tests {
+    ($database:ident) => {
+        mod on_server {
+            use std::sync::Arc;
+            use std::time::{Duration, Instant};
+
+            use weft_store::conformance::{chain_snapshot, running, version};
+            use weft_store::model::{Completion, NewRun};
+            use weft_store::{
+                ArtifactRecords, MetadataStore, RunStore, ServerStore, StepRunStore,
+            };
+
+            async fn new_run(store: &ServerStore) -> weft_core::RunId {
+                store
+                    .create_run(NewRun {
+                        snapshot: chain_snapshot("p", Default::default()),
+                        config: serde_json::json!({}),
+                        owner: None,
+                        resumed_from: None,
+                    })
+                    .await
+                    .unwrap()
+                    .id
+            }
+
+            /// Six stores (six pools, as six processes have) each run twenty steps at once
+            /// that all write versions of one shared artifact and one of their own, while
+            /// their runs heartbeat and one run is asked to stop: no version is taken twice,
+            /// nothing is lost, and nothing waits forever.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn many_stores_writing_at_once_lose_nothing() {
+                let database = super::$database().await;
+                let mut stores = Vec::new();
+                for _ in 0..6 {
+                    stores.push(ServerStore::open(&database.url).await.unwrap());
+                }
+                let work = async {
+                    let mut tasks = Vec::new();
+                    for (writer, store) in stores.iter().enumerate() {
+                        let run = new_run(store).await;
+                        for index in 0..20 {
+                            let store = store.clone();
+                            tasks.push(tokio::spawn(async move {
+                                let step_run = store
+                                    .create_step_runs(vec![running(run, &format!("step_{index}"))])
+                                    .await
+                                    .unwrap()
+                                    .remove(0);
+                                store.heartbeat(run).await.unwrap();
+                                let outputs = vec![
+                                    ("shared".into(), version("shared", "x")),
+                                    ("own".into(), version(&format!("own_{writer}"), "y")),
+                                ];
+                                store
+                                    .complete_step_run(
+                                        step_run.id,
+                                        Completion {
+                                            outputs,
+                                            log_uri: Some(format!("logs/{writer}/{index}")),
+                                            metadata: vec![("i".into(), serde_json::json!(index))],
+                                        },
+                                    )
+                                    .await
+                                    .unwrap();
+                            }));
+                        }
+                    }
+                    let stopped = new_run(&stores[0]).await;
+                    stores[1].request_stop(stopped).await.unwrap();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    stopped
+                };
+                let stopped = tokio::time::timeout(Duration::from_secs(120), work)
+                    .await
+                    .expect("writers at once never wait forever");
+                let mut numbers: Vec<u32> = stores[2]
+                    .artifact_versions("shared")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.version.parse().unwrap())
+                    .collect();
+                numbers.sort();
+                assert_eq!(numbers, (1..=120).collect::<Vec<_>>());
+                for writer in 0..6 {
+                    let own = stores[3]
+                        .artifact_versions(&format!("own_{writer}"))
+                        .await
+                        .unwrap();
+                    assert_eq!(own.len(), 20);
+                }
+                let runs = stores[4].runs(&Default::default()).await.unwrap();
+                assert_eq!(runs.len(), 7);
+                for run in runs.iter().filter(|run| run.id != stopped) {
+                    let step_runs = stores[5].step_runs(run.id).await.unwrap();
+                    assert_eq!(step_runs.len(), 20);
+                    assert!(step_runs.iter().all(|s| s.status == weft_core::Status::Completed));
+                }
+                assert_eq!(
+                    stores[0].run(stopped).await.unwrap().status,
+                    weft_core::Status::Stopping
+                );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stores_opened_at_once_migrate_once() {
+                let database = super::$database().await;
+                let opened = futures::future::join_all(
+                    (0..4).map(|_| ServerStore::open(&database.url)),
+                )
+                .await;
+                let stores: Vec<ServerStore> = opened.into_iter().map(Result::unwrap).collect();
+                let run = new_run(&stores[0]).await;
+                assert_eq!(stores[3].find_run("latest").await.unwrap().id, run);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_server_that_is_not_there_is_a_clear_error_that_keeps_the_password() {
+                let database = super::$database().await;
+                let scheme = database.url.split_once("://").unwrap().0;
+                let url = format!("{scheme}://weft:s3cret@127.0.0.1:1/weft");
+                let started = Instant::now();
+                let error = ServerStore::open(&url).await.unwrap_err().to_string();
+                assert!(
+                    error.starts_with(&format!(
+                        "cannot open the metadata store at {scheme}://weft:***@127.0.0.1:1/weft"
+                    )),
+                    "{error}"
+                );
+                assert!(!error.contains("s3cret"), "{error}");
+                assert!(started.elapsed() < Duration::from_secs(30), "{error}");
+                let error = weft_store::open(&url, std::path::Path::new("."))
+                    .await
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.contains("cannot open the metadata store"), "{error}");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_database_that_does_not_exist_is_a_clear_error() {
+                let database = super::$database().await;
+                let (server, _) = database.url.rsplit_once('/').unwrap();
+                let error = ServerStore::open(&format!("{server}/no_such_database"))
+                    .await
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.starts_with("cannot open the metadata store at"), "{error}");
+                assert!(error.contains("no_such_database"), "{error}");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_store_migrated_by_a_newer_build_is_refused() {
+                let database = super::$database().await;
+                let store = ServerStore::open(&database.url).await.unwrap();
+                drop(store);
+                let newer = weft_store::conformance::TestDatabase::execute(
+                    &database.url,
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     SELECT 99, 'from the future', success, checksum, execution_time \
+                     FROM _sqlx_migrations WHERE version = 1",
+                )
+                .await;
+                newer.unwrap();
+                let error = ServerStore::open(&database.url).await.unwrap_err().to_string();
+                assert!(error.contains("schema version 99"), "{error}");
+                assert!(error.contains("upgrade weft"), "{error}");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_url_names_the_store_in_messages() {
+                let database = super::$database().await;
+                let store: Arc<dyn MetadataStore> =
+                    weft_store::open(&database.url, std::path::Path::new(".")).await.unwrap();
+                // The MariaDB test user has a password: messages show `***` instead.
+                assert_eq!(store.location(), database.url.replace(":weft@", ":***@"));
+            }
+        }
+    };
+}
+pub(crate) use server_tests;
