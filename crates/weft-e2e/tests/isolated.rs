@@ -91,32 +91,38 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
     let artifacts = format!("file://{}/artifacts", project.path().display());
     // The step host with a protocol version and a metadata store.
     let host = |protocol: &str, metadata: &str| {
-        project.pipelines(&[
-            "__weft-step",
-            "--protocol",
-            protocol,
-            "--metadata",
-            metadata,
-            "--artifacts",
-            &artifacts,
-            "--base",
-            ".",
-            "--step-run",
-            "01a20000-0000-7000-8000-000000000000",
-            "--result",
-            "result.json",
-        ])
+        project.run(
+            PIPELINES,
+            &[
+                "__weft-step",
+                "--protocol",
+                protocol,
+                "--artifacts",
+                &artifacts,
+                "--base",
+                ".",
+                "--step-run",
+                "01a20000-0000-7000-8000-000000000000",
+                "--result",
+                "result.json",
+            ],
+            &[("WEFT_WORKER_METADATA", metadata)],
+        )
     };
     let mismatch = host("99", "sqlite://nowhere.db");
     assert_eq!(mismatch.code, 2, "{mismatch:?}");
     assert!(
-        mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 1"),
+        mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 2"),
         "{mismatch:?}"
     );
-    let missing = project.pipelines(&["__weft-step", "--protocol", "1"]);
+    // An older orchestrator's arguments: the protocol is checked before they are parsed.
+    let older = project.pipelines(&["__weft-step", "--protocol", "1", "--metadata", "x"]);
+    assert_eq!(older.code, 2, "{older:?}");
+    assert!(older.stderr.contains("protocol 1"), "{older:?}");
+    let missing = project.pipelines(&["__weft-step", "--protocol", "2"]);
     assert_eq!(missing.code, 2, "{missing:?}");
     let unknown = host(
-        "1",
+        "2",
         &format!("sqlite://{}/weft.db", project.path().display()),
     );
     assert_eq!(unknown.code, 3, "{unknown:?}");
@@ -124,12 +130,23 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
         unknown.stderr.contains("cannot prepare step run"),
         "{unknown:?}"
     );
-    let unreachable = host("1", "sqlite:///proc/weft/weft.db");
+    let unreachable = host("2", "sqlite:///proc/weft/weft.db");
     assert_eq!(unreachable.code, 3, "{unreachable:?}");
     assert!(
         unreachable.stderr.contains("cannot open the stores"),
         "{unreachable:?}"
     );
+    // A database server the child cannot reach: a clear error, and no password in it.
+    let unreachable = host("2", "postgres://weft:s3cret@127.0.0.1:1/weft");
+    assert_eq!(unreachable.code, 3, "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains("cannot open the stores")
+            && unreachable
+                .stderr
+                .contains("postgres://weft:***@127.0.0.1:1/weft"),
+        "{unreachable:?}"
+    );
+    assert!(!unreachable.stderr.contains("s3cret"), "{unreachable:?}");
 }
 
 #[test]

@@ -35,7 +35,11 @@ use crate::{Error, Result};
 pub const COMMAND: &str = "__weft-step";
 
 /// The version of the parent/child protocol: the command's arguments and the result file.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
+
+/// The environment variable that hands the metadata store's URL to the step host: a URL may
+/// hold a password, and a process's arguments are visible to every user of the machine.
+pub const METADATA_ENV: &str = "WEFT_WORKER_METADATA";
 
 /// Exit codes of the host command.
 pub mod exit {
@@ -296,8 +300,6 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
         COMMAND.into(),
         "--protocol".into(),
         PROTOCOL.to_string().into(),
-        "--metadata".into(),
-        spawn.metadata.clone().into(),
         "--artifacts".into(),
         spawn.artifacts.clone().into(),
         "--base".into(),
@@ -319,6 +321,7 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
             command
                 .args(&arguments)
                 .env_remove("WEFT_LOG")
+                .env(METADATA_ENV, &spawn.metadata)
                 .envs(&spawn.env)
                 .stdin(std::process::Stdio::null())
                 .stdout(file(&stdout_path)?)

@@ -66,6 +66,8 @@ pub(crate) fn run_job(
         .arg(format!("--chdir={}", spawn.base.display()))
         .args(options(job))
         .arg(&script)
+        // sbatch hands its environment to the job: the store URL stays out of the script.
+        .env(crate::isolated::METADATA_ENV, &spawn.metadata)
         .env_remove("WEFT_LOG")
         .stdin(Stdio::null());
     let submitted = sbatch

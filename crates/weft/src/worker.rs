@@ -1,6 +1,7 @@
 //! The hidden command of every pipeline binary that hosts one isolated step (see
-//! `weft_engine::isolated`): `<binary> __weft-step --protocol N --metadata URL --artifacts URL
-//! --base DIR --step-run ID --last-attempt BOOL --result FILE`.
+//! `weft_engine::isolated`): `<binary> __weft-step --protocol N --artifacts URL --base DIR
+//! --step-run ID --last-attempt BOOL --result FILE`, with the metadata store's URL in
+//! `WEFT_WORKER_METADATA` (or `--metadata URL`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use weft_engine::isolated::{PROTOCOL, exit, host, run_hosted};
+use weft_engine::isolated::{METADATA_ENV, PROTOCOL, exit, host, run_hosted};
 
 use crate::client::Client;
 use crate::config::StoreConfig;
@@ -22,8 +23,9 @@ struct Arguments {
     /// The protocol the orchestrator speaks.
     #[arg(long)]
     protocol: u32,
-    /// The metadata store's URL.
-    #[arg(long)]
+    /// The metadata store's URL (from the environment, so that no password shows in the
+    /// process list).
+    #[arg(long, env = METADATA_ENV, hide_env_values = true)]
     metadata: String,
     /// The artifact store's URL.
     #[arg(long)]
@@ -44,6 +46,17 @@ struct Arguments {
 
 /// Hosts the step named by `arguments` (the ones after the command's name).
 pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
+    // The protocol first: arguments of another version may not parse at all.
+    let protocol = arguments
+        .windows(2)
+        .find(|pair| pair[0] == "--protocol")
+        .map(|pair| pair[1].to_string_lossy().into_owned());
+    if let Some(protocol) = protocol.filter(|p| *p != PROTOCOL.to_string()) {
+        eprintln!(
+            "error: the orchestrator speaks weft step protocol {protocol}, this binary speaks {PROTOCOL}: build the pipeline binary and the orchestrator from the same weft version",
+        );
+        return ExitCode::from(exit::USAGE);
+    }
     let arguments = match Arguments::try_parse_from(
         std::iter::once(OsString::from(weft_engine::isolated::COMMAND))
             .chain(arguments.iter().cloned()),
@@ -54,13 +67,6 @@ pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    if arguments.protocol != PROTOCOL {
-        eprintln!(
-            "error: the orchestrator speaks weft step protocol {}, this binary speaks {PROTOCOL}: build the pipeline binary and the orchestrator from the same weft version",
-            arguments.protocol
-        );
-        return ExitCode::from(exit::USAGE);
-    }
     let unavailable = |error: String| {
         eprintln!("error: {error}");
         ExitCode::from(exit::UNAVAILABLE)
