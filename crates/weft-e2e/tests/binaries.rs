@@ -324,7 +324,7 @@ fn stores_that_cannot_be_written_are_refused_up_front() {
     assert!(
         unsupported
             .stderr
-            .contains("`mongodb://` metadata stores are not supported"),
+            .contains("`mongodb://` is not a metadata store; use sqlite://<path>, postgres://"),
         "{unsupported:?}"
     );
 }

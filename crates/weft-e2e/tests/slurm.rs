@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project, step};
+use common::{PIPELINES, Project, Server, step};
 
 const STACKS: &str = r#"
 [stacks.hpc.steps.elsewhere]
@@ -27,6 +27,11 @@ resources = { partition = "no-such-partition" }
 "#;
 
 fn project() -> Project {
+    on(Project::new())
+}
+
+/// `project` with the Slurm stacks, once Slurm is known to run.
+fn on(project: Project) -> Project {
     let ready = std::process::Command::new("sinfo")
         .args(["-h", "-o", "%t"])
         .output()
@@ -35,7 +40,6 @@ fn project() -> Project {
         ready,
         "Slurm is not running on this machine: start it with scripts/slurm-up.sh"
     );
-    let project = Project::new();
     std::fs::write(project.path().join("weft.toml"), STACKS).unwrap();
     project
 }
@@ -238,4 +242,21 @@ fn on_the_slurm_orchestrator_a_dynamic_function_runs_in_a_job_of_its_own() {
     assert!(run.stdout.contains("completed"), "{run:?}");
     let shown = project.json(&["runs", "show", "latest", "--json"]);
     assert_eq!(shown["status"], "completed", "{shown}");
+}
+
+#[test]
+fn slurm_jobs_share_a_metadata_store_on_postgresql() {
+    let project = on(Project::on(Server::Postgres));
+    let operator = project.pipelines(&["run", "isolation", "--stack", "hpc", "--no-cache"]);
+    assert_eq!(operator.code, 0, "one step as a job: {operator:?}");
+    let orchestrator = project.pipelines(&["run", "processes", "--stack", "cluster"]);
+    assert_eq!(orchestrator.code, 0, "every step a job: {orchestrator:?}");
+    assert_eq!(orchestrator.stderr.matches("is Slurm job").count(), 3);
+    let runs = project.json(&["runs", "list", "--json"]);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|run| run["status"] == "completed"),
+        "{runs:?}"
+    );
 }

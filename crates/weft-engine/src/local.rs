@@ -906,7 +906,7 @@ impl<'a> Orchestrator<'a> {
             let handle = Arc::new(isolated::ProcessHandle::default());
             let spawn = isolated::Spawn {
                 worker: self.settings.worker.clone().unwrap_or_default(),
-                metadata: self.engine.metadata().location(),
+                metadata: self.engine.metadata().url(),
                 artifacts: self.engine.artifacts().root().to_owned(),
                 base: self.scope.project_root.clone(),
                 step: job.step,

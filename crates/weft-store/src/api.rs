@@ -183,6 +183,10 @@ pub trait MetadataRecords: Send + Sync {
 pub trait MetadataStore:
     RunStore + StepRunStore + ArtifactRecords + LineageStore + MetadataRecords + std::fmt::Debug
 {
-    /// Where the store is, for messages.
+    /// Where the store is, for messages (without any password).
     fn location(&self) -> String;
+
+    /// The URL another process opens this store with, credentials included: hand it to
+    /// children, never print it.
+    fn url(&self) -> String;
 }

@@ -29,15 +29,60 @@ impl std::fmt::Debug for Finished {
     }
 }
 
-/// A project folder: stores are discovered in it (`.weft/`).
+/// A database server the tests can put a project's metadata store on, each started by a
+/// script of `scripts/` (which `scripts/test.sh` runs).
+#[derive(Clone, Copy, Debug)]
+pub enum Server {
+    Postgres,
+    MariaDb,
+}
+
+impl Server {
+    /// A new, empty database on the server.
+    fn database(self) -> weft_store::conformance::TestDatabase {
+        let (variable, default, script) = match self {
+            Server::Postgres => (
+                "WEFT_TEST_POSTGRES_URL",
+                "postgres://postgres@127.0.0.1:54329/postgres",
+                "scripts/postgres-up.sh",
+            ),
+            Server::MariaDb => (
+                "WEFT_TEST_MYSQL_URL",
+                "mysql://weft:weft@127.0.0.1:33069/mysql",
+                "scripts/mariadb-up.sh",
+            ),
+        };
+        let server = weft_store::conformance::TestDatabase::server(variable, default);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(weft_store::conformance::TestDatabase::create(&server))
+            .unwrap_or_else(|e| panic!("no test server at {server} (start it with {script}): {e}"))
+    }
+}
+
+/// A project folder: stores are discovered in it (`.weft/`), or the metadata store is a
+/// database of its own on a server.
 pub struct Project {
     dir: tempfile::TempDir,
+    database: Option<weft_store::conformance::TestDatabase>,
 }
 
 impl Project {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("a temporary folder"),
+            database: None,
+        }
+    }
+
+    /// A project whose metadata store is a new database on `server` (`WEFT_STORE`).
+    pub fn on(server: Server) -> Self {
+        Self {
+            database: Some(server.database()),
+            ..Self::new()
         }
     }
 
@@ -51,6 +96,9 @@ impl Project {
         command.args(args).current_dir(self.path());
         for variable in ["WEFT_STORE", "WEFT_ARTIFACTS", "WEFT_LOG", "WEFT_STEP_LOG"] {
             command.env_remove(variable);
+        }
+        if let Some(database) = &self.database {
+            command.env("WEFT_STORE", &database.url);
         }
         command
     }

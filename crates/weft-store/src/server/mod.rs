@@ -75,6 +75,8 @@ pub struct ServerStore {
     dialect: Dialect,
     /// The URL without its password, for messages.
     location: String,
+    /// The URL as given.
+    url: String,
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -100,9 +102,13 @@ impl ServerStore {
                 sqlx_mysql::any::DRIVER,
             ]);
         });
+        // The server's own words, once (sqlx's errors repeat their source in their message).
         let open_error = |source: sqlx_core::Error| Error::Open {
             location: location.clone(),
-            source: source.into(),
+            source: match source {
+                sqlx_core::Error::Database(database) => database.to_string().into(),
+                other => other.to_string().into(),
+            },
         };
         // One plain connection first: a server that is not there fails at once (a pool
         // retries until its timeout), and it migrates the schema under a lock of its own.
@@ -127,6 +133,7 @@ impl ServerStore {
             pool,
             dialect,
             location,
+            url,
         })
     }
 
@@ -485,6 +492,10 @@ pub(crate) fn redact(url: &str) -> String {
 impl MetadataStore for ServerStore {
     fn location(&self) -> String {
         self.location.clone()
+    }
+
+    fn url(&self) -> String {
+        self.url.clone()
     }
 }
 

@@ -160,6 +160,10 @@ impl MetadataStore for SqliteStore {
     fn location(&self) -> String {
         format!("sqlite://{}", self.inner.path.display())
     }
+
+    fn url(&self) -> String {
+        self.location()
+    }
 }
 
 /// A poisoned lock only means a closure panicked mid-call; the connection itself is fine
