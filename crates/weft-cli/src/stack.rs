@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Subcommand;
 use serde::Serialize;
-use weft::config::{Project, Stack};
+use weft::config::{Project, Stack, redact_url};
 
 use crate::render;
 
@@ -36,7 +36,15 @@ struct Shown<'a> {
     name: &'a str,
     active: bool,
     #[serde(flatten)]
-    stack: &'a Stack,
+    stack: Stack,
+}
+
+/// The stack as shown: store URLs without their passwords.
+fn displayed(stack: &Stack) -> Stack {
+    let mut stack = stack.clone();
+    stack.metadata = stack.metadata.as_deref().map(redact_url);
+    stack.artifacts = stack.artifacts.as_deref().map(redact_url);
+    stack
 }
 
 pub(crate) fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
@@ -56,7 +64,7 @@ fn list(project: &Project, json: bool, out: &mut String) -> anyhow::Result<()> {
         .map(|(name, stack)| Shown {
             name,
             active: project.active.as_deref() == Some(name),
-            stack,
+            stack: displayed(stack),
         })
         .collect();
     if json {
@@ -96,8 +104,9 @@ fn show(project: &Project, name: Option<&str>, json: bool, out: &mut String) -> 
     let shown = Shown {
         name,
         active: project.active.as_deref() == Some(name),
-        stack,
+        stack: displayed(stack),
     };
+    let stack = &shown.stack;
     if json {
         return render::json(out, &shown);
     }

@@ -201,3 +201,35 @@ env = { GREETING = "hello" }
         "{refused:?}"
     );
 }
+
+#[test]
+fn store_passwords_are_never_shown_and_can_stay_out_of_the_file() {
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("weft.toml"),
+        "[stacks.team]\nmetadata = \"postgres://weft:s3cret@db.example:5432/weft\"\n\n\
+         [stacks.safe]\nmetadata = \"postgres://weft:${WEFT_TEST_NOT_SET}@db.example/weft\"\n",
+    )
+    .unwrap();
+    for args in [
+        &["stack", "show", "team"][..],
+        &["stack", "show", "team", "--json"],
+        &["stack", "list"],
+        &["stack", "list", "--json"],
+    ] {
+        let shown = project.weft(args);
+        assert_eq!(shown.code, 0, "{shown:?}");
+        assert!(
+            shown.stdout.contains("weft:***@db.example") && !shown.stdout.contains("s3cret"),
+            "{args:?}: {shown:?}"
+        );
+    }
+    let unset = project.pipelines(&["run", "training", "--stack", "safe"]);
+    assert_eq!(unset.code, 2, "{unset:?}");
+    assert!(
+        unset
+            .stderr
+            .contains("`stacks.safe.metadata` uses `${WEFT_TEST_NOT_SET}`, which is not set"),
+        "{unset:?}"
+    );
+}

@@ -26,7 +26,7 @@ pub use api::{
     ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore, StepRunStore,
 };
 pub use error::Error;
-pub use server::ServerStore;
+pub use server::{ServerStore, redact as redact_url};
 pub use sqlite::SqliteStore;
 
 /// Results of this crate.

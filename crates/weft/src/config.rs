@@ -19,6 +19,8 @@ use weft_core::ExecutionMode;
 use weft_core::compile::StepOverride;
 use weft_core::policy::CacheSettings;
 
+pub use weft_store::redact_url;
+
 use crate::{Error, Result};
 
 /// The project file, `weft.toml`.
@@ -452,7 +454,7 @@ impl StoreConfig {
     ) -> Result<Self> {
         let project = Project::discover_from(start)?;
         let root = project.root.as_path();
-        let stack = project.stack(stack)?.map(|(_, stack)| stack);
+        let stack = project.stack(stack)?;
         // Relative paths of file-backed stores are taken from `base`; other URLs (a database
         // server, an object store) are left as they are.
         let absolute = |url: String, base: &Path| -> String {
@@ -465,25 +467,47 @@ impl StoreConfig {
                 None => base.join(url).display().to_string(),
             }
         };
+        // A URL from weft.toml: the stack's, else the [store] table's, else the default;
+        // `${VARIABLE}`s in it are taken from the environment (passwords stay out of files).
+        let configured = |which: &str,
+                          of_stack: Option<&String>,
+                          of_store: Option<&String>,
+                          default: &str|
+         -> Result<String> {
+            let (url, key) = match (of_stack, stack) {
+                (Some(url), Some((name, _))) => (url, format!("stacks.{name}.{which}")),
+                _ => match of_store {
+                    Some(url) => (url, format!("store.{which}")),
+                    None => return Ok(absolute(default.to_owned(), root)),
+                },
+            };
+            let file = project
+                .file
+                .as_deref()
+                .map_or("weft.toml".into(), |f| f.display().to_string());
+            Ok(absolute(expand(url, &env).map_err(|variable| {
+                Error::msg(format!(
+                    "{file}: `{key}` uses `${{{variable}}}`, which is not set in the environment"
+                ))
+            })?, root))
+        };
         let metadata = match env("WEFT_STORE").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
-            None => absolute(
-                stack
-                    .and_then(|stack| stack.metadata.clone())
-                    .or_else(|| project.store.metadata.clone())
-                    .unwrap_or_else(|| "sqlite://.weft/weft.db".into()),
-                root,
-            ),
+            None => configured(
+                "metadata",
+                stack.and_then(|(_, stack)| stack.metadata.as_ref()),
+                project.store.metadata.as_ref(),
+                "sqlite://.weft/weft.db",
+            )?,
         };
         let artifacts = match env("WEFT_ARTIFACTS").filter(|v| !v.is_empty()) {
             Some(url) => absolute(url, start),
-            None => absolute(
-                stack
-                    .and_then(|stack| stack.artifacts.clone())
-                    .or_else(|| project.store.artifacts.clone())
-                    .unwrap_or_else(|| "file://.weft/artifacts".into()),
-                root,
-            ),
+            None => configured(
+                "artifacts",
+                stack.and_then(|(_, stack)| stack.artifacts.as_ref()),
+                project.store.artifacts.as_ref(),
+                "file://.weft/artifacts",
+            )?,
         };
         Ok(Self {
             metadata,
@@ -491,6 +515,24 @@ impl StoreConfig {
             base: root.to_owned(),
         })
     }
+}
+
+/// `url` with each `${VARIABLE}` replaced by the variable's value; the name of the first
+/// variable that is not set, if one is not.
+fn expand(url: &str, env: impl Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut expanded = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(start) = rest.find("${") {
+        let Some(length) = rest[start + 2..].find('}') else {
+            break;
+        };
+        let variable = &rest[start + 2..start + 2 + length];
+        expanded.push_str(&rest[..start]);
+        expanded.push_str(&env(variable).ok_or_else(|| variable.to_owned())?);
+        rest = &rest[start + 3 + length..];
+    }
+    expanded.push_str(rest);
+    Ok(expanded)
 }
 
 /// Options of one run, from code or from a TOML file (`--config`):
@@ -697,5 +739,40 @@ mod tests {
         let found = StoreConfig::discover_from(dir.path(), env).unwrap();
         assert_eq!(found.metadata, "postgres://db.example/weft");
         assert_eq!(found.artifacts, "s3://bucket/prefix");
+    }
+
+    #[test]
+    fn store_urls_in_weft_toml_take_variables_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("weft.toml"),
+            "[store]\nmetadata = \"postgres://weft:${DB_PASSWORD}@db/weft\"\n\n\
+             [stacks.team]\nmetadata = \"mysql://${DB_USER}:${DB_PASSWORD}@db/weft\"\n",
+        )
+        .unwrap();
+        let env = |stack: Option<&'static str>| {
+            move |name: &str| match name {
+                "DB_PASSWORD" => Some("s3cret".to_owned()),
+                "WEFT_STACK" => stack.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let found = StoreConfig::discover_from(dir.path(), env(None)).unwrap();
+        assert_eq!(found.metadata, "postgres://weft:s3cret@db/weft");
+        let error = StoreConfig::discover_from(dir.path(), env(Some("team")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("weft.toml: `stacks.team.metadata` uses `${DB_USER}`, which is not set"),
+            "{error}"
+        );
+        assert_eq!(
+            super::expand("a${X}b${X}", |_| Some("-".into())),
+            Ok("a-b-".into())
+        );
+        assert_eq!(
+            super::expand("no ${closing", |_| None),
+            Ok("no ${closing".into())
+        );
     }
 }

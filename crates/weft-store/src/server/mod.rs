@@ -474,8 +474,8 @@ fn dialect_of(url: &str) -> Result<(Dialect, String)> {
     Ok((dialect, url))
 }
 
-/// The URL with its password replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
+/// The URL with its password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
