@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use weft_core::{ArtifactId, ArtifactVersionId, StepRunId};
 
 use super::metadata::upsert_metadata;
-use super::{Connection, ServerStore, Session, args, transaction};
+use super::{ServerStore, Session, args, transaction};
 use crate::model::{Artifact, ArtifactVersion, MetadataSource, NewArtifactVersion, Resource};
 use crate::records::{self, Columns, VERSION_FROM, id_prefix, the_only};
 use crate::{ArtifactRecords, Error, Result, time};
@@ -136,10 +136,7 @@ impl ArtifactRecords for ServerStore {
     }
 }
 
-async fn version_by_id(
-    s: &mut Session<impl Connection>,
-    id: ArtifactVersionId,
-) -> Result<ArtifactVersion> {
+async fn version_by_id(s: &mut Session, id: ArtifactVersionId) -> Result<ArtifactVersion> {
     let columns = s.dialect().version_columns();
     s.first(
         &format!("SELECT {columns} FROM {VERSION_FROM} WHERE v.id = ?"),
@@ -157,7 +154,7 @@ async fn version_by_id(
 /// name order so that two transactions numbering versions of the same artifacts queue instead
 /// of deadlocking. Whoever holds an artifact's lock numbers its next version.
 pub(crate) async fn lock_artifacts<'a>(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     artifacts: impl IntoIterator<Item = (&'a str, bool)>,
 ) -> Result<()> {
     let mut artifacts: Vec<(&str, bool)> = artifacts.into_iter().collect();
@@ -170,11 +167,7 @@ pub(crate) async fn lock_artifacts<'a>(
 }
 
 /// The id of the artifact `name`, created on first use, with its row locked.
-async fn artifact_id(
-    s: &mut Session<impl Connection>,
-    name: &str,
-    has_custom_name: bool,
-) -> Result<String> {
+async fn artifact_id(s: &mut Session, name: &str, has_custom_name: bool) -> Result<String> {
     let select = "SELECT id FROM artifacts WHERE name = ? FOR UPDATE";
     let found = s
         .first(select, args![name.to_owned()], |row| row.string("id"))
@@ -206,7 +199,7 @@ async fn artifact_id(
 /// use and takes the next integer version under the artifact's row lock, so two writers (of
 /// any process) can never take the same number.
 pub(crate) async fn insert_version(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     new: &NewArtifactVersion,
     producer: Option<StepRunId>,
 ) -> Result<ArtifactVersion> {
@@ -300,11 +293,7 @@ pub(crate) async fn insert_version(
     })
 }
 
-async fn insert_tags(
-    s: &mut Session<impl Connection>,
-    id: ArtifactVersionId,
-    tags: &[String],
-) -> Result<()> {
+async fn insert_tags(s: &mut Session, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
     let insert_tag = s
         .dialect()
         .insert_or_ignore("tags (id, name, created_at) VALUES (?, ?, ?)", "name");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
-use super::{Connection, ServerStore, Session, args, list_args};
+use super::{ServerStore, Session, args, list_args};
 use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
 use crate::records::{self, Columns, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders};
 use crate::{Error, LineageStore, Result};
@@ -136,10 +136,7 @@ impl LineageStore for ServerStore {
 }
 
 /// The outputs of one step run, by name.
-pub(crate) async fn outputs_of_step_run(
-    s: &mut Session<impl Connection>,
-    id: StepRunId,
-) -> Result<Vec<StepOutput>> {
+pub(crate) async fn outputs_of_step_run(s: &mut Session, id: StepRunId) -> Result<Vec<StepOutput>> {
     let columns = s.dialect().version_columns();
     s.all(
         &format!(
@@ -154,7 +151,7 @@ pub(crate) async fn outputs_of_step_run(
 }
 
 async fn walk(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     id: ArtifactVersionId,
     direction: Direction,
     depth: u32,
@@ -235,7 +232,7 @@ async fn walk(
 
 /// `(step run, output name, version)` for every output of `step_runs`.
 async fn outputs_of(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     step_runs: &[StepRunId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
     if step_runs.is_empty() {
@@ -263,7 +260,7 @@ async fn outputs_of(
 
 /// `(step run id, input name, version)` for every input of `step_runs`.
 async fn inputs_of(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     step_runs: &[StepRunId],
 ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
     if step_runs.is_empty() {
@@ -288,7 +285,7 @@ async fn inputs_of(
 
 /// `(step run, input name, version id)` for every read of `versions`.
 async fn readers_of(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     versions: &[ArtifactVersionId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
     s.all(

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use weft_core::canonical;
 
-use super::{Connection, Dialect, ServerStore, Session, args, transaction};
+use super::{Dialect, ServerStore, Session, args, transaction};
 use crate::model::{MetadataEntry, MetadataSource, Resource};
 use crate::records::{self, Columns};
 use crate::{Error, MetadataRecords, Result, time};
@@ -43,7 +43,7 @@ impl MetadataRecords for ServerStore {
 
 /// Sets entries; a key set again replaces its value.
 pub(crate) async fn upsert_metadata(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     resource: Resource,
     entries: &[(String, serde_json::Value)],
     source: MetadataSource,

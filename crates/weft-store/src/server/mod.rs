@@ -14,29 +14,31 @@
 //! or serialization failure is retried from the start, a bounded number of times.
 
 mod artifacts;
+mod connections;
 mod lineage;
 mod metadata;
 mod runs;
 mod step_runs;
 
 use std::borrow::Cow;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx_core::any::{Any, AnyArguments, AnyConnection, AnyPool, AnyRow};
+use sqlx_core::any::{Any, AnyArguments, AnyConnection, AnyRow};
 use sqlx_core::arguments::Arguments;
 use sqlx_core::executor::Executor;
 use sqlx_core::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
-use sqlx_core::pool::PoolOptions;
 use sqlx_core::row::Row;
 
 use crate::records::{Columns, version_columns};
 use crate::{Error, MetadataStore, Result};
+use connections::Connections;
+pub(crate) use connections::Session;
 
 /// Connections one process keeps at most: a run's orchestrator writes through one at a time
 /// and reads on a few more.
-const MAX_CONNECTIONS: u32 = 8;
+const MAX_CONNECTIONS: usize = 8;
 /// How long a call waits for a connection (and a new store for its server) before failing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a transaction the server aborted as a deadlock or serialization failure.
@@ -58,6 +60,27 @@ impl Dialect {
         }
     }
 
+    /// The statement in the server's placeholder syntax: PostgreSQL numbers them.
+    fn placeholders(self, text: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::MySql => Cow::Borrowed(text),
+            Dialect::Postgres => {
+                let mut numbered = String::with_capacity(text.len() + 16);
+                let mut count = 0;
+                for c in text.chars() {
+                    if c == '?' {
+                        count += 1;
+                        numbered.push('$');
+                        numbered.push_str(&count.to_string());
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                Cow::Owned(numbered)
+            }
+        }
+    }
+
     /// `INSERT INTO <rest>` that does nothing when a row with the same key exists; `key` is a
     /// column of the conflicting key (MySQL needs one to assign to itself).
     fn insert_or_ignore(self, rest: &str, key: &str) -> String {
@@ -71,8 +94,7 @@ impl Dialect {
 /// The store on a PostgreSQL or MySQL/MariaDB server, cheap to clone.
 #[derive(Clone)]
 pub struct ServerStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    connections: Arc<Connections>,
     /// The URL without its password, for messages.
     location: String,
     /// The URL as given.
@@ -102,57 +124,36 @@ impl ServerStore {
                 sqlx_mysql::any::DRIVER,
             ]);
         });
-        // The server's own words, once (sqlx's errors repeat their source in their message).
         let open_error = |source: sqlx_core::Error| Error::Open {
             location: location.clone(),
-            source: match source {
-                sqlx_core::Error::Database(database) => database.to_string().into(),
-                other => other.to_string().into(),
-            },
+            source: server_words(source),
         };
-        // One plain connection first: a server that is not there fails at once (a pool
-        // retries until its timeout), and it migrates the schema under a lock of its own.
-        let connect = <AnyConnection as sqlx_core::connection::Connection>::connect(&url);
-        let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .unwrap_or(Err(sqlx_core::Error::PoolTimedOut))
-            .map_err(open_error)?;
-        configure(&mut connection, dialect)
+        // The first connection checks the schema (migrating it under a lock if needed), then
+        // serves the store's first calls.
+        let mut connection = Connections::connect(&url, dialect)
             .await
             .map_err(open_error)?;
         migrate(&mut connection, dialect, &location).await?;
-        let _ = sqlx_core::connection::Connection::close(connection).await;
-        let pool = PoolOptions::<Any>::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .after_connect(move |connection, _| Box::pin(configure(connection, dialect)))
-            .connect_lazy(&url)
-            .map_err(open_error)?;
+        let connections = Connections::new(url.clone(), dialect, location.clone());
+        connections.adopt(connection);
         Ok(Self {
-            pool,
-            dialect,
+            connections: Arc::new(connections),
             location,
             url,
         })
     }
 
-    /// A connection for reads.
-    pub(crate) async fn read(&self) -> Result<Session<sqlx_core::pool::PoolConnection<Any>>> {
-        Ok(Session {
-            connection: self.pool.acquire().await?,
-            dialect: self.dialect,
-        })
+    /// A session for reads.
+    pub(crate) async fn read(&self) -> Result<Session> {
+        self.connections.session().await
     }
 
-    /// A new transaction; it commits with [`Session::commit`] and rolls back when dropped.
-    pub(crate) async fn begin(
-        &self,
-    ) -> Result<Session<sqlx_core::transaction::Transaction<'static, Any>>> {
-        Ok(Session {
-            connection: self.pool.begin().await?,
-            dialect: self.dialect,
-        })
+    /// A session in a new transaction; it commits with [`Session::commit`] and rolls back
+    /// if dropped before.
+    pub(crate) async fn begin(&self) -> Result<Session> {
+        let mut session = self.connections.session().await?;
+        session.begin().await?;
+        Ok(session)
     }
 }
 
@@ -190,86 +191,6 @@ pub(crate) fn attempts() -> u32 {
 pub(crate) async fn back_off(attempt: u32) {
     let millis = fastrand::u64(1..=(2 * u64::from(attempt.min(10))));
     tokio::time::sleep(Duration::from_millis(millis)).await;
-}
-
-/// A connection (pooled, or in a transaction) and the dialect its statements are written in.
-pub(crate) struct Session<C> {
-    connection: C,
-    dialect: Dialect,
-}
-
-/// A connection a session can run on: pooled, or in a transaction.
-pub(crate) trait Connection: std::ops::DerefMut<Target = AnyConnection> + Send {}
-impl<C: std::ops::DerefMut<Target = AnyConnection> + Send> Connection for C {}
-
-impl<C: Connection> Session<C> {
-    pub(crate) fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    /// The statement in the server's placeholder syntax: PostgreSQL numbers them.
-    fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match self.dialect {
-            Dialect::MySql => Cow::Borrowed(text),
-            Dialect::Postgres => {
-                let mut numbered = String::with_capacity(text.len() + 16);
-                let mut count = 0;
-                for c in text.chars() {
-                    if c == '?' {
-                        count += 1;
-                        numbered.push('$');
-                        numbered.push_str(&count.to_string());
-                    } else {
-                        numbered.push(c);
-                    }
-                }
-                Cow::Owned(numbered)
-            }
-        }
-    }
-
-    /// Runs `text` and decodes every row with `decode`.
-    pub(crate) async fn all<T>(
-        &mut self,
-        text: &str,
-        arguments: AnyArguments<'_>,
-        decode: impl Fn(&AnyRow) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let sql = self.sql(text);
-        let rows = sqlx_core::query::query_with(&sql, arguments)
-            .fetch_all(&mut *self.connection)
-            .await?;
-        rows.iter().map(decode).collect()
-    }
-
-    /// Runs `text` and decodes the first row, if any.
-    pub(crate) async fn first<T>(
-        &mut self,
-        text: &str,
-        arguments: AnyArguments<'_>,
-        decode: impl Fn(&AnyRow) -> Result<T>,
-    ) -> Result<Option<T>> {
-        let sql = self.sql(text);
-        let row = sqlx_core::query::query_with(&sql, arguments)
-            .fetch_optional(&mut *self.connection)
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    /// Runs `text`; returns how many rows it changed.
-    pub(crate) async fn execute(&mut self, text: &str, arguments: AnyArguments<'_>) -> Result<u64> {
-        let sql = self.sql(text);
-        let done = sqlx_core::query::query_with(&sql, arguments)
-            .execute(&mut *self.connection)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}
-
-impl Session<sqlx_core::transaction::Transaction<'static, Any>> {
-    pub(crate) async fn commit(self) -> Result<()> {
-        Ok(self.connection.commit().await?)
-    }
 }
 
 /// Arguments of one statement, in placeholder order.
@@ -381,6 +302,9 @@ impl MigrationSource<'static> for Embedded {
 /// Brings the schema up to date. Processes opening a new store at once queue on a lock of the
 /// database (sqlx's own lock does not wait on MariaDB), so each migration applies once.
 async fn migrate(connection: &mut AnyConnection, dialect: Dialect, location: &str) -> Result<()> {
+    if up_to_date(connection, dialect).await {
+        return Ok(());
+    }
     let migrate_error_of = |e: sqlx_core::Error| Error::Migrate {
         location: location.to_owned(),
         source: e.into(),
@@ -424,6 +348,48 @@ async fn migrate(connection: &mut AnyConnection, dialect: Dialect, location: &st
         .map_err(|e| migrate_error(e, location, Embedded(dialect).newest()));
     connection.execute(unlock).await.map_err(migrate_error_of)?;
     migrated
+}
+
+/// Whether every migration of this build is applied, unchanged, and nothing else is: one
+/// query instead of the lock and the migrator's several, for every process that opens an
+/// existing store (each isolated step does). Anything else takes the full path, which
+/// explains what is wrong.
+async fn up_to_date(connection: &mut AnyConnection, dialect: Dialect) -> bool {
+    let applied = sqlx_core::query::query::<Any>(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&mut *connection)
+    .await;
+    let Ok(applied) = applied else {
+        return false;
+    };
+    let known: Vec<(i64, Vec<u8>)> = Embedded(dialect)
+        .migrations()
+        .iter()
+        .map(|(version, description, sql)| {
+            let migration = Migration::new(
+                *version,
+                (*description).into(),
+                MigrationType::Simple,
+                (*sql).into(),
+                false,
+            );
+            (migration.version, migration.checksum.into_owned())
+        })
+        .collect();
+    let applied: Option<Vec<(i64, Vec<u8>)>> = applied
+        .iter()
+        .map(|row| Some((row.try_get(0).ok()?, row.try_get(1).ok()?)))
+        .collect();
+    applied == Some(known)
+}
+
+/// The server's own words, once (sqlx's errors repeat their source in their message).
+fn server_words(error: sqlx_core::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match error {
+        sqlx_core::Error::Database(database) => database.to_string().into(),
+        other => other.to_string().into(),
+    }
 }
 
 /// Says what a refused migration means for the user.

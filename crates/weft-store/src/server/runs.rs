@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use weft_core::status::{check_run_initial, check_run_transition, derive_static_run_status};
 use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
 
-use super::{Connection, ServerStore, Session, args, constraint_error, transaction};
+use super::{ServerStore, Session, args, constraint_error, transaction};
 use crate::model::{NewRun, Run, RunFilter};
 use crate::records::{self, Columns, RUN_COLUMNS, RUN_FROM, id_prefix, the_only};
 use crate::{Error, Result, RunStore, time};
@@ -366,7 +366,7 @@ impl RunStore for ServerStore {
     }
 }
 
-async fn run_by_id(s: &mut Session<impl Connection>, id: RunId) -> Result<Run> {
+async fn run_by_id(s: &mut Session, id: RunId) -> Result<Run> {
     s.first(
         &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?"),
         args![id.to_string()],
@@ -381,7 +381,7 @@ async fn run_by_id(s: &mut Session<impl Connection>, id: RunId) -> Result<Run> {
 
 /// The run's status, with its row locked until the transaction ends: whoever changes a
 /// run's status decides from a status nobody else can change meanwhile.
-pub(crate) async fn run_status(s: &mut Session<impl Connection>, id: RunId) -> Result<Status> {
+pub(crate) async fn run_status(s: &mut Session, id: RunId) -> Result<Status> {
     let status = s
         .first(
             "SELECT status FROM runs WHERE id = ? FOR UPDATE",
@@ -398,7 +398,7 @@ pub(crate) async fn run_status(s: &mut Session<impl Connection>, id: RunId) -> R
 
 /// Changes a run's status after the state machine allowed it, stamping start and end times.
 pub(crate) async fn set_run_status(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     id: RunId,
     from: Status,
     to: Status,

@@ -8,7 +8,7 @@ use weft_core::{RunId, Status, StepRunId, canonical};
 use super::artifacts::{insert_version, lock_artifacts};
 use super::metadata::upsert_metadata;
 use super::runs::{run_status, set_run_status};
-use super::{Connection, ServerStore, Session, args, constraint_error, transaction};
+use super::{ServerStore, Session, args, constraint_error, transaction};
 use crate::model::{
     Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
     Resource, StepError, StepOutput, StepRun,
@@ -221,10 +221,7 @@ impl StepRunStore for ServerStore {
 /// Records new step runs with their inputs and parents. The first step run of an
 /// `initializing` run moves it to `running`; a finished run takes none; a stopping run takes
 /// no step run that would start (those come back as `None`).
-async fn create_all(
-    s: &mut Session<impl Connection>,
-    new: &[NewStepRun],
-) -> Result<Vec<Option<StepRun>>> {
+async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<StepRun>>> {
     let created_at = time::now();
     let now = time::format(created_at);
     let mut created = Vec::with_capacity(new.len());
@@ -352,7 +349,7 @@ async fn create_all(
 }
 
 async fn complete(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     id: StepRunId,
     completion: &Completion,
 ) -> Result<Vec<StepOutput>> {
@@ -400,7 +397,7 @@ async fn complete(
 
 /// Records a failure: `failed`, or `retrying` when another attempt follows.
 async fn fail(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     id: StepRunId,
     status: Status,
     error: &StepError,
@@ -416,7 +413,7 @@ async fn fail(
     set_step_run_status(s, id, status, None, Some(error)).await
 }
 
-async fn stop(s: &mut Session<impl Connection>, id: StepRunId, reason: &str) -> Result<()> {
+async fn stop(s: &mut Session, id: StepRunId, reason: &str) -> Result<()> {
     let (_, current) = step_run_status(s, id).await?;
     check_step_run_transition(current, Status::Stopped).map_err(|source| Error::Transition {
         kind: "step run",
@@ -426,7 +423,7 @@ async fn stop(s: &mut Session<impl Connection>, id: StepRunId, reason: &str) -> 
     set_step_run_status(s, id, Status::Stopped, Some(reason), None).await
 }
 
-async fn step_run_by_id(s: &mut Session<impl Connection>, id: StepRunId) -> Result<StepRun> {
+async fn step_run_by_id(s: &mut Session, id: StepRunId) -> Result<StepRun> {
     s.first(
         &format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.id = ?"),
         args![id.to_string()],
@@ -442,11 +439,7 @@ async fn step_run_by_id(s: &mut Session<impl Connection>, id: StepRunId) -> Resu
 /// The attempt number of a new step run for `invocation`: 1, or one more than the latest
 /// attempt, which must have failed (a `retrying` one becomes `retried`). The caller holds
 /// the run's lock.
-async fn next_attempt(
-    s: &mut Session<impl Connection>,
-    run: RunId,
-    invocation: &str,
-) -> Result<u32> {
+async fn next_attempt(s: &mut Session, run: RunId, invocation: &str) -> Result<u32> {
     let latest = s
         .first(
             "SELECT id, attempt, status FROM step_runs WHERE run_id = ? AND invocation_id = ? \
@@ -488,10 +481,7 @@ async fn next_attempt(
 /// A step run's run and status, with the rows of both locked until the transaction ends.
 /// Every write to a run's step runs locks the run first (see [`run_status`]), so writers of
 /// one run queue in one order and never deadlock each other.
-async fn step_run_status(
-    s: &mut Session<impl Connection>,
-    id: StepRunId,
-) -> Result<(RunId, Status)> {
+async fn step_run_status(s: &mut Session, id: StepRunId) -> Result<(RunId, Status)> {
     let not_found = || Error::NotFound {
         kind: "step run",
         reference: id.to_string(),
@@ -519,7 +509,7 @@ async fn step_run_status(
 
 /// Writes a status the caller has already checked with the state machine.
 async fn set_step_run_status(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     id: StepRunId,
     status: Status,
     reason: Option<&str>,
@@ -542,7 +532,7 @@ async fn set_step_run_status(
 }
 
 async fn insert_log(
-    s: &mut Session<impl Connection>,
+    s: &mut Session,
     run: RunId,
     step_run: StepRunId,
     uri: Option<&str>,

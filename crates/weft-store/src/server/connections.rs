@@ -1,0 +1,256 @@
+//! The server store's connections, and the sessions that run statements on them.
+//!
+//! A small pool of its own rather than sqlx's: sqlx's pool pings a connection when it is
+//! returned, in a task of its own, so a call that follows another at once finds no idle
+//! connection and opens a new one (about 4 ms on PostgreSQL, which starts a process per
+//! connection); a short-lived process (an isolated step, the `weft` command) paid for three
+//! connections where one does. Here a connection goes back to the pool as its session ends,
+//! is reused as it is unless it sat idle long enough for a server or proxy to drop it (then
+//! it is pinged first), and is discarded if a statement on it never finished (its future was
+//! dropped) or failed for any reason but the database's own refusal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx_core::any::{AnyArguments, AnyConnection, AnyRow};
+use sqlx_core::connection::Connection as _;
+use sqlx_core::executor::Executor as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{CONNECT_TIMEOUT, Dialect, MAX_CONNECTIONS, configure};
+use crate::{Error, Result};
+
+/// A connection idle for longer than this is pinged before it is used again.
+const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Where to connect, and the connections not in use.
+pub(crate) struct Connections {
+    url: String,
+    dialect: Dialect,
+    location: String,
+    idle: Mutex<Vec<Idle>>,
+    permits: Arc<Semaphore>,
+}
+
+struct Idle {
+    connection: AnyConnection,
+    since: Instant,
+    /// It went back with a transaction open: roll it back before use.
+    in_transaction: bool,
+}
+
+impl Connections {
+    pub(crate) fn new(url: String, dialect: Dialect, location: String) -> Self {
+        Self {
+            url,
+            dialect,
+            location,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+
+    /// A new connection, configured; a server that is not there fails at once.
+    pub(crate) async fn connect(
+        url: &str,
+        dialect: Dialect,
+    ) -> std::result::Result<AnyConnection, sqlx_core::Error> {
+        let connect = AnyConnection::connect(url);
+        let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .unwrap_or(Err(sqlx_core::Error::PoolTimedOut))?;
+        configure(&mut connection, dialect).await?;
+        Ok(connection)
+    }
+
+    /// Puts a connection opened elsewhere (the one that checked the schema) in the pool.
+    pub(crate) fn adopt(&self, connection: AnyConnection) {
+        self.give_back(connection, false);
+    }
+
+    fn give_back(&self, connection: AnyConnection, in_transaction: bool) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.push(Idle {
+            connection,
+            since: Instant::now(),
+            in_transaction,
+        });
+    }
+
+    /// A session on an idle connection, or on a new one if none is idle.
+    pub(crate) async fn session(self: &Arc<Self>) -> Result<Session> {
+        let permit = tokio::time::timeout(CONNECT_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                Error::Conflict(format!(
+                    "all {MAX_CONNECTIONS} connections of this process to the metadata store at {} stayed busy for {} s",
+                    self.location,
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .expect("the semaphore is never closed");
+        let mut connection = None;
+        loop {
+            let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(mut idle) = next else { break };
+            let usable = if idle.in_transaction {
+                idle.connection.execute("ROLLBACK").await.is_ok()
+            } else if idle.since.elapsed() > STALE_AFTER {
+                idle.connection.ping().await.is_ok()
+            } else {
+                true
+            };
+            if usable {
+                connection = Some(idle.connection);
+                break;
+            }
+        }
+        let connection = match connection {
+            Some(connection) => connection,
+            None => Self::connect(&self.url, self.dialect)
+                .await
+                .map_err(|e| Error::Open {
+                    location: self.location.clone(),
+                    source: super::server_words(e),
+                })?,
+        };
+        Ok(Session {
+            connection: Some(connection),
+            connections: self.clone(),
+            dialect: self.dialect,
+            clean: Arc::new(AtomicBool::new(true)),
+            in_transaction: false,
+            _permit: permit,
+        })
+    }
+}
+
+/// A connection in use, and the dialect its statements are written in. It goes back to the
+/// pool when dropped (rolled back first if a transaction is still open), unless a statement
+/// on it never finished.
+pub(crate) struct Session {
+    connection: Option<AnyConnection>,
+    connections: Arc<Connections>,
+    dialect: Dialect,
+    clean: Arc<AtomicBool>,
+    in_transaction: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && self.clean.load(Ordering::Relaxed)
+        {
+            self.connections.give_back(connection, self.in_transaction);
+        }
+    }
+}
+
+/// Marks a session unclean while a statement is in flight: if the statement's future is
+/// dropped halfway, the connection is in an unknown state and must not be reused.
+struct InFlight(Arc<AtomicBool>);
+
+impl InFlight {
+    fn start(clean: &Arc<AtomicBool>) -> Self {
+        clean.store(false, Ordering::Relaxed);
+        Self(clean.clone())
+    }
+
+    /// The statement ended: the connection is fine unless it failed for another reason
+    /// than the database refusing the statement.
+    fn land<T>(self, result: &std::result::Result<T, sqlx_core::Error>) {
+        let fine = match result {
+            Ok(_) => true,
+            Err(error) => matches!(
+                error,
+                sqlx_core::Error::Database(_)
+                    | sqlx_core::Error::RowNotFound
+                    | sqlx_core::Error::ColumnDecode { .. }
+                    | sqlx_core::Error::ColumnNotFound(_)
+                    | sqlx_core::Error::ColumnIndexOutOfBounds { .. }
+                    | sqlx_core::Error::TypeNotFound { .. }
+            ),
+        };
+        self.0.store(fine, Ordering::Relaxed);
+    }
+}
+
+impl Session {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn connection(&mut self) -> &mut AnyConnection {
+        self.connection
+            .as_mut()
+            .expect("a session holds its connection until dropped")
+    }
+
+    /// Starts a transaction on this session.
+    pub(crate) async fn begin(&mut self) -> Result<()> {
+        self.control("BEGIN").await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Commits the session's transaction.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        self.control("COMMIT").await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    /// Runs a transaction control statement, unprepared (MySQL prepares only some).
+    async fn control(&mut self, statement: &'static str) -> Result<()> {
+        let flight = InFlight::start(&self.clean);
+        let done = self.connection().execute(statement).await;
+        flight.land(&done);
+        done?;
+        Ok(())
+    }
+
+    /// Runs `text` and decodes every row with `decode`.
+    pub(crate) async fn all<T>(
+        &mut self,
+        text: &str,
+        arguments: AnyArguments<'_>,
+        decode: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = self.dialect.placeholders(text);
+        let flight = InFlight::start(&self.clean);
+        let rows = sqlx_core::query::query_with(&sql, arguments)
+            .fetch_all(self.connection())
+            .await;
+        flight.land(&rows);
+        rows?.iter().map(decode).collect()
+    }
+
+    /// Runs `text` and decodes the first row, if any.
+    pub(crate) async fn first<T>(
+        &mut self,
+        text: &str,
+        arguments: AnyArguments<'_>,
+        decode: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let sql = self.dialect.placeholders(text);
+        let flight = InFlight::start(&self.clean);
+        let row = sqlx_core::query::query_with(&sql, arguments)
+            .fetch_optional(self.connection())
+            .await;
+        flight.land(&row);
+        row?.as_ref().map(decode).transpose()
+    }
+
+    /// Runs `text`; returns how many rows it changed.
+    pub(crate) async fn execute(&mut self, text: &str, arguments: AnyArguments<'_>) -> Result<u64> {
+        let sql = self.dialect.placeholders(text);
+        let flight = InFlight::start(&self.clean);
+        let done = sqlx_core::query::query_with(&sql, arguments)
+            .execute(self.connection())
+            .await;
+        flight.land(&done);
+        Ok(done?.rows_affected())
+    }
+}
