@@ -3,12 +3,17 @@
 //! column read here is written by this crate; a value that does not decode means the store
 //! was damaged or written by an incompatible build.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use weft_core::Status;
+use weft_core::status::{check_run_initial, check_step_run_transition};
+use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 
-use crate::model::{ArtifactVersion, Run, StepInput, StepOutput, StepRun};
+use crate::model::{
+    ArtifactVersion, Direction, Lineage, NewArtifactVersion, NewRun, NewStepRun, Run, StepInput,
+    StepOutput, StepRun,
+};
 use crate::{Error, Result, time};
 
 /// A row whose columns are read by name.
@@ -174,7 +179,7 @@ pub(crate) fn artifact_version(row: &impl Columns) -> Result<ArtifactVersion> {
 }
 
 /// Decodes a step run id, an input's `input_name`, `position` and `kind`, and its version.
-pub(crate) fn input(row: &impl Columns) -> Result<(weft_core::StepRunId, StepInput)> {
+pub(crate) fn input(row: &impl Columns) -> Result<(StepRunId, StepInput)> {
     Ok((
         parse("step run id", &row.string("step_run_id")?)?,
         StepInput {
@@ -187,7 +192,7 @@ pub(crate) fn input(row: &impl Columns) -> Result<(weft_core::StepRunId, StepInp
 }
 
 /// Decodes a step run id, an output's `output_name`, and its version.
-pub(crate) fn output(row: &impl Columns) -> Result<(weft_core::StepRunId, StepOutput)> {
+pub(crate) fn output(row: &impl Columns) -> Result<(StepRunId, StepOutput)> {
     Ok((
         parse("step run id", &row.string("step_run_id")?)?,
         StepOutput {
@@ -227,4 +232,225 @@ pub(crate) fn the_only<T>(found: Vec<T>, kind: &'static str, reference: &str) ->
 /// `?, ?, ?` with `count` placeholders, for `IN (...)` lists.
 pub(crate) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")
+}
+
+/// A new run's record, and its snapshot encoded (`create_run` stores both).
+pub(crate) fn new_run(new: NewRun) -> (Run, String) {
+    check_run_initial(Status::Initializing).expect("runs start initializing");
+    let (snapshot_id, spec) = new.snapshot.encode();
+    let spec = String::from_utf8(spec).expect("JSON is UTF-8");
+    let now = time::now();
+    let id = RunId::new();
+    let run = Run {
+        id,
+        name: format!(
+            "{}-{}-{}",
+            new.snapshot.pipeline,
+            now.format("%Y_%m_%d-%H_%M_%S"),
+            &id.to_string()[32..]
+        ),
+        pipeline: new.snapshot.pipeline.clone(),
+        snapshot_id: Some(snapshot_id),
+        invocations: new.snapshot.invocations.len() as u32,
+        status: Status::Initializing,
+        status_reason: None,
+        config: new.config,
+        owner: new.owner,
+        resumed_from: new.resumed_from,
+        created_at: now,
+        started_at: None,
+        ended_at: None,
+        heartbeat_at: Some(now),
+    };
+    (run, spec)
+}
+
+/// The error recorded on the unfinished step runs of a run that ended without them.
+pub(crate) fn run_ended_error(message: &str) -> String {
+    serde_json::json!({
+        "kind": "system",
+        "message": message,
+        "chain": [message],
+        "backtrace": null,
+    })
+    .to_string()
+}
+
+/// The record of a step run just created from `new`.
+pub(crate) fn created_step_run(new: &NewStepRun, attempt: u32, at: DateTime<Utc>) -> StepRun {
+    let started = new.status == Status::Running;
+    let ended = new.status.is_finished();
+    StepRun {
+        id: new.id,
+        run_id: new.run_id,
+        invocation: new.invocation.clone(),
+        step: new.step.clone(),
+        attempt,
+        status: new.status,
+        status_reason: new.status_reason.clone(),
+        code_hash: new.code_hash.clone(),
+        parameters: new.parameters.clone(),
+        config: new.config.clone(),
+        cache_key: new.cache_key.clone(),
+        cache_parts: new.cache_parts.clone(),
+        cache_expires_at: new.cache_expires_at,
+        original_step_run: new.original_step_run,
+        error: new.error.clone(),
+        created_at: at,
+        started_at: started.then_some(at),
+        ended_at: ended.then_some(at),
+    }
+}
+
+/// What a new attempt of `invocation` follows: nothing (attempt 1), or its latest attempt
+/// (id, number, status), which must have failed. Returns the new attempt's number, and the
+/// `retrying` step run to mark `retried`, if any.
+pub(crate) fn next_attempt(
+    run: RunId,
+    invocation: &str,
+    latest: Option<(StepRunId, u32, Status)>,
+) -> Result<(u32, Option<StepRunId>)> {
+    let Some((id, attempt, status)) = latest else {
+        return Ok((1, None));
+    };
+    match status {
+        Status::Retrying => {
+            check_step_run_transition(status, Status::Retried).map_err(|source| {
+                Error::Transition {
+                    kind: "step run",
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            Ok((attempt + 1, Some(id)))
+        }
+        Status::Failed | Status::Stopped => Ok((attempt + 1, None)),
+        status => Err(Error::Conflict(format!(
+            "invocation `{invocation}` of run {run} already has a step run that is {status}; a new attempt needs the last one to have failed"
+        ))),
+    }
+}
+
+/// The record of a version just registered from `new`.
+pub(crate) fn registered_version(
+    new: &NewArtifactVersion,
+    artifact_id: &str,
+    version: String,
+    producer: Option<StepRunId>,
+    at: DateTime<Utc>,
+) -> Result<ArtifactVersion> {
+    let mut tags = new.tags.clone();
+    tags.sort();
+    tags.dedup();
+    Ok(ArtifactVersion {
+        id: new.id,
+        artifact_id: parse("artifact id", artifact_id)?,
+        name: new.name.clone(),
+        version,
+        artifact_type: new.artifact_type,
+        uri: new.uri.clone(),
+        materializer: new.materializer.clone(),
+        materializer_version: new.materializer_version,
+        data_type: new.data_type.clone(),
+        content_hash: new.content_hash.clone(),
+        size: new.size,
+        files: new.files.clone(),
+        save_type: new.save_type,
+        producer,
+        tags,
+        created_at: at,
+    })
+}
+
+/// Reads the lineage walk needs, level by level, from one backend.
+pub(crate) trait LineageSource {
+    /// `(step run, input name, version id)` for every read of `versions`.
+    async fn readers_of(
+        &mut self,
+        versions: &[ArtifactVersionId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>>;
+    /// `(step run, output name, version)` for every output of `step_runs`.
+    async fn outputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersion)>>;
+    /// `(step run id, input name, version)` for every input of `step_runs`.
+    async fn inputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>>;
+}
+
+/// The lineage of `root` in one direction, at most `depth` steps deep, level by level with
+/// batched reads, so its cost grows with the size of the lineage, not of the store.
+pub(crate) async fn walk(
+    source: &mut impl LineageSource,
+    root: ArtifactVersion,
+    direction: Direction,
+    depth: u32,
+) -> Result<Lineage> {
+    let id = root.id;
+    let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
+    let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
+    let mut reads = BTreeSet::new();
+    let mut writes = BTreeSet::new();
+    versions.insert(id, root.clone());
+    let mut frontier = vec![id];
+    for _ in 0..depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        // Upstream: who made the frontier, and what did they read? Downstream: who read the
+        // frontier, and what did they make?
+        let mut new_steps: Vec<StepRunId> = match direction {
+            Direction::Upstream => frontier
+                .iter()
+                .filter_map(|version| versions[version].producer)
+                .collect(),
+            Direction::Downstream => {
+                let mut readers = Vec::new();
+                for (step_run, name, version) in source.readers_of(&frontier).await? {
+                    reads.insert((version, step_run.id, name));
+                    readers.push(step_run.id);
+                    step_runs.entry(step_run.id).or_insert(step_run);
+                }
+                readers
+            }
+        };
+        new_steps.sort();
+        new_steps.dedup();
+        if new_steps.is_empty() {
+            break;
+        }
+        for (step_run, output, version) in source.outputs_of(&new_steps).await? {
+            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
+            if relevant {
+                writes.insert((step_run.id, version.id, output));
+            }
+            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
+                next.push(version.id);
+                versions.insert(version.id, version);
+            }
+            step_runs.entry(step_run.id).or_insert(step_run);
+        }
+        if direction == Direction::Upstream {
+            for (step_run, name, version) in source.inputs_of(&new_steps).await? {
+                reads.insert((version.id, step_run, name));
+                versions.entry(version.id).or_insert_with(|| {
+                    next.push(version.id);
+                    version
+                });
+            }
+        }
+        frontier = next;
+    }
+    versions.remove(&id);
+    Ok(Lineage {
+        root: Some(root),
+        step_runs: step_runs.into_values().collect(),
+        artifact_versions: versions.into_values().collect(),
+        reads: reads.into_iter().collect(),
+        writes: writes.into_iter().collect(),
+    })
 }

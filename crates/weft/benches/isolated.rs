@@ -10,27 +10,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::{chain, median};
+use common::{chain, isolated_chain, median};
 use weft::prelude::*;
-
-#[step(isolated)]
-fn start_apart(seed: u64) -> u64 {
-    seed
-}
-
-#[step(isolated)]
-fn inc_apart(x: u64) -> u64 {
-    x + 1
-}
-
-#[pipeline]
-fn isolated_chain(length: usize) -> weft::Result<()> {
-    let mut value = start_apart(0)?;
-    for _ in 1..length {
-        value = inc_apart(&value)?;
-    }
-    Ok(())
-}
 
 const LENGTH: usize = 20;
 

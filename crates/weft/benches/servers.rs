@@ -13,29 +13,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::{chain, fan_out, median};
+use common::{chain, fan_out, isolated_chain, median};
 use weft::config::StoreConfig;
 use weft::prelude::*;
 use weft_store::conformance::TestDatabase;
-
-#[step(isolated)]
-fn start_apart(seed: u64) -> u64 {
-    seed
-}
-
-#[step(isolated)]
-fn inc_apart(x: u64) -> u64 {
-    x + 1
-}
-
-#[pipeline]
-fn isolated_chain(length: usize) -> weft::Result<()> {
-    let mut value = start_apart(0)?;
-    for _ in 1..length {
-        value = inc_apart(&value)?;
-    }
-    Ok(())
-}
 
 const CHAIN: usize = 200;
 const FAN: u64 = 200;

@@ -270,27 +270,7 @@ pub(crate) async fn insert_version(
         .await?;
     }
     insert_tags(s, id, &new.tags).await?;
-    let mut tags = new.tags.clone();
-    tags.sort();
-    tags.dedup();
-    Ok(ArtifactVersion {
-        id,
-        artifact_id: records::parse("artifact id", &artifact_id)?,
-        name: new.name.clone(),
-        version,
-        artifact_type: new.artifact_type,
-        uri: new.uri.clone(),
-        materializer: new.materializer.clone(),
-        materializer_version: new.materializer_version,
-        data_type: new.data_type.clone(),
-        content_hash: new.content_hash.clone(),
-        size: new.size,
-        files: new.files.clone(),
-        save_type: new.save_type,
-        producer,
-        tags,
-        created_at: now,
-    })
+    records::registered_version(new, &artifact_id, version, producer, now)
 }
 
 async fn insert_tags(s: &mut Session, id: ArtifactVersionId, tags: &[String]) -> Result<()> {

@@ -1,14 +1,14 @@
 //! [`LineageStore`] on a database server. Graph walks go level by level with batched `IN`
 //! queries, as in the SQLite store.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use async_trait::async_trait;
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
 use super::{ServerStore, Session, args, list_args};
 use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
-use crate::records::{self, Columns, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders};
+use crate::records::{
+    self, Columns, LineageSource, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders,
+};
 use crate::{Error, LineageStore, Result};
 
 #[async_trait]
@@ -168,66 +168,30 @@ async fn walk(
             kind: "artifact version",
             reference: id.to_string(),
         })?;
-    let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
-    let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
-    let mut reads = BTreeSet::new();
-    let mut writes = BTreeSet::new();
-    versions.insert(id, root.clone());
-    let mut frontier = vec![id];
-    for _ in 0..depth {
-        if frontier.is_empty() {
-            break;
-        }
-        let mut next = Vec::new();
-        // Upstream: who made the frontier, and what did they read? Downstream: who read the
-        // frontier, and what did they make?
-        let mut new_steps: Vec<StepRunId> = match direction {
-            Direction::Upstream => frontier
-                .iter()
-                .filter_map(|version| versions[version].producer)
-                .collect(),
-            Direction::Downstream => {
-                let mut readers = Vec::new();
-                for (step_run, name, version) in readers_of(s, &frontier).await? {
-                    reads.insert((version, step_run.id, name));
-                    readers.push(step_run.id);
-                    step_runs.entry(step_run.id).or_insert(step_run);
-                }
-                readers
-            }
-        };
-        new_steps.sort();
-        new_steps.dedup();
-        for (step_run, output, version) in outputs_of(s, &new_steps).await? {
-            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
-            if relevant {
-                writes.insert((step_run.id, version.id, output));
-            }
-            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
-                next.push(version.id);
-                versions.insert(version.id, version);
-            }
-            step_runs.entry(step_run.id).or_insert(step_run);
-        }
-        if direction == Direction::Upstream {
-            for (step_run, name, version) in inputs_of(s, &new_steps).await? {
-                reads.insert((version.id, step_run, name));
-                versions.entry(version.id).or_insert_with(|| {
-                    next.push(version.id);
-                    version
-                });
-            }
-        }
-        frontier = next;
+    records::walk(s, root, direction, depth).await
+}
+
+impl LineageSource for Session {
+    async fn readers_of(
+        &mut self,
+        versions: &[ArtifactVersionId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
+        readers_of(self, versions).await
     }
-    versions.remove(&id);
-    Ok(Lineage {
-        root: Some(root),
-        step_runs: step_runs.into_values().collect(),
-        artifact_versions: versions.into_values().collect(),
-        reads: reads.into_iter().collect(),
-        writes: writes.into_iter().collect(),
-    })
+
+    async fn outputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
+        outputs_of(self, step_runs).await
+    }
+
+    async fn inputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
+        inputs_of(self, step_runs).await
+    }
 }
 
 /// `(step run, output name, version)` for every output of `step_runs`.

@@ -1,7 +1,7 @@
 //! [`RunStore`] on a database server.
 
 use async_trait::async_trait;
-use weft_core::status::{check_run_initial, check_run_transition, derive_static_run_status};
+use weft_core::status::{check_run_transition, derive_static_run_status};
 use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
 
 use super::{ServerStore, Session, args, constraint_error, transaction};
@@ -15,34 +15,9 @@ const UNFINISHED_STEP_RUNS: &str = "('queued', 'provisioning', 'running', 'retry
 #[async_trait]
 impl RunStore for ServerStore {
     async fn create_run(&self, new: NewRun) -> Result<Run> {
-        check_run_initial(Status::Initializing).expect("runs start initializing");
-        let (snapshot_id, spec) = new.snapshot.encode();
-        let spec = String::from_utf8(spec).expect("JSON is UTF-8");
-        let now = time::now();
-        let id = RunId::new();
-        let run = Run {
-            id,
-            name: format!(
-                "{}-{}-{}",
-                new.snapshot.pipeline,
-                now.format("%Y_%m_%d-%H_%M_%S"),
-                &id.to_string()[32..]
-            ),
-            pipeline: new.snapshot.pipeline.clone(),
-            snapshot_id: Some(snapshot_id),
-            invocations: new.snapshot.invocations.len() as u32,
-            status: Status::Initializing,
-            status_reason: None,
-            config: new.config,
-            owner: new.owner,
-            resumed_from: new.resumed_from,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-            heartbeat_at: Some(now),
-        };
         let format_version = i64::from(new.snapshot.format_version);
-        let created_at = time::format(now);
+        let (run, spec) = records::new_run(new);
+        let created_at = time::format(run.created_at);
         let snapshot_id = run.snapshot_id.as_ref().expect("set above").as_str();
         transaction!(self, |s| {
             let insert_pipeline = s
@@ -231,12 +206,7 @@ impl RunStore for ServerStore {
             let current = run_status(&mut s, id).await?;
             set_run_status(&mut s, id, current, Status::Failed, Some(reason)).await?;
             // Its unfinished step runs fail with it: nothing is left running.
-            let error = serde_json::json!({
-                "kind": "system",
-                "message": format!("the run failed: {reason}"),
-                "chain": [format!("the run failed: {reason}")],
-                "backtrace": null,
-            });
+            let error = records::run_ended_error(&format!("the run failed: {reason}"));
             s.execute(
                 &format!(
                     "UPDATE step_runs SET status = 'failed', error = ?, ended_at = ? \
@@ -276,13 +246,7 @@ impl RunStore for ServerStore {
                     "the run ended {status}: {}",
                     reason.unwrap_or("no reason given")
                 );
-                let error = serde_json::json!({
-                    "kind": "system",
-                    "message": message,
-                    "chain": [message],
-                    "backtrace": null,
-                });
-                let error = (status == Status::Failed).then(|| error.to_string());
+                let error = (status == Status::Failed).then(|| records::run_ended_error(&message));
                 s.execute(
                     &format!(
                         "UPDATE step_runs SET status = ?, error = COALESCE(?, error), \

@@ -324,26 +324,9 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             )
             .await?;
         }
-        created.push(Some(StepRun {
-            id,
-            run_id: step_run.run_id,
-            invocation: step_run.invocation.clone(),
-            step: step_run.step.clone(),
-            attempt,
-            status: step_run.status,
-            status_reason: step_run.status_reason.clone(),
-            code_hash: step_run.code_hash.clone(),
-            parameters: step_run.parameters.clone(),
-            config: step_run.config.clone(),
-            cache_key: step_run.cache_key.clone(),
-            cache_parts: step_run.cache_parts.clone(),
-            cache_expires_at: step_run.cache_expires_at,
-            original_step_run: step_run.original_step_run,
-            error: step_run.error.clone(),
-            created_at,
-            started_at: started.then_some(created_at),
-            ended_at: ended.then_some(created_at),
-        }));
+        created.push(Some(records::created_step_run(
+            step_run, attempt, created_at,
+        )));
     }
     Ok(created)
 }
@@ -454,28 +437,20 @@ async fn next_attempt(s: &mut Session, run: RunId, invocation: &str) -> Result<u
             },
         )
         .await?;
-    let Some((id, attempt, status)) = latest else {
-        return Ok(1);
-    };
-    let status: Status = records::parse("step run status", &status)?;
-    match status {
-        Status::Retrying => {
-            let id: StepRunId = records::parse("step run id", &id)?;
-            check_step_run_transition(status, Status::Retried).map_err(|source| {
-                Error::Transition {
-                    kind: "step run",
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
-            set_step_run_status(s, id, Status::Retried, None, None).await?;
-            Ok(attempt + 1)
-        }
-        Status::Failed | Status::Stopped => Ok(attempt + 1),
-        status => Err(Error::Conflict(format!(
-            "invocation `{invocation}` of run {run} already has a step run that is {status}; a new attempt needs the last one to have failed"
-        ))),
+    let latest = latest
+        .map(|(id, attempt, status)| -> Result<_> {
+            Ok((
+                records::parse("step run id", &id)?,
+                attempt,
+                records::parse("step run status", &status)?,
+            ))
+        })
+        .transpose()?;
+    let (attempt, retried) = records::next_attempt(run, invocation, latest)?;
+    if let Some(retried) = retried {
+        set_step_run_status(s, retried, Status::Retried, None, None).await?;
     }
+    Ok(attempt)
 }
 
 /// A step run's run and status, with the rows of both locked until the transaction ends.

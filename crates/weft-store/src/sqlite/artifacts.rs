@@ -215,27 +215,7 @@ pub(crate) fn insert_version(
         )?;
     }
     insert_tags(connection, id, &new.tags)?;
-    let mut tags = new.tags.clone();
-    tags.sort();
-    tags.dedup();
-    Ok(ArtifactVersion {
-        id,
-        artifact_id: rows::parse("artifact id", &artifact_id)?,
-        name: new.name.clone(),
-        version,
-        artifact_type: new.artifact_type,
-        uri: new.uri.clone(),
-        materializer: new.materializer.clone(),
-        materializer_version: new.materializer_version,
-        data_type: new.data_type.clone(),
-        content_hash: new.content_hash.clone(),
-        size: new.size,
-        files: new.files.clone(),
-        save_type: new.save_type,
-        producer,
-        tags,
-        created_at: now,
-    })
+    rows::registered_version(new, &artifact_id, version, producer, now)
 }
 
 fn insert_tags(connection: &Connection, id: ArtifactVersionId, tags: &[String]) -> Result<()> {

@@ -1,8 +1,6 @@
 //! [`LineageStore`] for SQLite. Graph walks go level by level with batched `IN` queries, so
 //! their cost grows with the size of the lineage, not with the size of the store.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use async_trait::async_trait;
 use rusqlite::{Connection, params_from_iter};
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
@@ -10,6 +8,7 @@ use weft_core::{ArtifactVersionId, RunId, StepRunId};
 use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, input, join_version, output};
 use super::{SqliteStore, placeholders};
 use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
+use crate::records::LineageSource;
 use crate::{Error, LineageStore, Result};
 
 #[async_trait]
@@ -173,70 +172,40 @@ fn walk(
         kind: "artifact version",
         reference: id.to_string(),
     })?;
-    let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
-    let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
-    let mut reads = BTreeSet::new();
-    let mut writes = BTreeSet::new();
-    versions.insert(id, root.clone());
-    let mut frontier = vec![id];
-    for _ in 0..depth {
-        if frontier.is_empty() {
-            break;
-        }
-        let mut next = Vec::new();
-        // Upstream: who made the frontier, and what did they read? Downstream: who read the
-        // frontier, and what did they make?
-        let step_ids: Vec<StepRunId> = match direction {
-            Direction::Upstream => frontier
-                .iter()
-                .filter_map(|version| versions[version].producer)
-                .collect(),
-            Direction::Downstream => {
-                let mut readers = Vec::new();
-                for (step_run, name, version) in readers_of(connection, &frontier)? {
-                    reads.insert((version, step_run.id, name));
-                    readers.push(step_run.id);
-                    step_runs.entry(step_run.id).or_insert(step_run);
-                }
-                readers
-            }
-        };
-        let new_steps: Vec<StepRunId> = {
-            let mut ids = step_ids;
-            ids.sort();
-            ids.dedup();
-            ids
-        };
-        for (step_run, output, version) in outputs_of(connection, &new_steps)? {
-            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
-            if relevant {
-                writes.insert((step_run.id, version.id, output));
-            }
-            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
-                next.push(version.id);
-                versions.insert(version.id, version);
-            }
-            step_runs.entry(step_run.id).or_insert(step_run);
-        }
-        if direction == Direction::Upstream {
-            for (step_run, name, version) in inputs_of(connection, &new_steps)? {
-                reads.insert((version.id, step_run, name));
-                versions.entry(version.id).or_insert_with(|| {
-                    next.push(version.id);
-                    version
-                });
-            }
-        }
-        frontier = next;
+    // The walk is shared with the server store, written async; here every read completes
+    // at once, so the future never waits.
+    futures::executor::block_on(crate::records::walk(
+        &mut Source(connection),
+        root,
+        direction,
+        depth,
+    ))
+}
+
+/// The reads of a lineage walk, on one connection.
+struct Source<'a>(&'a Connection);
+
+impl LineageSource for Source<'_> {
+    async fn readers_of(
+        &mut self,
+        versions: &[ArtifactVersionId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
+        readers_of(self.0, versions)
     }
-    versions.remove(&id);
-    Ok(Lineage {
-        root: Some(root),
-        step_runs: step_runs.into_values().collect(),
-        artifact_versions: versions.into_values().collect(),
-        reads: reads.into_iter().collect(),
-        writes: writes.into_iter().collect(),
-    })
+
+    async fn outputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
+        outputs_of(self.0, step_runs)
+    }
+
+    async fn inputs_of(
+        &mut self,
+        step_runs: &[StepRunId],
+    ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
+        inputs_of(self.0, step_runs)
+    }
 }
 
 /// `(step run, output name, version)` for every output of `step_runs`.

@@ -6,7 +6,8 @@ use crate::Result;
 use crate::model::{ArtifactVersion, Run, StepInput, StepOutput, StepRun};
 use crate::records::{self, version_columns};
 pub(crate) use crate::records::{
-    Columns, RUN_COLUMNS, RUN_FROM, STEP_RUN_COLUMNS, VERSION_FROM, join_version, parse, timestamp,
+    Columns, RUN_COLUMNS, RUN_FROM, STEP_RUN_COLUMNS, VERSION_FROM, created_step_run, join_version,
+    new_run, next_attempt, parse, registered_version, run_ended_error, timestamp,
 };
 
 /// Version columns; tags are joined by the unit separator.

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use weft_core::status::{check_run_initial, check_run_transition, derive_static_run_status};
+use weft_core::status::{check_run_transition, derive_static_run_status};
 use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
 
 use super::rows::{self, RUN_COLUMNS, RUN_FROM};
@@ -13,33 +13,9 @@ use crate::{Error, Result, RunStore, time};
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Run> {
-        check_run_initial(Status::Initializing).expect("runs start initializing");
-        let (snapshot_id, spec) = new.snapshot.encode();
-        let spec = String::from_utf8(spec).expect("JSON is UTF-8");
-        let now = time::now();
-        let id = RunId::new();
-        let run = Run {
-            id,
-            name: format!(
-                "{}-{}-{}",
-                new.snapshot.pipeline,
-                now.format("%Y_%m_%d-%H_%M_%S"),
-                &id.to_string()[32..]
-            ),
-            pipeline: new.snapshot.pipeline.clone(),
-            snapshot_id: Some(snapshot_id),
-            invocations: new.snapshot.invocations.len() as u32,
-            status: Status::Initializing,
-            status_reason: None,
-            config: new.config,
-            owner: new.owner,
-            resumed_from: new.resumed_from,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-            heartbeat_at: Some(now),
-        };
         let format_version = new.snapshot.format_version;
+        let (run, spec) = rows::new_run(new);
+        let now = run.created_at;
         let record = run.clone();
         self.write(move |tx| {
             let created_at = time::format(now);
@@ -196,17 +172,12 @@ impl RunStore for SqliteStore {
             let current = run_status(tx, id)?;
             set_run_status(tx, id, current, Status::Failed, Some(&reason))?;
             // Its unfinished step runs fail with it: nothing is left running.
-            let error = serde_json::json!({
-                "kind": "system",
-                "message": format!("the run failed: {reason}"),
-                "chain": [format!("the run failed: {reason}")],
-                "backtrace": null,
-            });
+            let error = rows::run_ended_error(&format!("the run failed: {reason}"));
             tx.prepare_cached(
                 "UPDATE step_runs SET status = 'failed', error = ?1, ended_at = ?2 \
                  WHERE run_id = ?3 AND status IN ('queued', 'provisioning', 'running', 'retrying', 'stopping')",
             )?
-            .execute(params![error.to_string(), time::format(time::now()), id.to_string()])?;
+            .execute(params![error, time::format(time::now()), id.to_string()])?;
             run_by_id(tx, id)
         })
         .await
@@ -237,12 +208,7 @@ impl RunStore for SqliteStore {
             set_run_status(tx, id, current, status, reason.as_deref())?;
             if status != Status::Completed {
                 let message = format!("the run ended {status}: {}", reason.as_deref().unwrap_or("no reason given"));
-                let error = serde_json::json!({
-                    "kind": "system",
-                    "message": message,
-                    "chain": [message],
-                    "backtrace": null,
-                });
+                let error = rows::run_ended_error(&message);
                 tx.prepare_cached(
                     "UPDATE step_runs SET status = ?1, error = CASE WHEN ?1 = 'failed' THEN ?2 ELSE error END, \
                      status_reason = COALESCE(status_reason, ?3), ended_at = ?4 \
@@ -250,7 +216,7 @@ impl RunStore for SqliteStore {
                 )?
                 .execute(params![
                     status.as_str(),
-                    error.to_string(),
+                    error,
                     message,
                     time::format(time::now()),
                     id.to_string()

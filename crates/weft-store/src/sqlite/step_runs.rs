@@ -322,26 +322,7 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRu
             )?
             .execute(params![id.to_string(), original.to_string()])?;
         }
-        created.push(Some(StepRun {
-            id,
-            run_id: step_run.run_id,
-            invocation: step_run.invocation,
-            step: step_run.step,
-            attempt,
-            status: step_run.status,
-            status_reason: step_run.status_reason,
-            code_hash: step_run.code_hash,
-            parameters: step_run.parameters,
-            config: step_run.config,
-            cache_key: step_run.cache_key,
-            cache_parts: step_run.cache_parts,
-            cache_expires_at: step_run.cache_expires_at,
-            original_step_run: step_run.original_step_run,
-            error: step_run.error,
-            created_at,
-            started_at: started.then_some(created_at),
-            ended_at: ended.then_some(created_at),
-        }));
+        created.push(Some(rows::created_step_run(&step_run, attempt, created_at)));
     }
     Ok(created)
 }
@@ -435,28 +416,20 @@ fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result
             ))
         })
         .optional()?;
-    let Some((id, attempt, status)) = latest else {
-        return Ok(1);
-    };
-    let status: Status = rows::parse("step run status", &status)?;
-    match status {
-        Status::Retrying => {
-            let id: StepRunId = rows::parse("step run id", &id)?;
-            check_step_run_transition(status, Status::Retried).map_err(|source| {
-                Error::Transition {
-                    kind: "step run",
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
-            set_step_run_status(connection, id, Status::Retried, None, None)?;
-            Ok(attempt + 1)
-        }
-        Status::Failed | Status::Stopped => Ok(attempt + 1),
-        status => Err(Error::Conflict(format!(
-            "invocation `{invocation}` of run {run} already has a step run that is {status}; a new attempt needs the last one to have failed"
-        ))),
+    let latest = latest
+        .map(|(id, attempt, status)| -> Result<_> {
+            Ok((
+                rows::parse("step run id", &id)?,
+                attempt,
+                rows::parse("step run status", &status)?,
+            ))
+        })
+        .transpose()?;
+    let (attempt, retried) = rows::next_attempt(run, invocation, latest)?;
+    if let Some(retried) = retried {
+        set_step_run_status(connection, retried, Status::Retried, None, None)?;
     }
+    Ok(attempt)
 }
 
 fn step_run_status(connection: &Connection, id: StepRunId) -> Result<(RunId, Status)> {

@@ -1,4 +1,5 @@
-//! What the benchmarks share: trivial steps in a chain and a fan-out, a timed run, medians.
+//! What the benchmarks share: trivial steps in a chain and a fan-out (inline or each in a
+//! process of its own), a timed run, medians.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,26 @@ pub(crate) fn fan_out(width: u64) -> weft::Result<()> {
     let seed = start(0)?;
     for offset in 0..width {
         add(&seed, offset)?;
+    }
+    Ok(())
+}
+
+#[step(isolated)]
+pub(crate) fn start_apart(seed: u64) -> u64 {
+    seed
+}
+
+#[step(isolated)]
+pub(crate) fn inc_apart(x: u64) -> u64 {
+    x + 1
+}
+
+/// `chain` with every step in a process of its own.
+#[pipeline]
+pub(crate) fn isolated_chain(length: usize) -> weft::Result<()> {
+    let mut value = start_apart(0)?;
+    for _ in 1..length {
+        value = inc_apart(&value)?;
     }
     Ok(())
 }
