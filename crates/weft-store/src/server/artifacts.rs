@@ -121,10 +121,9 @@ impl ArtifactRecords for ServerStore {
 
     async fn create_artifact_version(&self, new: NewArtifactVersion) -> Result<ArtifactVersion> {
         transaction!(self, |s| {
-            if new.version.is_none() {
+            let mut locked =
                 lock_artifacts(&mut s, [(new.name.as_str(), new.has_custom_name)]).await?;
-            }
-            insert_version(&mut s, &new, None).await
+            insert_version(&mut s, &new, None, &mut locked).await
         })
     }
 
@@ -150,20 +149,27 @@ async fn version_by_id(s: &mut Session, id: ArtifactVersionId) -> Result<Artifac
     })
 }
 
+/// The artifacts a transaction has locked: name and id.
+pub(crate) type Locked = Vec<(String, String)>;
+
 /// Creates the artifacts named (if new) and locks their rows until the transaction ends, in
 /// name order so that two transactions numbering versions of the same artifacts queue instead
 /// of deadlocking. Whoever holds an artifact's lock numbers its next version.
 pub(crate) async fn lock_artifacts<'a>(
     s: &mut Session,
     artifacts: impl IntoIterator<Item = (&'a str, bool)>,
-) -> Result<()> {
+) -> Result<Locked> {
     let mut artifacts: Vec<(&str, bool)> = artifacts.into_iter().collect();
     artifacts.sort();
     artifacts.dedup_by(|a, b| a.0 == b.0);
+    let mut locked = Vec::with_capacity(artifacts.len());
     for (name, has_custom_name) in artifacts {
-        artifact_id(s, name, has_custom_name).await?;
+        locked.push((
+            name.to_owned(),
+            artifact_id(s, name, has_custom_name).await?,
+        ));
     }
-    Ok(())
+    Ok(locked)
 }
 
 /// The id of the artifact `name`, created on first use, with its row locked.
@@ -202,10 +208,18 @@ pub(crate) async fn insert_version(
     s: &mut Session,
     new: &NewArtifactVersion,
     producer: Option<StepRunId>,
+    locked: &mut Locked,
 ) -> Result<ArtifactVersion> {
     let now = time::now();
     let created_at = time::format(now);
-    let artifact_id = artifact_id(s, &new.name, new.has_custom_name).await?;
+    let artifact_id = match locked.iter().find(|(name, _)| *name == new.name) {
+        Some((_, id)) => id.clone(),
+        None => {
+            let id = artifact_id(s, &new.name, new.has_custom_name).await?;
+            locked.push((new.name.clone(), id.clone()));
+            id
+        }
+    };
     let (version, number) = match &new.version {
         Some(version) => (version.clone(), version.parse::<i64>().ok()),
         None => {

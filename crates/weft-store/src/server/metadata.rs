@@ -41,40 +41,56 @@ impl MetadataRecords for ServerStore {
     }
 }
 
-/// Sets entries; a key set again replaces its value.
+/// Sets entries, in one statement; a key set again replaces its value (the last of several
+/// entries with one key wins).
 pub(crate) async fn upsert_metadata(
     s: &mut Session,
     resource: Resource,
     entries: &[(String, serde_json::Value)],
     source: MetadataSource,
 ) -> Result<()> {
+    // One row per key: PostgreSQL refuses to update a row twice in one statement.
+    let entries: std::collections::BTreeMap<&str, &serde_json::Value> = entries
+        .iter()
+        .map(|(key, value)| (key.as_str(), value))
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
     let now = time::format(time::now());
     let (kind, id) = (resource.kind(), resource.id());
-    let upsert = match s.dialect() {
+    let rows = vec!["(?, ?, ?, ?, ?, ?)"; entries.len()].join(", ");
+    let update = match s.dialect() {
         Dialect::Postgres => {
-            "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (resource_type, resource_id, \"key\") DO UPDATE SET \
+            "ON CONFLICT (resource_type, resource_id, \"key\") DO UPDATE SET \
              value = excluded.value, source = excluded.source, created_at = excluded.created_at"
         }
         Dialect::MySql => {
-            "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+            "ON DUPLICATE KEY UPDATE \
              value = VALUES(value), source = VALUES(source), created_at = VALUES(created_at)"
         }
     };
+    let mut arguments = args![];
     for (key, value) in entries {
-        s.execute(
-            upsert,
-            args![
-                kind,
-                id.clone(),
-                key.clone(),
-                canonical::to_string(value),
-                source.as_str(),
-                now.clone()
-            ],
-        )
-        .await?;
+        for argument in [
+            kind.to_owned(),
+            id.clone(),
+            key.to_owned(),
+            canonical::to_string(value),
+            source.as_str().to_owned(),
+            now.clone(),
+        ] {
+            sqlx_core::arguments::Arguments::add(&mut arguments, argument)
+                .map_err(|e| Error::corrupt("a statement argument", e))?;
+        }
     }
+    s.execute(
+        &format!(
+            "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \
+             VALUES {rows} {update}"
+        ),
+        arguments,
+    )
+    .await?;
     Ok(())
 }

@@ -136,28 +136,43 @@ impl StepRunStore for ServerStore {
     }
 
     async fn cache_candidate(&self, key: &str, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
+        // The candidate and its outputs in one round trip: a row per output, or one row
+        // with no output for a step run that had none.
         let mut s = self.read().await?;
-        let candidate = s
-            .first(
-                "SELECT s.id, s.run_id FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
-                 AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1",
+        let columns = s.dialect().version_columns();
+        let rows = s
+            .all(
+                &format!(
+                    "SELECT c.id AS candidate, c.run_id AS candidate_run, o.step_run_id, \
+                     o.name AS output_name, {columns} \
+                     FROM (SELECT id, run_id FROM step_runs WHERE cache_key = ? AND status = 'completed' \
+                           AND (cache_expires_at IS NULL OR cache_expires_at > ?) ORDER BY id DESC LIMIT 1) c \
+                     LEFT JOIN step_run_outputs o ON o.step_run_id = c.id \
+                     LEFT JOIN artifact_versions v ON v.id = o.artifact_version_id \
+                     LEFT JOIN artifacts a ON a.id = v.artifact_id ORDER BY o.name"
+                ),
                 args![key.to_owned(), time::format(now)],
                 |row| {
-                    Ok((
-                        records::parse::<StepRunId>("step run id", &row.string("id")?)?,
-                        records::parse::<RunId>("run id", &row.string("run_id")?)?,
-                    ))
+                    let candidate = (
+                        records::parse::<StepRunId>("step run id", &row.string("candidate")?)?,
+                        records::parse::<RunId>("run id", &row.string("candidate_run")?)?,
+                    );
+                    let output = match row.text("output_name")? {
+                        Some(_) => Some(records::output(row)?.1),
+                        None => None,
+                    };
+                    Ok((candidate, output))
                 },
             )
             .await?;
-        let Some((step_run, run_id)) = candidate else {
+        let Some(((step_run, run_id), _)) = rows.first() else {
             return Ok(None);
         };
-        let outputs = super::lineage::outputs_of_step_run(&mut s, step_run).await?;
+        let (step_run, run_id) = (*step_run, *run_id);
         Ok(Some(CacheEntry {
             step_run,
             run_id,
-            outputs,
+            outputs: rows.into_iter().filter_map(|(_, output)| output).collect(),
         }))
     }
 
@@ -226,6 +241,10 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
     let now = time::format(created_at);
     let mut created = Vec::with_capacity(new.len());
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
+    // A run that was still initializing has no step runs but those made here: their first
+    // attempts need no query (a whole cached pre-pass is one such batch).
+    let mut fresh_runs: Vec<RunId> = Vec::new();
+    let mut made: std::collections::HashSet<(RunId, &str)> = std::collections::HashSet::new();
     for step_run in new {
         check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
             kind: "step run",
@@ -241,6 +260,9 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
                         "run {} is {current}: no step run can be added to a finished run",
                         step_run.run_id
                     )));
+                }
+                if current == Status::Initializing {
+                    fresh_runs.push(step_run.run_id);
                 }
                 if matches!(current, Status::Initializing | Status::Provisioning) {
                     set_run_status(s, step_run.run_id, current, Status::Running, None).await?;
@@ -258,7 +280,13 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             created.push(None);
             continue;
         }
-        let attempt = next_attempt(s, step_run.run_id, &step_run.invocation).await?;
+        let first_of_fresh_run = fresh_runs.contains(&step_run.run_id)
+            && made.insert((step_run.run_id, step_run.invocation.as_str()));
+        let attempt = if first_of_fresh_run {
+            1
+        } else {
+            next_attempt(s, step_run.run_id, &step_run.invocation).await?
+        };
         let id = step_run.id;
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
@@ -342,7 +370,7 @@ async fn complete(
         id: id.to_string(),
         source,
     })?;
-    lock_artifacts(
+    let mut locked = lock_artifacts(
         s,
         completion
             .outputs
@@ -353,7 +381,7 @@ async fn complete(
     .await?;
     let mut outputs = Vec::with_capacity(completion.outputs.len());
     for (name, version) in &completion.outputs {
-        let artifact_version = insert_version(s, version, Some(id)).await?;
+        let artifact_version = insert_version(s, version, Some(id), &mut locked).await?;
         s.execute(
             "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) VALUES (?, ?, ?)",
             args![id.to_string(), name.clone(), artifact_version.id.to_string()],
