@@ -3,8 +3,8 @@
 //! One implementation for both, through sqlx's `any` driver: the statements are the same SQL
 //! except where the dialects differ ([`Dialect`]), and rows decode through the same
 //! `crate::records` as SQLite's. Each backend has its own migrations (`migrations/postgres`,
-//! `migrations/mysql`), applied under sqlx's migration lock so that processes opening a new
-//! store at once apply them once.
+//! `migrations/mysql`), applied by sqlx's migrator under a lock of the database, so that
+//! processes opening a new store at once apply them once. Connections: see `connections`.
 //!
 //! Concurrency: many processes may write at once (an orchestrator per run, the CLI, workers
 //! reading). Transactions run at READ COMMITTED; a write that decides from what it read locks
@@ -42,7 +42,7 @@ const MAX_CONNECTIONS: usize = 8;
 /// How long a call waits for a connection (and a new store for its server) before failing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a transaction the server aborted as a deadlock or serialization failure.
-const TRANSACTION_ATTEMPTS: u32 = 20;
+pub(crate) const TRANSACTION_ATTEMPTS: u32 = 20;
 
 /// Which SQL the server speaks where the two differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,8 +113,8 @@ impl ServerStore {
     /// Connects to the database at `url` (`postgres://`, `postgresql://`, `mysql://` or
     /// `mariadb://`) and brings its schema up to date. The database must exist.
     pub async fn open(url: &str) -> Result<Self> {
+        let location = redact(url);
         let (dialect, url) = dialect_of(url)?;
-        let location = redact(&url);
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(|| {
             // Fails only if the process installed drivers already; connecting then says
@@ -172,7 +172,9 @@ macro_rules! transaction {
                 Err(error) => Err(error),
             };
             match result {
-                Err(error) if error.is_transient() && attempt < $crate::server::attempts() => {
+                Err(error)
+                    if error.is_transient() && attempt < $crate::server::TRANSACTION_ATTEMPTS =>
+                {
                     $crate::server::back_off(attempt).await;
                 }
                 result => break result,
@@ -181,10 +183,6 @@ macro_rules! transaction {
     }};
 }
 pub(crate) use transaction;
-
-pub(crate) fn attempts() -> u32 {
-    TRANSACTION_ATTEMPTS
-}
 
 /// Waits a little, more after each failed attempt, with jitter so that two writers that
 /// deadlocked do not collide again.
@@ -307,7 +305,7 @@ async fn migrate(connection: &mut AnyConnection, dialect: Dialect, location: &st
     }
     let migrate_error_of = |e: sqlx_core::Error| Error::Migrate {
         location: location.to_owned(),
-        source: e.into(),
+        source: server_words(e),
     };
     let unlock = match dialect {
         Dialect::Postgres => {
