@@ -23,15 +23,25 @@ const INVOCATIONS: usize = 12;
 
 #[test]
 fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work() {
+    kill_repeatedly(&Project::new(), KILLS);
+}
+
+/// The same with the metadata store on PostgreSQL: a killed orchestrator leaves its
+/// connection's transaction to the server, which rolls it back.
+#[test]
+fn killed_pipelines_on_postgresql_are_reconciled_and_resumed() {
+    kill_repeatedly(&Project::on(common::Server::Postgres), KILLS / 3);
+}
+
+fn kill_repeatedly(project: &Project, kills: usize) {
     let seed = std::env::var("WEFT_CRASH_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())
         .unwrap_or(0x5eed_f00d_u64);
     println!("seed {seed} (set WEFT_CRASH_SEED to replay)");
     let mut random = fastrand::Rng::with_seed(seed);
-    let project = Project::new();
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
-    for kill in 0..KILLS {
+    for kill in 0..kills {
         let pause_ms = random.u64(20..=40);
         // A run takes about 300 ms here; the later kills land after it finished.
         let delay = Duration::from_millis(random.u64(0..=340));
@@ -45,7 +55,7 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
             "kill {kill} of {pipeline} (seed {seed}) after {delay:?}, steps of {pause_ms} ms"
         );
         let outcome = kill_and_recover(
-            &project,
+            project,
             pipeline,
             &journal,
             pause_ms,
@@ -57,7 +67,7 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
     }
     println!("outcomes: {outcomes:?}");
     assert!(
-        outcomes.get("interrupted").copied().unwrap_or(0) >= KILLS / 3,
+        outcomes.get("interrupted").copied().unwrap_or(0) >= kills / 3,
         "most kills should land while steps run: {outcomes:?}"
     );
 }
@@ -192,7 +202,7 @@ fn journal_counts(journal: &Path) -> BTreeMap<String, usize> {
 /// killed step was writing is gone.
 fn assert_only_registered_files(project: &Project, pipeline: &str, context: &str) {
     let folder = project.path().join(".weft");
-    let client = weft::Client::in_folder(&folder).expect("the stores open");
+    let client = project.client();
     let mut registered = BTreeSet::new();
     for artifact in client.artifacts(false).unwrap() {
         for version in client.artifact_versions(&artifact.name).unwrap() {

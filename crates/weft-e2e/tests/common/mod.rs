@@ -90,6 +90,15 @@ impl Project {
         self.dir.path()
     }
 
+    /// A client on the project's stores, as its commands find them.
+    pub fn client(&self) -> weft::Client {
+        let mut stores = weft::config::StoreConfig::in_folder(self.path().join(".weft"));
+        if let Some(database) = &self.database {
+            stores.metadata = database.url.clone();
+        }
+        weft::Client::open(&stores).expect("the stores open")
+    }
+
     /// `binary` with `args`, in the project folder, with no store settings inherited.
     pub fn command(&self, binary: &str, args: &[&str]) -> Command {
         let mut command = Command::new(binary);
