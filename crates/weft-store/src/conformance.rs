@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             concurrent_completions_never_share_a_version,
             explicit_versions_must_be_unique,
             artifact_versions_are_found_by_name_and_version,
+            names_are_exact_and_any_text,
             lineage_follows_reads_and_writes_across_runs,
             run_graph_has_parents_inputs_and_outputs,
             metadata_is_stored_per_resource_and_replaced_per_key,
@@ -516,6 +517,58 @@ pub async fn concurrent_completions_never_share_a_version(store: Store) {
         .collect();
     versions.sort();
     assert_eq!(versions, (1..=24).collect::<Vec<_>>());
+}
+
+/// Names compare exactly (case and accents included), and any text round-trips: quotes,
+/// unicode, SQL wildcards, the separator of tag lists in another field.
+pub async fn names_are_exact_and_any_text(store: Store) {
+    let upper = store
+        .create_artifact_version(version("Model", "a"))
+        .await
+        .unwrap();
+    let lower = store
+        .create_artifact_version(version("model", "b"))
+        .await
+        .unwrap();
+    let accented = store
+        .create_artifact_version(version("modèl", "c"))
+        .await
+        .unwrap();
+    assert_ne!(upper.artifact_id, lower.artifact_id);
+    assert_ne!(lower.artifact_id, accented.artifact_id);
+    assert_eq!((upper.version.as_str(), lower.version.as_str()), ("1", "1"));
+    assert_eq!(store.artifact_versions("Model").await.unwrap().len(), 1);
+    let hostile = "it's \"quoted\"; 100%_done ✓ --";
+    let mut tagged = version(hostile, "d");
+    tagged.tags = vec!["ünï côdé".into(), "a'b".into()];
+    let stored = store.create_artifact_version(tagged).await.unwrap();
+    let found = store
+        .find_artifact_version(&format!("{hostile}:1"))
+        .await
+        .unwrap();
+    assert_eq!((found.id, found.name.as_str()), (stored.id, hostile));
+    assert_eq!(found.tags, ["a'b", "ünï côdé"]);
+    assert!(matches!(
+        store.artifact_versions("mod%").await,
+        Err(Error::NotFound { .. })
+    ));
+    store
+        .log_metadata(
+            Resource::ArtifactVersion(stored.id),
+            vec![("key 'with' \"quotes\"".into(), json!({"ü": "✓"}))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap();
+    let entries = store
+        .metadata(Resource::ArtifactVersion(stored.id))
+        .await
+        .unwrap();
+    let entry = entries
+        .iter()
+        .find(|entry| entry.key == "key 'with' \"quotes\"")
+        .unwrap();
+    assert_eq!(entry.value, json!({"ü": "✓"}));
 }
 
 /// An explicit version string is taken as is, and only once.
