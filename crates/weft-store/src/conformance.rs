@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             explicit_versions_must_be_unique,
             artifact_versions_are_found_by_name_and_version,
             names_are_exact_and_any_text,
+            overlong_names_are_refused_alike,
             lineage_follows_reads_and_writes_across_runs,
             run_graph_has_parents_inputs_and_outputs,
             metadata_is_stored_per_resource_and_replaced_per_key,
@@ -569,6 +570,54 @@ pub async fn names_are_exact_and_any_text(store: Store) {
         .find(|entry| entry.key == "key 'with' \"quotes\"")
         .unwrap();
     assert_eq!(entry.value, json!({"ü": "✓"}));
+}
+
+/// A name longer than every backend stores is refused before anything is written, with
+/// what was too long, the same on every backend.
+pub async fn overlong_names_are_refused_alike(store: Store) {
+    let long = "x".repeat(513);
+    let error = store
+        .create_artifact_version(version(&long, "a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Conflict(message) if message.starts_with("an artifact name is 513 characters long; at most 512")),
+        "{error}"
+    );
+    assert!(store.artifacts(false).await.unwrap().is_empty());
+    let fits = store
+        .create_artifact_version(version(&"é".repeat(512), "b"))
+        .await
+        .unwrap();
+    let error = store
+        .tag_artifact_version(fits.id, &["t".repeat(600)])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("a tag is 600 characters long"),
+        "{error}"
+    );
+    let run = new_run(&store, "p").await;
+    let mut step_run = running(run, &"i".repeat(600));
+    step_run.step = "s".into();
+    let error = store.create_step_runs(vec![step_run]).await.unwrap_err();
+    assert!(
+        error.to_string().contains("an invocation id is 600"),
+        "{error}"
+    );
+    assert!(store.step_runs(run).await.unwrap().is_empty());
+    let error = store
+        .log_metadata(
+            Resource::Run(run),
+            vec![("k".repeat(513), json!(1))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("a metadata key is 513"),
+        "{error}"
+    );
 }
 
 /// An explicit version string is taken as is, and only once.

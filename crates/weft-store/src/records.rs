@@ -454,3 +454,87 @@ pub(crate) async fn walk(
         writes: writes.into_iter().collect(),
     })
 }
+
+/// The longest names every backend stores (in characters): a longer one is refused up front,
+/// the same way everywhere, rather than by one database and not another.
+pub(crate) mod limits {
+    pub(crate) const NAME: usize = 512;
+    pub(crate) const STEP: usize = 1024;
+    pub(crate) const ARGUMENT: usize = 255;
+    pub(crate) const VERSION: usize = 255;
+    pub(crate) const HASH: usize = 128;
+}
+
+/// Refuses `value` if it is longer than `limit` characters.
+fn within(what: &str, value: &str, limit: usize) -> Result<()> {
+    let length = value.chars().count();
+    if length > limit {
+        return Err(Error::Conflict(format!(
+            "{what} is {length} characters long; at most {limit} are allowed: `{}…`",
+            value.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the names of a new run.
+pub(crate) fn check_new_run(new: &NewRun) -> Result<()> {
+    within("the pipeline name", &new.snapshot.pipeline, limits::NAME)
+}
+
+/// Checks the names of new step runs.
+pub(crate) fn check_new_step_runs(new: &[NewStepRun]) -> Result<()> {
+    for step_run in new {
+        within("an invocation id", &step_run.invocation, limits::NAME)?;
+        within("a step name", &step_run.step, limits::STEP)?;
+        within("a code hash", &step_run.code_hash, limits::HASH)?;
+        if let Some(key) = &step_run.cache_key {
+            within("a cache key", key, limits::HASH)?;
+        }
+        for input in &step_run.inputs {
+            within("an input name", &input.name, limits::ARGUMENT)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the names of a new version: its artifact, version, tags and metadata keys.
+pub(crate) fn check_new_version(new: &NewArtifactVersion) -> Result<()> {
+    within("an artifact name", &new.name, limits::NAME)?;
+    if let Some(version) = &new.version {
+        within("a version", version, limits::VERSION)?;
+    }
+    within("a materializer name", &new.materializer, limits::NAME)?;
+    within("a content hash", &new.content_hash, limits::HASH)?;
+    check_tags(&new.tags)?;
+    check_metadata_keys(new.metadata.keys().map(String::as_str))
+}
+
+/// Checks the outputs of a completion.
+pub(crate) fn check_completion(completion: &crate::model::Completion) -> Result<()> {
+    for (output, version) in &completion.outputs {
+        within("an output name", output, limits::ARGUMENT)?;
+        check_new_version(version)?;
+    }
+    check_metadata_keys(completion.metadata.iter().map(|(key, _)| key.as_str()))
+}
+
+/// Checks tag names.
+pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
+    tags.iter()
+        .try_for_each(|tag| within("a tag", tag, limits::NAME))
+}
+
+/// Checks metadata keys.
+pub(crate) fn check_metadata_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    keys.into_iter()
+        .try_for_each(|key| within("a metadata key", key, limits::NAME))
+}
+
+/// Checks everything a batch of changes writes.
+pub(crate) fn check_changes(changes: &crate::model::Changes) -> Result<()> {
+    for (_, completion) in &changes.completed {
+        check_completion(completion)?;
+    }
+    check_new_step_runs(&changes.created)
+}

@@ -120,6 +120,7 @@ impl ArtifactRecords for ServerStore {
     }
 
     async fn create_artifact_version(&self, new: NewArtifactVersion) -> Result<ArtifactVersion> {
+        crate::records::check_new_version(&new)?;
         transaction!(self, |s| {
             let mut locked =
                 lock_artifacts(&mut s, [(new.name.as_str(), new.has_custom_name)]).await?;
@@ -128,6 +129,7 @@ impl ArtifactRecords for ServerStore {
     }
 
     async fn tag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+        crate::records::check_tags(tags)?;
         transaction!(self, |s| {
             version_by_id(&mut s, id).await?;
             insert_tags(&mut s, id, tags).await

@@ -16,6 +16,7 @@ impl MetadataRecords for ServerStore {
         entries: Vec<(String, serde_json::Value)>,
         source: MetadataSource,
     ) -> Result<()> {
+        crate::records::check_metadata_keys(entries.iter().map(|(key, _)| key.as_str()))?;
         transaction!(self, |s| upsert_metadata(
             &mut s, resource, &entries, source
         )

@@ -15,6 +15,7 @@ const UNFINISHED_STEP_RUNS: &str = "('queued', 'provisioning', 'running', 'retry
 #[async_trait]
 impl RunStore for ServerStore {
     async fn create_run(&self, new: NewRun) -> Result<Run> {
+        crate::records::check_new_run(&new)?;
         let format_version = i64::from(new.snapshot.format_version);
         let (run, spec) = records::new_run(new);
         let created_at = time::format(run.created_at);

@@ -23,6 +23,7 @@ const UNEXPIRED: &str = "cache_key IS NOT NULL AND status = 'completed' \
 #[async_trait]
 impl StepRunStore for ServerStore {
     async fn create_step_runs(&self, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+        crate::records::check_new_step_runs(&new)?;
         if new.is_empty() {
             return Ok(Vec::new());
         }
@@ -41,6 +42,7 @@ impl StepRunStore for ServerStore {
         id: StepRunId,
         completion: Completion,
     ) -> Result<Vec<StepOutput>> {
+        crate::records::check_completion(&completion)?;
         transaction!(self, |s| complete(&mut s, id, &completion).await)
     }
 
@@ -64,6 +66,7 @@ impl StepRunStore for ServerStore {
     }
 
     async fn apply(&self, changes: Changes) -> Result<Applied> {
+        crate::records::check_changes(&changes)?;
         if changes.is_empty() {
             return Ok(Applied::default());
         }

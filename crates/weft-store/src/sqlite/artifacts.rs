@@ -107,10 +107,12 @@ impl ArtifactRecords for SqliteStore {
     }
 
     async fn create_artifact_version(&self, new: NewArtifactVersion) -> Result<ArtifactVersion> {
+        crate::records::check_new_version(&new)?;
         self.write(move |tx| insert_version(tx, &new, None)).await
     }
 
     async fn tag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+        crate::records::check_tags(tags)?;
         let tags = tags.to_vec();
         self.write(move |tx| {
             version_by_id(tx, id)?;

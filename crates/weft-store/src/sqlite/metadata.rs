@@ -17,6 +17,7 @@ impl MetadataRecords for SqliteStore {
         entries: Vec<(String, serde_json::Value)>,
         source: MetadataSource,
     ) -> Result<()> {
+        crate::records::check_metadata_keys(entries.iter().map(|(key, _)| key.as_str()))?;
         self.write(move |tx| upsert_metadata(tx, resource, entries, source))
             .await
     }

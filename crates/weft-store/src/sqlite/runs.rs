@@ -13,6 +13,7 @@ use crate::{Error, Result, RunStore, time};
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Run> {
+        crate::records::check_new_run(&new)?;
         let format_version = new.snapshot.format_version;
         let (run, spec) = rows::new_run(new);
         let now = run.created_at;

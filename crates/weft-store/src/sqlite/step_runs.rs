@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 #[async_trait]
 impl StepRunStore for SqliteStore {
     async fn create_step_runs(&self, new: Vec<NewStepRun>) -> Result<Vec<StepRun>> {
+        crate::records::check_new_step_runs(&new)?;
         if new.is_empty() {
             return Ok(Vec::new());
         }
@@ -42,6 +43,7 @@ impl StepRunStore for SqliteStore {
         id: StepRunId,
         completion: Completion,
     ) -> Result<Vec<StepOutput>> {
+        crate::records::check_completion(&completion)?;
         self.write(move |tx| complete(tx, id, completion)).await
     }
 
@@ -68,6 +70,7 @@ impl StepRunStore for SqliteStore {
     }
 
     async fn apply(&self, changes: Changes) -> Result<Applied> {
+        crate::records::check_changes(&changes)?;
         if changes.is_empty() {
             return Ok(Applied::default());
         }
