@@ -17,8 +17,9 @@ fi
 step "services: a single-node Slurm, PostgreSQL, MariaDB"
 scripts/slurm-up.sh
 WEFT_TEST_POSTGRES_URL=$(scripts/postgres-up.sh)
+WEFT_TEST_POSTGRES_CA=${WEFT_POSTGRES_DIR:-/tmp/weft-postgres}/ca.crt
 WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
-export WEFT_TEST_POSTGRES_URL WEFT_TEST_MYSQL_URL
+export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL
 
 step "formatting"
 cargo fmt --all -- --check
