@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway MariaDB server for the tests of weft's MySQL/MariaDB metadata store: its
-# own datadir, socket and pidfile, no systemd. Installs mariadb-server if it is missing
+# own datadir, socket and pidfile, no systemd, TLS on with a certificate for 127.0.0.1 signed
+# by a test authority ($WEFT_MARIADB_DIR/ca.crt). Installs mariadb-server if it is missing
 # (Debian/Ubuntu, as root). Idempotent: a running server is left alone. Prints the server's
 # URL (user `weft`, allowed to create databases); the tests create one database per test.
 #
@@ -20,9 +21,15 @@ if ! command -v mariadbd >/dev/null; then
 fi
 
 install -d -o mysql -g mysql "$dir"
+"$(dirname "$0")/test-certificate.sh" "$dir" mysql
 if [ ! -d "$dir/data/mysql" ]; then
   mariadb-install-db --user=mysql --datadir="$dir/data" --auth-root-authentication-method=socket \
     --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
+fi
+if alive && ! mariadb --socket="$dir/mariadb.sock" -uroot -N -e "SHOW VARIABLES LIKE 'have_ssl'" \
+    | grep -q YES; then
+  # A server an older version of this script started without TLS: start it again with it.
+  "$(dirname "$0")/mariadb-down.sh"
 fi
 if ! alive; then
   # Durability off and a small buffer pool: test data only, on a 2-core machine.
@@ -30,6 +37,7 @@ if ! alive; then
     --pid-file="$dir/mariadb.pid" --port="$port" --bind-address=127.0.0.1 \
     --log-error="$dir/error.log" --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
     --innodb-buffer-pool-size=128M --max-connections=400 --skip-name-resolve \
+    --ssl-ca="$dir/ca.crt" --ssl-cert="$dir/server.crt" --ssl-key="$dir/server.key" \
     >>"$dir/error.log" 2>&1 &
   for _ in $(seq 300); do
     mariadb --socket="$dir/mariadb.sock" -uroot -e "SELECT 1" >/dev/null 2>&1 && break

@@ -22,19 +22,7 @@ bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_postgres() { runuser -u postgres -- "$@"; }
 
 install -d -o postgres -g postgres "$dir"
-if [ ! -s "$dir/server.crt" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=weft test authority" \
-    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-    >"$dir/server.ext"
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
-    -CAcreateserial -days 3650 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
-  chown postgres:postgres "$dir/server.key" "$dir/server.crt"
-  chmod 600 "$dir/server.key"
-  chmod 644 "$dir/server.crt" "$dir/ca.crt"
-fi
+"$(dirname "$0")/test-certificate.sh" "$dir" postgres
 [ -f "$dir/data/PG_VERSION" ] \
   || as_postgres "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
 # Many tests at once each hold a few connections: allow more than the default 100.

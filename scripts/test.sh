@@ -19,7 +19,8 @@ scripts/slurm-up.sh
 WEFT_TEST_POSTGRES_URL=$(scripts/postgres-up.sh)
 WEFT_TEST_POSTGRES_CA=${WEFT_POSTGRES_DIR:-/tmp/weft-postgres}/ca.crt
 WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
-export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL
+WEFT_TEST_MYSQL_CA=${WEFT_MARIADB_DIR:-/tmp/weft-mariadb}/ca.crt
+export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL WEFT_TEST_MYSQL_CA
 
 step "formatting"
 cargo fmt --all -- --check

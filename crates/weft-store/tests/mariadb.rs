@@ -26,3 +26,42 @@ async fn fresh() -> (Arc<dyn MetadataStore>, Box<dyn Any + Send>) {
 
 weft_store::conformance_tests!(fresh);
 server::server_tests!(database);
+
+/// The authority that signed the server's certificate (`scripts/mariadb-up.sh` makes both).
+fn certificate() -> String {
+    std::env::var("WEFT_TEST_MYSQL_CA").unwrap_or_else(|_| "/tmp/weft-mariadb/ca.crt".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_verifies_the_server_certificate() {
+    use sqlx_core::connection::Connection as _;
+    use weft_store::RunStore as _;
+    let database = database().await;
+    let verified = format!(
+        "{}?ssl-mode=verify_identity&ssl-ca={}",
+        database.url,
+        certificate()
+    );
+    let store = weft_store::ServerStore::open(&verified).await.unwrap();
+    store.runs(&Default::default()).await.unwrap();
+    // The same URL gives an encrypted session.
+    let mut connection = sqlx_mysql::MySqlConnection::connect(&verified)
+        .await
+        .unwrap();
+    let (_, cipher): (String, String) =
+        sqlx_core::query_as::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    assert!(!cipher.is_empty());
+    // A certificate nobody vouches for is refused, and says so.
+    let unverified = format!("{}?ssl-mode=verify_identity", database.url);
+    let error = weft_store::ServerStore::open(&unverified)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("cannot open the metadata store at") && error.contains("certificate"),
+        "{error}"
+    );
+}
