@@ -1,7 +1,7 @@
 //! The metadata store on a database server: orchestration overhead per step with the metadata
-//! store on SQLite, PostgreSQL and MariaDB (the artifact store on tmpfs for all three), for a
-//! chain and a fan-out of trivial steps, computed and then fully cached, and for isolated
-//! steps, whose processes each open the store.
+//! store on SQLite, PostgreSQL (over TCP and over its Unix socket) and MariaDB (the artifact
+//! store on tmpfs for all), for a chain and a fan-out of trivial steps, computed and then fully
+//! cached, and for isolated steps, whose processes each open the store.
 //!
 //! Needs the servers `scripts/postgres-up.sh` and `scripts/mariadb-up.sh` start (or their URLs
 //! in `WEFT_TEST_POSTGRES_URL` and `WEFT_TEST_MYSQL_URL`); each measurement gets a new
@@ -26,6 +26,8 @@ const ISOLATED: usize = 20;
 enum Store {
     Sqlite,
     Postgres,
+    /// PostgreSQL on this machine through its Unix socket instead of TCP.
+    PostgresSocket,
     MariaDb,
 }
 
@@ -34,6 +36,7 @@ impl Store {
         match self {
             Store::Sqlite => "SQLite (tmpfs)",
             Store::Postgres => "PostgreSQL",
+            Store::PostgresSocket => "  (Unix socket)",
             Store::MariaDb => "MariaDB",
         }
     }
@@ -54,7 +57,7 @@ fn timed(store: Store, base: &Path, call: impl Fn() -> weft::PipelineCall) -> (D
     };
     let database = match store {
         Store::Sqlite => None,
-        Store::Postgres => Some(server(
+        Store::Postgres | Store::PostgresSocket => Some(server(
             "WEFT_TEST_POSTGRES_URL",
             "postgres://postgres@127.0.0.1:54329/postgres",
         )),
@@ -66,6 +69,10 @@ fn timed(store: Store, base: &Path, call: impl Fn() -> weft::PipelineCall) -> (D
     let mut stores = StoreConfig::in_folder(dir.path());
     if let Some(database) = &database {
         stores.metadata = database.url.clone();
+    }
+    if let Store::PostgresSocket = store {
+        let folder = std::env::var("WEFT_POSTGRES_DIR").unwrap_or("/tmp/weft-postgres".into());
+        stores.metadata.push_str(&format!("?host={folder}"));
     }
     let client = Client::open(&stores).expect("the stores open");
     let computed = common::timed_run(&client, call(), &weft::RunConfig::default()).0;
@@ -93,7 +100,12 @@ fn main() -> std::process::ExitCode {
         "{:<18}{:>14}{:>14}{:>14}{:>14}{:>14}",
         "metadata store", "chain", "chain cached", "fan-out", "fan cached", "isolated"
     );
-    for store in [Store::Sqlite, Store::Postgres, Store::MariaDb] {
+    for store in [
+        Store::Sqlite,
+        Store::Postgres,
+        Store::PostgresSocket,
+        Store::MariaDb,
+    ] {
         timed(store, &base, || chain::args(3)); // warm-up
         let measure = |call: &dyn Fn() -> weft::PipelineCall| {
             let runs: Vec<(Duration, Duration)> =

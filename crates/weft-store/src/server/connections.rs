@@ -121,6 +121,7 @@ impl Connections {
             dialect: self.dialect,
             clean: Arc::new(AtomicBool::new(true)),
             in_transaction: false,
+            locked_runs: Vec::new(),
             _permit: permit,
         })
     }
@@ -135,6 +136,9 @@ pub(crate) struct Session {
     dialect: Dialect,
     clean: Arc<AtomicBool>,
     in_transaction: bool,
+    /// The runs this transaction has locked, with their status as it stands in it: a
+    /// transaction that locked a run needs no second round trip to know its status.
+    pub(crate) locked_runs: Vec<(weft_core::RunId, weft_core::Status)>,
     _permit: OwnedSemaphorePermit,
 }
 

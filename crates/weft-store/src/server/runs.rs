@@ -347,6 +347,9 @@ async fn run_by_id(s: &mut Session, id: RunId) -> Result<Run> {
 /// The run's status, with its row locked until the transaction ends: whoever changes a
 /// run's status decides from a status nobody else can change meanwhile.
 pub(crate) async fn run_status(s: &mut Session, id: RunId) -> Result<Status> {
+    if let Some((_, status)) = s.locked_runs.iter().find(|(run, _)| *run == id) {
+        return Ok(*status);
+    }
     let status = s
         .first(
             "SELECT status FROM runs WHERE id = ? FOR UPDATE",
@@ -358,7 +361,9 @@ pub(crate) async fn run_status(s: &mut Session, id: RunId) -> Result<Status> {
             kind: "run",
             reference: id.to_string(),
         })?;
-    records::parse("run status", &status)
+    let status = records::parse("run status", &status)?;
+    s.locked_runs.push((id, status));
+    Ok(status)
 }
 
 /// Changes a run's status after the state machine allowed it, stamping start and end times.
@@ -377,6 +382,9 @@ pub(crate) async fn set_run_status(
     let now = time::format(time::now());
     let started = (to == Status::Running).then(|| now.clone());
     let ended = to.is_finished().then(|| now.clone());
+    if let Some(locked) = s.locked_runs.iter_mut().find(|(run, _)| *run == id) {
+        locked.1 = to;
+    }
     s.execute(
         "UPDATE runs SET status = ?, status_reason = COALESCE(?, status_reason), \
          started_at = COALESCE(started_at, ?), ended_at = COALESCE(?, ended_at) WHERE id = ?",
