@@ -208,7 +208,8 @@ fn store_passwords_are_never_shown_and_can_stay_out_of_the_file() {
     std::fs::write(
         project.path().join("weft.toml"),
         "[stacks.team]\nmetadata = \"postgres://weft:s3cret@db.example:5432/weft\"\n\n\
-         [stacks.safe]\nmetadata = \"postgres://weft:${WEFT_TEST_NOT_SET}@db.example/weft\"\n",
+         [stacks.safe]\nmetadata = \"postgres://weft:${WEFT_TEST_NOT_SET}@db.example/weft\"\n\n\
+         [stacks.nodb]\nmetadata = \"postgres://weft:s3cret@db.example:5432\"\n",
     )
     .unwrap();
     for args in [
@@ -231,5 +232,11 @@ fn store_passwords_are_never_shown_and_can_stay_out_of_the_file() {
             .stderr
             .contains("`stacks.safe.metadata` uses `${WEFT_TEST_NOT_SET}`, which is not set"),
         "{unset:?}"
+    );
+    let no_database = project.pipelines(&["run", "training", "--stack", "nodb"]);
+    assert_eq!(no_database.code, 2, "{no_database:?}");
+    assert!(
+        no_database.stderr.contains("weft.toml: `stacks.nodb.metadata`: invalid metadata store URL `postgres://weft:***@db.example:5432`: the URL names no database"),
+        "{no_database:?}"
     );
 }

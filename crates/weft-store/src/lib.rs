@@ -32,6 +32,25 @@ pub use sqlite::SqliteStore;
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Checks that `url` names a metadata store this build can open, without opening it: a
+/// known scheme, and a database for a server.
+pub fn check_url(url: &str) -> Result<()> {
+    match url.split_once("://") {
+        Some(("sqlite", path)) if !path.is_empty() => Ok(()),
+        Some(("postgres" | "postgresql" | "mysql" | "mariadb", _)) => server::check_url(url),
+        Some((scheme, _)) if scheme != "sqlite" => Err(Error::InvalidUrl {
+            url: server::redact(url),
+            reason: format!(
+                "`{scheme}://` is not a metadata store; use sqlite://<path>, postgres://... or mysql://..."
+            ),
+        }),
+        _ => Err(Error::InvalidUrl {
+            url: server::redact(url),
+            reason: "expected a URL such as sqlite://.weft/weft.db".into(),
+        }),
+    }
+}
+
 /// Opens the metadata store at `url`. Relative paths are taken from `base`.
 ///
 /// Supported: `sqlite://<path>` (created on first use); `postgres://` (or `postgresql://`)

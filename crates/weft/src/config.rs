@@ -485,13 +485,22 @@ impl StoreConfig {
                 .file
                 .as_deref()
                 .map_or("weft.toml".into(), |f| f.display().to_string());
-            Ok(absolute(expand(url, &env).map_err(|variable| {
+            let url = expand(url, &env).map_err(|variable| {
                 Error::msg(format!(
                     "{file}: `{key}` uses `${{{variable}}}`, which is not set in the environment"
                 ))
-            })?, root))
+            })?;
+            if which == "metadata" {
+                weft_store::check_url(&url)
+                    .map_err(|e| Error::msg(format!("{file}: `{key}`: {e}")))?;
+            }
+            Ok(absolute(url, root))
         };
         let metadata = match env("WEFT_STORE").filter(|v| !v.is_empty()) {
+            Some(url) if url.contains("://") => {
+                weft_store::check_url(&url).map_err(|e| Error::msg(format!("WEFT_STORE: {e}")))?;
+                absolute(url, start)
+            }
             Some(url) => absolute(url, start),
             None => configured(
                 "metadata",

@@ -408,6 +408,11 @@ fn migrate_error(error: MigrateError, location: &str, newest_known: i64) -> Erro
     }
 }
 
+/// Checks a server URL's form without connecting.
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    dialect_of(url).map(drop)
+}
+
 fn dialect_of(url: &str) -> Result<(Dialect, String)> {
     let invalid = |reason: &str| Error::InvalidUrl {
         url: redact(url),
