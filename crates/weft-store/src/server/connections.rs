@@ -206,6 +206,16 @@ impl Session {
         Ok(())
     }
 
+    /// Rolls the session's transaction back now, releasing its locks (a failed rollback
+    /// discards the connection, which ends the transaction too).
+    pub(crate) async fn rollback(mut self) {
+        if self.control("ROLLBACK").await.is_ok() {
+            self.in_transaction = false;
+        } else {
+            self.clean.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Runs a transaction control statement, unprepared (MySQL prepares only some).
     async fn control(&mut self, statement: &'static str) -> Result<()> {
         let flight = InFlight::start(&self.clean);

@@ -167,9 +167,14 @@ macro_rules! transaction {
             attempt += 1;
             let mut $session = $store.begin().await?;
             let result = $body;
+            // A failed transaction is rolled back at once: its row locks must not outlive it
+            // while the connection waits in the pool.
             let result = match result {
                 Ok(value) => $session.commit().await.map(|()| value),
-                Err(error) => Err(error),
+                Err(error) => {
+                    $session.rollback().await;
+                    Err(error)
+                }
             };
             match result {
                 Err(error)

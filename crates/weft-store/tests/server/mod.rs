@@ -108,6 +108,26 @@ macro_rules! server_tests {
                 );
             }
 
+            /// A refused write releases the locks it took at once, not when its connection is
+            /// next used: another process can lock the same run right after.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_refused_write_releases_its_locks() {
+                let database = super::$database().await;
+                let first = ServerStore::open(&database.url).await.unwrap();
+                let second = ServerStore::open(&database.url).await.unwrap();
+                let run = new_run(&first).await;
+                first.fail_run(run, "for the test").await.unwrap();
+                // Locks the run, then refuses: the run is finished.
+                let refused = first.create_step_runs(vec![running(run, "late")]).await;
+                assert!(refused.is_err());
+                let locked_again =
+                    tokio::time::timeout(Duration::from_secs(5), second.heartbeat(run)).await;
+                assert_eq!(
+                    locked_again.expect("the run's lock was released").unwrap(),
+                    weft_core::Status::Failed
+                );
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stores_opened_at_once_migrate_once() {
                 let database = super::$database().await;
