@@ -99,4 +99,10 @@ impl Error {
             .is_some_and(|mysql| mysql.number() == 1205);
         matches!(database.code().as_deref(), Some("40001" | "40P01")) || lock_wait_timeout
     }
+
+    /// Whether the connection to the server was lost (the server went away, an administrator
+    /// ended the session, the network failed).
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::Server(error) if crate::server::connection_lost(error))
+    }
 }

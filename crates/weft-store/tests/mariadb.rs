@@ -24,8 +24,27 @@ async fn fresh() -> (Arc<dyn MetadataStore>, Box<dyn Any + Send>) {
     (Arc::new(store), Box::new(database))
 }
 
+/// Ends every other session on the database at `url`, as an administrator would.
+async fn end_sessions(url: &str) {
+    use sqlx_core::connection::Connection as _;
+    use sqlx_core::executor::Executor as _;
+    let mut admin = sqlx_mysql::MySqlConnection::connect(url).await.unwrap();
+    let sessions: Vec<(i64,)> = sqlx_core::query_as::query_as(
+        "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    for (id,) in sessions {
+        admin
+            .execute(&*format!("KILL CONNECTION {id}"))
+            .await
+            .unwrap();
+    }
+}
+
 weft_store::conformance_tests!(fresh);
-server::server_tests!(database);
+server::server_tests!(database, end_sessions);
 
 /// The authority that signed the server's certificate (`scripts/mariadb-up.sh` makes both).
 fn certificate() -> String {

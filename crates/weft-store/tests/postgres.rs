@@ -24,8 +24,19 @@ async fn fresh() -> (Arc<dyn MetadataStore>, Box<dyn Any + Send>) {
     (Arc::new(store), Box::new(database))
 }
 
+/// Ends every other session on the database at `url`, as an administrator would.
+async fn end_sessions(url: &str) {
+    TestDatabase::execute(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+}
+
 weft_store::conformance_tests!(fresh);
-server::server_tests!(database);
+server::server_tests!(database, end_sessions);
 
 /// The authority that signed the server's certificate (`scripts/postgres-up.sh` makes both).
 fn certificate() -> String {

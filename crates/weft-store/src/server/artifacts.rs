@@ -112,7 +112,7 @@ impl ArtifactRecords for ServerStore {
         let found = s
             .all(
                 &format!("SELECT {columns} FROM {VERSION_FROM} WHERE v.id LIKE ?"),
-                args![pattern],
+                args![pattern.clone()],
                 records::artifact_version,
             )
             .await?;
@@ -258,7 +258,7 @@ pub(crate) async fn insert_version(
                 serde_json::to_string(&new.files).expect("plain data"),
                 new.save_type.as_str(),
                 producer.map(|p| p.to_string()),
-                created_at
+                created_at.clone()
             ],
         )
         .await;

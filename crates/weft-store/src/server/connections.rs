@@ -78,6 +78,21 @@ impl Connections {
         });
     }
 
+    /// Drops the idle connections: one was found dead, so the server (or the network to it)
+    /// went away, and the others are likely dead too.
+    fn forget_idle(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    async fn connect_anew(&self) -> Result<AnyConnection> {
+        Self::connect(&self.url, self.dialect)
+            .await
+            .map_err(|e| Error::Open {
+                location: self.location.clone(),
+                source: super::server_words(e),
+            })
+    }
+
     /// A session on an idle connection, or on a new one if none is idle.
     pub(crate) async fn session(self: &Arc<Self>) -> Result<Session> {
         let permit = tokio::time::timeout(CONNECT_TIMEOUT, self.permits.clone().acquire_owned())
@@ -108,12 +123,7 @@ impl Connections {
         }
         let connection = match connection {
             Some(connection) => connection,
-            None => Self::connect(&self.url, self.dialect)
-                .await
-                .map_err(|e| Error::Open {
-                    location: self.location.clone(),
-                    source: super::server_words(e),
-                })?,
+            None => self.connect_anew().await?,
         };
         Ok(Session {
             connection: Some(connection),
@@ -167,6 +177,7 @@ impl InFlight {
     fn land<T>(self, result: &std::result::Result<T, sqlx_core::Error>) {
         let fine = match result {
             Ok(_) => true,
+            Err(error) if connection_lost(error) => false,
             Err(error) => matches!(
                 error,
                 sqlx_core::Error::Database(_)
@@ -216,55 +227,122 @@ impl Session {
         }
     }
 
+    /// Whether a statement that failed with `error` runs again on a new connection: when the
+    /// connection was lost outside a transaction (a statement of a transaction cannot: the
+    /// whole transaction runs again), once.
+    async fn reconnects(&mut self, error: &sqlx_core::Error, retried: &mut bool) -> Result<bool> {
+        if !connection_lost(error) {
+            return Ok(false);
+        }
+        self.connections.forget_idle();
+        if self.in_transaction || *retried {
+            return Ok(false);
+        }
+        *retried = true;
+        self.connection = Some(self.connections.connect_anew().await?);
+        self.clean.store(true, Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// Runs a transaction control statement, unprepared (MySQL prepares only some).
     async fn control(&mut self, statement: &'static str) -> Result<()> {
-        let flight = InFlight::start(&self.clean);
-        let done = self.connection().execute(statement).await;
-        flight.land(&done);
-        done?;
-        Ok(())
+        let mut retried = false;
+        loop {
+            let flight = InFlight::start(&self.clean);
+            let done = self.connection().execute(statement).await;
+            flight.land(&done);
+            match done {
+                Err(error) if self.reconnects(&error, &mut retried).await? => {}
+                done => return Ok(done.map(drop)?),
+            }
+        }
     }
 
     /// Runs `text` and decodes every row with `decode`.
-    pub(crate) async fn all<T>(
+    pub(crate) async fn all<'a, T>(
         &mut self,
         text: &str,
-        arguments: AnyArguments<'_>,
+        arguments: impl Fn() -> Result<AnyArguments<'a>>,
         decode: impl Fn(&AnyRow) -> Result<T>,
     ) -> Result<Vec<T>> {
         let sql = self.dialect.placeholders(text);
-        let flight = InFlight::start(&self.clean);
-        let rows = sqlx_core::query::query_with(&sql, arguments)
-            .fetch_all(self.connection())
-            .await;
-        flight.land(&rows);
-        rows?.iter().map(decode).collect()
+        let mut retried = false;
+        loop {
+            let flight = InFlight::start(&self.clean);
+            let rows = sqlx_core::query::query_with(&sql, arguments()?)
+                .fetch_all(self.connection())
+                .await;
+            flight.land(&rows);
+            match rows {
+                Err(error) if self.reconnects(&error, &mut retried).await? => {}
+                rows => return rows?.iter().map(decode).collect(),
+            }
+        }
     }
 
     /// Runs `text` and decodes the first row, if any.
-    pub(crate) async fn first<T>(
+    pub(crate) async fn first<'a, T>(
         &mut self,
         text: &str,
-        arguments: AnyArguments<'_>,
+        arguments: impl Fn() -> Result<AnyArguments<'a>>,
         decode: impl Fn(&AnyRow) -> Result<T>,
     ) -> Result<Option<T>> {
         let sql = self.dialect.placeholders(text);
-        let flight = InFlight::start(&self.clean);
-        let row = sqlx_core::query::query_with(&sql, arguments)
-            .fetch_optional(self.connection())
-            .await;
-        flight.land(&row);
-        row?.as_ref().map(decode).transpose()
+        let mut retried = false;
+        loop {
+            let flight = InFlight::start(&self.clean);
+            let row = sqlx_core::query::query_with(&sql, arguments()?)
+                .fetch_optional(self.connection())
+                .await;
+            flight.land(&row);
+            match row {
+                Err(error) if self.reconnects(&error, &mut retried).await? => {}
+                row => return row?.as_ref().map(decode).transpose(),
+            }
+        }
     }
 
     /// Runs `text`; returns how many rows it changed.
-    pub(crate) async fn execute(&mut self, text: &str, arguments: AnyArguments<'_>) -> Result<u64> {
+    pub(crate) async fn execute<'a>(
+        &mut self,
+        text: &str,
+        arguments: impl Fn() -> Result<AnyArguments<'a>>,
+    ) -> Result<u64> {
         let sql = self.dialect.placeholders(text);
-        let flight = InFlight::start(&self.clean);
-        let done = sqlx_core::query::query_with(&sql, arguments)
-            .execute(self.connection())
-            .await;
-        flight.land(&done);
-        Ok(done?.rows_affected())
+        let mut retried = false;
+        loop {
+            let flight = InFlight::start(&self.clean);
+            let done = sqlx_core::query::query_with(&sql, arguments()?)
+                .execute(self.connection())
+                .await;
+            flight.land(&done);
+            match done {
+                Err(error) if self.reconnects(&error, &mut retried).await? => {}
+                done => return Ok(done?.rows_affected()),
+            }
+        }
+    }
+}
+
+/// Whether `error` says the connection is gone: the server ended it (shut down, restarted, an
+/// administrator killed it) or the network failed. The connection cannot be used again.
+pub(crate) fn connection_lost(error: &sqlx_core::Error) -> bool {
+    match error {
+        sqlx_core::Error::Io(_)
+        | sqlx_core::Error::Tls(_)
+        | sqlx_core::Error::Protocol(_)
+        | sqlx_core::Error::WorkerCrashed => true,
+        sqlx_core::Error::Database(database) => {
+            let code = database.code();
+            let code = code.as_deref().unwrap_or_default();
+            // PostgreSQL: connection exceptions (08...), administrator or crash shutdown
+            // (57P01-57P03). MySQL: a killed connection (70100, ER_CONNECTION_KILLED).
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "70100")
+                || database
+                    .try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>()
+                    .is_some_and(|mysql| matches!(mysql.number(), 1927 | 2006 | 2013))
+        }
+        _ => false,
     }
 }

@@ -90,7 +90,7 @@ impl LineageStore for ServerStore {
                          WHERE s.run_id = ? ORDER BY o.step_run_id, o.name",
                         join_version("o.artifact_version_id")
                     ),
-                    args![run],
+                    args![run.clone()],
                     records::output,
                 )
                 .await?,
@@ -210,7 +210,7 @@ async fn outputs_of(
             join_version("o.artifact_version_id"),
             placeholders(step_runs.len())
         ),
-        list_args(step_runs.iter().map(ToString::to_string))?,
+        || list_args(step_runs.iter().map(ToString::to_string)),
         |row| {
             Ok((
                 records::step_run(row)?,
@@ -238,7 +238,7 @@ async fn inputs_of(
             join_version("i.artifact_version_id"),
             placeholders(step_runs.len())
         ),
-        list_args(step_runs.iter().map(ToString::to_string))?,
+        || list_args(step_runs.iter().map(ToString::to_string)),
         |row| {
             let (step_run, input) = records::input(row)?;
             Ok((step_run, input.name, input.artifact_version))
@@ -258,7 +258,7 @@ async fn readers_of(
              JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
             placeholders(versions.len())
         ),
-        list_args(versions.iter().map(ToString::to_string))?,
+        || list_args(versions.iter().map(ToString::to_string)),
         |row| {
             Ok((
                 records::step_run(row)?,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use weft_core::canonical;
 
-use super::{Dialect, ServerStore, Session, args, transaction};
+use super::{Dialect, ServerStore, Session, args, list_args, transaction};
 use crate::model::{MetadataEntry, MetadataSource, Resource};
 use crate::records::{self, Columns};
 use crate::{Error, MetadataRecords, Result, time};
@@ -71,20 +71,18 @@ pub(crate) async fn upsert_metadata(
              value = VALUES(value), source = VALUES(source), created_at = VALUES(created_at)"
         }
     };
-    let mut arguments = args![];
-    for (key, value) in entries {
-        for argument in [
-            kind.to_owned(),
-            id.clone(),
-            key.to_owned(),
-            canonical::to_string(value),
-            source.as_str().to_owned(),
-            now.clone(),
-        ] {
-            sqlx_core::arguments::Arguments::add(&mut arguments, argument)
-                .map_err(|e| Error::corrupt("a statement argument", e))?;
-        }
-    }
+    let arguments = || {
+        list_args(entries.iter().flat_map(|(key, value)| {
+            [
+                kind.to_owned(),
+                id.clone(),
+                (*key).to_owned(),
+                canonical::to_string(value),
+                source.as_str().to_owned(),
+                now.clone(),
+            ]
+        }))
+    };
     s.execute(
         &format!(
             "INSERT INTO metadata (resource_type, resource_id, \"key\", value, source, created_at) \

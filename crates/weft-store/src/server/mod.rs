@@ -34,7 +34,7 @@ use sqlx_core::row::Row;
 use crate::records::{Columns, version_columns};
 use crate::{Error, MetadataStore, Result};
 use connections::Connections;
-pub(crate) use connections::Session;
+pub(crate) use connections::{Session, connection_lost};
 
 /// Connections one process keeps at most: a run's orchestrator writes through one at a time
 /// and reads on a few more.
@@ -158,32 +158,33 @@ impl ServerStore {
 }
 
 /// Runs `$body` (an expression using the session `$session`) in a write transaction and
-/// commits it; a transaction the server aborted as a deadlock or serialization failure is
-/// retried from the start.
+/// commits it. A transaction the server aborted as a deadlock or serialization failure runs
+/// again from the start, and so does one whose connection was lost before it committed (the
+/// server rolled it back); a connection lost during the commit is an error, since the commit
+/// may have happened.
 macro_rules! transaction {
     ($store:expr, |$session:ident| $body:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let retry = attempt < $crate::server::TRANSACTION_ATTEMPTS;
             let mut $session = $store.begin().await?;
-            let result = $body;
-            // A failed transaction is rolled back at once: its row locks must not outlive it
-            // while the connection waits in the pool.
-            let result = match result {
-                Ok(value) => $session.commit().await.map(|()| value),
-                Err(error) => {
-                    $session.rollback().await;
-                    Err(error)
-                }
-            };
+            let result: $crate::Result<_> = $body;
             match result {
-                Err(error)
-                    if error.is_transient() && attempt < $crate::server::TRANSACTION_ATTEMPTS =>
-                {
-                    $crate::server::back_off(attempt).await;
+                Ok(value) => match $session.commit().await {
+                    Err(error) if retry && error.is_transient() => {}
+                    committed => break committed.map(|()| value),
+                },
+                Err(error) => {
+                    // At once: its row locks must not outlive it while the connection waits
+                    // in the pool.
+                    $session.rollback().await;
+                    if !(retry && (error.is_transient() || error.is_connection_lost())) {
+                        break Err(error);
+                    }
                 }
-                result => break result,
             }
+            $crate::server::back_off(attempt).await;
         }
     }};
 }
@@ -196,21 +197,24 @@ pub(crate) async fn back_off(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
-/// Arguments of one statement, in placeholder order.
+/// The arguments of one statement, in placeholder order, as a function that builds them: a
+/// read that lost its connection runs again on a new one, with its arguments built again.
 macro_rules! args {
-    ($($value:expr),* $(,)?) => {{
-        #[allow(unused_mut)]
-        let mut arguments = sqlx_core::any::AnyArguments::default();
-        $(
-            sqlx_core::arguments::Arguments::add(&mut arguments, $value)
-                .map_err(|e| $crate::Error::corrupt("a statement argument", e))?;
-        )*
-        arguments
-    }};
+    ($($value:expr),* $(,)?) => {
+        || -> $crate::Result<sqlx_core::any::AnyArguments<'_>> {
+            #[allow(unused_mut)]
+            let mut arguments = sqlx_core::any::AnyArguments::default();
+            $(
+                sqlx_core::arguments::Arguments::add(&mut arguments, $value)
+                    .map_err(|e| $crate::Error::corrupt("a statement argument", e))?;
+            )*
+            Ok(arguments)
+        }
+    };
 }
 pub(crate) use args;
 
-/// The arguments of an `IN (...)` list.
+/// The arguments of an `IN (...)` list, or of several rows of one insert.
 pub(crate) fn list_args(values: impl IntoIterator<Item = String>) -> Result<AnyArguments<'static>> {
     let mut arguments = AnyArguments::default();
     for value in values {

@@ -62,7 +62,7 @@ impl RunStore for ServerStore {
                 args![
                     run.id.to_string(),
                     run.name.clone(),
-                    pipeline_id,
+                    pipeline_id.clone(),
                     snapshot_id.to_owned(),
                     i64::from(run.invocations),
                     run.status.as_str(),
@@ -118,7 +118,7 @@ impl RunStore for ServerStore {
         let found = s
             .all(
                 &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id LIKE ? ORDER BY r.id"),
-                args![pattern],
+                args![pattern.clone()],
                 records::run,
             )
             .await?;
@@ -256,8 +256,8 @@ impl RunStore for ServerStore {
                     ),
                     args![
                         status.as_str(),
-                        error,
-                        message,
+                        error.clone(),
+                        message.clone(),
                         time::format(time::now()),
                         id.to_string()
                     ],
@@ -292,7 +292,7 @@ impl RunStore for ServerStore {
             .await?;
             s.execute(
                 "UPDATE step_runs SET heartbeat_at = ? WHERE run_id = ? AND status IN ('provisioning', 'running', 'stopping')",
-                args![now, id.to_string()],
+                args![now.clone(), id.to_string()],
             )
             .await?;
             Ok(status)
@@ -391,8 +391,8 @@ pub(crate) async fn set_run_status(
         args![
             to.as_str(),
             reason.map(str::to_owned),
-            started,
-            ended,
+            started.clone(),
+            ended.clone(),
             id.to_string()
         ],
     )

@@ -131,7 +131,7 @@ impl StepRunStore for ServerStore {
                 &format!(
                     "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? AND s.id LIKE ?"
                 ),
-                args![run.to_string(), pattern],
+                args![run.to_string(), pattern.clone()],
                 records::step_run,
             )
             .await?;
@@ -529,7 +529,7 @@ async fn set_step_run_status(
             status.as_str(),
             reason.map(str::to_owned),
             error.map(|e| serde_json::to_string(e).expect("plain data")),
-            ended,
+            ended.clone(),
             id.to_string()
         ],
     )

@@ -1,9 +1,10 @@
 //! What only a store on a database server does, for each server: many writers at once, from
 //! stores of their own as separate processes have, and servers that are not there.
 
-/// One test per case against the server whose fresh databases `$database` makes.
+/// One test per case against the server whose fresh databases `$database` makes, and whose
+/// sessions on a database `$end_sessions` ends, as an administrator or a restart would.
 macro_rules! server_tests {
-    ($database:ident) => {
+    ($database:ident, $end_sessions:ident) => {
         mod on_server {
             use std::sync::Arc;
             use std::time::{Duration, Instant};
@@ -126,6 +127,30 @@ macro_rules! server_tests {
                     locked_again.expect("the run's lock was released").unwrap(),
                     weft_core::Status::Failed
                 );
+            }
+
+            /// Connections the server ended (a restart, an administrator) are replaced: a read
+            /// runs again on a new connection, a transaction from its start; work goes on.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn connections_the_server_ended_are_replaced() {
+                let database = super::$database().await;
+                let store = ServerStore::open(&database.url).await.unwrap();
+                let run = new_run(&store).await;
+                // Several pooled connections, all ended at once.
+                let reads = (0..4).map(|_| store.run(run));
+                for read in futures::future::join_all(reads).await {
+                    read.unwrap();
+                }
+                super::$end_sessions(&database.url).await;
+                assert_eq!(store.run(run).await.unwrap().id, run);
+                super::$end_sessions(&database.url).await;
+                assert_eq!(store.heartbeat(run).await.unwrap(), weft_core::Status::Initializing);
+                super::$end_sessions(&database.url).await;
+                let created = store
+                    .create_step_runs(vec![running(run, "after")])
+                    .await
+                    .unwrap();
+                assert_eq!(store.step_runs(run).await.unwrap()[0].id, created[0].id);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
