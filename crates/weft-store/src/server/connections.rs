@@ -7,7 +7,10 @@
 //! connections where one does. Here a connection goes back to the pool as its session ends,
 //! is reused as it is unless it sat idle long enough for a server or proxy to drop it (then
 //! it is pinged first), and is discarded if a statement on it never finished (its future was
-//! dropped) or failed for any reason but the database's own refusal.
+//! dropped) or failed for any reason but the database's own refusal. A connection the server
+//! ended takes the idle ones with it (they likely share its fate); a statement outside a
+//! transaction then runs again, once, on a new connection (`transaction!` runs a whole
+//! transaction again instead).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
