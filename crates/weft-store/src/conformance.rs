@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
             cache_candidates_are_the_newest_unexpired_completions,
+            expiring_a_step_by_name_matches_the_name_exactly,
             heartbeats_and_stop_requests,
             dynamic_runs_end_as_their_runtime_says,
             unknown_references_are_clear_errors
@@ -1094,6 +1095,39 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         "only the time-limited entry: failed and cached step runs are no entries, and the \
          expired stay expired"
     );
+}
+
+/// `expire_cache` by step name takes the name, or the last segment of a path, literally:
+/// `_` and `%` (common in Rust names) are no wildcards.
+pub async fn expiring_a_step_by_name_matches_the_name_exactly(store: Store) {
+    let run = new_run(&store, "p").await;
+    let steps = [
+        "train_model",
+        "pkg::train_model",
+        "pkg::trainXmodel",
+        "pkg::x_train_model",
+    ];
+    for (index, step) in steps.iter().enumerate() {
+        let mut new = running(run, &format!("i{index}"));
+        new.step = (*step).into();
+        new.cache_key = Some(format!("key{index}"));
+        let created = store.create_step_runs(vec![new]).await.unwrap().remove(0);
+        store
+            .complete_step_run(created.id, Completion::default())
+            .await
+            .unwrap();
+    }
+    let expire = |step: &str| store.expire_cache(crate::model::CacheExpiry::Step(step.into()));
+    assert_eq!(expire("%").await.unwrap(), 0);
+    assert_eq!(expire("train%").await.unwrap(), 0);
+    assert_eq!(
+        expire("train_model").await.unwrap(),
+        2,
+        "not trainXmodel, nor x_train_model"
+    );
+    let now = chrono::Utc::now();
+    assert!(store.cache_candidate("key2", now).await.unwrap().is_some());
+    assert!(store.cache_candidate("key3", now).await.unwrap().is_some());
 }
 
 /// Heartbeats are recorded and report the run's status; a stop request makes the run

@@ -229,6 +229,20 @@ pub(crate) fn the_only<T>(found: Vec<T>, kind: &'static str, reference: &str) ->
     }
 }
 
+/// A LIKE pattern (escape character `!`) for the step names whose last path segment is
+/// `name`: `%::name`, with the wildcards in `name` itself taken literally (`_` is common in
+/// step names).
+pub(crate) fn path_suffix_pattern(name: &str) -> String {
+    let mut pattern = String::from("%::");
+    for c in name.chars() {
+        if matches!(c, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
 /// `?, ?, ?` with `count` placeholders, for `IN (...)` lists.
 pub(crate) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")

@@ -194,9 +194,14 @@ impl StepRunStore for ServerStore {
                     s.execute(
                         &format!(
                             "UPDATE step_runs SET cache_expires_at = ? WHERE {UNEXPIRED} \
-                             AND (step_name = ? OR step_name LIKE CONCAT('%::', ?))"
+                             AND (step_name = ? OR step_name LIKE ? ESCAPE '!')"
                         ),
-                        args![now.clone(), now.clone(), step.clone(), step.clone()],
+                        args![
+                            now.clone(),
+                            now.clone(),
+                            step.clone(),
+                            records::path_suffix_pattern(step)
+                        ],
                     )
                     .await
                 }

@@ -7,7 +7,8 @@ use crate::model::{ArtifactVersion, Run, StepInput, StepOutput, StepRun};
 use crate::records::{self, version_columns};
 pub(crate) use crate::records::{
     Columns, RUN_COLUMNS, RUN_FROM, STEP_RUN_COLUMNS, VERSION_FROM, created_step_run, join_version,
-    new_run, next_attempt, parse, registered_version, run_ended_error, timestamp,
+    new_run, next_attempt, parse, path_suffix_pattern, registered_version, run_ended_error,
+    timestamp,
 };
 
 /// Version columns; tags are joined by the unit separator.

@@ -185,10 +185,10 @@ impl StepRunStore for SqliteStore {
                 CacheExpiry::Step(step) => tx
                     .prepare_cached(
                         "UPDATE step_runs SET cache_expires_at = ? WHERE cache_key IS NOT NULL AND status = 'completed' \
-                         AND (step_name = ? OR step_name LIKE '%::' || ?) \
+                         AND (step_name = ? OR step_name LIKE ? ESCAPE '!') \
                          AND (cache_expires_at IS NULL OR cache_expires_at > ?)",
                     )?
-                    .execute(params![now, step, step, now])?,
+                    .execute(params![now, step, rows::path_suffix_pattern(&step), now])?,
                 CacheExpiry::StepRuns(ids) => {
                     let mut changed = 0;
                     for id in ids {
