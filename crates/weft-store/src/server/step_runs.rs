@@ -1,19 +1,23 @@
 //! [`StepRunStore`] on a database server.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx_core::any::AnyArguments;
+use sqlx_core::arguments::Arguments as _;
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
 use weft_core::{RunId, Status, StepRunId, canonical};
 
 use super::artifacts::{insert_version, lock_artifacts};
 use super::metadata::upsert_metadata;
 use super::runs::{run_status, set_run_status};
-use super::{ServerStore, Session, args, constraint_error, transaction};
+use super::{ServerStore, Session, args, constraint_error, list_args, transaction};
 use crate::model::{
     Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
     Resource, StepError, StepOutput, StepRun,
 };
-use crate::records::{self, Columns, STEP_RUN_COLUMNS, id_prefix, the_only};
+use crate::records::{self, Columns, STEP_RUN_COLUMNS, id_prefix, placeholders, the_only};
 use crate::{Error, Result, StepRunStore, time};
 
 /// The condition of a cache entry that has not expired at the bound time.
@@ -244,16 +248,19 @@ impl StepRunStore for ServerStore {
 /// Records new step runs with their inputs and parents. The first step run of an
 /// `initializing` run moves it to `running`; a finished run takes none; a stopping run takes
 /// no step run that would start (those come back as `None`).
+///
+/// In a few statements whatever the batch's size (a wide fan-out or a map creates hundreds
+/// at once): one query for the latest attempts of the batch's invocations per run, then
+/// multi-row inserts.
 async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<StepRun>>> {
     let created_at = time::now();
     let now = time::format(created_at);
-    let mut created = Vec::with_capacity(new.len());
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
-    // A run that was still initializing has no step runs but those made here: their first
-    // attempts need no query (a whole cached pre-pass is one such batch).
+    // A run that was still initializing has no step runs but those made here.
     let mut fresh_runs: Vec<RunId> = Vec::new();
-    let mut made: std::collections::HashSet<(RunId, &str)> = std::collections::HashSet::new();
-    for step_run in new {
+    let mut kept: Vec<&NewStepRun> = Vec::with_capacity(new.len());
+    let mut skipped = vec![false; new.len()];
+    for (index, step_run) in new.iter().enumerate() {
         check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
             kind: "step run",
             id: format!("{}/{}", step_run.run_id, step_run.invocation),
@@ -285,86 +292,221 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             Status::Running | Status::Queued | Status::Provisioning
         );
         if run == Status::Stopping && starts {
-            created.push(None);
+            skipped[index] = true;
+        } else {
+            kept.push(step_run);
+        }
+    }
+    // The latest attempt of every invocation concerned, then each new step run in order:
+    // a repeated invocation sees the attempt made just before it.
+    let mut latest: HashMap<(RunId, &str), (StepRunId, u32, Status)> = HashMap::new();
+    for (run, _) in &checked_runs {
+        if fresh_runs.contains(run) {
             continue;
         }
-        let first_of_fresh_run = fresh_runs.contains(&step_run.run_id)
-            && made.insert((step_run.run_id, step_run.invocation.as_str()));
-        let attempt = if first_of_fresh_run {
-            1
-        } else {
-            next_attempt(s, step_run.run_id, &step_run.invocation).await?
-        };
-        let id = step_run.id;
-        let started = step_run.status == Status::Running;
-        let ended = step_run.status.is_finished();
+        let mut invocations: Vec<&str> = kept
+            .iter()
+            .filter(|step_run| step_run.run_id == *run)
+            .map(|step_run| step_run.invocation.as_str())
+            .collect();
+        invocations.sort_unstable();
+        invocations.dedup();
+        for chunk in invocations.chunks(ROWS_PER_STATEMENT) {
+            let found = s
+                .all(
+                    &format!(
+                        "SELECT id, invocation_id, attempt, status FROM step_runs \
+                         WHERE run_id = ? AND invocation_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    || {
+                        list_args(
+                            std::iter::once(run.to_string())
+                                .chain(chunk.iter().map(|invocation| (*invocation).to_owned())),
+                        )
+                    },
+                    |row| {
+                        Ok((
+                            records::parse::<StepRunId>("step run id", &row.string("id")?)?,
+                            row.string("invocation_id")?,
+                            row.int("attempt")? as u32,
+                            records::parse::<Status>("step run status", &row.string("status")?)?,
+                        ))
+                    },
+                )
+                .await?;
+            for (id, invocation, attempt, status) in found {
+                let Some(invocation) = chunk.iter().find(|known| **known == invocation) else {
+                    continue;
+                };
+                let entry = latest
+                    .entry((*run, invocation))
+                    .or_insert((id, attempt, status));
+                if attempt > entry.1 {
+                    *entry = (id, attempt, status);
+                }
+            }
+        }
+    }
+    let mut attempts = Vec::with_capacity(kept.len());
+    for step_run in &kept {
+        let key = (step_run.run_id, step_run.invocation.as_str());
+        let (attempt, retried) = records::next_attempt(
+            step_run.run_id,
+            &step_run.invocation,
+            latest.get(&key).copied(),
+        )?;
+        if let Some(retried) = retried {
+            set_step_run_status(s, retried, Status::Retried, None, None).await?;
+        }
+        latest.insert(key, (step_run.id, attempt, step_run.status));
+        attempts.push(attempt);
+    }
+    insert_step_runs(s, &kept, &attempts, &now).await?;
+    let inputs: Vec<(StepRunId, &crate::model::NewInput)> = kept
+        .iter()
+        .flat_map(|step_run| step_run.inputs.iter().map(|input| (step_run.id, input)))
+        .collect();
+    for chunk in inputs.chunks(ROWS_PER_STATEMENT) {
         s.execute(
-            "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
-             status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
-             original_step_run_id, error, created_at, started_at, ended_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            args![
-                id.to_string(),
-                step_run.run_id.to_string(),
-                step_run.invocation.clone(),
-                step_run.step.clone(),
-                i64::from(attempt),
-                step_run.status.as_str(),
-                step_run.status_reason.clone(),
-                step_run.code_hash.clone(),
-                canonical::to_string(&step_run.parameters),
-                canonical::to_string(&step_run.config),
-                step_run.cache_key.clone(),
-                step_run.cache_parts.as_ref().map(canonical::to_string),
-                step_run.cache_expires_at.map(time::format),
-                step_run.original_step_run.map(|id| id.to_string()),
-                step_run
-                    .error
-                    .as_ref()
-                    .map(|e| serde_json::to_string(e).expect("plain data")),
-                now.clone(),
-                started.then(|| now.clone()),
-                ended.then(|| now.clone()),
-            ],
+            &format!(
+                "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
+                 VALUES {}",
+                rows(chunk.len(), 5)
+            ),
+            || {
+                let mut arguments = AnyArguments::default();
+                for (id, input) in chunk {
+                    push(&mut arguments, id.to_string())?;
+                    push(&mut arguments, input.name.clone())?;
+                    push(&mut arguments, i64::from(input.position))?;
+                    push(&mut arguments, input.artifact_version.to_string())?;
+                    push(&mut arguments, input.kind.as_str())?;
+                }
+                Ok(arguments)
+            },
         )
         .await
-        .map_err(|e| constraint_error(e, "the step run's original step run does not exist"))?;
-        for input in &step_run.inputs {
-            s.execute(
-                "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
-                 VALUES (?, ?, ?, ?, ?)",
-                args![
-                    id.to_string(),
-                    input.name.clone(),
-                    i64::from(input.position),
-                    input.artifact_version.to_string(),
-                    input.kind.as_str()
-                ],
-            )
-            .await
-            .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
-        }
-        for parent in &step_run.parents {
-            s.execute(
-                "INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)",
-                args![parent.to_string(), id.to_string()],
-            )
-            .await
-            .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
-        }
+        .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
+    }
+    let parents: Vec<String> = kept
+        .iter()
+        .flat_map(|step_run| {
+            step_run
+                .parents
+                .iter()
+                .flat_map(|parent| [parent.to_string(), step_run.id.to_string()])
+        })
+        .collect();
+    for chunk in parents.chunks(2 * ROWS_PER_STATEMENT) {
+        s.execute(
+            &format!(
+                "INSERT INTO step_run_parents (parent_id, child_id) VALUES {}",
+                rows(chunk.len() / 2, 2)
+            ),
+            || list_args(chunk.iter().cloned()),
+        )
+        .await
+        .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
+    }
+    for step_run in &kept {
         if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
             s.execute(
                 "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
                  SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
-                args![id.to_string(), original.to_string()],
+                args![step_run.id.to_string(), original.to_string()],
             )
             .await?;
         }
-        created.push(Some(records::created_step_run(
-            step_run, attempt, created_at,
-        )));
     }
-    Ok(created)
+    let mut made = kept
+        .iter()
+        .zip(&attempts)
+        .map(|(step_run, attempt)| records::created_step_run(step_run, *attempt, created_at));
+    Ok(skipped
+        .into_iter()
+        .map(|skipped| if skipped { None } else { made.next() })
+        .collect())
+}
+
+/// Rows per multi-row statement: well under the 65,535 placeholders both servers allow.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `(?, ?), (?, ?)` for `count` rows of `columns` values.
+fn rows(count: usize, columns: usize) -> String {
+    let row = format!("({})", placeholders(columns));
+    vec![row; count].join(", ")
+}
+
+/// Adds one argument.
+fn push<'q, T>(arguments: &mut AnyArguments<'q>, value: T) -> Result<()>
+where
+    T: 'q
+        + sqlx_core::encode::Encode<'q, sqlx_core::any::Any>
+        + sqlx_core::types::Type<sqlx_core::any::Any>,
+{
+    arguments
+        .add(value)
+        .map_err(|e| Error::corrupt("a statement argument", e))
+}
+
+/// Inserts the step runs, many per statement.
+async fn insert_step_runs(
+    s: &mut Session,
+    step_runs: &[&NewStepRun],
+    attempts: &[u32],
+    now: &str,
+) -> Result<()> {
+    let both: Vec<(&NewStepRun, u32)> = step_runs
+        .iter()
+        .copied()
+        .zip(attempts.iter().copied())
+        .collect();
+    for chunk in both.chunks(ROWS_PER_STATEMENT / 4) {
+        s.execute(
+            &format!(
+                "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
+                 status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
+                 original_step_run_id, error, created_at, started_at, ended_at) VALUES {}",
+                rows(chunk.len(), 18)
+            ),
+            || {
+                let mut arguments = AnyArguments::default();
+                for (step_run, attempt) in chunk {
+                    let started = step_run.status == Status::Running;
+                    let ended = step_run.status.is_finished();
+                    push(&mut arguments, step_run.id.to_string())?;
+                    push(&mut arguments, step_run.run_id.to_string())?;
+                    push(&mut arguments, step_run.invocation.clone())?;
+                    push(&mut arguments, step_run.step.clone())?;
+                    push(&mut arguments, i64::from(*attempt))?;
+                    push(&mut arguments, step_run.status.as_str())?;
+                    push(&mut arguments, step_run.status_reason.clone())?;
+                    push(&mut arguments, step_run.code_hash.clone())?;
+                    push(&mut arguments, canonical::to_string(&step_run.parameters))?;
+                    push(&mut arguments, canonical::to_string(&step_run.config))?;
+                    push(&mut arguments, step_run.cache_key.clone())?;
+                    push(&mut arguments, step_run.cache_parts.as_ref().map(canonical::to_string))?;
+                    push(&mut arguments, step_run.cache_expires_at.map(time::format))?;
+                    push(&mut arguments, step_run.original_step_run.map(|id| id.to_string()))?;
+                    push(
+                        &mut arguments,
+                        step_run
+                            .error
+                            .as_ref()
+                            .map(|e| serde_json::to_string(e).expect("plain data")),
+                    )?;
+                    push(&mut arguments, now.to_owned())?;
+                    push(&mut arguments, started.then(|| now.to_owned()))?;
+                    push(&mut arguments, ended.then(|| now.to_owned()))?;
+                }
+                Ok(arguments)
+            },
+        )
+        .await
+        .map_err(|e| constraint_error(e, "the step run's original step run does not exist"))?;
+    }
+    Ok(())
 }
 
 async fn complete(
@@ -453,40 +595,6 @@ async fn step_run_by_id(s: &mut Session, id: StepRunId) -> Result<StepRun> {
         kind: "step run",
         reference: id.to_string(),
     })
-}
-
-/// The attempt number of a new step run for `invocation`: 1, or one more than the latest
-/// attempt, which must have failed (a `retrying` one becomes `retried`). The caller holds
-/// the run's lock.
-async fn next_attempt(s: &mut Session, run: RunId, invocation: &str) -> Result<u32> {
-    let latest = s
-        .first(
-            "SELECT id, attempt, status FROM step_runs WHERE run_id = ? AND invocation_id = ? \
-             ORDER BY attempt DESC LIMIT 1",
-            args![run.to_string(), invocation.to_owned()],
-            |row| {
-                Ok((
-                    row.string("id")?,
-                    row.int("attempt")? as u32,
-                    row.string("status")?,
-                ))
-            },
-        )
-        .await?;
-    let latest = latest
-        .map(|(id, attempt, status)| -> Result<_> {
-            Ok((
-                records::parse("step run id", &id)?,
-                attempt,
-                records::parse("step run status", &status)?,
-            ))
-        })
-        .transpose()?;
-    let (attempt, retried) = records::next_attempt(run, invocation, latest)?;
-    if let Some(retried) = retried {
-        set_step_run_status(s, retried, Status::Retried, None, None).await?;
-    }
-    Ok(attempt)
 }
 
 /// A step run's run and status, with the rows of both locked until the transaction ends.
