@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
+            large_batches_are_recorded_whole,
             cache_candidates_are_the_newest_unexpired_completions,
             expiring_a_step_by_name_matches_the_name_exactly,
             heartbeats_and_stop_requests,
@@ -1095,6 +1096,58 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         "only the time-limited entry: failed and cached step runs are no entries, and the \
          expired stay expired"
     );
+}
+
+/// A batch of hundreds of step runs (a wide fan-out, a map) is recorded whole, each with its
+/// inputs and parents, and an invocation that appears twice gets two attempts.
+pub async fn large_batches_are_recorded_whole(store: Store) {
+    let run = new_run(&store, "p").await;
+    let origin = store
+        .create_step_runs(vec![running(run, "origin")])
+        .await
+        .unwrap()
+        .remove(0);
+    let outputs = store
+        .complete_step_run(
+            origin.id,
+            Completion {
+                outputs: vec![("output".into(), version("origin_output", "1"))],
+                ..Completion::default()
+            },
+        )
+        .await
+        .unwrap();
+    let input = outputs[0].artifact_version.id;
+    let mut batch: Vec<NewStepRun> = (0..700)
+        .map(|index| {
+            let mut new = running(run, &format!("item:{index}"));
+            new.parents = vec![origin.id];
+            new.inputs = vec![NewInput {
+                name: "value".into(),
+                position: 0,
+                artifact_version: input,
+                kind: InputKind::StepOutput,
+            }];
+            new
+        })
+        .collect();
+    let mut failed = running(run, "twice");
+    failed.status = Status::Failed;
+    failed.error = Some(error("first"));
+    batch.push(failed);
+    batch.push(running(run, "twice"));
+    let created = store.create_step_runs(batch).await.unwrap();
+    assert_eq!(created.len(), 702);
+    assert_eq!(
+        (created[700].attempt, created[701].attempt),
+        (1, 2),
+        "one invocation twice in a batch"
+    );
+    let graph = store.run_graph(run).await.unwrap();
+    assert_eq!(graph.step_runs.len(), 703);
+    assert_eq!(graph.parents.len(), 700);
+    assert_eq!(graph.inputs.len(), 700);
+    assert_eq!(store.consumers(input).await.unwrap().len(), 700);
 }
 
 /// `expire_cache` by step name takes the name, or the last segment of a path, literally:
