@@ -19,7 +19,11 @@ impl RunStore for ServerStore {
         let format_version = i64::from(new.snapshot.format_version);
         let (run, spec) = records::new_run(new);
         let created_at = time::format(run.created_at);
-        let snapshot_id = run.snapshot_id.as_ref().expect("set above").as_str();
+        let snapshot_id = run
+            .snapshot_id
+            .as_ref()
+            .expect("a new run has a snapshot")
+            .as_str();
         transaction!(self, |s| {
             let insert_pipeline = s
                 .dialect()

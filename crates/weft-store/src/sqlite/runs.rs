@@ -27,7 +27,7 @@ impl RunStore for SqliteStore {
             let pipeline_id: String = tx
                 .prepare_cached("SELECT id FROM pipelines WHERE name = ?")?
                 .query_row([&record.pipeline], |row| row.get(0))?;
-            let snapshot_id = record.snapshot_id.as_ref().expect("set above").as_str();
+            let snapshot_id = record.snapshot_id.as_ref().expect("a new run has a snapshot").as_str();
             tx.prepare_cached(
                 "INSERT INTO snapshots (id, pipeline_id, format_version, spec, created_at) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
