@@ -290,6 +290,27 @@ pub(crate) fn run_ended_error(message: &str) -> String {
     .to_string()
 }
 
+/// Whether a run whose status is `status` takes new step runs: a finished run takes none;
+/// an initializing (or provisioning) run takes them and moves to the status returned.
+pub(crate) fn admitting_run(run: RunId, status: Status) -> Result<Option<Status>> {
+    if status.is_finished() {
+        return Err(Error::Conflict(format!(
+            "run {run} is {status}: no step run can be added to a finished run"
+        )));
+    }
+    Ok(matches!(status, Status::Initializing | Status::Provisioning).then_some(Status::Running))
+}
+
+/// Whether a new step run in `status` is turned away because its run is `run_status`: a
+/// stopping run records no step run that would start.
+pub(crate) fn turned_away(run_status: Status, status: Status) -> bool {
+    run_status == Status::Stopping
+        && matches!(
+            status,
+            Status::Running | Status::Queued | Status::Provisioning
+        )
+}
+
 /// The record of a step run just created from `new`.
 pub(crate) fn created_step_run(new: &NewStepRun, attempt: u32, at: DateTime<Utc>) -> StepRun {
     let started = new.status == Status::Running;

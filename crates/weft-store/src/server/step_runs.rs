@@ -256,8 +256,6 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
     let created_at = time::now();
     let now = time::format(created_at);
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
-    // A run that was still initializing has no step runs but those made here.
-    let mut fresh_runs: Vec<RunId> = Vec::new();
     let mut kept: Vec<&NewStepRun> = Vec::with_capacity(new.len());
     let mut skipped = vec![false; new.len()];
     for (index, step_run) in new.iter().enumerate() {
@@ -270,28 +268,15 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             Some((_, status)) => *status,
             None => {
                 let mut current = run_status(s, step_run.run_id).await?;
-                if current.is_finished() {
-                    return Err(Error::Conflict(format!(
-                        "run {} is {current}: no step run can be added to a finished run",
-                        step_run.run_id
-                    )));
-                }
-                if current == Status::Initializing {
-                    fresh_runs.push(step_run.run_id);
-                }
-                if matches!(current, Status::Initializing | Status::Provisioning) {
-                    set_run_status(s, step_run.run_id, current, Status::Running, None).await?;
-                    current = Status::Running;
+                if let Some(next) = records::admitting_run(step_run.run_id, current)? {
+                    set_run_status(s, step_run.run_id, current, next, None).await?;
+                    current = next;
                 }
                 checked_runs.push((step_run.run_id, current));
                 current
             }
         };
-        let starts = matches!(
-            step_run.status,
-            Status::Running | Status::Queued | Status::Provisioning
-        );
-        if run == Status::Stopping && starts {
+        if records::turned_away(run, step_run.status) {
             skipped[index] = true;
         } else {
             kept.push(step_run);
@@ -301,9 +286,6 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
     // a repeated invocation sees the attempt made just before it.
     let mut latest: HashMap<(RunId, &str), (StepRunId, u32, Status)> = HashMap::new();
     for (run, _) in &checked_runs {
-        if fresh_runs.contains(run) {
-            continue;
-        }
         let mut invocations: Vec<&str> = kept
             .iter()
             .filter(|step_run| step_run.run_id == *run)

@@ -244,25 +244,15 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRu
             Some((_, status)) => *status,
             None => {
                 let mut current = run_status(tx, step_run.run_id)?;
-                if current.is_finished() {
-                    return Err(Error::Conflict(format!(
-                        "run {} is {current}: no step run can be added to a finished run",
-                        step_run.run_id
-                    )));
-                }
-                if matches!(current, Status::Initializing | Status::Provisioning) {
-                    set_run_status(tx, step_run.run_id, current, Status::Running, None)?;
-                    current = Status::Running;
+                if let Some(next) = rows::admitting_run(step_run.run_id, current)? {
+                    set_run_status(tx, step_run.run_id, current, next, None)?;
+                    current = next;
                 }
                 checked_runs.push((step_run.run_id, current));
                 current
             }
         };
-        let starts = matches!(
-            step_run.status,
-            Status::Running | Status::Queued | Status::Provisioning
-        );
-        if run == Status::Stopping && starts {
+        if rows::turned_away(run, step_run.status) {
             created.push(None);
             continue;
         }
