@@ -172,24 +172,7 @@ fn a_binary_that_cannot_be_started_fails_the_step_with_the_reason() {
 #[test]
 fn many_isolated_steps_at_once_lose_nothing() {
     let project = Project::new();
-    let run = project.pipelines(&[
-        "run",
-        "isolated_fan",
-        "-p",
-        "width=16",
-        "--max-parallelism",
-        "8",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let shown = project.json(&["runs", "show", "latest", "--json"]);
-    let steps = shown["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 17);
-    assert!(
-        steps.iter().all(|step| step["status"] == "completed"),
-        "{shown}"
-    );
-    let verified = project.weft(&["artifacts", "verify"]);
-    assert!(verified.stdout.contains("17 of 17"), "{verified:?}");
+    common::isolated_fan_loses_nothing(&project);
 }
 
 #[test]

@@ -29,24 +29,7 @@ fn a_pipeline_runs_and_reruns_from_the_cache(server: Server) {
 /// synchronous and submitted isolated calls: nothing is lost.
 fn isolated_steps_share_the_server(server: Server) {
     let project = Project::on(server);
-    let run = project.pipelines(&[
-        "run",
-        "isolated_fan",
-        "-p",
-        "width=16",
-        "--max-parallelism",
-        "8",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let shown = project.json(&["runs", "show", "latest", "--json"]);
-    let steps = shown["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 17);
-    assert!(
-        steps.iter().all(|step| step["status"] == "completed"),
-        "{shown}"
-    );
-    let verified = project.weft(&["artifacts", "verify"]);
-    assert!(verified.stdout.contains("17 of 17"), "{verified:?}");
+    common::isolated_fan_loses_nothing(&project);
     let dynamic = project.pipelines(&["run", "isolation_dynamic", "--no-cache"]);
     assert_eq!(dynamic.code, 0, "{dynamic:?}");
 }

@@ -36,44 +36,27 @@ async fn end_sessions(url: &str) {
 }
 
 weft_store::conformance_tests!(fresh);
-server::server_tests!(database, end_sessions);
+server::server_tests!(database, end_sessions, tls, encrypted);
 
-/// The authority that signed the server's certificate (`scripts/postgres-up.sh` makes both).
-fn certificate() -> String {
-    std::env::var("WEFT_TEST_POSTGRES_CA")
-        .unwrap_or_else(|_| "/tmp/weft-postgres/ca.crt".to_owned())
+/// The URL of the database at `url` over TLS that verifies the server's certificate against
+/// the authority `scripts/postgres-up.sh` made, and the same without that authority.
+fn tls(url: &str) -> (String, String) {
+    let authority = std::env::var("WEFT_TEST_POSTGRES_CA")
+        .unwrap_or_else(|_| "/tmp/weft-postgres/ca.crt".to_owned());
+    (
+        format!("{url}?sslmode=verify-full&sslrootcert={}", authority),
+        format!("{url}?sslmode=verify-full"),
+    )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_connection_verifies_the_server_certificate() {
+/// Whether a session opened with `url` is encrypted.
+async fn encrypted(url: &str) -> bool {
     use sqlx_core::connection::Connection as _;
-    use weft_store::RunStore as _;
-    let database = database().await;
-    let verified = format!(
-        "{}?sslmode=verify-full&sslrootcert={}",
-        database.url,
-        certificate()
-    );
-    let store = weft_store::ServerStore::open(&verified).await.unwrap();
-    store.runs(&Default::default()).await.unwrap();
-    // The same URL gives an encrypted session.
-    let mut connection = sqlx_postgres::PgConnection::connect(&verified)
-        .await
-        .unwrap();
+    let mut connection = sqlx_postgres::PgConnection::connect(url).await.unwrap();
     let (encrypted,): (bool,) =
         sqlx_core::query_as::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .fetch_one(&mut connection)
             .await
             .unwrap();
-    assert!(encrypted);
-    // A certificate nobody vouches for is refused, and says so.
-    let unverified = format!("{}?sslmode=verify-full", database.url);
-    let error = weft_store::ServerStore::open(&unverified)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.starts_with("cannot open the metadata store at") && error.contains("certificate"),
-        "{error}"
-    );
+    encrypted
 }

@@ -140,6 +140,29 @@ impl Project {
     }
 }
 
+/// Runs `isolated_fan` with 16 isolated steps, 8 at a time, and checks that every step
+/// completed and every artifact is intact: many processes at once lose nothing.
+pub fn isolated_fan_loses_nothing(project: &Project) {
+    let run = project.pipelines(&[
+        "run",
+        "isolated_fan",
+        "-p",
+        "width=16",
+        "--max-parallelism",
+        "8",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    let steps = shown["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 17);
+    assert!(
+        steps.iter().all(|step| step["status"] == "completed"),
+        "{shown}"
+    );
+    let verified = project.weft(&["artifacts", "verify"]);
+    assert!(verified.stdout.contains("17 of 17"), "{verified:?}");
+}
+
 /// The step called `name` in the JSON of `weft runs show`.
 #[allow(dead_code)] // not every test binary needs it
 pub fn step<'a>(shown: &'a Value, name: &str) -> &'a Value {

@@ -1,10 +1,12 @@
 //! What only a store on a database server does, for each server: many writers at once, from
 //! stores of their own as separate processes have, and servers that are not there.
 
-/// One test per case against the server whose fresh databases `$database` makes, and whose
-/// sessions on a database `$end_sessions` ends, as an administrator or a restart would.
+/// One test per case against the server whose fresh databases `$database` makes, whose
+/// sessions on a database `$end_sessions` ends (as an administrator or a restart would),
+/// whose TLS URLs (verifying, and without the authority) `$tls` makes, and whose sessions
+/// `$encrypted` says are encrypted.
 macro_rules! server_tests {
-    ($database:ident, $end_sessions:ident) => {
+    ($database:ident, $end_sessions:ident, $tls:ident, $encrypted:ident) => {
         mod on_server {
             use std::sync::Arc;
             use std::time::{Duration, Instant};
@@ -151,6 +153,22 @@ macro_rules! server_tests {
                     .await
                     .unwrap();
                 assert_eq!(store.step_runs(run).await.unwrap()[0].id, created[0].id);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_tls_connection_verifies_the_server_certificate() {
+                let database = super::$database().await;
+                let (verified, unverified) = super::$tls(&database.url);
+                let store = ServerStore::open(&verified).await.unwrap();
+                store.runs(&Default::default()).await.unwrap();
+                assert!(super::$encrypted(&verified).await, "the same URL gives an encrypted session");
+                // A certificate nobody vouches for is refused, and says so.
+                let error = ServerStore::open(&unverified).await.unwrap_err().to_string();
+                assert!(
+                    error.starts_with("cannot open the metadata store at")
+                        && error.contains("certificate"),
+                    "{error}"
+                );
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
