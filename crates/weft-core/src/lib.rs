@@ -24,6 +24,7 @@ pub mod cache;
 pub mod canonical;
 pub mod compile;
 pub mod id;
+pub mod message;
 pub mod policy;
 pub mod schedule;
 pub mod snapshot;

@@ -189,4 +189,9 @@ pub trait MetadataStore:
     /// The URL another process opens this store with, credentials included: hand it to
     /// children, never print it.
     fn url(&self) -> String;
+
+    /// Whether the store was opened read-only (it may be read; every write fails).
+    fn read_only(&self) -> bool {
+        false
+    }
 }

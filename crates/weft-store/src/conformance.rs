@@ -1304,6 +1304,7 @@ pub async fn dynamic_runs_end_as_their_runtime_says(store: Store) {
 
 /// A database of its own on a test server, dropped with this value, so that tests running at
 /// once never see each other's records.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 #[derive(Debug)]
 pub struct TestDatabase {
     /// The database's URL, for [`crate::open`] or a child process.
@@ -1312,6 +1313,7 @@ pub struct TestDatabase {
     name: String,
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl TestDatabase {
     /// The server in environment variable `variable` (a URL of any database on it, as
     /// `scripts/postgres-up.sh` and `scripts/mariadb-up.sh` print), or `default`.
@@ -1321,8 +1323,6 @@ impl TestDatabase {
 
     /// Creates an empty database on the server at `server_url`.
     pub async fn create(server_url: &str) -> crate::Result<Self> {
-        use sqlx_core::connection::Connection as _;
-        use sqlx_core::executor::Executor as _;
         let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
         let (base, _) = server_url
             .rsplit_once('/')
@@ -1330,63 +1330,56 @@ impl TestDatabase {
                 url: server_url.into(),
                 reason: "no database in the URL".into(),
             })?;
-        if server_url.starts_with("postgres") {
-            let mut admin = sqlx_postgres::PgConnection::connect(server_url).await?;
-            admin.execute(&*format!("CREATE DATABASE {name}")).await?;
+        let sql = if server_url.starts_with("postgres") {
+            format!("CREATE DATABASE {name}")
         } else {
-            let mut admin = sqlx_mysql::MySqlConnection::connect(server_url).await?;
-            admin
-                .execute(&*format!(
-                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                ))
-                .await?;
-        }
+            format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        };
+        Self::execute(server_url, &sql).await?;
         Ok(Self {
             url: format!("{base}/{name}"),
             server: server_url.to_owned(),
             name,
         })
     }
-}
 
-impl TestDatabase {
     /// Runs one statement on the database at `url` (to set up what a test needs).
     pub async fn execute(url: &str, sql: &str) -> crate::Result<()> {
         use sqlx_core::connection::Connection as _;
         use sqlx_core::executor::Executor as _;
         if url.starts_with("postgres") {
-            let mut connection = sqlx_postgres::PgConnection::connect(url).await?;
-            connection.execute(sql).await?;
+            #[cfg(feature = "postgres")]
+            sqlx_postgres::PgConnection::connect(url)
+                .await?
+                .execute(sql)
+                .await?;
         } else {
-            let mut connection = sqlx_mysql::MySqlConnection::connect(url).await?;
-            connection.execute(sql).await?;
+            #[cfg(feature = "mysql")]
+            sqlx_mysql::MySqlConnection::connect(url)
+                .await?
+                .execute(sql)
+                .await?;
         }
         Ok(())
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (server, name) = (self.server.clone(), self.name.clone());
+        let sql = if server.starts_with("postgres") {
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        } else {
+            format!("DROP DATABASE IF EXISTS {name}")
+        };
         // Drop runs in async tests too: drop the database from a thread of its own.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            runtime.block_on(async {
-                use sqlx_core::connection::Connection as _;
-                use sqlx_core::executor::Executor as _;
-                if server.starts_with("postgres") {
-                    let mut admin = sqlx_postgres::PgConnection::connect(&server).await.ok()?;
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    admin.execute(&*sql).await.ok().map(drop)
-                } else {
-                    let mut admin = sqlx_mysql::MySqlConnection::connect(&server).await.ok()?;
-                    let sql = format!("DROP DATABASE IF EXISTS {name}");
-                    admin.execute(&*sql).await.ok().map(drop)
-                }
-            })
+            runtime.block_on(Self::execute(&server, &sql)).ok()
         });
         let _ = dropped.join();
     }

@@ -14,6 +14,21 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// There is no store where one was to be read (reading never creates one).
+    #[error("there is no metadata store at {location} (nothing has run there yet)")]
+    Missing {
+        /// Where it was looked for.
+        location: String,
+    },
+    /// The store's file is empty: what a truncated copy or a failed restore leaves, not a
+    /// store (SQLite would take it for a new one, and the history would be gone).
+    #[error(
+        "the metadata store {location} is an empty file (0 bytes), not a weft store: restore it from a backup, or remove it (and the artifact store beside it) to start afresh"
+    )]
+    Empty {
+        /// The file.
+        location: String,
+    },
     /// The store cannot be opened or created.
     #[error("cannot open the metadata store at {location}: {source}")]
     Open {
@@ -76,6 +91,7 @@ pub enum Error {
     #[error("metadata store error: {0}")]
     Database(#[from] rusqlite::Error),
     /// The database server reported an error, or could not be reached.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     #[error("metadata store error: {0}")]
     Server(#[from] sqlx_core::Error),
 }
@@ -90,18 +106,23 @@ impl Error {
 
     /// Whether the server aborted the transaction only because of another one (a deadlock,
     /// a serialization failure, a lock wait timeout): trying it again can succeed.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn is_transient(&self) -> bool {
         let Error::Server(sqlx_core::Error::Database(database)) = self else {
             return false;
         };
+        #[cfg(feature = "mysql")]
         let lock_wait_timeout = database
             .try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>()
             .is_some_and(|mysql| mysql.number() == 1205);
+        #[cfg(not(feature = "mysql"))]
+        let lock_wait_timeout = false;
         matches!(database.code().as_deref(), Some("40001" | "40P01")) || lock_wait_timeout
     }
 
     /// Whether the connection to the server was lost (the server went away, an administrator
     /// ended the session, the network failed).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn is_connection_lost(&self) -> bool {
         matches!(self, Error::Server(error) if crate::server::connection_lost(error))
     }

@@ -18,62 +18,66 @@ pub mod conformance;
 mod error;
 pub mod model;
 mod records;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod server;
 mod sqlite;
 mod time;
+mod url;
 
 pub use api::{
     ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore, StepRunStore,
 };
 pub use error::Error;
-pub use server::{ServerStore, redact as redact_url};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use server::ServerStore;
 pub use sqlite::SqliteStore;
+pub use url::redact as redact_url;
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checks that `url` names a metadata store this build can open, without opening it: a
-/// known scheme, and a database for a server.
+/// known scheme whose backend this build has (see the crate's features), and a file or a
+/// database.
 pub fn check_url(url: &str) -> Result<()> {
-    match url.split_once("://") {
-        Some(("sqlite", path)) if !path.is_empty() => Ok(()),
-        Some(("postgres" | "postgresql" | "mysql" | "mariadb", _)) => server::check_url(url),
-        Some((scheme, _)) if scheme != "sqlite" => Err(Error::InvalidUrl {
-            url: server::redact(url),
-            reason: format!(
-                "`{scheme}://` is not a metadata store; use sqlite://<path>, postgres://... or mysql://..."
-            ),
-        }),
-        _ => Err(Error::InvalidUrl {
-            url: server::redact(url),
-            reason: "expected a URL such as sqlite://.weft/weft.db".into(),
-        }),
+    url::Backend::of(url).map(drop)
+}
+
+/// Opens the metadata store at `url` to read it: like [`open`], but a SQLite store must exist
+/// (reading never creates one: [`Error::Missing`]), and one this process may not write is
+/// opened read-only ([`MetadataStore::read_only`]).
+pub async fn open_existing(
+    url: &str,
+    base: &std::path::Path,
+) -> Result<std::sync::Arc<dyn MetadataStore>> {
+    match url::Backend::of(url)? {
+        url::Backend::Sqlite => {
+            let path = base.join(url.split_once("://").map_or(url, |(_, path)| path));
+            Ok(std::sync::Arc::new(
+                SqliteStore::open_existing(&path).await?,
+            ))
+        }
+        _ => open(url, base).await,
     }
 }
 
 /// Opens the metadata store at `url`. Relative paths are taken from `base`.
 ///
-/// Supported: `sqlite://<path>` (created on first use); `postgres://` (or `postgresql://`)
-/// and `mysql://` (or `mariadb://`) `user:password@host:port/<database>` for a database on a
-/// server (the database must exist; its tables are created on first use).
+/// Supported: `sqlite://<path>` (created on first use); with the `postgres` and `mysql`
+/// features, `postgres://` (or `postgresql://`) and `mysql://` (or `mariadb://`)
+/// `user:password@host:port/<database>` for a database on a server (the database must exist;
+/// its tables are created on first use).
 pub async fn open(url: &str, base: &std::path::Path) -> Result<std::sync::Arc<dyn MetadataStore>> {
-    match url.split_once("://") {
-        Some(("sqlite", path)) => {
-            let path = base.join(path);
+    match url::Backend::of(url)? {
+        url::Backend::Sqlite => {
+            let path = base.join(url.split_once("://").map_or(url, |(_, path)| path));
             Ok(std::sync::Arc::new(SqliteStore::open(&path).await?))
         }
-        Some(("postgres" | "postgresql" | "mysql" | "mariadb", _)) => {
-            Ok(std::sync::Arc::new(ServerStore::open(url).await?))
-        }
-        Some((scheme, _)) => Err(Error::InvalidUrl {
-            url: server::redact(url),
-            reason: format!(
-                "`{scheme}://` is not a metadata store; use sqlite://<path>, postgres://... or mysql://..."
-            ),
-        }),
-        None => Err(Error::InvalidUrl {
-            url: url.into(),
-            reason: "expected a URL such as sqlite://.weft/weft.db".into(),
-        }),
+        #[cfg(feature = "postgres")]
+        url::Backend::Postgres => Ok(std::sync::Arc::new(ServerStore::open(url).await?)),
+        #[cfg(feature = "mysql")]
+        url::Backend::MySql => Ok(std::sync::Arc::new(ServerStore::open(url).await?)),
+        #[allow(unreachable_patterns)] // with every backend built in
+        backend => unreachable!("Backend::of refuses {backend:?} in this build"),
     }
 }

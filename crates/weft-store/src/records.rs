@@ -205,7 +205,8 @@ pub(crate) fn output(row: &impl Columns) -> Result<(StepRunId, StepOutput)> {
 /// Checks that a prefix can only match ids (no LIKE wildcards) and makes it a LIKE pattern.
 pub(crate) fn id_prefix(reference: &str) -> Option<String> {
     let reference = reference.trim().to_ascii_lowercase();
-    let valid = reference.len() >= 4
+    // Any length: a short prefix that matches several records is reported as ambiguous.
+    let valid = !reference.is_empty()
         && reference.len() <= 36
         && reference.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     valid.then(|| format!("{reference}%"))

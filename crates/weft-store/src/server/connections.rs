@@ -340,11 +340,15 @@ pub(crate) fn connection_lost(error: &sqlx_core::Error) -> bool {
             let code = code.as_deref().unwrap_or_default();
             // PostgreSQL: connection exceptions (08...), administrator or crash shutdown
             // (57P01-57P03). MySQL: a killed connection (70100, ER_CONNECTION_KILLED).
+            #[cfg(feature = "mysql")]
+            let mysql_lost = database
+                .try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>()
+                .is_some_and(|mysql| matches!(mysql.number(), 1927 | 2006 | 2013));
+            #[cfg(not(feature = "mysql"))]
+            let mysql_lost = false;
             code.starts_with("08")
                 || matches!(code, "57P01" | "57P02" | "57P03" | "70100")
-                || database
-                    .try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>()
-                    .is_some_and(|mysql| matches!(mysql.number(), 1927 | 2006 | 2013))
+                || mysql_lost
         }
         _ => false,
     }

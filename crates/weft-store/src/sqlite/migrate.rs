@@ -16,6 +16,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../../migrations/sqlite/0001_initial.sql"),
 )];
 
+/// Checks, without writing, that the store's schema is exactly this build's (a read-only
+/// store cannot be migrated).
+pub(super) fn check(connection: &Connection) -> Result<()> {
+    let applied: Vec<(i64, String)> = connection
+        .prepare("SELECT version, checksum FROM weft_migrations ORDER BY version")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let expected: Vec<(i64, String)> = MIGRATIONS
+        .iter()
+        .map(|(version, _, sql)| (*version, blake3::hash(sql.as_bytes()).to_hex().to_string()))
+        .collect();
+    if applied != expected {
+        return Err(Error::Conflict(format!(
+            "the read-only metadata store has schema versions {:?}, and this build expects {:?}; open it with a matching weft, or where it can be written",
+            applied
+                .iter()
+                .map(|(version, _)| version)
+                .collect::<Vec<_>>(),
+            expected
+                .iter()
+                .map(|(version, _)| version)
+                .collect::<Vec<_>>(),
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn run(connection: &mut Connection) -> Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(

@@ -44,6 +44,11 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// The file, for messages (`path` may be a `file:` URI).
+    location: String,
+    /// How every connection opens the file: read-write, or read-only for a store this
+    /// process may not write (a read-only mount, another user's files).
+    flags: OpenFlags,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -66,19 +71,58 @@ impl SqliteStore {
             .map_err(|e| Error::corrupt("the store opener", e))?
     }
 
+    /// Opens the store in file `path`, which must exist: reading never creates a store. A
+    /// store this process cannot write (a read-only mount, another user's file) is opened
+    /// read-only: everything can be read, and a write fails with the database's "readonly"
+    /// error. A read-only store must already have this build's schema.
+    pub async fn open_existing(path: &Path) -> Result<Self> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_existing_blocking(&path))
+            .await
+            .map_err(|e| Error::corrupt("the store opener", e))?
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
     fn open_blocking(path: &Path) -> Result<Self> {
-        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Open {
-            location: path.display().to_string(),
-            source,
-        };
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(e.into()))?;
+            std::fs::create_dir_all(parent).map_err(|e| open_error(path, e.into()))?;
         }
-        let mut writer = connect(path).map_err(|e| open_error(e.into()))?;
-        use_wal(&writer).map_err(|e| open_error(e.into()))?;
+        // An empty file is taken for a new store here (another process may be creating
+        // it right now); `weft::Client` refuses one beside an artifact store with files.
+        Self::open_writable(path, OpenFlags::default())
+    }
+
+    fn open_existing_blocking(path: &Path) -> Result<Self> {
+        match std::fs::metadata(path) {
+            Ok(file) if file.is_file() => {}
+            Ok(_) => return Err(open_error(path, "it is not a file".into())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Missing {
+                    location: path.display().to_string(),
+                });
+            }
+            Err(error) => return Err(open_error(path, error.into())),
+        }
+        refuse_empty(path)?;
+        let writable = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        match Self::open_writable(path, writable) {
+            Err(error) if refused_writing(&error) => Self::open_read_only(path),
+            opened => opened,
+        }
+    }
+
+    fn open_writable(path: &Path, flags: OpenFlags) -> Result<Self> {
+        let mut writer = connect(path, flags).map_err(|e| open_error(path, e.into()))?;
+        use_wal(&writer).map_err(|e| open_error(path, e.into()))?;
         migrate::run(&mut writer).map_err(|source| match source {
             Error::Database(source) => Error::Migrate {
                 location: path.display().to_string(),
@@ -86,13 +130,43 @@ impl SqliteStore {
             },
             other => other,
         })?;
-        Ok(Self {
+        Ok(Self::with_writer(path, flags, writer))
+    }
+
+    /// Read-only: no WAL switch, no migration, only a check that the schema is this build's.
+    /// Where SQLite cannot share the WAL index (it may not create `-shm` beside the file), the
+    /// file is read as immutable: nobody can be writing it then either.
+    fn open_read_only(path: &Path) -> Result<Self> {
+        let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let plain = connect(path, read_only)
+            .map_err(Error::from)
+            .and_then(|connection| migrate::check(&connection).map(|()| connection));
+        let (connection, path) = match plain {
+            Ok(connection) => (connection, path.to_owned()),
+            Err(Error::Database(_)) => {
+                let immutable = PathBuf::from(format!("file:{}?immutable=1", uri_path(path)));
+                let connection =
+                    connect(&immutable, read_only).map_err(|e| open_error(path, e.into()))?;
+                migrate::check(&connection)?;
+                (connection, immutable)
+            }
+            Err(other) => return Err(other),
+        };
+        Ok(Self::with_writer(&path, read_only, connection))
+    }
+
+    fn with_writer(path: &Path, flags: OpenFlags, writer: Connection) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                location: path_for_messages(path),
+                flags,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
             }),
-        })
+        }
     }
 
     /// Runs `work` in one write transaction holding the write lock. The transaction commits
@@ -124,7 +198,7 @@ impl SqliteStore {
             let idle = lock(&inner.readers).pop();
             let connection = match idle {
                 Some(connection) => connection,
-                None => connect_reader(&inner.path)?,
+                None => connect_reader(&inner.path, inner.flags)?,
             };
             let value = work(&connection);
             let mut readers = lock(&inner.readers);
@@ -158,11 +232,15 @@ where
 
 impl MetadataStore for SqliteStore {
     fn location(&self) -> String {
-        format!("sqlite://{}", self.inner.path.display())
+        format!("sqlite://{}", self.inner.location)
     }
 
     fn url(&self) -> String {
         self.location()
+    }
+
+    fn read_only(&self) -> bool {
+        self.is_read_only()
     }
 }
 
@@ -174,10 +252,70 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open(path)?;
+fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(path, flags)?;
     configure(&connection)?;
     Ok(connection)
+}
+
+fn open_error(path: &Path, source: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    Error::Open {
+        location: path.display().to_string(),
+        source,
+    }
+}
+
+/// A 0-byte file is what a truncated or failed copy of a store leaves; SQLite would take it
+/// for a new, empty store, and the history would silently be gone.
+fn refuse_empty(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(file) if file.is_file() && file.len() == 0 => Err(Error::Empty {
+            location: path.display().to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether opening failed only because this process may not write the store.
+fn refused_writing(error: &Error) -> bool {
+    let source = match error {
+        Error::Open { source, .. } | Error::Migrate { source, .. } => {
+            source.downcast_ref::<rusqlite::Error>()
+        }
+        Error::Database(source) => Some(source),
+        _ => None,
+    };
+    matches!(
+        source.and_then(rusqlite::Error::sqlite_error_code),
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+        )
+    )
+}
+
+/// `path` for a `file:` URI: absolute, with the characters URIs reserve escaped.
+fn uri_path(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut escaped = String::new();
+    for byte in absolute.to_string_lossy().bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => escaped.push_str(&format!("%{byte:02X}")),
+            _ => escaped.push(byte as char),
+        }
+    }
+    escaped
+}
+
+/// The file a store path or `file:` URI names: messages name the file, not the URI it was
+/// opened through.
+fn path_for_messages(path: &Path) -> String {
+    let text = path.display().to_string();
+    match text.strip_prefix("file:") {
+        Some(uri) => uri.split('?').next().unwrap_or(uri).to_owned(),
+        None => text,
+    }
 }
 
 /// Switches the file to WAL. The mode is persistent, so only the first opener pays; switching
@@ -213,8 +351,8 @@ fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-fn connect_reader(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+fn connect_reader(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let flags = (flags - OpenFlags::SQLITE_OPEN_CREATE) | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
     configure(&connection)?;
     Ok(connection)
