@@ -104,6 +104,16 @@ impl ArtifactStore {
     /// from `base`. A local folder is created if needed and checked to be writable, so that a
     /// bad location fails now rather than in the middle of a run.
     pub fn open(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
+        Self::local(&Self::folder_of(location, base)?, runtime)
+    }
+
+    /// Opens the existing store at `location` to read it: nothing is created and nothing
+    /// written (the folder may be read-only).
+    pub fn open_existing(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
+        Self::local_with(&Self::folder_of(location, base)?, runtime, false)
+    }
+
+    fn folder_of(location: &str, base: &std::path::Path) -> Result<PathBuf> {
         let path = match location.split_once("://") {
             Some(("file", rest)) => PathBuf::from(rest),
             Some((scheme, _)) => {
@@ -122,25 +132,39 @@ impl ArtifactStore {
                 reason: "the path is empty".into(),
             });
         }
-        Self::local(&base.join(path), runtime)
+        Ok(base.join(path))
     }
 
     /// Opens (creating if needed) a store in the local folder `path`.
     pub fn local(path: &std::path::Path, runtime: Handle) -> Result<Self> {
+        Self::local_with(path, runtime, true)
+    }
+
+    /// A store in the local folder `path`; `writable`: created if needed and checked to be
+    /// writable, else only opened.
+    fn local_with(path: &std::path::Path, runtime: Handle, writable: bool) -> Result<Self> {
         let open_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Open {
             location: path.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(path).map_err(|e| open_error(e.into()))?;
-        let probe = path.join(format!(".weft-write-probe-{}", std::process::id()));
-        std::fs::write(&probe, b"").map_err(|e| open_error(e.into()))?;
-        let _ = std::fs::remove_file(&probe);
+        if writable {
+            std::fs::create_dir_all(path).map_err(|e| open_error(e.into()))?;
+            let probe = path.join(format!(".weft-write-probe-{}", std::process::id()));
+            std::fs::write(&probe, b"").map_err(|e| open_error(e.into()))?;
+            let _ = std::fs::remove_file(&probe);
+        }
         let objects =
             Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| open_error(e.into()))?);
         let canonical = std::fs::canonicalize(path).map_err(|e| open_error(e.into()))?;
         let root = Url::from_directory_path(&canonical)
             .map_err(|()| open_error("not an absolute path".into()))?;
-        let id = local_store_id(&canonical).map_err(|e| open_error(e.into()))?;
+        let id = match local_store_id(&canonical, writable) {
+            Ok(id) => id,
+            // A store that is only read and never had an id (nothing wrote it) is named by
+            // its folder.
+            Err(_) if !writable => root.to_string(),
+            Err(error) => return Err(open_error(error.into())),
+        };
         let mut store = Self::from_object_store(objects.clone(), root.to_string(), runtime);
         let inner = Arc::get_mut(&mut store.inner).expect("just created");
         inner.local = true;
@@ -305,6 +329,11 @@ impl ArtifactStore {
             }
         }
         Ok(())
+    }
+
+    /// The folder of a local store.
+    pub fn local_folder(&self) -> Option<&std::path::Path> {
+        self.inner.folder.as_deref()
     }
 
     /// Where the object `path` (relative to the store's root) is on this machine's file
@@ -488,10 +517,12 @@ impl ArtifactStore {
 
 /// Reads the id of the local store at `root`, creating it on first use. It is written to a
 /// temporary file and linked into place, so that concurrent openers agree on one id.
-fn local_store_id(root: &std::path::Path) -> std::io::Result<String> {
+fn local_store_id(root: &std::path::Path, writable: bool) -> std::io::Result<String> {
     let path = root.join(".weft-store-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        return Ok(id.trim().to_owned());
+    match std::fs::read_to_string(&path) {
+        Ok(id) => return Ok(id.trim().to_owned()),
+        Err(error) if !writable => return Err(error),
+        Err(_) => {}
     }
     let candidate = uuid::Uuid::now_v7().to_string();
     let staged = root.join(format!(".weft-store-id.{candidate}"));

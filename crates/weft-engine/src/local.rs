@@ -266,9 +266,7 @@ impl<'a> Orchestrator<'a> {
         scope: RunScope,
         settings: &'a Settings,
     ) -> Result<Self> {
-        let max_parallelism = settings.max_parallelism.max(1);
-        let threads = StepThreads::new(max_parallelism)
-            .map_err(|error| Error::Task(format!("cannot start the step threads: {error}")))?;
+        let threads = StepThreads::new(settings.max_parallelism);
         let (done, results) = mpsc::unbounded_channel();
         Ok(Self {
             engine,
@@ -920,7 +918,8 @@ impl<'a> Orchestrator<'a> {
             (spawn, handle)
         });
         self.nodes[node].process = isolated.as_ref().map(|(_, handle)| handle.clone());
-        self.threads.run(move || {
+        let refused = self.done.clone();
+        let started = self.threads.run(move || {
             // A panic outside the step body (in weft itself) must still report the step as
             // finished, or the run would wait for it forever.
             let finished =
@@ -932,6 +931,10 @@ impl<'a> Orchestrator<'a> {
             // The orchestrator may be gone (a stopped step finishing late).
             let _ = done.send((node, id, finished));
         });
+        if let Err(error) = started {
+            let reason = format!("no thread could be started for the step: {error}");
+            let _ = refused.send((node, id, runner::Finished::crashed(Box::new(reason))));
+        }
     }
 
     /// Kills the process of an isolated step that will not be waited for any more.

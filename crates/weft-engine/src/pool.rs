@@ -1,66 +1,116 @@
 //! The threads step bodies run on.
 //!
-//! A run owns a fixed set of plain threads, as many as steps may run at once. They carry no
+//! A run owns plain threads, at most as many as steps may run at once, started as steps
+//! need them: a run of three steps with `max_parallelism` 1,000 starts three. They carry no
 //! async runtime context, which is the point: local file IO done by a step's materializers
 //! runs right on the step's thread, without being handed to another pool and back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed set of threads taking jobs in order. Dropping it lets running jobs finish; their
-/// threads then exit.
+/// Threads taking jobs in order, started when a job finds none idle, up to a limit. Dropping
+/// it lets running jobs finish; their threads then exit.
 pub(crate) struct StepThreads {
     jobs: Sender<Job>,
     queue: Arc<Mutex<Receiver<Job>>>,
+    /// Threads waiting for a job.
+    idle: Arc<AtomicUsize>,
     started: usize,
+    limit: usize,
 }
 
 impl StepThreads {
-    /// Starts `count` threads (at least one).
-    pub(crate) fn new(count: usize) -> std::io::Result<Self> {
+    /// Threads for at most `limit` jobs at once (at least one); none is started yet.
+    pub(crate) fn new(limit: usize) -> Self {
         let (jobs, queue) = channel::<Job>();
-        let mut threads = Self {
+        Self {
             jobs,
             queue: Arc::new(Mutex::new(queue)),
+            idle: Arc::new(AtomicUsize::new(0)),
             started: 0,
-        };
-        for _ in 0..count.max(1) {
-            threads.spawn()?;
+            limit: limit.max(1),
         }
-        Ok(threads)
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
-        let queue = self.queue.clone();
+        let (queue, idle) = (self.queue.clone(), self.idle.clone());
         std::thread::Builder::new()
             .name(format!("weft-step-{}", self.started))
-            .spawn(move || work(&queue))?;
+            .spawn(move || work(&queue, &idle))?;
         self.started += 1;
         Ok(())
     }
 
-    /// Adds a thread, to replace one held by a step that overran its timeout.
+    /// Allows one more thread, to replace one held by a step that overran its timeout.
     pub(crate) fn add(&mut self) {
-        if let Err(error) = self.spawn() {
-            tracing::warn!(target: "weft", "cannot start a replacement step thread: {error}");
-        }
+        self.limit += 1;
     }
 
-    /// Runs `job` on the next free thread.
-    pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) {
+    /// Runs `job` on the next free thread, starting one if none is idle and the limit allows.
+    /// The caller runs at most `limit` jobs at once, so a job never waits for long.
+    pub(crate) fn run(&mut self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        if self.idle.load(Ordering::Acquire) == 0 && self.started < self.limit {
+            // With none started yet a job has nowhere to go: that failure is the caller's.
+            // Later, the threads already started take it.
+            if let Err(error) = self.spawn() {
+                if self.started == 0 {
+                    return Err(error);
+                }
+                tracing::warn!(target: "weft", "cannot start another step thread: {error}");
+            }
+        }
         // The threads only stop once this sender is dropped, so sending cannot fail.
         let _ = self.jobs.send(Box::new(job));
+        Ok(())
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>) {
+fn work(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
     loop {
+        idle.fetch_add(1, Ordering::AcqRel);
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        idle.fetch_sub(1, Ordering::AcqRel);
         match next {
             Ok(job) => job(),
             Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_start_as_jobs_need_them_and_never_past_the_limit() {
+        let mut threads = StepThreads::new(usize::MAX);
+        let (done, finished) = channel();
+        for _ in 0..3 {
+            let done = done.clone();
+            threads.run(move || done.send(()).unwrap()).unwrap();
+            finished.recv().unwrap();
+        }
+        // Each job ended before the next: threads are reused, not started per job. (A
+        // thread may not yet count itself idle when the next job comes, so two may start.)
+        assert!(threads.started <= 2, "{} threads", threads.started);
+
+        let mut threads = StepThreads::new(2);
+        let (release, gate) = std::sync::mpsc::sync_channel::<()>(0);
+        let gate = Arc::new(Mutex::new(gate));
+        for _ in 0..5 {
+            let gate = gate.clone();
+            threads
+                .run(move || {
+                    let _ = gate.lock().unwrap().recv();
+                })
+                .unwrap();
+        }
+        assert_eq!(threads.started, 2);
+        for _ in 0..5 {
+            release.send(()).unwrap();
         }
     }
 }

@@ -214,15 +214,15 @@ pub fn store_log(
     }
 }
 
+/// An error a step returned. Its backtrace, if `RUST_BACKTRACE` made anyhow capture one, is
+/// left out: an ordinary error is explained by its message, and resolving a backtrace's
+/// symbols costs about a second. Panics keep theirs (see `panic_error`).
 fn step_error(kind: StepErrorKind, error: &anyhow::Error) -> StepError {
-    let backtrace = error.backtrace();
-    let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
-        .then(|| backtrace.to_string());
     StepError {
         kind,
         message: error.to_string(),
-        chain: error.chain().map(ToString::to_string).collect(),
-        backtrace,
+        chain: weft_core::message::chain(error.chain()),
+        backtrace: None,
         retryable: is_retryable(error),
     }
 }
