@@ -1,5 +1,6 @@
-//! The `weft` command. Everything lives in the library, so other binaries can embed it.
+//! The `weft` command: the inspection commands every pipeline binary answers too
+//! (`weft::inspect`), in a binary of their own.
 
 fn main() -> std::process::ExitCode {
-    weft_cli::main()
+    weft::inspect::main()
 }

@@ -13,12 +13,16 @@ use crate::registry;
 
 #[derive(Parser)]
 #[command(
-    about = "Runs the weft pipelines of this binary.",
+    about = "Runs the weft pipelines of this binary, and inspects what they recorded.",
     disable_help_subcommand = true
 )]
 struct Arguments {
     #[command(subcommand)]
     command: Command,
+    /// Run on, or read the stores of, this stack of `weft.toml` (default: `WEFT_STACK`, else
+    /// the active stack).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -41,18 +45,18 @@ enum Command {
         /// A run configuration file (TOML): parameters, execution mode, per-step parameters.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// At most this many steps run at once (default: the number of cores).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        /// At most this many steps run at once (default: the number of cores; at most 4096).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::config::MAX_PARALLELISM as i64))]
         max_parallelism: Option<u32>,
         /// What a failure does to the rest of the run.
         #[arg(long, value_name = "MODE", value_parser = ["continue_on_failure", "stop_on_failure", "fail_fast"])]
         execution_mode: Option<String>,
-        /// Run on this stack of `weft.toml` (default: `WEFT_STACK`, else the active stack).
-        #[arg(long, value_name = "NAME")]
-        stack: Option<String>,
     },
     /// List the pipelines of this binary and their parameters.
     List,
+    /// The `weft` command's inspection commands: runs, logs, artifacts, lineage, cache, stack.
+    #[command(flatten)]
+    Inspect(crate::inspect::Command),
 }
 
 /// Runs the command line of a pipeline binary and returns its exit code: 0 when the run
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
             list();
             ExitCode::SUCCESS
         }
+        Command::Inspect(command) => crate::inspect::execute(command, arguments.stack.as_deref()),
         Command::Run {
             pipeline,
             resume,
@@ -97,7 +102,6 @@ pub fn main() -> ExitCode {
             config,
             max_parallelism,
             execution_mode,
-            stack,
         } => {
             let options = Options {
                 resume,
@@ -106,12 +110,12 @@ pub fn main() -> ExitCode {
                 config,
                 max_parallelism,
                 execution_mode,
-                stack,
+                stack: arguments.stack,
             };
             match run(pipeline.as_deref(), options) {
                 Ok(code) => code,
                 Err(error) => {
-                    eprintln!("error: {}", chain(&error));
+                    to_stderr!("error: {}", chain(&error));
                     ExitCode::from(2)
                 }
             }
@@ -122,7 +126,7 @@ pub fn main() -> ExitCode {
 fn list() {
     let pipelines = registry::pipelines();
     if pipelines.is_empty() {
-        println!("This binary has no pipelines.");
+        to_stdout!("This binary has no pipelines.");
     }
     for pipeline in pipelines {
         let parameters: Vec<String> = pipeline
@@ -141,7 +145,7 @@ fn list() {
             })
             .collect();
         let kind = if pipeline.dynamic { "  (dynamic)" } else { "" };
-        println!("{}({}){kind}", pipeline.name, parameters.join(", "));
+        to_stdout!("{}({}){kind}", pipeline.name, parameters.join(", "));
     }
 }
 
@@ -192,7 +196,15 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         .stack
         .as_ref()
         .is_some_and(|stack| stack.orchestrator == crate::config::OrchestratorKind::Slurm);
-    let client = Client::open(&StoreConfig::discover_on(stack.as_deref())?)?;
+    let stores = StoreConfig::discover_on(stack.as_deref())?;
+    let new_store = match stores.metadata.split_once("://") {
+        Some(("sqlite", path)) => Some(stores.base.join(path)).filter(|path| !path.exists()),
+        _ => None,
+    };
+    let client = Client::open(&stores)?;
+    if let Some(path) = new_store {
+        to_stderr!("weft: created a new metadata store: {}", path.display());
+    }
     let dynamic = match (&options.resume, name) {
         (None, Some(name)) => registry::pipeline(name)?.dynamic,
         (Some(original), _) => {
@@ -271,8 +283,12 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
     if let Some(reason) = &run.status_reason {
         summary.push_str(&format!("  {reason}\n"));
     }
-    summary.push_str(&format!("Inspect it:  weft runs show {}\n", run.id));
-    summary.push_str(&format!("Step logs:   weft logs {} <step>\n", run.id));
+    let inspector = crate::inspect::inspector();
+    summary.push_str(&format!("Inspect it:  {inspector} runs show {}\n", run.id));
+    summary.push_str(&format!(
+        "Step logs:   {inspector} logs {} <step>\n",
+        run.id
+    ));
     // A closed stdout (`| head`) must not turn a finished run into a crash.
     let _ = std::io::stdout().write_all(summary.as_bytes());
     Ok(if run.status == Status::Completed {
@@ -283,11 +299,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
 }
 
 fn chain(error: &crate::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    weft_core::message::one_line(error.chain())
 }
 
 /// Set in the environment of the Slurm job that runs a dynamic pipeline's function.
@@ -327,7 +339,7 @@ fn orchestration_job(project: &std::path::Path) -> crate::Result<ExitCode> {
         .output()
         .map_err(|e| crate::Error::msg(format!("cannot run sbatch (is Slurm installed?): {e}")))?;
     let job = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
-    eprintln!("the pipeline function runs in Slurm job {job}");
+    to_stderr!("the pipeline function runs in Slurm job {job}");
     let _ = std::io::stderr().write_all(&std::fs::read(&stderr).unwrap_or_default());
     let _ = std::io::stdout().write_all(&std::fs::read(&stdout).unwrap_or_default());
     if job.is_empty() {

@@ -1,5 +1,5 @@
 //! The `weft` command, for the end-to-end tests.
 
 fn main() -> std::process::ExitCode {
-    weft_cli::main()
+    weft::inspect::main()
 }

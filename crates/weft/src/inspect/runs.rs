@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::Client;
+use crate::model::{MetadataEntry, Resource, RunFilter, StepError, StepRun};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::Value;
-use weft::Client;
-use weft::model::{MetadataEntry, Resource, RunFilter, StepError, StepRun};
 
-use crate::render;
+use super::render;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -19,7 +19,7 @@ pub(crate) enum Command {
         pipeline: Option<String>,
         /// Only runs with this status (running, completed, failed, ...).
         #[arg(long)]
-        status: Option<weft::Status>,
+        status: Option<crate::Status>,
         /// At most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -87,7 +87,7 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
 fn list(
     client: &Client,
     pipeline: Option<String>,
-    status: Option<weft::Status>,
+    status: Option<crate::Status>,
     limit: u32,
     json: bool,
     out: &mut String,
@@ -159,7 +159,7 @@ struct Step {
 #[derive(Serialize)]
 struct Shown {
     #[serde(flatten)]
-    run: weft::model::Run,
+    run: crate::model::Run,
     execution_mode: Option<String>,
     /// Whether the pipeline is dynamic (its steps are what its function called).
     dynamic: bool,
@@ -186,7 +186,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             *entry = step_run;
         }
     }
-    let mut outputs: HashMap<_, BTreeMap<String, &weft::model::ArtifactVersion>> = HashMap::new();
+    let mut outputs: HashMap<_, BTreeMap<String, &crate::model::ArtifactVersion>> = HashMap::new();
     for (step_run, output) in &graph.outputs {
         outputs
             .entry(*step_run)
@@ -311,7 +311,9 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
 
 /// The invocations of a dynamic run, from its step runs: first attempts' order, latest
 /// attempts' parents.
-fn dynamic_invocations(graph: &weft::model::RunGraph) -> Vec<(String, String, Vec<String>, Value)> {
+fn dynamic_invocations(
+    graph: &crate::model::RunGraph,
+) -> Vec<(String, String, Vec<String>, Value)> {
     let invocation_of: HashMap<_, &str> = graph
         .step_runs
         .iter()
@@ -423,13 +425,19 @@ fn print_run(shown: &Shown, out: &mut String) {
             notes.push(format!(
                 "step `{}` failed: {}",
                 step.name,
-                error.chain.join(": ")
+                weft_core::message::one_line(&error.chain)
             ));
             if let Some(backtrace) = &error.backtrace {
                 notes.push(backtrace.clone());
             }
         } else if let Some(reason) = &step.status_reason {
-            notes.push(format!("step `{}` {}: {reason}", step.name, step.status));
+            // A reason may open with the status itself (`cached: reuses ...`): say it once.
+            let status = step.status.to_string();
+            let reason = reason
+                .strip_prefix(&status)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map_or(reason.as_str(), str::trim_start);
+            notes.push(format!("step `{}` {status}: {reason}", step.name));
         }
         for entry in &step.metadata {
             notes.push(format!(
@@ -445,5 +453,10 @@ fn print_run(shown: &Shown, out: &mut String) {
         }
     }
     say!(out);
-    say!(out, "Logs of a step: weft logs {} <step>", run.id);
+    say!(
+        out,
+        "Logs of a step: {} logs {} <step>",
+        super::inspector(),
+        run.id
+    );
 }

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
+use crate::config::{Project, Stack, redact_url};
 use clap::Subcommand;
 use serde::Serialize;
-use weft::config::{Project, Stack, redact_url};
 
-use crate::render;
+use super::render;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

@@ -1,11 +1,11 @@
 //! `weft cache explain | expire`.
 
+use crate::Client;
+use crate::cache::KeyParts;
+use crate::model::{CacheExpiry, RunFilter, StepRun};
 use clap::Subcommand;
-use weft::Client;
-use weft::cache::KeyParts;
-use weft::model::{CacheExpiry, RunFilter, StepRun};
 
-use crate::render;
+use super::render;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
+use crate::Client;
+use crate::model::{ArtifactVersion, Direction, Lineage, StepRun};
 use serde::Serialize;
-use weft::Client;
-use weft::model::{ArtifactVersion, Direction, Lineage, StepRun};
 
-use crate::render;
+use super::render;
 
 #[derive(clap::Args)]
 pub(crate) struct Arguments {

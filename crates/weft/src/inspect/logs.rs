@@ -3,10 +3,10 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use weft::Client;
-use weft::model::StepRun;
+use crate::Client;
+use crate::model::StepRun;
 
-use crate::render;
+use super::render;
 
 #[derive(clap::Args)]
 pub(crate) struct Arguments {
@@ -36,9 +36,10 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
         return render::json(out, &records);
     }
     if records.is_empty() {
-        eprintln!(
+        to_stderr!(
             "step `{}` of run {} logged nothing",
-            step_run.invocation, run.id
+            step_run.invocation,
+            run.id
         );
     }
     for record in &records {
@@ -52,7 +53,7 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
 fn follow(client: &Client, mut step_run: StepRun) -> anyhow::Result<()> {
     let live = client
         .artifact_store()
-        .local_path(&weft::logs::live_path(step_run.run_id, step_run.id));
+        .local_path(&crate::logs::live_path(step_run.run_id, step_run.id));
     let mut printed = 0;
     let mut read = 0;
     let mut stdout = std::io::stdout().lock();
@@ -69,7 +70,7 @@ fn follow(client: &Client, mut step_run: StepRun) -> anyhow::Result<()> {
                 .iter()
                 .rposition(|&byte| byte == b'\n')
                 .map_or(read, |end| read + end + 1);
-            for record in weft::logs::parse(&bytes[read..complete]) {
+            for record in crate::logs::parse(&bytes[read..complete]) {
                 writeln!(stdout, "{}", line(&record))?;
                 printed += 1;
             }
@@ -81,7 +82,7 @@ fn follow(client: &Client, mut step_run: StepRun) -> anyhow::Result<()> {
     }
 }
 
-fn line(record: &weft::logs::Record) -> String {
+fn line(record: &crate::logs::Record) -> String {
     let fields: Vec<String> = record
         .fields
         .iter()

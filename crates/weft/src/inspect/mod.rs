@@ -1,6 +1,8 @@
-//! The `weft` command: reads what pipelines recorded in the metadata store and the artifact
-//! store. It finds the stores the same way pipeline binaries do (`WEFT_STORE`,
-//! `WEFT_ARTIFACTS`, `weft.toml`, `.weft/`).
+//! The inspection commands: read what pipelines recorded in the metadata store and the
+//! artifact store. They are the `weft` command (`weft-cli`, a thin `main` over
+//! [`main`]), and every pipeline binary answers them too (`<binary> runs show latest`), so
+//! that a run's closing hint works without installing anything. They find the stores the
+//! same way pipeline binaries do (`WEFT_STORE`, `WEFT_ARTIFACTS`, `weft.toml`, `.weft/`).
 //!
 //! Every command prints a table for people by default and JSON with `--json`. The JSON of
 //! `runs list` (an array of objects with at least `id`, `pipeline`, `status`) and of
@@ -45,8 +47,9 @@ struct Arguments {
     stack: Option<String>,
 }
 
+/// The inspection commands, shared by `weft` and every pipeline binary.
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Runs of pipelines.
     Runs {
         #[command(subcommand)]
@@ -73,7 +76,8 @@ enum Command {
     },
 }
 
-/// Runs the `weft` command with the process's arguments.
+/// Runs the `weft` command with the process's arguments: `weft-cli`'s `main`. Exit codes: 0
+/// success, 1 error, 2 usage.
 pub fn main() -> ExitCode {
     let arguments = match Arguments::try_parse() {
         Ok(arguments) => arguments,
@@ -86,22 +90,34 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    execute(arguments.command, arguments.stack.as_deref())
+}
+
+/// Runs one inspection command and prints what it says; its exit code.
+pub(crate) fn execute(command: Command, stack: Option<&str>) -> ExitCode {
     let mut out = String::new();
-    let result = run(arguments.command, arguments.stack.as_deref(), &mut out);
+    let result = run(command, stack, &mut out);
     // Output is written once, at the end; a reader that went away (`| head`) is not an error.
     let written = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
     if let Err(error) = written
         && error.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("error: cannot write the output: {error}");
+        to_stderr!("error: cannot write the output: {error}");
         return ExitCode::from(1);
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
-            eprintln!("error: {}", chain.join(": "));
-            ExitCode::from(1)
+            to_stderr!("error: {}", weft_core::message::one_line(error.chain()));
+            // Nothing to read here at all is a usage error, like a wrong argument.
+            let nothing_here = error.chain().any(|cause| {
+                cause.is::<crate::config::NoProject>()
+                    || matches!(
+                        cause.downcast_ref::<weft_store::Error>(),
+                        Some(weft_store::Error::Missing { .. })
+                    )
+            });
+            ExitCode::from(if nothing_here { 2 } else { 1 })
         }
     }
 }
@@ -110,7 +126,7 @@ fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Resul
     if let Command::Stack { command } = command {
         return stack::run(command, out);
     }
-    let client = weft::Client::open(&weft::StoreConfig::discover_on(stack)?)?;
+    let client = crate::Client::open_existing(&crate::StoreConfig::discover_existing_on(stack)?)?;
     match command {
         Command::Stack { .. } => unreachable!("handled above"),
         Command::Runs { command } => runs::run(&client, command, out),
@@ -118,5 +134,31 @@ fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Resul
         Command::Artifacts { command } => artifacts::run(&client, command, out),
         Command::Lineage(arguments) => lineage::run(&client, arguments, out),
         Command::Cache { command } => cache::run(&client, command, out),
+    }
+}
+
+/// The command a closing hint names for inspecting a run: `weft` where it is installed, else
+/// this very binary (which answers the same commands), as it was started.
+pub(crate) fn inspector() -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let installed = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|folder| {
+            std::fs::metadata(folder.join("weft"))
+                .is_ok_and(|file| file.is_file() && file.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if installed {
+        return "weft".into();
+    }
+    let binary = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "weft".into());
+    // A binary found through PATH is named as typed; one given by path keeps its folder.
+    let shown = binary.display().to_string();
+    if shown.contains(char::is_whitespace) {
+        format!("'{shown}'")
+    } else {
+        shown
     }
 }

@@ -1,11 +1,11 @@
 //! `weft artifacts list | versions | show`.
 
+use crate::Client;
+use crate::model::{MetadataEntry, Resource, StepRun};
 use clap::Subcommand;
 use serde::Serialize;
-use weft::Client;
-use weft::model::{MetadataEntry, Resource, StepRun};
 
-use crate::render;
+use super::render;
 
 /// Files up to this size are previewed by `artifacts show`.
 const PREVIEW_BYTES: usize = 2048;
@@ -124,7 +124,7 @@ fn versions(client: &Client, name: &str, json: bool, out: &mut String) -> anyhow
 #[derive(Serialize)]
 struct Shown<'a> {
     #[serde(flatten)]
-    version: &'a weft::model::ArtifactVersion,
+    version: &'a crate::model::ArtifactVersion,
     metadata: Vec<MetadataEntry>,
     producer: Option<StepRun>,
     consumers: Vec<StepRun>,
