@@ -13,6 +13,7 @@
 //! soon as it is trained, and look at the results to decide what comes next.
 
 use weft::prelude::*;
+use weft::tracing;
 
 /// The iris data set (Fisher, 1936; UCI Machine Learning Repository), bundled.
 const IRIS: &str = include_str!("iris.csv");

@@ -12,7 +12,7 @@ fn the_quickstart_runs_and_everything_it_recorded_can_be_inspected() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("completed"), "{run:?}");
     assert!(
-        run.stdout.contains("weft runs show "),
+        run.stdout.contains(" runs show "),
         "it says where to look next: {run:?}"
     );
     assert!(
@@ -333,7 +333,7 @@ fn stores_that_cannot_be_written_are_refused_up_front() {
 fn two_pipeline_processes_share_one_store_without_losing_versions() {
     let project = Project::new();
     // Create the store first, then race two processes on it.
-    assert_eq!(project.weft(&["runs", "list"]).code, 0);
+    drop(project.client());
     let width = "200";
     let spawn = || {
         project
@@ -385,6 +385,27 @@ fn two_pipeline_processes_share_one_store_without_losing_versions() {
 #[test]
 fn the_weft_command_explains_what_it_cannot_find() {
     let project = Project::new();
+    // Reading never creates: outside any project, a read command says where it looked.
+    let nowhere = project.weft(&["runs", "list"]);
+    assert_eq!(nowhere.code, 2, "{nowhere:?}");
+    assert!(
+        nowhere.stderr.contains(&format!(
+            "no weft project found (looked from {} up",
+            project.path().display()
+        )),
+        "{nowhere:?}"
+    );
+    assert!(!project.path().join(".weft").exists());
+    // A project whose store does not exist yet says so too, and still creates nothing.
+    std::fs::write(project.path().join("weft.toml"), "").unwrap();
+    let unrun = project.weft(&["runs", "list"]);
+    assert_eq!(unrun.code, 2, "{unrun:?}");
+    assert!(
+        unrun.stderr.contains("nothing has run there yet"),
+        "{unrun:?}"
+    );
+    assert!(!project.path().join(".weft").exists());
+    drop(project.client());
     let empty = project.weft(&["runs", "list"]);
     assert_eq!(empty.code, 0, "{empty:?}");
     assert!(empty.stdout.contains("No runs yet"), "{empty:?}");

@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 
 mod artifact;
 mod pipeline;
+mod serde;
 mod settings;
 mod signature;
 mod step;
@@ -33,6 +34,24 @@ pub fn pipeline(attributes: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Artifact, attributes(artifact))]
 pub fn derive_artifact(item: TokenStream) -> TokenStream {
     artifact::expand(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// serde's `Serialize`, derived through `weft` (a crate that depends on `weft` alone has no
+/// `serde` to name). Takes every `#[serde(...)]` attribute serde's derive takes.
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(item: TokenStream) -> TokenStream {
+    serde::expand(item.into(), serde::Trait::Serialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// serde's `Deserialize`, derived through `weft` (see [`macro@Serialize`]). Types with
+/// lifetime parameters (borrowed data) need serde's own derive.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(item: TokenStream) -> TokenStream {
+    serde::expand(item.into(), serde::Trait::Deserialize)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

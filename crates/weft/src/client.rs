@@ -21,6 +21,40 @@ const SLURM_PARALLELISM: usize = 256;
 /// heartbeats.
 const RECONCILE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Whether a client may create and write the stores.
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// An empty (0-byte) SQLite file beside an artifact store that holds files is a store whose
+/// history was lost (a truncated copy, a failed restore): starting afresh there would orphan
+/// every file. Refused; an empty file beside an empty artifact store is just a new store.
+fn refuse_lost_history(config: &StoreConfig, artifacts: &ArtifactStore) -> Result<()> {
+    let Some(("sqlite", path)) = config.metadata.split_once("://") else {
+        return Ok(());
+    };
+    let path = config.base.join(path);
+    let empty = std::fs::metadata(&path).is_ok_and(|file| file.is_file() && file.len() == 0);
+    // The store's own marker files (`.weft-store-id`) are not history.
+    let holds_files = artifacts
+        .local_folder()
+        .and_then(|folder| std::fs::read_dir(folder).ok())
+        .is_some_and(|mut entries| {
+            entries.any(|entry| {
+                entry.is_ok_and(|entry| !entry.file_name().to_string_lossy().starts_with(".weft-"))
+            })
+        });
+    if empty && holds_files {
+        return Err(weft_store::Error::Empty {
+            location: path.display().to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// A connection to a metadata store and an artifact store: runs pipelines and reads what
 /// they recorded. Its methods block; it runs its own small async runtime, so call it from
 /// ordinary (non-async) code.
@@ -68,10 +102,33 @@ impl Client {
         Ok(client)
     }
 
+    /// Connects to existing stores to read them (the `weft` command's inspections): nothing
+    /// is created, and a store this process may not write is opened read-only (and then not
+    /// reconciled). A missing or empty metadata store is an error that says so.
+    pub fn open_existing(config: &StoreConfig) -> Result<Self> {
+        let mut client = Self::connect_with(
+            config,
+            Arc::new(weft_engine::clock::SystemClock),
+            Access::Read,
+        )?;
+        if !client.metadata_store().read_only() {
+            client.reconciled_on_open = client.reconcile()?;
+        }
+        Ok(client)
+    }
+
     /// Connects without reconciling (a process hosting one step of a running run).
     pub(crate) fn connect(
         config: &StoreConfig,
         clock: Arc<dyn weft_engine::clock::Clock>,
+    ) -> Result<Self> {
+        Self::connect_with(config, clock, Access::Write)
+    }
+
+    fn connect_with(
+        config: &StoreConfig,
+        clock: Arc<dyn weft_engine::clock::Clock>,
+        access: Access,
     ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -79,9 +136,20 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| Error::msg(format!("cannot start weft's runtime: {e}")))?;
-        let metadata = runtime.block_on(weft_store::open(&config.metadata, &config.base))?;
-        let artifacts =
-            ArtifactStore::open(&config.artifacts, &config.base, runtime.handle().clone())?;
+        let handle = runtime.handle().clone();
+        let (metadata, artifacts) = match access {
+            Access::Read => (
+                runtime.block_on(weft_store::open_existing(&config.metadata, &config.base))?,
+                ArtifactStore::open_existing(&config.artifacts, &config.base, handle)?,
+            ),
+            Access::Write => {
+                let artifacts = ArtifactStore::open(&config.artifacts, &config.base, handle)?;
+                refuse_lost_history(config, &artifacts)?;
+                let metadata =
+                    runtime.block_on(weft_store::open(&config.metadata, &config.base))?;
+                (metadata, artifacts)
+            }
+        };
         let engine = Engine::with_clock(metadata, artifacts, registry::steps(), clock);
         Ok(Self {
             runtime: Arc::new(runtime),

@@ -326,11 +326,19 @@ mod memory_size {
     }
 }
 
+/// The most steps a run may run at once. Each running step holds a thread (and an isolated
+/// one a process); past a few thousand a machine runs out of them long before any pipeline
+/// gains from more.
+pub const MAX_PARALLELISM: usize = 4096;
+
 /// The project: its root folder, its `weft.toml` (if any) and the stacks it defines.
 #[derive(Debug)]
 pub struct Project {
     /// The project root.
     pub root: PathBuf,
+    /// Whether a project was found: a folder with a `weft.toml` or a `.weft/` folder. When
+    /// none was, `root` is the folder the search started from.
+    pub found: bool,
     /// Its `weft.toml`, if it has one.
     pub file: Option<PathBuf>,
     /// The active stack (`stack = ".."`), if set.
@@ -344,10 +352,10 @@ impl Project {
     /// The project around `start`: the nearest folder, from `start` upwards, that holds a
     /// `weft.toml` or a `.weft/` folder (`start` itself if none does).
     pub fn discover_from(start: &Path) -> Result<Self> {
-        let root = start
+        let found = start
             .ancestors()
-            .find(|folder| folder.join("weft.toml").is_file() || folder.join(".weft").is_dir())
-            .unwrap_or(start);
+            .find(|folder| folder.join("weft.toml").is_file() || folder.join(".weft").is_dir());
+        let root = found.unwrap_or(start);
         let path = root.join("weft.toml");
         let (file, project) = if path.is_file() {
             let text = std::fs::read_to_string(&path)
@@ -368,6 +376,7 @@ impl Project {
         }
         Ok(Self {
             root: root.to_owned(),
+            found: found.is_some(),
             file,
             active: project.stack,
             stacks: project.stacks,
@@ -401,6 +410,26 @@ impl Project {
         }
     }
 }
+
+/// No weft project around a folder: none of it or its parents holds a `weft.toml` or a
+/// `.weft/` folder.
+#[derive(Debug)]
+pub struct NoProject {
+    /// Where the search started.
+    pub start: PathBuf,
+}
+
+impl std::fmt::Display for NoProject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no weft project found (looked from {} up for a weft.toml or a .weft folder); run a pipeline in the project first, or set WEFT_STORE",
+            self.start.display()
+        )
+    }
+}
+
+impl std::error::Error for NoProject {}
 
 /// Where the metadata store and the artifact store are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,6 +468,22 @@ impl StoreConfig {
             .map(str::to_owned)
             .or_else(|| env("WEFT_STACK").filter(|v| !v.is_empty()));
         Self::discover_from_on(&current, stack.as_deref(), env)
+    }
+
+    /// Finds the stores of an existing project from the current directory, to read them: an
+    /// error that says where it looked ([`NoProject`]) when there is none and neither
+    /// `WEFT_STORE` nor `WEFT_ARTIFACTS` names the stores. Reading never creates a project.
+    pub fn discover_existing_on(stack: Option<&str>) -> Result<Self> {
+        let config = Self::discover_on(stack)?;
+        let named = ["WEFT_STORE", "WEFT_ARTIFACTS"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+        let current = std::env::current_dir()
+            .map_err(|e| Error::msg(format!("cannot read the current directory: {e}")))?;
+        if !named && !Project::discover_from(&current)?.found {
+            return Err(Error::new(NoProject { start: current }));
+        }
+        Ok(config)
     }
 
     /// Finds the stores from `start`, reading environment variables with `env`.
@@ -616,10 +661,12 @@ impl RunConfig {
     /// Parses a run configuration.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let config: RunConfig = toml::from_str(text)?;
-        if config.max_parallelism == Some(0) {
-            return Err(serde::de::Error::custom(
-                "max_parallelism must be at least 1",
-            ));
+        if let Some(count) = config.max_parallelism
+            && !(1..=MAX_PARALLELISM).contains(&count)
+        {
+            return Err(serde::de::Error::custom(format!(
+                "max_parallelism must be at least 1 and at most {MAX_PARALLELISM} (not {count})"
+            )));
         }
         Ok(config)
     }
@@ -711,6 +758,7 @@ mod tests {
         for (text, expected) in [
             ("execution_mode = \"sometimes\"", "execution_mode"),
             ("max_parallelism = 0", "at least 1"),
+            ("max_parallelism = 4294967295", "at most 4096"),
             ("max_parallelism = \"many\"", "max_parallelism"),
             ("paramters = {}", "paramters"),
             ("[steps.train]\nparams = {}", "params"),

@@ -54,12 +54,28 @@
 //! Stores are found as described in [`config`]: `WEFT_STORE` / `WEFT_ARTIFACTS`, else
 //! `weft.toml`, else `.weft/` (SQLite and local files, created on first use).
 
+/// `eprintln!` / `println!` that never panic: a reader that went away (a closed pipe) is not
+/// worth a crash, and nothing more can be said to it anyway.
+macro_rules! to_stderr {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($argument)*);
+    }};
+}
+macro_rules! to_stdout {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($argument)*);
+    }};
+}
+
 mod cli;
 mod client;
 mod compile;
 pub mod config;
 mod dynamic;
 mod input;
+pub mod inspect;
 #[doc(hidden)]
 pub mod probe;
 mod registry;
@@ -80,6 +96,9 @@ pub use weft_engine::clock::{Clock, ManualClock, SystemClock};
 pub use weft_macros::{Artifact, pipeline, step};
 
 pub use anyhow::{bail, ensure};
+/// `tracing`, whose records (`tracing::info!(..)`) a step's log captures; re-exported so a
+/// crate depending on `weft` alone can log.
+pub use tracing;
 
 /// The error type of steps and of weft's API: any error converts into it with `?`.
 pub type Error = anyhow::Error;
@@ -150,7 +169,10 @@ pub mod prelude {
         Artifact, Client, External, Invocation, Isolated, MapResult, Output, StepFuture,
         StepOptions, configured, pipeline, step, unmapped,
     };
-    pub use serde::{Deserialize, Serialize};
+    /// serde's traits, and derives of them that work in a crate depending on `weft` alone.
+    pub use serde::de::Deserialize;
+    pub use serde::ser::Serialize;
+    pub use weft_macros::{Deserialize, Serialize};
 }
 
 /// What the macros' generated code uses. Not a public API.

@@ -52,7 +52,7 @@ pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
         .find(|pair| pair[0] == "--protocol")
         .map(|pair| pair[1].to_string_lossy().into_owned());
     if let Some(protocol) = protocol.filter(|p| *p != PROTOCOL.to_string()) {
-        eprintln!(
+        to_stderr!(
             "error: the orchestrator speaks weft step protocol {protocol}, this binary speaks {PROTOCOL}: build the pipeline binary and the orchestrator from the same weft version",
         );
         return ExitCode::from(exit::USAGE);
@@ -68,11 +68,11 @@ pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
         }
     };
     let unavailable = |error: String| {
-        eprintln!("error: {error}");
+        to_stderr!("error: {error}");
         ExitCode::from(exit::UNAVAILABLE)
     };
     let Ok(step_run) = arguments.step_run.parse() else {
-        eprintln!("error: `{}` is not a step run id", arguments.step_run);
+        to_stderr!("error: `{}` is not a step run id", arguments.step_run);
         return ExitCode::from(exit::USAGE);
     };
     let config = StoreConfig {

@@ -1,0 +1,153 @@
+//! What a new user meets first, through the binaries: the pipeline binary answers the
+//! inspection commands its closing hint names, stores are never created by reading, a store
+//! that cannot be written can still be read, an empty store file is not taken for a new store
+//! when its history is elsewhere, and absurd settings are refused with the option's name.
+
+mod common;
+
+use common::{PIPELINES, Project};
+
+#[test]
+fn the_closing_hint_names_a_command_that_works() {
+    let project = Project::new();
+    let run = project.pipelines(&["run", "training"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("created a new metadata store") && run.stderr.contains(".weft/weft.db"),
+        "the first run says where it created the store: {run:?}"
+    );
+    let hint = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Inspect it:"))
+        .unwrap_or_else(|| panic!("a hint in {run:?}"))
+        .trim()
+        .to_owned();
+    // `weft` is not installed where the tests run: the hint names this binary itself.
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    assert_eq!(words[0], PIPELINES, "{hint}");
+    let shown = project.pipelines(&words[1..]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("Status      completed"), "{shown:?}");
+    let second = project.pipelines(&["run", "training"]);
+    assert!(
+        !second.stderr.contains("created a new metadata store"),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn an_empty_store_file_beside_artifacts_is_refused_and_left_alone() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    let database = project.path().join(".weft/weft.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
+    std::fs::write(&database, b"").unwrap();
+    for finished in [
+        project.pipelines(&["run", "training"]),
+        project.weft(&["runs", "list"]),
+    ] {
+        assert_ne!(finished.code, 0, "{finished:?}");
+        assert!(
+            finished
+                .stderr
+                .contains("is an empty file (0 bytes), not a weft store"),
+            "{finished:?}"
+        );
+    }
+    assert_eq!(std::fs::metadata(&database).unwrap().len(), 0);
+    // With no artifacts either, an empty file is simply a new store.
+    std::fs::remove_dir_all(project.path().join(".weft/artifacts")).unwrap();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+}
+
+#[test]
+fn absurd_parallelism_is_refused_with_the_option_named() {
+    let project = Project::new();
+    let run = project.pipelines(&["run", "training", "--max-parallelism", "4294967295"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--max-parallelism"), "{run:?}");
+    assert!(
+        !project.path().join(".weft").exists(),
+        "nothing ran: {run:?}"
+    );
+    // A large but sane bound starts no more threads than the run has steps: it completes.
+    let wide = project.pipelines(&["run", "training", "--max-parallelism", "4096"]);
+    assert_eq!(wide.code, 0, "{wide:?}");
+}
+
+#[test]
+fn a_short_prefix_matching_many_runs_is_ambiguous() {
+    let project = Project::new();
+    for _ in 0..2 {
+        assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    }
+    let runs = project.json(&["runs", "list", "--json"]);
+    let first = runs[0]["id"].as_str().unwrap().to_owned();
+    let second = runs[1]["id"].as_str().unwrap().to_owned();
+    let shared: String = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .take(3)
+        .collect();
+    let shown = project.weft(&["runs", "show", &shared]);
+    assert_eq!(shown.code, 1, "{shown:?}");
+    assert!(
+        shown
+            .stderr
+            .contains(&format!("`{shared}` matches 2 runs; give more characters")),
+        "{shown:?}"
+    );
+}
+
+/// A store on a read-only mount can be listed and shown. Needs root (a bind mount).
+#[test]
+fn a_store_on_a_read_only_mount_can_be_read() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    let folder = project.path().join(".weft");
+    let mount = ReadOnly::mount(&folder);
+    let listed = project.weft(&["runs", "list"]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(listed.stdout.contains("training"), "{listed:?}");
+    let shown = project.weft(&["runs", "show", "latest"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("iris-report:1"), "{shown:?}");
+    let artifact = project.weft(&["artifacts", "show", "iris-report:latest"]);
+    assert_eq!(artifact.code, 0, "{artifact:?}");
+    drop(mount);
+}
+
+/// A read-only bind mount of a folder onto itself, undone when dropped.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn mount(folder: &std::path::Path) -> Self {
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .expect("mount runs");
+            assert!(status.success(), "mount {args:?} (the test needs root)");
+        };
+        let path = folder.to_str().unwrap();
+        run(&["--bind", path, path]);
+        let mounted = Self(folder.to_owned());
+        run(&["-o", "remount,ro,bind", path]);
+        assert!(
+            std::fs::write(folder.join("probe"), b"").is_err(),
+            "the folder is read-only"
+        );
+        mounted
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
