@@ -107,8 +107,8 @@ impl ArtifactStore {
         Self::local(&Self::folder_of(location, base)?, runtime)
     }
 
-    /// Opens the existing store at `location` to read it: nothing is created and nothing
-    /// written (the folder may be read-only).
+    /// Opens the store at `location` to read it: nothing is created and nothing written (the
+    /// folder may be read-only); one that does not exist reads as empty.
     pub fn open_existing(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
         Self::local_with(&Self::folder_of(location, base)?, runtime, false)
     }
@@ -147,6 +147,13 @@ impl ArtifactStore {
             location: path.display().to_string(),
             source,
         };
+        if !writable && !path.exists() {
+            // Nothing was ever saved there: read as an empty store, and make no folder.
+            let root = Url::from_directory_path(std::path::absolute(path).unwrap_or_default())
+                .map_or_else(|()| path.display().to_string(), |url| url.to_string());
+            let empty = Arc::new(object_store::memory::InMemory::new());
+            return Ok(Self::from_object_store(empty, root, runtime));
+        }
         if writable {
             std::fs::create_dir_all(path).map_err(|e| open_error(e.into()))?;
             let probe = path.join(format!(".weft-write-probe-{}", std::process::id()));

@@ -184,6 +184,11 @@ fn kill_and_recover(
 }
 
 fn runs(project: &Project) -> Vec<Value> {
+    // A process killed before it made the project's stores leaves no project to read.
+    let listed = project.weft(&["runs", "list", "--json", "--limit", "1000"]);
+    if listed.code == 2 && listed.stderr.contains("no weft project found") {
+        return Vec::new();
+    }
     let listed = project.json(&["runs", "list", "--json", "--limit", "1000"]);
     listed.as_array().unwrap().clone()
 }

@@ -151,3 +151,23 @@ impl Drop for ReadOnly {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+#[test]
+fn a_completed_run_is_not_resumed() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    let resumed = project.pipelines(&["run", "--resume", "latest"]);
+    assert_eq!(resumed.code, 2, "{resumed:?}");
+    assert!(
+        resumed
+            .stderr
+            .contains("completed: there is nothing to resume"),
+        "{resumed:?}"
+    );
+    let runs = project.json(&["runs", "list", "--json"]);
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "no run was recorded: {runs}"
+    );
+}

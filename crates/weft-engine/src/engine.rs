@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// `WEFT_WORKER` (for a cluster whose nodes see the binary under another path), else the
     /// current executable; it must call `weft::main()`.
     pub worker: Option<PathBuf>,
+    /// Stops the run when requested (by the process's signal handler; see
+    /// [`crate::interrupt`]).
+    pub interrupt: Option<crate::Interrupt>,
 }
 
 impl Default for RunOptions {
@@ -65,6 +68,7 @@ impl Default for RunOptions {
                 .filter(|path| !path.is_empty())
                 .map(PathBuf::from)
                 .or_else(|| std::env::current_exe().ok()),
+            interrupt: None,
         }
     }
 }
@@ -242,6 +246,9 @@ impl Engine {
                 resumed_from,
             })
             .await?;
+        if let Some(interrupt) = &options.interrupt {
+            interrupt.started(run.id);
+        }
         let system = vec![
             ("weft_version".to_owned(), json!(env!("CARGO_PKG_VERSION"))),
             ("host".to_owned(), json!(owner.host)),
@@ -270,6 +277,7 @@ impl Engine {
             heartbeat: options.heartbeat,
             reuse,
             worker: options.worker.clone(),
+            interrupt: options.interrupt.clone(),
         };
         let run = match function {
             None => {

@@ -25,6 +25,7 @@ pub mod context;
 pub mod dynamic;
 mod engine;
 mod error;
+pub mod interrupt;
 pub mod isolated;
 pub mod launcher;
 pub mod local;
@@ -37,6 +38,7 @@ pub mod step;
 
 pub use engine::{Engine, PipelineFunction, Reconciled, RunOptions, RunReport};
 pub use error::Error;
+pub use interrupt::Interrupt;
 pub use step::{
     Binding, InputDef, KeyFn, NonRetryable, OutputDef, Registry, StepDef, StepFailure, StepIo,
     StepSettings,

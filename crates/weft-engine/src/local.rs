@@ -43,6 +43,8 @@ pub struct Settings {
     pub reuse: HashMap<String, (StepRun, Vec<StepOutput>)>,
     /// The executable that hosts isolated steps.
     pub worker: Option<std::path::PathBuf>,
+    /// Stops the run when requested from outside (a signal to the process).
+    pub interrupt: Option<crate::Interrupt>,
 }
 
 #[derive(Default)]
@@ -298,6 +300,9 @@ impl<'a> Orchestrator<'a> {
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
+        let interrupt = self.settings.interrupt.clone();
+        // Once interrupted: when inline steps still running are given up on.
+        let mut grace_ends: Option<tokio::time::Instant> = None;
         loop {
             self.start_ready().await;
             self.start_due_retries().await;
@@ -347,6 +352,17 @@ impl<'a> Orchestrator<'a> {
                     if status == Status::Stopping && !self.stop_was_requested() {
                         self.stop_requested();
                     }
+                }
+                () = async { interrupt.as_ref().expect("guarded").wait().await },
+                    if interrupt.is_some() && grace_ends.is_none() =>
+                {
+                    self.interrupted().await?;
+                    grace_ends = Some(tokio::time::Instant::now() + crate::interrupt::GRACE);
+                }
+                () = async { tokio::time::sleep_until(grace_ends.expect("guarded")).await },
+                    if grace_ends.is_some() && self.bodies_running() =>
+                {
+                    self.stop_running("the process was interrupted");
                 }
             }
         }
@@ -657,6 +673,32 @@ impl<'a> Orchestrator<'a> {
             }
         };
         DynamicOutcome { status, reason }
+    }
+
+    /// The process was interrupted: the run stops as `weft runs stop` stops it (recorded, so
+    /// that other processes see it, and nothing new starts), and isolated steps are killed at
+    /// once; inline ones get the grace period.
+    async fn interrupted(&mut self) -> Result<()> {
+        tracing::warn!(target: "weft", "interrupted: the run stops (interrupt again to exit at once)");
+        match self.engine.metadata().request_stop(self.scope.run_id).await {
+            // A run that already ended, or is ending, has nothing more to stop.
+            Ok(_) | Err(weft_store::Error::Transition { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        if !self.stop_was_requested() {
+            self.stop_requested();
+        }
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].process.is_some() {
+                self.stop_body(node, "the process was interrupted");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any body is running.
+    fn bodies_running(&self) -> bool {
+        self.nodes.iter().any(|node| node.awaiting.is_some())
     }
 
     /// Stops every running body (fail-fast after the function failed).

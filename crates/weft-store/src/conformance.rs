@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             expiring_a_step_by_name_matches_the_name_exactly,
             heartbeats_and_stop_requests,
             dynamic_runs_end_as_their_runtime_says,
+            runs_are_resumed_once_they_ended_unfinished_and_one_at_a_time,
             unknown_references_are_clear_errors
         );
     };
@@ -1227,6 +1228,57 @@ pub async fn heartbeats_and_stop_requests(store: Store) {
         store.request_stop(run.id).await.is_err(),
         "a finished run cannot stop"
     );
+}
+
+/// A run can be resumed once it ended without completing (failed or stopped), and by one
+/// run at a time; a completed or still running one cannot.
+pub async fn runs_are_resumed_once_they_ended_unfinished_and_one_at_a_time(store: Store) {
+    let resume = |original: RunId| {
+        let store = store.clone();
+        async move {
+            store
+                .create_run(NewRun {
+                    snapshot: chain_snapshot("p", ExecutionMode::ContinueOnFailure),
+                    config: json!({}),
+                    owner: None,
+                    resumed_from: Some(original),
+                })
+                .await
+        }
+    };
+    let conflict = |result: crate::Result<crate::model::Run>| match result {
+        Err(Error::Conflict(message)) => message,
+        other => panic!("a conflict, not {other:?}"),
+    };
+    let original = new_run(&store, "p").await;
+    let running = conflict(resume(original).await);
+    assert!(running.contains("is still initializing"), "{running}");
+
+    store.fail_run(original, "a step failed").await.unwrap();
+    let first = resume(original).await.unwrap();
+    let second = conflict(resume(original).await);
+    assert!(
+        second.contains(&format!("already being resumed by run {}", first.id)),
+        "{second}"
+    );
+    store.fail_run(first.id, "failed again").await.unwrap();
+    let third = resume(original).await.unwrap();
+    assert_eq!(third.resumed_from, Some(original));
+
+    let completed = new_dynamic_run(&store, "sweep").await;
+    store
+        .finish_dynamic_run(completed, Status::Completed, None)
+        .await
+        .unwrap();
+    let done = conflict(resume(completed).await);
+    assert!(
+        done.contains("completed: there is nothing to resume"),
+        "{done}"
+    );
+    assert!(matches!(
+        resume(RunId::new()).await,
+        Err(Error::NotFound { kind: "run", .. })
+    ));
 }
 
 /// A dynamic run's status is what its runtime says, through the state machine; unfinished

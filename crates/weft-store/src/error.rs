@@ -14,12 +14,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// There is no store where one was to be read (reading never creates one).
-    #[error("there is no metadata store at {location} (nothing has run there yet)")]
-    Missing {
-        /// Where it was looked for.
-        location: String,
-    },
     /// The store's file is empty: what a truncated copy or a failed restore leaves, not a
     /// store (SQLite would take it for a new one, and the history would be gone).
     #[error(

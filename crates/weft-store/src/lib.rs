@@ -43,9 +43,9 @@ pub fn check_url(url: &str) -> Result<()> {
     url::Backend::of(url).map(drop)
 }
 
-/// Opens the metadata store at `url` to read it: like [`open`], but a SQLite store must exist
-/// (reading never creates one: [`Error::Missing`]), and one this process may not write is
-/// opened read-only ([`MetadataStore::read_only`]).
+/// Opens the metadata store at `url` to read it: like [`open`], but a SQLite store is never
+/// created (a missing one reads as empty), and one this process may not write is opened
+/// read-only ([`MetadataStore::read_only`]).
 pub async fn open_existing(
     url: &str,
     base: &std::path::Path,

@@ -514,6 +514,36 @@ fn within(what: &str, value: &str, limit: usize) -> Result<()> {
 }
 
 /// Checks the names of a new run.
+/// Whether run `original` may be resumed, from its status and the runs already resuming it
+/// that have not finished: only a run that ended without completing, and only by one run at
+/// a time (checked in the transaction that records the new run, with the original locked).
+pub(crate) fn check_resumable(
+    original: RunId,
+    status: &str,
+    resuming: &[(String, String)],
+) -> Result<()> {
+    let status: Status = parse("run status", status)?;
+    if status == Status::Completed {
+        return Err(Error::Conflict(format!(
+            "run {original} completed: there is nothing to resume (run the pipeline again, with --no-cache to compute everything anew)"
+        )));
+    }
+    if !status.is_finished() {
+        return Err(Error::Conflict(format!(
+            "run {original} is still {status}: stop it (weft runs stop {original}) or let it end before resuming it"
+        )));
+    }
+    for (run, status) in resuming {
+        let status: Status = parse("run status", status)?;
+        if !status.is_finished() {
+            return Err(Error::Conflict(format!(
+                "run {original} is already being resumed by run {run}, which is {status}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_new_run(new: &NewRun) -> Result<()> {
     within("the pipeline name", &new.snapshot.pipeline, limits::NAME)
 }

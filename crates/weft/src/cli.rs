@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::{Parser, Subcommand};
 use weft_core::{ExecutionMode, Status};
@@ -201,7 +203,8 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         Some(("sqlite", path)) => Some(stores.base.join(path)).filter(|path| !path.exists()),
         _ => None,
     };
-    let client = Client::open(&stores)?;
+    let mut client = Client::open(&stores)?;
+    let signalled = watch_signals(&mut client)?;
     if let Some(path) = new_store {
         to_stderr!("weft: created a new metadata store: {}", path.display());
     }
@@ -291,11 +294,62 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
     ));
     // A closed stdout (`| head`) must not turn a finished run into a crash.
     let _ = std::io::stdout().write_all(summary.as_bytes());
-    Ok(if run.status == Status::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(match signalled.load(std::sync::atomic::Ordering::Acquire) {
+        0 if run.status == Status::Completed => ExitCode::SUCCESS,
+        0 => ExitCode::from(1),
+        // Interrupted: the shell's convention, 128 + the signal's number.
+        signal => ExitCode::from(128 + signal as u8),
     })
+}
+
+/// Stops the run on SIGINT (Ctrl-C), SIGTERM or SIGHUP as `weft runs stop` does; a second
+/// signal records the run failed and exits at once. Returns where the first signal's number
+/// is kept once one came (0 until then).
+fn watch_signals(client: &mut Client) -> crate::Result<Arc<AtomicI32>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = weft_engine::Interrupt::new();
+    client.set_interrupt(interrupt.clone());
+    let signalled = Arc::new(AtomicI32::new(0));
+    let (mut interrupted, mut terminated, mut hung_up) = {
+        let _entered = client.runtime_handle().enter();
+        let listen = |kind: SignalKind| {
+            signal(kind).map_err(|e| crate::Error::msg(format!("cannot watch for signals: {e}")))
+        };
+        (
+            listen(SignalKind::interrupt())?,
+            listen(SignalKind::terminate())?,
+            listen(SignalKind::hangup())?,
+        )
+    };
+    let (store, first) = (client.metadata_store().clone(), signalled.clone());
+    client.runtime_handle().spawn(async move {
+        loop {
+            let kind = tokio::select! {
+                _ = interrupted.recv() => SignalKind::interrupt(),
+                _ = terminated.recv() => SignalKind::terminate(),
+                _ = hung_up.recv() => SignalKind::hangup(),
+            };
+            let number = kind.as_raw_value();
+            if first
+                .compare_exchange(0, number, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                to_stderr!(
+                    "\nweft: stopping the run (no new step starts); interrupt again to exit at once"
+                );
+                interrupt.request();
+                continue;
+            }
+            // A second signal: record the run failed, so it is never left running, and go.
+            if let Some(run) = interrupt.run() {
+                let reason = "the pipeline process was interrupted twice and exited at once";
+                let _ = store.fail_run(run, reason).await;
+                to_stderr!("weft: run {run} failed: {reason}");
+            }
+            std::process::exit(128 + first.load(Ordering::Acquire));
+        }
+    });
+    Ok(signalled)
 }
 
 fn chain(error: &crate::Error) -> String {

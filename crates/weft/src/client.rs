@@ -64,6 +64,7 @@ pub struct Client {
     engine: Engine,
     config: StoreConfig,
     reconciled_on_open: Vec<weft_engine::Reconciled>,
+    interrupt: Option<weft_engine::Interrupt>,
 }
 
 impl std::fmt::Debug for Client {
@@ -102,9 +103,10 @@ impl Client {
         Ok(client)
     }
 
-    /// Connects to existing stores to read them (the `weft` command's inspections): nothing
-    /// is created, and a store this process may not write is opened read-only (and then not
-    /// reconciled). A missing or empty metadata store is an error that says so.
+    /// Connects to the stores to read them (the `weft` command's inspections): nothing is
+    /// created (a store that does not exist reads as empty), and a store this process may not
+    /// write is opened read-only (and then not reconciled). An empty (0-byte) metadata store
+    /// file is an error that says so.
     pub fn open_existing(config: &StoreConfig) -> Result<Self> {
         let mut client = Self::connect_with(
             config,
@@ -156,7 +158,14 @@ impl Client {
             engine,
             config: config.clone(),
             reconciled_on_open: Vec::new(),
+            interrupt: None,
         })
+    }
+
+    /// Runs started by this client stop when `interrupt` is requested (a signal handler's
+    /// handle; see `weft_engine::interrupt`).
+    pub fn set_interrupt(&mut self, interrupt: weft_engine::Interrupt) {
+        self.interrupt = Some(interrupt);
     }
 
     /// The engine (for the process that hosts an isolated step).
@@ -187,6 +196,11 @@ impl Client {
     /// Runs `future` to completion on the client's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// The client's async runtime, to run tasks beside its calls.
+    pub(crate) fn runtime_handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
     }
 
     /// Compiles and runs a pipeline with default options; see [`Client::run_with`].
@@ -307,6 +321,7 @@ impl Client {
             project_root: self.config.base.clone(),
             key_fns: registry::key_fns(),
             no_cache: config.no_cache,
+            interrupt: self.interrupt.clone(),
             ..RunOptions::default()
         };
         match config.max_parallelism {

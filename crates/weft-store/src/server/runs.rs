@@ -25,6 +25,29 @@ impl RunStore for ServerStore {
             .expect("a new run has a snapshot")
             .as_str();
         transaction!(self, |s| {
+            if let Some(original) = run.resumed_from {
+                // The original is locked: two resumes of it queue here, and the second sees
+                // the first.
+                let status = s
+                    .first(
+                        "SELECT status FROM runs WHERE id = ? FOR UPDATE",
+                        args![original.to_string()],
+                        |row| row.string("status"),
+                    )
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        kind: "run",
+                        reference: original.to_string(),
+                    })?;
+                let resuming = s
+                    .all(
+                        "SELECT id, status FROM runs WHERE resumed_from = ?",
+                        args![original.to_string()],
+                        |row| Ok((row.string("id")?, row.string("status")?)),
+                    )
+                    .await?;
+                records::check_resumable(original, &status, &resuming)?;
+            }
             let insert_pipeline = s
                 .dialect()
                 .insert_or_ignore("pipelines (id, name, created_at) VALUES (?, ?, ?)", "name");

@@ -46,6 +46,8 @@ struct Inner {
     path: PathBuf,
     /// The file, for messages (`path` may be a `file:` URI).
     location: String,
+    /// Whether this stands for a store that does not exist (see `open_empty`).
+    empty: bool,
     /// How every connection opens the file: read-write, or read-only for a store this
     /// process may not write (a read-only mount, another user's files).
     flags: OpenFlags,
@@ -71,8 +73,8 @@ impl SqliteStore {
             .map_err(|e| Error::corrupt("the store opener", e))?
     }
 
-    /// Opens the store in file `path`, which must exist: reading never creates a store. A
-    /// store this process cannot write (a read-only mount, another user's file) is opened
+    /// Opens the store in file `path` to read it. Reading never creates a store: a missing
+    /// one reads as empty, and no file is made. A store this process cannot write (a read-only mount, another user's file) is opened
     /// read-only: everything can be read, and a write fails with the database's "readonly"
     /// error. A read-only store must already have this build's schema.
     pub async fn open_existing(path: &Path) -> Result<Self> {
@@ -82,9 +84,9 @@ impl SqliteStore {
             .map_err(|e| Error::corrupt("the store opener", e))?
     }
 
-    /// Whether the store was opened read-only.
+    /// Whether the store was opened read-only (or stands for one that does not exist).
     pub fn is_read_only(&self) -> bool {
-        self.inner.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY)
+        self.inner.empty || self.inner.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY)
     }
 
     fn open_blocking(path: &Path) -> Result<Self> {
@@ -104,9 +106,7 @@ impl SqliteStore {
             Ok(file) if file.is_file() => {}
             Ok(_) => return Err(open_error(path, "it is not a file".into())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Missing {
-                    location: path.display().to_string(),
-                });
+                return Self::open_empty(path);
             }
             Err(error) => return Err(open_error(path, error.into())),
         }
@@ -118,6 +118,24 @@ impl SqliteStore {
             Err(error) if refused_writing(&error) => Self::open_read_only(path),
             opened => opened,
         }
+    }
+
+    /// A store that does not exist reads as an empty one: an in-memory database with the
+    /// schema, named after `path` in messages and counted read-only (nothing is reconciled,
+    /// nothing is kept). No file is created.
+    fn open_empty(path: &Path) -> Result<Self> {
+        let name = format!(
+            "file:weft-empty-{}?mode=memory&cache=shared",
+            uuid::Uuid::now_v7().simple()
+        );
+        let mut writer = connect(Path::new(&name), OpenFlags::default())
+            .map_err(|e| open_error(path, e.into()))?;
+        migrate::run(&mut writer)?;
+        let mut store = Self::with_writer(Path::new(&name), OpenFlags::default(), writer);
+        let inner = Arc::get_mut(&mut store.inner).expect("just made");
+        inner.location = path.display().to_string();
+        inner.empty = true;
+        Ok(store)
     }
 
     fn open_writable(path: &Path, flags: OpenFlags) -> Result<Self> {
@@ -162,6 +180,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 location: path_for_messages(path),
+                empty: false,
                 flags,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),

@@ -19,6 +19,21 @@ impl RunStore for SqliteStore {
         let now = run.created_at;
         let record = run.clone();
         self.write(move |tx| {
+            if let Some(original) = record.resumed_from {
+                let status: Option<String> = tx
+                    .prepare_cached("SELECT status FROM runs WHERE id = ?")?
+                    .query_row([original.to_string()], |row| row.get(0))
+                    .optional()?;
+                let status = status.ok_or_else(|| Error::NotFound {
+                    kind: "run",
+                    reference: original.to_string(),
+                })?;
+                let resuming = tx
+                    .prepare_cached("SELECT id, status FROM runs WHERE resumed_from = ?")?
+                    .query_map([original.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+                crate::records::check_resumable(original, &status, &resuming)?;
+            }
             let created_at = time::format(now);
             tx.prepare_cached(
                 "INSERT INTO pipelines (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",

@@ -110,13 +110,9 @@ pub(crate) fn execute(command: Command, stack: Option<&str>) -> ExitCode {
         Err(error) => {
             to_stderr!("error: {}", weft_core::message::one_line(error.chain()));
             // Nothing to read here at all is a usage error, like a wrong argument.
-            let nothing_here = error.chain().any(|cause| {
-                cause.is::<crate::config::NoProject>()
-                    || matches!(
-                        cause.downcast_ref::<weft_store::Error>(),
-                        Some(weft_store::Error::Missing { .. })
-                    )
-            });
+            let nothing_here = error
+                .chain()
+                .any(|cause| cause.is::<crate::config::NoProject>());
             ExitCode::from(if nothing_here { 2 } else { 1 })
         }
     }

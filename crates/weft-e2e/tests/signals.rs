@@ -1,0 +1,123 @@
+//! Signals to a pipeline process: the first stops the run as `weft runs stop` does (its
+//! summary printed, exit 128 + the signal), a second exits at once; either way the run is
+//! recorded `stopped` or `failed`, never left `running`, and no step process outlives it.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PIPELINES, Project, step};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Starts `args`, in the background.
+fn start(project: &Project, args: &[&str]) -> Child {
+    project
+        .command(PIPELINES, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the pipeline starts")
+}
+
+/// Waits until the latest run has a running step; that step's step run id.
+fn running_step(project: &Project) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = project.weft(&["runs", "show", "latest", "--json"]);
+        if shown.code == 0 {
+            let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+            let running = shown["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|step| step["status"] == "running");
+            if let Some(running) = running {
+                return running["step_run_id"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "no step started running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, signal: Signal) {
+    kill(Pid::from_raw(child.id() as i32), signal).expect("the signal is sent");
+}
+
+/// Whether a process hosting step run `step_run` is alive.
+fn step_process_alive(step_run: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|line| String::from_utf8_lossy(&line).contains(step_run))
+    })
+}
+
+#[test]
+fn sigterm_stops_a_run_and_kills_its_isolated_step() {
+    let project = Project::new();
+    let child = start(&project, &["run", "slumber", "-p", "seconds=60"]);
+    let step_run = running_step(&project);
+    assert!(
+        step_process_alive(&step_run),
+        "the step runs in its own process"
+    );
+    signal(&child, Signal::SIGTERM);
+    let finished = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    assert_eq!(finished.status.code(), Some(143), "{stdout}");
+    assert!(
+        stdout.contains("stopped in"),
+        "the summary is printed: {stdout}"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "stopped", "{shown}");
+    assert_eq!(step(&shown, "sleeping")["status"], "stopped", "{shown}");
+    assert!(!step_process_alive(&step_run), "no step process is left");
+}
+
+#[test]
+fn sigint_lets_a_running_inline_step_finish_and_starts_nothing_new() {
+    let project = Project::new();
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let child = start(&project, &["run", "gated_talk", "-p", &gate_param]);
+    running_step(&project);
+    signal(&child, Signal::SIGINT);
+    // Within the grace period, the step may end on its own.
+    std::fs::write(&gate, "").unwrap();
+    let finished = child.wait_with_output().unwrap();
+    assert_eq!(finished.status.code(), Some(130));
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "stopped", "{shown}");
+    assert_eq!(step(&shown, "talkative")["status"], "completed", "{shown}");
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_run_is_recorded_failed() {
+    let project = Project::new();
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let child = start(&project, &["run", "gated_talk", "-p", &gate_param]);
+    running_step(&project);
+    signal(&child, Signal::SIGINT);
+    // The first is handled before the second comes: wait until the stop is recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while project.json(&["runs", "show", "latest", "--json"])["status"] != "stopping" {
+        assert!(Instant::now() < deadline, "the stop was never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, Signal::SIGINT);
+    let finished = child.wait_with_output().unwrap();
+    assert_eq!(finished.status.code(), Some(130));
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "failed", "{shown}");
+    assert_eq!(step(&shown, "talkative")["status"], "failed", "{shown}");
+    assert!(
+        shown["status_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("interrupted twice")),
+        "{shown}"
+    );
+}
