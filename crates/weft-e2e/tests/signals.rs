@@ -1,6 +1,7 @@
 //! Signals to a pipeline process: the first stops the run as `weft runs stop` does (its
 //! summary printed, exit 128 + the signal), a second exits at once; either way the run is
-//! recorded `stopped` or `failed`, never left `running`, and no step process outlives it.
+//! recorded `stopped` or `failed`, never left `running`, and no step process outlives it,
+//! not even one whose orchestrator was killed with SIGKILL.
 
 mod common;
 
@@ -119,5 +120,71 @@ fn a_second_signal_exits_at_once_and_the_run_is_recorded_failed() {
             .as_str()
             .is_some_and(|reason| reason.contains("interrupted twice")),
         "{shown}"
+    );
+}
+
+/// Waits until `done` holds (bounded); says what did not happen otherwise.
+fn settle(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether any temporary folder of step run `step_run`'s process is left.
+fn temporary_folder_left(step_run: &str) -> bool {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("weft-step-{step_run}-"))
+        })
+}
+
+/// Whether any file under the project's artifact store belongs to step run `step_run`.
+fn outputs_left(project: &Project, step_run: &str) -> bool {
+    fn walk(folder: &std::path::Path, step_run: &str) -> bool {
+        std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                entry.file_name().to_string_lossy() == step_run
+                    || (entry.path().is_dir() && walk(&entry.path(), step_run))
+            })
+    }
+    walk(&project.path().join(".weft/artifacts"), step_run)
+}
+
+#[test]
+fn a_killed_orchestrator_takes_its_isolated_step_with_it() {
+    let project = Project::new();
+    let mut child = start(&project, &["run", "slumber", "-p", "seconds=60"]);
+    let step_run = running_step(&project);
+    assert!(
+        temporary_folder_left(&step_run),
+        "the step's process has its folder"
+    );
+    signal(&child, Signal::SIGKILL);
+    let _ = child.wait();
+    settle("the step's process outlived its orchestrator", || {
+        !step_process_alive(&step_run)
+    });
+    let reconciled = project.weft(&["runs", "reconcile"]);
+    assert_eq!(reconciled.code, 0, "{reconciled:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "failed", "{shown}");
+    assert_eq!(step(&shown, "sleeping")["status"], "failed", "{shown}");
+    assert!(
+        !temporary_folder_left(&step_run),
+        "reconcile removed its folder"
+    );
+    assert!(
+        !outputs_left(&project, &step_run),
+        "no file without a version"
     );
 }

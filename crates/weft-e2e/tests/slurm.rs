@@ -260,3 +260,59 @@ fn slurm_jobs_share_a_metadata_store_on_postgresql() {
         "{runs:?}"
     );
 }
+
+/// The state of the Slurm job of step run `step_run` while Slurm lists it.
+fn job_of(step_run: &str) -> Option<String> {
+    let listed = std::process::Command::new("squeue")
+        .args(["-h", "-o", "%T %k"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find_map(|line| {
+            let (state, comment) = line.trim().split_once(' ')?;
+            (comment == format!("weft-step-run:{step_run}")).then(|| state.to_owned())
+        })
+}
+
+#[test]
+fn the_jobs_of_a_killed_orchestrator_are_cancelled_when_its_run_is_reconciled() {
+    let project = project();
+    let mut run = project
+        .command(
+            PIPELINES,
+            &["run", "slumber", "--stack", "hpc", "-p", "seconds=120"],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let step_run = loop {
+        let shown = project.weft(&["runs", "show", "latest", "--json"]);
+        let running = (shown.code == 0)
+            .then(|| serde_json::from_str::<serde_json::Value>(&shown.stdout).unwrap())
+            .and_then(|shown| {
+                step(&shown, "sleeping")["step_run_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .filter(|step_run| job_of(step_run).as_deref() == Some("RUNNING"));
+        if let Some(step_run) = running {
+            break step_run;
+        }
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let reconciled = project.weft(&["runs", "reconcile"]);
+    assert_eq!(reconciled.code, 0, "{reconciled:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "failed", "{shown}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job_of(&step_run).is_some_and(|state| state == "RUNNING" || state == "PENDING") {
+        assert!(Instant::now() < deadline, "the job was never cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

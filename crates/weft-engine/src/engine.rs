@@ -376,25 +376,50 @@ impl Engine {
         Ok(reconciled)
     }
 
-    /// Removes files that step runs of a dead run were writing: none of them was registered,
-    /// and their folders are unique to their step runs.
+    /// Ends what step runs of a dead run left behind: their Slurm jobs are cancelled (a
+    /// local step process ended with its orchestrator, see `isolated::PARENT_ENV`), and the
+    /// files they were writing, their live logs and their processes' temporary folders on
+    /// this machine are removed: none of them was registered, and each is unique to its step
+    /// run.
     async fn remove_staged(&self, run: &Run, step_runs: &[StepRun]) {
         let artifacts = self.artifacts().clone();
-        let unfinished: Vec<(String, String, Option<PathBuf>)> = step_runs
+        let unfinished: Vec<StepRun> = step_runs
             .iter()
             .filter(|step_run| !step_run.status.is_finished())
-            .map(|step_run| {
-                (
-                    format!("{}/{}/", run.pipeline, step_run.invocation),
-                    step_run.id.to_string(),
-                    artifacts.local_path(&crate::logs::live_path(run.id, step_run.id)),
-                )
-            })
+            .cloned()
             .collect();
+        if unfinished.is_empty() {
+            return;
+        }
+        let (run_id, pipeline) = (run.id, run.pipeline.clone());
         crate::blocking(move || {
-            for (prefix, step_run, live_log) in unfinished {
-                artifacts.remove_partial(&prefix, &step_run);
-                crate::logs::remove_live(live_log);
+            let ids: Vec<_> = unfinished.iter().map(|step_run| step_run.id).collect();
+            crate::slurm::cancel_jobs(&ids);
+            let temporary: Vec<String> = unfinished
+                .iter()
+                .map(|step_run| crate::isolated::temporary_prefix(step_run.id))
+                .collect();
+            if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if temporary
+                        .iter()
+                        .any(|prefix| name.starts_with(prefix.as_str()))
+                    {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            for step_run in &unfinished {
+                crate::isolated::remove_outputs(
+                    &artifacts,
+                    &pipeline,
+                    &step_run.invocation,
+                    step_run.id,
+                );
+                crate::logs::remove_live(
+                    artifacts.local_path(&crate::logs::live_path(run_id, step_run.id)),
+                );
             }
         })
         .await;

@@ -41,6 +41,18 @@ pub const PROTOCOL: u32 = 2;
 /// hold a password, and a process's arguments are visible to every user of the machine.
 pub const METADATA_ENV: &str = "WEFT_WORKER_METADATA";
 
+/// Set (to the parent's process id) for a step host whose standard input is a pipe from the
+/// orchestrator that started it. The orchestrator never writes to it: the host reads it only
+/// to learn, from its end, that the orchestrator is gone (however it ended, even `kill -9`),
+/// and then kills its own process group, so no step outlives its run.
+pub const PARENT_ENV: &str = "WEFT_WORKER_PARENT";
+
+/// The name a step run's temporary folder (its process's result, output and error) starts
+/// with, in the system's temporary folder, so that reconciling a dead run finds it.
+pub fn temporary_prefix(step_run: StepRunId) -> String {
+    format!("weft-step-{step_run}-")
+}
+
 /// Exit codes of the host command.
 pub mod exit {
     /// The step ran (its result says how it ended).
@@ -290,7 +302,9 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
                 let _ = std::fs::create_dir_all(&jobs);
                 jobs
             }),
-        None => tempfile::tempdir(),
+        None => tempfile::Builder::new()
+            .prefix(&temporary_prefix(spawn.step_run))
+            .tempdir(),
     }
     .map_err(|e| fail(format!("cannot make a folder for the step's process: {e}")))?;
     let result_path = folder.path().join("result.json");
@@ -323,7 +337,8 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
                 .env_remove("WEFT_LOG")
                 .env(METADATA_ENV, &spawn.metadata)
                 .envs(&spawn.env)
-                .stdin(std::process::Stdio::null())
+                .env(PARENT_ENV, std::process::id().to_string())
+                .stdin(std::process::Stdio::piped())
                 .stdout(file(&stdout_path)?)
                 .stderr(file(&stderr_path)?);
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
@@ -337,7 +352,11 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
             if handle.killed() {
                 handle.kill();
             }
+            // Held open, never written, until the child ended: its end is the child's sign
+            // that this process is gone (see PARENT_ENV).
+            let lifeline = child.stdin.take();
             let status = child.wait();
+            drop(lifeline);
             *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let status =
                 status.map_err(|e| fail(format!("cannot wait for the step's process: {e}")))?;
@@ -485,6 +504,52 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
         },
         last_attempt,
     })
+}
+
+/// The child's side of [`PARENT_ENV`]: when standard input (the pipe from the
+/// orchestrator) ends, the orchestrator is gone, and this process group is killed, the step
+/// and whatever it started with it. Does nothing where the variable is not set (a Slurm job,
+/// which reconciling cancels instead).
+pub fn watch_parent() {
+    if std::env::var_os(PARENT_ENV).is_none() {
+        return;
+    }
+    let watcher = std::thread::Builder::new()
+        .name("weft-parent-watch".into())
+        .spawn(|| {
+            let mut buffer = [0u8; 64];
+            loop {
+                match std::io::Read::read(&mut std::io::stdin(), &mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::getpgrp(), nix::sys::signal::Signal::SIGKILL);
+        });
+    if let Err(error) = watcher {
+        tracing::warn!(target: "weft", "cannot watch the orchestrator: {error}");
+    }
+}
+
+/// Whether step run `step_run` ended already (its orchestrator died and the run was
+/// reconciled, or it was stopped): a host then publishes nothing and removes what it saved.
+pub async fn finished_elsewhere(engine: &Engine, step_run: StepRunId) -> bool {
+    engine
+        .metadata()
+        .step_run(step_run)
+        .await
+        .is_ok_and(|record| record.status.is_finished())
+}
+
+/// Removes the output files step run `step_run` of `invocation` in `pipeline` saved.
+pub fn remove_outputs(
+    artifacts: &ArtifactStore,
+    pipeline: &str,
+    invocation: &str,
+    step_run: StepRunId,
+) {
+    artifacts.remove_partial(&format!("{pipeline}/{invocation}/"), &step_run.to_string());
 }
 
 /// Runs a job built by [`host`] on this thread and writes its result file (atomically).

@@ -61,6 +61,7 @@ pub(crate) fn run_job(
     sbatch
         .arg("--parsable")
         .arg(format!("--job-name=weft-{}", spawn.invocation))
+        .arg(format!("--comment={}", comment(spawn.step_run)))
         .arg(format!("--output={}", stdout.display()))
         .arg(format!("--error={}", stderr.display()))
         .arg(format!("--chdir={}", spawn.base.display()))
@@ -109,6 +110,42 @@ pub(crate) fn run_job(
     } else {
         format!("the Slurm job {id} ended {state} (exit code {exit})")
     })
+}
+
+/// The comment a step run's job carries, so that reconciling a dead run can find and cancel
+/// its jobs without having recorded their ids.
+fn comment(step_run: weft_core::StepRunId) -> String {
+    format!("weft-step-run:{step_run}")
+}
+
+/// Cancels the jobs of `step_runs` on this machine's cluster, if it has one: the jobs of a
+/// run whose orchestrator died would otherwise run on, and write for step runs already
+/// recorded failed.
+pub(crate) fn cancel_jobs(step_runs: &[weft_core::StepRunId]) {
+    // No Slurm here (no `squeue`): nothing to cancel.
+    let Ok(listed) = Command::new("squeue")
+        .args(["-h", "-o", "%i %k"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let wanted: Vec<String> = step_runs.iter().map(|id| comment(*id)).collect();
+    for line in String::from_utf8_lossy(&listed.stdout).lines() {
+        let Some((job, comment)) = line.trim().split_once(' ') else {
+            continue;
+        };
+        if wanted.iter().any(|wanted| wanted == comment.trim()) {
+            tracing::warn!(target: "weft", "cancelling Slurm job {job}: its run's orchestrator died");
+            let _ = Command::new("scancel")
+                .arg(job)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// The `sbatch` options for what the job asks for.

@@ -80,6 +80,7 @@ pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
         artifacts: arguments.artifacts,
         base: arguments.base,
     };
+    weft_engine::isolated::watch_parent();
     let client = match Client::connect(&config, Arc::new(weft_engine::clock::SystemClock)) {
         Ok(client) => client,
         Err(error) => return unavailable(format!("cannot open the stores: {error:#}")),
@@ -88,8 +89,27 @@ pub(crate) fn main(arguments: &[OsString]) -> ExitCode {
         Ok(job) => job,
         Err(error) => return unavailable(format!("cannot prepare step run {step_run}: {error}")),
     };
+    let (pipeline, invocation) = (job.context.pipeline.clone(), job.context.invocation.clone());
     // The body runs here, outside the runtime: local artifact files are written in place.
-    match run_hosted(job, &arguments.result) {
+    let hosted = run_hosted(job, &arguments.result);
+    // A step run that ended meanwhile (its run was reconciled after its orchestrator died)
+    // owns nothing: what this process saved is removed, and its result is not handed back.
+    if client.block_on(weft_engine::isolated::finished_elsewhere(
+        client.engine(),
+        step_run,
+    )) {
+        weft_engine::isolated::remove_outputs(
+            client.engine().artifacts(),
+            &pipeline,
+            &invocation,
+            step_run,
+        );
+        let _ = std::fs::remove_file(&arguments.result);
+        return unavailable(format!(
+            "step run {step_run} ended while this process ran it: its outputs were removed"
+        ));
+    }
+    match hosted {
         Ok(()) => ExitCode::from(exit::RAN),
         Err(error) => unavailable(format!(
             "cannot write the result to {}: {error}",
