@@ -1,9 +1,11 @@
 //! Which process orchestrates a run, and whether it still lives.
 //!
-//! A run records its orchestrator's host, process id and process start time. On the same
-//! host, a process that no longer exists (or whose id now belongs to a younger process) is
-//! certainly dead, so its runs can be failed at once. Elsewhere, only the run's heartbeat
-//! tells: a run whose heartbeat is older than the grace period is taken as dead.
+//! A run records its orchestrator's host, process id and process start time, and what makes
+//! the id meaningful: the PID namespace it belongs to and the host's boot id. Where all of
+//! those match the reader's, a process that no longer exists (or whose id now belongs to a
+//! younger process) is certainly dead, so its runs can be failed at once. Elsewhere (another
+//! host, another boot, a container sharing the host's name), only the run's heartbeat tells:
+//! a run whose heartbeat is older than the grace period is taken as dead.
 
 use weft_store::model::Owner;
 
@@ -14,6 +16,8 @@ pub fn current() -> Owner {
         host: host(),
         pid,
         started: started(pid),
+        pid_namespace: pid_namespace(),
+        boot_id: boot_id(),
     }
 }
 
@@ -34,6 +38,13 @@ pub fn liveness(owner: &Owner) -> Liveness {
     if owner.host != here || here == UNKNOWN_HOST {
         return Liveness::Unknown;
     }
+    // Records from before these were kept have neither: judged by host alone, as then.
+    let same = |recorded: &Option<String>, ours: Option<String>| {
+        recorded.is_none() || recorded.as_ref() == ours.as_ref()
+    };
+    if !same(&owner.pid_namespace, pid_namespace()) || !same(&owner.boot_id, boot_id()) {
+        return Liveness::Unknown;
+    }
     match (started(owner.pid), owner.started) {
         (None, _) if std::path::Path::new("/proc/self/stat").exists() => Liveness::Dead,
         (None, _) => Liveness::Unknown,
@@ -51,6 +62,21 @@ fn host() -> String {
         .filter(|name| !name.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| UNKNOWN_HOST.to_owned())
+}
+
+/// The PID namespace of this process, as `/proc/self/ns/pid` names it.
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| link.display().to_string())
+}
+
+/// This boot of the host.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of
@@ -93,10 +119,37 @@ mod tests {
             ..me.clone()
         };
         assert_eq!(liveness(&gone), Liveness::Dead);
-        let elsewhere = Owner {
-            host: "another-host".into(),
+        for elsewhere in [
+            Owner {
+                host: "another-host".into(),
+                ..me.clone()
+            },
+            Owner {
+                pid,
+                started: Some(1),
+                pid_namespace: Some("pid:[1]".into()),
+                ..me.clone()
+            },
+            Owner {
+                pid,
+                started: Some(1),
+                boot_id: Some("another boot".into()),
+                ..me.clone()
+            },
+        ] {
+            assert_eq!(liveness(&elsewhere), Liveness::Unknown, "{elsewhere:?}");
+        }
+        let legacy = Owner {
+            pid,
+            started: Some(1),
+            pid_namespace: None,
+            boot_id: None,
             ..me
         };
-        assert_eq!(liveness(&elsewhere), Liveness::Unknown);
+        assert_eq!(
+            liveness(&legacy),
+            Liveness::Dead,
+            "judged by host as before"
+        );
     }
 }

@@ -55,6 +55,14 @@ pub struct Owner {
     pub pid: u32,
     /// When the process started, in the host's own clock ticks (tells a reused pid apart).
     pub started: Option<u64>,
+    /// The PID namespace the process id belongs to (`pid:[4026531836]`): a process in a
+    /// container that shares the host's name has ids another namespace cannot look up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
+    /// The host's boot id: a process id means nothing after a reboot, nor on another machine
+    /// with the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// A request to record a new run of a snapshot, as `initializing`.

@@ -371,9 +371,9 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
             snapshot: snapshot.clone(),
             config: serde_json::json!({}),
             owner: Some(Owner {
-                host: me.host.clone(),
                 pid,
                 started: Some(1),
+                ..me.clone()
             }),
             resumed_from: None,
         }))
@@ -408,6 +408,8 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
                 host: "another-host".into(),
                 pid: 1,
                 started: None,
+                pid_namespace: None,
+                boot_id: None,
             }),
             resumed_from: None,
         }))

@@ -1,7 +1,9 @@
 //! Signals to a pipeline process: the first stops the run as `weft runs stop` does (its
 //! summary printed, exit 128 + the signal), a second exits at once; either way the run is
 //! recorded `stopped` or `failed`, never left `running`, and no step process outlives it,
-//! not even one whose orchestrator was killed with SIGKILL.
+//! not even one whose orchestrator was killed with SIGKILL. A run whose orchestrator lives in
+//! another PID namespace is judged by its heartbeat, not by a process id that means nothing
+//! here.
 
 mod common;
 
@@ -187,4 +189,35 @@ fn a_killed_orchestrator_takes_its_isolated_step_with_it() {
         !outputs_left(&project, &step_run),
         "no file without a version"
     );
+}
+
+/// Needs root (`unshare --pid`).
+#[test]
+fn a_run_in_another_pid_namespace_is_not_taken_for_dead() {
+    let project = Project::new();
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let mut args = vec!["--pid", "--fork", "--mount-proc", PIPELINES];
+    args.extend(["run", "gated_talk", "-p", &gate_param]);
+    let child = project
+        .command("unshare", &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare starts");
+    running_step(&project);
+    // Its process id (1 or 2 in its namespace) names another process here, or none.
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "running", "{shown}");
+    let reconciled = project.weft(&["runs", "reconcile"]);
+    assert_eq!(reconciled.code, 0, "{reconciled:?}");
+    std::fs::write(&gate, "").unwrap();
+    let finished = child.wait_with_output().unwrap();
+    assert!(
+        finished.status.success(),
+        "the run went on: {}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "completed", "{shown}");
 }
