@@ -94,6 +94,21 @@ fn a_short_prefix_matching_many_runs_is_ambiguous() {
         .map(|(a, _)| a)
         .take(3)
         .collect();
+    let one = project.weft(&["runs", "list", "--limit", "1"]);
+    assert!(
+        one.stdout.contains(&first) && !one.stdout.contains(&second),
+        "{one:?}"
+    );
+    assert!(
+        one.stdout.contains("training-"),
+        "runs are listed by name: {one:?}"
+    );
+    assert!(
+        one.stdout.contains("The newest 1 runs; more exist"),
+        "{one:?}"
+    );
+    let all = project.weft(&["runs", "list"]);
+    assert!(!all.stdout.contains("more exist"), "{all:?}");
     let shown = project.weft(&["runs", "show", &shared]);
     assert_eq!(shown.code, 1, "{shown:?}");
     assert!(
@@ -169,5 +184,21 @@ fn a_completed_run_is_not_resumed() {
         runs.as_array().unwrap().len(),
         1,
         "no run was recorded: {runs}"
+    );
+}
+
+#[test]
+fn lineage_prints_a_shared_ancestor_once() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    let lineage = project.weft(&["lineage", "iris-report:latest"]);
+    assert_eq!(lineage.code, 0, "{lineage:?}");
+    // The report is made from two evaluations, both of the split, both of one load.
+    let loads = lineage.stdout.matches("<- step `load`").count();
+    assert_eq!(loads, 1, "{}", lineage.stdout);
+    assert!(
+        lineage.stdout.contains("(made as shown above)"),
+        "{}",
+        lineage.stdout
     );
 }

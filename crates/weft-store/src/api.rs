@@ -95,6 +95,10 @@ pub trait StepRunStore: Send + Sync {
     /// The step runs of a run, in creation order.
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>>;
 
+    /// For each step run of `run` that reuses another's outputs (cached or resumed), the run
+    /// of that original, in one query.
+    async fn original_runs(&self, run: RunId) -> Result<Vec<(StepRunId, RunId)>>;
+
     /// The latest attempt of `invocation` in `run`, found by invocation id or unique prefix
     /// of a step run id.
     async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun>;
@@ -177,6 +181,10 @@ pub trait MetadataRecords: Send + Sync {
 
     /// The entries of a resource, by key.
     async fn metadata(&self, resource: Resource) -> Result<Vec<MetadataEntry>>;
+
+    /// The metadata of every step run of `run`, by step run, in one query (for showing a run
+    /// of many steps).
+    async fn step_runs_metadata(&self, run: RunId) -> Result<Vec<(StepRunId, MetadataEntry)>>;
 }
 
 /// The whole metadata store, as the engine and the CLI use it.

@@ -430,6 +430,12 @@ pub async fn skipped_and_cached_step_runs_finish_a_run(store: Store) {
         store.step_run(cached.id).await.unwrap().original_step_run,
         Some(original)
     );
+    assert_eq!(
+        store.original_runs(run).await.unwrap(),
+        [(cached.id, first)],
+        "a run's reused step runs name the runs of their originals"
+    );
+    assert!(store.original_runs(first).await.unwrap().is_empty());
     let mut rest = Vec::new();
     for invocation in ["b", "c"] {
         let mut new = running(run, invocation);
@@ -813,6 +819,42 @@ pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) 
         .collect();
     assert_eq!(entries, [("accuracy", json!(0.9)), ("epochs", json!(3))]);
     assert!(store.metadata(Resource::Run(run)).await.unwrap().is_empty());
+
+    // A run's step runs' metadata at once: only theirs, by step run, in key order.
+    let (b, _) = complete(&store, run, "b", vec![], vec![], "y").await;
+    store
+        .log_metadata(
+            Resource::StepRun(b),
+            vec![("loss".into(), json!(1))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap();
+    let other = new_run(&store, "p").await;
+    let (c, _) = complete(&store, other, "c", vec![], vec![], "z").await;
+    store
+        .log_metadata(
+            Resource::StepRun(c),
+            vec![("loss".into(), json!(2))],
+            MetadataSource::User,
+        )
+        .await
+        .unwrap();
+    let mut all: Vec<(StepRunId, String, serde_json::Value)> = store
+        .step_runs_metadata(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(step_run, entry)| (step_run, entry.key, entry.value))
+        .collect();
+    all.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+    let mut expected = vec![
+        (a, "accuracy".to_owned(), json!(0.9)),
+        (a, "epochs".to_owned(), json!(3)),
+        (b, "loss".to_owned(), json!(1)),
+    ];
+    expected.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+    assert_eq!(all, expected);
 }
 
 /// Tags attach to versions (once each); logs are found by step run.

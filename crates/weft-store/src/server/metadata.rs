@@ -1,7 +1,7 @@
 //! [`MetadataRecords`] on a database server.
 
 use async_trait::async_trait;
-use weft_core::canonical;
+use weft_core::{RunId, StepRunId, canonical};
 
 use super::{Dialect, ServerStore, Session, args, list_args, transaction};
 use crate::model::{MetadataEntry, MetadataSource, Resource};
@@ -36,6 +36,29 @@ impl MetadataRecords for ServerStore {
                             .map_err(|e| Error::corrupt("metadata value", e))?,
                         source: records::parse("metadata source", &row.string("source")?)?,
                     })
+                },
+            )
+            .await
+    }
+
+    async fn step_runs_metadata(&self, run: RunId) -> Result<Vec<(StepRunId, MetadataEntry)>> {
+        self.read()
+            .await?
+            .all(
+                "SELECT m.resource_id, m.\"key\", m.value, m.source FROM metadata m \
+                 JOIN step_runs s ON s.id = m.resource_id \
+                 WHERE m.resource_type = 'step_run' AND s.run_id = ? ORDER BY m.resource_id, m.\"key\"",
+                args![run.to_string()],
+                |row| {
+                    Ok((
+                        records::parse("step run id", &row.string("resource_id")?)?,
+                        MetadataEntry {
+                            key: row.string("key")?,
+                            value: serde_json::from_str(&row.string("value")?)
+                                .map_err(|e| Error::corrupt("metadata value", e))?,
+                            source: records::parse("metadata source", &row.string("source")?)?,
+                        },
+                    ))
                 },
             )
             .await

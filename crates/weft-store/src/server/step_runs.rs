@@ -97,6 +97,23 @@ impl StepRunStore for ServerStore {
         step_run_by_id(&mut self.read().await?, id).await
     }
 
+    async fn original_runs(&self, run: RunId) -> Result<Vec<(StepRunId, RunId)>> {
+        self.read()
+            .await?
+            .all(
+                "SELECT s.id AS step_run_id, o.run_id AS original_run_id FROM step_runs s \
+                 JOIN step_runs o ON o.id = s.original_step_run_id WHERE s.run_id = ?",
+                args![run.to_string()],
+                |row| {
+                    Ok((
+                        records::parse("step run id", &row.string("step_run_id")?)?,
+                        records::parse("run id", &row.string("original_run_id")?)?,
+                    ))
+                },
+            )
+            .await
+    }
+
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
         self.read()
             .await?

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use weft_core::canonical;
+use weft_core::{RunId, StepRunId, canonical};
 
 use super::SqliteStore;
 use super::rows;
@@ -35,6 +35,30 @@ impl MetadataRecords for SqliteStore {
                             .map_err(|e| Error::corrupt("metadata value", e))?,
                         source: rows::parse("metadata source", &row.get::<_, String>(2)?)?,
                     })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn step_runs_metadata(&self, run: RunId) -> Result<Vec<(StepRunId, MetadataEntry)>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                "SELECT m.resource_id, m.key, m.value, m.source FROM metadata m \
+                 JOIN step_runs s ON s.id = m.resource_id \
+                 WHERE m.resource_type = 'step_run' AND s.run_id = ? ORDER BY m.resource_id, m.key",
+                [run.to_string()],
+                |row| {
+                    Ok((
+                        rows::parse("step run id", &row.get::<_, String>(0)?)?,
+                        MetadataEntry {
+                            key: row.get(1)?,
+                            value: serde_json::from_str(&row.get::<_, String>(2)?)
+                                .map_err(|e| Error::corrupt("metadata value", e))?,
+                            source: rows::parse("metadata source", &row.get::<_, String>(3)?)?,
+                        },
+                    ))
                 },
             )
         })

@@ -99,6 +99,24 @@ impl StepRunStore for SqliteStore {
             .await
     }
 
+    async fn original_runs(&self, run: RunId) -> Result<Vec<(StepRunId, RunId)>> {
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                "SELECT s.id, o.run_id FROM step_runs s JOIN step_runs o ON o.id = s.original_step_run_id \
+                 WHERE s.run_id = ?",
+                [run.to_string()],
+                |row| {
+                    Ok((
+                        rows::parse("step run id", &row.get::<_, String>(0)?)?,
+                        rows::parse("run id", &row.get::<_, String>(1)?)?,
+                    ))
+                },
+            )
+        })
+        .await
+    }
+
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
         self.read(move |connection| {
             rows::all(

@@ -1,10 +1,11 @@
 //! `weft lineage <artifact version>`: where a version came from and what was made from it,
 //! across runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::Client;
 use crate::model::{ArtifactVersion, Direction, Lineage, StepRun};
+use crate::{ArtifactVersionId, StepRunId};
 use serde::Serialize;
 
 use super::render;
@@ -45,10 +46,10 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
     say!(out, "{}", label(version.record()));
     say!(out);
     say!(out, "Made from (upstream):");
-    print_upstream(out, &upstream, version.record(), 1);
+    Graph::new(&upstream).upstream(out, version.record(), 1);
     say!(out);
     say!(out, "Used by (downstream):");
-    print_downstream(out, &downstream, version.record(), 1);
+    Graph::new(&downstream).downstream(out, version.record(), 1);
     Ok(())
 }
 
@@ -69,59 +70,105 @@ fn step_label(step_run: &StepRun) -> String {
     )
 }
 
-fn print_upstream(out: &mut String, lineage: &Lineage, version: &ArtifactVersion, depth: usize) {
-    let indent = "  ".repeat(depth);
-    let steps: HashMap<_, _> = lineage.step_runs.iter().map(|s| (s.id, s)).collect();
-    let versions: HashMap<_, _> = lineage
-        .artifact_versions
-        .iter()
-        .map(|v| (v.id, v))
-        .collect();
-    let Some(producer) = version.producer.and_then(|id| steps.get(&id)) else {
-        if depth == 1 {
-            say!(out, "{indent}(no producing step: {})", version.save_type);
-        }
-        return;
-    };
-    say!(out, "{indent}<- {}", step_label(producer));
-    for (read, step_run, input) in &lineage.reads {
-        if *step_run == producer.id
-            && let Some(parent) = versions.get(read)
-        {
-            say!(out, "{indent}   {input}: {}", label(parent));
-            print_upstream(out, lineage, parent, depth + 2);
-        }
-    }
+/// A lineage indexed once, printed as a tree in which each version is expanded once: a
+/// version reached again (a diamond, a shared ancestor) says so instead of repeating its
+/// whole subtree, so the output grows with the graph, not with its paths.
+struct Graph<'a> {
+    steps: HashMap<StepRunId, &'a StepRun>,
+    versions: HashMap<ArtifactVersionId, &'a ArtifactVersion>,
+    /// Per step run: the versions it read, with the input's name.
+    reads_of: HashMap<StepRunId, Vec<(ArtifactVersionId, &'a str)>>,
+    /// Per version: the step runs that read it, with the input's name.
+    readers_of: HashMap<ArtifactVersionId, Vec<(StepRunId, &'a str)>>,
+    /// Per step run: the versions it wrote, with the output's name.
+    writes_of: HashMap<StepRunId, Vec<(ArtifactVersionId, &'a str)>>,
+    expanded: HashSet<ArtifactVersionId>,
 }
 
-fn print_downstream(out: &mut String, lineage: &Lineage, version: &ArtifactVersion, depth: usize) {
-    let indent = "  ".repeat(depth);
-    let steps: HashMap<_, _> = lineage.step_runs.iter().map(|s| (s.id, s)).collect();
-    let versions: HashMap<_, _> = lineage
-        .artifact_versions
-        .iter()
-        .map(|v| (v.id, v))
-        .collect();
-    let mut any = false;
-    for (read, step_run, input) in &lineage.reads {
-        if *read != version.id {
-            continue;
-        }
-        let Some(consumer) = steps.get(step_run) else {
-            continue;
+impl<'a> Graph<'a> {
+    fn new(lineage: &'a Lineage) -> Self {
+        let mut graph = Self {
+            steps: lineage.step_runs.iter().map(|s| (s.id, s)).collect(),
+            versions: lineage
+                .artifact_versions
+                .iter()
+                .map(|v| (v.id, v))
+                .collect(),
+            reads_of: HashMap::new(),
+            readers_of: HashMap::new(),
+            writes_of: HashMap::new(),
+            expanded: HashSet::new(),
         };
-        any = true;
-        say!(out, "{indent}-> {} (as `{input}`)", step_label(consumer));
+        for (read, step_run, input) in &lineage.reads {
+            graph
+                .reads_of
+                .entry(*step_run)
+                .or_default()
+                .push((*read, input));
+            graph
+                .readers_of
+                .entry(*read)
+                .or_default()
+                .push((*step_run, input));
+        }
         for (writer, written, output) in &lineage.writes {
-            if writer == step_run
-                && let Some(child) = versions.get(written)
-            {
-                say!(out, "{indent}   {output}: {}", label(child));
-                print_downstream(out, lineage, child, depth + 2);
+            graph
+                .writes_of
+                .entry(*writer)
+                .or_default()
+                .push((*written, output));
+        }
+        graph
+    }
+
+    fn upstream(&mut self, out: &mut String, version: &ArtifactVersion, depth: usize) {
+        let indent = "  ".repeat(depth);
+        let Some(producer) = version.producer.and_then(|id| self.steps.get(&id).copied()) else {
+            if depth == 1 {
+                say!(out, "{indent}(no producing step: {})", version.save_type);
+            }
+            return;
+        };
+        if depth > 1 && !self.expanded.insert(version.id) {
+            say!(out, "{indent}(made as shown above)");
+            return;
+        }
+        say!(out, "{indent}<- {}", step_label(producer));
+        for (read, input) in self.reads_of.get(&producer.id).cloned().unwrap_or_default() {
+            if let Some(parent) = self.versions.get(&read).copied() {
+                say!(out, "{indent}   {input}: {}", label(parent));
+                self.upstream(out, parent, depth + 2);
             }
         }
     }
-    if !any && depth == 1 {
-        say!(out, "{indent}(not used by any step yet)");
+
+    fn downstream(&mut self, out: &mut String, version: &ArtifactVersion, depth: usize) {
+        let indent = "  ".repeat(depth);
+        if depth > 1 && !self.expanded.insert(version.id) {
+            say!(out, "{indent}(used as shown above)");
+            return;
+        }
+        let mut any = false;
+        for (step_run, input) in self
+            .readers_of
+            .get(&version.id)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let Some(consumer) = self.steps.get(&step_run).copied() else {
+                continue;
+            };
+            any = true;
+            say!(out, "{indent}-> {} (as `{input}`)", step_label(consumer));
+            for (written, output) in self.writes_of.get(&step_run).cloned().unwrap_or_default() {
+                if let Some(child) = self.versions.get(&written).copied() {
+                    say!(out, "{indent}   {output}: {}", label(child));
+                    self.downstream(out, child, depth + 2);
+                }
+            }
+        }
+        if !any && depth == 1 {
+            say!(out, "{indent}(not used by any step yet)");
+        }
     }
 }

@@ -118,18 +118,36 @@ pub(crate) fn execute(command: Command, stack: Option<&str>) -> ExitCode {
     }
 }
 
+/// What the `weft` command would print for `arguments` (without the command's name), on
+/// the stores of `stores`: for embedding the inspections in another program, and for
+/// measuring them.
+pub fn output(stores: &crate::StoreConfig, arguments: &[&str]) -> anyhow::Result<String> {
+    let arguments =
+        Arguments::try_parse_from(std::iter::once("weft").chain(arguments.iter().copied()))?;
+    let mut out = String::new();
+    match arguments.command {
+        Command::Stack { command } => stack::run(command, &mut out)?,
+        command => inspect(&crate::Client::open_existing(stores)?, command, &mut out)?,
+    }
+    Ok(out)
+}
+
 fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Result<()> {
     if let Command::Stack { command } = command {
         return stack::run(command, out);
     }
     let client = crate::Client::open_existing(&crate::StoreConfig::discover_existing_on(stack)?)?;
+    inspect(&client, command, out)
+}
+
+fn inspect(client: &crate::Client, command: Command, out: &mut String) -> anyhow::Result<()> {
     match command {
-        Command::Stack { .. } => unreachable!("handled above"),
-        Command::Runs { command } => runs::run(&client, command, out),
-        Command::Logs(arguments) => logs::run(&client, arguments, out),
-        Command::Artifacts { command } => artifacts::run(&client, command, out),
-        Command::Lineage(arguments) => lineage::run(&client, arguments, out),
-        Command::Cache { command } => cache::run(&client, command, out),
+        Command::Stack { .. } => unreachable!("stack commands read no store"),
+        Command::Runs { command } => runs::run(client, command, out),
+        Command::Logs(arguments) => logs::run(client, arguments, out),
+        Command::Artifacts { command } => artifacts::run(client, command, out),
+        Command::Lineage(arguments) => lineage::run(client, arguments, out),
+        Command::Cache { command } => cache::run(client, command, out),
     }
 }
 

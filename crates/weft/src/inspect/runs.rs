@@ -92,11 +92,14 @@ fn list(
     json: bool,
     out: &mut String,
 ) -> anyhow::Result<()> {
-    let runs = client.runs(&RunFilter {
+    // One more than shown, to say whether more exist.
+    let mut runs = client.runs(&RunFilter {
         pipeline,
         status,
-        limit: Some(limit),
+        limit: Some(limit.saturating_add(1)),
     })?;
+    let more = runs.len() > limit as usize;
+    runs.truncate(limit as usize);
     if json {
         return render::json(out, &runs);
     }
@@ -107,11 +110,11 @@ fn list(
         );
         return Ok(());
     }
-    let mut table = render::table(&["id", "pipeline", "status", "steps", "started", "took"]);
+    let mut table = render::table(&["id", "name", "status", "steps", "started", "took"]);
     for run in &runs {
         table.add_row(vec![
             run.id.to_string(),
-            run.pipeline.clone(),
+            run.name.clone(),
             run.status.to_string(),
             run.invocations.to_string(),
             render::time(run.started_at.or(Some(run.created_at))),
@@ -119,6 +122,12 @@ fn list(
         ]);
     }
     say!(out, "{table}");
+    if more {
+        say!(
+            out,
+            "The newest {limit} runs; more exist (--limit N shows more, --pipeline and --status filter)."
+        );
+    }
     Ok(())
 }
 
@@ -233,27 +242,29 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             })
             .collect(),
     };
+    // Every step's metadata and every original's run in one query each, not one per step:
+    // a run of thousands of steps shows in milliseconds.
+    let mut metadata_of: HashMap<_, Vec<MetadataEntry>> = HashMap::new();
+    for (step_run, entry) in client.block_on(store.step_runs_metadata(run.id))? {
+        metadata_of.entry(step_run).or_default().push(entry);
+    }
+    let original_runs: HashMap<_, _> = client
+        .block_on(store.original_runs(run.id))?
+        .into_iter()
+        .collect();
     let mut steps = Vec::with_capacity(invocations.len());
     for (name, step, upstream, parameters) in invocations {
         let step_run = latest.get(name.as_str()).copied();
         let step_outputs = step_run.and_then(|s| outputs.get(&s.id));
-        let cached_from = match step_run.and_then(|s| s.original_step_run) {
-            Some(original) => {
-                let run = client
-                    .block_on(store.step_run(original))
-                    .ok()
-                    .map(|s| s.run_id.to_string());
-                Some(CachedFrom {
-                    step_run: original.to_string(),
-                    run,
-                })
-            }
-            None => None,
-        };
-        let metadata = match step_run {
-            Some(step_run) => client.block_on(store.metadata(Resource::StepRun(step_run.id)))?,
-            None => Vec::new(),
-        };
+        let cached_from = step_run.and_then(|s| {
+            s.original_step_run.map(|original| CachedFrom {
+                step_run: original.to_string(),
+                run: original_runs.get(&s.id).map(ToString::to_string),
+            })
+        });
+        let metadata = step_run
+            .and_then(|s| metadata_of.remove(&s.id))
+            .unwrap_or_default();
         steps.push(Step {
             status: step_run.map_or("pending".into(), |s| s.status.to_string()),
             status_reason: step_run.and_then(|s| s.status_reason.clone()),

@@ -1,0 +1,82 @@
+//! The inspection commands on large runs: `runs show` of a 4,000-step chain (computed, then
+//! rerun from the cache), `runs list` among many runs, and `lineage` of the chain's last
+//! output, with the SQLite store on disk.
+//!
+//! Prints figures; asserts nothing. `cargo bench -p weft --bench inspect` (add `-- --quick`
+//! for one repetition instead of five).
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{chain, median, timed_run};
+use weft::prelude::*;
+use weft::{RunConfig, StoreConfig};
+
+const STEPS: usize = 4000;
+
+fn time(stores: &StoreConfig, arguments: &[&str], repeats: usize) -> (Duration, usize) {
+    let mut times = Vec::new();
+    let mut lines = 0;
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let out = weft::inspect::output(stores, arguments).expect("the command succeeds");
+        times.push(started.elapsed());
+        lines = out.lines().count();
+    }
+    (median(times), lines)
+}
+
+fn main() {
+    let repeats = if std::env::args().any(|a| a == "--quick") {
+        1
+    } else {
+        5
+    };
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let dir = tempfile::tempdir_in(&target).expect("a folder for the stores");
+    let stores = StoreConfig::in_folder(dir.path());
+    let client = Client::open(&stores).expect("the stores open");
+    let config = RunConfig::default();
+    let (computed, first) = timed_run(&client, chain::args(STEPS), &config);
+    let (cached, second) = timed_run(&client, chain::args(STEPS), &config);
+    println!(
+        "{STEPS}-step chain: computed in {:.2} s, rerun from the cache in {:.2} s",
+        computed.as_secs_f64(),
+        cached.as_secs_f64()
+    );
+    for (what, run) in [("computed", &first), ("cached", &second)] {
+        let id = run.run.id.to_string();
+        let (table, lines) = time(&stores, &["runs", "show", &id], repeats);
+        let (json, _) = time(&stores, &["runs", "show", &id, "--json"], repeats);
+        println!(
+            "runs show, {what} run of {STEPS} steps: {:.1} ms ({lines} lines), --json {:.1} ms",
+            table.as_secs_f64() * 1e3,
+            json.as_secs_f64() * 1e3
+        );
+    }
+    let last = first
+        .step_runs
+        .iter()
+        .max_by_key(|step_run| step_run.id)
+        .expect("steps ran");
+    let version = client
+        .block_on(client.metadata_store().step_run_outputs(last.id))
+        .expect("outputs")[0]
+        .artifact_version
+        .id
+        .to_string();
+    let (lineage, lines) = time(&stores, &["lineage", &version], repeats);
+    println!(
+        "lineage of the chain's last output: {:.1} ms ({lines} lines)",
+        lineage.as_secs_f64() * 1e3
+    );
+    for _ in 0..200 {
+        timed_run(&client, chain::args(2), &config);
+    }
+    let (list, lines) = time(&stores, &["runs", "list"], repeats);
+    println!(
+        "runs list among 202 runs: {:.1} ms ({lines} lines)",
+        list.as_secs_f64() * 1e3
+    );
+}
