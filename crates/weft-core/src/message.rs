@@ -14,14 +14,22 @@ where
     let mut kept: Vec<String> = Vec::new();
     for cause in causes {
         let cause = cause.to_string();
-        let said = kept
-            .last()
-            .is_some_and(|parent| parent.contains(cause.trim()));
+        // SQLite's lowest-level error repeats its message behind its code.
+        let text = without_code(cause.trim());
+        let said = kept.last().is_some_and(|parent| parent.contains(text));
         if !said && !cause.trim().is_empty() {
             kept.push(cause);
         }
     }
     kept
+}
+
+/// `text` without a leading `Error code 26: `.
+fn without_code(text: &str) -> &str {
+    text.strip_prefix("Error code ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(code, _)| !code.is_empty() && code.bytes().all(|byte| byte.is_ascii_digit()))
+        .map_or(text, |(_, message)| message)
 }
 
 /// The causes as one line, joined with `: ` (see [`chain`]).
@@ -55,6 +63,20 @@ mod tests {
             "cannot load `model`: No such file or directory (os error 2)"
         );
         assert_eq!(one_line(["cached", "cached"]), "cached");
+        assert_eq!(
+            one_line([
+                "cannot open weft.db: file is not a database",
+                "Error code 26: file is not a database",
+            ]),
+            "cannot open weft.db: file is not a database"
+        );
+        assert_eq!(
+            one_line([
+                "cannot open weft.db",
+                "Error code 14: unable to open database file"
+            ]),
+            "cannot open weft.db: Error code 14: unable to open database file"
+        );
         assert_eq!(one_line(Vec::<String>::new()), "");
     }
 }

@@ -202,3 +202,83 @@ fn lineage_prints_a_shared_ancestor_once() {
         lineage.stdout
     );
 }
+
+#[test]
+fn messages_say_a_thing_once_and_name_what_exists() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    // A step the run does not have: the run's steps are listed.
+    let logs = project.weft(&["logs", "latest", "trian_softmax"]);
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr
+            .contains("has no step `trian_softmax`; its steps: load, split,"),
+        "{logs:?}"
+    );
+    // An integer too large for any integer type is not called a float.
+    let large = project.pipelines(&["run", "training", "-p", "limit=99999999999999999999999"]);
+    assert_eq!(large.code, 2, "{large:?}");
+    assert!(
+        large
+            .stderr
+            .contains("the number is too large for parameter `limit` (a `usize`)"),
+        "{large:?}"
+    );
+    assert!(!large.stderr.contains("floating point"), "{large:?}");
+    // A store that is not a database says so once.
+    let database = project.path().join(".weft/weft.db");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
+    std::fs::write(
+        &database,
+        b"this is not a database, only text long enough to look like one",
+    )
+    .unwrap();
+    let listed = project.weft(&["runs", "list"]);
+    assert_ne!(listed.code, 0, "{listed:?}");
+    assert_eq!(
+        listed.stderr.matches("file is not a database").count(),
+        1,
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn a_failing_step_shows_no_backtrace_even_with_rust_backtrace_set() {
+    let project = Project::new();
+    let failed = project.run(
+        PIPELINES,
+        &["run", "fragile", "-p", "by=0"],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let shown = project.run(
+        common::WEFT,
+        &["runs", "show", "latest"],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    assert!(shown.stdout.contains("failed"), "{shown:?}");
+    assert!(!shown.stdout.contains("stack backtrace"), "{shown:?}");
+    assert!(!shown.stdout.contains("rust_begin_unwind"), "{shown:?}");
+}
+
+#[test]
+fn a_closed_pipe_is_no_crash() {
+    let project = Project::new();
+    assert_eq!(project.pipelines(&["run", "training"]).code, 0);
+    // Standard output and error both go to a reader that is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = project
+        .command(common::WEFT, &["runs", "show", "nope"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an error, said or not, and no panic (101)"
+    );
+}

@@ -235,7 +235,14 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
                 let (key, value) = param.split_once('=').ok_or_else(|| {
                     crate::Error::msg(format!("`--param {param}` is not of the form NAME=VALUE"))
                 })?;
-                call = call.param_json(key.trim(), pipeline.parse_parameter(key.trim(), value));
+                let key = key.trim();
+                if let Some(declared) = too_large(pipeline, key, value) {
+                    return Err(crate::Error::msg(format!(
+                        "`--param {key}={}`: the number is too large for parameter `{key}` (a `{declared}`)",
+                        value.trim()
+                    )));
+                }
+                call = call.param_json(key, pipeline.parse_parameter(key, value));
             }
             client.run_with(call, &config)?
         }
@@ -350,6 +357,24 @@ fn watch_signals(client: &mut Client) -> crate::Result<Arc<AtomicI32>> {
         }
     });
     Ok(signalled)
+}
+
+/// The declared type of integer parameter `key`, if `text` is an integer beyond any
+/// integer type (JSON would read it as a float, and the type error would speak of floating
+/// point).
+fn too_large(pipeline: &registry::PipelineDef, key: &str, text: &str) -> Option<&'static str> {
+    let text = text.trim();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let integer = !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit());
+    let fits = text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok();
+    if !integer || fits {
+        return None;
+    }
+    pipeline
+        .parameters
+        .iter()
+        .find(|parameter| parameter.name == key)
+        .map(|parameter| (parameter.type_name)())
 }
 
 fn chain(error: &crate::Error) -> String {

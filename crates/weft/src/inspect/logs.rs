@@ -27,7 +27,18 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> anyhow::Result<()> {
     let run = client.run_record(&arguments.run)?;
-    let step_run = client.step_run(&run, &arguments.step)?;
+    let step_run = match client.step_run(&run, &arguments.step) {
+        Ok(step_run) => step_run,
+        Err(error)
+            if matches!(
+                error.downcast_ref::<weft_store::Error>(),
+                Some(weft_store::Error::NotFound { .. })
+            ) =>
+        {
+            anyhow::bail!("{}", unknown_step(client, &run, &arguments.step)?);
+        }
+        Err(error) => return Err(error.into()),
+    };
     if arguments.follow {
         return follow(client, step_run);
     }
@@ -46,6 +57,33 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
         say!(out, "{}", line(record));
     }
     Ok(())
+}
+
+/// Says that `run` has no step `asked`, and which steps it has.
+fn unknown_step(client: &Client, run: &crate::model::Run, asked: &str) -> anyhow::Result<String> {
+    const SHOWN: usize = 30;
+    let mut steps: Vec<String> = Vec::new();
+    for step_run in client.step_runs(run)? {
+        if !steps.contains(&step_run.invocation) {
+            steps.push(step_run.invocation);
+        }
+    }
+    if steps.is_empty() {
+        return Ok(format!(
+            "run {} has no step `{asked}`: no step has started in it yet",
+            run.id
+        ));
+    }
+    let more = steps.len().saturating_sub(SHOWN);
+    steps.truncate(SHOWN);
+    let mut list = steps.join(", ");
+    if more > 0 {
+        list.push_str(&format!(", and {more} more (weft runs show {})", run.id));
+    }
+    Ok(format!(
+        "run {} has no step `{asked}`; its steps: {list}",
+        run.id
+    ))
 }
 
 /// Prints the live copy of a running step's log as it grows, then the rest of the stored log
