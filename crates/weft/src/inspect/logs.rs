@@ -37,7 +37,7 @@ pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> an
         {
             anyhow::bail!("{}", unknown_step(client, &run, &arguments.step)?);
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     };
     if arguments.follow {
         return follow(client, step_run);
