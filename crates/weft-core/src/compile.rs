@@ -77,6 +77,20 @@ pub enum Error {
         /// The refused id.
         id: String,
     },
+    /// An output's artifact name is empty, or longer than any metadata store keeps.
+    #[error(
+        "output `{output}` of invocation `{invocation}` would be saved as artifact `{name}`, {reason}"
+    )]
+    InvalidArtifactName {
+        /// The invocation.
+        invocation: String,
+        /// The output.
+        output: String,
+        /// The artifact name (shortened in messages when long).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An invocation waits for an invocation that does not exist.
     #[error(
         "invocation `{invocation}` runs after `{upstream}`, but the pipeline has no invocation `{upstream}`"
@@ -286,6 +300,13 @@ impl Compiler {
                 step: call.step.name,
             });
         }
+        for output in &call.step.outputs {
+            check_artifact_name(
+                &output.artifact_name(&self.pipeline, &id),
+                &id,
+                &output.name,
+            )?;
+        }
         for (input, spec) in &call.inputs {
             for output in spec.refs() {
                 let Some(&upstream) = self.index.get(&output.invocation) else {
@@ -446,6 +467,33 @@ impl Compiler {
         }
         Ok(())
     }
+}
+
+/// Refuses an artifact name no metadata store could record, before anything runs (a store
+/// refusing it would fail the run after its steps ran).
+fn check_artifact_name(name: &str, invocation: &str, output: &str) -> Result<(), Error> {
+    let length = name.chars().count();
+    let reason = if name.trim().is_empty() {
+        "which is empty: name the artifact with some text".to_owned()
+    } else if length > crate::limits::NAME {
+        format!(
+            "which is {length} characters long; artifact names take at most {}",
+            crate::limits::NAME
+        )
+    } else {
+        return Ok(());
+    };
+    let shown: String = if length > 60 {
+        format!("{}…", name.chars().take(60).collect::<String>())
+    } else {
+        name.to_owned()
+    };
+    Err(Error::InvalidArtifactName {
+        invocation: invocation.to_owned(),
+        output: output.to_owned(),
+        name: shown,
+        reason,
+    })
 }
 
 fn validate_id(id: &str) -> Result<(), Error> {
@@ -633,6 +681,38 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn artifact_names_no_store_keeps_are_refused_before_anything_runs() {
+        let named = |name: &str| {
+            let mut call = call("save");
+            call.step.outputs[0].artifact_name = Some(name.into());
+            call
+        };
+        let mut compiler = Compiler::new("p");
+        let error = compiler.add(named("")).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "output `output` of invocation `save` would be saved as artifact ``, which is empty: name the artifact with some text"
+        );
+        let long = "m".repeat(crate::limits::NAME + 1);
+        let error = compiler.add(named(&long)).unwrap_err().to_string();
+        assert!(
+            error.contains("which is 513 characters long; artifact names take at most 512"),
+            "{error}"
+        );
+        assert!(
+            compiler
+                .add(named(&"m".repeat(crate::limits::NAME)))
+                .is_ok()
+        );
+        // A derived name counts too: `<pipeline>::<invocation>::<output>`.
+        let mut compiler = Compiler::new("p".repeat(crate::limits::NAME));
+        assert!(matches!(
+            compiler.add(call("save")),
+            Err(Error::InvalidArtifactName { .. })
+        ));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub mod cache;
 pub mod canonical;
 pub mod compile;
 pub mod id;
+/// Limits every metadata store enforces alike, checked before anything runs.
+pub mod limits {
+    /// Characters in a name: a pipeline, an invocation id, an artifact.
+    pub const NAME: usize = 512;
+}
 pub mod message;
 pub mod policy;
 pub mod schedule;

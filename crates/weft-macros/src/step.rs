@@ -29,6 +29,31 @@ struct Options {
     settings: Settings,
 }
 
+/// The most characters an artifact name may have: `weft_core::limits::NAME`, which every
+/// metadata store keeps (repeated here: this crate depends on no part of weft).
+const ARTIFACT_NAME_LIMIT: usize = 512;
+
+/// An artifact name no store could record fails the build, not the run.
+fn check_artifact_name(literal: &LitStr) -> syn::Result<()> {
+    let name = literal.value();
+    let length = name.chars().count();
+    if name.trim().is_empty() {
+        return Err(syn::Error::new(
+            literal.span(),
+            "an artifact name cannot be empty",
+        ));
+    }
+    if length > ARTIFACT_NAME_LIMIT {
+        return Err(syn::Error::new(
+            literal.span(),
+            format!(
+                "this artifact name has {length} characters; artifact names take at most {ARTIFACT_NAME_LIMIT}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
     let mut options = Options::default();
     let parser = syn::meta::parser(|meta| {
@@ -41,7 +66,9 @@ fn parse_options(attributes: TokenStream) -> syn::Result<Options> {
                     )
                 })?;
                 let artifact = if output.input.peek(syn::Token![=]) {
-                    Some(output.value()?.parse::<LitStr>()?)
+                    let literal = output.value()?.parse::<LitStr>()?;
+                    check_artifact_name(&literal)?;
+                    Some(literal)
                 } else {
                     None
                 };
@@ -528,6 +555,24 @@ mod tests {
             .into_iter()
             .map(|o| (o.name, o.artifact_name))
             .collect())
+    }
+
+    #[test]
+    fn artifact_names_no_store_keeps_do_not_compile() {
+        let error = outputs_of("fn f() -> u8 {}", "outputs(value = \"\")").unwrap_err();
+        assert_eq!(error.to_string(), "an artifact name cannot be empty");
+        let long = "a".repeat(ARTIFACT_NAME_LIMIT + 1);
+        let error =
+            outputs_of("fn f() -> u8 {}", &format!("outputs(value = \"{long}\")")).unwrap_err();
+        assert!(error.to_string().contains("has 513 characters"), "{error}");
+        let longest = "a".repeat(ARTIFACT_NAME_LIMIT);
+        assert!(
+            outputs_of(
+                "fn f() -> u8 {}",
+                &format!("outputs(value = \"{longest}\")")
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -494,7 +494,7 @@ pub(crate) async fn walk(
 /// The longest names every backend stores (in characters): a longer one is refused up front,
 /// the same way everywhere, rather than by one database and not another.
 pub(crate) mod limits {
-    pub(crate) const NAME: usize = 512;
+    pub(crate) const NAME: usize = weft_core::limits::NAME;
     pub(crate) const STEP: usize = 1024;
     pub(crate) const ARGUMENT: usize = 255;
     pub(crate) const VERSION: usize = 255;
