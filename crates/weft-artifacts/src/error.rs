@@ -33,6 +33,12 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The device holding the store is full; nothing was published under the file's name.
+    #[error("no space left on device, at {path}")]
+    Full {
+        /// The file that could not be written.
+        path: String,
+    },
     /// A recorded file does not exist (any more).
     #[error(
         "artifact file {path} is missing: it was recorded when the artifact was saved but is no longer in the artifact store"
@@ -148,4 +154,23 @@ pub enum Error {
         /// The name.
         name: String,
     },
+}
+
+impl Error {
+    /// A failed write of the file at `path`: [`Error::Full`] when the device is full (said
+    /// once, with the path, rather than in the words of every layer it passed), else
+    /// [`Error::Write`].
+    pub(crate) fn write(path: String, source: BoxError) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(error) = cause {
+            let full = error.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28)
+            });
+            if full {
+                return Error::Full { path };
+            }
+            cause = error.source();
+        }
+        Error::Write { path, source }
+    }
 }

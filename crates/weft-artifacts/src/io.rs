@@ -113,10 +113,7 @@ impl<'a> FileSink<'a> {
     }
 
     fn write_error(&self, source: impl Into<BoxError>) -> Error {
-        Error::Write {
-            path: self.store.display_path(&self.path),
-            source: source.into(),
-        }
+        Error::write(self.store.display_path(&self.path), source.into())
     }
 
     fn send_part(&mut self) -> Result<()> {

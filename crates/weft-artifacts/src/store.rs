@@ -481,10 +481,7 @@ impl ArtifactStore {
         };
         self.wait(self.objects().put_opts(&location, bytes.into(), options))
             .map(|_| ())
-            .map_err(|e| Error::Write {
-                path: self.display_path(&location),
-                source: e.into(),
-            })
+            .map_err(|e| Error::write(self.display_path(&location), e.into()))
     }
 
     /// Reads a whole object; `None` if it does not exist.

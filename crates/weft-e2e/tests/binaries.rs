@@ -428,7 +428,9 @@ fn the_weft_command_explains_what_it_cannot_find() {
     let refused = project.weft(&["logs", "latest", "ghost"]);
     assert_eq!(refused.code, 1);
     assert!(
-        refused.stderr.contains("no step run matches `ghost"),
+        refused
+            .stderr
+            .contains("has no step `ghost`; its steps: prepare, divide"),
         "{refused:?}"
     );
     let usage = project.weft(&["runs", "frobnicate"]);

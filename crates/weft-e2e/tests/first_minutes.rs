@@ -282,3 +282,60 @@ fn a_closed_pipe_is_no_crash() {
         "an error, said or not, and no panic (101)"
     );
 }
+
+/// Needs root (a small tmpfs).
+#[test]
+fn a_full_disk_is_said_once_per_step_with_the_run_and_its_summary() {
+    let project = Project::new();
+    let path = project.path().to_str().unwrap().to_owned();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", &path])
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "mount a tmpfs (the test needs root)");
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(path.clone());
+    let journal = format!(
+        "journal={}",
+        std::env::temp_dir()
+            .join(format!("weft-journal-{}", std::process::id()))
+            .display()
+    );
+    let run = project.pipelines(&[
+        "run",
+        "endurance",
+        "-p",
+        &journal,
+        "-p",
+        "bytes=600000",
+        "-p",
+        "pause_ms=0",
+    ]);
+    assert_eq!(run.code, 1, "steps ran, and the run failed: {run:?}");
+    assert!(run.stdout.contains("failed in"), "the summary: {run:?}");
+    assert!(
+        run.stdout.contains("no space left on device, at "),
+        "{run:?}"
+    );
+    let failed: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("no space left on device"))
+        .collect();
+    let steps: std::collections::BTreeSet<&str> = failed
+        .iter()
+        .filter_map(|line| line.split('`').nth(1))
+        .collect();
+    assert_eq!(
+        failed.len(),
+        steps.len(),
+        "each step's failure said once: {failed:#?}"
+    );
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["status"], "failed", "{shown}");
+}

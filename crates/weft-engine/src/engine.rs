@@ -320,10 +320,26 @@ impl Engine {
     /// Fails the run if its orchestrator failed (the metadata store could not be written).
     async fn fail_on_error<T>(&self, run: RunId, executed: Result<T>) -> Result<T> {
         if let Err(error) = &executed {
-            let _ = self
-                .metadata()
-                .fail_run(run, &format!("the orchestrator failed: {error}"))
-                .await;
+            let reason = format!(
+                "the orchestrator failed: {}",
+                weft_core::message::one_line(std::iter::successors(
+                    Some(error as &dyn std::error::Error),
+                    |error| error.source()
+                ))
+            );
+            // A store that just refused a write (a full disk) may take this one once the
+            // failed steps' files are gone; if it never does, reconciling fails the run later.
+            for attempt in 0..5 {
+                match self.metadata().fail_run(run, &reason).await {
+                    Ok(_) | Err(weft_store::Error::Transition { .. }) => break,
+                    Err(_) if attempt < 4 => {
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                    Err(failure) => {
+                        tracing::warn!(target: "weft", "run {run} could not be recorded failed: {failure}");
+                    }
+                }
+            }
         }
         executed
     }

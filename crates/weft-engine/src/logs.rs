@@ -127,8 +127,8 @@ pub fn dispatch() -> &'static Dispatch {
             .with_ansi(std::io::stderr().is_terminal())
             .event_format(Console)
             .with_filter(console_filter)
-            .with_filter(tracing_subscriber::filter::filter_fn(|_| {
-                CONSOLE.load(Ordering::Relaxed)
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                CONSOLE.load(Ordering::Relaxed) && metadata.target() != STEP_LOG_ONLY
             }));
         let subscriber = tracing_subscriber::registry()
             .with(Capture.with_filter(capture_filter))
@@ -136,6 +136,10 @@ pub fn dispatch() -> &'static Dispatch {
         Dispatch::new(subscriber)
     })
 }
+
+/// The target of records that belong in a step's log but not on the console, where the
+/// orchestrator says the same thing (a step's failure, for one).
+pub(crate) const STEP_LOG_ONLY: &str = "weft::step_log";
 
 /// Whether records are printed to stderr: on in binaries ([`install_global`]), off in
 /// library use (tests, notebooks) unless `WEFT_LOG` is set.

@@ -160,7 +160,8 @@ pub fn execute(job: Job) -> Executed {
             ended = discard(&artifacts, saved, Ended::Failed(error));
         }
         if let Ended::Failed(error) = &ended {
-            tracing::error!("step failed: {}", error.chain.join(": "));
+            // The step's log ends with its error; the console hears it from the orchestrator.
+            tracing::error!(target: crate::logs::STEP_LOG_ONLY, "step failed: {}", error.chain.join(": "));
             if let Some(on_failure) = step.settings.on_failure
                 && (last_attempt || !error.retryable)
             {

@@ -23,6 +23,12 @@ pub enum Error {
         /// The file.
         location: String,
     },
+    /// The device holding the store is full: the write was rolled back.
+    #[error("no space left on device, at {location} (the metadata store)")]
+    Full {
+        /// The store's file.
+        location: String,
+    },
     /// The store cannot be opened or created.
     #[error("cannot open the metadata store at {location}: {source}")]
     Open {

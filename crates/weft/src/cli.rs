@@ -204,7 +204,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         _ => None,
     };
     let mut client = Client::open(&stores)?;
-    let signalled = watch_signals(&mut client)?;
+    let (interrupt, signalled) = watch_signals(&mut client)?;
     if let Some(path) = new_store {
         to_stderr!("weft: created a new metadata store: {}", path.display());
     }
@@ -226,8 +226,8 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
     if on_slurm && dynamic && std::env::var_os(ORCHESTRATION_JOB).is_none() {
         return orchestration_job(&current);
     }
-    let report = match (&options.resume, name) {
-        (Some(original), _) => client.resume(original, &config)?,
+    let started = match (&options.resume, name) {
+        (Some(original), _) => client.resume(original, &config),
         (None, Some(name)) => {
             let pipeline = registry::pipeline(name)?;
             let mut call = pipeline.call();
@@ -244,13 +244,30 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
                 }
                 call = call.param_json(key, pipeline.parse_parameter(key, value));
             }
-            client.run_with(call, &config)?
+            client.run_with(call, &config)
         }
         (None, None) => {
             return Err(crate::Error::msg(
                 "name a pipeline to run, or a run to --resume",
             ));
         }
+    };
+    let report = match started {
+        Ok(report) => report,
+        // The run was recorded, and then its orchestrator failed (a full disk, a store gone):
+        // steps may have run, so this is no "nothing could run"; the run's summary says how
+        // far it got.
+        Err(error) => match interrupt.run().map(|run| client.report(run)) {
+            Some(Ok(mut report)) => {
+                to_stderr!("error: {}", chain(&error));
+                if report.run.status_reason.is_none() {
+                    report.run.status_reason =
+                        Some(format!("the orchestrator failed: {}", chain(&error)));
+                }
+                report
+            }
+            _ => return Err(error),
+        },
     };
     let run = &report.run;
     let elapsed = match (run.started_at, run.ended_at) {
@@ -310,11 +327,13 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
 }
 
 /// Stops the run on SIGINT (Ctrl-C), SIGTERM or SIGHUP as `weft runs stop` does; a second
-/// signal records the run failed and exits at once. Returns where the first signal's number
-/// is kept once one came (0 until then).
-fn watch_signals(client: &mut Client) -> crate::Result<Arc<AtomicI32>> {
+/// signal records the run failed and exits at once. Returns the interrupt handle (which also
+/// learns the run's id) and where the first signal's number is kept once one came (0 until
+/// then).
+fn watch_signals(client: &mut Client) -> crate::Result<(weft_engine::Interrupt, Arc<AtomicI32>)> {
     use tokio::signal::unix::{SignalKind, signal};
     let interrupt = weft_engine::Interrupt::new();
+    let handle = interrupt.clone();
     client.set_interrupt(interrupt.clone());
     let signalled = Arc::new(AtomicI32::new(0));
     let (mut interrupted, mut terminated, mut hung_up) = {
@@ -356,7 +375,7 @@ fn watch_signals(client: &mut Client) -> crate::Result<Arc<AtomicI32>> {
             std::process::exit(128 + first.load(Ordering::Acquire));
         }
     });
-    Ok(signalled)
+    Ok((handle, signalled))
 }
 
 /// The declared type of integer parameter `key`, if `text` is an integer beyond any

@@ -347,6 +347,13 @@ impl Client {
         Ok(self.block_on(self.engine.reconcile(RECONCILE_GRACE))?)
     }
 
+    /// Run `id` and its step runs as they are now.
+    pub fn report(&self, id: weft_core::RunId) -> Result<RunReport> {
+        let run = self.block_on(self.metadata_store().run(id))?;
+        let step_runs = self.block_on(self.metadata_store().step_runs(id))?;
+        Ok(RunReport { run, step_runs })
+    }
+
     /// Asks run `reference` to stop: no new step starts, running steps finish, and the run
     /// ends `stopped`. Its orchestrator notices at its next heartbeat or step.
     pub fn stop(&self, reference: &str) -> Result<model::Run> {

@@ -198,10 +198,22 @@ impl SqliteStore {
         let inner = self.inner.clone();
         blocking(move || {
             let mut connection = lock(&inner.writer);
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = work(&tx)?;
-            tx.commit()?;
-            Ok(value)
+            let written = (|| {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = work(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            written.map_err(|error| match error {
+                Error::Database(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.code == rusqlite::ErrorCode::DiskFull =>
+                {
+                    Error::Full {
+                        location: inner.location.clone(),
+                    }
+                }
+                other => other,
+            })
         })
         .await
     }
