@@ -14,7 +14,7 @@
 //! too.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::{Deref, DerefMut};
 
 use serde::Serialize;
@@ -37,16 +37,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Materializer<T> for JsonFormat {
     const VERSION: u32 = 1;
 
     fn save(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        writer.write_file("data.json", |file: &mut dyn Write| {
-            serde_json::to_writer(file, value)
-        })
+        writer.write_file("data.json", |file| Ok(serde_json::to_writer(file, value)?))
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<T> {
         let file = reader.open("data.json")?;
         // The reader buffers and hashes in large chunks, so byte-wise reads are cheap.
-        serde_json::from_reader(&mut *file)
-            .map_err(|e| file.decode_error::<T>(<Self as Materializer<T>>::ID, e))
+        serde_json::from_reader(&mut *file).map_err(|e| file.decode_error(e))
     }
 }
 
@@ -59,15 +56,14 @@ impl<T: Serialize + DeserializeOwned + 'static> Materializer<T> for MsgPackForma
     const VERSION: u32 = 1;
 
     fn save(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        writer.write_file("data.msgpack", |mut file: &mut dyn Write| {
-            rmp_serde::encode::write_named(&mut file, value)
+        writer.write_file("data.msgpack", |mut file| {
+            Ok(rmp_serde::encode::write_named(&mut file, value)?)
         })
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<T> {
         let file = reader.open("data.msgpack")?;
-        rmp_serde::decode::from_read(&mut *file)
-            .map_err(|e| file.decode_error::<T>(<Self as Materializer<T>>::ID, e))
+        rmp_serde::decode::from_read(&mut *file).map_err(|e| file.decode_error(e))
     }
 }
 
@@ -79,16 +75,14 @@ impl Materializer<String> for Text {
     const VERSION: u32 = 1;
 
     fn save(value: &String, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        writer.write_file("data.txt", |file: &mut dyn Write| {
-            file.write_all(value.as_bytes())
-        })
+        writer.write_file("data.txt", |file| Ok(file.write_all(value.as_bytes())?))
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<String> {
         let file = reader.open("data.txt")?;
         let mut text = String::new();
         file.read_to_string(&mut text)
-            .map_err(|e| file.decode_error::<String>(Self::ID, e))?;
+            .map_err(|e| file.decode_error(e))?;
         Ok(text)
     }
 }
@@ -101,14 +95,14 @@ impl Materializer<Vec<u8>> for RawBytes {
     const VERSION: u32 = 1;
 
     fn save(value: &Vec<u8>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        writer.write_file("data.bin", |file: &mut dyn Write| file.write_all(value))
+        writer.write_file("data.bin", |file| Ok(file.write_all(value)?))
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<u8>> {
         let file = reader.open("data.bin")?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
-            .map_err(|e| file.decode_error::<Vec<u8>>(Self::ID, e))?;
+            .map_err(|e| file.decode_error(e))?;
         Ok(bytes)
     }
 }

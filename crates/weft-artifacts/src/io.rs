@@ -53,10 +53,20 @@ impl<'a> ArtifactWriter<'a> {
     /// An error returned by `write` is reported as an encoding error of this artifact; a
     /// failure of the store itself as a write error. Either way nothing is published under
     /// `name`.
-    pub fn write_file<E: Into<BoxError>>(
+    ///
+    /// Any error converts into the closure's error with `?`, so it needs no annotations:
+    ///
+    /// ```ignore
+    /// writer.write_file("data.csv", |file| {
+    ///     writeln!(file, "x,y")?;
+    ///     serde_json::to_writer(file, &rows)?;
+    ///     Ok(())
+    /// })
+    /// ```
+    pub fn write_file(
         &mut self,
         name: &str,
-        write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+        write: impl FnOnce(&mut dyn Write) -> std::result::Result<(), BoxError>,
     ) -> Result<()> {
         let valid = !name.is_empty()
             && !name.contains('/')
@@ -80,7 +90,7 @@ impl<'a> ArtifactWriter<'a> {
             return Err(Error::Encode {
                 data_type: self.data_type,
                 materializer: self.materializer,
-                source: source.into(),
+                source,
             });
         }
         let record = sink.finish(name)?;
@@ -207,15 +217,25 @@ pub struct ArtifactReader<'a> {
     store: &'a ArtifactStore,
     stored: &'a StoredArtifact,
     prefix: Path,
+    /// Who reads, and into what: named by decoding errors.
+    materializer: &'static str,
+    data_type: &'static str,
     opened: Vec<FileReader>,
 }
 
 impl<'a> ArtifactReader<'a> {
-    pub(crate) fn new(store: &'a ArtifactStore, stored: &'a StoredArtifact, prefix: Path) -> Self {
+    pub(crate) fn new(
+        store: &'a ArtifactStore,
+        stored: &'a StoredArtifact,
+        prefix: Path,
+        (materializer, data_type): (&'static str, &'static str),
+    ) -> Self {
         Self {
             store,
             stored,
             prefix,
+            materializer,
+            data_type,
             opened: Vec::new(),
         }
     }
@@ -230,9 +250,10 @@ impl<'a> ArtifactReader<'a> {
                 known: known.join(", "),
             });
         };
-        let reader = self
+        let mut reader = self
             .store
             .open_file(self.prefix.clone().join(name), record.clone())?;
+        reader.reading = Some((self.materializer, self.data_type));
         self.opened.push(reader);
         Ok(self.opened.last_mut().expect("pushed above"))
     }
@@ -263,6 +284,8 @@ pub struct FileReader {
     hasher: blake3::Hasher,
     size: u64,
     at_end: bool,
+    /// The materializer reading it and the type it reads into, once a materializer opened it.
+    reading: Option<(&'static str, &'static str)>,
 }
 
 impl FileReader {
@@ -285,6 +308,7 @@ impl FileReader {
             hasher: blake3::Hasher::new(),
             size: 0,
             at_end: false,
+            reading: None,
         }
     }
 
@@ -293,14 +317,12 @@ impl FileReader {
         &self.path
     }
 
-    /// A decoding error for this file, naming the type and the materializer.
-    pub fn decode_error<T>(
-        &self,
-        materializer: &'static str,
-        source: impl Into<BoxError>,
-    ) -> Error {
+    /// A decoding error for this file, naming the file, the type being read and the
+    /// materializer reading it.
+    pub fn decode_error(&self, source: impl Into<BoxError>) -> Error {
+        let (materializer, data_type) = self.reading.unwrap_or(("a materializer", "a value"));
         Error::Decode {
-            data_type: std::any::type_name::<T>(),
+            data_type,
             path: self.path.clone(),
             materializer,
             source: source.into(),

@@ -291,7 +291,15 @@ impl ArtifactStore {
                 supported,
             });
         }
-        let mut reader = ArtifactReader::new(self, stored, self.prefix_of(&stored.uri)?);
+        let mut reader = ArtifactReader::new(
+            self,
+            stored,
+            self.prefix_of(&stored.uri)?,
+            (
+                <T::Materializer as Materializer<T>>::ID,
+                std::any::type_name::<T>(),
+            ),
+        );
         let loaded = <T::Materializer as Materializer<T>>::load(&mut reader);
         // Corruption explains a decoding error better than the decoder does, so it wins.
         reader.verify_opened()?;

@@ -122,11 +122,12 @@ pub mod model {
     pub use weft_store::model::*;
 }
 
-/// Built-in materializers and the traits to write your own.
+/// Built-in materializers, and everything to write your own in one place: the traits, the
+/// reader and writer a materializer is given, and its errors.
 pub mod materializers {
     pub use weft_artifacts::{
-        ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, JsonFormat, Metadata,
-        MsgPackFormat, RawBytes, SerdeValue, Text,
+        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, JsonFormat,
+        Materializer, Metadata, MsgPackFormat, RawBytes, Result, SerdeValue, Text,
     };
 }
 

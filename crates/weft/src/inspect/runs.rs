@@ -389,7 +389,13 @@ fn print_run(shown: &Shown, out: &mut String) {
     }
     if let Some(mode) = &shown.execution_mode {
         let kind = if shown.dynamic { ", dynamic" } else { "" };
-        say!(out, "Mode        {mode}{kind}");
+        let meaning = match mode.as_str() {
+            "continue_on_failure" => "a failed step skips what depends on it; the rest runs",
+            "stop_on_failure" => "after a failure nothing new starts; running steps finish",
+            "fail_fast" => "a failure stops everything at once",
+            _ => "",
+        };
+        say!(out, "Mode        {mode}{kind} ({meaning})");
     }
     if !shown.metadata.is_empty() {
         let text: Vec<String> = shown

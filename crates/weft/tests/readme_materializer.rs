@@ -1,0 +1,53 @@
+//! The README's own materializer, as written there: it compiles with `weft` alone and round
+//! trips through a real artifact store.
+
+use std::io::Read;
+use weft::materializers::{Artifact, ArtifactReader, ArtifactWriter, Materializer, Result};
+
+struct Points(Vec<(i64, i64)>);
+struct PointsCsv;
+
+impl Materializer<Points> for PointsCsv {
+    const ID: &'static str = "example.points-csv"; // recorded on every version
+    const VERSION: u32 = 1; // bump when the files change
+
+    fn save(value: &Points, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_file("points.csv", |file| {
+            writeln!(file, "x,y")?; // any error converts with `?`
+            for (x, y) in &value.0 {
+                writeln!(file, "{x},{y}")?;
+            }
+            Ok(())
+        })
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<Points> {
+        let file = reader.open("points.csv")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| file.decode_error(e))?;
+        let points = text.lines().skip(1).map(|line| {
+            let (x, y) = line.split_once(',').unwrap_or((line, ""));
+            Ok((
+                x.parse().map_err(|e| file.decode_error(e))?,
+                y.parse().map_err(|e| file.decode_error(e))?,
+            ))
+        });
+        Ok(Points(points.collect::<Result<_>>()?))
+    }
+}
+
+impl Artifact for Points {
+    type Materializer = PointsCsv;
+}
+
+#[test]
+fn the_readmes_materializer_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = weft::Client::in_folder(dir.path()).unwrap();
+    let store = client.artifact_store();
+    let points = Points(vec![(1, 2), (-3, 4)]);
+    let saved = store.save(&["p", "s", "output", "1"], &points).unwrap();
+    let loaded: Points = store.load(&saved.to_stored()).unwrap();
+    assert_eq!(loaded.0, points.0);
+}
