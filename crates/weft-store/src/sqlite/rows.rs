@@ -78,11 +78,7 @@ pub(crate) fn all<T>(
     decode: impl Fn(&Indexed<'_, '_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut statement = connection.prepare_cached(sql)?;
-    let names: Vec<String> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query(params)?;
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
@@ -99,11 +95,7 @@ pub(crate) fn first<T>(
     decode: impl Fn(&Indexed<'_, '_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut statement = connection.prepare_cached(sql)?;
-    let names: Vec<String> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query(params)?;
     rows.next()?
         .map(|row| decode(&Indexed { row, names: &names }))
