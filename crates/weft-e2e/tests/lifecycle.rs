@@ -24,6 +24,16 @@ fn start(project: &Project, args: &[&str]) -> Child {
         .expect("the pipeline starts")
 }
 
+/// Starts `gated_talk`, whose one inline step runs until the file it names exists, and waits
+/// until that step runs; the process and the file.
+fn start_gated(project: &Project) -> (Child, std::path::PathBuf) {
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let child = start(project, &["run", "gated_talk", "-p", &gate_param]);
+    running_step(project);
+    (child, gate)
+}
+
 /// Waits until the latest run has a running step; that step's step run id.
 fn running_step(project: &Project) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -83,10 +93,7 @@ fn sigterm_stops_a_run_and_kills_its_isolated_step() {
 #[test]
 fn sigint_lets_a_running_inline_step_finish_and_starts_nothing_new() {
     let project = Project::new();
-    let gate = project.path().join("gate");
-    let gate_param = format!("gate={}", gate.display());
-    let child = start(&project, &["run", "gated_talk", "-p", &gate_param]);
-    running_step(&project);
+    let (child, gate) = start_gated(&project);
     signal(&child, Signal::SIGINT);
     // Within the grace period, the step may end on its own.
     std::fs::write(&gate, "").unwrap();
@@ -100,10 +107,7 @@ fn sigint_lets_a_running_inline_step_finish_and_starts_nothing_new() {
 #[test]
 fn a_second_signal_exits_at_once_and_the_run_is_recorded_failed() {
     let project = Project::new();
-    let gate = project.path().join("gate");
-    let gate_param = format!("gate={}", gate.display());
-    let child = start(&project, &["run", "gated_talk", "-p", &gate_param]);
-    running_step(&project);
+    let (child, _gate) = start_gated(&project);
     signal(&child, Signal::SIGINT);
     // The first is handled before the second comes: wait until the stop is recorded.
     let deadline = Instant::now() + Duration::from_secs(30);
