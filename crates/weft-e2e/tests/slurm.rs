@@ -315,4 +315,12 @@ fn the_jobs_of_a_killed_orchestrator_are_cancelled_when_its_run_is_reconciled() 
         assert!(Instant::now() < deadline, "the job was never cancelled");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let left: Vec<String> = std::fs::read_dir(project.path().join(".weft/jobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&step_run))
+        .collect();
+    assert!(left.is_empty(), "the job's folder is removed: {left:?}");
 }

@@ -2,7 +2,7 @@
 //! resuming a run, and reconciling runs whose orchestrator died.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -346,8 +346,9 @@ impl Engine {
 
     /// Fails every unfinished run whose orchestrator is gone: on this host, one whose process
     /// no longer exists; elsewhere, one without a heartbeat for `grace`. Its unfinished step
-    /// runs fail with it, and the files they staged are removed.
-    pub async fn reconcile(&self, grace: Duration) -> Result<Vec<Reconciled>> {
+    /// runs fail with it, and what they left is removed (see `remove_staged`), Slurm job
+    /// folders under `project_root` included.
+    pub async fn reconcile(&self, grace: Duration, project_root: &Path) -> Result<Vec<Reconciled>> {
         let now = self.clock().now();
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut reconciled = Vec::new();
@@ -381,7 +382,7 @@ impl Engine {
             match self.metadata().fail_run(run.id, &reason).await {
                 Ok(run) => {
                     tracing::warn!(target: "weft", "run {} failed: {reason}", run.id);
-                    self.remove_staged(&run, &step_runs).await;
+                    self.remove_staged(&run, &step_runs, project_root).await;
                     reconciled.push(Reconciled { run, reason });
                 }
                 // It finished meanwhile: nothing to reconcile.
@@ -397,7 +398,7 @@ impl Engine {
     /// files they were writing, their live logs and their processes' temporary folders on
     /// this machine are removed: none of them was registered, and each is unique to its step
     /// run.
-    async fn remove_staged(&self, run: &Run, step_runs: &[StepRun]) {
+    async fn remove_staged(&self, run: &Run, step_runs: &[StepRun], project_root: &Path) {
         let artifacts = self.artifacts().clone();
         let unfinished: Vec<StepRun> = step_runs
             .iter()
@@ -408,17 +409,28 @@ impl Engine {
             return;
         }
         let (run_id, pipeline) = (run.id, run.pipeline.clone());
+        let jobs_folder = project_root.join(".weft").join("jobs");
         crate::blocking(move || {
             let ids: Vec<_> = unfinished.iter().map(|step_run| step_run.id).collect();
             crate::slurm::cancel_jobs(&ids);
-            let temporary: Vec<String> = unfinished
+            // A local process's folder is in the temporary folder; a Slurm job's in the
+            // project's, which the nodes share.
+            let prefixes: Vec<String> = unfinished
                 .iter()
-                .map(|step_run| crate::isolated::temporary_prefix(step_run.id))
+                .flat_map(|step_run| {
+                    [
+                        crate::isolated::temporary_prefix(step_run.id),
+                        format!("{}-", step_run.id),
+                    ]
+                })
                 .collect();
-            if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for folder in [std::env::temp_dir(), jobs_folder] {
+                let Ok(entries) = std::fs::read_dir(&folder) else {
+                    continue;
+                };
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
-                    if temporary
+                    if prefixes
                         .iter()
                         .any(|prefix| name.starts_with(prefix.as_str()))
                     {

@@ -344,7 +344,7 @@ impl Client {
     /// removes the files they were writing. Called when a client opens, so the next command
     /// that touches the stores cleans up after a crash.
     pub fn reconcile(&self) -> Result<Vec<weft_engine::Reconciled>> {
-        Ok(self.block_on(self.engine.reconcile(RECONCILE_GRACE))?)
+        Ok(self.block_on(self.engine.reconcile(RECONCILE_GRACE, &self.config.base))?)
     }
 
     /// Run `id` and its step runs as they are now.
