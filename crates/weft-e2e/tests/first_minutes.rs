@@ -322,10 +322,12 @@ fn a_full_disk_is_said_once_per_step_with_the_run_and_its_summary() {
         run.stdout.contains("no space left on device, at "),
         "{run:?}"
     );
+    // Steps' failures, one line each (the metadata store may fill up too, depending on which
+    // write comes first: the orchestrator's own failure is then said on a line of its own).
     let failed: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|line| line.contains("no space left on device"))
+        .filter(|line| line.contains("step `") && line.contains("no space left on device"))
         .collect();
     let steps: std::collections::BTreeSet<&str> = failed
         .iter()

@@ -8,7 +8,7 @@ use crate::Result;
 use crate::model::{
     Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion, Direction,
     Lineage, LogRef, MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun,
-    Resource, Run, RunFilter, RunGraph, StepError, StepInput, StepOutput, StepRun,
+    Resource, Run, RunFilter, RunGraph, RunOverview, StepError, StepInput, StepOutput, StepRun,
 };
 
 /// Runs and their snapshots.
@@ -152,6 +152,9 @@ pub trait LineageStore: Send + Sync {
 
     /// A run's step runs with their parents, inputs and outputs, in a few queries.
     async fn run_graph(&self, run: RunId) -> Result<RunGraph>;
+
+    /// What showing run `run` takes, without the rest of its records: see [`RunOverview`].
+    async fn run_overview(&self, run: RunId) -> Result<RunOverview>;
 
     /// The step run that produced a version, if a step did.
     async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>>;

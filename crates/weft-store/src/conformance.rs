@@ -784,6 +784,79 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
             .id,
         a_out
     );
+
+    // The overview says the same, in brief.
+    let overview = store.run_overview(run).await.unwrap();
+    assert_eq!(overview.step_runs.len(), graph.step_runs.len());
+    for (brief, full) in overview.step_runs.iter().zip(&graph.step_runs) {
+        assert_eq!(
+            (
+                brief.id,
+                &brief.invocation,
+                &brief.step,
+                brief.attempt,
+                brief.status,
+                &brief.parameters,
+                &brief.cache_key,
+                brief.original_step_run,
+                brief.started_at,
+                brief.ended_at
+            ),
+            (
+                full.id,
+                &full.invocation,
+                &full.step,
+                full.attempt,
+                full.status,
+                &full.parameters,
+                &full.cache_key,
+                full.original_step_run,
+                full.started_at,
+                full.ended_at
+            )
+        );
+    }
+    assert_eq!(overview.parents, graph.parents);
+    let inputs: Vec<_> = overview
+        .inputs
+        .iter()
+        .map(|link| {
+            (
+                link.step_run,
+                link.name.as_str(),
+                link.position,
+                link.artifact_version,
+            )
+        })
+        .collect();
+    assert_eq!(inputs, [(b, "input", 0, a_out)]);
+    let outputs: Vec<_> = overview
+        .outputs
+        .iter()
+        .map(|link| {
+            (
+                link.step_run,
+                link.name.clone(),
+                link.artifact_version,
+                link.artifact.clone(),
+                link.version.clone(),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = graph
+        .outputs
+        .iter()
+        .map(|(step_run, output)| {
+            (
+                *step_run,
+                output.name.clone(),
+                output.artifact_version.id,
+                output.artifact_version.name.clone(),
+                output.artifact_version.version.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(outputs, expected);
 }
 
 /// Metadata belongs to one resource; setting a key again replaces it.

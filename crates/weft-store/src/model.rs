@@ -478,6 +478,78 @@ pub struct RunGraph {
     pub outputs: Vec<(StepRunId, StepOutput)>,
 }
 
+/// A run's step runs and how they connect, with only what showing the run takes (no
+/// configuration, cache key parts or whole artifact versions): several times cheaper to read
+/// than a [`RunGraph`] for a run of thousands of steps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunOverview {
+    /// Every step run, in creation order.
+    pub step_runs: Vec<StepRunSummary>,
+    /// `(parent, child)` pairs.
+    pub parents: Vec<(StepRunId, StepRunId)>,
+    /// What each step run read.
+    pub inputs: Vec<InputLink>,
+    /// What each step run wrote (or reused).
+    pub outputs: Vec<OutputLink>,
+}
+
+/// A step run as a run's overview shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepRunSummary {
+    /// Its id.
+    pub id: StepRunId,
+    /// The invocation it executes.
+    pub invocation: String,
+    /// The step's name.
+    pub step: String,
+    /// Its attempt number, from 1.
+    pub attempt: u32,
+    /// Its status.
+    pub status: Status,
+    /// Why it has that status, where something says.
+    pub status_reason: Option<String>,
+    /// Its parameters.
+    pub parameters: serde_json::Value,
+    /// Its cache key, if it had one.
+    pub cache_key: Option<String>,
+    /// The step run whose outputs it reuses (cached or resumed).
+    pub original_step_run: Option<StepRunId>,
+    /// How it failed.
+    pub error: Option<StepError>,
+    /// When its body started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A step run read an artifact version as an input.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InputLink {
+    /// The step run.
+    pub step_run: StepRunId,
+    /// The input's name.
+    pub name: String,
+    /// Its place in a list input.
+    pub position: u32,
+    /// The version read.
+    pub artifact_version: ArtifactVersionId,
+}
+
+/// A step run wrote (or reused) an artifact version as an output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutputLink {
+    /// The step run.
+    pub step_run: StepRunId,
+    /// The output's name.
+    pub name: String,
+    /// The version.
+    pub artifact_version: ArtifactVersionId,
+    /// The version's artifact name.
+    pub artifact: String,
+    /// The version's version (`1`, `2`, or an explicit one).
+    pub version: String,
+}
+
 /// What a resource's metadata belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {

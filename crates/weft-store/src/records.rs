@@ -11,8 +11,8 @@ use weft_core::status::{check_run_initial, check_step_run_transition};
 use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 
 use crate::model::{
-    ArtifactVersion, Direction, Lineage, NewArtifactVersion, NewRun, NewStepRun, Run, StepInput,
-    StepOutput, StepRun,
+    ArtifactVersion, Direction, InputLink, Lineage, NewArtifactVersion, NewRun, NewStepRun,
+    OutputLink, Run, StepInput, StepOutput, StepRun, StepRunSummary,
 };
 use crate::{Error, Result, time};
 
@@ -146,6 +146,74 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
         created_at: timestamp("step run created_at", &row.string("created_at")?)?,
         started_at: optional_timestamp("step run started_at", row.text("started_at")?)?,
         ended_at: optional_timestamp("step run ended_at", row.text("ended_at")?)?,
+    })
+}
+
+/// The columns of a step run's summary, decoded by [`step_run_summary`].
+pub(crate) const STEP_RUN_SUMMARY_COLUMNS: &str = "s.id, s.invocation_id, s.step_name, \
+    s.attempt, s.status, s.status_reason, s.parameters, s.cache_key, s.original_step_run_id, \
+    s.error, s.started_at, s.ended_at";
+
+/// Decodes the columns of [`STEP_RUN_SUMMARY_COLUMNS`].
+pub(crate) fn step_run_summary(row: &impl Columns) -> Result<StepRunSummary> {
+    Ok(StepRunSummary {
+        id: parse("step run id", &row.string("id")?)?,
+        invocation: row.string("invocation_id")?,
+        step: row.string("step_name")?,
+        attempt: row.int("attempt")? as u32,
+        status: parse::<Status>("step run status", &row.string("status")?)?,
+        status_reason: row.text("status_reason")?,
+        parameters: json("step run parameters", &row.string("parameters")?)?,
+        cache_key: row.text("cache_key")?,
+        original_step_run: optional(row.text("original_step_run_id")?, |id| {
+            parse("step run id", id)
+        })?,
+        error: optional(row.text("error")?, |error| json("step run error", error))?,
+        started_at: optional_timestamp("step run started_at", row.text("started_at")?)?,
+        ended_at: optional_timestamp("step run ended_at", row.text("ended_at")?)?,
+    })
+}
+
+/// The statements of a run's overview, in the order of [`RunOverview`]'s fields; each takes
+/// the run's id as its one parameter.
+pub(crate) fn overview_statements() -> [String; 4] {
+    [
+        format!(
+            "SELECT {STEP_RUN_SUMMARY_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+        ),
+        "SELECT p.parent_id, p.child_id FROM step_run_parents p \
+         JOIN step_runs s ON s.id = p.child_id WHERE s.run_id = ? ORDER BY p.child_id, p.parent_id"
+            .to_owned(),
+        "SELECT i.step_run_id, i.name AS input_name, i.position, i.artifact_version_id \
+         FROM step_run_inputs i JOIN step_runs s ON s.id = i.step_run_id \
+         WHERE s.run_id = ? ORDER BY i.step_run_id, i.name, i.position"
+            .to_owned(),
+        "SELECT o.step_run_id, o.name AS output_name, o.artifact_version_id, a.name AS artifact_name, \
+         v.version FROM step_run_outputs o JOIN step_runs s ON s.id = o.step_run_id \
+         JOIN artifact_versions v ON v.id = o.artifact_version_id JOIN artifacts a ON a.id = v.artifact_id \
+         WHERE s.run_id = ? ORDER BY o.step_run_id, o.name"
+            .to_owned(),
+    ]
+}
+
+/// Decodes a row of the overview's inputs.
+pub(crate) fn input_link(row: &impl Columns) -> Result<InputLink> {
+    Ok(InputLink {
+        step_run: parse("step run id", &row.string("step_run_id")?)?,
+        name: row.string("input_name")?,
+        position: row.int("position")? as u32,
+        artifact_version: parse("artifact version id", &row.string("artifact_version_id")?)?,
+    })
+}
+
+/// Decodes a row of the overview's outputs.
+pub(crate) fn output_link(row: &impl Columns) -> Result<OutputLink> {
+    Ok(OutputLink {
+        step_run: parse("step run id", &row.string("step_run_id")?)?,
+        name: row.string("output_name")?,
+        artifact_version: parse("artifact version id", &row.string("artifact_version_id")?)?,
+        artifact: row.string("artifact_name")?,
+        version: row.string("version")?,
     })
 }
 

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
 use super::{ServerStore, Session, args, list_args};
-use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
+use crate::model::{
+    ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
+};
 use crate::records::{
     self, Columns, LineageSource, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders,
 };
@@ -93,6 +95,33 @@ impl LineageStore for ServerStore {
                     args![run.clone()],
                     records::output,
                 )
+                .await?,
+        })
+    }
+
+    async fn run_overview(&self, run: RunId) -> Result<RunOverview> {
+        let mut s = self.read().await?;
+        let [step_runs, parents, inputs, outputs] = records::overview_statements();
+        let id = run.to_string();
+        Ok(RunOverview {
+            step_runs: s
+                .all(&step_runs, args![id.clone()], |row| {
+                    records::step_run_summary(row)
+                })
+                .await?,
+            parents: s
+                .all(&parents, args![id.clone()], |row| {
+                    Ok((
+                        records::parse("step run id", &row.string("parent_id")?)?,
+                        records::parse("step run id", &row.string("child_id")?)?,
+                    ))
+                })
+                .await?,
+            inputs: s
+                .all(&inputs, args![id.clone()], records::input_link)
+                .await?,
+            outputs: s
+                .all(&outputs, args![id.clone()], records::output_link)
                 .await?,
         })
     }

@@ -7,7 +7,9 @@ use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
 use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, input, join_version, output};
 use super::{SqliteStore, placeholders};
-use crate::model::{ArtifactVersion, Direction, Lineage, RunGraph, StepInput, StepOutput, StepRun};
+use crate::model::{
+    ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
+};
 use crate::records::LineageSource;
 use crate::{Error, LineageStore, Result};
 
@@ -90,6 +92,31 @@ impl LineageStore for SqliteStore {
                     [&run],
                     output,
                 )?,
+            })
+        })
+        .await
+    }
+
+    async fn run_overview(&self, run: RunId) -> Result<RunOverview> {
+        self.read(move |connection| {
+            let run = run.to_string();
+            let [step_runs, parents, inputs, outputs] = crate::records::overview_statements();
+            Ok(RunOverview {
+                step_runs: rows::all(connection, &step_runs, [&run], |row| {
+                    crate::records::step_run_summary(row)
+                })?,
+                parents: rows::all(connection, &parents, [&run], |row| {
+                    Ok((
+                        rows::parse("step run id", &row.get::<_, String>(0)?)?,
+                        rows::parse("step run id", &row.get::<_, String>(1)?)?,
+                    ))
+                })?,
+                inputs: rows::all(connection, &inputs, [&run], |row| {
+                    crate::records::input_link(row)
+                })?,
+                outputs: rows::all(connection, &outputs, [&run], |row| {
+                    crate::records::output_link(row)
+                })?,
             })
         })
         .await

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::Client;
-use crate::model::{MetadataEntry, Resource, RunFilter, StepError, StepRun};
+use crate::model::{MetadataEntry, OutputLink, Resource, RunFilter, StepError, StepRunSummary};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::Value;
@@ -180,13 +180,13 @@ struct Shown {
 fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
     let store = client.metadata_store();
-    let graph = client.block_on(store.run_graph(run.id))?;
+    let graph = client.block_on(store.run_overview(run.id))?;
     let snapshot = match &run.snapshot_id {
         Some(id) => Some(client.block_on(store.snapshot(id))?),
         None => None,
     };
     // The latest attempt of each invocation.
-    let mut latest: HashMap<&str, &StepRun> = HashMap::new();
+    let mut latest: HashMap<&str, &StepRunSummary> = HashMap::new();
     for step_run in &graph.step_runs {
         let entry = latest
             .entry(step_run.invocation.as_str())
@@ -195,21 +195,21 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             *entry = step_run;
         }
     }
-    let mut outputs: HashMap<_, BTreeMap<String, &crate::model::ArtifactVersion>> = HashMap::new();
-    for (step_run, output) in &graph.outputs {
+    let mut outputs: HashMap<_, BTreeMap<String, &OutputLink>> = HashMap::new();
+    for output in &graph.outputs {
         outputs
-            .entry(*step_run)
+            .entry(output.step_run)
             .or_default()
-            .insert(output.name.clone(), &output.artifact_version);
+            .insert(output.name.clone(), output);
     }
     let mut inputs: HashMap<_, BTreeMap<String, Vec<String>>> = HashMap::new();
-    for (step_run, input) in &graph.inputs {
+    for input in &graph.inputs {
         inputs
-            .entry(*step_run)
+            .entry(input.step_run)
             .or_default()
             .entry(input.name.clone())
             .or_default()
-            .push(input.artifact_version.id.to_string());
+            .push(input.artifact_version.to_string());
     }
     let invocations: Vec<(String, String, Vec<String>, Value)> = match &snapshot {
         // A dynamic run's plan is what it did: its invocations in the order they were
@@ -280,14 +280,14 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             outputs: step_outputs
                 .map(|o| {
                     o.iter()
-                        .map(|(n, v)| (n.clone(), v.id.to_string()))
+                        .map(|(n, v)| (n.clone(), v.artifact_version.to_string()))
                         .collect()
                 })
                 .unwrap_or_default(),
             output_versions: step_outputs
                 .map(|o| {
                     o.iter()
-                        .map(|(n, v)| (n.clone(), format!("{}:{}", v.name, v.version)))
+                        .map(|(n, v)| (n.clone(), format!("{}:{}", v.artifact, v.version)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -323,7 +323,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
 /// The invocations of a dynamic run, from its step runs: first attempts' order, latest
 /// attempts' parents.
 fn dynamic_invocations(
-    graph: &crate::model::RunGraph,
+    graph: &crate::model::RunOverview,
 ) -> Vec<(String, String, Vec<String>, Value)> {
     let invocation_of: HashMap<_, &str> = graph
         .step_runs
