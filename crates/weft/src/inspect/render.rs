@@ -1,16 +1,75 @@
 //! Shared output helpers: tables, durations, times, JSON.
 
 use chrono::{DateTime, Utc};
-use comfy_table::{Table, presets};
 use serde::Serialize;
 
 /// A table with a header, for terminals.
 pub(crate) fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_header(header.iter().map(|h| h.to_uppercase()));
-    table
+    Table {
+        header: header.iter().map(|h| h.to_uppercase()).collect(),
+        rows: Vec::new(),
+    }
+}
+
+/// Columns aligned with spaces, cells of several lines kept together: each cell is padded to
+/// its column's width with a space on either side. Written here rather than with a table
+/// crate: a run of thousands of steps is a table of thousands of rows, which a general
+/// layout engine took longer to draw than the store took to read.
+pub(crate) struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Adds a row (a cell may hold several lines).
+    pub(crate) fn add_row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (column, cell) in row.iter().enumerate().take(columns) {
+                let widest = cell
+                    .lines()
+                    .map(|line| line.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                widths[column] = widths[column].max(widest);
+            }
+        }
+        let mut line = String::new();
+        let mut write_row = |f: &mut std::fmt::Formatter<'_>, cells: &[String]| {
+            let lines: Vec<Vec<&str>> = (0..columns)
+                .map(|column| {
+                    cells
+                        .get(column)
+                        .map_or(vec![], |cell| cell.lines().collect())
+                })
+                .collect();
+            let height = lines.iter().map(Vec::len).max().unwrap_or(0).max(1);
+            for index in 0..height {
+                line.clear();
+                for (column, width) in widths.iter().enumerate() {
+                    let text = lines[column].get(index).copied().unwrap_or("");
+                    line.push(' ');
+                    line.push_str(text);
+                    let padding = width - text.chars().count() + 1;
+                    line.extend(std::iter::repeat_n(' ', padding));
+                }
+                writeln!(f, "{}", line.trim_end())?;
+            }
+            Ok(())
+        };
+        write_row(f, &self.header)?;
+        for row in &self.rows {
+            write_row(f, row)?;
+        }
+        Ok(())
+    }
 }
 
 /// Appends `value` as pretty JSON.
@@ -70,6 +129,24 @@ pub(crate) fn short_type(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_align_columns_and_keep_multi_line_cells_together() {
+        let mut shown = table(&["step", "outputs", "took"]);
+        shown.add_row(vec!["load".into(), "output: a:1".into(), "4ms".into()]);
+        shown.add_row(vec![
+            "split".into(),
+            "test: b:1\ntrain: c:1".into(),
+            "12ms".into(),
+        ]);
+        assert_eq!(
+            shown.to_string(),
+            " STEP   OUTPUTS      TOOK\n \
+             load   output: a:1  4ms\n \
+             split  test: b:1    12ms\n        \
+             train: c:1\n"
+        );
+    }
 
     #[test]
     fn types_and_durations_read_well() {
