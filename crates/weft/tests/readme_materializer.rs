@@ -1,5 +1,5 @@
-//! The README's own materializer, as written there: it compiles with `weft` alone and round
-//! trips through a real artifact store.
+//! The README's own materializer, as written there: it compiles with `weft` alone, round
+//! trips through a real artifact store, and explains a file it cannot read.
 
 use std::io::Read;
 use weft::materializers::{Artifact, ArtifactReader, ArtifactWriter, Materializer, Result};
@@ -50,4 +50,25 @@ fn the_readmes_materializer_round_trips() {
     let saved = store.save(&["p", "s", "output", "1"], &points).unwrap();
     let loaded: Points = store.load(&saved.to_stored()).unwrap();
     assert_eq!(loaded.0, points.0);
+    assert_eq!(saved.materializer, "example.points-csv");
+
+    // A file that does not parse, its recorded hash updated so that only the decoder objects:
+    // the error names the file, the type and the materializer by itself.
+    let path = dir.path().join("artifacts/p/s/output/1/points.csv");
+    let bad = b"x,y\nnot,a point\n";
+    std::fs::write(&path, bad).unwrap();
+    let mut stored = saved.to_stored();
+    stored.files[0].size = bad.len() as u64;
+    stored.files[0].blake3 = blake3::hash(bad).to_hex().to_string();
+    let Err(error) = store.load::<Points>(&stored) else {
+        panic!("a file that does not parse loaded")
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("points.csv")
+            && error.contains("example.points-csv")
+            && error.contains("Points")
+            && error.contains("invalid digit"),
+        "{error}"
+    );
 }
