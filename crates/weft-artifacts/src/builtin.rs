@@ -5,6 +5,7 @@
 //! | `bool`, integers, floats, `char`, `serde_json::Value` | [`JsonFormat`] | `data.json` |
 //! | `String` | [`Text`] | `data.txt` |
 //! | `Vec<u8>` | [`RawBytes`] | `data.bin` |
+//! | `Vec<T>` of numbers or `bool`s | [`Npy`] | `data.npy` (a 1-D NumPy array) |
 //! | `Vec<T>`, `Option<T>`, `BTreeMap<String, T>`, `HashMap<String, T>` of [`SerdeValue`]s | [`JsonFormat`] | `data.json` |
 //! | [`Json<T>`] for any serde type | [`JsonFormat`] | `data.json` |
 //! | [`Binary<T>`] for any serde type | [`MsgPackFormat`] | `data.msgpack` |
@@ -14,7 +15,6 @@
 //! too.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::ops::{Deref, DerefMut};
 
 use serde::Serialize;
@@ -22,12 +22,17 @@ use serde::de::DeserializeOwned;
 
 use crate::Result;
 use crate::io::{ArtifactReader, ArtifactWriter};
-use crate::materializer::{Artifact, Materializer, Metadata};
+use crate::materializer::{Artifact, FormerFormat, Materializer, Metadata};
+use crate::npy::Npy;
 
 /// A serde type that may live inside a built-in collection artifact (`Vec<T>`, `Option<T>`,
 /// maps). Implemented for scalars, strings, collections of `SerdeValue`s and every type with
 /// `#[derive(Artifact)]`. `u8` is deliberately not one, so that `Vec<u8>` stays raw bytes.
-pub trait SerdeValue: Serialize + DeserializeOwned + Send + 'static {}
+pub trait SerdeValue: Serialize + DeserializeOwned + Send + 'static {
+    /// How a `Vec` of this type is stored: [`JsonFormat`] for most types, [`Npy`] for
+    /// numbers and `bool`s (a 1-D NumPy array).
+    type VecFormat: Materializer<Vec<Self>>;
+}
 
 /// Stores a serde value as pretty-less JSON in `data.json`.
 pub struct JsonFormat;
@@ -80,10 +85,8 @@ impl Materializer<String> for Text {
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<String> {
         let file = reader.open("data.txt")?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .map_err(|e| file.decode_error(e))?;
-        Ok(text)
+        let bytes = file.read_all()?;
+        String::from_utf8(bytes).map_err(|e| file.decode_error(e.utf8_error()))
     }
 }
 
@@ -99,11 +102,7 @@ impl Materializer<Vec<u8>> for RawBytes {
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<u8>> {
-        let file = reader.open("data.bin")?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| file.decode_error(e))?;
-        Ok(bytes)
+        reader.open("data.bin")?.read_all()
     }
 }
 
@@ -126,33 +125,36 @@ scalar_artifacts!(
 );
 
 macro_rules! serde_values {
-    ($($ty:ty),* $(,)?) => {$( impl SerdeValue for $ty {} )*};
+    ($format:ty: $($ty:ty),* $(,)?) => {$(
+        impl SerdeValue for $ty {
+            type VecFormat = $format;
+        }
+    )*};
 }
 
-serde_values!(
-    bool,
-    char,
-    u16,
-    u32,
-    u64,
-    usize,
-    i8,
-    i16,
-    i32,
-    i64,
-    isize,
-    f32,
-    f64,
-    String,
-    serde_json::Value
-);
-impl SerdeValue for Vec<u8> {}
-impl<T: SerdeValue> SerdeValue for Vec<T> {}
-impl<T: SerdeValue> SerdeValue for Option<T> {}
-impl<T: SerdeValue> SerdeValue for BTreeMap<String, T> {}
-impl<T: SerdeValue> SerdeValue for HashMap<String, T> {}
-impl<A: SerdeValue, B: SerdeValue> SerdeValue for (A, B) {}
-impl<A: SerdeValue, B: SerdeValue, C: SerdeValue> SerdeValue for (A, B, C) {}
+serde_values!(Npy: bool, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+serde_values!(JsonFormat: char, String, serde_json::Value);
+impl SerdeValue for Vec<u8> {
+    type VecFormat = JsonFormat;
+}
+impl<T: SerdeValue> SerdeValue for Vec<T> {
+    type VecFormat = JsonFormat;
+}
+impl<T: SerdeValue> SerdeValue for Option<T> {
+    type VecFormat = JsonFormat;
+}
+impl<T: SerdeValue> SerdeValue for BTreeMap<String, T> {
+    type VecFormat = JsonFormat;
+}
+impl<T: SerdeValue> SerdeValue for HashMap<String, T> {
+    type VecFormat = JsonFormat;
+}
+impl<A: SerdeValue, B: SerdeValue> SerdeValue for (A, B) {
+    type VecFormat = JsonFormat;
+}
+impl<A: SerdeValue, B: SerdeValue, C: SerdeValue> SerdeValue for (A, B, C) {
+    type VecFormat = JsonFormat;
+}
 
 impl Artifact for String {
     type Materializer = Text;
@@ -175,10 +177,19 @@ impl Artifact for serde_json::Value {
 }
 
 impl<T: SerdeValue> Artifact for Vec<T> {
-    type Materializer = JsonFormat;
+    type Materializer = T::VecFormat;
 
     fn describe(&self, metadata: &mut Metadata) {
         metadata.insert("length".into(), self.len().into());
+    }
+
+    /// Vectors of numbers were stored as JSON before they were `.npy` arrays.
+    fn former_format(materializer: &str) -> Option<FormerFormat<Self>> {
+        (materializer == <JsonFormat as Materializer<Self>>::ID).then_some(FormerFormat {
+            id: <JsonFormat as Materializer<Self>>::ID,
+            version: <JsonFormat as Materializer<Self>>::VERSION,
+            load: <JsonFormat as Materializer<Self>>::load,
+        })
     }
 }
 

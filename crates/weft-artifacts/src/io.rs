@@ -15,13 +15,21 @@ use object_store::path::Path;
 use object_store::{GetResultPayload, MultipartUpload, ObjectStoreExt, PutMode, PutOptions};
 
 use crate::error::BoxError;
+use crate::materializer::Metadata;
 use crate::store::{ArtifactStore, StoredArtifact};
 use crate::{Error, FileRecord, Result};
+use weft_core::artifact::VisualizationType;
 
 /// Files up to this size are published with a single put; larger ones stream in parts of it.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Read chunk size: large enough that hashing and syscalls stay cheap per byte.
 const READ_CHUNK: usize = 256 * 1024;
+/// Reads into a caller's large buffer go in pieces of this size, each hashed while the next
+/// one is read.
+const READ_PIECE: usize = 8 * 1024 * 1024;
+/// From this size on, a block of bytes is hashed on a second thread while it is written or
+/// while the next block is read: hashing costs about as much as the IO itself.
+const PARALLEL_HASH_MIN: usize = 1024 * 1024;
 
 /// Where a materializer writes the files of one artifact version.
 pub struct ArtifactWriter<'a> {
@@ -30,6 +38,7 @@ pub struct ArtifactWriter<'a> {
     materializer: &'static str,
     data_type: &'static str,
     pub(crate) files: Vec<FileRecord>,
+    pub(crate) metadata: Metadata,
 }
 
 impl<'a> ArtifactWriter<'a> {
@@ -45,6 +54,7 @@ impl<'a> ArtifactWriter<'a> {
             materializer,
             data_type,
             files: Vec::new(),
+            metadata: Metadata::new(),
         }
     }
 
@@ -66,14 +76,44 @@ impl<'a> ArtifactWriter<'a> {
     pub fn write_file(
         &mut self,
         name: &str,
-        write: impl FnOnce(&mut dyn Write) -> std::result::Result<(), BoxError>,
+        write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), BoxError>,
     ) -> Result<()> {
-        let valid = !name.is_empty()
-            && !name.contains('/')
-            && name != "."
-            && name != ".."
-            && !self.files.iter().any(|file| file.name == name);
-        if !valid {
+        let valid = !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..";
+        self.write_any(name, valid, None, write)
+    }
+
+    /// Writes a visualization of the value: a document of type `kind` shown beside the data
+    /// (`weft artifacts visualize` writes them out). It is hashed, published and verified like
+    /// a data file. `name` is a plain file name (letters, digits, `.`, `_` and `-`, not
+    /// starting with a dot).
+    pub fn write_visualization(
+        &mut self,
+        name: &str,
+        kind: VisualizationType,
+        write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), BoxError>,
+    ) -> Result<()> {
+        let valid = (1..=128).contains(&name.len())
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        self.write_any(name, valid, Some(kind), write)
+    }
+
+    /// Records a fact about the value being saved (shape, statistics, ...) as metadata of the
+    /// version. Materializers call it while they write, so that nothing is read twice.
+    pub fn describe(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        self.metadata.insert(key.to_owned(), value.into());
+    }
+
+    fn write_any(
+        &mut self,
+        name: &str,
+        valid: bool,
+        visualization: Option<VisualizationType>,
+        write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), BoxError>,
+    ) -> Result<()> {
+        if !valid || self.files.iter().any(|file| file.name == name) {
             return Err(Error::BadFileName {
                 materializer: self.materializer,
                 name: name.into(),
@@ -93,31 +133,70 @@ impl<'a> ArtifactWriter<'a> {
                 source,
             });
         }
-        let record = sink.finish(name)?;
+        let mut record = sink.finish(name)?;
+        record.visualization = visualization;
         self.files.push(record);
         Ok(())
     }
 }
 
+/// Hashes `data` while `io` runs: on a second thread when `data` is large, so that hashing
+/// and the file system work at the same time.
+fn hash_alongside<R: Send>(
+    hasher: &mut blake3::Hasher,
+    data: &[u8],
+    io: impl FnOnce() -> R + Send,
+) -> R {
+    if data.len() < PARALLEL_HASH_MIN {
+        hasher.update(data);
+        return io();
+    }
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            hasher.update(data);
+        });
+        let result = io();
+        hashing.join().expect("hashing does not panic");
+        result
+    })
+}
+
+/// Where the bytes of one file go until it is published.
+enum Target {
+    /// Nothing sent yet: the whole file may still fit in the buffer.
+    Pending,
+    /// A local store: a staging file beside the final one, renamed into place.
+    Local {
+        file: std::fs::File,
+        staging: std::path::PathBuf,
+    },
+    /// Any other store: a multipart upload.
+    Upload(Box<dyn MultipartUpload>),
+}
+
 struct FileSink<'a> {
     store: &'a ArtifactStore,
     path: Path,
+    /// Where a local store keeps the file.
+    local: Option<std::path::PathBuf>,
     buffer: Vec<u8>,
     hasher: blake3::Hasher,
     size: u64,
-    upload: Option<Box<dyn MultipartUpload>>,
+    target: Target,
     error: Option<Error>,
 }
 
 impl<'a> FileSink<'a> {
     fn new(store: &'a ArtifactStore, path: Path) -> Self {
+        let local = store.local_path_of(&path);
         Self {
             store,
             path,
+            local,
             buffer: Vec::new(),
             hasher: blake3::Hasher::new(),
             size: 0,
-            upload: None,
+            target: Target::Pending,
             error: None,
         }
     }
@@ -126,27 +205,79 @@ impl<'a> FileSink<'a> {
         Error::write(self.store.display_path(&self.path), source.into())
     }
 
-    fn send_part(&mut self) -> Result<()> {
-        let part = std::mem::take(&mut self.buffer);
-        self.hasher.update(&part);
-        self.size += part.len() as u64;
-        let objects = self.store.objects();
-        if self.upload.is_none() {
+    /// Creates the staging file of a local store, and its folder if it is missing.
+    fn open_local(&mut self, destination: &std::path::Path) -> Result<()> {
+        let file_name = destination
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = destination.with_file_name(format!(
+            ".{file_name}.{}.partial",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staging)
+        };
+        let file = match create() {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let folder = staging.parent().expect("a file has a folder");
+                std::fs::create_dir_all(folder).map_err(|e| self.write_error(e))?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(|e| self.write_error(e))?;
+        self.target = Target::Local { file, staging };
+        Ok(())
+    }
+
+    /// Sends `data` on: straight to a local file (hashed alongside), or as one part of an
+    /// upload.
+    fn send(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(destination) = self.local.clone() {
+            if matches!(self.target, Target::Pending) {
+                self.open_local(&destination)?;
+            }
+            let Target::Local { file, .. } = &mut self.target else {
+                unreachable!("opened above")
+            };
+            let written = hash_alongside(&mut self.hasher, data, || file.write_all(data));
+            self.size += data.len() as u64;
+            return written.map_err(|e| self.write_error(e));
+        }
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        if matches!(self.target, Target::Pending) {
             let upload = self
                 .store
-                .wait(objects.put_multipart(&self.path))
+                .wait(self.store.objects().put_multipart(&self.path))
                 .map_err(|e| self.write_error(e))?;
-            self.upload = Some(upload);
+            self.target = Target::Upload(upload);
         }
-        let upload = self.upload.as_mut().expect("created above");
-        let sent = self.store.wait(upload.put_part(part.into()));
+        let Target::Upload(upload) = &mut self.target else {
+            unreachable!("a store is local or not")
+        };
+        let sent = self
+            .store
+            .wait(upload.put_part(Bytes::copy_from_slice(data).into()));
         sent.map_err(|e| self.write_error(e))
+    }
+
+    fn send_buffer(&mut self) -> Result<()> {
+        let buffer = std::mem::take(&mut self.buffer);
+        let sent = self.send(&buffer);
+        self.buffer = buffer;
+        self.buffer.clear();
+        sent
     }
 
     fn finish(mut self, name: &str) -> Result<FileRecord> {
         let store = self.store;
-        let published = match self.upload.take() {
-            None => {
+        let etag = match (&self.local, &self.target) {
+            (None, Target::Pending) => {
                 let data = std::mem::take(&mut self.buffer);
                 self.hasher.update(&data);
                 self.size += data.len() as u64;
@@ -157,21 +288,40 @@ impl<'a> FileSink<'a> {
                 store
                     .wait(store.objects().put_opts(&self.path, data.into(), options))
                     .map_err(|e| self.write_error(e))?
+                    .e_tag
             }
-            Some(upload) => {
-                self.upload = Some(upload);
+            (None, _) => {
                 if !self.buffer.is_empty()
-                    && let Err(error) = self.send_part()
+                    && let Err(error) = self.send_buffer()
                 {
                     self.abort();
                     return Err(error);
                 }
-                let mut upload = self.upload.take().expect("set above");
+                let Target::Upload(mut upload) =
+                    std::mem::replace(&mut self.target, Target::Pending)
+                else {
+                    unreachable!("not local, not pending")
+                };
                 match store.wait(upload.complete()) {
-                    Ok(published) => published,
+                    Ok(published) => published.e_tag,
                     Err(error) => {
                         let _ = store.wait(upload.abort());
                         return Err(self.write_error(error));
+                    }
+                }
+            }
+            (Some(_), _) => {
+                if (!self.buffer.is_empty() || matches!(self.target, Target::Pending))
+                    && let Err(error) = self.send_buffer()
+                {
+                    self.abort();
+                    return Err(error);
+                }
+                match self.publish_local() {
+                    Ok(etag) => Some(etag),
+                    Err(error) => {
+                        self.abort();
+                        return Err(error);
                     }
                 }
             }
@@ -180,15 +330,55 @@ impl<'a> FileSink<'a> {
             name: name.to_owned(),
             size: self.size,
             blake3: self.hasher.finalize().to_hex().to_string(),
-            etag: published.e_tag,
+            etag,
+            visualization: None,
         })
     }
 
+    /// Moves a local staging file to its final name, never replacing a file there.
+    fn publish_local(&mut self) -> Result<String> {
+        let destination = self.local.clone().expect("a local store");
+        let Target::Local { file, staging } = &self.target else {
+            unreachable!("sent above")
+        };
+        let meta = file.metadata().map_err(|e| self.write_error(e))?;
+        publish_without_replacing(staging, &destination).map_err(|e| self.write_error(e))?;
+        self.target = Target::Pending;
+        Ok(crate::store::local_etag(&meta))
+    }
+
     fn abort(&mut self) {
-        if let Some(mut upload) = self.upload.take() {
-            let _ = self.store.wait(upload.abort());
+        match std::mem::replace(&mut self.target, Target::Pending) {
+            Target::Pending => {}
+            Target::Local { file, staging } => {
+                drop(file);
+                let _ = std::fs::remove_file(staging);
+            }
+            Target::Upload(mut upload) => {
+                let _ = self.store.wait(upload.abort());
+            }
         }
     }
+}
+
+/// Renames `staging` to `destination` unless something is there already: one system call
+/// where the file system can (Linux's `RENAME_NOREPLACE`), else a hard link and an unlink.
+fn publish_without_replacing(
+    staging: &std::path::Path,
+    destination: &std::path::Path,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, staging, CWD, destination, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    std::fs::hard_link(staging, destination)?;
+    let _ = std::fs::remove_file(staging);
+    Ok(())
 }
 
 impl Write for FileSink<'_> {
@@ -196,19 +386,50 @@ impl Write for FileSink<'_> {
         if self.error.is_some() {
             return Err(io::Error::other("the artifact store failed earlier"));
         }
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= PART_SIZE
-            && let Err(error) = self.send_part()
-        {
+        if self.buffer.len() + data.len() <= PART_SIZE {
+            self.buffer.extend_from_slice(data);
+            return Ok(data.len());
+        }
+        // The buffer would overflow: send it, and send large writes on without copying them
+        // (local files) or in bounded parts (uploads).
+        let taken = if self.local.is_some() {
+            data.len()
+        } else {
+            PART_SIZE - self.buffer.len()
+        };
+        let mut sent = Ok(());
+        if self.local.is_some() {
+            if !self.buffer.is_empty() {
+                sent = self.send_buffer();
+            }
+            if sent.is_ok() {
+                if data.len() >= PART_SIZE {
+                    sent = self.send(data);
+                } else {
+                    self.buffer.extend_from_slice(data);
+                }
+            }
+        } else {
+            self.buffer.extend_from_slice(&data[..taken]);
+            sent = self.send_buffer();
+        }
+        if let Err(error) = sent {
             let message = error.to_string();
             self.error = Some(error);
             return Err(io::Error::other(message));
         }
-        Ok(data.len())
+        Ok(taken)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for FileSink<'_> {
+    fn drop(&mut self) {
+        // A sink dropped unpublished (a panicking materializer) leaves no staging file.
+        self.abort();
     }
 }
 
@@ -317,6 +538,61 @@ impl FileReader {
         &self.path
     }
 
+    /// The file's size as recorded when it was written.
+    pub fn recorded_size(&self) -> u64 {
+        self.record.size
+    }
+
+    /// How many bytes are left to read, going by the recorded size.
+    pub fn remaining(&self) -> u64 {
+        let consumed = self.size - self.chunk.len() as u64;
+        self.record.size.saturating_sub(consumed)
+    }
+
+    /// Reads the rest of the file into a buffer allocated once, at the recorded size.
+    pub fn read_all(&mut self) -> Result<Vec<u8>> {
+        let mut bytes = vec![0; self.remaining() as usize];
+        let filled = read_full(self, &mut bytes).map_err(|e| self.decode_error(e))?;
+        if filled < bytes.len() {
+            // Shorter than recorded: the hash check says so once the reader reaches the end.
+            bytes.truncate(filled);
+        }
+        let mut probe = [0u8; 1];
+        if self.read(&mut probe).map_err(|e| self.decode_error(e))? != 0 {
+            // Longer than recorded: read on, so that the hash check sees the whole file.
+            bytes.push(probe[0]);
+            self.read_to_end(&mut bytes)
+                .map_err(|e| self.decode_error(e))?;
+        }
+        Ok(bytes)
+    }
+
+    /// Reads straight into `out`, a large buffer: piece by piece from a local file, each
+    /// piece hashed on a second thread while the next one is read. Returns how much was read;
+    /// less than `out` only at the end of the file.
+    fn read_direct(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let Source::Local(file) = &mut self.source else {
+            unreachable!("only local files are read directly")
+        };
+        let hasher = &mut self.hasher;
+        let (mut filled, mut hashed) = (0, 0);
+        while filled < out.len() {
+            let wanted = (out.len() - filled).min(READ_PIECE);
+            let (before, after) = out.split_at_mut(filled);
+            let target = &mut after[..wanted];
+            let read = hash_alongside(hasher, &before[hashed..], || read_full(file, target));
+            hashed = filled;
+            let read = read?;
+            filled += read;
+            if read < wanted {
+                break;
+            }
+        }
+        hasher.update(&out[hashed..filled]);
+        self.size += filled as u64;
+        Ok(filled)
+    }
+
     /// A decoding error for this file, naming the file, the type being read and the
     /// materializer reading it.
     pub fn decode_error(&self, source: impl Into<BoxError>) -> Error {
@@ -395,8 +671,32 @@ impl FileReader {
     }
 }
 
+/// Reads until `out` is full or the source ends; returns how much was read.
+fn read_full(source: &mut impl Read, out: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < out.len() {
+        match source.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
 impl Read for FileReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.chunk.is_empty()
+            && !self.at_end
+            && out.len() >= 2 * READ_CHUNK
+            && matches!(self.source, Source::Local(_))
+        {
+            let read = self.read_direct(out)?;
+            if read > 0 {
+                return Ok(read);
+            }
+        }
         let available = self.fill_buf()?;
         let count = available.len().min(out.len());
         out[..count].copy_from_slice(&available[..count]);

@@ -15,18 +15,25 @@
 //! Every method of [`ArtifactStore`] blocks the calling thread; call it from a thread that is
 //! not driving async tasks (the engine runs steps on such threads).
 
+#[cfg(feature = "ndarray")]
+mod arrays;
 mod builtin;
 mod error;
 mod io;
 mod materializer;
+mod npy;
+mod stats;
 mod store;
+mod visualize;
 
 pub use builtin::{Binary, Json, JsonFormat, MsgPackFormat, RawBytes, SerdeValue, Text};
 pub use error::{BoxError, Error};
 pub use io::{ArtifactReader, ArtifactWriter, FileReader};
-pub use materializer::{Artifact, Materializer, Metadata};
+pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
+pub use npy::{Npy, NpyElement};
+pub use stats::Summary;
 pub use store::{ArtifactStore, SavedArtifact, StoredArtifact};
-pub use weft_core::artifact::{ArtifactType, FileRecord};
+pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};
 
 /// Errors of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

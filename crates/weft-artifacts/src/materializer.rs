@@ -22,11 +22,39 @@ pub trait Materializer<T>: 'static {
     /// are refused.
     const VERSION: u32;
 
-    /// Writes `value` as one or more files.
+    /// Whether the stored files say what they hold (an array's element type and shape), so
+    /// that `load` checks them against the requested type itself. Otherwise a version loads
+    /// only as the exact Rust type that saved it.
+    const SELF_DESCRIBING: bool = false;
+
+    /// Writes `value` as one or more files, and describes it
+    /// ([`ArtifactWriter::describe`]) while the data passes through.
     fn save(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()>;
 
     /// Reads a value back from the files `save` wrote.
     fn load(reader: &mut ArtifactReader<'_>) -> Result<T>;
+
+    /// Writes visualizations of `value` beside its data
+    /// ([`ArtifactWriter::write_visualization`]): a histogram, a sample of a table, a
+    /// report. Called after `save`; none by default.
+    fn visualize(value: &T, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        let _ = (value, writer);
+        Ok(())
+    }
+}
+
+/// How a version is read back: a materializer's `load`.
+pub type Loader<T> = fn(&mut ArtifactReader<'_>) -> Result<T>;
+
+/// A format a type was stored in before its current one, still loaded (see
+/// [`Artifact::former_format`]).
+pub struct FormerFormat<T> {
+    /// The materializer id recorded on versions in that format.
+    pub id: &'static str,
+    /// The newest version of that format this build reads.
+    pub version: u32,
+    /// How to read it.
+    pub load: Loader<T>,
 }
 
 /// A type that weft can store as an artifact: it names its materializer.
@@ -49,5 +77,13 @@ pub trait Artifact: Sized + Send + 'static {
     /// Adds facts about this value to `metadata` (length, shape, a scalar's value, ...).
     fn describe(&self, metadata: &mut Metadata) {
         let _ = metadata;
+    }
+
+    /// The loader of a format this type was stored in before, given the materializer id
+    /// recorded on a version: versions saved by an older weft keep loading after the type
+    /// moved to a better format. None by default.
+    fn former_format(materializer: &str) -> Option<FormerFormat<Self>> {
+        let _ = materializer;
+        None
     }
 }

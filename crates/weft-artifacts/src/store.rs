@@ -14,7 +14,7 @@ use url::Url;
 use weft_core::artifact::{ArtifactType, FileRecord};
 
 use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
-use crate::materializer::{Artifact, Materializer, Metadata};
+use crate::materializer::{Artifact, Loader, Materializer, Metadata};
 use crate::{Error, Result};
 
 /// Version of the content-hash encoding (see [`content_hash`]).
@@ -244,7 +244,10 @@ impl ArtifactStore {
         let materializer = <T::Materializer as Materializer<T>>::ID;
         let data_type = std::any::type_name::<T>();
         let mut writer = ArtifactWriter::new(self, prefix.clone(), materializer, data_type);
-        let saved = <T::Materializer as Materializer<T>>::save(value, &mut writer);
+        let mut saved = <T::Materializer as Materializer<T>>::save(value, &mut writer);
+        if saved.is_ok() {
+            saved = <T::Materializer as Materializer<T>>::visualize(value, &mut writer);
+        }
         let mut files = std::mem::take(&mut writer.files);
         if let Err(error) = saved {
             self.delete_files(&prefix, &files);
@@ -254,6 +257,7 @@ impl ArtifactStore {
         let size: u64 = files.iter().map(|file| file.size).sum();
         let mut metadata = Metadata::new();
         value.describe(&mut metadata);
+        metadata.append(&mut writer.metadata);
         metadata.insert("storage_size".into(), size.into());
         Ok(SavedArtifact {
             uri: format!("{}{}/", self.inner.root, prefix),
@@ -273,16 +277,24 @@ impl ArtifactStore {
     pub fn load<T: Artifact>(&self, stored: &StoredArtifact) -> Result<T> {
         let requested = std::any::type_name::<T>();
         let requested_materializer = <T::Materializer as Materializer<T>>::ID;
-        if stored.materializer != requested_materializer || stored.data_type != requested {
-            return Err(Error::TypeMismatch {
-                uri: stored.uri.clone(),
-                stored: stored.data_type.clone(),
-                stored_materializer: stored.materializer.clone(),
-                requested,
-                requested_materializer,
-            });
+        let (materializer, supported, load, checks_type): (_, _, Loader<T>, _) =
+            if stored.materializer == requested_materializer {
+                (
+                    requested_materializer,
+                    <T::Materializer as Materializer<T>>::VERSION,
+                    <T::Materializer as Materializer<T>>::load,
+                    <T::Materializer as Materializer<T>>::SELF_DESCRIBING,
+                )
+            } else if let Some(former) = T::former_format(&stored.materializer) {
+                (former.id, former.version, former.load, false)
+            } else {
+                return Err(self.mismatch::<T>(stored));
+            };
+        // A self-describing format checks what it reads against the requested type itself
+        // (an array saved as `Vec<f64>` loads as an `Array1<f64>`, a 3-D one does not).
+        if !checks_type && stored.data_type != requested {
+            return Err(self.mismatch::<T>(stored));
         }
-        let supported = <T::Materializer as Materializer<T>>::VERSION;
         if stored.materializer_version > supported {
             return Err(Error::NewerFormat {
                 uri: stored.uri.clone(),
@@ -295,15 +307,22 @@ impl ArtifactStore {
             self,
             stored,
             self.prefix_of(&stored.uri)?,
-            (
-                <T::Materializer as Materializer<T>>::ID,
-                std::any::type_name::<T>(),
-            ),
+            (materializer, requested),
         );
-        let loaded = <T::Materializer as Materializer<T>>::load(&mut reader);
+        let loaded = load(&mut reader);
         // Corruption explains a decoding error better than the decoder does, so it wins.
         reader.verify_opened()?;
         loaded
+    }
+
+    fn mismatch<T: Artifact>(&self, stored: &StoredArtifact) -> Error {
+        Error::TypeMismatch {
+            uri: stored.uri.clone(),
+            stored: stored.data_type.clone(),
+            stored_materializer: stored.materializer.clone(),
+            requested: std::any::type_name::<T>(),
+            requested_materializer: <T::Materializer as Materializer<T>>::ID,
+        }
     }
 
     /// Reads every file of a stored version and checks it against its recorded hash.
@@ -354,8 +373,12 @@ impl ArtifactStore {
     /// Where the object `path` (relative to the store's root) is on this machine's file
     /// system, for a local store.
     pub fn local_path(&self, path: &str) -> Option<PathBuf> {
+        self.local_path_of(&Path::from(path))
+    }
+
+    pub(crate) fn local_path_of(&self, path: &Path) -> Option<PathBuf> {
         let files = self.inner.files.as_ref()?;
-        files.path_to_filesystem(&Path::from(path)).ok()
+        files.path_to_filesystem(path).ok()
     }
 
     /// The size and entity tag of the file at `path`. A local store asks the file system on
@@ -551,7 +574,9 @@ fn local_store_id(root: &std::path::Path, writable: bool) -> std::io::Result<Str
 }
 
 /// The content hash of an artifact version: BLAKE3 over a versioned, length-prefixed encoding
-/// of the materializer id and every file's name, size and hash, in name order.
+/// of the materializer id and every data file's name, size and hash, in name order.
+/// Visualizations are left out: they show the data, and a better drawing of the same data
+/// must not make it new content (nor invalidate the cache entries that consumed it).
 pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
@@ -560,7 +585,7 @@ pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
     };
     field(CONTENT_HASH_FORMAT.as_bytes());
     field(materializer.as_bytes());
-    for file in files {
+    for file in files.iter().filter(|file| !file.is_visualization()) {
         field(file.name.as_bytes());
         field(&file.size.to_le_bytes());
         field(file.blake3.as_bytes());
@@ -571,7 +596,7 @@ pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
 /// The entity tag object_store's local file system gives a file: inode, modification time
 /// (microseconds) and size, in hex. A test pins it to object_store's own; should the two
 /// ever differ, checks fall back to re-hashing the file, which is slower but still right.
-fn local_etag(meta: &std::fs::Metadata) -> String {
+pub(crate) fn local_etag(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]

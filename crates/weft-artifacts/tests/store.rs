@@ -37,7 +37,9 @@ struct Rows {
 impl Artifact for Rows {
     type Materializer = JsonFormat;
 }
-impl SerdeValue for Rows {}
+impl SerdeValue for Rows {
+    type VecFormat = JsonFormat;
+}
 
 fn rows() -> Rows {
     Rows {

@@ -18,6 +18,86 @@ pub struct FileRecord {
     /// modification time and size). An unchanged tag lets a check skip re-hashing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Set when the file is a visualization of the data (a histogram, a table sample, ...)
+    /// rather than the data itself: what kind of document it is. Visualizations are hashed
+    /// and verified like data files but are not part of the version's content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visualization: Option<VisualizationType>,
+}
+
+impl FileRecord {
+    /// Whether the file is a visualization rather than data.
+    pub fn is_visualization(&self) -> bool {
+        self.visualization.is_some()
+    }
+}
+
+/// The kinds of document a visualization may be.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisualizationType {
+    /// A PNG image.
+    Png,
+    /// An SVG drawing.
+    Svg,
+    /// A table as comma-separated values.
+    Csv,
+    /// A Markdown document.
+    Markdown,
+    /// An HTML document (shown sandboxed by viewers).
+    Html,
+    /// A JSON document.
+    Json,
+}
+
+impl VisualizationType {
+    /// Every kind, in display order.
+    pub const ALL: [VisualizationType; 6] = [
+        VisualizationType::Png,
+        VisualizationType::Svg,
+        VisualizationType::Csv,
+        VisualizationType::Markdown,
+        VisualizationType::Html,
+        VisualizationType::Json,
+    ];
+
+    /// The name used in storage and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisualizationType::Png => "png",
+            VisualizationType::Svg => "svg",
+            VisualizationType::Csv => "csv",
+            VisualizationType::Markdown => "markdown",
+            VisualizationType::Html => "html",
+            VisualizationType::Json => "json",
+        }
+    }
+
+    /// The usual file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            VisualizationType::Markdown => "md",
+            other => other.as_str(),
+        }
+    }
+
+    /// The media type to serve it with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            VisualizationType::Png => "image/png",
+            VisualizationType::Svg => "image/svg+xml",
+            VisualizationType::Csv => "text/csv; charset=utf-8",
+            VisualizationType::Markdown => "text/markdown; charset=utf-8",
+            VisualizationType::Html => "text/html; charset=utf-8",
+            VisualizationType::Json => "application/json",
+        }
+    }
+}
+
+impl fmt::Display for VisualizationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What kind of thing an artifact is; used for display and filtering.

@@ -68,7 +68,9 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         |kind| quote!(const ARTIFACT_TYPE: ::weft::ArtifactType = ::weft::ArtifactType::#kind;),
     );
     let serde_value = serde.then(|| {
-        quote!(impl #implementation ::weft::materializers::SerdeValue for #name #type_generics #where_clause {})
+        quote!(impl #implementation ::weft::materializers::SerdeValue for #name #type_generics #where_clause {
+            type VecFormat = ::weft::materializers::JsonFormat;
+        })
     });
     Ok(quote! {
         impl #implementation ::weft::Artifact for #name #type_generics #where_clause {

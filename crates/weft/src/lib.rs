@@ -126,10 +126,16 @@ pub mod model {
 /// reader and writer a materializer is given, and its errors.
 pub mod materializers {
     pub use weft_artifacts::{
-        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, JsonFormat,
-        Materializer, Metadata, MsgPackFormat, RawBytes, Result, SerdeValue, Text,
+        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FormerFormat,
+        JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy, NpyElement, RawBytes,
+        Result, SerdeValue, Summary, Text, VisualizationType,
     };
 }
+
+/// The `ndarray` crate weft stores arrays of (feature `ndarray`), so that both agree on its
+/// version.
+#[cfg(feature = "ndarray")]
+pub use ndarray;
 
 pub use weft_engine::NonRetryable;
 pub use weft_engine::context::StepContext;

@@ -1,0 +1,247 @@
+//! Summary statistics of numbers, gathered block by block while the numbers are written.
+//!
+//! Means and variances are combined across blocks with Chan et al.'s pairwise formulas, so a
+//! long array loses no precision to one huge running sum. Statistics cover the finite values;
+//! NaNs and infinities are counted apart (JSON has no way to say them, and a `min` of `-inf`
+//! tells less than "3 values are infinite").
+
+use crate::io::ArtifactWriter;
+
+/// Statistics of the values seen so far.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    count: u64,
+    mean: f64,
+    m2: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    integer_range: Option<(i128, i128)>,
+    nan: u64,
+    infinite: u64,
+    trues: Option<u64>,
+    floats: bool,
+}
+
+impl Summary {
+    /// Adds a block of floats.
+    pub fn add_floats<T: Copy + Into<f64>>(&mut self, values: &[T]) {
+        self.floats = true;
+        // First pass assuming every value is finite: four independent lanes keep the
+        // processor's pipelines full. A NaN or an infinity makes the sum non-finite.
+        let (mut sum, mut low, mut high) = ([0.0; 4], [f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        let blocks = values.chunks_exact(4);
+        let rest = blocks.remainder();
+        for block in blocks {
+            for lane in 0..4 {
+                let value: f64 = block[lane].into();
+                sum[lane] += value;
+                low[lane] = low[lane].min(value);
+                high[lane] = high[lane].max(value);
+            }
+        }
+        for (lane, &value) in rest.iter().enumerate() {
+            let value: f64 = value.into();
+            sum[lane] += value;
+            low[lane] = low[lane].min(value);
+            high[lane] = high[lane].max(value);
+        }
+        let total: f64 = sum.iter().sum();
+        if !total.is_finite() {
+            self.add_floats_one_by_one(values);
+            return;
+        }
+        let count = values.len();
+        if count == 0 {
+            return;
+        }
+        let mean = total / count as f64;
+        let mut squares = [0.0; 4];
+        let blocks = values.chunks_exact(4);
+        let rest = blocks.remainder();
+        for block in blocks {
+            for lane in 0..4 {
+                let deviation = block[lane].into() - mean;
+                squares[lane] += deviation * deviation;
+            }
+        }
+        for &value in rest {
+            let deviation = value.into() - mean;
+            squares[0] += deviation * deviation;
+        }
+        let low = low.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = high.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        self.combine(count as u64, mean, squares.iter().sum(), low, high);
+    }
+
+    /// The slow path for a block that holds NaNs, infinities, or overflows a sum.
+    fn add_floats_one_by_one<T: Copy + Into<f64>>(&mut self, values: &[T]) {
+        let finite = || {
+            values
+                .iter()
+                .map(|&value| value.into())
+                .filter(|value: &f64| value.is_finite())
+        };
+        for value in values.iter().map(|&value| value.into()) {
+            if value.is_nan() {
+                self.nan += 1;
+            } else if value.is_infinite() {
+                self.infinite += 1;
+            }
+        }
+        let count = finite().count();
+        if count == 0 {
+            return;
+        }
+        // Mean from scaled values, so that finite values near f64::MAX do not overflow.
+        let mean = finite().map(|value| value / count as f64).sum::<f64>();
+        let m2 = finite().map(|value| (value - mean) * (value - mean)).sum();
+        let low = finite().fold(f64::INFINITY, f64::min);
+        let high = finite().fold(f64::NEG_INFINITY, f64::max);
+        self.combine(count as u64, mean, m2, low, high);
+    }
+
+    /// Adds a block of integers.
+    pub fn add_integers(&mut self, values: impl Iterator<Item = i128> + Clone) {
+        let (mut count, mut sum, mut low, mut high) = (0u64, 0i128, i128::MAX, i128::MIN);
+        for value in values.clone() {
+            count += 1;
+            sum += value;
+            low = low.min(value);
+            high = high.max(value);
+        }
+        if count == 0 {
+            return;
+        }
+        let mean = sum as f64 / count as f64;
+        let m2 = values
+            .map(|value| {
+                let deviation = value as f64 - mean;
+                deviation * deviation
+            })
+            .sum();
+        self.integer_range = Some(match self.integer_range {
+            Some((old_low, old_high)) => (old_low.min(low), old_high.max(high)),
+            None => (low, high),
+        });
+        self.combine(count, mean, m2, low as f64, high as f64);
+    }
+
+    /// Adds a block of booleans.
+    pub fn add_bools(&mut self, values: &[bool]) {
+        let trues = values.iter().filter(|&&value| value).count() as u64;
+        *self.trues.get_or_insert(0) += trues;
+        self.count += values.len() as u64;
+    }
+
+    fn combine(&mut self, count: u64, mean: f64, m2: f64, low: f64, high: f64) {
+        let total = self.count + count;
+        let delta = mean - self.mean;
+        let weight = count as f64 / total as f64;
+        self.mean += delta * weight;
+        self.m2 += m2 + delta * delta * self.count as f64 * weight;
+        self.count = total;
+        self.min = Some(self.min.map_or(low, |old| old.min(low)));
+        self.max = Some(self.max.map_or(high, |old| old.max(high)));
+    }
+
+    /// The smallest and largest finite value, if there was one.
+    pub fn range(&self) -> Option<(f64, f64)> {
+        self.min.zip(self.max)
+    }
+
+    /// Records the statistics as metadata of the version being written.
+    pub(crate) fn describe(&self, writer: &mut ArtifactWriter<'_>) {
+        let finite = |value: f64| value.is_finite().then_some(value);
+        if let Some(trues) = self.trues {
+            writer.describe("true_count", trues);
+            if self.count > 0 {
+                writer.describe("mean", trues as f64 / self.count as f64);
+            }
+            return;
+        }
+        if self.floats {
+            writer.describe("nan_count", self.nan);
+            writer.describe("infinite_count", self.infinite);
+        }
+        if self.count == 0 {
+            return;
+        }
+        match self.integer_range {
+            Some((low, high)) => {
+                writer.describe("min", integer(low));
+                writer.describe("max", integer(high));
+            }
+            None => {
+                if let Some((low, high)) = self.range() {
+                    writer.describe("min", low);
+                    writer.describe("max", high);
+                }
+            }
+        }
+        if let Some(mean) = finite(self.mean) {
+            writer.describe("mean", mean);
+        }
+        if let Some(std) = finite((self.m2 / self.count as f64).sqrt()) {
+            writer.describe("std", std);
+        }
+    }
+}
+
+fn integer(value: i128) -> serde_json::Value {
+    match (i64::try_from(value), u64::try_from(value)) {
+        (Ok(signed), _) => signed.into(),
+        (_, Ok(unsigned)) => unsigned.into(),
+        _ => (value as f64).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn blocks_combine_to_the_statistics_of_the_whole() {
+        let values: Vec<f64> = (0..10_001).map(|i| (i as f64).sin() * 1e3 + 1e9).collect();
+        let mut whole = Summary::default();
+        whole.add_floats(&values);
+        let mut blocks = Summary::default();
+        for block in values.chunks(777) {
+            blocks.add_floats(block);
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64;
+        for summary in [whole, blocks] {
+            assert!(close(summary.mean, mean));
+            assert!(close(summary.m2 / summary.count as f64, var), "{summary:?}");
+        }
+    }
+
+    #[test]
+    fn nans_and_infinities_are_counted_apart() {
+        let mut summary = Summary::default();
+        summary.add_floats(&[1.0, f64::NAN, 3.0, f64::INFINITY, f64::NEG_INFINITY]);
+        summary.add_floats(&[f64::NAN]);
+        assert_eq!((summary.nan, summary.infinite, summary.count), (2, 2, 2));
+        assert_eq!(summary.range(), Some((1.0, 3.0)));
+        assert!(close(summary.mean, 2.0));
+    }
+
+    #[test]
+    fn huge_finite_values_do_not_overflow_the_mean() {
+        let mut summary = Summary::default();
+        summary.add_floats(&[f64::MAX, f64::MAX]);
+        assert_eq!(summary.mean, f64::MAX);
+    }
+
+    #[test]
+    fn integers_keep_their_exact_range() {
+        let mut summary = Summary::default();
+        summary.add_integers([u64::MAX as i128, 0].into_iter());
+        assert_eq!(summary.integer_range, Some((0, u64::MAX as i128)));
+        assert_eq!(integer(u64::MAX as i128), serde_json::json!(u64::MAX));
+    }
+}
