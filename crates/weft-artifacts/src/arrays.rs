@@ -52,10 +52,13 @@ fn visualize_view<A: NpyElement, D: Dimension>(
     writer: &mut ArtifactWriter<'_>,
 ) -> Result<()> {
     match view.shape() {
-        [_] => crate::visualize::histogram(writer, view.iter().filter_map(|v| v.as_f64())),
-        &[height, width] if image_like(height, width) => image(view.into_dyn(), writer, 1),
+        [_] => match view.as_slice_memory_order() {
+            Some(values) => crate::visualize::histogram(writer, values),
+            None => crate::visualize::histogram_of(writer, view.iter().filter_map(|v| v.as_f64())),
+        },
+        &[height, width] if image_like(height, width, 1 << 20) => image(view.into_dyn(), writer, 1),
         &[height, width, channels]
-            if image_like(height, width) && matches!(channels, 1 | 3 | 4) =>
+            if matches!(channels, 1 | 3 | 4) && image_like(height, width, 1 << 24) =>
         {
             image(view.into_dyn(), writer, channels)
         }
@@ -63,10 +66,12 @@ fn visualize_view<A: NpyElement, D: Dimension>(
     }
 }
 
-/// Whether a `height × width` array is plausibly a picture rather than a table of numbers.
-fn image_like(height: usize, width: usize) -> bool {
+/// Whether a `height × width` array is plausibly a picture rather than a table of numbers: a
+/// few pixels to some million (a 2-D array is a picture only up to `max_pixels`, large
+/// matrices being data far more often), and not much longer than wide.
+fn image_like(height: usize, width: usize, max_pixels: usize) -> bool {
     let (short, long) = (height.min(width), height.max(width));
-    (8..=8192).contains(&short) && long <= 8192 && long <= short * 8
+    short >= 8 && long <= short * 8 && height * width <= max_pixels
 }
 
 /// Writes `image.png`: 8-bit channels as they are, anything else scaled from its range.

@@ -386,24 +386,26 @@ impl Write for FileSink<'_> {
         if self.error.is_some() {
             return Err(io::Error::other("the artifact store failed earlier"));
         }
-        if self.buffer.len() + data.len() <= PART_SIZE {
+        let local = self.local.is_some();
+        let direct = local && data.len() >= PARALLEL_HASH_MIN;
+        if !direct && self.buffer.len() + data.len() <= PART_SIZE {
             self.buffer.extend_from_slice(data);
             return Ok(data.len());
         }
-        // The buffer would overflow: send it, and send large writes on without copying them
-        // (local files) or in bounded parts (uploads).
-        let taken = if self.local.is_some() {
+        // Large writes to local files go straight to the file (no copy); otherwise the
+        // buffer is sent when full, uploads in bounded parts.
+        let taken = if local {
             data.len()
         } else {
             PART_SIZE - self.buffer.len()
         };
         let mut sent = Ok(());
-        if self.local.is_some() {
+        if local {
             if !self.buffer.is_empty() {
                 sent = self.send_buffer();
             }
             if sent.is_ok() {
-                if data.len() >= PART_SIZE {
+                if direct {
                     sent = self.send(data);
                 } else {
                     self.buffer.extend_from_slice(data);

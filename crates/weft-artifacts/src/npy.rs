@@ -17,6 +17,8 @@ use crate::{BoxError, Materializer, Result};
 pub(crate) const FILE: &str = "data.npy";
 /// Elements per chunk when a non-contiguous array is copied out, and per statistics block.
 pub(crate) const CHUNK_ELEMENTS: usize = 64 * 1024;
+/// Bytes per piece of a large block: described on one thread while written on another.
+const PIECE_ELEMENTS: usize = 1024 * 1024;
 /// Headers longer than this are refused: NumPy writes a few dozen bytes.
 const MAX_HEADER: usize = 64 * 1024;
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -395,10 +397,30 @@ pub(crate) fn save<'v, T: NpyElement>(
     writer.write_file(FILE, |file| {
         file.write_all(&header.encode())?;
         blocks(&mut |block: &[T]| {
-            for part in block.chunks(CHUNK_ELEMENTS) {
-                T::summarize(part, &mut summary);
+            // Large blocks go in pieces, each described on a second thread while it is
+            // written: statistics cost about what the write does.
+            for piece in block.chunks(PIECE_ELEMENTS) {
+                let bytes: &[u8] = bytemuck::cast_slice(piece);
+                if piece.len() < CHUNK_ELEMENTS {
+                    T::summarize(piece, &mut summary);
+                    file.write_all(bytes)?;
+                    continue;
+                }
+                let described = std::thread::scope(|scope| {
+                    let describing = scope.spawn(|| {
+                        let mut part = Summary::default();
+                        for chunk in piece.chunks(CHUNK_ELEMENTS) {
+                            T::summarize(chunk, &mut part);
+                        }
+                        part
+                    });
+                    let written = file.write_all(bytes);
+                    (describing.join().expect("statistics do not panic"), written)
+                });
+                summary.merge(&described.0);
+                described.1?;
             }
-            file.write_all(bytemuck::cast_slice(block))
+            Ok(())
         })?;
         Ok::<(), BoxError>(())
     })?;
@@ -449,7 +471,7 @@ impl<T: NpyElement> Materializer<Vec<T>> for Npy {
     }
 
     fn visualize(value: &Vec<T>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        crate::visualize::histogram(writer, value.iter().filter_map(|v| v.as_f64()))
+        crate::visualize::histogram(writer, value)
     }
 }
 

@@ -133,6 +133,27 @@ impl Summary {
         self.count += values.len() as u64;
     }
 
+    /// Adds what `other` saw.
+    pub fn merge(&mut self, other: &Summary) {
+        self.nan += other.nan;
+        self.infinite += other.infinite;
+        self.floats |= other.floats;
+        if let Some(trues) = other.trues {
+            *self.trues.get_or_insert(0) += trues;
+            self.count += other.count;
+            return;
+        }
+        if let Some((low, high)) = other.integer_range {
+            self.integer_range = Some(match self.integer_range {
+                Some((old_low, old_high)) => (old_low.min(low), old_high.max(high)),
+                None => (low, high),
+            });
+        }
+        if let Some((low, high)) = other.range() {
+            self.combine(other.count, other.mean, other.m2, low, high);
+        }
+    }
+
     fn combine(&mut self, count: u64, mean: f64, m2: f64, low: f64, high: f64) {
         let total = self.count + count;
         let delta = mean - self.mean;
@@ -212,9 +233,15 @@ mod tests {
         for block in values.chunks(777) {
             blocks.add_floats(block);
         }
+        let mut merged = Summary::default();
+        for half in values.chunks(5000) {
+            let mut part = Summary::default();
+            part.add_floats(half);
+            merged.merge(&part);
+        }
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64;
-        for summary in [whole, blocks] {
+        for summary in [whole, blocks, merged] {
             assert!(close(summary.mean, mean));
             assert!(close(summary.m2 / summary.count as f64, var), "{summary:?}");
         }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::NpyElement;
 use crate::io::ArtifactWriter;
 use crate::{Result, VisualizationType};
 
@@ -11,34 +12,110 @@ const BINS: usize = 40;
 /// Counts `values` into equal-width bins between the `min` and `max` the writer has
 /// described (so they are not computed twice) and writes `histogram.svg`. Nothing is written
 /// when there is no finite value.
-pub(crate) fn histogram(
+pub(crate) fn histogram<T: NpyElement>(
+    writer: &mut ArtifactWriter<'_>,
+    values: &[T],
+) -> Result<()> {
+    let Some((low, high)) = described_range(writer) else {
+        return Ok(());
+    };
+    let counts = bin_in_parallel(values, low, high);
+    write_histogram(writer, &counts, low, high)
+}
+
+/// [`histogram`] of values that are not contiguous in memory.
+pub(crate) fn histogram_of(
     writer: &mut ArtifactWriter<'_>,
     values: impl Iterator<Item = f64>,
 ) -> Result<()> {
-    let bound = |key: &str| writer.metadata.get(key).and_then(serde_json::Value::as_f64);
-    let (Some(low), Some(high)) = (bound("min"), bound("max")) else {
+    let Some((low, high)) = described_range(writer) else {
         return Ok(());
     };
     let counts = bin(values, low, high);
-    let svg = histogram_svg(&counts, low, high, "");
+    write_histogram(writer, &counts, low, high)
+}
+
+fn described_range(writer: &ArtifactWriter<'_>) -> Option<(f64, f64)> {
+    let bound = |key: &str| writer.metadata.get(key).and_then(serde_json::Value::as_f64);
+    bound("min").zip(bound("max"))
+}
+
+fn write_histogram(
+    writer: &mut ArtifactWriter<'_>,
+    counts: &[u64],
+    low: f64,
+    high: f64,
+) -> Result<()> {
+    let svg = histogram_svg(counts, low, high, "");
     writer.write_visualization("histogram.svg", VisualizationType::Svg, |file| {
         Ok(file.write_all(svg.as_bytes())?)
     })
 }
 
-/// Counts the finite `values` into [`BINS`] bins spanning `low..=high`.
-pub(crate) fn bin(values: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u64> {
-    let mut counts = vec![0u64; BINS];
+/// Counts a slice on every core, four interleaved counters per bin so that runs of values in
+/// one bin do not wait on each other's increments.
+fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = values.len().div_ceil(threads).max(1 << 20);
+    let count = |part: &[T]| {
+        let mut lanes = [[0u64; BINS]; 4];
+        let (scale, top) = scale(low, high);
+        let blocks = part.chunks_exact(4);
+        let rest = blocks.remainder();
+        let mut add = |lane: usize, value: T| {
+            if let Some(value) = value.as_f64()
+                && value >= low
+                && value <= high
+            {
+                let index = ((value - low) * scale) as usize;
+                lanes[lane][index.min(top)] += 1;
+            }
+        };
+        for block in blocks {
+            for (lane, &value) in block.iter().enumerate() {
+                add(lane, value);
+            }
+        }
+        for &value in rest {
+            add(0, value);
+        }
+        (0..BINS)
+            .map(|bin| lanes.iter().map(|lane| lane[bin]).sum())
+            .collect::<Vec<u64>>()
+    };
+    let parts: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let running: Vec<_> = values
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || count(part)))
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| thread.join().expect("counting does not panic"))
+            .collect()
+    });
+    (0..BINS)
+        .map(|bin| parts.iter().map(|part| part[bin]).sum())
+        .collect()
+}
+
+fn scale(low: f64, high: f64) -> (f64, usize) {
     let width = high - low;
     let scale = if width > 0.0 && width.is_finite() {
         BINS as f64 / width
     } else {
         0.0
     };
+    (scale, BINS - 1)
+}
+
+/// Counts the finite `values` into [`BINS`] bins spanning `low..=high`.
+pub(crate) fn bin(values: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u64> {
+    let mut counts = vec![0u64; BINS];
+    let (scale, top) = scale(low, high);
     for value in values {
-        if value.is_finite() && value >= low && value <= high {
+        if value >= low && value <= high {
             let index = ((value - low) * scale) as usize;
-            counts[index.min(BINS - 1)] += 1;
+            counts[index.min(top)] += 1;
         }
     }
     counts
@@ -150,6 +227,10 @@ mod tests {
         assert_eq!(counts[BINS - 1], 1);
         assert_eq!(counts.iter().sum::<u64>(), 3);
         assert_eq!(bin([5.0, 5.0].into_iter(), 5.0, 5.0)[0], 2);
+        let many: Vec<f64> = (0..3_000_001).map(|i| f64::from(i % 1000)).collect();
+        let parallel = bin_in_parallel(&many, 0.0, 999.0);
+        assert_eq!(parallel, bin(many.iter().copied(), 0.0, 999.0));
+        assert_eq!(parallel.iter().sum::<u64>(), 3_000_001);
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! ML data through the artifact store against the same bytes with no framework at all.
+//!
+//! - a 256 MiB `f64` matrix (`ndarray`) and a 256 MiB `Vec<f64>` (with its histogram): save +
+//!   load through weft (hashing, statistics, visualizations included) against writing and
+//!   reading the same bytes with `std::fs`; peak resident memory during each;
+//! - raw `Vec<u8>` of 256 MiB the same way.
+//!
+//! The stores live on the real disk, under `target/`. Prints figures; asserts nothing.
+//! `cargo bench -p weft-artifacts --bench formats --features ndarray` (add `-- --quick` for
+//! one repetition instead of five).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use weft_artifacts::{Artifact, ArtifactStore};
+
+const MIB: usize = 1024 * 1024;
+const BYTES: usize = 256 * MIB;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Resets the peak resident set size of this process (Linux: `clear_refs`).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident set size since the last reset, in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+#[derive(Default)]
+struct Figures {
+    saves: Vec<Duration>,
+    loads: Vec<Duration>,
+    save_peak: f64,
+    load_peak: f64,
+}
+
+impl Figures {
+    fn save(&self) -> Duration {
+        median(self.saves.clone())
+    }
+
+    fn load(&self) -> Duration {
+        median(self.loads.clone())
+    }
+}
+
+/// Saves and loads `value` through weft once; peaks are above what was resident before (the
+/// value itself).
+fn through_weft<T: Artifact>(
+    store: &ArtifactStore,
+    value: &T,
+    round: usize,
+    figures: &mut Figures,
+) {
+    let folder = format!("bench-{}-{round}", std::process::id());
+    let before = resident_mib();
+    reset_peak();
+    let started = Instant::now();
+    let saved = store.save(&[&folder], value).expect("saved");
+    figures.saves.push(started.elapsed());
+    figures.save_peak = figures.save_peak.max(peak_mib() - before);
+    let before = resident_mib();
+    reset_peak();
+    let started = Instant::now();
+    let loaded: T = store.load(&saved.to_stored()).expect("loaded");
+    figures.loads.push(started.elapsed());
+    figures.load_peak = figures.load_peak.max(peak_mib() - before);
+    drop(loaded);
+    store.delete(&saved.to_stored()).expect("deleted");
+}
+
+/// Writes and reads the same bytes with `std::fs` once, into a buffer of the value's size.
+fn through_std(folder: &std::path::Path, bytes: &[u8], figures: &mut Figures) {
+    let path = folder.join("plain.bin");
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).expect("created");
+    file.write_all(bytes).expect("written");
+    drop(file);
+    figures.saves.push(started.elapsed());
+    let started = Instant::now();
+    let mut back = vec![0f64; bytes.len() / 8];
+    std::fs::File::open(&path)
+        .expect("opened")
+        .read_exact(bytemuck::cast_slice_mut(&mut back))
+        .expect("read");
+    figures.loads.push(started.elapsed());
+    drop(back);
+    std::fs::remove_file(&path).expect("removed");
+}
+
+/// Runs weft and the plain baseline alternately, so that both meet the disk in the same
+/// state, and reports medians.
+fn compare<T: Artifact>(
+    what: &str,
+    store: &ArtifactStore,
+    folder: &std::path::Path,
+    value: &T,
+    bytes: &[u8],
+    repeats: usize,
+) {
+    let (mut weft, mut plain) = (Figures::default(), Figures::default());
+    for round in 0..repeats {
+        through_std(folder, bytes, &mut plain);
+        through_weft(store, value, round, &mut weft);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let total = ms(weft.save()) + ms(weft.load());
+    let baseline = ms(plain.save()) + ms(plain.load());
+    let data = bytes.len() as f64 / MIB as f64;
+    println!(
+        "{what}: weft save {:.0} ms + load {:.0} ms = {total:.0} ms; std::fs write {:.0} ms + read {:.0} ms = {baseline:.0} ms; ratio {:.2}; peak memory: save {:.2}x, load {:.2}x the data",
+        ms(weft.save()),
+        ms(weft.load()),
+        ms(plain.save()),
+        ms(plain.load()),
+        total / baseline,
+        (weft.save_peak + data) / data,
+        weft.load_peak / data,
+    );
+}
+
+fn main() {
+    let repeats = if std::env::args().any(|a| a == "--quick") {
+        1
+    } else {
+        5
+    };
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let dir = tempfile::tempdir_in(&target).expect("a folder on the real disk");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("a runtime");
+    let store = ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone())
+        .expect("store");
+
+    let values: Vec<f64> = (0..BYTES / 8).map(|i| (i as f64 * 0.001).sin()).collect();
+    let folder = dir.path();
+    #[cfg(feature = "ndarray")]
+    {
+        let matrix = ndarray::Array2::from_shape_vec((8192, BYTES / 8 / 8192), values.clone())
+            .expect("shaped");
+        let bytes = bytemuck::cast_slice(matrix.as_slice().expect("contiguous"));
+        compare(
+            "256 MiB f64 matrix (ndarray, .npy)",
+            &store,
+            folder,
+            &matrix,
+            bytes,
+            repeats,
+        );
+    }
+    let bytes = bytemuck::cast_slice(&values);
+    compare(
+        "256 MiB Vec<f64> (.npy + histogram)",
+        &store,
+        folder,
+        &values,
+        bytes,
+        repeats,
+    );
+    let raw: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
+    compare(
+        "256 MiB Vec<u8> (raw bytes)",
+        &store,
+        folder,
+        &raw,
+        &raw,
+        repeats,
+    );
+}
