@@ -24,16 +24,24 @@ mod materializer;
 mod npy;
 mod stats;
 mod store;
+#[cfg(feature = "arrow")]
+mod tables;
 mod visualize;
 
 pub use builtin::{Binary, Json, JsonFormat, MsgPackFormat, RawBytes, SerdeValue, Text};
 pub use error::{BoxError, Error};
 pub use io::{ArtifactReader, ArtifactWriter, FileReader};
 pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
+#[cfg(feature = "ndarray")]
+pub use ndarray;
 pub use npy::{Npy, NpyElement};
 pub use stats::Summary;
 pub use store::{ArtifactStore, SavedArtifact, StoredArtifact};
+#[cfg(feature = "arrow")]
+pub use tables::Parquet;
 pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};
+#[cfg(feature = "arrow")]
+pub use {arrow_array, arrow_schema, parquet};
 
 /// Errors of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

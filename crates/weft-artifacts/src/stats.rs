@@ -172,39 +172,49 @@ impl Summary {
 
     /// Records the statistics as metadata of the version being written.
     pub(crate) fn describe(&self, writer: &mut ArtifactWriter<'_>) {
+        for (key, value) in self.facts() {
+            writer.describe(key, value);
+        }
+    }
+
+    /// The statistics as metadata entries: `min`, `max`, `mean`, `std` of the finite values,
+    /// `nan_count` and `infinite_count` for floats, `true_count` for booleans.
+    pub fn facts(&self) -> Vec<(&'static str, serde_json::Value)> {
         let finite = |value: f64| value.is_finite().then_some(value);
+        let mut facts = Vec::new();
         if let Some(trues) = self.trues {
-            writer.describe("true_count", trues);
+            facts.push(("true_count", trues.into()));
             if self.count > 0 {
-                writer.describe("mean", trues as f64 / self.count as f64);
+                facts.push(("mean", (trues as f64 / self.count as f64).into()));
             }
-            return;
+            return facts;
         }
         if self.floats {
-            writer.describe("nan_count", self.nan);
-            writer.describe("infinite_count", self.infinite);
+            facts.push(("nan_count", self.nan.into()));
+            facts.push(("infinite_count", self.infinite.into()));
         }
         if self.count == 0 {
-            return;
+            return facts;
         }
         match self.integer_range {
             Some((low, high)) => {
-                writer.describe("min", integer(low));
-                writer.describe("max", integer(high));
+                facts.push(("min", integer(low)));
+                facts.push(("max", integer(high)));
             }
             None => {
                 if let Some((low, high)) = self.range() {
-                    writer.describe("min", low);
-                    writer.describe("max", high);
+                    facts.push(("min", low.into()));
+                    facts.push(("max", high.into()));
                 }
             }
         }
         if let Some(mean) = finite(self.mean) {
-            writer.describe("mean", mean);
+            facts.push(("mean", mean.into()));
         }
         if let Some(std) = finite((self.m2 / self.count as f64).sqrt()) {
-            writer.describe("std", std);
+            facts.push(("std", std.into()));
         }
+        facts
     }
 }
 

@@ -7,7 +7,7 @@ use crate::io::ArtifactWriter;
 use crate::{Result, VisualizationType};
 
 /// Bars in a histogram.
-const BINS: usize = 40;
+pub(crate) const BINS: usize = 40;
 
 /// Counts `values` into equal-width bins between the `min` and `max` the writer has
 /// described (so they are not computed twice) and writes `histogram.svg`. Nothing is written

@@ -125,6 +125,8 @@ pub mod model {
 /// Built-in materializers, and everything to write your own in one place: the traits, the
 /// reader and writer a materializer is given, and its errors.
 pub mod materializers {
+    #[cfg(feature = "arrow")]
+    pub use weft_artifacts::Parquet;
     pub use weft_artifacts::{
         Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FormerFormat,
         JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy, NpyElement, RawBytes,
@@ -135,7 +137,10 @@ pub mod materializers {
 /// The `ndarray` crate weft stores arrays of (feature `ndarray`), so that both agree on its
 /// version.
 #[cfg(feature = "ndarray")]
-pub use ndarray;
+pub use weft_artifacts::ndarray;
+/// The Arrow and Parquet crates weft stores tables with (feature `arrow`).
+#[cfg(feature = "arrow")]
+pub use weft_artifacts::{arrow_array, arrow_schema, parquet};
 
 pub use weft_engine::NonRetryable;
 pub use weft_engine::context::StepContext;

@@ -1,0 +1,428 @@
+//! Arrow record batches as Parquet (feature `arrow`).
+//!
+//! A `RecordBatch` or a `Vec<RecordBatch>` is written with the parquet crate's `ArrowWriter`
+//! (Snappy-compressed, the Arrow schema kept in the file), batch by batch, each batch's
+//! column statistics gathered on a second thread while the writer encodes it. Loading reads
+//! the file once into a buffer of its recorded size and decodes it; a `Vec<RecordBatch>`
+//! comes back cut where it was cut when saved.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrowPrimitiveType, RecordBatch};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::io::{ArtifactReader, ArtifactWriter};
+use crate::stats::Summary;
+use crate::{Artifact, BoxError, Materializer, Result, VisualizationType};
+
+/// The file a table keeps its data in.
+const FILE: &str = "data.parquet";
+/// Key of the Parquet metadata entry that records where a `Vec<RecordBatch>` was cut.
+const BATCH_ROWS: &str = "weft.batch_rows";
+/// Rows in `sample.csv`.
+const SAMPLE_ROWS: usize = 20;
+/// Columns given a histogram each.
+const MAX_HISTOGRAMS: usize = 16;
+
+/// Stores Arrow record batches as one Parquet file, `data.parquet`.
+pub struct Parquet;
+
+/// What is learnt about one column while its batches are written.
+#[derive(Clone, Default)]
+struct ColumnFacts {
+    nulls: usize,
+    summary: Option<Summary>,
+}
+
+fn summarize_primitive<T: ArrowPrimitiveType>(
+    column: &dyn Array,
+    summary: &mut Summary,
+    add: impl Fn(&[T::Native], &mut Summary),
+) {
+    let values = column.as_primitive::<T>();
+    if values.null_count() == 0 {
+        add(values.values(), summary);
+    } else {
+        let present: Vec<T::Native> = values.iter().flatten().collect();
+        add(&present, summary);
+    }
+}
+
+/// Adds a numeric column's values to `summary`; false for columns that are not numbers.
+fn summarize(column: &dyn Array, summary: &mut Summary) -> bool {
+    macro_rules! integers {
+        ($type:ty) => {
+            summarize_primitive::<$type>(column, summary, |values, summary| {
+                summary.add_integers(values.iter().map(|&value| value as i128))
+            })
+        };
+    }
+    match column.data_type() {
+        DataType::Float32 => {
+            summarize_primitive::<Float32Type>(column, summary, |values, summary| {
+                summary.add_floats(values)
+            })
+        }
+        DataType::Float64 => {
+            summarize_primitive::<Float64Type>(column, summary, |values, summary| {
+                summary.add_floats(values)
+            })
+        }
+        DataType::Int8 => integers!(Int8Type),
+        DataType::Int16 => integers!(Int16Type),
+        DataType::Int32 => integers!(Int32Type),
+        DataType::Int64 => integers!(Int64Type),
+        DataType::UInt8 => integers!(UInt8Type),
+        DataType::UInt16 => integers!(UInt16Type),
+        DataType::UInt32 => integers!(UInt32Type),
+        DataType::UInt64 => integers!(UInt64Type),
+        _ => return false,
+    }
+    true
+}
+
+fn facts_of(batch: &RecordBatch) -> Vec<ColumnFacts> {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let mut summary = Summary::default();
+            let numeric = summarize(column.as_ref(), &mut summary);
+            ColumnFacts {
+                nulls: column.null_count(),
+                summary: numeric.then_some(summary),
+            }
+        })
+        .collect()
+}
+
+/// Writes `batches` (all of `schema`) and describes them.
+fn save_batches(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    cuts: Option<Vec<usize>>,
+    writer: &mut ArtifactWriter<'_>,
+) -> Result<()> {
+    if let Some(batch) = batches.iter().find(|batch| batch.schema() != schema) {
+        return Err(crate::Error::Encode {
+            data_type: std::any::type_name::<Vec<RecordBatch>>(),
+            materializer: "weft.parquet",
+            source: format!(
+                "every batch must have the first batch's schema; one has {}",
+                batch.schema()
+            )
+            .into(),
+        });
+    }
+    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); schema.fields().len()];
+    writer.write_file(FILE, |file| {
+        let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
+        if let Some(cuts) = &cuts {
+            properties = properties.set_key_value_metadata(Some(vec![KeyValue::new(
+                BATCH_ROWS.to_owned(),
+                serde_json::to_string(cuts)?,
+            )]));
+        }
+        let mut parquet = ArrowWriter::try_new(file, schema.clone(), Some(properties.build()))?;
+        for batch in batches {
+            let (described, written) = std::thread::scope(|scope| {
+                let describing = scope.spawn(|| facts_of(batch));
+                let written = parquet.write(batch);
+                (describing.join().expect("statistics do not panic"), written)
+            });
+            written?;
+            for (total, part) in facts.iter_mut().zip(described) {
+                total.nulls += part.nulls;
+                if let Some(part) = part.summary {
+                    total
+                        .summary
+                        .get_or_insert_with(Summary::default)
+                        .merge(&part);
+                }
+            }
+        }
+        parquet.close()?;
+        Ok::<(), BoxError>(())
+    })?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    writer.describe("rows", rows);
+    writer.describe("columns", schema.fields().len());
+    let columns: Vec<serde_json::Value> = schema
+        .fields()
+        .iter()
+        .zip(&facts)
+        .map(|(field, facts)| {
+            let mut column = serde_json::Map::new();
+            column.insert("name".into(), field.name().as_str().into());
+            column.insert("type".into(), field.data_type().to_string().into());
+            column.insert("null_count".into(), facts.nulls.into());
+            if let Some(summary) = &facts.summary {
+                for (key, value) in summary.facts() {
+                    column.insert(key.into(), value);
+                }
+            }
+            serde_json::Value::Object(column)
+        })
+        .collect();
+    writer.describe("schema", columns);
+    Ok(())
+}
+
+/// Reads the batches back, with the row counts they were saved in if recorded.
+fn load_batches(reader: &mut ArtifactReader<'_>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let file = reader.open(FILE)?;
+    let bytes = Bytes::from(file.read_all()?);
+    let decoded = (|| {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let metadata = builder.metadata().file_metadata();
+        let rows = usize::try_from(metadata.num_rows()).map_err(|_| "a negative row count")?;
+        let cuts: Option<Vec<usize>> = metadata
+            .key_value_metadata()
+            .and_then(|entries| entries.iter().find(|entry| entry.key == BATCH_ROWS))
+            .and_then(|entry| entry.value.as_deref())
+            .map(serde_json::from_str)
+            .transpose()?;
+        // The reader lists the file's key-value metadata in the schema's: weft's own entry
+        // is not part of the user's schema.
+        let mut schema = builder.schema().as_ref().clone();
+        schema.metadata.remove(BATCH_ROWS);
+        let schema = Arc::new(schema);
+        let batches = builder
+            .with_batch_size(rows.max(1))
+            .build()?
+            .map(|batch| batch?.with_schema(schema.clone()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let whole = arrow_select::concat::concat_batches(&schema, &batches)?;
+        let batches = match cuts {
+            Some(cuts) => {
+                if cuts.iter().sum::<usize>() != whole.num_rows() {
+                    return Err("the recorded batch sizes do not add up to the rows".into());
+                }
+                let mut offset = 0;
+                cuts.into_iter()
+                    .map(|length| {
+                        let batch = whole.slice(offset, length);
+                        offset += length;
+                        batch
+                    })
+                    .collect()
+            }
+            None if whole.num_rows() == 0 => Vec::new(),
+            None => vec![whole],
+        };
+        Ok::<_, BoxError>((schema, batches))
+    })();
+    decoded.map_err(|error| file.decode_error(error))
+}
+
+/// `describe.csv` (one row per column) and `sample.csv` (the first rows), and a histogram
+/// per numeric column.
+fn visualize_batches(
+    batches: &[RecordBatch],
+    schema: &Schema,
+    writer: &mut ArtifactWriter<'_>,
+) -> Result<()> {
+    let columns = writer
+        .metadata
+        .get("schema")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut describe = String::from("column,type,null_count,min,max,mean,std\n");
+    for column in &columns {
+        let field = |key: &str| match column.get(key) {
+            Some(serde_json::Value::String(text)) => csv_field(text),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        describe.push_str(
+            &["name", "type", "null_count", "min", "max", "mean", "std"]
+                .map(field)
+                .join(","),
+        );
+        describe.push('\n');
+    }
+    writer.write_visualization("describe.csv", VisualizationType::Csv, |file| {
+        Ok(file.write_all(describe.as_bytes())?)
+    })?;
+    let mut sample = Vec::new();
+    let mut left = SAMPLE_ROWS;
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let rows = batch.num_rows().min(left);
+        sample.push(batch.slice(0, rows));
+        left -= rows;
+    }
+    writer.write_visualization("sample.csv", VisualizationType::Csv, |file| {
+        let mut csv = arrow_csv::WriterBuilder::new()
+            .with_header(true)
+            .build(file);
+        if sample.is_empty() {
+            csv.write(&RecordBatch::new_empty(Arc::new(schema.clone())))?;
+        }
+        for batch in &sample {
+            csv.write(batch)?;
+        }
+        Ok(())
+    })?;
+    let mut drawn = 0;
+    for (index, column) in columns.iter().enumerate() {
+        let bound = |key: &str| column.get(key).and_then(serde_json::Value::as_f64);
+        let (Some(low), Some(high)) = (bound("min"), bound("max")) else {
+            continue;
+        };
+        if drawn == MAX_HISTOGRAMS {
+            break;
+        }
+        drawn += 1;
+        let mut counts = vec![0u64; crate::visualize::BINS];
+        for batch in batches {
+            let mut summary_values = Vec::new();
+            collect_f64(batch.column(index).as_ref(), &mut summary_values);
+            for (total, part) in
+                counts
+                    .iter_mut()
+                    .zip(crate::visualize::bin(summary_values.into_iter(), low, high))
+            {
+                *total += part;
+            }
+        }
+        let name = column
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let svg = crate::visualize::histogram_svg(&counts, low, high, name);
+        let file_name = format!("histogram-{index}-{}.svg", file_name_part(name));
+        writer.write_visualization(&file_name, VisualizationType::Svg, |file| {
+            Ok(file.write_all(svg.as_bytes())?)
+        })?;
+    }
+    Ok(())
+}
+
+/// The non-null values of a numeric column as floats.
+fn collect_f64(column: &dyn Array, out: &mut Vec<f64>) {
+    macro_rules! push {
+        ($type:ty) => {
+            out.extend(
+                column
+                    .as_primitive::<$type>()
+                    .iter()
+                    .flatten()
+                    .map(|value| value as f64),
+            )
+        };
+    }
+    match column.data_type() {
+        DataType::Float32 => push!(Float32Type),
+        DataType::Float64 => push!(Float64Type),
+        DataType::Int8 => push!(Int8Type),
+        DataType::Int16 => push!(Int16Type),
+        DataType::Int32 => push!(Int32Type),
+        DataType::Int64 => push!(Int64Type),
+        DataType::UInt8 => push!(UInt8Type),
+        DataType::UInt16 => push!(UInt16Type),
+        DataType::UInt32 => push!(UInt32Type),
+        DataType::UInt64 => push!(UInt64Type),
+        _ => {}
+    }
+}
+
+/// A column name made safe for a file name: letters, digits, `_` and `-`, at most 48.
+fn file_name_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect()
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+impl Materializer<RecordBatch> for Parquet {
+    const ID: &'static str = "weft.parquet";
+    const VERSION: u32 = 1;
+    const SELF_DESCRIBING: bool = true;
+
+    fn save(value: &RecordBatch, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        save_batches(value.schema(), std::slice::from_ref(value), None, writer)
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<RecordBatch> {
+        let (schema, batches) = load_batches(reader)?;
+        match batches.len() {
+            0 => Ok(RecordBatch::new_empty(schema)),
+            1 => Ok(batches.into_iter().next().expect("one batch")),
+            _ => arrow_select::concat::concat_batches(&schema, &batches).map_err(|error| {
+                crate::Error::Decode {
+                    data_type: std::any::type_name::<RecordBatch>(),
+                    path: FILE.into(),
+                    materializer: "weft.parquet",
+                    source: error.into(),
+                }
+            }),
+        }
+    }
+
+    fn visualize(value: &RecordBatch, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        visualize_batches(std::slice::from_ref(value), &value.schema(), writer)
+    }
+}
+
+impl Materializer<Vec<RecordBatch>> for Parquet {
+    const ID: &'static str = "weft.parquet";
+    const VERSION: u32 = 1;
+    const SELF_DESCRIBING: bool = true;
+
+    fn save(value: &Vec<RecordBatch>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        let schema = value
+            .first()
+            .map_or_else(|| Arc::new(Schema::empty()), RecordBatch::schema);
+        let cuts = value.iter().map(RecordBatch::num_rows).collect();
+        save_batches(schema, value, Some(cuts), writer)
+    }
+
+    fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<RecordBatch>> {
+        load_batches(reader).map(|(_, batches)| batches)
+    }
+
+    fn visualize(value: &Vec<RecordBatch>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        let schema = value
+            .first()
+            .map_or_else(|| Arc::new(Schema::empty()), RecordBatch::schema);
+        visualize_batches(value, &schema, writer)
+    }
+}
+
+impl Artifact for RecordBatch {
+    type Materializer = Parquet;
+}
+
+impl Artifact for Vec<RecordBatch> {
+    type Materializer = Parquet;
+}
