@@ -9,6 +9,7 @@
 //! | `Vec<T>`, `Option<T>`, `BTreeMap<String, T>`, `HashMap<String, T>` of [`SerdeValue`]s | [`JsonFormat`] | `data.json` |
 //! | [`Json<T>`] for any serde type | [`JsonFormat`] | `data.json` |
 //! | [`Binary<T>`] for any serde type | [`MsgPackFormat`] | `data.msgpack` |
+//! | [`Markdown`], [`Html`], [`Csv`] (reports) | [`MarkdownFormat`], ... | `report.md`, `report.html`, `data.csv` |
 //!
 //! `#[derive(Artifact)]` gives serde types the JSON format (or MessagePack with
 //! `#[artifact(binary)]`) and makes them [`SerdeValue`]s, so collections of them are artifacts
@@ -24,6 +25,7 @@ use crate::Result;
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::materializer::{Artifact, FormerFormat, Materializer, Metadata};
 use crate::npy::Npy;
+use crate::{ArtifactType, FileRecord, StoredArtifact, VisualizationType};
 
 /// A serde type that may live inside a built-in collection artifact (`Vec<T>`, `Option<T>`,
 /// maps). Implemented for scalars, strings, collections of `SerdeValue`s and every type with
@@ -272,3 +274,101 @@ format_wrapper!(
     Binary,
     MsgPackFormat
 );
+
+macro_rules! documents {
+    ($($(#[$doc:meta])* $name:ident, $format:ident, $id:literal, $file:literal, $kind:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The document's text.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = String;
+
+            fn deref(&self) -> &String {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                Self(text)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                Self(text.to_owned())
+            }
+        }
+
+        #[doc = concat!("Stores a [`", stringify!($name), "`] as `", $file, "`, shown as it is.")]
+        pub struct $format;
+
+        impl Materializer<$name> for $format {
+            const ID: &'static str = $id;
+            const VERSION: u32 = 1;
+
+            fn save(value: &$name, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+                writer.write_file($file, |file| Ok(file.write_all(value.0.as_bytes())?))
+            }
+
+            fn load(reader: &mut ArtifactReader<'_>) -> Result<$name> {
+                let file = reader.open($file)?;
+                let bytes = file.read_all()?;
+                String::from_utf8(bytes)
+                    .map($name)
+                    .map_err(|e| file.decode_error(e.utf8_error()))
+            }
+        }
+
+        impl Artifact for $name {
+            type Materializer = $format;
+            const ARTIFACT_TYPE: ArtifactType = ArtifactType::DataAnalysis;
+
+            fn describe(&self, metadata: &mut Metadata) {
+                metadata.insert("length".into(), self.0.chars().count().into());
+            }
+        }
+    )*};
+}
+
+documents! {
+    /// A Markdown report a step returns: stored as `report.md` and shown as Markdown.
+    Markdown, MarkdownFormat, "weft.markdown", "report.md", Markdown;
+    /// An HTML report a step returns: stored as `report.html` and shown (sandboxed) as HTML.
+    Html, HtmlFormat, "weft.html", "report.html", Html;
+    /// A table as CSV text a step returns: stored as `data.csv` and shown as a table.
+    Csv, CsvFormat, "weft.csv", "data.csv", Csv;
+}
+
+/// Data files that are their own visualization, by the materializer that wrote them.
+const SHOWN_AS_THEY_ARE: [(&str, &str, VisualizationType); 4] = [
+    ("weft.png", "image.png", VisualizationType::Png),
+    ("weft.markdown", "report.md", VisualizationType::Markdown),
+    ("weft.html", "report.html", VisualizationType::Html),
+    ("weft.csv", "data.csv", VisualizationType::Csv),
+];
+
+/// The files of a stored version that show it, with their types: its visualizations, and
+/// data files that are their own (an image, a report).
+pub fn visualizations(stored: &StoredArtifact) -> Vec<(&FileRecord, VisualizationType)> {
+    stored
+        .files
+        .iter()
+        .filter_map(|file| {
+            file.visualization.map(|kind| (file, kind)).or_else(|| {
+                SHOWN_AS_THEY_ARE
+                    .iter()
+                    .find(|(id, name, _)| *id == stored.materializer && *name == file.name)
+                    .map(|&(_, _, kind)| (file, kind))
+            })
+        })
+        .collect()
+}

@@ -39,6 +39,7 @@ pub struct ArtifactWriter<'a> {
     data_type: &'static str,
     pub(crate) files: Vec<FileRecord>,
     pub(crate) metadata: Metadata,
+    pub(crate) provenance: Vec<(String, String)>,
 }
 
 impl<'a> ArtifactWriter<'a> {
@@ -55,7 +56,15 @@ impl<'a> ArtifactWriter<'a> {
             data_type,
             files: Vec::new(),
             metadata: Metadata::new(),
+            provenance: Vec::new(),
         }
+    }
+
+    /// Where the value comes from, as `weft.*` key-value pairs (pipeline, run, step run,
+    /// output) when a step saves it: formats with a place for string metadata (safetensors,
+    /// Parquet) may carry it, so that a file found alone still says where it came from.
+    pub fn provenance(&self) -> &[(String, String)] {
+        &self.provenance
     }
 
     /// Writes file `name` with `write`, then publishes it atomically.

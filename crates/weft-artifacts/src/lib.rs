@@ -19,6 +19,8 @@
 mod arrays;
 mod builtin;
 mod error;
+#[cfg(feature = "image")]
+mod images;
 mod io;
 mod materializer;
 mod npy;
@@ -26,22 +28,33 @@ mod stats;
 mod store;
 #[cfg(feature = "arrow")]
 mod tables;
+#[cfg(feature = "safetensors")]
+mod tensors;
 mod visualize;
 
-pub use builtin::{Binary, Json, JsonFormat, MsgPackFormat, RawBytes, SerdeValue, Text};
+pub use builtin::{
+    Binary, Csv, CsvFormat, Html, HtmlFormat, Json, JsonFormat, Markdown, MarkdownFormat,
+    MsgPackFormat, RawBytes, SerdeValue, Text, visualizations,
+};
 pub use error::{BoxError, Error};
 pub use io::{ArtifactReader, ArtifactWriter, FileReader};
 pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use npy::{Npy, NpyElement};
+#[cfg(feature = "safetensors")]
+pub use safetensors;
 pub use stats::Summary;
 pub use store::{ArtifactStore, SavedArtifact, StoredArtifact};
 #[cfg(feature = "arrow")]
 pub use tables::Parquet;
+#[cfg(feature = "safetensors")]
+pub use tensors::{SafeTensorsFormat, Tensor, TensorError, Tensors};
 pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};
 #[cfg(feature = "arrow")]
 pub use {arrow_array, arrow_schema, parquet};
+#[cfg(feature = "image")]
+pub use {image, images::Png};
 
 /// Errors of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

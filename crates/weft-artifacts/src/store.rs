@@ -240,10 +240,22 @@ impl ArtifactStore {
     /// Files are published atomically and never overwrite anything; if saving fails midway,
     /// the files already written are removed.
     pub fn save<T: Artifact>(&self, segments: &[&str], value: &T) -> Result<SavedArtifact> {
+        self.save_with_provenance(segments, value, Vec::new())
+    }
+
+    /// [`save`](Self::save), telling the materializer where the value comes from
+    /// ([`ArtifactWriter::provenance`]).
+    pub fn save_with_provenance<T: Artifact>(
+        &self,
+        segments: &[&str],
+        value: &T,
+        provenance: Vec<(String, String)>,
+    ) -> Result<SavedArtifact> {
         let prefix = Path::from_iter(segments.iter().copied());
         let materializer = <T::Materializer as Materializer<T>>::ID;
         let data_type = std::any::type_name::<T>();
         let mut writer = ArtifactWriter::new(self, prefix.clone(), materializer, data_type);
+        writer.provenance = provenance;
         let mut saved = <T::Materializer as Materializer<T>>::save(value, &mut writer);
         if saved.is_ok() {
             saved = <T::Materializer as Materializer<T>>::visualize(value, &mut writer);
@@ -427,6 +439,38 @@ impl ArtifactStore {
             file.verify()?;
         }
         Ok(head)
+    }
+
+    /// Streams file `name` of a stored version into `out`, checking it against its recorded
+    /// hash; returns how many bytes were written. On an error, what was written is not to be
+    /// trusted.
+    pub fn copy_file(
+        &self,
+        stored: &StoredArtifact,
+        name: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        let record = stored
+            .files
+            .iter()
+            .find(|file| file.name == name)
+            .ok_or_else(|| Error::UnknownFile {
+                uri: stored.uri.clone(),
+                name: name.into(),
+                known: stored
+                    .files
+                    .iter()
+                    .map(|file| file.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let mut file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        let copied = std::io::copy(&mut file, out).map_err(|e| Error::Read {
+            path: file.path().to_owned(),
+            source: e.into(),
+        })?;
+        file.verify()?;
+        Ok(copied)
     }
 
     /// Removes every file of a stored version (after a failed step, for example).

@@ -335,9 +335,20 @@ impl<'a> StepIo<'a> {
             )));
         }
         let [pipeline, invocation, step_run] = self.folder;
-        let saved = self
-            .artifacts
-            .save(&[pipeline, invocation, name, step_run], value)?;
+        let mut provenance = vec![
+            ("weft.pipeline".to_owned(), pipeline.to_owned()),
+            ("weft.invocation".to_owned(), invocation.to_owned()),
+            ("weft.output".to_owned(), name.to_owned()),
+            ("weft.step_run".to_owned(), step_run.to_owned()),
+        ];
+        if let Some(context) = crate::context::current() {
+            provenance.push(("weft.run".to_owned(), context.run_id.to_string()));
+        }
+        let saved = self.artifacts.save_with_provenance(
+            &[pipeline, invocation, name, step_run],
+            value,
+            provenance,
+        )?;
         self.saved.push((name.to_owned(), saved));
         Ok(())
     }

@@ -491,6 +491,49 @@ impl ArtifactVersion {
             .read_head(&weft_engine::launcher::stored(&self.record), name, limit)?)
     }
 
+    /// The files that show this version (histograms, samples, the image itself, a report),
+    /// with their types.
+    pub fn visualizations(
+        &self,
+    ) -> Vec<(
+        weft_artifacts::FileRecord,
+        weft_artifacts::VisualizationType,
+    )> {
+        let stored = weft_engine::launcher::stored(&self.record);
+        weft_artifacts::visualizations(&stored)
+            .into_iter()
+            .map(|(file, kind)| (file.clone(), kind))
+            .collect()
+    }
+
+    /// Where file `name` of this version is on this machine, for a local artifact store.
+    pub fn local_path(&self, name: &str) -> Option<std::path::PathBuf> {
+        let root = self.artifacts.root();
+        let relative = self.record.uri.strip_prefix(root)?;
+        self.artifacts.local_path(&format!("{relative}{name}"))
+    }
+
+    /// Copies file `name` of this version to `destination` (written beside it, checked
+    /// against its hash, then moved into place); returns its size.
+    pub fn export_file(&self, name: &str, destination: &std::path::Path) -> Result<u64> {
+        let folder = destination.parent().unwrap_or(std::path::Path::new("."));
+        let mut staged = tempfile::NamedTempFile::new_in(folder)
+            .map_err(|e| Error::msg(format!("cannot write in {}: {e}", folder.display())))?;
+        let size = self.artifacts.copy_file(
+            &weft_engine::launcher::stored(&self.record),
+            name,
+            staged.as_file_mut(),
+        )?;
+        staged.persist(destination).map_err(|e| {
+            Error::msg(format!(
+                "cannot write {}: {}",
+                destination.display(),
+                e.error
+            ))
+        })?;
+        Ok(size)
+    }
+
     /// Reads every file of this version and checks it against its recorded hash.
     pub fn verify(&self) -> Result<()> {
         Ok(self

@@ -127,17 +127,31 @@ pub mod model {
 pub mod materializers {
     #[cfg(feature = "arrow")]
     pub use weft_artifacts::Parquet;
+    #[cfg(feature = "image")]
+    pub use weft_artifacts::Png;
+    #[cfg(feature = "safetensors")]
+    pub use weft_artifacts::SafeTensorsFormat;
     pub use weft_artifacts::{
         Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FormerFormat,
         JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy, NpyElement, RawBytes,
         Result, SerdeValue, Summary, Text, VisualizationType,
     };
+    pub use weft_artifacts::{CsvFormat, HtmlFormat, MarkdownFormat};
 }
 
+/// The `image` crate weft stores images with (feature `image`).
+#[cfg(feature = "image")]
+pub use weft_artifacts::image;
 /// The `ndarray` crate weft stores arrays of (feature `ndarray`), so that both agree on its
 /// version.
 #[cfg(feature = "ndarray")]
 pub use weft_artifacts::ndarray;
+/// The `safetensors` crate (feature `safetensors`), for its `Dtype`.
+#[cfg(feature = "safetensors")]
+pub use weft_artifacts::safetensors;
+pub use weft_artifacts::{Csv, Html, Markdown};
+#[cfg(feature = "safetensors")]
+pub use weft_artifacts::{Tensor, TensorError, Tensors};
 /// The Arrow and Parquet crates weft stores tables with (feature `arrow`).
 #[cfg(feature = "arrow")]
 pub use weft_artifacts::{arrow_array, arrow_schema, parquet};

@@ -44,6 +44,16 @@ pub(crate) enum Command {
         #[arg(required = true)]
         tags: Vec<String>,
     },
+    /// Write an artifact version's visualizations (histograms, table samples, images,
+    /// reports) to a folder, and print where.
+    Visualize {
+        /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
+        version: String,
+        /// The folder to write them to (created if needed); by default
+        /// `weft-visualizations/<artifact>-v<version>` in the current folder.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Show one artifact version: where it is, what it holds, who made and used it.
     Show {
         /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
@@ -60,6 +70,10 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
         Command::Versions { name, json } => versions(client, &name, json, out),
         Command::Show { version, json } => show(client, &version, json, out),
         Command::Verify { version } => verify(client, version.as_deref(), out),
+        Command::Visualize {
+            version,
+            out: folder,
+        } => visualize(client, &version, folder, out),
         Command::Tag { version, tags } => {
             let version = client.artifact_version(&version)?;
             client.tag(&version, &tags)?;
@@ -128,6 +142,16 @@ struct Shown<'a> {
     metadata: Vec<MetadataEntry>,
     producer: Option<StepRun>,
     consumers: Vec<StepRun>,
+    /// Where each file is on this machine (local stores).
+    paths: std::collections::BTreeMap<String, std::path::PathBuf>,
+    visualizations: Vec<ShownVisualization>,
+}
+
+#[derive(Serialize)]
+struct ShownVisualization {
+    file: String,
+    #[serde(rename = "type")]
+    kind: crate::materializers::VisualizationType,
 }
 
 fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
@@ -136,6 +160,19 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
     let metadata = client.block_on(store.metadata(Resource::ArtifactVersion(version.id)))?;
     let producer = client.block_on(store.producer(version.id))?;
     let consumers = client.block_on(store.consumers(version.id))?;
+    let paths: std::collections::BTreeMap<_, _> = version
+        .files
+        .iter()
+        .filter_map(|file| Some((file.name.clone(), version.local_path(&file.name)?)))
+        .collect();
+    let visualizations: Vec<ShownVisualization> = version
+        .visualizations()
+        .into_iter()
+        .map(|(file, kind)| ShownVisualization {
+            file: file.name,
+            kind,
+        })
+        .collect();
     if json {
         return render::json(
             out,
@@ -144,6 +181,8 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
                 metadata,
                 producer,
                 consumers,
+                paths,
+                visualizations,
             },
         );
     }
@@ -174,6 +213,39 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
         version.files.len()
     );
     say!(out, "Content hash  {}", version.content_hash);
+    for file in &version.files {
+        let role = if file.visualization.is_some() {
+            " (visualization)"
+        } else {
+            ""
+        };
+        match paths.get(&file.name) {
+            Some(path) => say!(
+                out,
+                "File          {}{role}  {} bytes",
+                path.display(),
+                file.size
+            ),
+            None => say!(
+                out,
+                "File          {}{role}  {} bytes",
+                file.name,
+                file.size
+            ),
+        }
+    }
+    if !visualizations.is_empty() {
+        let listed: Vec<String> = visualizations
+            .iter()
+            .map(|shown| format!("{} ({})", shown.file, shown.kind))
+            .collect();
+        say!(
+            out,
+            "Visualized by {}  (write them out: weft artifacts visualize {})",
+            listed.join(", "),
+            version.id
+        );
+    }
     say!(
         out,
         "Created       {}",
@@ -210,6 +282,58 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
                 Err(error) => say!(out, "Value         unreadable: {error}"),
             }
         }
+    }
+    Ok(())
+}
+
+fn visualize(
+    client: &Client,
+    reference: &str,
+    folder: Option<std::path::PathBuf>,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let version = client.artifact_version(reference)?;
+    let shown = version.visualizations();
+    if shown.is_empty() {
+        say!(
+            out,
+            "{} v{} has no visualizations ({} writes none).",
+            version.name,
+            version.version,
+            version.materializer
+        );
+        return Ok(());
+    }
+    let folder = folder.unwrap_or_else(|| {
+        let name: String = version
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::path::Path::new("weft-visualizations").join(format!("{name}-v{}", version.version))
+    });
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", folder.display()))?;
+    for (file, kind) in &shown {
+        // Names were checked when written, but a metadata store is not to be trusted with
+        // paths: nothing is written outside the folder.
+        let plain = !file.name.is_empty()
+            && !file.name.starts_with('.')
+            && !file.name.contains(['/', '\\']);
+        anyhow::ensure!(
+            plain,
+            "refusing to write visualization `{}`: not a plain file name",
+            file.name
+        );
+        let destination = folder.join(&file.name);
+        let size = version.export_file(&file.name, &destination)?;
+        say!(out, "{}  ({kind}, {size} bytes)", destination.display());
     }
     Ok(())
 }

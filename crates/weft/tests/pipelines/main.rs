@@ -9,6 +9,7 @@ mod execution;
 mod failures;
 mod inspection;
 mod logs;
+mod ml_data;
 mod parameters;
 mod plain;
 

@@ -1,0 +1,188 @@
+//! ML data through real pipelines: arrays, tables, tensors, images and reports as step
+//! outputs and inputs, their metadata queryable, their visualizations shown and written out.
+#![cfg(all(
+    feature = "ndarray",
+    feature = "arrow",
+    feature = "safetensors",
+    feature = "image"
+))]
+
+use std::sync::Arc;
+
+use weft::arrow_array::{Float64Array, RecordBatch};
+use weft::arrow_schema::{DataType, Field, Schema};
+use weft::image::RgbImage;
+use weft::model::Resource;
+use weft::ndarray::{Array1, Array2};
+use weft::prelude::*;
+use weft::{Markdown, StoreConfig, Tensor, Tensors};
+
+#[step]
+fn measurements() -> Vec<f64> {
+    (0..500).map(|i| f64::from(i).sqrt()).collect()
+}
+
+#[step]
+fn normalize(values: Vec<f64>) -> Array2<f64> {
+    let values = Array1::from(values);
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    (values / max)
+        .into_shape_with_order((25, 20))
+        .expect("500 values")
+}
+
+#[step]
+fn table(matrix: Array2<f64>) -> RecordBatch {
+    let column: Vec<f64> = matrix.column(0).to_vec();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "first",
+        DataType::Float64,
+        false,
+    )]));
+    RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(column))]).expect("a table")
+}
+
+#[step]
+fn weights(matrix: Array2<f64>) -> Tensors {
+    let values: Vec<f64> = matrix.iter().copied().collect();
+    let mut tensors = Tensors::new();
+    tensors.insert(
+        "w",
+        Tensor::from_values(vec![25, 20], &values).expect("fits"),
+    );
+    tensors
+}
+
+#[step]
+fn picture() -> RgbImage {
+    RgbImage::from_fn(16, 16, |x, y| {
+        weft::image::Rgb([x as u8 * 16, y as u8 * 16, 0])
+    })
+}
+
+#[step]
+fn report(rows: RecordBatch) -> Markdown {
+    Markdown(format!("# Report\n\n{} rows\n", rows.num_rows()))
+}
+
+#[pipeline]
+fn ml_data() -> weft::Result<()> {
+    let values = measurements()?;
+    let matrix = normalize(&values)?;
+    let rows = table(&matrix)?;
+    weights(&matrix)?;
+    picture()?;
+    report(&rows)?;
+    Ok(())
+}
+
+#[test]
+fn ml_data_flows_between_steps_and_is_described_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = StoreConfig::in_folder(dir.path());
+    let client = Client::open(&stores).unwrap();
+    let report = client.run(ml_data::args()).unwrap();
+    assert_eq!(report.run.status, weft::Status::Completed, "{report:?}");
+
+    let values = client
+        .artifact_version("ml_data::measurements::output:latest")
+        .unwrap();
+    assert_eq!(values.materializer, "weft.npy");
+    let metadata = client
+        .block_on(
+            client
+                .metadata_store()
+                .metadata(Resource::ArtifactVersion(values.id)),
+        )
+        .unwrap();
+    let entry = |key: &str| {
+        metadata
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.clone())
+    };
+    assert_eq!(entry("dtype"), Some(serde_json::json!("float64")));
+    assert_eq!(entry("shape"), Some(serde_json::json!([500])));
+    assert_eq!(entry("min"), Some(serde_json::json!(0.0)));
+    // A vector saved as .npy loads as an ndarray array.
+    assert_eq!(values.load::<Array1<f64>>().unwrap().len(), 500);
+
+    let matrix = client
+        .artifact_version("ml_data::normalize::output:latest")
+        .unwrap();
+    assert_eq!(matrix.load::<Array2<f64>>().unwrap().shape(), [25, 20]);
+    let tensors = client
+        .artifact_version("ml_data::weights::output:latest")
+        .unwrap();
+    let loaded: Tensors = tensors.load().unwrap();
+    assert_eq!(loaded.metadata()["weft.output"], "output");
+    assert_eq!(loaded.metadata()["weft.run"], report.run.id.to_string());
+
+    let shown = weft::inspect::output(
+        &stores,
+        &["artifacts", "show", "ml_data::measurements::output:latest"],
+    )
+    .unwrap();
+    assert!(
+        shown.contains("Visualized by histogram.svg (svg)"),
+        "{shown}"
+    );
+    let npy = values.local_path("data.npy").unwrap();
+    assert!(shown.contains(&npy.display().to_string()), "{shown}");
+    let json = weft::inspect::output(
+        &stores,
+        &[
+            "artifacts",
+            "show",
+            "ml_data::table::output:latest",
+            "--json",
+        ],
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let kinds: Vec<&str> = json["visualizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["csv", "svg", "csv"]);
+    assert!(
+        json["paths"]["data.parquet"]
+            .as_str()
+            .unwrap()
+            .ends_with("data.parquet")
+    );
+
+    let out = dir.path().join("shown");
+    let written = weft::inspect::output(
+        &stores,
+        &[
+            "artifacts",
+            "visualize",
+            "ml_data::picture::output:latest",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert!(written.contains("image.png  (png"), "{written}");
+    let png = std::fs::read(out.join("image.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let written = weft::inspect::output(
+        &stores,
+        &[
+            "artifacts",
+            "visualize",
+            "ml_data::report::output:latest",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert!(written.contains("report.md"), "{written}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        "# Report\n\n25 rows\n"
+    );
+}
