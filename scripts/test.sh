@@ -3,7 +3,7 @@
 # every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
 # the quickstart example as a user runs it. Needs a Rust toolchain, and root on a Debian-like
 # system to install and start the services the tests use: a single-node Slurm, PostgreSQL and
-# MariaDB (scripts/*-up.sh); run from anywhere.
+# MariaDB (scripts/*-up.sh), and a Python venv (scripts/python-up.sh); run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,10 @@ WEFT_TEST_POSTGRES_CA=${WEFT_POSTGRES_DIR:-/tmp/weft-postgres}/ca.crt
 WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
 WEFT_TEST_MYSQL_CA=${WEFT_MARIADB_DIR:-/tmp/weft-mariadb}/ca.crt
 export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL WEFT_TEST_MYSQL_CA
+
+step "Python with NumPy, pyarrow, safetensors and Pillow (artifacts are read back with them)"
+WEFT_TEST_PYTHON=$(scripts/python-up.sh)
+export WEFT_TEST_PYTHON
 
 step "formatting"
 cargo fmt --all -- --check

@@ -3,11 +3,13 @@
 //! - a 256 MiB `f64` matrix (`ndarray`) and a 256 MiB `Vec<f64>` (with its histogram): save +
 //!   load through weft (hashing, statistics, visualizations included) against writing and
 //!   reading the same bytes with `std::fs`; peak resident memory during each;
-//! - raw `Vec<u8>` of 256 MiB the same way.
+//! - raw `Vec<u8>` of 256 MiB the same way;
+//! - (feature `arrow`) a table of 10 million rows × 8 columns as Parquet, against writing and
+//!   reading it with the parquet crate directly (same writer settings).
 //!
 //! The stores live on the real disk, under `target/`. Prints figures; asserts nothing.
-//! `cargo bench -p weft-artifacts --bench formats --features ndarray` (add `-- --quick` for
-//! one repetition instead of five).
+//! `cargo bench -p weft-artifacts --bench formats --features ndarray,arrow` (add `-- --quick`
+//! for one repetition instead of five).
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -10,7 +10,9 @@
 //! Which materializer stores a value is decided by its *type*, at compile time: a type is an
 //! [`Artifact`] by naming its [`Materializer`]. There is no runtime guessing and no opaque
 //! fallback; an unsupported type does not compile. The built-in formats are open (JSON,
-//! MessagePack, UTF-8 text, raw bytes), so other tools can read weft artifacts.
+//! MessagePack, UTF-8 text, raw bytes, NumPy `.npy`; with features Parquet, safetensors and
+//! PNG), so other tools can read weft artifacts. Materializers describe what they save
+//! (metadata recorded on the version) and may write visualizations beside the data.
 //!
 //! Every method of [`ArtifactStore`] blocks the calling thread; call it from a thread that is
 //! not driving async tasks (the engine runs steps on such threads).

@@ -376,3 +376,61 @@ mod ndarray_arrays {
         assert!(saved.files.iter().any(|file| file.name == "histogram.svg"));
     }
 }
+
+/// A materializer that tries to write a visualization outside its version's folder.
+struct Escaping(Vec<f64>);
+struct EscapingFormat;
+
+impl weft_artifacts::Materializer<Escaping> for EscapingFormat {
+    const ID: &'static str = "test.escaping";
+    const VERSION: u32 = 1;
+
+    fn save(
+        value: &Escaping,
+        writer: &mut weft_artifacts::ArtifactWriter<'_>,
+    ) -> weft_artifacts::Result<()> {
+        writer.write_file("data.json", |file| {
+            Ok(serde_json::to_writer(file, &value.0)?)
+        })
+    }
+
+    fn load(_: &mut weft_artifacts::ArtifactReader<'_>) -> weft_artifacts::Result<Escaping> {
+        unreachable!("never saved")
+    }
+
+    fn visualize(
+        _: &Escaping,
+        writer: &mut weft_artifacts::ArtifactWriter<'_>,
+    ) -> weft_artifacts::Result<()> {
+        writer.write_visualization(
+            "../../escaped.svg",
+            weft_artifacts::VisualizationType::Svg,
+            |file| Ok(file.write_all(b"<svg/>")?),
+        )
+    }
+}
+
+impl weft_artifacts::Artifact for Escaping {
+    type Materializer = EscapingFormat;
+}
+
+#[test]
+fn a_visualization_named_outside_its_folder_is_refused_and_nothing_is_left() {
+    let f = fixture();
+    let error = f
+        .store
+        .save(&["p", "s", "x", "1"], &Escaping(vec![1.0]))
+        .unwrap_err();
+    assert!(matches!(error, Error::BadFileName { .. }), "{error}");
+    assert!(error.to_string().contains("../../escaped.svg"), "{error}");
+    let root = f.store.local_folder().unwrap().to_owned();
+    assert!(!root.join("p/escaped.svg").exists() && !root.join("p/s/escaped.svg").exists());
+    let left: Vec<_> = std::fs::read_dir(root.join("p/s/x/1"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the data file written before is removed: {left:?}"
+    );
+}

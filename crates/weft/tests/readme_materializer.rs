@@ -2,7 +2,9 @@
 //! trips through a real artifact store, and explains a file it cannot read.
 
 use std::io::Read;
-use weft::materializers::{Artifact, ArtifactReader, ArtifactWriter, Materializer, Result};
+use weft::materializers::{
+    Artifact, ArtifactReader, ArtifactWriter, Materializer, Result, VisualizationType,
+};
 
 struct Points(Vec<(i64, i64)>);
 struct PointsCsv;
@@ -18,6 +20,22 @@ impl Materializer<Points> for PointsCsv {
                 writeln!(file, "{x},{y}")?;
             }
             Ok(())
+        })?;
+        writer.describe("points", value.0.len()); // metadata of the version, queryable
+        Ok(())
+    }
+
+    // Optional: documents shown beside the data (`weft artifacts visualize`).
+    fn visualize(value: &Points, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        writer.write_visualization("points.svg", VisualizationType::Svg, |file| {
+            write!(
+                file,
+                r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="-10 -10 20 20">"#
+            )?;
+            for (x, y) in &value.0 {
+                write!(file, r#"<circle cx="{x}" cy="{y}" r="0.5"/>"#)?;
+            }
+            Ok(write!(file, "</svg>")?)
         })
     }
 
@@ -51,6 +69,20 @@ fn the_readmes_materializer_round_trips() {
     let loaded: Points = store.load(&saved.to_stored()).unwrap();
     assert_eq!(loaded.0, points.0);
     assert_eq!(saved.materializer, "example.points-csv");
+    assert_eq!(saved.metadata["points"], serde_json::json!(2));
+    let svg = &saved.files[1];
+    assert_eq!(
+        (svg.name.as_str(), svg.visualization),
+        ("points.svg", Some(VisualizationType::Svg))
+    );
+    let drawn = store
+        .read_head(&saved.to_stored(), "points.svg", 4096)
+        .unwrap();
+    assert!(
+        String::from_utf8(drawn)
+            .unwrap()
+            .contains(r#"<circle cx="-3" cy="4""#)
+    );
 
     // A file that does not parse, its recorded hash updated so that only the decoder objects:
     // the error names the file, the type and the materializer by itself.
