@@ -416,19 +416,28 @@ impl ArtifactStore {
         }
     }
 
+    /// Opens file `name` of a stored version, with its record.
+    fn open_named<'s>(
+        &self,
+        stored: &'s StoredArtifact,
+        name: &str,
+    ) -> Result<(&'s FileRecord, FileReader)> {
+        let Some(record) = stored.files.iter().find(|file| file.name == name) else {
+            let known: Vec<&str> = stored.files.iter().map(|file| file.name.as_str()).collect();
+            return Err(Error::UnknownFile {
+                uri: stored.uri.clone(),
+                name: name.into(),
+                known: known.join(", "),
+            });
+        };
+        let file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        Ok((record, file))
+    }
+
     /// Reads up to `limit` bytes of one file of a stored version, for previews. The bytes are
     /// verified only if the whole file fits in `limit`.
     pub fn read_head(&self, stored: &StoredArtifact, name: &str, limit: usize) -> Result<Vec<u8>> {
-        let record = stored
-            .files
-            .iter()
-            .find(|file| file.name == name)
-            .ok_or_else(|| Error::UnknownFile {
-                uri: stored.uri.clone(),
-                name: name.into(),
-                known: String::new(),
-            })?;
-        let mut file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        let (record, mut file) = self.open_named(stored, name)?;
         let mut head = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, limit as u64), &mut head)
             .map_err(|e| Error::Read {
@@ -450,21 +459,7 @@ impl ArtifactStore {
         name: &str,
         out: &mut dyn std::io::Write,
     ) -> Result<u64> {
-        let record = stored
-            .files
-            .iter()
-            .find(|file| file.name == name)
-            .ok_or_else(|| Error::UnknownFile {
-                uri: stored.uri.clone(),
-                name: name.into(),
-                known: stored
-                    .files
-                    .iter()
-                    .map(|file| file.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        let mut file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        let (_, mut file) = self.open_named(stored, name)?;
         let copied = std::io::copy(&mut file, out).map_err(|e| Error::Read {
             path: file.path().to_owned(),
             source: e.into(),

@@ -1,48 +1,15 @@
 //! Numbers as `.npy`: vectors always, `ndarray` arrays with the `ndarray` feature. Round trips,
 //! described metadata, visualizations, older JSON versions, and hostile files.
 
+mod common;
+
+use common::fixture;
 use serde_json::json;
-use weft_artifacts::{ArtifactStore, Error, FileRecord, Json, StoredArtifact};
-
-struct Fixture {
-    _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-    store: ArtifactStore,
-}
-
-fn fixture() -> Fixture {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
-    Fixture {
-        _runtime: runtime,
-        _dir: dir,
-        store,
-    }
-}
+use weft_artifacts::{ArtifactStore, Error, Json, StoredArtifact};
 
 /// A version whose only data file is `data.npy` holding `bytes`, as a hand-made file would be.
 fn handmade(store: &ArtifactStore, folder: &str, bytes: &[u8], data_type: &str) -> StoredArtifact {
-    store
-        .put_object(&format!("{folder}/data.npy"), bytes.to_vec())
-        .unwrap();
-    StoredArtifact {
-        uri: format!("{}{folder}/", store.root()),
-        files: vec![FileRecord {
-            name: "data.npy".into(),
-            size: bytes.len() as u64,
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-            etag: None,
-            visualization: None,
-        }],
-        materializer: "weft.npy".into(),
-        materializer_version: 1,
-        data_type: data_type.into(),
-    }
+    common::handmade(store, folder, "data.npy", bytes, ("weft.npy", data_type))
 }
 
 fn npy_header(dict: &str) -> Vec<u8> {

@@ -2,32 +2,12 @@
 //! which files show a version.
 #![cfg(feature = "image")]
 
+mod common;
+
+use common::{fixture, handmade};
 use image::{DynamicImage, GrayImage, ImageBuffer, Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::json;
-use weft_artifacts::{
-    ArtifactStore, FileRecord, Markdown, StoredArtifact, VisualizationType, visualizations,
-};
-
-struct Fixture {
-    _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-    store: ArtifactStore,
-}
-
-fn fixture() -> Fixture {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
-    Fixture {
-        _runtime: runtime,
-        _dir: dir,
-        store,
-    }
-}
+use weft_artifacts::{Markdown, VisualizationType, visualizations};
 
 #[test]
 fn images_of_every_colour_type_round_trip() {
@@ -92,20 +72,13 @@ fn an_image_loads_only_as_its_own_colour_type_or_as_a_dynamic_image() {
 fn a_png_that_does_not_decode_is_a_clear_error() {
     let f = fixture();
     let bytes = b"\x89PNG\r\n\x1a\n but then nothing a decoder wants".to_vec();
-    f.store.put_object("i/9/image.png", bytes.clone()).unwrap();
-    let stored = StoredArtifact {
-        uri: format!("{}i/9/", f.store.root()),
-        files: vec![FileRecord {
-            name: "image.png".into(),
-            size: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-            etag: None,
-            visualization: None,
-        }],
-        materializer: "weft.png".into(),
-        materializer_version: 1,
-        data_type: std::any::type_name::<DynamicImage>().into(),
-    };
+    let stored = handmade(
+        &f.store,
+        "i/9",
+        "image.png",
+        &bytes,
+        ("weft.png", std::any::type_name::<DynamicImage>()),
+    );
     let error = f
         .store
         .load::<DynamicImage>(&stored)

@@ -2,33 +2,15 @@
 //! visualizations, and damaged files.
 #![cfg(feature = "arrow")]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use common::{fixture, handmade};
 use serde_json::json;
-use weft_artifacts::{ArtifactStore, Error, FileRecord, StoredArtifact};
-
-struct Fixture {
-    _runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    store: ArtifactStore,
-}
-
-fn fixture() -> Fixture {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
-    Fixture {
-        _runtime: runtime,
-        dir,
-        store,
-    }
-}
+use weft_artifacts::Error;
 
 fn batch(offset: i32, rows: i32) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
@@ -170,22 +152,13 @@ fn a_truncated_parquet_file_is_a_clear_error() {
 
     // Truncated before it was recorded (a hand-made version): the decoder says so.
     let half = &bytes[..bytes.len() / 2];
-    f.store
-        .put_object("t/2/data.parquet", half.to_vec())
-        .unwrap();
-    let stored = StoredArtifact {
-        uri: format!("{}t/2/", f.store.root()),
-        files: vec![FileRecord {
-            name: "data.parquet".into(),
-            size: half.len() as u64,
-            blake3: blake3::hash(half).to_hex().to_string(),
-            etag: None,
-            visualization: None,
-        }],
-        materializer: "weft.parquet".into(),
-        materializer_version: 1,
-        data_type: std::any::type_name::<RecordBatch>().into(),
-    };
+    let stored = handmade(
+        &f.store,
+        "t/2",
+        "data.parquet",
+        half,
+        ("weft.parquet", std::any::type_name::<RecordBatch>()),
+    );
     let error = f
         .store
         .load::<RecordBatch>(&stored)

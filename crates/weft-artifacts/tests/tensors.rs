@@ -1,30 +1,12 @@
 //! Named tensors as `.safetensors`: round trips, provenance in the header, hostile files.
 #![cfg(feature = "safetensors")]
 
+mod common;
+
+use common::{fixture, handmade};
 use serde_json::json;
 use weft_artifacts::safetensors::Dtype;
-use weft_artifacts::{ArtifactStore, FileRecord, StoredArtifact, Tensor, Tensors};
-
-struct Fixture {
-    _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-    store: ArtifactStore,
-}
-
-fn fixture() -> Fixture {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
-    Fixture {
-        _runtime: runtime,
-        _dir: dir,
-        store,
-    }
-}
+use weft_artifacts::{Tensor, Tensors};
 
 fn weights() -> Tensors {
     let mut tensors = Tensors::new();
@@ -114,22 +96,13 @@ fn a_header_longer_than_the_file_is_a_clear_error() {
     let f = fixture();
     let mut bytes = 4096u64.to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{\"__metadata__\":{}}");
-    f.store
-        .put_object("m/2/model.safetensors", bytes.clone())
-        .unwrap();
-    let stored = StoredArtifact {
-        uri: format!("{}m/2/", f.store.root()),
-        files: vec![FileRecord {
-            name: "model.safetensors".into(),
-            size: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-            etag: None,
-            visualization: None,
-        }],
-        materializer: "weft.safetensors".into(),
-        materializer_version: 1,
-        data_type: std::any::type_name::<Tensors>().into(),
-    };
+    let stored = handmade(
+        &f.store,
+        "m/2",
+        "model.safetensors",
+        &bytes,
+        ("weft.safetensors", std::any::type_name::<Tensors>()),
+    );
     let error = f.store.load::<Tensors>(&stored).unwrap_err().to_string();
     assert!(error.contains("m/2/model.safetensors"), "{error}");
     assert!(error.to_lowercase().contains("header"), "{error}");

@@ -1,0 +1,53 @@
+//! What the artifact store's tests share: a store in a temporary folder, and versions made by
+//! hand (as a hostile or damaged file would be).
+#![allow(dead_code, unreachable_pub)]
+
+use weft_artifacts::{ArtifactStore, FileRecord, StoredArtifact};
+
+pub struct Fixture {
+    _runtime: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+    pub store: ArtifactStore,
+}
+
+pub fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
+    Fixture {
+        _runtime: runtime,
+        dir,
+        store,
+    }
+}
+
+/// A version whose only file, `name` in `folder`, holds `bytes`, recorded with their true
+/// hash: only the materializer can object to it.
+pub fn handmade(
+    store: &ArtifactStore,
+    folder: &str,
+    name: &str,
+    bytes: &[u8],
+    (materializer, data_type): (&str, &str),
+) -> StoredArtifact {
+    store
+        .put_object(&format!("{folder}/{name}"), bytes.to_vec())
+        .unwrap();
+    StoredArtifact {
+        uri: format!("{}{folder}/", store.root()),
+        files: vec![FileRecord {
+            name: name.into(),
+            size: bytes.len() as u64,
+            blake3: blake3::hash(bytes).to_hex().to_string(),
+            etag: None,
+            visualization: None,
+        }],
+        materializer: materializer.into(),
+        materializer_version: 1,
+        data_type: data_type.into(),
+    }
+}
