@@ -518,6 +518,8 @@ pub struct FileReader {
     at_end: bool,
     /// The materializer reading it and the type it reads into, once a materializer opened it.
     reading: Option<(&'static str, &'static str)>,
+    /// The file's length in the store when it was opened.
+    stored_length: u64,
 }
 
 impl FileReader {
@@ -528,6 +530,7 @@ impl FileReader {
         length: u64,
         store: ArtifactStore,
     ) -> Self {
+        let stored_length = length;
         let source = match payload {
             GetResultPayload::File(file, _) => Source::Local(file.take(length)),
             GetResultPayload::Stream(stream) => Source::Stream { stream, store },
@@ -541,6 +544,7 @@ impl FileReader {
             size: 0,
             at_end: false,
             reading: None,
+            stored_length,
         }
     }
 
@@ -549,15 +553,16 @@ impl FileReader {
         &self.path
     }
 
-    /// The file's size as recorded when it was written.
+    /// The file's size: as recorded when it was written, and never more than the store holds
+    /// now (a record that claims more is not trusted with an allocation).
     pub fn recorded_size(&self) -> u64 {
-        self.record.size
+        self.record.size.min(self.stored_length)
     }
 
-    /// How many bytes are left to read, going by the recorded size.
+    /// How many bytes are left to read, going by [`recorded_size`](Self::recorded_size).
     pub fn remaining(&self) -> u64 {
         let consumed = self.size - self.chunk.len() as u64;
-        self.record.size.saturating_sub(consumed)
+        self.recorded_size().saturating_sub(consumed)
     }
 
     /// Reads the rest of the file into a buffer allocated once, at the recorded size.

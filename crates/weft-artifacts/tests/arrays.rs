@@ -401,3 +401,16 @@ fn a_visualization_named_outside_its_folder_is_refused_and_nothing_is_left() {
         "the data file written before is removed: {left:?}"
     );
 }
+
+#[test]
+fn a_record_claiming_a_huge_file_is_not_trusted_with_an_allocation() {
+    let f = fixture();
+    let huge = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }");
+    let mut stored = handmade(&f.store, "liar", &huge, std::any::type_name::<Vec<f64>>());
+    // A tampered metadata store says the file holds the 8 TiB its header declares.
+    stored.files[0].size = huge.len() as u64 + 8 * (1 << 40);
+    // Sizes are taken from the file as the store holds it: the mismatch is reported (without
+    // this, the 8 TiB buffer's allocation would abort the process).
+    let error = f.store.load::<Vec<f64>>(&stored).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+}
