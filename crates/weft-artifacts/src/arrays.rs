@@ -52,6 +52,7 @@ fn visualize_view<A: NpyElement, D: Dimension>(
     writer: &mut ArtifactWriter<'_>,
 ) -> Result<()> {
     match view.shape() {
+        [length] if *length < crate::visualize::MIN_HISTOGRAM_VALUES => Ok(()),
         [_] => match view.as_slice_memory_order() {
             Some(values) => crate::visualize::histogram(writer, values),
             None => crate::visualize::histogram_of(writer, view.iter().filter_map(|v| v.as_f64())),

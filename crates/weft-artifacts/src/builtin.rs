@@ -276,7 +276,7 @@ format_wrapper!(
 );
 
 macro_rules! documents {
-    ($($(#[$doc:meta])* $name:ident, $format:ident, $id:literal, $file:literal, $kind:ident;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident, $format:ident, $id:literal, $file:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
         pub struct $name(pub String);
@@ -341,11 +341,11 @@ macro_rules! documents {
 
 documents! {
     /// A Markdown report a step returns: stored as `report.md` and shown as Markdown.
-    Markdown, MarkdownFormat, "weft.markdown", "report.md", Markdown;
+    Markdown, MarkdownFormat, "weft.markdown", "report.md";
     /// An HTML report a step returns: stored as `report.html` and shown (sandboxed) as HTML.
-    Html, HtmlFormat, "weft.html", "report.html", Html;
+    Html, HtmlFormat, "weft.html", "report.html";
     /// A table as CSV text a step returns: stored as `data.csv` and shown as a table.
-    Csv, CsvFormat, "weft.csv", "data.csv", Csv;
+    Csv, CsvFormat, "weft.csv", "data.csv";
 }
 
 /// Data files that are their own visualization, by the materializer that wrote them.

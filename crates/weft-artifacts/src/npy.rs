@@ -471,6 +471,9 @@ impl<T: NpyElement> Materializer<Vec<T>> for Npy {
     }
 
     fn visualize(value: &Vec<T>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
+        if value.len() < crate::visualize::MIN_HISTOGRAM_VALUES {
+            return Ok(());
+        }
         crate::visualize::histogram(writer, value)
     }
 }

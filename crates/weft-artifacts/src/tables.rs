@@ -13,7 +13,7 @@ use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrowPrimitiveType, RecordBatch};
+use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -24,7 +24,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
-use crate::{Artifact, BoxError, Materializer, Result, VisualizationType};
+use crate::{Artifact, BoxError, Materializer, NpyElement, Result, VisualizationType};
 
 /// The file a table keeps its data in.
 const FILE: &str = "data.parquet";
@@ -45,64 +45,59 @@ struct ColumnFacts {
     summary: Option<Summary>,
 }
 
-fn summarize_primitive<T: ArrowPrimitiveType>(
-    column: &dyn Array,
-    summary: &mut Summary,
-    add: impl Fn(&[T::Native], &mut Summary),
-) {
-    let values = column.as_primitive::<T>();
-    if values.null_count() == 0 {
-        add(values.values(), summary);
-    } else {
-        let present: Vec<T::Native> = values.iter().flatten().collect();
-        add(&present, summary);
-    }
+/// Calls `$function(column as its primitive array, $args...)` for a numeric column; `None`
+/// for any other. The one list of the column types weft describes as numbers.
+macro_rules! numeric_column {
+    ($column:expr, $function:ident($($arg:expr),*)) => {{
+        let column: &dyn Array = $column;
+        match column.data_type() {
+            DataType::Float32 => Some($function(column.as_primitive::<Float32Type>() $(, $arg)*)),
+            DataType::Float64 => Some($function(column.as_primitive::<Float64Type>() $(, $arg)*)),
+            DataType::Int8 => Some($function(column.as_primitive::<Int8Type>() $(, $arg)*)),
+            DataType::Int16 => Some($function(column.as_primitive::<Int16Type>() $(, $arg)*)),
+            DataType::Int32 => Some($function(column.as_primitive::<Int32Type>() $(, $arg)*)),
+            DataType::Int64 => Some($function(column.as_primitive::<Int64Type>() $(, $arg)*)),
+            DataType::UInt8 => Some($function(column.as_primitive::<UInt8Type>() $(, $arg)*)),
+            DataType::UInt16 => Some($function(column.as_primitive::<UInt16Type>() $(, $arg)*)),
+            DataType::UInt32 => Some($function(column.as_primitive::<UInt32Type>() $(, $arg)*)),
+            DataType::UInt64 => Some($function(column.as_primitive::<UInt64Type>() $(, $arg)*)),
+            _ => None,
+        }
+    }};
 }
 
-/// Adds a numeric column's values to `summary`; false for columns that are not numbers.
-fn summarize(column: &dyn Array, summary: &mut Summary) -> bool {
-    macro_rules! integers {
-        ($type:ty) => {
-            summarize_primitive::<$type>(column, summary, |values, summary| {
-                summary.add_integers(values.iter().map(|&value| value as i128))
-            })
-        };
+/// Statistics of a numeric column's non-null values (straight from its buffer when it has
+/// no nulls).
+fn summarize<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>) -> Summary
+where
+    T::Native: NpyElement,
+{
+    let mut summary = Summary::default();
+    if values.null_count() == 0 {
+        T::Native::summarize(values.values(), &mut summary);
+    } else {
+        let present: Vec<T::Native> = values.iter().flatten().collect();
+        T::Native::summarize(&present, &mut summary);
     }
-    match column.data_type() {
-        DataType::Float32 => {
-            summarize_primitive::<Float32Type>(column, summary, |values, summary| {
-                summary.add_floats(values)
-            })
-        }
-        DataType::Float64 => {
-            summarize_primitive::<Float64Type>(column, summary, |values, summary| {
-                summary.add_floats(values)
-            })
-        }
-        DataType::Int8 => integers!(Int8Type),
-        DataType::Int16 => integers!(Int16Type),
-        DataType::Int32 => integers!(Int32Type),
-        DataType::Int64 => integers!(Int64Type),
-        DataType::UInt8 => integers!(UInt8Type),
-        DataType::UInt16 => integers!(UInt16Type),
-        DataType::UInt32 => integers!(UInt32Type),
-        DataType::UInt64 => integers!(UInt64Type),
-        _ => return false,
-    }
-    true
+    summary
+}
+
+/// A numeric column's non-null values counted into histogram bins.
+fn bin<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>, low: f64, high: f64) -> Vec<u64>
+where
+    T::Native: NpyElement,
+{
+    let floats = values.iter().flatten().filter_map(NpyElement::as_f64);
+    crate::visualize::bin(floats, low, high)
 }
 
 fn facts_of(batch: &RecordBatch) -> Vec<ColumnFacts> {
     batch
         .columns()
         .iter()
-        .map(|column| {
-            let mut summary = Summary::default();
-            let numeric = summarize(column.as_ref(), &mut summary);
-            ColumnFacts {
-                nulls: column.null_count(),
-                summary: numeric.then_some(summary),
-            }
+        .map(|column| ColumnFacts {
+            nulls: column.null_count(),
+            summary: numeric_column!(column.as_ref(), summarize()),
         })
         .collect()
 }
@@ -278,25 +273,24 @@ fn visualize_batches(
         }
         Ok(())
     })?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut drawn = 0;
     for (index, column) in columns.iter().enumerate() {
         let bound = |key: &str| column.get(key).and_then(serde_json::Value::as_f64);
         let (Some(low), Some(high)) = (bound("min"), bound("max")) else {
             continue;
         };
+        if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
+            break;
+        }
         if drawn == MAX_HISTOGRAMS {
             break;
         }
         drawn += 1;
         let mut counts = vec![0u64; crate::visualize::BINS];
         for batch in batches {
-            let mut summary_values = Vec::new();
-            collect_f64(batch.column(index).as_ref(), &mut summary_values);
-            for (total, part) in
-                counts
-                    .iter_mut()
-                    .zip(crate::visualize::bin(summary_values.into_iter(), low, high))
-            {
+            let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
+            for (total, part) in counts.iter_mut().zip(part.unwrap_or_default()) {
                 *total += part;
             }
         }
@@ -311,34 +305,6 @@ fn visualize_batches(
         })?;
     }
     Ok(())
-}
-
-/// The non-null values of a numeric column as floats.
-fn collect_f64(column: &dyn Array, out: &mut Vec<f64>) {
-    macro_rules! push {
-        ($type:ty) => {
-            out.extend(
-                column
-                    .as_primitive::<$type>()
-                    .iter()
-                    .flatten()
-                    .map(|value| value as f64),
-            )
-        };
-    }
-    match column.data_type() {
-        DataType::Float32 => push!(Float32Type),
-        DataType::Float64 => push!(Float64Type),
-        DataType::Int8 => push!(Int8Type),
-        DataType::Int16 => push!(Int16Type),
-        DataType::Int32 => push!(Int32Type),
-        DataType::Int64 => push!(Int64Type),
-        DataType::UInt8 => push!(UInt8Type),
-        DataType::UInt16 => push!(UInt16Type),
-        DataType::UInt32 => push!(UInt32Type),
-        DataType::UInt64 => push!(UInt64Type),
-        _ => {}
-    }
 }
 
 /// A column name made safe for a file name: letters, digits, `_` and `-`, at most 48.

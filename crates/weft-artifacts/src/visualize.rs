@@ -8,6 +8,9 @@ use crate::{Result, VisualizationType};
 
 /// Bars in a histogram.
 pub(crate) const BINS: usize = 40;
+/// Fewer values than this draw no histogram: they show no distribution, and a step that
+/// returns a handful of numbers should not pay a second file for each output.
+pub(crate) const MIN_HISTOGRAM_VALUES: usize = 32;
 
 /// Counts `values` into equal-width bins between the `min` and `max` the writer has
 /// described (so they are not computed twice) and writes `histogram.svg`. Nothing is written

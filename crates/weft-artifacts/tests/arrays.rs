@@ -55,22 +55,56 @@ fn numeric_vectors_are_npy_files_described_while_written() {
     );
 }
 
+/// The `.npy` bytes of another version, saved as `weft.npy` without any visualization.
+struct BareNpy(Vec<u8>);
+struct BareNpyFormat;
+
+impl weft_artifacts::Materializer<BareNpy> for BareNpyFormat {
+    const ID: &'static str = "weft.npy";
+    const VERSION: u32 = 1;
+
+    fn save(
+        value: &BareNpy,
+        writer: &mut weft_artifacts::ArtifactWriter<'_>,
+    ) -> weft_artifacts::Result<()> {
+        writer.write_file("data.npy", |file| Ok(file.write_all(&value.0)?))
+    }
+
+    fn load(_: &mut weft_artifacts::ArtifactReader<'_>) -> weft_artifacts::Result<BareNpy> {
+        unreachable!("never loaded")
+    }
+}
+
+impl weft_artifacts::Artifact for BareNpy {
+    type Materializer = BareNpyFormat;
+}
+
 #[test]
 fn visualizations_are_not_part_of_the_content_hash() {
     let f = fixture();
+    let values: Vec<i64> = (1..=100).collect();
+    let saved = f.store.save(&["p", "s", "x", "1"], &values).unwrap();
+    assert!(saved.files.iter().any(|file| file.is_visualization()));
+    let npy = f
+        .store
+        .read_head(&saved.to_stored(), "data.npy", 1 << 20)
+        .unwrap();
+    let bare = f.store.save(&["p", "s", "x", "2"], &BareNpy(npy)).unwrap();
+    assert_eq!(bare.files.len(), 1);
+    assert_eq!(saved.content_hash, bare.content_hash);
+    assert_eq!(saved.metadata["min"], json!(1));
+    assert_eq!(saved.metadata["max"], json!(100));
+}
+
+#[test]
+fn a_handful_of_numbers_gets_no_histogram() {
+    let f = fixture();
     let saved = f
         .store
-        .save(&["p", "s", "x", "1"], &vec![1i64, 2, 3])
+        .save(&["p", "s", "x", "1"], &vec![1.0f64, 2.0, 3.0])
         .unwrap();
-    let mut without = saved.files.clone();
-    without.retain(|file| !file.is_visualization());
-    let again = f
-        .store
-        .save(&["p", "s", "x", "2"], &vec![1i64, 2, 3])
-        .unwrap();
-    assert_eq!(saved.content_hash, again.content_hash);
-    assert_eq!(saved.metadata["min"], json!(1));
-    assert_eq!(saved.metadata["max"], json!(3));
+    assert_eq!(saved.files.len(), 1, "{:?}", saved.files);
+    assert_eq!(saved.metadata["mean"], json!(2.0));
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn images_and_reports_are_their_own_visualizations() {
 
     let numbers = f
         .store
-        .save(&["n", "1"], &vec![1.0f64, 2.0])
+        .save(&["n", "1"], &(0..100).map(f64::from).collect::<Vec<_>>())
         .unwrap()
         .to_stored();
     let shown = visualizations(&numbers);

@@ -8,13 +8,15 @@
     feature = "image"
 ))]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow_array::{Float64Array, Int32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use image::{ImageBuffer, Luma, Rgb, RgbImage};
 use ndarray::{Array, ShapeBuilder};
-use weft_artifacts::{ArtifactStore, Tensor, Tensors};
+use weft_artifacts::{Tensor, Tensors};
 
 /// The venv's interpreter: `WEFT_TEST_PYTHON`, else where scripts/python-up.sh puts it.
 fn python() -> std::path::PathBuf {
@@ -32,13 +34,8 @@ fn python() -> std::path::PathBuf {
 
 #[test]
 fn python_reads_every_format_weft_writes() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
+    let f = common::fixture();
+    let store = &f.store;
     let mut files = serde_json::Map::new();
     let mut save = |key: &str, saved: weft_artifacts::SavedArtifact, file: &str| {
         let relative = saved.uri.strip_prefix(store.root()).unwrap().to_owned();

@@ -1,32 +1,14 @@
 //! The artifact store against real local folders: round trips, integrity, atomicity.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::fixture;
 use serde::{Deserialize, Serialize};
 use weft_artifacts::{
     Artifact, ArtifactStore, Binary, Error, Json, JsonFormat, SerdeValue, StoredArtifact,
 };
-
-struct Fixture {
-    _runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    store: ArtifactStore,
-}
-
-fn fixture() -> Fixture {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ArtifactStore::local(&dir.path().join("artifacts"), runtime.handle().clone()).unwrap();
-    Fixture {
-        _runtime: runtime,
-        dir,
-        store,
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Rows {

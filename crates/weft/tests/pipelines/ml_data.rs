@@ -33,7 +33,7 @@ fn normalize(values: Vec<f64>) -> Array2<f64> {
 
 #[step]
 fn table(matrix: Array2<f64>) -> RecordBatch {
-    let column: Vec<f64> = matrix.column(0).to_vec();
+    let column: Vec<f64> = matrix.iter().copied().collect();
     let schema = Arc::new(Schema::new(vec![Field::new(
         "first",
         DataType::Float64,
@@ -183,6 +183,6 @@ fn ml_data_flows_between_steps_and_is_described_and_shown() {
     assert!(written.contains("report.md"), "{written}");
     assert_eq!(
         std::fs::read_to_string(out.join("report.md")).unwrap(),
-        "# Report\n\n25 rows\n"
+        "# Report\n\n500 rows\n"
     );
 }
