@@ -196,4 +196,112 @@ fn main() {
         &raw,
         repeats,
     );
+    drop((raw, values));
+    #[cfg(feature = "arrow")]
+    tables::compare(&store, folder, repeats.min(3));
+}
+
+#[cfg(feature = "arrow")]
+mod tables {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+    use weft_artifacts::ArtifactStore;
+
+    use super::{Figures, MIB, through_weft};
+
+    const ROWS: usize = 10_000_000;
+
+    fn table() -> RecordBatch {
+        let floats = |seed: f64| -> ArrayRef {
+            Arc::new(Float64Array::from_iter_values(
+                (0..ROWS).map(|i| ((i as f64) * seed).sin() * 100.0),
+            ))
+        };
+        let rows = ROWS as i64;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("a", floats(0.001)),
+            ("b", floats(0.37)),
+            ("c", floats(1.3)),
+            ("d", floats(7.1)),
+            (
+                "e",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|i| i * 31 % 100_003),
+                )),
+            ),
+            (
+                "f",
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i / 7))),
+            ),
+            (
+                "g",
+                Arc::new(Int32Array::from_iter_values(
+                    (0..ROWS as i32).map(|i| i % 1000),
+                )),
+            ),
+            (
+                "h",
+                Arc::new(Int32Array::from_iter_values(
+                    (0..ROWS as i32).map(|i| i ^ 0x5555),
+                )),
+            ),
+        ];
+        RecordBatch::try_from_iter(columns).expect("a table")
+    }
+
+    /// Writes and reads the table with the parquet crate directly, with weft's settings.
+    fn through_parquet(table: &RecordBatch, folder: &std::path::Path, figures: &mut Figures) {
+        let path = folder.join("direct.parquet");
+        let started = Instant::now();
+        let file = std::fs::File::create(&path).expect("created");
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(file, table.schema(), Some(properties)).expect("a writer");
+        writer.write(table).expect("written");
+        writer.close().expect("closed");
+        figures.saves.push(started.elapsed());
+        let started = Instant::now();
+        let file = std::fs::File::open(&path).expect("opened");
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("read")
+            .with_batch_size(ROWS)
+            .build()
+            .expect("a reader")
+            .collect::<Result<_, _>>()
+            .expect("decoded");
+        figures.loads.push(started.elapsed());
+        drop(batches);
+        std::fs::remove_file(&path).expect("removed");
+    }
+
+    pub(super) fn compare(store: &ArtifactStore, folder: &std::path::Path, repeats: usize) {
+        let table = table();
+        let data = table.get_array_memory_size() as f64 / MIB as f64;
+        let (mut weft, mut direct) = (Figures::default(), Figures::default());
+        for round in 0..repeats {
+            through_parquet(&table, folder, &mut direct);
+            through_weft(store, &table, round, &mut weft);
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let total = ms(weft.save()) + ms(weft.load());
+        let baseline = ms(direct.save()) + ms(direct.load());
+        println!(
+            "table of {ROWS} rows x 8 columns ({data:.0} MiB in memory, Parquet): weft save {:.0} ms + load {:.0} ms = {total:.0} ms; parquet crate directly {:.0} ms + {:.0} ms = {baseline:.0} ms; ratio {:.2}; weft's peak memory above the table: save {:.2}x, load {:.2}x the table",
+            ms(weft.save()),
+            ms(weft.load()),
+            ms(direct.save()),
+            ms(direct.load()),
+            total / baseline,
+            weft.save_peak / data,
+            weft.load_peak / data,
+        );
+    }
 }

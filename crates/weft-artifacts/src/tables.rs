@@ -87,6 +87,9 @@ fn bin<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>, low: f64, high: f64) -
 where
     T::Native: NpyElement,
 {
+    if values.null_count() == 0 {
+        return crate::visualize::bin_in_parallel(values.values(), low, high);
+    }
     let floats = values.iter().flatten().filter_map(NpyElement::as_f64);
     crate::visualize::bin(floats, low, high)
 }
@@ -198,7 +201,11 @@ fn load_batches(reader: &mut ArtifactReader<'_>) -> Result<(SchemaRef, Vec<Recor
             .build()?
             .map(|batch| batch?.with_schema(schema.clone()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let whole = arrow_select::concat::concat_batches(&schema, &batches)?;
+        // One batch (the batch size is the row count) needs no copy into one.
+        let whole = match <[RecordBatch; 1]>::try_from(batches) {
+            Ok([whole]) => whole,
+            Err(batches) => arrow_select::concat::concat_batches(&schema, &batches)?,
+        };
         let batches = match cuts {
             Some(cuts) => {
                 if cuts.iter().sum::<usize>() != whole.num_rows() {

@@ -57,7 +57,7 @@ fn write_histogram(
 
 /// Counts a slice on every core, four interleaved counters per bin so that runs of values in
 /// one bin do not wait on each other's increments.
-fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
+pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per_thread = values.len().div_ceil(threads).max(1 << 20);
     let count = |part: &[T]| {
