@@ -52,4 +52,11 @@ examples=target/debug/examples
 (cd "$project" && "$OLDPWD/$examples/quickstart" runs show latest)
 (cd "$project" && "$OLDPWD/target/debug/weft" runs show latest)
 
+step "the wine example (every ML format, linfa), built with the test targets' features"
+cargo build "${features[@]}" --example wine
+(cd "$project" && "$OLDPWD/$examples/wine" run training)
+(cd "$project" && "$OLDPWD/$examples/wine" artifacts show wine-metrics:latest)
+(cd "$project" && "$OLDPWD/$examples/wine" artifacts visualize wine-confusion:latest --out confusion)
+test -s "$project/confusion/image.png"
+
 step "all tests passed"

@@ -306,7 +306,9 @@ fn visualize_batches(
             .and_then(serde_json::Value::as_str)
             .unwrap_or("");
         let svg = crate::visualize::histogram_svg(&counts, low, high, name);
-        let file_name = format!("histogram-{index}-{}.svg", file_name_part(name));
+        // Padded so that listings sorted by name keep the columns' order.
+        let width = columns.len().to_string().len();
+        let file_name = format!("histogram-{index:0width$}-{}.svg", file_name_part(name));
         writer.write_visualization(&file_name, VisualizationType::Svg, |file| {
             Ok(file.write_all(svg.as_bytes())?)
         })?;
