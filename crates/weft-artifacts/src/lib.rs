@@ -20,7 +20,13 @@
 #[cfg(feature = "ndarray")]
 mod arrays;
 mod builtin;
+#[cfg(feature = "candle")]
+mod candle;
+#[cfg(any(feature = "arrow", feature = "polars"))]
+mod columns;
 mod error;
+#[cfg(feature = "polars")]
+mod frames;
 #[cfg(feature = "image")]
 mod images;
 mod io;
@@ -38,18 +44,22 @@ pub use builtin::{
     Binary, Csv, CsvFormat, Html, HtmlFormat, Json, JsonFormat, Markdown, MarkdownFormat,
     MsgPackFormat, RawBytes, SerdeValue, Text, visualizations,
 };
+#[cfg(feature = "candle")]
+pub use candle_core;
+#[cfg(any(feature = "arrow", feature = "polars"))]
+pub use columns::Parquet;
 pub use error::{BoxError, Error};
 pub use io::{ArtifactReader, ArtifactWriter, FileReader};
 pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use npy::{Npy, NpyElement};
+#[cfg(feature = "polars")]
+pub use polars;
 #[cfg(feature = "safetensors")]
 pub use safetensors;
 pub use stats::Summary;
 pub use store::{ArtifactStore, SavedArtifact, StoredArtifact};
-#[cfg(feature = "arrow")]
-pub use tables::Parquet;
 #[cfg(feature = "safetensors")]
 pub use tensors::{SafeTensorsFormat, Tensor, TensorError, Tensors};
 pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};

@@ -66,7 +66,7 @@ pub struct FormerFormat<T> {
     message = "`{Self}` cannot be stored as a weft artifact",
     label = "no materializer for `{Self}`",
     note = "derive it: `#[derive(Serialize, Deserialize, Artifact)]` stores it as JSON (add `#[artifact(binary)]` for MessagePack), or implement `weft::Artifact` with a materializer of your own",
-    note = "ML data needs a feature of `weft`: `ndarray` (ndarray arrays, as .npy), `arrow` (Arrow RecordBatch, as Parquet), `safetensors` (weft::Tensors), `image` (image crate images, as PNG)"
+    note = "ML data needs a feature of `weft`: `ndarray` (ndarray arrays, as .npy), `arrow` (Arrow RecordBatch, as Parquet), `polars` (Polars DataFrame, as Parquet), `safetensors` (weft::Tensors), `candle` (candle Tensor, as safetensors), `image` (image crate images, as PNG)"
 )]
 pub trait Artifact: Sized + Send + 'static {
     /// The materializer that saves and loads this type.

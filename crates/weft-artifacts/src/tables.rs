@@ -22,28 +22,16 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
+use crate::columns::{
+    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, describe_table, write_describe_csv,
+    write_histograms,
+};
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
 use crate::{Artifact, BoxError, Materializer, NpyElement, Result, VisualizationType};
 
-/// The file a table keeps its data in.
-const FILE: &str = "data.parquet";
 /// Key of the Parquet metadata entry that records where a `Vec<RecordBatch>` was cut.
 const BATCH_ROWS: &str = "weft.batch_rows";
-/// Rows in `sample.csv`.
-const SAMPLE_ROWS: usize = 20;
-/// Columns given a histogram each.
-const MAX_HISTOGRAMS: usize = 16;
-
-/// Stores Arrow record batches as one Parquet file, `data.parquet`.
-pub struct Parquet;
-
-/// What is learnt about one column while its batches are written.
-#[derive(Clone, Default)]
-struct ColumnFacts {
-    nulls: usize,
-    summary: Option<Summary>,
-}
 
 /// Calls `$function(column as its primitive array, $args...)` for a numeric column; `None`
 /// for any other. The one list of the column types weft describes as numbers.
@@ -141,39 +129,19 @@ fn save_batches(
             });
             written?;
             for (total, part) in facts.iter_mut().zip(described) {
-                total.nulls += part.nulls;
-                if let Some(part) = part.summary {
-                    total
-                        .summary
-                        .get_or_insert_with(Summary::default)
-                        .merge(&part);
-                }
+                total.merge(part);
             }
         }
         parquet.close()?;
         Ok::<(), BoxError>(())
     })?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    writer.describe("rows", rows);
-    writer.describe("columns", schema.fields().len());
-    let columns: Vec<serde_json::Value> = schema
-        .fields()
-        .iter()
-        .zip(&facts)
-        .map(|(field, facts)| {
-            let mut column = serde_json::Map::new();
-            column.insert("name".into(), field.name().as_str().into());
-            column.insert("type".into(), field.data_type().to_string().into());
-            column.insert("null_count".into(), facts.nulls.into());
-            if let Some(summary) = &facts.summary {
-                for (key, value) in summary.facts() {
-                    column.insert(key.into(), value);
-                }
-            }
-            serde_json::Value::Object(column)
-        })
-        .collect();
-    writer.describe("schema", columns);
+    let columns = schema.fields().iter().zip(&facts);
+    describe_table(
+        writer,
+        rows,
+        columns.map(|(field, facts)| (field.name().as_str(), field.data_type().to_string(), facts)),
+    );
     Ok(())
 }
 
@@ -235,29 +203,7 @@ fn visualize_batches(
     schema: &Schema,
     writer: &mut ArtifactWriter<'_>,
 ) -> Result<()> {
-    let columns = writer
-        .metadata
-        .get("schema")
-        .and_then(serde_json::Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut describe = String::from("column,type,null_count,min,max,mean,std\n");
-    for column in &columns {
-        let field = |key: &str| match column.get(key) {
-            Some(serde_json::Value::String(text)) => csv_field(text),
-            Some(serde_json::Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        describe.push_str(
-            &["name", "type", "null_count", "min", "max", "mean", "std"]
-                .map(field)
-                .join(","),
-        );
-        describe.push('\n');
-    }
-    writer.write_visualization("describe.csv", VisualizationType::Csv, |file| {
-        Ok(file.write_all(describe.as_bytes())?)
-    })?;
+    write_describe_csv(writer)?;
     let mut sample = Vec::new();
     let mut left = SAMPLE_ROWS;
     for batch in batches {
@@ -281,62 +227,14 @@ fn visualize_batches(
         Ok(())
     })?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut drawn = 0;
-    for (index, column) in columns.iter().enumerate() {
-        let bound = |key: &str| column.get(key).and_then(serde_json::Value::as_f64);
-        let (Some(low), Some(high)) = (bound("min"), bound("max")) else {
-            continue;
-        };
-        if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
-            break;
-        }
-        if drawn == MAX_HISTOGRAMS {
-            break;
-        }
-        drawn += 1;
-        let mut counts = vec![0u64; crate::visualize::BINS];
+    write_histograms(writer, rows, |index, low, high| {
+        let mut counts = Vec::new();
         for batch in batches {
             let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
-            for (total, part) in counts.iter_mut().zip(part.unwrap_or_default()) {
-                *total += part;
-            }
+            add_counts(&mut counts, part.unwrap_or_default());
         }
-        let name = column
-            .get("name")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("");
-        let svg = crate::visualize::histogram_svg(&counts, low, high, name);
-        // Padded so that listings sorted by name keep the columns' order.
-        let width = columns.len().to_string().len();
-        let file_name = format!("histogram-{index:0width$}-{}.svg", file_name_part(name));
-        writer.write_visualization(&file_name, VisualizationType::Svg, |file| {
-            Ok(file.write_all(svg.as_bytes())?)
-        })?;
-    }
-    Ok(())
-}
-
-/// A column name made safe for a file name: letters, digits, `_` and `-`, at most 48.
-fn file_name_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(48)
-        .collect()
-}
-
-/// A CSV field, quoted when it needs to be.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
+        counts
+    })
 }
 
 impl Materializer<RecordBatch> for Parquet {

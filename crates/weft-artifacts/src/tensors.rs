@@ -244,6 +244,15 @@ pub(crate) fn save_tensors<'t>(
 
 /// Reads the named tensors back as slices of one buffer, with the header's metadata.
 pub(crate) fn load_tensors(reader: &mut ArtifactReader<'_>) -> Result<Tensors> {
+    load_tensors_as(reader, Ok)
+}
+
+/// Reads the named tensors back and turns them into a `T` with `convert`, whose error is
+/// reported as one decoding the file.
+pub(crate) fn load_tensors_as<T>(
+    reader: &mut ArtifactReader<'_>,
+    convert: impl FnOnce(Tensors) -> std::result::Result<T, BoxError>,
+) -> Result<T> {
     let file = reader.open(FILE)?;
     let buffer = Bytes::from(file.read_all()?);
     let (header_length, header) =
@@ -263,7 +272,7 @@ pub(crate) fn load_tensors(reader: &mut ArtifactReader<'_>) -> Result<Tensors> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
     }
-    Ok(tensors)
+    convert(tensors).map_err(|e| file.decode_error(e))
 }
 
 impl Materializer<Tensors> for SafeTensorsFormat {

@@ -27,6 +27,7 @@ pub(crate) fn histogram<T: NpyElement>(
 }
 
 /// [`histogram`] of values that are not contiguous in memory.
+#[cfg(feature = "ndarray")]
 pub(crate) fn histogram_of(
     writer: &mut ArtifactWriter<'_>,
     values: impl Iterator<Item = f64>,
@@ -112,6 +113,7 @@ fn scale(low: f64, high: f64) -> (f64, usize) {
 }
 
 /// Counts the finite `values` into [`BINS`] bins spanning `low..=high`.
+#[cfg(any(feature = "ndarray", feature = "arrow", feature = "polars"))]
 pub(crate) fn bin(values: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u64> {
     let mut counts = vec![0u64; BINS];
     let (scale, top) = scale(low, high);

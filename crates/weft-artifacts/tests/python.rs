@@ -1,6 +1,7 @@
 //! Every built-in ML format, read back by Python's own libraries (NumPy with
 //! `allow_pickle=False`, pyarrow, safetensors, Pillow) in the venv `scripts/python-up.sh`
-//! makes, compared value by value with what Rust saved.
+//! makes, compared value by value with what Rust saved; with the `polars` and `candle`
+//! features, a data frame and candle weights too.
 #![cfg(all(
     feature = "ndarray",
     feature = "arrow",
@@ -102,6 +103,44 @@ fn python_reads_every_format_weft_writes() {
         store.save(&["gray16"], &gray16).unwrap(),
         "image.png",
     );
+
+    #[cfg(feature = "polars")]
+    {
+        use polars::prelude::{DataFrame, NamedFrom, Series};
+        let frame = DataFrame::new_infer_height(vec![
+            Series::new("id".into(), [10i64, 20, 30]).into(),
+            Series::new("name".into(), [Some("a"), None, Some("c")]).into(),
+        ])
+        .unwrap();
+        save(
+            "frame",
+            store.save(&["frame"], &frame).unwrap(),
+            "data.parquet",
+        );
+    }
+    #[cfg(feature = "candle")]
+    {
+        use candle_core::{Device, Tensor};
+        let cpu = Device::Cpu;
+        let weights = std::collections::HashMap::from([
+            (
+                "weight".to_owned(),
+                Tensor::arange(0f32, 6.0, &cpu)
+                    .unwrap()
+                    .reshape((2, 3))
+                    .unwrap(),
+            ),
+            (
+                "bias".to_owned(),
+                Tensor::new(&[0.5f32, -0.5], &cpu).unwrap(),
+            ),
+        ]);
+        save(
+            "candle",
+            store.save(&["candle"], &weights).unwrap(),
+            "model.safetensors",
+        );
+    }
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/read_back.py");
     let output = std::process::Command::new(python())

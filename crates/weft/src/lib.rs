@@ -125,7 +125,7 @@ pub mod model {
 /// Built-in materializers, and everything to write your own in one place: the traits, the
 /// reader and writer a materializer is given, and its errors.
 pub mod materializers {
-    #[cfg(feature = "arrow")]
+    #[cfg(any(feature = "arrow", feature = "polars"))]
     pub use weft_artifacts::Parquet;
     #[cfg(feature = "image")]
     pub use weft_artifacts::Png;
@@ -139,6 +139,9 @@ pub mod materializers {
     pub use weft_artifacts::{CsvFormat, HtmlFormat, MarkdownFormat};
 }
 
+/// The `candle-core` crate weft stores tensors of (feature `candle`).
+#[cfg(feature = "candle")]
+pub use weft_artifacts::candle_core;
 /// The `image` crate weft stores images with (feature `image`).
 #[cfg(feature = "image")]
 pub use weft_artifacts::image;
@@ -146,6 +149,10 @@ pub use weft_artifacts::image;
 /// version.
 #[cfg(feature = "ndarray")]
 pub use weft_artifacts::ndarray;
+/// The `polars` crate weft stores data frames of (feature `polars`), so that both agree on
+/// its version.
+#[cfg(feature = "polars")]
+pub use weft_artifacts::polars;
 /// The `safetensors` crate (feature `safetensors`), for its `Dtype`.
 #[cfg(feature = "safetensors")]
 pub use weft_artifacts::safetensors;

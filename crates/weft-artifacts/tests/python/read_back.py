@@ -48,4 +48,17 @@ deep = Image.open(files["gray16"])
 assert deep.size == (3, 2) and deep.mode.startswith("I"), deep.mode
 assert np.array(deep)[1, 2] == 1002, np.array(deep)
 
+# With the `polars` and `candle` features: a Polars frame and candle weights.
+if "frame" in files:
+    frame = pq.read_table(files["frame"])
+    assert frame.column_names == ["id", "name"], frame.schema
+    assert frame.column("id").to_pylist() == [10, 20, 30]
+    assert frame.column("name").to_pylist() == ["a", None, "c"]
+if "candle" in files:
+    weights = load_file(files["candle"])
+    assert sorted(weights) == ["bias", "weight"], sorted(weights)
+    assert weights["weight"].dtype == np.float32 and weights["weight"].shape == (2, 3)
+    assert np.array_equal(weights["weight"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert weights["bias"].tolist() == [0.5, -0.5]
+
 print("ok")

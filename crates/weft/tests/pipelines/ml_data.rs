@@ -186,3 +186,92 @@ fn ml_data_flows_between_steps_and_is_described_and_shown() {
         "# Report\n\n500 rows\n"
     );
 }
+
+/// Polars frames and candle tensors, the two heavy formats, between steps.
+#[cfg(all(feature = "polars", feature = "candle"))]
+mod heavy {
+    use std::collections::HashMap;
+
+    use weft::candle_core::{Device, Tensor};
+    use weft::polars::prelude::{DataFrame, NamedFrom, Series};
+    use weft::prelude::*;
+    use weft::{StoreConfig, Tensors};
+
+    #[step]
+    fn frame() -> weft::Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Series::new("x".into(), (0..64).map(f64::from).collect::<Vec<_>>()).into(),
+            Series::new("y".into(), (0..64).map(|i| i % 4).collect::<Vec<i32>>()).into(),
+        ])?)
+    }
+
+    #[step]
+    fn layer(frame: DataFrame) -> weft::Result<HashMap<String, Tensor>> {
+        let x: Vec<f32> = frame
+            .column("x")?
+            .f64()?
+            .into_no_null_iter()
+            .map(|v| v as f32)
+            .collect();
+        let weight = Tensor::from_vec(x, (8, 8), &Device::Cpu)?;
+        let bias = Tensor::zeros(8, weft::candle_core::DType::F32, &Device::Cpu)?;
+        Ok(HashMap::from([
+            ("weight".to_owned(), weight),
+            ("bias".to_owned(), bias),
+        ]))
+    }
+
+    #[step]
+    fn total(weights: HashMap<String, Tensor>) -> weft::Result<f64> {
+        Ok(f64::from(weights["weight"].sum_all()?.to_scalar::<f32>()?))
+    }
+
+    #[pipeline]
+    fn frames_and_tensors() -> weft::Result<()> {
+        let frame = frame()?;
+        let weights = layer(&frame)?;
+        total(&weights)?;
+        Ok(())
+    }
+
+    #[test]
+    fn polars_frames_and_candle_tensors_flow_between_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = StoreConfig::in_folder(dir.path());
+        let client = Client::open(&stores).unwrap();
+        let report = client.run(frames_and_tensors::args()).unwrap();
+        assert_eq!(report.run.status, weft::Status::Completed, "{report:?}");
+
+        let sum: f64 = client
+            .artifact_version("frames_and_tensors::total::output:latest")
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(sum, (0..64).map(f64::from).sum::<f64>());
+        let frame = client
+            .artifact_version("frames_and_tensors::frame::output:latest")
+            .unwrap();
+        assert_eq!(frame.materializer, "weft.parquet");
+        assert_eq!(frame.load::<DataFrame>().unwrap().shape(), (64, 2));
+        // The weights read as weft's own tensors too, with where they came from.
+        let weights: Tensors = client
+            .artifact_version("frames_and_tensors::layer::output:latest")
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(weights.get("weight").unwrap().shape(), [8, 8]);
+        assert_eq!(weights.metadata()["weft.run"], report.run.id.to_string());
+
+        let shown = weft::inspect::output(
+            &stores,
+            &[
+                "artifacts",
+                "show",
+                "frames_and_tensors::frame::output:latest",
+            ],
+        )
+        .unwrap();
+        assert!(shown.contains("rows = 64"), "{shown}");
+        assert!(shown.contains("histogram-0-x.svg (svg)"), "{shown}");
+    }
+}

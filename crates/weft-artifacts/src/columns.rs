@@ -1,0 +1,161 @@
+//! What the table formats (Arrow record batches, Polars data frames) share: the Parquet
+//! materializer, how a table's columns are described in its metadata, and the visualizations
+//! drawn from that description (`describe.csv`, a histogram per numeric column).
+
+use crate::io::ArtifactWriter;
+use crate::stats::Summary;
+use crate::{Result, VisualizationType};
+
+/// The file a table keeps its data in.
+pub(crate) const FILE: &str = "data.parquet";
+/// Rows in `sample.csv`.
+pub(crate) const SAMPLE_ROWS: usize = 20;
+/// Columns given a histogram each.
+const MAX_HISTOGRAMS: usize = 16;
+
+/// Stores tables as one Parquet file, `data.parquet` (Snappy-compressed): Arrow record batches
+/// (feature `arrow`) and Polars data frames (feature `polars`). Each reads what the other
+/// wrote.
+pub struct Parquet;
+
+/// What is learnt about one column while a table is written.
+#[derive(Clone, Default)]
+pub(crate) struct ColumnFacts {
+    pub(crate) nulls: usize,
+    pub(crate) summary: Option<Summary>,
+}
+
+impl ColumnFacts {
+    /// Adds what was learnt about another part of the same column.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn merge(&mut self, part: ColumnFacts) {
+        self.nulls += part.nulls;
+        if let Some(part) = part.summary {
+            self.summary
+                .get_or_insert_with(Summary::default)
+                .merge(&part);
+        }
+    }
+}
+
+/// Records `rows`, `columns` and `schema` (per column: name, type, null count and, for
+/// numbers, the statistics) as the version's metadata.
+pub(crate) fn describe_table<'c>(
+    writer: &mut ArtifactWriter<'_>,
+    rows: usize,
+    columns: impl ExactSizeIterator<Item = (&'c str, String, &'c ColumnFacts)>,
+) {
+    writer.describe("rows", rows);
+    writer.describe("columns", columns.len());
+    let schema: Vec<serde_json::Value> = columns
+        .map(|(name, data_type, facts)| {
+            let mut column = serde_json::Map::new();
+            column.insert("name".into(), name.into());
+            column.insert("type".into(), data_type.into());
+            column.insert("null_count".into(), facts.nulls.into());
+            if let Some(summary) = &facts.summary {
+                for (key, value) in summary.facts() {
+                    column.insert(key.into(), value);
+                }
+            }
+            serde_json::Value::Object(column)
+        })
+        .collect();
+    writer.describe("schema", schema);
+}
+
+/// The column descriptions `describe_table` recorded.
+fn described_columns(writer: &ArtifactWriter<'_>) -> Vec<serde_json::Value> {
+    writer
+        .metadata
+        .get("schema")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `describe.csv`: one row per column, from the recorded description.
+pub(crate) fn write_describe_csv(writer: &mut ArtifactWriter<'_>) -> Result<()> {
+    let mut describe = String::from("column,type,null_count,min,max,mean,std\n");
+    for column in &described_columns(writer) {
+        let field = |key: &str| match column.get(key) {
+            Some(serde_json::Value::String(text)) => csv_field(text),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        describe.push_str(
+            &["name", "type", "null_count", "min", "max", "mean", "std"]
+                .map(field)
+                .join(","),
+        );
+        describe.push('\n');
+    }
+    writer.write_visualization("describe.csv", VisualizationType::Csv, |file| {
+        Ok(file.write_all(describe.as_bytes())?)
+    })
+}
+
+/// A histogram (SVG) of each of the first numeric columns, binned by `bin(column index, low,
+/// high)` between the recorded minimum and maximum.
+pub(crate) fn write_histograms(
+    writer: &mut ArtifactWriter<'_>,
+    rows: usize,
+    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
+) -> Result<()> {
+    if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
+        return Ok(());
+    }
+    let columns = described_columns(writer);
+    // Padded so that listings sorted by name keep the columns' order.
+    let width = columns.len().to_string().len();
+    let numeric = columns.iter().enumerate().filter_map(|(index, column)| {
+        let bound = |key: &str| column.get(key).and_then(serde_json::Value::as_f64);
+        Some((index, column, bound("min")?, bound("max")?))
+    });
+    for (index, column, low, high) in numeric.take(MAX_HISTOGRAMS) {
+        let name = column
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let svg = crate::visualize::histogram_svg(&bin(index, low, high), low, high, name);
+        let file_name = format!("histogram-{index:0width$}-{}.svg", file_name_part(name));
+        writer.write_visualization(&file_name, VisualizationType::Svg, |file| {
+            Ok(file.write_all(svg.as_bytes())?)
+        })?;
+    }
+    Ok(())
+}
+
+/// Adds `part` to `total`, bin by bin.
+pub(crate) fn add_counts(total: &mut Vec<u64>, part: Vec<u64>) {
+    if total.is_empty() {
+        *total = part;
+    } else {
+        for (total, part) in total.iter_mut().zip(part) {
+            *total += part;
+        }
+    }
+}
+
+/// A column name made safe for a file name: letters, digits, `_` and `-`, at most 48.
+fn file_name_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect()
+}
+
+/// A CSV field, quoted when it needs to be.
+pub(crate) fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
