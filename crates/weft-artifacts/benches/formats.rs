@@ -9,7 +9,8 @@
 //!
 //! The stores live on the real disk, under `target/`. Prints figures; asserts nothing.
 //! `cargo bench -p weft-artifacts --bench formats --features ndarray,arrow` (add `-- --quick`
-//! for one repetition instead of five).
+//! for one repetition instead of five, and words to run only the parts whose names hold one:
+//! `-- matrix table`).
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -153,6 +154,11 @@ fn main() {
     } else {
         5
     };
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let runs = |name: &str| words.is_empty() || words.iter().any(|w| name.contains(w.as_str()));
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
     let dir = tempfile::tempdir_in(&target).expect("a folder on the real disk");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -169,36 +175,26 @@ fn main() {
         let matrix = ndarray::Array2::from_shape_vec((8192, BYTES / 8 / 8192), values.clone())
             .expect("shaped");
         let bytes = bytemuck::cast_slice(matrix.as_slice().expect("contiguous"));
-        compare(
-            "256 MiB f64 matrix (ndarray, .npy)",
-            &store,
-            folder,
-            &matrix,
-            bytes,
-            repeats,
-        );
+        let name = "256 MiB f64 matrix (ndarray, .npy)";
+        if runs(name) {
+            compare(name, &store, folder, &matrix, bytes, repeats);
+        }
     }
     let bytes = bytemuck::cast_slice(&values);
-    compare(
-        "256 MiB Vec<f64> (.npy + histogram)",
-        &store,
-        folder,
-        &values,
-        bytes,
-        repeats,
-    );
+    let name = "256 MiB Vec<f64> (.npy + histogram)";
+    if runs(name) {
+        compare(name, &store, folder, &values, bytes, repeats);
+    }
     let raw: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
-    compare(
-        "256 MiB Vec<u8> (raw bytes)",
-        &store,
-        folder,
-        &raw,
-        &raw,
-        repeats,
-    );
+    let name = "256 MiB Vec<u8> (raw bytes)";
+    if runs(name) {
+        compare(name, &store, folder, &raw, &raw, repeats);
+    }
     drop((raw, values));
     #[cfg(feature = "arrow")]
-    tables::compare(&store, folder, repeats.min(3));
+    if runs("table of 10 million rows (Parquet)") {
+        tables::compare(&store, folder, repeats.min(3));
+    }
 }
 
 #[cfg(feature = "arrow")]

@@ -138,6 +138,11 @@ impl Materializer<DataFrame> for Parquet {
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<DataFrame> {
         let file = reader.open(FILE)?;
+        // A local file is decoded where it lies while it is hashed.
+        let decode = |file| Ok(ParquetReader::new(file).finish()?);
+        if let Some(decoded) = file.decode_local(decode) {
+            return decoded;
+        }
         let bytes = file.read_all()?;
         ParquetReader::new(Cursor::new(bytes))
             .finish()

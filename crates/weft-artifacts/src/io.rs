@@ -22,6 +22,10 @@ use weft_core::artifact::VisualizationType;
 
 /// Files up to this size are published with a single put; larger ones stream in parts of it.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Small writes to a local file are gathered up to this size. Larger gathers cost more than
+/// they save: the kernel copies a write from a buffer that has left the CPU's caches several
+/// times slower (a 420 MB Parquet file: 1.6 s of writes in 8 MiB blocks, 0.1 s in 1 MiB).
+const LOCAL_BUFFER: usize = 1024 * 1024;
 /// Read chunk size: large enough that hashing and syscalls stay cheap per byte.
 const READ_CHUNK: usize = 256 * 1024;
 /// Reads into a caller's large buffer go in pieces of this size, each hashed while the next
@@ -397,7 +401,8 @@ impl Write for FileSink<'_> {
         }
         let local = self.local.is_some();
         let direct = local && data.len() >= PARALLEL_HASH_MIN;
-        if !direct && self.buffer.len() + data.len() <= PART_SIZE {
+        let gathered = if local { LOCAL_BUFFER } else { PART_SIZE };
+        if !direct && self.buffer.len() + data.len() <= gathered {
             self.buffer.extend_from_slice(data);
             return Ok(data.len());
         }
@@ -609,6 +614,54 @@ impl FileReader {
         Ok(filled)
     }
 
+    /// For a decoder that reads a file at random places (Parquet's footer first, then the
+    /// column chunks it needs): runs `decode` on the stored file itself when it is a local
+    /// file not read from yet, while a second thread hashes the whole file. What `decode`
+    /// returns counts only if the file matches its record; a file that does not is reported
+    /// as corrupt whatever the decoder made of it. Nothing is buffered: the decoder reads
+    /// what it needs, the hasher reads in 8 MiB pieces.
+    ///
+    /// `None` where the file is not local (read it with [`read_all`](Self::read_all)).
+    pub fn decode_local<T: Send>(
+        &mut self,
+        decode: impl FnOnce(std::fs::File) -> std::result::Result<T, BoxError> + Send,
+    ) -> Option<Result<T>> {
+        let Source::Local(file) = &self.source else {
+            return None;
+        };
+        if self.size != 0 || self.at_end {
+            return None;
+        }
+        let own = file.get_ref();
+        // The decoder's handle shares the file offset with this one; the hasher reads at
+        // explicit offsets and never moves it.
+        let decoder_handle = match own.try_clone() {
+            Ok(handle) => handle,
+            Err(error) => return Some(Err(self.decode_error(error))),
+        };
+        let (decoded, hashed) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hash_whole_file(own));
+            let decoded = decode(decoder_handle);
+            (decoded, hashing.join().expect("hashing does not panic"))
+        });
+        let (hasher, size) = match hashed {
+            Ok(hashed) => hashed,
+            Err(error) => {
+                return Some(Err(Error::Read {
+                    path: self.path.clone(),
+                    source: error.into(),
+                }));
+            }
+        };
+        self.hasher = hasher;
+        self.size = size;
+        self.at_end = true;
+        Some(
+            self.check()
+                .and_then(|()| decoded.map_err(|e| self.decode_error(e))),
+        )
+    }
+
     /// A decoding error for this file, naming the file, the type being read and the
     /// materializer reading it.
     pub fn decode_error(&self, source: impl Into<BoxError>) -> Error {
@@ -684,6 +737,25 @@ impl FileReader {
             }
         }
         self.check()
+    }
+}
+
+/// Hashes a file from its start to its end, reading at explicit offsets (the file's own
+/// offset is left alone), in 8 MiB pieces.
+fn hash_whole_file(file: &std::fs::File) -> io::Result<(blake3::Hasher, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut piece = vec![0u8; READ_PIECE];
+    let mut offset = 0u64;
+    loop {
+        let read = match file.read_at(&mut piece, offset) {
+            Ok(0) => return Ok((hasher, offset)),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&piece[..read]);
+        offset += read as u64;
     }
 }
 

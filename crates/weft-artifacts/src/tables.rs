@@ -21,6 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 
 use crate::columns::{
     ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, describe_table, write_describe_csv,
@@ -145,55 +146,62 @@ fn save_batches(
     Ok(())
 }
 
-/// Reads the batches back, with the row counts they were saved in if recorded.
+/// Reads the batches back, with the row counts they were saved in if recorded: a local file
+/// is decoded where it lies while it is hashed, any other is read whole first.
 fn load_batches(reader: &mut ArtifactReader<'_>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let file = reader.open(FILE)?;
+    if let Some(decoded) = file.decode_local(decode_batches) {
+        return decoded;
+    }
     let bytes = Bytes::from(file.read_all()?);
-    let decoded = (|| {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-        let metadata = builder.metadata().file_metadata();
-        let rows = usize::try_from(metadata.num_rows()).map_err(|_| "a negative row count")?;
-        let cuts: Option<Vec<usize>> = metadata
-            .key_value_metadata()
-            .and_then(|entries| entries.iter().find(|entry| entry.key == BATCH_ROWS))
-            .and_then(|entry| entry.value.as_deref())
-            .map(serde_json::from_str)
-            .transpose()?;
-        // The reader lists the file's key-value metadata in the schema's: weft's own entry
-        // is not part of the user's schema.
-        let mut schema = builder.schema().as_ref().clone();
-        schema.metadata.remove(BATCH_ROWS);
-        let schema = Arc::new(schema);
-        let batches = builder
-            .with_batch_size(rows.max(1))
-            .build()?
-            .map(|batch| batch?.with_schema(schema.clone()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        // One batch (the batch size is the row count) needs no copy into one.
-        let whole = match <[RecordBatch; 1]>::try_from(batches) {
-            Ok([whole]) => whole,
-            Err(batches) => arrow_select::concat::concat_batches(&schema, &batches)?,
-        };
-        let batches = match cuts {
-            Some(cuts) => {
-                if cuts.iter().sum::<usize>() != whole.num_rows() {
-                    return Err("the recorded batch sizes do not add up to the rows".into());
-                }
-                let mut offset = 0;
-                cuts.into_iter()
-                    .map(|length| {
-                        let batch = whole.slice(offset, length);
-                        offset += length;
-                        batch
-                    })
-                    .collect()
+    decode_batches(bytes).map_err(|error| file.decode_error(error))
+}
+
+type Batches = (SchemaRef, Vec<RecordBatch>);
+
+fn decode_batches<R: ChunkReader + 'static>(source: R) -> std::result::Result<Batches, BoxError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(source)?;
+    let metadata = builder.metadata().file_metadata();
+    let rows = usize::try_from(metadata.num_rows()).map_err(|_| "a negative row count")?;
+    let cuts: Option<Vec<usize>> = metadata
+        .key_value_metadata()
+        .and_then(|entries| entries.iter().find(|entry| entry.key == BATCH_ROWS))
+        .and_then(|entry| entry.value.as_deref())
+        .map(serde_json::from_str)
+        .transpose()?;
+    // The reader lists the file's key-value metadata in the schema's: weft's own entry
+    // is not part of the user's schema.
+    let mut schema = builder.schema().as_ref().clone();
+    schema.metadata.remove(BATCH_ROWS);
+    let schema = Arc::new(schema);
+    let batches = builder
+        .with_batch_size(rows.max(1))
+        .build()?
+        .map(|batch| batch?.with_schema(schema.clone()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // One batch (the batch size is the row count) needs no copy into one.
+    let whole = match <[RecordBatch; 1]>::try_from(batches) {
+        Ok([whole]) => whole,
+        Err(batches) => arrow_select::concat::concat_batches(&schema, &batches)?,
+    };
+    let batches = match cuts {
+        Some(cuts) => {
+            if cuts.iter().sum::<usize>() != whole.num_rows() {
+                return Err("the recorded batch sizes do not add up to the rows".into());
             }
-            None if whole.num_rows() == 0 => Vec::new(),
-            None => vec![whole],
-        };
-        Ok::<_, BoxError>((schema, batches))
-    })();
-    decoded.map_err(|error| file.decode_error(error))
+            let mut offset = 0;
+            cuts.into_iter()
+                .map(|length| {
+                    let batch = whole.slice(offset, length);
+                    offset += length;
+                    batch
+                })
+                .collect()
+        }
+        None if whole.num_rows() == 0 => Vec::new(),
+        None => vec![whole],
+    };
+    Ok((schema, batches))
 }
 
 /// `describe.csv` (one row per column) and `sample.csv` (the first rows), and a histogram

@@ -142,6 +142,11 @@ fn a_damaged_parquet_file_is_a_clear_error() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let error = f.store.load::<DataFrame>(&saved.to_stored()).unwrap_err();
     assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    let mut changed = bytes.clone();
+    changed[bytes.len() / 3] ^= 0x01;
+    std::fs::write(&path, &changed).unwrap();
+    let error = f.store.load::<DataFrame>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
 
     let stored = handmade(
         &f.store,

@@ -149,6 +149,17 @@ fn a_truncated_parquet_file_is_a_clear_error() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let error = f.store.load::<RecordBatch>(&saved.to_stored()).unwrap_err();
     assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    // One byte changed in a value, the size kept: the file still decodes, but what it
+    // decodes to is not returned.
+    let mut changed = bytes.clone();
+    changed[bytes.len() / 3] ^= 0x01;
+    std::fs::write(&path, &changed).unwrap();
+    let error = f.store.load::<RecordBatch>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    // Grown by a byte.
+    std::fs::write(&path, [&bytes[..], b"x"].concat()).unwrap();
+    let error = f.store.load::<RecordBatch>(&saved.to_stored()).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
 
     // Truncated before it was recorded (a hand-made version): the decoder says so.
     let half = &bytes[..bytes.len() / 2];
