@@ -415,6 +415,27 @@ impl Client {
             .collect())
     }
 
+    /// The versions of artifact `name` whose metadata meets every condition, newest first,
+    /// each with its metadata.
+    pub fn artifact_versions_where(
+        &self,
+        name: &str,
+        conditions: &[crate::MetadataCondition],
+    ) -> Result<Vec<(ArtifactVersion, Vec<model::MetadataEntry>)>> {
+        let mut matching = Vec::new();
+        for version in self.artifact_versions(name)? {
+            let metadata = self.block_on(
+                self.metadata_store()
+                    .metadata(model::Resource::ArtifactVersion(version.id)),
+            )?;
+            let recorded = |key: &str| metadata.iter().find(|e| e.key == key).map(|e| &e.value);
+            if conditions.iter().all(|c| c.matches(recorded(c.key()))) {
+                matching.push((version, metadata));
+            }
+        }
+        Ok(matching)
+    }
+
     /// The version named by `reference`: an id, a unique id prefix, `name:version` or
     /// `name:latest`.
     pub fn artifact_version(&self, reference: &str) -> Result<ArtifactVersion> {

@@ -76,6 +76,7 @@ pub mod config;
 mod dynamic;
 mod input;
 pub mod inspect;
+mod metadata_query;
 #[doc(hidden)]
 pub mod probe;
 mod registry;
@@ -88,6 +89,7 @@ pub use dynamic::{MapArg, MapResult, StepFuture, Unmapped, unmapped};
 pub use input::{
     After, Configured, External, IntoInput, Invocation, Isolated, Output, StepOptions, configured,
 };
+pub use metadata_query::MetadataCondition;
 pub use registry::{ParamDef, PipelineCall, PipelineDef, pipeline as find_pipeline, pipelines};
 pub use weft_artifacts::{Artifact, ArtifactType, Binary, Json, Materializer};
 pub use weft_core::{ArtifactVersionId, ExecutionMode, RunId, Snapshot, Status, StepRunId};

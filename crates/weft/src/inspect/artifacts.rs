@@ -25,7 +25,12 @@ pub(crate) enum Command {
     Versions {
         /// The artifact's name.
         name: String,
-        /// Print JSON.
+        /// Only versions whose metadata meets this condition (repeat for several): KEY=VALUE,
+        /// KEY!=VALUE, KEY<N, KEY<=N, KEY>N or KEY>=N (`rows>=1000`, `dtype=float64`). The
+        /// table shows each key named.
+        #[arg(long = "where", value_name = "CONDITION")]
+        conditions: Vec<crate::MetadataCondition>,
+        /// Print JSON (each version with its metadata when conditions are given).
         #[arg(long)]
         json: bool,
     },
@@ -67,7 +72,11 @@ pub(crate) enum Command {
 pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
     match command {
         Command::List { custom, json } => list(client, custom, json, out),
-        Command::Versions { name, json } => versions(client, &name, json, out),
+        Command::Versions {
+            name,
+            conditions,
+            json,
+        } => versions(client, &name, &conditions, json, out),
         Command::Show { version, json } => show(client, &version, json, out),
         Command::Verify { version } => verify(client, version.as_deref(), out),
         Command::Visualize {
@@ -115,21 +124,77 @@ fn list(client: &Client, custom: bool, json: bool, out: &mut String) -> anyhow::
     Ok(())
 }
 
-fn versions(client: &Client, name: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
-    let versions = client.artifact_versions(name)?;
+fn versions(
+    client: &Client,
+    name: &str,
+    conditions: &[crate::MetadataCondition],
+    json: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    if conditions.is_empty() {
+        let versions = client.artifact_versions(name)?;
+        if json {
+            let records: Vec<_> = versions.iter().map(|v| v.record()).collect();
+            return render::json(out, &records);
+        }
+        let versions = versions.into_iter().map(|v| (v, Vec::new())).collect();
+        return versions_table(versions, &[], out);
+    }
+    let versions = client.artifact_versions_where(name, conditions)?;
     if json {
-        let records: Vec<_> = versions.iter().map(|v| v.record()).collect();
+        #[derive(Serialize)]
+        struct Matching<'a> {
+            #[serde(flatten)]
+            version: &'a crate::model::ArtifactVersion,
+            metadata: &'a [MetadataEntry],
+        }
+        let records: Vec<_> = versions
+            .iter()
+            .map(|(version, metadata)| Matching {
+                version: version.record(),
+                metadata,
+            })
+            .collect();
         return render::json(out, &records);
     }
-    let mut table = render::table(&["version", "id", "type", "size", "created"]);
-    for version in &versions {
-        table.add_row(vec![
+    if versions.is_empty() {
+        if client.artifact_versions(name)?.is_empty() {
+            anyhow::bail!("artifact `{name}` has no versions");
+        }
+        say!(out, "No version of `{name}` meets the conditions.");
+        return Ok(());
+    }
+    let mut keys: Vec<&str> = conditions.iter().map(|c| c.key()).collect();
+    keys.dedup();
+    versions_table(versions, &keys, out)
+}
+
+/// The versions as a table, with a column for each of `keys` of their metadata.
+fn versions_table(
+    versions: Vec<(crate::ArtifactVersion, Vec<MetadataEntry>)>,
+    keys: &[&str],
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let mut header = vec!["version", "id", "type", "size", "created"];
+    header.extend(keys);
+    let mut table = render::table(&header);
+    for (version, metadata) in &versions {
+        let mut row = vec![
             version.version.clone(),
             version.id.to_string(),
             render::short_type(&version.data_type),
             version.size.to_string(),
             render::time(Some(version.created_at)),
-        ]);
+        ];
+        for key in keys {
+            let value = metadata.iter().find(|e| e.key == *key).map(|e| &e.value);
+            row.push(match value {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => "-".into(),
+            });
+        }
+        table.add_row(row);
     }
     say!(out, "{table}");
     Ok(())

@@ -118,6 +118,49 @@ fn ml_data_flows_between_steps_and_is_described_and_shown() {
     assert_eq!(loaded.metadata()["weft.output"], "output");
     assert_eq!(loaded.metadata()["weft.run"], report.run.id.to_string());
 
+    // Versions are picked by their extracted metadata.
+    let name = "ml_data::measurements::output";
+    let picked = client
+        .artifact_versions_where(
+            name,
+            &["min>=0".parse().unwrap(), "dtype=float64".parse().unwrap()],
+        )
+        .unwrap();
+    assert_eq!(picked.len(), 1);
+    assert!(
+        client
+            .artifact_versions_where(name, &["max<0".parse().unwrap()])
+            .unwrap()
+            .is_empty()
+    );
+    let listed = weft::inspect::output(
+        &stores,
+        &[
+            "artifacts",
+            "versions",
+            name,
+            "--where",
+            "max>20",
+            "--where",
+            "mean>0",
+        ],
+    )
+    .unwrap();
+    assert!(
+        listed.contains("MAX") && listed.contains("22.3"),
+        "{listed}"
+    );
+    let none = weft::inspect::output(
+        &stores,
+        &["artifacts", "versions", name, "--where", "max<0"],
+    )
+    .unwrap();
+    assert!(none.contains("No version of"), "{none}");
+    let bad = weft::inspect::output(&stores, &["artifacts", "versions", name, "--where", "max"])
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("write KEY=VALUE"), "{bad}");
+
     let shown = weft::inspect::output(
         &stores,
         &["artifacts", "show", "ml_data::measurements::output:latest"],
