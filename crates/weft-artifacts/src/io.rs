@@ -44,6 +44,8 @@ pub struct ArtifactWriter<'a> {
     pub(crate) files: Vec<FileRecord>,
     pub(crate) metadata: Metadata,
     pub(crate) provenance: Vec<(String, String)>,
+    /// How many more bytes of this version's files may be kept in their records.
+    inline_left: usize,
 }
 
 impl<'a> ArtifactWriter<'a> {
@@ -61,6 +63,7 @@ impl<'a> ArtifactWriter<'a> {
             files: Vec::new(),
             metadata: Metadata::new(),
             provenance: Vec::new(),
+            inline_left: store.inline_limit(),
         }
     }
 
@@ -132,7 +135,7 @@ impl<'a> ArtifactWriter<'a> {
                 name: name.into(),
             });
         }
-        let mut sink = FileSink::new(self.store, self.prefix.clone().join(name));
+        let mut sink = FileSink::new(self.store, self.prefix.clone().join(name), self.inline_left);
         let written = write(&mut sink);
         if let Some(error) = sink.error.take() {
             sink.abort();
@@ -147,6 +150,9 @@ impl<'a> ArtifactWriter<'a> {
             });
         }
         let mut record = sink.finish(name)?;
+        if record.is_inline() {
+            self.inline_left -= record.size as usize;
+        }
         record.visualization = visualization;
         self.files.push(record);
         Ok(())
@@ -197,10 +203,12 @@ struct FileSink<'a> {
     size: u64,
     target: Target,
     error: Option<Error>,
+    /// A file of at most this many bytes is kept in its record, not stored.
+    inline_budget: usize,
 }
 
 impl<'a> FileSink<'a> {
-    fn new(store: &'a ArtifactStore, path: Path) -> Self {
+    fn new(store: &'a ArtifactStore, path: Path, inline_budget: usize) -> Self {
         let local = store.local_path_of(&path);
         Self {
             store,
@@ -211,6 +219,7 @@ impl<'a> FileSink<'a> {
             size: 0,
             target: Target::Pending,
             error: None,
+            inline_budget,
         }
     }
 
@@ -289,6 +298,18 @@ impl<'a> FileSink<'a> {
 
     fn finish(mut self, name: &str) -> Result<FileRecord> {
         let store = self.store;
+        if matches!(self.target, Target::Pending) && self.buffer.len() <= self.inline_budget {
+            // Small enough to live in the record: nothing is sent anywhere.
+            let data = std::mem::take(&mut self.buffer);
+            return Ok(FileRecord {
+                name: name.to_owned(),
+                size: data.len() as u64,
+                blake3: blake3::hash(&data).to_hex().to_string(),
+                etag: None,
+                visualization: None,
+                inline: Some(weft_core::artifact::InlineBytes(data)),
+            });
+        }
         let etag = match (&self.local, &self.target) {
             (None, Target::Pending) => {
                 let data = std::mem::take(&mut self.buffer);
@@ -345,6 +366,7 @@ impl<'a> FileSink<'a> {
             blake3: self.hasher.finalize().to_hex().to_string(),
             etag,
             visualization: None,
+            inline: None,
         })
     }
 
@@ -506,6 +528,8 @@ impl<'a> ArtifactReader<'a> {
 
 enum Source {
     Local(io::Take<std::fs::File>),
+    /// The bytes kept in the file's record, until they are read.
+    Inline(Option<Bytes>),
     Stream {
         stream: BoxStream<'static, object_store::Result<Bytes>>,
         store: ArtifactStore,
@@ -544,6 +568,22 @@ impl FileReader {
             path,
             record,
             source,
+            chunk: Bytes::new(),
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            at_end: false,
+            reading: None,
+            stored_length,
+        }
+    }
+
+    /// A file whose bytes are kept in its record.
+    pub(crate) fn inline(path: String, record: FileRecord, bytes: Bytes) -> Self {
+        let stored_length = bytes.len() as u64;
+        Self {
+            path,
+            record,
+            source: Source::Inline(Some(bytes)),
             chunk: Bytes::new(),
             hasher: blake3::Hasher::new(),
             size: 0,
@@ -687,6 +727,7 @@ impl FileReader {
                 buffer.truncate(read);
                 Bytes::from(buffer)
             }
+            Source::Inline(bytes) => bytes.take().unwrap_or_default(),
             Source::Stream { stream, store } => match store.wait(stream.next()) {
                 Some(Ok(bytes)) => bytes,
                 Some(Err(error)) => return Err(io::Error::other(error)),

@@ -20,10 +20,18 @@ use crate::{Error, Result};
 /// Version of the content-hash encoding (see [`content_hash`]).
 const CONTENT_HASH_FORMAT: &str = "weft-artifact-v1";
 
+/// How many bytes of a version's files, at most, are kept in their records (in the metadata
+/// store) rather than as files: the outputs of most steps (numbers, short strings, small
+/// structs and metric sets) fit. Each file costs a store a folder, a file and their
+/// metadata writes (on a disk, hundreds of microseconds; on object storage, a request); a
+/// record of up to 1 KiB, even encoded, stays within one page of the metadata database.
+pub const INLINE_LIMIT: usize = 1024;
+
 /// A store of artifact files, cheap to clone.
 #[derive(Clone)]
 pub struct ArtifactStore {
     inner: Arc<Inner>,
+    inline_limit: usize,
 }
 
 struct Inner {
@@ -189,6 +197,7 @@ impl ArtifactStore {
             format!("{root}/")
         };
         Self {
+            inline_limit: INLINE_LIMIT,
             inner: Arc::new(Inner {
                 objects,
                 id: root.clone(),
@@ -199,6 +208,17 @@ impl ArtifactStore {
                 folder: None,
             }),
         }
+    }
+
+    /// The same store, keeping up to `bytes` of each version's files in their records
+    /// ([`INLINE_LIMIT`] by default; 0: every file is a file).
+    pub fn with_inline_limit(mut self, bytes: usize) -> Self {
+        self.inline_limit = bytes;
+        self
+    }
+
+    pub(crate) fn inline_limit(&self) -> usize {
+        self.inline_limit
     }
 
     /// The store's root location, ending in `/`.
@@ -354,6 +374,11 @@ impl ArtifactStore {
         let prefix = self.prefix_of(&stored.uri)?;
         for record in &stored.files {
             let path = prefix.clone().join(record.name.as_str());
+            if record.is_inline() {
+                // In the record: hashing it costs less than asking about a file.
+                self.open_file(path, record.clone())?.verify()?;
+                continue;
+            }
             let unchanged = match self.file_meta(&path) {
                 Ok((size, etag)) => {
                     record.etag.is_some() && etag == record.etag && size == record.size
@@ -476,7 +501,7 @@ impl ArtifactStore {
     }
 
     fn delete_files(&self, prefix: &Path, files: &[FileRecord]) {
-        for file in files {
+        for file in files.iter().filter(|file| !file.is_inline()) {
             let path = prefix.clone().join(file.name.as_str());
             let _ = self.wait(self.objects().delete(&path));
         }
@@ -484,6 +509,10 @@ impl ArtifactStore {
 
     pub(crate) fn open_file(&self, path: Path, record: FileRecord) -> Result<FileReader> {
         let display = self.display_path(&path);
+        if let Some(inline) = &record.inline {
+            let bytes = Bytes::copy_from_slice(&inline.0);
+            return Ok(FileReader::inline(display, record, bytes));
+        }
         let result = self.wait(self.objects().get(&path));
         match result {
             Ok(found) => {

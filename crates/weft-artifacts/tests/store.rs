@@ -358,3 +358,103 @@ fn a_cheap_check_trusts_an_unchanged_file_and_rehashes_a_changed_one() {
         Err(Error::Missing { .. })
     ));
 }
+
+/// Everything under the store's folder but its own marker files.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !name.starts_with(".weft-") {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn small_values_live_in_their_records_hashed_and_verified_like_files() {
+    let f = common::fixture_with_inline();
+    let saved = f.store.save(&["p", "s", "out", "1"], &rows()).unwrap();
+    let record = &saved.files[0];
+    assert!(record.is_inline(), "{record:?}");
+    assert_eq!(
+        files_under(&f.dir.path().join("artifacts")),
+        Vec::<String>::new(),
+        "no file, no folder"
+    );
+    let stored = saved.to_stored();
+    assert_eq!(f.store.load::<Rows>(&stored).unwrap(), rows());
+    f.store.verify(&stored).unwrap();
+    f.store.check(&stored).unwrap();
+    // The same value stored as a file has the same content hash: caching cannot tell.
+    let as_file = f
+        .store
+        .clone()
+        .with_inline_limit(0)
+        .save(&["p", "s", "out", "2"], &rows())
+        .unwrap();
+    assert!(!as_file.files[0].is_inline());
+    assert_eq!(as_file.content_hash, saved.content_hash);
+    // The record survives the metadata store's JSON.
+    let json = serde_json::to_string(&stored).unwrap();
+    assert!(json.contains(r#""inline":{"text":"#), "{json}");
+    let back: StoredArtifact = serde_json::from_str(&json).unwrap();
+    assert_eq!(f.store.load::<Rows>(&back).unwrap(), rows());
+    f.store.delete(&back).unwrap();
+
+    // Binary bytes are kept as base64.
+    let binary = f.store.save(&["b"], &Binary(rows())).unwrap().to_stored();
+    let json = serde_json::to_string(&binary).unwrap();
+    assert!(json.contains(r#""inline":{"base64":"#), "{json}");
+    let back: StoredArtifact = serde_json::from_str(&json).unwrap();
+    assert_eq!(f.store.load::<Binary<Rows>>(&back).unwrap().0, rows());
+}
+
+#[test]
+fn changed_bytes_in_a_record_are_reported_as_corrupt() {
+    let f = common::fixture_with_inline();
+    let mut stored = f.store.save(&["p"], &rows()).unwrap().to_stored();
+    let inline = stored.files[0].inline.as_mut().unwrap();
+    inline.0[2] ^= 0x01;
+    for error in [
+        f.store.load::<Rows>(&stored).unwrap_err(),
+        f.store.verify(&stored).unwrap_err(),
+        f.store.check(&stored).unwrap_err(),
+    ] {
+        assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    }
+}
+
+#[test]
+fn only_what_fits_the_limit_is_kept_in_records() {
+    let f = common::fixture_with_inline();
+    // 2 KiB of text is a file.
+    let long = "x".repeat(2048);
+    let saved = f.store.save(&["long"], &long).unwrap();
+    assert!(!saved.files[0].is_inline());
+    assert_eq!(
+        files_under(&f.dir.path().join("artifacts")),
+        ["long/data.txt"]
+    );
+    // A vector of 100 numbers (.npy, 928 bytes) fits; its histogram (SVG, larger than what
+    // is left) is a file beside it.
+    let values: Vec<f64> = (0..100).map(f64::from).collect();
+    let saved = f.store.save(&["vector"], &values).unwrap();
+    let inline: Vec<(&str, bool)> = saved
+        .files
+        .iter()
+        .map(|file| (file.name.as_str(), file.is_inline()))
+        .collect();
+    assert_eq!(inline, [("data.npy", true), ("histogram.svg", false)]);
+    assert_eq!(
+        f.store.load::<Vec<f64>>(&saved.to_stored()).unwrap(),
+        values
+    );
+    f.store.verify(&saved.to_stored()).unwrap();
+}

@@ -23,12 +23,58 @@ pub struct FileRecord {
     /// and verified like data files but are not part of the version's content hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visualization: Option<VisualizationType>,
+    /// The file's bytes, when the file is small enough to be kept in its record (in the
+    /// metadata store) rather than in the artifact store: no file, folder or request is then
+    /// spent on it. Hashed and verified like any file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineBytes>,
 }
 
 impl FileRecord {
     /// Whether the file is a visualization rather than data.
     pub fn is_visualization(&self) -> bool {
         self.visualization.is_some()
+    }
+
+    /// Whether the file's bytes are kept in this record.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+}
+
+/// The bytes of a file kept in its record: recorded as `{"text": ...}` when they are UTF-8
+/// (JSON, text: readable in the database too), else as `{"base64": ...}`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct InlineBytes(pub Vec<u8>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum InlineForm {
+    Text(String),
+    Base64(String),
+}
+
+impl Serialize for InlineBytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => InlineForm::Text(text.to_owned()),
+            Err(_) => InlineForm::Base64(base64::engine::general_purpose::STANDARD.encode(&self.0)),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        match InlineForm::deserialize(deserializer)? {
+            InlineForm::Text(text) => Ok(Self(text.into_bytes())),
+            InlineForm::Base64(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map(Self)
+                .map_err(serde::de::Error::custom),
+        }
     }
 }
 

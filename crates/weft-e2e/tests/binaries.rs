@@ -537,7 +537,9 @@ fn cache_hits_are_shown_explained_and_expired_from_the_command_line() {
 #[test]
 fn damaged_artifacts_are_reported_by_verify_and_computed_again() {
     let project = Project::new();
-    assert_eq!(project.pipelines(&["run", "fragile"]).code, 0);
+    // 1,000 values: files on disk (a handful would be kept in their records).
+    let run = ["run", "fragile", "--param", "size=1000"];
+    assert_eq!(project.pipelines(&run).code, 0);
     let intact = project.weft(&["artifacts", "verify"]);
     assert_eq!(intact.code, 0, "{intact:?}");
     assert!(
@@ -571,7 +573,7 @@ fn damaged_artifacts_are_reported_by_verify_and_computed_again() {
         damaged.stdout.contains("1 of 2 artifact version(s) intact"),
         "{damaged:?}"
     );
-    let rerun = project.pipelines(&["run", "fragile"]);
+    let rerun = project.pipelines(&run);
     assert_eq!(rerun.code, 0, "{rerun:?}");
     let shown = project.json(&["runs", "show", "latest", "--json"]);
     let prepare = step(&shown, "prepare");

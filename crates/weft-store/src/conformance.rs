@@ -159,6 +159,7 @@ pub fn version(name: &str, content: &str) -> NewArtifactVersion {
             blake3: format!("b3-{content}"),
             etag: Some(format!("tag-{content}")),
             visualization: None,
+            inline: None,
         }],
         save_type: SaveType::StepOutput,
         metadata: BTreeMap::from([("storage_size".to_string(), json!(3))]),

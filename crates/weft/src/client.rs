@@ -527,8 +527,15 @@ impl ArtifactVersion {
             .collect()
     }
 
-    /// Where file `name` of this version is on this machine, for a local artifact store.
+    /// Where file `name` of this version is on this machine, for a local artifact store;
+    /// `None` for a file kept in its record (a small one: see
+    /// [`INLINE_LIMIT`](crate::materializers::INLINE_LIMIT); [`export_file`](Self::export_file)
+    /// writes any file out).
     pub fn local_path(&self, name: &str) -> Option<std::path::PathBuf> {
+        let record = self.record.files.iter().find(|file| file.name == name)?;
+        if record.is_inline() {
+            return None;
+        }
         let root = self.artifacts.root();
         let relative = self.record.uri.strip_prefix(root)?;
         self.artifacts.local_path(&format!("{relative}{name}"))

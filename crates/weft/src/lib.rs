@@ -134,9 +134,9 @@ pub mod materializers {
     #[cfg(feature = "safetensors")]
     pub use weft_artifacts::SafeTensorsFormat;
     pub use weft_artifacts::{
-        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FormerFormat,
-        JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy, NpyElement, RawBytes,
-        Result, SerdeValue, Summary, Text, VisualizationType,
+        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FileRecord,
+        FormerFormat, INLINE_LIMIT, JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy,
+        NpyElement, RawBytes, Result, SerdeValue, Summary, Text, VisualizationType,
     };
     pub use weft_artifacts::{CsvFormat, HtmlFormat, MarkdownFormat};
 }

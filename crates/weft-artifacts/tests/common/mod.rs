@@ -10,7 +10,16 @@ pub struct Fixture {
     pub store: ArtifactStore,
 }
 
+/// A store whose every file is a file (no bytes kept in records), for tests of files on
+/// disk; [`fixture_with_inline`] keeps small files in their records, as stores do by default.
 pub fn fixture() -> Fixture {
+    let mut fixture = fixture_with_inline();
+    fixture.store = fixture.store.with_inline_limit(0);
+    fixture
+}
+
+/// A store with the default inline limit.
+pub fn fixture_with_inline() -> Fixture {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .build()
@@ -45,6 +54,7 @@ pub fn handmade(
             blake3: blake3::hash(bytes).to_hex().to_string(),
             etag: None,
             visualization: None,
+            inline: None,
         }],
         materializer: materializer.into(),
         materializer_version: 1,

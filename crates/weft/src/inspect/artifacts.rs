@@ -59,6 +59,16 @@ pub(crate) enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Write every file of an artifact version (its data and its visualizations) to a folder,
+    /// checked against their hashes, and print where: for reading it with other tools.
+    Export {
+        /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
+        version: String,
+        /// The folder to write them to (created if needed); by default
+        /// `weft-export/<artifact>-v<version>` in the current folder.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Show one artifact version: where it is, what it holds, who made and used it.
     Show {
         /// A version id (or unique prefix), `<name>:<version>` or `<name>:latest`.
@@ -83,6 +93,14 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
             version,
             out: folder,
         } => visualize(client, &version, folder, out),
+        Command::Export {
+            version,
+            out: folder,
+        } => {
+            let version = client.artifact_version(&version)?;
+            let files: Vec<_> = version.files.iter().map(|f| (f.clone(), None)).collect();
+            write_out(&version, &files, folder, "weft-export", out)
+        }
         Command::Tag { version, tags } => {
             let version = client.artifact_version(&version)?;
             client.tag(&version, &tags)?;
@@ -291,6 +309,13 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
                 path.display(),
                 file.size
             ),
+            None if file.is_inline() => say!(
+                out,
+                "File          {}{role}  {} bytes, kept in the metadata store (write it out: weft artifacts export {})",
+                file.name,
+                file.size,
+                version.id
+            ),
             None => say!(
                 out,
                 "File          {}{role}  {} bytes",
@@ -369,6 +394,22 @@ fn visualize(
         );
         return Ok(());
     }
+    let files: Vec<_> = shown.into_iter().map(|(f, kind)| (f, Some(kind))).collect();
+    write_out(&version, &files, folder, "weft-visualizations", out)
+}
+
+/// Writes `files` of `version` into `folder` (by default `<default_parent>/<name>-v<version>`)
+/// and prints each one written.
+fn write_out(
+    version: &crate::ArtifactVersion,
+    files: &[(
+        crate::materializers::FileRecord,
+        Option<crate::materializers::VisualizationType>,
+    )],
+    folder: Option<std::path::PathBuf>,
+    default_parent: &str,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let folder = folder.unwrap_or_else(|| {
         let name: String = version
             .name
@@ -381,11 +422,11 @@ fn visualize(
                 }
             })
             .collect();
-        std::path::Path::new("weft-visualizations").join(format!("{name}-v{}", version.version))
+        std::path::Path::new(default_parent).join(format!("{name}-v{}", version.version))
     });
     std::fs::create_dir_all(&folder)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", folder.display()))?;
-    for (file, kind) in &shown {
+    for (file, kind) in files {
         // Names were checked when written, but a metadata store is not to be trusted with
         // paths: nothing is written outside the folder.
         let plain = !file.name.is_empty()
@@ -393,12 +434,15 @@ fn visualize(
             && !file.name.contains(['/', '\\']);
         anyhow::ensure!(
             plain,
-            "refusing to write visualization `{}`: not a plain file name",
+            "refusing to write `{}`: not a plain file name",
             file.name
         );
         let destination = folder.join(&file.name);
         let size = version.export_file(&file.name, &destination)?;
-        say!(out, "{}  ({kind}, {size} bytes)", destination.display());
+        match kind {
+            Some(kind) => say!(out, "{}  ({kind}, {size} bytes)", destination.display()),
+            None => say!(out, "{}  ({size} bytes)", destination.display()),
+        }
     }
     Ok(())
 }

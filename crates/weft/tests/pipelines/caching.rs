@@ -120,18 +120,31 @@ fn code_is_part_of_the_key_and_settings_are_not() {
     assert_eq!(status(&report, "double"), Status::Cached);
 }
 
+/// A number spelled out over 2 KiB: too long to be kept in its record, so it is a file.
+#[step]
+fn spell(x: i64) -> String {
+    format!("{x:>2048}")
+}
+
+#[pipeline]
+fn spelling(x: i64) -> weft::Result<()> {
+    let a = absolute(x)?;
+    spell(&a)?;
+    Ok(())
+}
+
 #[test]
 fn a_result_whose_files_are_gone_or_damaged_is_computed_again() {
     let (_dir, client) = fresh();
-    let first = client.run(doubling::args(11)).unwrap();
-    let output = client.output(&steps(&first)["double"], "output").unwrap();
-    let path = output.uri.strip_prefix("file://").unwrap().to_owned() + "data.json";
+    let first = client.run(spelling::args(11)).unwrap();
+    let output = client.output(&steps(&first)["spell"], "output").unwrap();
+    let path = output.local_path("data.txt").expect("a file");
 
     std::fs::write(&path, "99").unwrap();
-    let report = client.run(doubling::args(11)).unwrap();
-    let double = &steps(&report)["double"];
-    assert_eq!(double.status, Status::Completed, "computed again");
-    let reason = double.status_reason.clone().unwrap();
+    let report = client.run(spelling::args(11)).unwrap();
+    let spelled = &steps(&report)["spell"];
+    assert_eq!(spelled.status, Status::Completed, "computed again");
+    let reason = spelled.status_reason.clone().unwrap();
     assert!(
         reason.starts_with("ran again: the cached outputs of step run")
             && reason.contains("is corrupt"),
@@ -142,22 +155,35 @@ fn a_result_whose_files_are_gone_or_damaged_is_computed_again() {
         "99",
         "the damaged file is left as it is"
     );
-    assert_eq!(
-        client
-            .output(double, "output")
-            .unwrap()
-            .load::<i64>()
-            .unwrap(),
-        22
-    );
+    let again = client.output(spelled, "output").unwrap();
+    assert_eq!(again.load::<String>().unwrap().trim(), "11");
 
     // The new result is now the one reused; remove its file too.
-    let newer = client.output(double, "output").unwrap();
-    std::fs::remove_file(newer.uri.strip_prefix("file://").unwrap().to_owned() + "data.json")
-        .unwrap();
-    let report = client.run(doubling::args(11)).unwrap();
-    let reason = steps(&report)["double"].status_reason.clone().unwrap();
+    std::fs::remove_file(again.local_path("data.txt").unwrap()).unwrap();
+    let report = client.run(spelling::args(11)).unwrap();
+    let reason = steps(&report)["spell"].status_reason.clone().unwrap();
     assert!(reason.contains("is missing"), "{reason}");
+}
+
+#[test]
+fn small_results_are_kept_in_their_records_and_reused_from_there() {
+    let (dir, client) = fresh();
+    let first = client.run(doubling::args(21)).unwrap();
+    let output = client.output(&steps(&first)["double"], "output").unwrap();
+    assert!(output.files[0].is_inline(), "{:?}", output.files);
+    assert_eq!(output.local_path("data.json"), None);
+    assert_eq!(output.load::<i64>().unwrap(), 42);
+    output.verify().unwrap();
+    // No folder was made for either output.
+    let pipeline = dir.path().join("artifacts/doubling");
+    assert!(!pipeline.exists(), "{} exists", pipeline.display());
+    let report = client.run(doubling::args(21)).unwrap();
+    assert_eq!(status(&report, "double"), Status::Cached);
+    // Written out on request, for other tools.
+    let exported = dir.path().join("out/value.json");
+    std::fs::create_dir_all(exported.parent().unwrap()).unwrap();
+    output.export_file("data.json", &exported).unwrap();
+    assert_eq!(std::fs::read_to_string(&exported).unwrap(), "42");
 }
 
 #[step(cache(expires_after = "1h"))]

@@ -220,39 +220,58 @@ fn external(version: String) -> weft::Result<()> {
     Ok(())
 }
 
+/// Over 2 KiB: stored as a file, not kept in its record.
+#[step]
+fn page(x: u64) -> String {
+    x.to_string().repeat(2048)
+}
+
+#[step]
+fn read_page(text: String) -> usize {
+    text.len()
+}
+
+#[pipeline]
+fn paging() -> weft::Result<()> {
+    page(4)?;
+    Ok(())
+}
+
+#[pipeline]
+fn external_page(version: String) -> weft::Result<()> {
+    let input: weft::External<String> = weft::External::new(version.parse()?);
+    read_page(input)?;
+    Ok(())
+}
+
 #[test]
 fn a_damaged_artifact_is_a_clear_error_and_is_left_as_it_is() {
     let (_dir, client) = fresh();
-    let report = client.run(reuse::args(None)).unwrap();
-    let version = client.output(&steps(&report)["value"], "output").unwrap();
-    let path = version.uri.strip_prefix("file://").unwrap().to_owned() + "data.json";
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "4");
+    let report = client.run(paging::args()).unwrap();
+    let version = client.output(&steps(&report)["page"], "output").unwrap();
+    let path = version.local_path("data.txt").expect("a file");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "4".repeat(2048));
 
     // Changed bytes: loading fails and says the file is corrupt.
-    std::fs::write(&path, "5").unwrap();
-    let error = format!("{:#}", version.load::<u64>().unwrap_err());
+    std::fs::write(&path, "5".repeat(2048)).unwrap();
+    let error = format!("{:#}", version.load::<String>().unwrap_err());
     assert!(error.contains("is corrupt"), "{error}");
-    // A step reading it fails the same way, and the file is not overwritten. (Without the
-    // cache: the step would reuse the result of its identical earlier run.)
-    let no_cache = weft::RunConfig {
-        no_cache: true,
-        ..Default::default()
-    };
+    // A step reading it fails the same way, and the file is not overwritten.
     let report = client
-        .run_with(external::args(version.id.to_string()), &no_cache)
+        .run(external_page::args(version.id.to_string()))
         .unwrap();
     assert_eq!(report.run.status, Status::Failed);
-    let failed = &steps(&report)["consume"];
+    let failed = &steps(&report)["read_page"];
     let message = failed.error.as_ref().unwrap().chain.join(": ");
     assert!(
-        message.contains("cannot load input `x`") && message.contains("is corrupt"),
+        message.contains("cannot load input `text`") && message.contains("is corrupt"),
         "{message}"
     );
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "5");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "5".repeat(2048));
 
     // A missing file.
     std::fs::remove_file(&path).unwrap();
-    let error = format!("{:#}", version.load::<u64>().unwrap_err());
+    let error = format!("{:#}", version.load::<String>().unwrap_err());
     assert!(error.contains("is missing"), "{error}");
 }
 
