@@ -73,8 +73,12 @@ pub fn run(job: Job) -> Finished {
     let artifacts = job.artifacts.clone();
     let (run_id, step_run_id) = (job.context.run_id, job.context.step_run_id);
     let executed = execute(job);
+    // The live copy is made with the first record: a step that logged nothing has none.
+    let logged = executed.log.records > 0 || executed.log.dropped > 0;
     let log_uri = store_log(&artifacts, run_id, step_run_id, executed.log);
-    logs::remove_live(artifacts.local_path(&logs::live_path(run_id, step_run_id)));
+    if logged {
+        logs::remove_live(artifacts.local_path(&logs::live_path(run_id, step_run_id)));
+    }
     Finished {
         ended: executed.ended,
         log_uri,

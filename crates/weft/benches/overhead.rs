@@ -15,6 +15,11 @@
 //! Last, a step consuming a 256 MiB artifact is rerun from the cache: its key uses the content
 //! hash recorded when the artifact was written, so the rerun must read (almost) nothing; the
 //! bytes the process reads meanwhile (`rchar` of `/proc/self/io`) are printed to show it.
+//!
+//! What a step costs the operating system is printed too: the system calls per step of a
+//! chain, by kind (the bench runs chains of 10 and 210 steps in child processes under
+//! `strace -f -c`, where `strace` is installed, and divides the difference by 200), and the
+//! bytes a chain leaves on disk per step (artifact files and folders, and the database).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -163,9 +168,14 @@ fn large_input_figures(base: &Path) -> LargeInput {
 
 /// Bytes this process has read through system calls so far (Linux only).
 fn bytes_read_so_far() -> Option<u64> {
+    io_counter("rchar:")
+}
+
+/// A counter of `/proc/self/io` (`rchar:`, `wchar:`, ...), Linux only.
+fn io_counter(name: &str) -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     io.lines()
-        .find_map(|line| line.strip_prefix("rchar:"))
+        .find_map(|line| line.strip_prefix(name))
         .and_then(|value| value.trim().parse().ok())
 }
 
@@ -194,7 +204,132 @@ fn ms(duration: Duration) -> String {
     format!("{:9.3} ms", duration.as_secs_f64() * 1e3)
 }
 
+/// In a child process (under `strace`): runs one chain of `length` steps on fresh stores in
+/// `folder`.
+fn chain_child(length: usize, folder: &Path) {
+    let client = Client::in_folder(folder).expect("the stores open");
+    timed_run(&client, chain::args(length), Status::Completed);
+}
+
+/// System calls by kind of one chain of `length` steps, run in a child process under
+/// `strace -f -c`; `None` without `strace`.
+fn syscalls_of_chain(
+    length: usize,
+    base: &Path,
+) -> Option<std::collections::BTreeMap<String, u64>> {
+    let dir = tempfile::tempdir_in(base).expect("a folder for the stores");
+    let summary = dir.path().join("strace.txt");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&summary)
+        .arg(std::env::current_exe().expect("this benchmark"))
+        .args(["--chain-child", &length.to_string()])
+        .arg(dir.path().join("stores"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    // `% time  seconds  usecs/call  calls  [errors]  syscall`, between dashed lines.
+    let text = std::fs::read_to_string(&summary).ok()?;
+    let counts = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let name = *fields.last()?;
+            let calls = fields.get(3)?.parse().ok()?;
+            (fields.len() >= 5 && name != "total").then(|| (name.to_owned(), calls))
+        })
+        .collect();
+    Some(counts)
+}
+
+/// Bytes under `folder`, as the file system allocates them (blocks, not lengths).
+fn disk_usage(folder: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+/// The system calls a chain step costs, by kind, and the bytes it leaves on disk.
+fn print_operating_system_costs(base: &Path) {
+    println!();
+    let (short, long) = (10, 210);
+    match (
+        syscalls_of_chain(short, base),
+        syscalls_of_chain(long, base),
+    ) {
+        (Some(few), Some(many)) => {
+            let steps = (long - short) as f64;
+            let mut per_step: Vec<(String, f64)> = many
+                .iter()
+                .map(|(name, &calls)| {
+                    let base = few.get(name).copied().unwrap_or(0);
+                    (name.clone(), calls.saturating_sub(base) as f64 / steps)
+                })
+                .filter(|(_, calls)| *calls >= 0.05)
+                .collect();
+            per_step.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let total: f64 = per_step.iter().map(|(_, calls)| calls).sum();
+            let kinds: Vec<String> = per_step
+                .iter()
+                .map(|(name, calls)| format!("{name} {calls:.1}"))
+                .collect();
+            println!(
+                "system calls per chain step (strace -f -c, chains of {long} and {short}): {total:.1}: {}",
+                kinds.join(", ")
+            );
+        }
+        _ => println!("system calls per step: not counted (no working `strace`)"),
+    }
+    let dir = tempfile::tempdir_in(base).expect("a folder for the stores");
+    let length = 1000;
+    let client = Client::in_folder(dir.path()).expect("the stores open");
+    let written_before = io_counter("wchar:");
+    timed_run(&client, chain::args(length), Status::Completed);
+    let written = io_counter("wchar:")
+        .zip(written_before)
+        .map(|(after, before)| (after - before) as f64 / length as f64);
+    drop(client);
+    if let Some(written) = written {
+        println!(
+            "bytes written per chain step (write calls: database, its log, files): {written:.0}"
+        );
+    }
+    let artifacts = disk_usage(&dir.path().join("artifacts"));
+    let database = disk_usage(dir.path()) - artifacts;
+    println!(
+        "bytes on disk per chain step (chain of {length}): artifact store {:.0}, metadata store {:.0}",
+        artifacts as f64 / length as f64,
+        database as f64 / length as f64
+    );
+}
+
 fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    if let [_, flag, length, folder] = &arguments[..]
+        && flag == "--chain-child"
+    {
+        chain_child(length.parse().expect("a length"), Path::new(folder));
+        return;
+    }
     let quick = std::env::args().any(|argument| argument == "--quick");
     let repeats = if quick { 1 } else { 5 };
     let disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-stores");
@@ -249,6 +384,8 @@ fn main() {
     );
     println!("per cached step = (t_cached(1000) - t_cached(10)) / 990");
     println!("targets: <= 0.5 ms per step, <= 50 ms per run, <= 0.1 ms per cached step");
+
+    print_operating_system_costs(&places_disk);
 
     let large = large_input_figures(&places_disk);
     println!();
