@@ -9,12 +9,23 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::{Error, Result, time};
 
-/// Every migration, in order: (version, description, SQL). Never edit a released one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+/// Every migration, in order: (version, description, SQL, whether reading needs it). Never
+/// edit a released one. A migration reading does not need (one that only drops an index)
+/// may be missing from a store that is only read.
+const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+        true,
+    ),
+    (
+        2,
+        "drop unused indexes",
+        include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql"),
+        false,
+    ),
+];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only
 /// store cannot be migrated).
@@ -25,9 +36,16 @@ pub(super) fn check(connection: &Connection) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     let expected: Vec<(i64, String)> = MIGRATIONS
         .iter()
-        .map(|(version, _, sql)| (*version, blake3::hash(sql.as_bytes()).to_hex().to_string()))
+        .map(|(version, _, sql, _)| (*version, blake3::hash(sql.as_bytes()).to_hex().to_string()))
         .collect();
-    if applied != expected {
+    // What was applied must be this build's first migrations, and what was not must not be
+    // needed to read.
+    let readable = applied.len() <= expected.len()
+        && applied[..] == expected[..applied.len()]
+        && MIGRATIONS[applied.len()..]
+            .iter()
+            .all(|(_, _, _, needed_to_read)| !needed_to_read);
+    if !readable {
         return Err(Error::Conflict(format!(
             "the read-only metadata store has schema versions {:?}, and this build expects {:?}; open it with a matching weft, or where it can be written",
             applied
@@ -63,7 +81,7 @@ pub(super) fn run(connection: &mut Connection) -> Result<()> {
             "the metadata store has schema version {version}, newer than this build knows ({newest_known}); upgrade weft"
         )));
     }
-    for (version, description, sql) in MIGRATIONS {
+    for (version, description, sql, _) in MIGRATIONS {
         let checksum = blake3::hash(sql.as_bytes()).to_hex().to_string();
         match applied.iter().find(|(applied, _)| applied == version) {
             Some((_, recorded)) if *recorded != checksum => {
