@@ -189,8 +189,23 @@ enum Target {
         file: std::fs::File,
         staging: std::path::PathBuf,
     },
-    /// Any other store: a multipart upload.
-    Upload(Box<dyn MultipartUpload>),
+    /// Any other store: a multipart upload to a staging object beside the final one, copied
+    /// into place only if nothing is there (an upload in parts cannot be made create-only
+    /// itself).
+    Upload {
+        upload: Box<dyn MultipartUpload>,
+        staging: Path,
+    },
+}
+
+/// Where a file is uploaded before it is copied to `path`.
+fn staging_object(path: &Path) -> Path {
+    let name = path.filename().unwrap_or_default();
+    let staged = format!(".{name}.{}.partial", uuid::Uuid::now_v7().simple());
+    let mut parts: Vec<_> = path.parts().collect();
+    parts.pop();
+    parts.push(object_store::path::PathPart::from(staged.as_str()));
+    Path::from_iter(parts)
 }
 
 struct FileSink<'a> {
@@ -273,13 +288,14 @@ impl<'a> FileSink<'a> {
         self.hasher.update(data);
         self.size += data.len() as u64;
         if matches!(self.target, Target::Pending) {
+            let staging = staging_object(&self.path);
             let upload = self
                 .store
-                .wait(self.store.objects().put_multipart(&self.path))
+                .wait(self.store.objects().put_multipart(&staging))
                 .map_err(|e| self.write_error(e))?;
-            self.target = Target::Upload(upload);
+            self.target = Target::Upload { upload, staging };
         }
-        let Target::Upload(upload) = &mut self.target else {
+        let Target::Upload { upload, .. } = &mut self.target else {
             unreachable!("a store is local or not")
         };
         let sent = self
@@ -331,18 +347,25 @@ impl<'a> FileSink<'a> {
                     self.abort();
                     return Err(error);
                 }
-                let Target::Upload(mut upload) =
-                    std::mem::replace(&mut self.target, Target::Pending)
+                let Target::Upload {
+                    mut upload,
+                    staging,
+                } = std::mem::replace(&mut self.target, Target::Pending)
                 else {
                     unreachable!("not local, not pending")
                 };
-                match store.wait(upload.complete()) {
-                    Ok(published) => published.e_tag,
-                    Err(error) => {
-                        let _ = store.wait(upload.abort());
-                        return Err(self.write_error(error));
-                    }
+                if let Err(error) = store.wait(upload.complete()) {
+                    let _ = store.wait(upload.abort());
+                    return Err(self.write_error(error));
                 }
+                let objects = store.objects();
+                let published = store.wait(objects.copy_if_not_exists(&staging, &self.path));
+                let _ = store.wait(objects.delete(&staging));
+                published.map_err(|e| self.write_error(e))?;
+                store
+                    .wait(objects.head(&self.path))
+                    .map_err(|e| self.write_error(e))?
+                    .e_tag
             }
             (Some(_), _) => {
                 if (!self.buffer.is_empty() || matches!(self.target, Target::Pending))
@@ -389,7 +412,7 @@ impl<'a> FileSink<'a> {
                 drop(file);
                 let _ = std::fs::remove_file(staging);
             }
-            Target::Upload(mut upload) => {
+            Target::Upload { mut upload, .. } => {
                 let _ = self.store.wait(upload.abort());
             }
         }

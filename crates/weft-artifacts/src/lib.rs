@@ -24,6 +24,8 @@ mod builtin;
 mod candle;
 #[cfg(any(feature = "arrow", feature = "polars"))]
 mod columns;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 #[cfg(feature = "polars")]
 mod frames;

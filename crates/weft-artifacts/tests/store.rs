@@ -1,4 +1,5 @@
-//! The artifact store against real local folders: round trips, integrity, atomicity.
+//! The artifact store against real local folders: what is particular to them (the
+//! conformance suite, `tests/conformance.rs`, holds what every store guarantees).
 
 mod common;
 
@@ -151,113 +152,6 @@ fn a_newer_format_is_refused() {
     stored.materializer_version = 99;
     let error = f.store.load::<u32>(&stored).unwrap_err();
     assert!(error.to_string().contains("upgrade weft"), "{error}");
-}
-
-#[test]
-fn corrupted_bytes_are_detected_and_left_in_place() {
-    let f = fixture();
-    let saved = f.store.save(&["a"], &rows()).unwrap();
-    let path = f.dir.path().join("artifacts/a/data.json");
-    // Same length, one digit changed: still valid JSON, so only the hash can tell.
-    let tampered = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("2.5", "2.6");
-    std::fs::write(&path, &tampered).unwrap();
-    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
-    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
-    assert!(error.to_string().contains("is corrupt"), "{error}");
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        tampered,
-        "nothing overwritten"
-    );
-    assert!(f.store.verify(&saved.to_stored()).is_err());
-
-    // Truncated: decoding fails, but the message says why.
-    std::fs::write(&path, &tampered[..10]).unwrap();
-    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
-    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
-}
-
-#[test]
-fn a_missing_file_is_reported_as_missing() {
-    let f = fixture();
-    let saved = f.store.save(&["a"], &rows()).unwrap();
-    std::fs::remove_file(f.dir.path().join("artifacts/a/data.json")).unwrap();
-    let error = f.store.load::<Rows>(&saved.to_stored()).unwrap_err();
-    assert!(matches!(error, Error::Missing { .. }), "{error}");
-    assert!(error.to_string().contains("is missing"), "{error}");
-}
-
-#[test]
-fn nothing_is_ever_overwritten() {
-    let f = fixture();
-    f.store.save(&["a"], &1u32).unwrap();
-    let error = f.store.save(&["a"], &2u32).unwrap_err();
-    assert!(matches!(error, Error::Write { .. }), "{error}");
-    let kept = std::fs::read_to_string(f.dir.path().join("artifacts/a/data.json")).unwrap();
-    assert_eq!(kept, "1");
-    f.store.put_object("logs/x.jsonl", b"one".to_vec()).unwrap();
-    assert!(f.store.put_object("logs/x.jsonl", b"two".to_vec()).is_err());
-    assert_eq!(
-        f.store.get_object("logs/x.jsonl").unwrap().unwrap(),
-        "one".as_bytes()
-    );
-}
-
-#[test]
-fn large_values_stream_in_parts_and_verify() {
-    let f = fixture();
-    // 20 MiB: more than two parts.
-    let big: Vec<u8> = (0..20 * 1024 * 1024)
-        .map(|i: u32| (i % 251) as u8)
-        .collect();
-    let saved = f.store.save(&["big"], &big).unwrap();
-    assert_eq!(saved.size, big.len() as u64);
-    assert_eq!(
-        saved.files[0].blake3,
-        blake3::hash(&big).to_hex().to_string()
-    );
-    let loaded: Vec<u8> = f.store.load(&saved.to_stored()).unwrap();
-    assert!(loaded == big);
-    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path().join("artifacts/big"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name())
-        .collect();
-    assert_eq!(leftovers, ["data.bin"], "no staging files remain");
-}
-
-struct Unencodable;
-
-impl Serialize for Unencodable {
-    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(
-            "this value refuses to be encoded",
-        ))
-    }
-}
-
-impl<'de> Deserialize<'de> for Unencodable {
-    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Ok(Unencodable)
-    }
-}
-
-impl Artifact for Unencodable {
-    type Materializer = JsonFormat;
-}
-
-#[test]
-fn a_failed_save_publishes_nothing() {
-    let f = fixture();
-    let error = f.store.save(&["bad"], &Unencodable).unwrap_err();
-    assert!(matches!(error, Error::Encode { .. }), "{error}");
-    assert!(
-        error.to_string().contains("refuses to be encoded"),
-        "{error}"
-    );
-    let published = f.dir.path().join("artifacts/bad/data.json");
-    assert!(!published.exists());
 }
 
 #[test]
