@@ -2,8 +2,9 @@
 # Sets up what the test suite needs and runs all of it: formatting, lints, every test of
 # every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
 # the quickstart example as a user runs it. Needs a Rust toolchain, and root on a Debian-like
-# system to install and start the services the tests use: a single-node Slurm, PostgreSQL and
-# MariaDB (scripts/*-up.sh), and a Python venv (scripts/python-up.sh); run from anywhere.
+# system to install and start the services the tests use: a single-node Slurm, PostgreSQL,
+# MariaDB and an S3 server (scripts/*-up.sh), and a Python venv (scripts/python-up.sh); run
+# from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,13 +15,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-step "services: a single-node Slurm, PostgreSQL, MariaDB"
+step "services: a single-node Slurm, PostgreSQL, MariaDB, S3 (moto)"
 scripts/slurm-up.sh
 WEFT_TEST_POSTGRES_URL=$(scripts/postgres-up.sh)
 WEFT_TEST_POSTGRES_CA=${WEFT_POSTGRES_DIR:-/tmp/weft-postgres}/ca.crt
 WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
 WEFT_TEST_MYSQL_CA=${WEFT_MARIADB_DIR:-/tmp/weft-mariadb}/ca.crt
+WEFT_TEST_S3_ENDPOINT=$(scripts/s3-up.sh)
 export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL WEFT_TEST_MYSQL_CA
+export WEFT_TEST_S3_ENDPOINT
 
 step "Python with NumPy, pyarrow, safetensors and Pillow (artifacts are read back with them)"
 WEFT_TEST_PYTHON=$(scripts/python-up.sh)

@@ -112,13 +112,84 @@ impl ArtifactStore {
     /// from `base`. A local folder is created if needed and checked to be writable, so that a
     /// bad location fails now rather than in the middle of a run.
     pub fn open(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
+        if location.starts_with("s3://") {
+            return Self::s3(location, [], runtime);
+        }
         Self::local(&Self::folder_of(location, base)?, runtime)
     }
 
     /// Opens the store at `location` to read it: nothing is created and nothing written (the
     /// folder may be read-only); one that does not exist reads as empty.
     pub fn open_existing(location: &str, base: &std::path::Path, runtime: Handle) -> Result<Self> {
+        if location.starts_with("s3://") {
+            return Self::s3(location, [], runtime);
+        }
         Self::local_with(&Self::folder_of(location, base)?, runtime, false)
+    }
+
+    /// A store in an S3 bucket (`s3://bucket/prefix`), configured from the standard AWS
+    /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`; for S3-compatible servers `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP=true` and `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false`). Files are published
+    /// create-only: single puts with `If-None-Match: *`, uploads in parts through a
+    /// conditional copy (`AWS_COPY_IF_NOT_EXISTS`, `multipart` by default). `settings`
+    /// (`object_store`'s S3 configuration keys, such as `aws_endpoint`) override the
+    /// environment.
+    #[cfg(feature = "s3")]
+    pub fn s3<'s>(
+        location: &str,
+        settings: impl IntoIterator<Item = (&'s str, &'s str)>,
+        runtime: Handle,
+    ) -> Result<Self> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        let invalid = |reason: String| Error::InvalidLocation {
+            location: location.into(),
+            reason,
+        };
+        let Some(bucket_and_prefix) = location.strip_prefix("s3://") else {
+            return Err(invalid("not an s3:// URL".into()));
+        };
+        let (bucket, prefix) = bucket_and_prefix
+            .split_once('/')
+            .unwrap_or((bucket_and_prefix, ""));
+        if bucket.is_empty() {
+            return Err(invalid("no bucket is named (s3://bucket/prefix)".into()));
+        }
+        let prefix = prefix.trim_matches('/');
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var_os("AWS_COPY_IF_NOT_EXISTS").is_none() {
+            builder = builder.with_config(AmazonS3ConfigKey::CopyIfNotExists, "multipart");
+        }
+        for (key, value) in settings {
+            let key: AmazonS3ConfigKey = key
+                .parse()
+                .map_err(|_| invalid(format!("`{key}` is not an S3 setting")))?;
+            builder = builder.with_config(key, value);
+        }
+        let s3 = builder.build().map_err(|e| Error::Open {
+            location: location.into(),
+            source: e.into(),
+        })?;
+        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            let prefix = Path::parse(prefix).map_err(|e| invalid(e.to_string()))?;
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+        };
+        let root = if prefix.is_empty() {
+            format!("s3://{bucket}/")
+        } else {
+            format!("s3://{bucket}/{prefix}/")
+        };
+        Ok(Self::from_object_store(objects, root, runtime))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn s3(location: &str, _: [(&str, &str); 0], _: Handle) -> Result<Self> {
+        Err(Error::InvalidLocation {
+            location: location.into(),
+            reason: "`s3://` stores need weft's `s3` feature, which this build leaves out".into(),
+        })
     }
 
     fn folder_of(location: &str, base: &std::path::Path) -> Result<PathBuf> {

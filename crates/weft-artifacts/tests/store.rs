@@ -171,8 +171,16 @@ fn a_store_that_cannot_be_written_fails_when_opened() {
         "{error}"
     );
     let error =
-        ArtifactStore::open("s3://bucket", dir.path(), runtime.handle().clone()).unwrap_err();
+        ArtifactStore::open("gs://bucket", dir.path(), runtime.handle().clone()).unwrap_err();
     assert!(error.to_string().contains("not supported"), "{error}");
+    let error =
+        ArtifactStore::open("s3:///prefix", dir.path(), runtime.handle().clone()).unwrap_err();
+    let expected = if cfg!(feature = "s3") {
+        "no bucket is named"
+    } else {
+        "need weft's `s3` feature"
+    };
+    assert!(error.to_string().contains(expected), "{error}");
 }
 
 #[test]

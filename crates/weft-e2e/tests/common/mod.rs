@@ -134,7 +134,12 @@ impl Project {
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
-        let finished = self.weft(args);
+        self.json_with(args, &[])
+    }
+
+    /// What the `weft` command prints as JSON, with `env` set.
+    pub fn json_with(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let finished = self.run(WEFT, args, env);
         assert_eq!(finished.code, 0, "{finished:?}");
         serde_json::from_str(&finished.stdout).expect("JSON output")
     }

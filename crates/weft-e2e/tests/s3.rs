@@ -1,0 +1,96 @@
+//! A project whose artifacts live only in an S3 bucket (the server `scripts/s3-up.sh`
+//! starts, or `WEFT_TEST_S3_ENDPOINT`): runs, isolated steps, logs, verification and
+//! exports through the binaries, configured by the standard AWS variables.
+
+mod common;
+
+use common::Project;
+
+/// The AWS settings of the test server, and an artifact store URL of its own in its bucket.
+fn s3_environment() -> Vec<(&'static str, String)> {
+    let endpoint =
+        std::env::var("WEFT_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9321".into());
+    assert!(
+        std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_ok(),
+        "no S3 server at {endpoint} (start one with scripts/s3-up.sh)"
+    );
+    let prefix = format!("e2e-{}-{}", std::process::id(), fastrand::u64(..));
+    vec![
+        ("WEFT_ARTIFACTS", format!("s3://weft-test/{prefix}")),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "weft".into()),
+        ("AWS_SECRET_ACCESS_KEY", "weft-test-secret".into()),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".into()),
+    ]
+}
+
+#[test]
+fn a_project_with_its_artifacts_on_s3_runs_verifies_and_exports() {
+    let project = Project::new();
+    let env = s3_environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pipelines = |args: &[&str]| project.run(common::PIPELINES, args, &env);
+    let weft = |args: &[&str]| project.run(common::WEFT, args, &env);
+
+    // 100,000 numbers (800 KB, a file in the bucket) and small values kept in records.
+    let run = pipelines(&["run", "fragile", "--param", "size=100000"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // Isolated steps: each child reads and writes the bucket itself.
+    let run = pipelines(&["run", "isolated_fan", "-p", "width=4"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = pipelines(&["run", "training", "--param", "epochs=50"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        !project.path().join(".weft/artifacts").exists(),
+        "nothing is stored on the local disk"
+    );
+
+    let verified = weft(&["artifacts", "verify"]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(verified.stdout.contains("intact"), "{verified:?}");
+    let shown = weft(&["artifacts", "show", "fragile::prepare::output:latest"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("s3://weft-test/"), "{shown:?}");
+    let logs = weft(&["logs", "latest", "train_softmax"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(logs.stdout.contains("training"), "{logs:?}");
+
+    let out = project.path().join("exported");
+    let exported = weft(&[
+        "artifacts",
+        "export",
+        "fragile::prepare::output:latest",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(exported.code, 0, "{exported:?}");
+    let npy = std::fs::read(out.join("data.npy")).unwrap();
+    assert!(npy.starts_with(b"\x93NUMPY"), "a NumPy file");
+    assert_eq!(npy.len(), 128 + 800_000);
+
+    // A cached rerun checks the bucket's objects (HEAD) instead of reading them.
+    let rerun = pipelines(&["run", "fragile", "--param", "size=100000"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let shown = project.json_with(&["runs", "show", "latest", "--json"], &env);
+    assert!(
+        shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["status"] == "cached"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_bucket_url_without_a_bucket_is_a_clear_error() {
+    let project = Project::new();
+    let mut env = s3_environment();
+    env[0].1 = "s3://".into();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = project.run(common::PIPELINES, &["run", "fragile"], &env);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("no bucket is named"), "{run:?}");
+}
