@@ -582,31 +582,24 @@ impl FileReader {
         length: u64,
         store: ArtifactStore,
     ) -> Self {
-        let stored_length = length;
         let source = match payload {
             GetResultPayload::File(file, _) => Source::Local(file.take(length)),
             GetResultPayload::Stream(stream) => Source::Stream { stream, store },
         };
-        Self {
-            path,
-            record,
-            source,
-            chunk: Bytes::new(),
-            hasher: blake3::Hasher::new(),
-            size: 0,
-            at_end: false,
-            reading: None,
-            stored_length,
-        }
+        Self::from_source(path, record, source, length)
     }
 
     /// A file whose bytes are kept in its record.
     pub(crate) fn inline(path: String, record: FileRecord, bytes: Bytes) -> Self {
-        let stored_length = bytes.len() as u64;
+        let length = bytes.len() as u64;
+        Self::from_source(path, record, Source::Inline(Some(bytes)), length)
+    }
+
+    fn from_source(path: String, record: FileRecord, source: Source, stored_length: u64) -> Self {
         Self {
             path,
             record,
-            source: Source::Inline(Some(bytes)),
+            source,
             chunk: Bytes::new(),
             hasher: blake3::Hasher::new(),
             size: 0,

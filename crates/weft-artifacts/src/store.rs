@@ -181,7 +181,17 @@ impl ArtifactStore {
         } else {
             format!("s3://{bucket}/{prefix}/")
         };
-        Ok(Self::from_object_store(objects, root, runtime))
+        let store = Self::from_object_store(objects, root, runtime);
+        // One listing, before anything else: an endpoint that does not answer, a bucket that
+        // does not exist or credentials the server refuses stop here, not at the first step.
+        let probe = Path::from(".weft-probe");
+        store
+            .wait(store.objects().list_with_delimiter(Some(&probe)))
+            .map_err(|e| Error::Open {
+                location: location.into(),
+                source: e.into(),
+            })?;
+        Ok(store)
     }
 
     #[cfg(not(feature = "s3"))]

@@ -84,13 +84,53 @@ fn a_project_with_its_artifacts_on_s3_runs_verifies_and_exports() {
     );
 }
 
-#[test]
-fn a_bucket_url_without_a_bucket_is_a_clear_error() {
-    let project = Project::new();
+/// Runs `fragile` with the S3 environment changed by `change`; what it printed.
+fn run_with(
+    project: &Project,
+    change: impl FnOnce(&mut Vec<(&'static str, String)>),
+) -> common::Finished {
     let mut env = s3_environment();
-    env[0].1 = "s3://".into();
+    change(&mut env);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = project.run(common::PIPELINES, &["run", "fragile"], &env);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("no bucket is named"), "{run:?}");
+    project.run(common::PIPELINES, &["run", "fragile"], &env)
+}
+
+#[test]
+fn a_store_that_cannot_be_reached_is_refused_before_the_run_starts() {
+    let project = Project::new();
+    let no_bucket = run_with(&project, |env| env[0].1 = "s3://".into());
+    assert!(
+        no_bucket.stderr.contains("no bucket is named"),
+        "{no_bucket:?}"
+    );
+    let missing = run_with(&project, |env| {
+        env[0].1 = "s3://no-such-bucket-here/x".into()
+    });
+    assert!(
+        missing.stderr.contains("s3://no-such-bucket-here/x")
+            && missing.stderr.contains("NoSuchBucket"),
+        "{missing:?}"
+    );
+    let unreachable = run_with(&project, |env| {
+        env[1].1 = "http://127.0.0.1:1".into();
+    });
+    assert!(
+        unreachable
+            .stderr
+            .contains("cannot open the artifact store")
+            && unreachable.stderr.contains("Connection refused"),
+        "{unreachable:?}"
+    );
+    for refused in [&no_bucket, &missing, &unreachable] {
+        assert_ne!(refused.code, 0, "{refused:?}");
+        assert!(
+            !refused.stdout.contains("started"),
+            "no run starts: {refused:?}"
+        );
+    }
+    let runs = project.weft(&["runs", "list", "--json"]);
+    assert!(
+        runs.code != 0 || runs.stdout.trim() == "[]",
+        "nothing was recorded: {runs:?}"
+    );
 }
