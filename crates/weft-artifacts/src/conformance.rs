@@ -36,7 +36,7 @@ macro_rules! artifact_store_conformance_tests {
             a_deleted_file_is_missing,
             a_check_trusts_intact_files_and_catches_changed_ones,
             deleting_a_version_removes_its_files,
-            a_uri_from_another_store_is_refused,
+            a_version_of_another_store_is_read_where_it_is,
             objects_are_written_once_and_listed
         );
     };
@@ -291,14 +291,30 @@ pub fn deleting_a_version_removes_its_files(store: &ArtifactStore) {
     assert_eq!(store.load::<Vec<f64>>(&kept.to_stored()).unwrap(), numbers);
 }
 
-/// A version recorded in another store is refused by name, not read from here.
-pub fn a_uri_from_another_store_is_refused(store: &ArtifactStore) {
-    let saved = store.save(&["a"], &rows(100)).unwrap();
-    let foreign = StoredArtifact {
-        uri: "file:///somewhere/else/a/".into(),
-        ..saved.to_stored()
+/// A version recorded in another store (one the project used before: a local folder here)
+/// is read where it is, verified like any other; a location of a kind weft cannot open is
+/// refused by name.
+pub fn a_version_of_another_store_is_read_where_it_is(store: &ArtifactStore) {
+    let folder = std::env::temp_dir().join(format!("weft-elsewhere-{}", uuid::Uuid::now_v7()));
+    let other = ArtifactStore::local(&folder, store.runtime().clone())
+        .unwrap()
+        .with_inline_limit(0);
+    let value = rows(100);
+    let saved = other.save(&["old", "1"], &value).unwrap().to_stored();
+    assert_eq!(store.load::<Rows>(&saved).unwrap(), value);
+    store.verify(&saved).unwrap();
+    store.check(&saved).unwrap();
+    // Still verified: a changed file there is corrupt here.
+    std::fs::write(folder.join("old/1/data.json"), b"{}").unwrap();
+    let error = store.load::<Rows>(&saved).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    let _ = std::fs::remove_dir_all(&folder);
+
+    let unknown = StoredArtifact {
+        uri: "gs://bucket/old/1/".into(),
+        ..saved
     };
-    let error = store.load::<Rows>(&foreign).unwrap_err();
+    let error = store.load::<Rows>(&unknown).unwrap_err();
     assert!(matches!(error, Error::ForeignUri { .. }), "{error}");
 }
 

@@ -128,7 +128,7 @@ pub enum Error {
     },
     /// A recorded location is outside this store.
     #[error(
-        "the artifact at {uri} is not in this artifact store ({root}); open the store it was saved to"
+        "the artifact at {uri} is neither in this artifact store ({root}) nor in a kind of store weft can read (file://, s3://)"
     )]
     ForeignUri {
         /// The recorded location.

@@ -46,6 +46,9 @@ struct Inner {
     files: Option<Arc<LocalFileSystem>>,
     /// The folder of a local store.
     folder: Option<PathBuf>,
+    /// Stores opened to read versions recorded elsewhere (saved while the project used
+    /// another artifact store), by the root they were opened at.
+    elsewhere: std::sync::Mutex<std::collections::HashMap<String, ArtifactStore>>,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -287,6 +290,7 @@ impl ArtifactStore {
                 local: false,
                 files: None,
                 folder: None,
+                elsewhere: Default::default(),
             }),
         }
     }
@@ -416,12 +420,8 @@ impl ArtifactStore {
                 supported,
             });
         }
-        let mut reader = ArtifactReader::new(
-            self,
-            stored,
-            self.prefix_of(&stored.uri)?,
-            (materializer, requested),
-        );
+        let (store, prefix) = self.locate(&stored.uri)?;
+        let mut reader = ArtifactReader::new(&store, stored, prefix, (materializer, requested));
         let loaded = load(&mut reader);
         // Corruption explains a decoding error better than the decoder does, so it wins.
         reader.verify_opened()?;
@@ -440,9 +440,10 @@ impl ArtifactStore {
 
     /// Reads every file of a stored version and checks it against its recorded hash.
     pub fn verify(&self, stored: &StoredArtifact) -> Result<()> {
-        let prefix = self.prefix_of(&stored.uri)?;
+        let (store, prefix) = self.locate(&stored.uri)?;
         for record in &stored.files {
-            self.open_file(prefix.clone().join(record.name.as_str()), record.clone())?
+            store
+                .open_file(prefix.clone().join(record.name.as_str()), record.clone())?
                 .verify()?;
         }
         Ok(())
@@ -452,7 +453,10 @@ impl ArtifactStore {
     /// file whose entity tag (for local files: inode, modification time and size) is the one
     /// recorded when it was written is taken as intact; any other is re-hashed.
     pub fn check(&self, stored: &StoredArtifact) -> Result<()> {
-        let prefix = self.prefix_of(&stored.uri)?;
+        let (store, prefix) = self.locate(&stored.uri)?;
+        if !Arc::ptr_eq(&store.inner, &self.inner) {
+            return store.check(stored);
+        }
         for record in &stored.files {
             let path = prefix.clone().join(record.name.as_str());
             if record.is_inline() {
@@ -536,7 +540,8 @@ impl ArtifactStore {
                 known: known.join(", "),
             });
         };
-        let file = self.open_file(self.prefix_of(&stored.uri)?.join(name), record.clone())?;
+        let (store, prefix) = self.locate(&stored.uri)?;
+        let file = store.open_file(prefix.join(name), record.clone())?;
         Ok((record, file))
     }
 
@@ -612,6 +617,48 @@ impl ArtifactStore {
                 source: error.into(),
             }),
         }
+    }
+
+    /// The store that holds a version recorded at `uri`, and the version's folder in it:
+    /// this store, or, for a version saved while the project used another artifact store, a
+    /// store opened (once) where the version is, so that it is read where it was written: a
+    /// local folder (`file://`) or a bucket (`s3://`, with this process's AWS settings).
+    fn locate(&self, uri: &str) -> Result<(ArtifactStore, Path)> {
+        if uri.starts_with(self.inner.root.as_str()) {
+            return Ok((self.clone(), self.prefix_of(uri)?));
+        }
+        let foreign = || Error::ForeignUri {
+            uri: uri.into(),
+            root: self.inner.root.clone(),
+        };
+        let (root, relative) = if let Some(path) = uri.strip_prefix("file:///") {
+            ("file:///".to_owned(), path)
+        } else if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').ok_or_else(foreign)?;
+            (format!("s3://{bucket}/"), key)
+        } else {
+            return Err(foreign());
+        };
+        let mut elsewhere = self
+            .inner
+            .elsewhere
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let store = match elsewhere.get(&root) {
+            Some(store) => store.clone(),
+            None => {
+                let runtime = self.inner.runtime.clone();
+                let store = if root.starts_with("file:") {
+                    Self::local_with(std::path::Path::new("/"), runtime, false)?
+                } else {
+                    Self::open_existing(&root, std::path::Path::new("/"), runtime)?
+                };
+                elsewhere.insert(root, store.clone());
+                store
+            }
+        };
+        let prefix = store.prefix_of(&format!("{}{relative}", store.inner.root))?;
+        Ok((store, prefix))
     }
 
     fn prefix_of(&self, uri: &str) -> Result<Path> {

@@ -184,17 +184,21 @@ fn a_store_that_cannot_be_written_fails_when_opened() {
 }
 
 #[test]
-fn a_uri_from_another_store_is_refused() {
+fn a_version_recorded_in_a_missing_folder_is_missing() {
     let f = fixture();
+    let saved = f.store.save(&["a"], &rows()).unwrap();
     let stored = StoredArtifact {
-        uri: "file:///elsewhere/a/".into(),
-        files: vec![],
-        materializer: "weft.json".into(),
-        materializer_version: 1,
-        data_type: std::any::type_name::<u32>().into(),
+        uri: "file:///nowhere/that/exists/a/".into(),
+        ..saved.to_stored()
     };
-    let error = f.store.load::<u32>(&stored).unwrap_err();
-    assert!(matches!(error, Error::ForeignUri { .. }), "{error}");
+    let error = f.store.load::<Rows>(&stored).unwrap_err();
+    assert!(matches!(error, Error::Missing { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("/nowhere/that/exists/a/data.json"),
+        "{error}"
+    );
 }
 
 #[test]

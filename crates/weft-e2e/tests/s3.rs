@@ -134,3 +134,57 @@ fn a_store_that_cannot_be_reached_is_refused_before_the_run_starts() {
         "nothing was recorded: {runs:?}"
     );
 }
+
+#[test]
+fn versions_of_a_previous_artifact_store_stay_readable() {
+    let project = Project::new();
+    // First on local files...
+    let run = project.pipelines(&["run", "fragile", "--param", "size=5000"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // ...then the project moves its artifacts to a bucket.
+    let env = s3_environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let weft = |args: &[&str]| project.run(common::WEFT, args, &env);
+    let verified = weft(&["artifacts", "verify"]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    let exported = weft(&[
+        "artifacts",
+        "export",
+        "fragile::prepare::output:1",
+        "--out",
+        project.path().join("old").to_str().unwrap(),
+    ]);
+    assert_eq!(exported.code, 0, "{exported:?}");
+    // New results go to the bucket (a cache key names its artifact store: results in the old
+    // one are not reused, though they stay readable).
+    let rerun = project.run(
+        common::PIPELINES,
+        &["run", "fragile", "--param", "size=5000"],
+        &env,
+    );
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let changed = project.run(
+        common::PIPELINES,
+        &["run", "fragile", "--param", "size=6000"],
+        &env,
+    );
+    assert_eq!(changed.code, 0, "{changed:?}");
+    let shown = project.json_with(
+        &[
+            "artifacts",
+            "show",
+            "fragile::prepare::output:latest",
+            "--json",
+        ],
+        &env,
+    );
+    assert!(
+        shown["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://weft-test/"),
+        "{shown}"
+    );
+    let verified = weft(&["artifacts", "verify"]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+}
