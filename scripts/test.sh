@@ -15,15 +15,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-step "services: a single-node Slurm, PostgreSQL, MariaDB, S3 (moto)"
+step "services: a single-node Slurm, PostgreSQL, MariaDB, S3 (moto and SeaweedFS)"
 scripts/slurm-up.sh
 WEFT_TEST_POSTGRES_URL=$(scripts/postgres-up.sh)
 WEFT_TEST_POSTGRES_CA=${WEFT_POSTGRES_DIR:-/tmp/weft-postgres}/ca.crt
 WEFT_TEST_MYSQL_URL=$(scripts/mariadb-up.sh)
 WEFT_TEST_MYSQL_CA=${WEFT_MARIADB_DIR:-/tmp/weft-mariadb}/ca.crt
-WEFT_TEST_S3_ENDPOINT=$(scripts/s3-up.sh)
+read -r WEFT_TEST_S3_ENDPOINT WEFT_TEST_S3_STRICT_ENDPOINT < <(scripts/s3-up.sh)
 export WEFT_TEST_POSTGRES_URL WEFT_TEST_POSTGRES_CA WEFT_TEST_MYSQL_URL WEFT_TEST_MYSQL_CA
-export WEFT_TEST_S3_ENDPOINT
+export WEFT_TEST_S3_ENDPOINT WEFT_TEST_S3_STRICT_ENDPOINT
 
 step "Python with NumPy, pyarrow, safetensors and Pillow (artifacts are read back with them)"
 WEFT_TEST_PYTHON=$(scripts/python-up.sh)
