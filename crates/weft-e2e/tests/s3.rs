@@ -188,3 +188,54 @@ fn versions_of_a_previous_artifact_store_stay_readable() {
     let verified = weft(&["artifacts", "verify"]);
     assert_eq!(verified.code, 0, "{verified:?}");
 }
+
+#[test]
+fn following_a_running_steps_log_on_s3_says_when_it_will_show() {
+    use std::io::BufRead as _;
+
+    let project = Project::new();
+    let env = s3_environment();
+    let gate = project.path().join("gate");
+    let gate_param = format!("gate={}", gate.display());
+    let mut run = project
+        .command(common::PIPELINES, &["run", "gated_talk", "-p", &gate_param])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let shown = project.weft(&["runs", "show", "latest", "--json"]);
+        if shown.code == 0 && shown.stdout.contains("\"running\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut follow = project
+        .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = std::io::BufReader::new(follow.stderr.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        said.contains("is not a local folder") && said.contains("when the step ends"),
+        "{said}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let lines: Vec<String> = std::io::BufReader::new(follow.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert!(follow.wait().unwrap().success());
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("before the gate") && lines[1].contains("after the gate"));
+}

@@ -92,6 +92,14 @@ fn follow(client: &Client, mut step_run: StepRun) -> anyhow::Result<()> {
     let live = client
         .artifact_store()
         .local_path(&crate::logs::live_path(step_run.run_id, step_run.id));
+    if live.is_none() && !step_run.status.is_finished() {
+        // Live copies are files beside a local store; on object storage a running step
+        // keeps its records until it ends.
+        eprintln!(
+            "weft: the artifact store ({}) is not a local folder: a running step's log is kept by its process and shown here when the step ends",
+            client.artifact_store().root()
+        );
+    }
     let mut printed = 0;
     let mut read = 0;
     let mut stdout = std::io::stdout().lock();
