@@ -749,15 +749,7 @@ fn a_running_steps_log_can_be_followed() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let shown = project.weft(&["runs", "show", "latest", "--json"]);
-        if shown.code == 0 && shown.stdout.contains("\"running\"") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the step never ran");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    project.wait_for_a_running_step();
     let mut follow = project
         .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
         .stdout(std::process::Stdio::piped())

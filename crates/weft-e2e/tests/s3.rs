@@ -204,15 +204,7 @@ fn following_a_running_steps_log_on_s3_says_when_it_will_show() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let shown = project.weft(&["runs", "show", "latest", "--json"]);
-        if shown.code == 0 && shown.stdout.contains("\"running\"") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the step never ran");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    project.wait_for_a_running_step();
     let mut follow = project
         .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

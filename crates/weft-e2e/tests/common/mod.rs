@@ -133,6 +133,19 @@ impl Project {
         self.run(WEFT, args, &[])
     }
 
+    /// Waits (up to 30 s) until the latest run has a step running.
+    pub fn wait_for_a_running_step(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let shown = self.weft(&["runs", "show", "latest", "--json"]);
+            if shown.code == 0 && shown.stdout.contains("\"running\"") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the step never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         self.json_with(args, &[])
     }
