@@ -37,7 +37,8 @@ macro_rules! artifact_store_conformance_tests {
             a_check_trusts_intact_files_and_catches_changed_ones,
             deleting_a_version_removes_its_files,
             a_version_of_another_store_is_read_where_it_is,
-            objects_are_written_once_and_listed
+            objects_are_written_once_and_listed,
+            names_the_backend_treats_specially_round_trip
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -337,4 +338,35 @@ pub fn objects_are_written_once_and_listed(store: &ArtifactStore) {
         ["logs/r/1.jsonl", "logs/r/2.jsonl"]
     );
     assert_eq!(store.get_object("logs/r/3.jsonl").unwrap(), None);
+}
+
+/// Folder names with characters URLs, S3 keys or file systems treat specially (spaces,
+/// `+`, `%`, `?`, `#`, `&`, `=`, quotes, non-ASCII, dots, separators) are stored and read back
+/// as they were given, and stay inside the store.
+pub fn names_the_backend_treats_specially_round_trip(store: &ArtifactStore) {
+    let awkward = [
+        "a b",
+        "x+y",
+        "50%",
+        "q?a#b",
+        "k=v&w",
+        "'quoted\"",
+        "ünïcödé 名前",
+        "..",
+        "a/b",
+        "tab\there",
+    ];
+    let value = rows(100);
+    for (index, name) in awkward.iter().enumerate() {
+        let saved = store
+            .save(&["odd", &index.to_string(), name], &value)
+            .unwrap_or_else(|e| panic!("saving under {name:?}: {e}"));
+        assert!(!saved.files[0].is_inline());
+        let stored = saved.to_stored();
+        assert_eq!(store.load::<Rows>(&stored).unwrap(), value, "{name:?}");
+        store.verify(&stored).unwrap();
+        store.check(&stored).unwrap();
+        let listed = listed(store, &format!("odd/{index}"));
+        assert_eq!(listed.len(), 1, "{name:?}: {listed:?}");
+    }
 }
