@@ -95,7 +95,13 @@ fn sigint_lets_a_running_inline_step_finish_and_starts_nothing_new() {
     let project = Project::new();
     let (child, gate) = start_gated(&project);
     signal(&child, Signal::SIGINT);
-    // Within the grace period, the step may end on its own.
+    // Once the stop is recorded (and not before: the step must not win the race with the
+    // signal), the step ends on its own within the grace period.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while project.json(&["runs", "show", "latest", "--json"])["status"] != "stopping" {
+        assert!(Instant::now() < deadline, "the stop was never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::write(&gate, "").unwrap();
     let finished = child.wait_with_output().unwrap();
     assert_eq!(finished.status.code(), Some(130));
