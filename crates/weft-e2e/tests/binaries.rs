@@ -741,15 +741,7 @@ fn a_running_steps_log_can_be_followed() {
     use std::io::BufRead as _;
 
     let project = Project::new();
-    let gate = project.path().join("gate");
-    let gate_param = format!("gate={}", gate.display());
-    let mut run = project
-        .command(PIPELINES, &["run", "gated_talk", "-p", &gate_param])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    project.wait_for_a_running_step();
+    let (mut run, gate) = project.start_gated_talk(&[]);
     let mut follow = project
         .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
         .stdout(std::process::Stdio::piped())

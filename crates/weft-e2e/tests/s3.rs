@@ -195,16 +195,8 @@ fn following_a_running_steps_log_on_s3_says_when_it_will_show() {
 
     let project = Project::new();
     let env = s3_environment();
-    let gate = project.path().join("gate");
-    let gate_param = format!("gate={}", gate.display());
-    let mut run = project
-        .command(common::PIPELINES, &["run", "gated_talk", "-p", &gate_param])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    project.wait_for_a_running_step();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (mut run, gate) = project.start_gated_talk(&pairs);
     let mut follow = project
         .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

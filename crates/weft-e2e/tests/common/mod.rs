@@ -133,6 +133,26 @@ impl Project {
         self.run(WEFT, args, &[])
     }
 
+    /// Starts `gated_talk` (one inline step that logs, waits for the file it names, and
+    /// logs again) with `env`, its output discarded, and waits until the step runs; the
+    /// process and the file that lets the step go on.
+    pub fn start_gated_talk(
+        &self,
+        env: &[(&str, &str)],
+    ) -> (std::process::Child, std::path::PathBuf) {
+        let gate = self.path().join("gate");
+        let gate_param = format!("gate={}", gate.display());
+        let run = self
+            .command(PIPELINES, &["run", "gated_talk", "-p", &gate_param])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the pipeline starts");
+        self.wait_for_a_running_step();
+        (run, gate)
+    }
+
     /// Waits (up to 30 s) until the latest run has a step running.
     pub fn wait_for_a_running_step(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
