@@ -66,6 +66,9 @@ struct Node {
     error: Option<String>,
     /// The process of the current attempt, for an isolated step.
     process: Option<Arc<crate::isolated::ProcessHandle>>,
+    /// Why it was stopped while its step run was being recorded (in the same batch as the
+    /// failure that stopped it): recorded `stopped` instead of started.
+    stopped_before_start: Option<String>,
 }
 
 /// A created step run's role once the batch is written.
@@ -867,7 +870,13 @@ impl<'a> Orchestrator<'a> {
         for (step_run, role) in applied.created.into_iter().zip(created) {
             match (step_run, role) {
                 (Some(step_run), Created::Start(node, prepared)) => {
-                    self.dispatch(node, step_run, *prepared)
+                    match self.nodes[node].stopped_before_start.take() {
+                        Some(reason) => {
+                            self.nodes[node].step_run = Some(step_run.id);
+                            self.batch.changes.stopped.push((step_run.id, reason));
+                        }
+                        None => self.dispatch(node, step_run, *prepared),
+                    }
                 }
                 (None, Created::Start(node, _)) => refused.push(node),
                 (_, Created::Resolved(node, outcome)) => {
@@ -1185,11 +1194,15 @@ impl<'a> Orchestrator<'a> {
                     tracing::warn!(target: "weft", "step `{}` {reason}", self.invocations[node].id);
                     let state = &mut self.nodes[node];
                     state.stopped.store(true, Ordering::Release);
-                    state.awaiting = None;
+                    let running = state.awaiting.take().is_some();
+                    let retrying = state.retry_at.take().is_some();
                     state.deadline = None;
-                    state.retry_at = None;
                     if let Some(step_run) = state.step_run {
                         self.batch.changes.stopped.push((step_run, reason.clone()));
+                    }
+                    if !running && !retrying {
+                        // Its step run is in the batch being written: it must not start.
+                        state.stopped_before_start = Some(reason.clone());
                     }
                     self.kill_process(node);
                     self.notify_failure(node, format!("was {reason}"), Some(failed));
