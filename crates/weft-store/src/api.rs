@@ -6,9 +6,10 @@ use weft_core::{ArtifactVersionId, RunId, Snapshot, SnapshotId, Status, StepRunI
 
 use crate::Result;
 use crate::model::{
-    Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion, Direction,
-    Lineage, LogRef, MetadataEntry, MetadataSource, NewArtifactVersion, NewRun, NewStepRun,
-    Resource, Run, RunFilter, RunGraph, RunOverview, StepError, StepInput, StepOutput, StepRun,
+    ApiKey, Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion,
+    Direction, Lineage, LogRef, MetadataEntry, MetadataSource, NewApiKey, NewArtifactVersion,
+    NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph, RunOverview, StepError, StepInput,
+    StepOutput, StepRun,
 };
 
 /// Runs and their snapshots.
@@ -190,9 +191,34 @@ pub trait MetadataRecords: Send + Sync {
     async fn step_runs_metadata(&self, run: RunId) -> Result<Vec<(StepRunId, MetadataEntry)>>;
 }
 
+/// The keys of `weft server`'s API.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Records a new key; its id must be new.
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey>;
+
+    /// The key with this id, revoked and expired ones included.
+    async fn api_key(&self, id: &str) -> Result<ApiKey>;
+
+    /// Every key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Revokes a key from now on (revoking it again keeps the first time).
+    async fn revoke_api_key(&self, id: &str) -> Result<ApiKey>;
+
+    /// Records that the key was used at `at`.
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+}
+
 /// The whole metadata store, as the engine and the CLI use it.
 pub trait MetadataStore:
-    RunStore + StepRunStore + ArtifactRecords + LineageStore + MetadataRecords + std::fmt::Debug
+    RunStore
+    + StepRunStore
+    + ArtifactRecords
+    + LineageStore
+    + MetadataRecords
+    + ApiKeyStore
+    + std::fmt::Debug
 {
     /// Where the store is, for messages (without any password).
     fn location(&self) -> String;

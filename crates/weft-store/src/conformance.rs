@@ -31,6 +31,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $fresh;
             runs_start_initializing_and_snapshots_are_stored_once,
             runs_are_found_by_id_prefix_name_and_latest,
+            runs_are_paged_by_cursor_and_filtered_by_time,
+            api_keys_are_created_found_revoked_and_touched,
             a_step_run_moves_its_run_to_running_and_completion_registers_outputs,
             finished_statuses_never_change,
             failed_step_runs_keep_their_error_and_fail_the_run,
@@ -277,6 +279,152 @@ pub async fn runs_are_found_by_id_prefix_name_and_latest(store: Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// Pages follow each other without overlap or gap, newest or oldest first, whatever the
+/// filters; a time range keeps the runs created inside it.
+pub async fn runs_are_paged_by_cursor_and_filtered_by_time(store: Store) {
+    let mut created = Vec::new();
+    for i in 0..7 {
+        created.push(new_run(&store, if i % 2 == 0 { "even" } else { "odd" }).await);
+    }
+    let page = |after, oldest_first, pipeline: Option<&str>| {
+        let store = store.clone();
+        let pipeline = pipeline.map(str::to_owned);
+        async move {
+            store
+                .runs(&RunFilter {
+                    limit: Some(3),
+                    after,
+                    oldest_first,
+                    pipeline,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|run| run.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    for oldest_first in [false, true] {
+        let mut expected = created.clone();
+        if !oldest_first {
+            expected.reverse();
+        }
+        let mut seen: Vec<RunId> = Vec::new();
+        let mut after = None;
+        loop {
+            let ids = page(after, oldest_first, None).await;
+            assert!(ids.len() <= 3);
+            seen.extend(&ids);
+            match ids.last() {
+                Some(last) if ids.len() == 3 => after = Some(*last),
+                _ => break,
+            }
+        }
+        assert_eq!(
+            seen, expected,
+            "pages in order, oldest_first = {oldest_first}"
+        );
+    }
+    let odd_after_first = page(Some(created[6]), false, Some("odd")).await;
+    assert_eq!(odd_after_first, [created[5], created[3], created[1]]);
+    assert!(page(Some(created[0]), false, None).await.is_empty());
+
+    let times: Vec<_> = {
+        let mut times = Vec::new();
+        for id in &created {
+            times.push(store.run(*id).await.unwrap().created_at);
+        }
+        times
+    };
+    let window = store
+        .runs(&RunFilter {
+            created_from: Some(times[2]),
+            created_before: Some(times[5]),
+            oldest_first: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let expected: Vec<_> = (0..7)
+        .filter(|&i| times[i] >= times[2] && times[i] < times[5])
+        .map(|i| created[i])
+        .collect();
+    assert!(expected.contains(&created[2]) && !expected.contains(&created[5]));
+    assert_eq!(window.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
+}
+
+/// A key is found by id with its role and hash; ids are unique; revoking keeps the first
+/// revocation time and makes it unusable; an expired key is unusable; bad fields are refused.
+pub async fn api_keys_are_created_found_revoked_and_touched(store: Store) {
+    use crate::model::{NewApiKey, Role};
+    let new = |id: &str, role, expires_at| NewApiKey {
+        id: id.into(),
+        name: Some(format!("key {id}")),
+        role,
+        secret_hash: format!("{:0>64}", id.len()),
+        expires_at,
+    };
+    let viewer = store
+        .create_api_key(new("k1", Role::Viewer, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (viewer.role, viewer.name.as_deref()),
+        (Role::Viewer, Some("key k1"))
+    );
+    assert!(viewer.usable(chrono::Utc::now()));
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    let expired = store
+        .create_api_key(new("k2", Role::Editor, Some(past)))
+        .await
+        .unwrap();
+    assert!(!expired.usable(chrono::Utc::now()));
+    assert!(matches!(
+        store.create_api_key(new("k1", Role::Editor, None)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_api_key(new("bad id!", Role::Editor, None))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let found = store.api_key("k1").await.unwrap();
+    assert_eq!(found, viewer);
+    assert_eq!(
+        store
+            .api_keys()
+            .await
+            .unwrap()
+            .iter()
+            .map(|key| key.id.as_str())
+            .collect::<Vec<_>>(),
+        ["k1", "k2"]
+    );
+    let revoked = store.revoke_api_key("k1").await.unwrap();
+    let when = revoked.revoked_at.expect("revoked");
+    assert!(!revoked.usable(chrono::Utc::now()));
+    let again = store.revoke_api_key("k1").await.unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(when),
+        "the first revocation time stays"
+    );
+    let used = chrono::Utc::now();
+    store.touch_api_key("k2", used).await.unwrap();
+    let touched = store.api_key("k2").await.unwrap().last_used_at.unwrap();
+    assert!((touched - used).num_milliseconds().abs() < 1);
+    assert!(matches!(
+        store.api_key("nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.revoke_api_key("nope").await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// The first step run moves the run to `running`; completion registers version 1 with its

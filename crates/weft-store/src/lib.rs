@@ -25,7 +25,8 @@ mod time;
 mod url;
 
 pub use api::{
-    ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore, StepRunStore,
+    ApiKeyStore, ArtifactRecords, LineageStore, MetadataRecords, MetadataStore, RunStore,
+    StepRunStore,
 };
 pub use error::Error;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -85,8 +85,18 @@ pub struct RunFilter {
     pub pipeline: Option<String>,
     /// Only runs with this status.
     pub status: Option<Status>,
-    /// At most this many, newest first.
+    /// At most this many, newest first (oldest first with `oldest_first`).
     pub limit: Option<u32>,
+    /// Only runs created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only runs that come after this one in the order asked for: the next page after a page
+    /// ending with it (run ids grow with creation time, so the order is stable however many
+    /// runs are added meanwhile).
+    pub after: Option<RunId>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 /// One attempt of one invocation.
@@ -638,4 +648,88 @@ pub enum Direction {
     Upstream,
     /// Towards what was made from a version.
     Downstream,
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything.
+    Viewer,
+    /// Reads everything and acts: stops runs, tags versions, expires cache entries.
+    Editor,
+}
+
+impl Role {
+    /// Its name as stored and written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "viewer" => Ok(Role::Viewer),
+            "editor" => Ok(Role::Editor),
+            other => Err(format!(
+                "`{other}` is not a role: use `viewer` (reads) or `editor` (reads and acts)"
+            )),
+        }
+    }
+}
+
+/// A key of the server's API, as recorded: the secret itself is never stored, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The public part of the key, which finds it.
+    pub id: String,
+    /// What it is for, as its creator said.
+    pub name: Option<String>,
+    /// What it may do.
+    pub role: Role,
+    /// A hash of the secret part (hex).
+    #[serde(skip_serializing)]
+    pub secret_hash: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used to sign in or call the API (recorded at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Whether it can be used at `now`: neither revoked nor expired.
+    pub fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expires| now < expires)
+    }
+}
+
+/// A key to record.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    /// The public part of the key.
+    pub id: String,
+    /// What it is for.
+    pub name: Option<String>,
+    /// What it may do.
+    pub role: Role,
+    /// A hash of the secret part (hex).
+    pub secret_hash: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
 }

@@ -11,8 +11,8 @@ use weft_core::status::{check_run_initial, check_step_run_transition};
 use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 
 use crate::model::{
-    ArtifactVersion, Direction, InputLink, Lineage, NewArtifactVersion, NewRun, NewStepRun,
-    OutputLink, Run, StepInput, StepOutput, StepRun, StepRunSummary,
+    ApiKey, ArtifactVersion, Direction, InputLink, Lineage, NewArtifactVersion, NewRun, NewStepRun,
+    OutputLink, Run, RunFilter, StepInput, StepOutput, StepRun, StepRunSummary,
 };
 use crate::{Error, Result, time};
 
@@ -96,6 +96,89 @@ fn optional_timestamp(what: &str, value: Option<String>) -> Result<Option<DateTi
 
 fn optional<T>(value: Option<String>, decode: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
     value.map(|value| decode(&value)).transpose()
+}
+
+/// The query of `RunStore::runs`: SQL with `?` placeholders, and their values in order. Only
+/// the conditions asked for are written, so that the database can use the primary key's order
+/// for a page (a `LIMIT` of the newest runs reads only those).
+pub(crate) fn runs_query(filter: &RunFilter) -> (String, Vec<String>) {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    if let Some(pipeline) = &filter.pipeline {
+        conditions.push("p.name = ?");
+        values.push(pipeline.clone());
+    }
+    if let Some(status) = filter.status {
+        conditions.push("r.status = ?");
+        values.push(status.as_str().to_owned());
+    }
+    if let Some(from) = filter.created_from {
+        conditions.push("r.created_at >= ?");
+        values.push(time::format(from));
+    }
+    if let Some(before) = filter.created_before {
+        conditions.push("r.created_at < ?");
+        values.push(time::format(before));
+    }
+    if let Some(after) = filter.after {
+        conditions.push(if filter.oldest_first {
+            "r.id > ?"
+        } else {
+            "r.id < ?"
+        });
+        values.push(after.to_string());
+    }
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM}");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(if filter.oldest_first {
+        " ORDER BY r.id ASC"
+    } else {
+        " ORDER BY r.id DESC"
+    });
+    if let Some(limit) = filter.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    (sql, values)
+}
+
+pub(crate) const API_KEY_COLUMNS: &str =
+    "id, name, role, secret_hash, created_at, expires_at, revoked_at, last_used_at";
+
+/// Decodes the columns of [`API_KEY_COLUMNS`].
+pub(crate) fn api_key(row: &impl Columns) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.string("id")?,
+        name: row.text("name")?,
+        role: parse("api key role", &row.string("role")?)?,
+        secret_hash: row.string("secret_hash")?,
+        created_at: timestamp("api key created_at", &row.string("created_at")?)?,
+        expires_at: optional_timestamp("api key expires_at", row.text("expires_at")?)?,
+        revoked_at: optional_timestamp("api key revoked_at", row.text("revoked_at")?)?,
+        last_used_at: optional_timestamp("api key last_used_at", row.text("last_used_at")?)?,
+    })
+}
+
+/// Checks a new key's fields before it is recorded.
+pub(crate) fn check_new_api_key(new: &crate::model::NewApiKey) -> Result<()> {
+    let well_formed = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !well_formed(&new.id) || !well_formed(&new.secret_hash) {
+        return Err(Error::Conflict(
+            "an API key's id and hash are 1 to 64 letters, digits, `_` or `-`".into(),
+        ));
+    }
+    match &new.name {
+        Some(name) => within("an API key's name", name, limits::NAME),
+        None => Ok(()),
+    }
 }
 
 /// Decodes the columns of [`RUN_COLUMNS`].

@@ -13,6 +13,7 @@
 //! number or make conflicting status changes. A transaction the server aborts as a deadlock
 //! or serialization failure is retried from the start, a bounded number of times.
 
+mod api_keys;
 mod artifacts;
 mod connections;
 mod lineage;
@@ -271,16 +272,30 @@ impl Embedded {
     /// (version, description, SQL), in order.
     fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
         match self.0 {
-            Dialect::Postgres => &[(
-                1,
-                "initial",
-                include_str!("../../migrations/postgres/0001_initial.sql"),
-            )],
-            Dialect::MySql => &[(
-                1,
-                "initial",
-                include_str!("../../migrations/mysql/0001_initial.sql"),
-            )],
+            Dialect::Postgres => &[
+                (
+                    1,
+                    "initial",
+                    include_str!("../../migrations/postgres/0001_initial.sql"),
+                ),
+                (
+                    2,
+                    "api keys",
+                    include_str!("../../migrations/postgres/0002_api_keys.sql"),
+                ),
+            ],
+            Dialect::MySql => &[
+                (
+                    1,
+                    "initial",
+                    include_str!("../../migrations/mysql/0001_initial.sql"),
+                ),
+                (
+                    2,
+                    "api keys",
+                    include_str!("../../migrations/mysql/0002_api_keys.sql"),
+                ),
+            ],
         }
     }
 

@@ -153,21 +153,12 @@ impl RunStore for ServerStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let status = filter.status.map(Status::as_str);
+        let (sql, values) = records::runs_query(filter);
         self.read()
             .await?
             .all(
-                &format!(
-                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE (? IS NULL OR p.name = ?) \
-                     AND (? IS NULL OR r.status = ?) ORDER BY r.id DESC LIMIT ?"
-                ),
-                args![
-                    filter.pipeline.clone(),
-                    filter.pipeline.clone(),
-                    status,
-                    status,
-                    filter.limit.map_or(i64::MAX, i64::from)
-                ],
+                &sql,
+                || super::list_args(values.iter().cloned()),
                 records::run,
             )
             .await

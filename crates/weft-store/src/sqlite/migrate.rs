@@ -25,6 +25,12 @@ const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
         include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql"),
         false,
     ),
+    (
+        3,
+        "api keys",
+        include_str!("../../migrations/sqlite/0003_api_keys.sql"),
+        false,
+    ),
 ];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only

@@ -11,6 +11,7 @@
 //! to a connection thread costs ~30 µs per statement here, which alone would exceed the
 //! per-step budget; see ARCHITECTURE.md.)
 
+mod api_keys;
 mod artifacts;
 mod lineage;
 mod metadata;

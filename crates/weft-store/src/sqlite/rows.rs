@@ -8,7 +8,7 @@ use crate::records::{self, version_columns};
 pub(crate) use crate::records::{
     Columns, RUN_COLUMNS, RUN_FROM, STEP_RUN_COLUMNS, VERSION_FROM, admitting_run,
     created_step_run, join_version, new_run, next_attempt, parse, path_suffix_pattern,
-    registered_version, run_ended_error, timestamp, turned_away,
+    registered_version, run_ended_error, runs_query, timestamp, turned_away,
 };
 
 /// Version columns; tags are joined by the unit separator.

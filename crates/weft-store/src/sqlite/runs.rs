@@ -117,19 +117,12 @@ impl RunStore for SqliteStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let filter = filter.clone();
+        let (sql, values) = rows::runs_query(filter);
         self.read(move |connection| {
             rows::all(
                 connection,
-                &format!(
-                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE (?1 IS NULL OR p.name = ?1) \
-                     AND (?2 IS NULL OR r.status = ?2) ORDER BY r.id DESC LIMIT ?3"
-                ),
-                params![
-                    filter.pipeline,
-                    filter.status.map(Status::as_str),
-                    filter.limit.map_or(-1, i64::from)
-                ],
+                &sql,
+                rusqlite::params_from_iter(values),
                 rows::run,
             )
         })

@@ -97,6 +97,7 @@ fn list(
         pipeline,
         status,
         limit: Some(limit.saturating_add(1)),
+        ..Default::default()
     })?;
     let more = runs.len() > limit as usize;
     runs.truncate(limit as usize);
