@@ -780,8 +780,10 @@ impl FileReader {
         }
     }
 
-    /// Reads the rest of the file and checks all of it against the recorded hash.
-    pub(crate) fn verify(&mut self) -> Result<()> {
+    /// Reads the rest of the file and checks all of it against the recorded hash (a reader
+    /// that streamed the file out calls it at the end: what it sent is trustworthy only if
+    /// this succeeds).
+    pub fn verify(&mut self) -> Result<()> {
         while !self.at_end {
             self.chunk = Bytes::new();
             if let Err(source) = self.next_chunk()

@@ -545,6 +545,12 @@ impl ArtifactStore {
         Ok((record, file))
     }
 
+    /// Opens file `name` of a stored version to stream it out; call
+    /// [`FileReader::verify`] once it is read to check it against its recorded hash.
+    pub fn open_version_file(&self, stored: &StoredArtifact, name: &str) -> Result<FileReader> {
+        self.open_named(stored, name).map(|(_, file)| file)
+    }
+
     /// Reads up to `limit` bytes of one file of a stored version, for previews. The bytes are
     /// verified only if the whole file fits in `limit`.
     pub fn read_head(&self, stored: &StoredArtifact, name: &str, limit: usize) -> Result<Vec<u8>> {

@@ -137,6 +137,9 @@ pub trait ArtifactRecords: Send + Sync {
 
     /// Attaches tags to a version (existing tags are kept).
     async fn tag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()>;
+
+    /// Detaches tags from a version (tags it does not have are ignored).
+    async fn untag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()>;
 }
 
 /// Links between step runs and artifact versions.

@@ -1094,6 +1094,33 @@ pub async fn tags_and_logs_are_recorded(store: Store) {
         store.artifact_version(created.id).await.unwrap().tags,
         ["best", "gold", "iris"]
     );
+    let other = store
+        .create_artifact_version(version("t", "2"))
+        .await
+        .unwrap();
+    store
+        .tag_artifact_version(other.id, &["gold".into()])
+        .await
+        .unwrap();
+    store
+        .untag_artifact_version(created.id, &["gold".into(), "never-there".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.artifact_version(created.id).await.unwrap().tags,
+        ["best", "iris"]
+    );
+    assert_eq!(
+        store.artifact_version(other.id).await.unwrap().tags,
+        ["gold"],
+        "only the version named loses the tag"
+    );
+    assert!(matches!(
+        store
+            .untag_artifact_version(weft_core::ArtifactVersionId::new(), &["best".into()])
+            .await,
+        Err(Error::NotFound { .. })
+    ));
 
     let run = new_run(&store, "p").await;
     let a = store

@@ -33,6 +33,27 @@ struct ProjectFile {
     stack: Option<String>,
     #[serde(default)]
     stacks: BTreeMap<String, Stack>,
+    #[serde(default)]
+    server: ServerSettings,
+}
+
+/// How `weft server` listens, from the `[server]` table of `weft.toml` (flags override it):
+///
+/// ```toml
+/// [server]
+/// address = "0.0.0.0:8765"            # default 127.0.0.1:8765
+/// tls_certificate = "certs/server.pem" # both, to speak HTTPS; relative to the project
+/// tls_key = "certs/server.key"
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The address to listen on.
+    pub address: Option<String>,
+    /// A PEM certificate chain.
+    pub tls_certificate: Option<PathBuf>,
+    /// Its PEM private key.
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,6 +366,8 @@ pub struct Project {
     pub active: Option<String>,
     /// The stacks, by name.
     pub stacks: BTreeMap<String, Stack>,
+    /// The `[server]` table.
+    pub server: ServerSettings,
     store: StoreSection,
 }
 
@@ -380,6 +403,7 @@ impl Project {
             file,
             active: project.stack,
             stacks: project.stacks,
+            server: project.server,
             store: project.store,
         })
     }

@@ -135,6 +135,21 @@ impl ArtifactRecords for ServerStore {
             insert_tags(&mut s, id, tags).await
         })
     }
+
+    async fn untag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+        transaction!(self, |s| {
+            version_by_id(&mut s, id).await?;
+            for tag in tags {
+                s.execute(
+                    "DELETE FROM tag_links WHERE resource_type = 'artifact_version' \
+                     AND resource_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
+                    args![id.to_string(), tag.clone()],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 async fn version_by_id(s: &mut Session, id: ArtifactVersionId) -> Result<ArtifactVersion> {

@@ -120,7 +120,24 @@ impl ArtifactRecords for SqliteStore {
         })
         .await
     }
+
+    async fn untag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+        let tags = tags.to_vec();
+        self.write(move |tx| {
+            version_by_id(tx, id)?;
+            for tag in &tags {
+                tx.prepare_cached(UNTAG)?
+                    .execute(params![id.to_string(), tag])?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }
+
+/// Removes one tag (by name) from one version.
+pub(crate) const UNTAG: &str = "DELETE FROM tag_links WHERE resource_type = 'artifact_version' \
+     AND resource_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)";
 
 fn version_by_id(connection: &Connection, id: ArtifactVersionId) -> Result<ArtifactVersion> {
     rows::first(

@@ -79,7 +79,42 @@ pub(crate) enum Command {
 /// Runs the `weft` command with the process's arguments: `weft-cli`'s `main`. Exit codes: 0
 /// success, 1 error, 2 usage.
 pub fn main() -> ExitCode {
-    let arguments = match Arguments::try_parse() {
+    main_with(|never: NoMore, _| match never {})
+}
+
+/// No commands beyond the inspections.
+#[derive(Subcommand)]
+pub enum NoMore {}
+
+/// The inspections, or one of the commands of `E`.
+#[derive(Subcommand)]
+enum Either<E: Subcommand> {
+    #[command(flatten)]
+    Inspect(Command),
+    #[command(flatten)]
+    More(E),
+}
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Inspect what weft pipelines recorded: runs, steps, logs, artifacts, lineage; serve them."
+)]
+struct ArgumentsWith<E: Subcommand> {
+    #[command(subcommand)]
+    command: Either<E>,
+    /// Read the stores of this stack of `weft.toml` (default: `WEFT_STACK`, else the active
+    /// stack).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
+}
+
+/// Runs the `weft` command with the inspections and the commands of `E` (the server's, in
+/// `weft-cli`), which `more` runs with the `--stack` given. Exit codes: 0 success, 1 error,
+/// 2 usage.
+pub fn main_with<E: Subcommand>(more: impl FnOnce(E, Option<&str>) -> ExitCode) -> ExitCode {
+    let arguments = match ArgumentsWith::<E>::try_parse() {
         Ok(arguments) => arguments,
         Err(error) => {
             let _ = error.print();
@@ -90,7 +125,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    execute(arguments.command, arguments.stack.as_deref())
+    match arguments.command {
+        Either::Inspect(command) => execute(command, arguments.stack.as_deref()),
+        Either::More(command) => more(command, arguments.stack.as_deref()),
+    }
 }
 
 /// Runs one inspection command and prints what it says; its exit code.

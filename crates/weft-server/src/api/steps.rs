@@ -1,0 +1,265 @@
+//! Step runs: everything recorded about one, its log (paged, filtered, searched), and cache
+//! expiry.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use serde::{Deserialize, Serialize};
+use weft_core::StepRunId;
+use weft_store::model::{
+    CacheExpiry, LogRef, MetadataEntry, Resource, StepInput, StepOutput, StepRun,
+};
+
+use super::{MAX_PAGE, Shared, blocking, parse_id};
+use crate::error::{ApiError, ApiResult};
+use crate::logs::{self, LogPage, LogQuery};
+
+/// One step run with its inputs, outputs, attempts, metadata and log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct StepRunDetail {
+    /// The step run: configuration, parameters, cache key and its parts, error and chain.
+    #[schema(value_type = Object)]
+    step_run: StepRun,
+    /// The map it is an item of, if any.
+    group: Option<String>,
+    /// Every attempt of its invocation in its run, oldest first (this one included).
+    #[schema(value_type = Vec<Object>)]
+    attempts: Vec<StepRun>,
+    /// The versions it read.
+    #[schema(value_type = Vec<Object>)]
+    inputs: Vec<StepInput>,
+    /// The versions it wrote or reused.
+    #[schema(value_type = Vec<Object>)]
+    outputs: Vec<StepOutput>,
+    /// Its metadata (logged by the step, or recorded by weft: host, process, Slurm job).
+    #[schema(value_type = Vec<Object>)]
+    metadata: Vec<MetadataEntry>,
+    /// Why it was, or was not, taken from the cache.
+    cache: String,
+    /// Whether a log is stored (or, while it runs, being written).
+    has_log: bool,
+}
+
+/// One step run by id.
+#[utoipa::path(get, path = "/api/v1/step-runs/{id}", tag = "steps",
+    params(("id" = String, Path, description = "a step run id")),
+    responses((status = 200, body = StepRunDetail), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn one(state: Shared, Path(id): Path<String>) -> ApiResult<Json<StepRunDetail>> {
+    let id: StepRunId = parse_id("step run", &id)?;
+    let store = &state.metadata;
+    let step_run = store.step_run(id).await?;
+    let attempts = store
+        .step_runs(step_run.run_id)
+        .await?
+        .into_iter()
+        .filter(|other| other.invocation == step_run.invocation)
+        .collect();
+    let inputs = store.step_run_inputs(id).await?;
+    let outputs = store.step_run_outputs(id).await?;
+    let metadata = store.metadata(Resource::StepRun(id)).await?;
+    let has_log = store.log(id).await?.is_some() || !step_run.status.is_finished();
+    Ok(Json(StepRunDetail {
+        group: super::runs::group_of(&step_run.invocation),
+        cache: cache_explanation(&step_run),
+        step_run,
+        attempts,
+        inputs,
+        outputs,
+        metadata,
+        has_log,
+    }))
+}
+
+/// Says in a sentence why a step run was or was not cached.
+fn cache_explanation(step_run: &StepRun) -> String {
+    match (&step_run.cache_key, step_run.original_step_run) {
+        (_, Some(original)) if step_run.status == weft_core::Status::Cached => format!(
+            "taken from the cache: it reuses the outputs of step run {original}, whose cache key is the same"
+        ),
+        (_, Some(original)) => format!("reused from step run {original} of the run it resumes"),
+        (Some(key), None) => format!(
+            "computed: no earlier step run with cache key {key} was usable (none recorded, expired, or its outputs failed their check)"
+        ),
+        (None, None) => "computed: caching was off for this step run".into(),
+    }
+}
+
+/// The query of a log page (read by [`log_query`]; declared for the OpenAPI document).
+#[derive(utoipa::IntoParams)]
+#[allow(dead_code)]
+pub(crate) struct LogParams {
+    /// The first line (0-based; default 0).
+    offset: Option<String>,
+    /// Lines per page, 1 to 500 (default 200; larger is capped).
+    limit: Option<String>,
+    /// Only lines at this level or more severe: error, warn, info, debug, trace.
+    level: Option<String>,
+    /// Only lines containing this text (any case).
+    q: Option<String>,
+}
+
+/// A page of a step run's log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LogResponse {
+    /// The lines: `{line, time, level, target, message, fields}`.
+    #[schema(value_type = Vec<Object>)]
+    lines: Vec<logs::LogLine>,
+    /// Pass as `offset` for the next page; absent at the end of what is written so far.
+    next_offset: Option<u64>,
+    /// Whether the step is still running (its log may grow).
+    live: bool,
+}
+
+/// A page of a step run's log: from a line, filtered by level and text. A running step's
+/// log is read from its live copy (local artifact stores).
+#[utoipa::path(get, path = "/api/v1/step-runs/{id}/logs", tag = "steps",
+    params(("id" = String, Path, description = "a step run id"), LogParams),
+    responses((status = 200, body = LogResponse), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn logs(
+    state: Shared,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<LogResponse>> {
+    let id: StepRunId = parse_id("step run", &id)?;
+    let query = log_query(&params)?;
+    let step_run = state.metadata.step_run(id).await?;
+    let stored = state.metadata.log(id).await?;
+    let live = stored.is_none() && !step_run.status.is_finished();
+    let artifacts = state.artifacts.clone();
+    let page = blocking(move || read_page(&artifacts, &step_run, stored, &query)).await?;
+    Ok(Json(LogResponse {
+        lines: page.lines,
+        next_offset: page.next_offset,
+        live,
+    }))
+}
+
+pub(crate) fn log_query(params: &HashMap<String, String>) -> ApiResult<LogQuery> {
+    let number = |name: &str| -> ApiResult<Option<u64>> {
+        params
+            .get(name)
+            .map(|text| {
+                text.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("`{name}` must be a whole number, not `{text}`"))
+                })
+            })
+            .transpose()
+    };
+    let level = params
+        .get("level")
+        .map(|name| {
+            logs::level_rank(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{name}` is not a level: use error, warn, info, debug or trace"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(LogQuery {
+        offset: number("offset")?.unwrap_or(0),
+        limit: number("limit")?
+            .unwrap_or(200)
+            .clamp(1, u64::from(MAX_PAGE)) as usize,
+        level,
+        text: params.get("q").filter(|q| !q.is_empty()).cloned(),
+    })
+}
+
+/// Reads a page of the stored log, or of the live copy of a running step's log.
+fn read_page(
+    artifacts: &weft_artifacts::ArtifactStore,
+    step_run: &StepRun,
+    stored: Option<LogRef>,
+    query: &LogQuery,
+) -> ApiResult<LogPage> {
+    let path = match &stored {
+        Some(log) => log.uri.clone(),
+        None => weft_engine::logs::live_path(step_run.run_id, step_run.id),
+    };
+    let empty = LogPage {
+        lines: Vec::new(),
+        next_offset: None,
+    };
+    let read_error = |error: std::io::Error| {
+        ApiError::unavailable(format!("cannot read the log {path}: {error}"))
+    };
+    if let Some(local) = artifacts.local_path(&path) {
+        return match std::fs::File::open(&local) {
+            Ok(file) => logs::page(std::io::BufReader::with_capacity(64 * 1024, file), query)
+                .map_err(read_error),
+            // A step that logged nothing has no file (live or stored).
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if stored.is_some() {
+                    Err(ApiError::not_found(format!(
+                        "the log of step run {} is recorded at {path} but is missing",
+                        step_run.id
+                    )))
+                } else {
+                    Ok(empty)
+                }
+            }
+            Err(error) => Err(read_error(error)),
+        };
+    }
+    // Object storage: a running step's log is stored only when it ends.
+    let Some(log) = stored else {
+        return Ok(empty);
+    };
+    let bytes = artifacts.get_object(&log.uri)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "the log of step run {} is recorded at {} but is missing",
+            step_run.id, log.uri
+        ))
+    })?;
+    logs::page(&bytes[..], query).map_err(read_error)
+}
+
+/// Which cache entries to expire.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExpireRequest {
+    /// Every step run of this step (`module::path::name`, or a name it ends with).
+    step: Option<String>,
+    /// These step runs.
+    step_runs: Option<Vec<String>>,
+    /// Every cache entry.
+    #[serde(default)]
+    all: bool,
+}
+
+/// How many entries were expired.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Expired {
+    expired: u64,
+}
+
+/// Expires cache entries: of one step, of some step runs, or all of them.
+#[utoipa::path(post, path = "/api/v1/cache/expire", tag = "steps",
+    request_body = ExpireRequest,
+    responses((status = 200, body = Expired), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn expire_cache(
+    state: Shared,
+    body: Result<Json<ExpireRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Expired>> {
+    let Json(request) = body.map_err(super::json_rejection)?;
+    let which = match (request.step, request.step_runs, request.all) {
+        (Some(step), None, false) if !step.is_empty() => CacheExpiry::Step(step),
+        (None, Some(ids), false) if !ids.is_empty() => CacheExpiry::StepRuns(
+            ids.iter()
+                .map(|id| parse_id("step run", id))
+                .collect::<ApiResult<_>>()?,
+        ),
+        (None, None, true) => CacheExpiry::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "say exactly one of: `step` (a name), `step_runs` (ids), or `all: true`",
+            ));
+        }
+    };
+    let expired = state.metadata.expire_cache(which).await?;
+    Ok(Json(Expired { expired }))
+}

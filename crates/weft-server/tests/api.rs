@@ -1,0 +1,843 @@
+//! The REST API against a real server on loopback, over a SQLite store filled by real
+//! pipeline runs: every route, its refusals (no key, a bad, revoked or expired key, too small
+//! a role, a session without its anti-forgery token) and its answers to bad input.
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use weft::prelude::*;
+use weft_store::model::Role;
+
+#[step]
+fn numbers(count: u64) -> Vec<f64> {
+    tracing::info!("making {count} numbers");
+    tracing::warn!(count, "a warning with <script>alert(1)</script> in it");
+    (0..count).map(|i| i as f64).collect()
+}
+
+#[step]
+fn total(values: Vec<f64>) -> f64 {
+    values.iter().sum()
+}
+
+#[step]
+fn broken(x: f64) -> Result<f64, std::io::Error> {
+    tracing::error!("about to fail on {x}");
+    Err(std::io::Error::other(format!("broken on {x}")))
+}
+
+#[pipeline]
+fn good(count: u64) -> weft::Result<()> {
+    let values = numbers(count)?;
+    total(&values)?;
+    Ok(())
+}
+
+#[pipeline]
+fn bad() -> weft::Result<()> {
+    let values = numbers(3)?;
+    let sum = total(&values)?;
+    broken(&sum)?;
+    Ok(())
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+    base: String,
+    http: reqwest::Client,
+    viewer: String,
+    editor: String,
+    good_run: String,
+    bad_run: String,
+    failed_step: String,
+    version: String,
+}
+
+/// Two runs (one completed, one failed), a server on a free port, and keys of both roles.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = weft::StoreConfig::in_folder(dir.path());
+    let (good_run, bad_run, failed_step, version) = {
+        let client = weft::Client::open(&stores).unwrap();
+        let good_report = client.run(good::args(100)).unwrap();
+        let bad_report = client.run(bad::args()).unwrap();
+        assert_eq!(bad_report.run.status, weft::Status::Failed);
+        let failed = bad_report
+            .step_runs
+            .iter()
+            .find(|step| step.status == weft::Status::Failed)
+            .unwrap();
+        let numbers = good_report
+            .step_runs
+            .iter()
+            .find(|step| step.invocation == "numbers")
+            .unwrap();
+        let version = client.output(numbers, "output").unwrap();
+        (
+            good_report.run.id.to_string(),
+            bad_report.run.id.to_string(),
+            failed.id.to_string(),
+            version.id.to_string(),
+        )
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (base, viewer, editor) = runtime.block_on(async {
+        let server = weft_server::Server::open(&stores, false).await.unwrap();
+        let store = weft_store::open(&stores.metadata, &stores.base)
+            .await
+            .unwrap();
+        let viewer = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
+            .await
+            .unwrap()
+            .key;
+        let editor = weft_server::create_key(store.as_ref(), Role::Editor, Some("e".into()), None)
+            .await
+            .unwrap()
+            .key;
+        let (sender, receiver) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let listen = weft_server::Listen {
+            address: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+        };
+        tokio::spawn(async move {
+            server
+                .serve(
+                    &listen,
+                    move |address| {
+                        let _ = sender.send(address);
+                    },
+                    std::future::pending(),
+                )
+                .await
+                .unwrap();
+        });
+        let address = receiver.await.unwrap();
+        (format!("http://{address}"), viewer, editor)
+    });
+    Fixture {
+        _dir: dir,
+        runtime,
+        base,
+        http: reqwest::Client::new(),
+        viewer,
+        editor,
+        good_run,
+        bad_run,
+        failed_step,
+        version,
+    }
+}
+
+impl Fixture {
+    /// Sends a request with `key` (if any); its status and JSON body (`Null` if none).
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.runtime.block_on(async {
+            let mut request = self.http.request(method, format!("{}{path}", self.base));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, Some(&self.viewer), None);
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    fn key(
+        &self,
+        role: Role,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> (String, String) {
+        self.runtime.block_on(async {
+            let stores = weft::StoreConfig::in_folder(self._dir.path());
+            let store = weft_store::open(&stores.metadata, &stores.base)
+                .await
+                .unwrap();
+            let created = weft_server::create_key(store.as_ref(), role, None, expires_at)
+                .await
+                .unwrap();
+            (created.record.id, created.key)
+        })
+    }
+
+    fn revoke(&self, id: &str) {
+        self.runtime.block_on(async {
+            let stores = weft::StoreConfig::in_folder(self._dir.path());
+            let store = weft_store::open(&stores.metadata, &stores.base)
+                .await
+                .unwrap();
+            store.revoke_api_key(id).await.unwrap();
+        });
+    }
+
+    /// Every route of the API: (method, path, body, whether it needs an editor).
+    fn routes(&self) -> Vec<(Method, String, Option<Value>, bool)> {
+        let v = &self.version;
+        vec![
+            (Method::GET, "/api/v1/runs".into(), None, false),
+            (
+                Method::GET,
+                format!("/api/v1/runs/{}", self.good_run),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/step-runs/{}", self.failed_step),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/step-runs/{}/logs", self.failed_step),
+                None,
+                false,
+            ),
+            (Method::GET, "/api/v1/artifacts".into(), None, false),
+            (
+                Method::GET,
+                "/api/v1/artifacts/good::numbers::output/versions".into(),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/artifact-versions/{v}"),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/artifact-versions/{v}/files/data.npy"),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/artifact-versions/{v}/lineage"),
+                None,
+                false,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/runs/{}/stop", self.good_run),
+                None,
+                true,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/artifact-versions/{v}/tags"),
+                Some(json!({"tags": ["gold"]})),
+                true,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/artifact-versions/{v}/tags"),
+                Some(json!({"tags": ["gold"]})),
+                true,
+            ),
+            (
+                Method::POST,
+                "/api/v1/cache/expire".into(),
+                Some(json!({"step": "nothing::matches"})),
+                true,
+            ),
+        ]
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or("<no JSON error body>")
+}
+
+#[test]
+fn every_route_refuses_requests_without_a_valid_key() {
+    let f = fixture();
+    let (revoked_id, revoked) = f.key(Role::Editor, None);
+    f.revoke(&revoked_id);
+    let (_, expired) = f.key(
+        Role::Editor,
+        Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+    );
+    let forged = {
+        // A real key's id with another secret.
+        let (prefix, _) = f.editor.split_at(18);
+        format!("{prefix}{}", "A".repeat(43))
+    };
+    for (method, path, body, _) in f.routes() {
+        for key in [
+            None,
+            Some("nonsense"),
+            Some(revoked.as_str()),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+        ] {
+            let (status, answer) = f.call(method.clone(), &path, key, body.clone());
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {key:?}: {answer}"
+            );
+            assert_eq!(error_code(&answer), "unauthorized");
+        }
+    }
+    // The health check needs no key.
+    let (status, health) = f.call(Method::GET, "/api/v1/health", None, None);
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+}
+
+#[test]
+fn actions_need_an_editor() {
+    let f = fixture();
+    for (method, path, body, editor_only) in f.routes() {
+        let (status, answer) = f.call(method.clone(), &path, Some(&f.viewer), body.clone());
+        if editor_only {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+            assert_eq!(error_code(&answer), "forbidden");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{method} {path}: {answer}");
+        }
+    }
+    for (method, path, body, _) in f.routes() {
+        let (status, answer) = f.call(method.clone(), &path, Some(&f.editor), body);
+        // Stopping a finished run is a conflict; everything else succeeds.
+        let expected = if path.ends_with("/stop") {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+    }
+}
+
+#[test]
+fn runs_are_listed_in_pages_and_filtered() {
+    let f = fixture();
+    let all = f.get("/api/v1/runs");
+    let runs = all["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["id"], f.bad_run.as_str(), "newest first");
+    assert!(all["next_cursor"].is_null());
+    assert!(runs[0]["duration_ms"].as_i64().unwrap() >= 0);
+
+    let first = f.get("/api/v1/runs?limit=1");
+    assert_eq!(first["runs"][0]["id"], f.bad_run.as_str());
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = f.get(&format!("/api/v1/runs?limit=1&cursor={cursor}"));
+    assert_eq!(second["runs"][0]["id"], f.good_run.as_str());
+    assert!(second["next_cursor"].is_null());
+
+    let failed = f.get("/api/v1/runs?status=failed");
+    assert_eq!(failed["runs"].as_array().unwrap().len(), 1);
+    let good = f.get("/api/v1/runs?pipeline=good&order=oldest");
+    assert_eq!(good["runs"][0]["id"], f.good_run.as_str());
+    let future = f.get("/api/v1/runs?from=2999-01-01T00:00:00Z");
+    assert!(future["runs"].as_array().unwrap().is_empty());
+    let past = f.get("/api/v1/runs?before=2000-01-01T00:00:00Z");
+    assert!(past["runs"].as_array().unwrap().is_empty());
+    // Page sizes out of range are capped, not refused.
+    assert_eq!(
+        f.get("/api/v1/runs?limit=1000000")["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        f.get("/api/v1/runs?limit=0")["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    for bad in [
+        "status=exploded",
+        "from=yesterday",
+        "before=2026-13-45",
+        "cursor=not-a-cursor",
+        "order=sideways",
+        "limit=-1",
+        "limit=ten",
+    ] {
+        let (status, body) = f.call(
+            Method::GET,
+            &format!("/api/v1/runs?{bad}"),
+            Some(&f.viewer),
+            None,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(error_code(&body), "bad_request");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10);
+    }
+}
+
+#[test]
+fn a_run_comes_with_its_steps_and_edges() {
+    let f = fixture();
+    let run = f.get(&format!("/api/v1/runs/{}", f.bad_run));
+    assert_eq!(run["run"]["status"], "failed");
+    let steps = run["steps"].as_array().unwrap();
+    let status_of = |invocation: &str| {
+        steps
+            .iter()
+            .find(|step| step["invocation"] == invocation)
+            .map(|step| step["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status_of("numbers").as_deref(), Some("completed"));
+    assert_eq!(status_of("broken").as_deref(), Some("failed"));
+    assert_eq!(
+        run["edges"].as_array().unwrap().len(),
+        2,
+        "numbers → total → broken"
+    );
+    assert!(!run["outputs"].as_array().unwrap().is_empty());
+    // `latest` and names find runs too.
+    assert_eq!(
+        f.get("/api/v1/runs/latest")["run"]["id"],
+        f.bad_run.as_str()
+    );
+    let name = run["run"]["name"].as_str().unwrap();
+    assert_eq!(
+        f.get(&format!("/api/v1/runs/{name}"))["run"]["id"],
+        f.bad_run.as_str()
+    );
+
+    let (status, body) = f.call(
+        Method::GET,
+        "/api/v1/runs/no-such-run",
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[test]
+fn a_failed_step_shows_its_error_attempts_and_log() {
+    let f = fixture();
+    let step = f.get(&format!("/api/v1/step-runs/{}", f.failed_step));
+    assert_eq!(step["step_run"]["status"], "failed");
+    assert!(
+        step["step_run"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken on 3")
+    );
+    assert_eq!(step["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(step["inputs"].as_array().unwrap().len(), 1);
+    assert!(step["has_log"].as_bool().unwrap());
+    assert!(step["cache"].as_str().unwrap().starts_with("computed"));
+
+    let log = f.get(&format!("/api/v1/step-runs/{}/logs", f.failed_step));
+    let lines = log["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "about to fail on 3"),
+        "{log}"
+    );
+    assert!(log["next_offset"].is_null());
+    assert_eq!(log["live"], false);
+
+    // The producer's log: filtered by level and searched.
+    let run = f.get(&format!("/api/v1/runs/{}", f.good_run));
+    let numbers = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["invocation"] == "numbers")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let warnings = f.get(&format!("/api/v1/step-runs/{numbers}/logs?level=warn"));
+    let warnings = warnings["lines"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<script>")
+    );
+    let found = f.get(&format!("/api/v1/step-runs/{numbers}/logs?q=MAKING"));
+    assert_eq!(found["lines"][0]["message"], "making 100 numbers");
+    let paged = f.get(&format!("/api/v1/step-runs/{numbers}/logs?limit=1"));
+    assert_eq!(paged["lines"].as_array().unwrap().len(), 1);
+    let next = paged["next_offset"].as_u64().unwrap();
+    let rest = f.get(&format!("/api/v1/step-runs/{numbers}/logs?offset={next}"));
+    assert_ne!(rest["lines"][0]["line"], paged["lines"][0]["line"]);
+
+    for bad in [
+        format!("/api/v1/step-runs/{}/logs?level=loud", f.failed_step),
+        format!("/api/v1/step-runs/{}/logs?offset=-3", f.failed_step),
+        "/api/v1/step-runs/not-a-uuid".into(),
+        "/api/v1/step-runs/not-a-uuid/logs".into(),
+    ] {
+        let (status, body) = f.call(Method::GET, &bad, Some(&f.viewer), None);
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+    let unknown = weft_core::StepRunId::new();
+    let (status, body) = f.call(
+        Method::GET,
+        &format!("/api/v1/step-runs/{unknown}"),
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[test]
+fn versions_show_metadata_files_lineage_and_tags() {
+    let f = fixture();
+    let artifacts = f.get("/api/v1/artifacts");
+    assert!(
+        artifacts["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "good::numbers::output")
+    );
+    let versions = f.get("/api/v1/artifacts/good::numbers::output/versions");
+    assert_eq!(versions["versions"][0]["id"], f.version.as_str());
+    let version = f.get(&format!("/api/v1/artifact-versions/{}", f.version));
+    assert_eq!(version["version"]["materializer"], "weft.npy");
+    assert!(
+        version["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["key"] == "shape"),
+        "{version}"
+    );
+    assert!(!version["visualizations"].as_array().unwrap().is_empty());
+    assert!(
+        version["load"]["rust"]
+            .as_str()
+            .unwrap()
+            .contains(&f.version)
+    );
+    assert!(
+        version["load"]["python"]
+            .as_str()
+            .unwrap()
+            .contains("numpy.load")
+    );
+    assert_eq!(version["producer"]["invocation"], "numbers");
+    assert_eq!(version["consumers"][0]["invocation"], "total");
+
+    // The file as written, with its type.
+    let (status, bytes, kind) = f.runtime.block_on(async {
+        let response = f
+            .http
+            .get(format!(
+                "{}/api/v1/artifact-versions/{}/files/data.npy",
+                f.base, f.version
+            ))
+            .bearer_auth(&f.viewer)
+            .send()
+            .await
+            .unwrap();
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (response.status(), response.bytes().await.unwrap(), kind)
+    });
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes.starts_with(b"\x93NUMPY"));
+    assert_eq!(kind, "application/octet-stream");
+
+    let lineage = f.get(&format!(
+        "/api/v1/artifact-versions/{}/lineage?direction=downstream",
+        f.version
+    ));
+    assert!(lineage["upstream"].is_null() && lineage["downstream"].is_object());
+
+    let tag = |method: Method, tags: Value| {
+        f.call(
+            method,
+            &format!("/api/v1/artifact-versions/{}/tags", f.version),
+            Some(&f.editor),
+            Some(json!({"tags": tags})),
+        )
+    };
+    let (status, tagged) = tag(Method::POST, json!(["gold", "<b>bold</b>"]));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tagged["tags"], json!(["<b>bold</b>", "gold"]));
+    let (_, untagged) = tag(Method::DELETE, json!(["gold"]));
+    assert_eq!(untagged["tags"], json!(["<b>bold</b>"]));
+    for bad in [json!([]), json!([""]), json!("gold")] {
+        let (status, body) = tag(Method::POST, bad.clone());
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn downloads_never_leave_the_version() {
+    let f = fixture();
+    let v = &f.version;
+    for name in [
+        "..%2F..%2Fweft.db",
+        "%2e%2e",
+        "..",
+        "data.npy%00",
+        "..%5Cweft.db",
+        "weft.db",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let path = format!("/api/v1/artifact-versions/{v}/files/{name}");
+        let (status, body) = f.call(Method::GET, &path, Some(&f.viewer), None);
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{path}: {status} {body}"
+        );
+        assert!(
+            matches!(error_code(&body), "bad_request" | "not_found"),
+            "{path}: {body}"
+        );
+    }
+    // Dot segments a client sends as they are reach another route, or none.
+    let (status, body) = f.call(
+        Method::GET,
+        &format!("/api/v1/artifact-versions/{v}/files/../../weft.db"),
+        Some(&f.viewer),
+        None,
+    );
+    assert!(
+        matches!(error_code(&body), "bad_request" | "not_found"),
+        "{status} {body}"
+    );
+}
+
+#[test]
+fn bodies_that_are_too_large_or_malformed_are_refused() {
+    let f = fixture();
+    let path = format!("/api/v1/artifact-versions/{}/tags", f.version);
+    // Announced as too large: refused before the body is read (a client sending it all
+    // may see the connection closed first, so this one only announces it).
+    let answer = f.runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = f.base.strip_prefix("http://").unwrap();
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n{{\"tags\": [",
+            f.editor
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        // Read the answer (the server need not close the connection after it).
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !String::from_utf8_lossy(&answer).contains("too_large") {
+            match tokio::time::timeout_at(deadline, socket.read(&mut buffer)).await {
+                Ok(Ok(read)) if read > 0 => answer.extend_from_slice(&buffer[..read]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    // Sent without a length, it is cut off at the limit.
+    let huge = json!({"tags": ["x".repeat(100_000)]});
+    let (status, body) = f.runtime.block_on(async {
+        let chunks = futures::stream::iter(
+            serde_json::to_vec(&huge)
+                .unwrap()
+                .chunks(8192)
+                .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        let response = f
+            .http
+            .post(format!("{}{path}", f.base))
+            .bearer_auth(&f.editor)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await;
+        match response {
+            Ok(response) => (response.status(), response.json::<Value>().await.unwrap()),
+            // The server may close the connection before the client sent everything.
+            Err(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": {"code": "too_large"}}),
+            ),
+        }
+    });
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+    let (status, body) = f.call(
+        Method::POST,
+        &path,
+        Some(&f.editor),
+        Some(json!({"tags": ["a"], "extra": 1})),
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, body) = f.call(
+        Method::POST,
+        "/api/v1/cache/expire",
+        Some(&f.editor),
+        Some(json!({"step": "x", "all": true})),
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, body) = f.call(Method::GET, "/api/v1/no/such/route", Some(&f.viewer), None);
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[test]
+fn sessions_need_their_token_to_change_anything_and_end_with_their_key() {
+    let f = fixture();
+    let (id, key) = f.key(Role::Editor, None);
+    f.runtime.block_on(async {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let url = |path: &str| format!("{}{path}", f.base);
+        let refused = browser
+            .post(url("/api/v1/session"))
+            .json(&json!({"key": "weft_000000000000_nope"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let signed_in = browser
+            .post(url("/api/v1/session"))
+            .json(&json!({"key": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), StatusCode::OK);
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let session: Value = signed_in.json().await.unwrap();
+        let csrf = session["csrf"].as_str().unwrap().to_owned();
+        assert_eq!(session["role"], "editor");
+
+        // Reading needs only the cookie.
+        let runs = browser.get(url("/api/v1/runs")).send().await.unwrap();
+        assert_eq!(runs.status(), StatusCode::OK);
+        // Changing something needs the token too.
+        let tags = url(&format!("/api/v1/artifact-versions/{}/tags", f.version));
+        let forged = browser
+            .post(&tags)
+            .json(&json!({"tags": ["x"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let wrong = browser
+            .post(&tags)
+            .header("x-weft-csrf", "guess")
+            .json(&json!({"tags": ["x"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+        let allowed = browser
+            .post(&tags)
+            .header("x-weft-csrf", &csrf)
+            .json(&json!({"tags": ["x"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed.status(), StatusCode::OK);
+    });
+    // Revoking the key ends its sessions.
+    f.revoke(&id);
+    f.runtime.block_on(async {
+        let browser = reqwest::Client::new();
+        let current = browser
+            .get(format!("{}/api/v1/session", f.base))
+            .header("cookie", "weft_session=made-up")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(current.status(), StatusCode::UNAUTHORIZED);
+    });
+}
+
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let f = fixture();
+    let (status, document) = f.call(Method::GET, "/api/v1/openapi.json", None, None);
+    assert_eq!(status, StatusCode::OK);
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/runs/{run}",
+        "/api/v1/runs/{run}/events",
+        "/api/v1/runs/{run}/stop",
+        "/api/v1/step-runs/{id}",
+        "/api/v1/step-runs/{id}/logs",
+        "/api/v1/artifacts",
+        "/api/v1/artifacts/{name}/versions",
+        "/api/v1/artifact-versions/{id}",
+        "/api/v1/artifact-versions/{id}/files/{name}",
+        "/api/v1/artifact-versions/{id}/lineage",
+        "/api/v1/artifact-versions/{id}/tags",
+        "/api/v1/cache/expire",
+        "/api/v1/session",
+        "/api/v1/health",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+}
