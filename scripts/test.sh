@@ -3,8 +3,9 @@
 # every crate (unit, conformance, integration, end-to-end, compile-fail), the doc tests, and
 # the quickstart example as a user runs it. Needs a Rust toolchain, and root on a Debian-like
 # system to install and start the services the tests use: a single-node Slurm, PostgreSQL,
-# MariaDB and an S3 server (scripts/*-up.sh), and a Python venv (scripts/python-up.sh); run
-# from anywhere.
+# MariaDB and an S3 server (scripts/*-up.sh), a Python venv (scripts/python-up.sh) and
+# headless Chromium (scripts/chromium-up.sh; the dashboard tests' screenshots are written to
+# target/screenshots, or WEFT_TEST_SCREENSHOTS); run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,11 @@ export WEFT_TEST_S3_ENDPOINT WEFT_TEST_S3_STRICT_ENDPOINT
 step "Python with NumPy, pyarrow, safetensors and Pillow (artifacts are read back with them)"
 WEFT_TEST_PYTHON=$(scripts/python-up.sh)
 export WEFT_TEST_PYTHON
+
+step "headless Chromium and ChromeDriver (the dashboard is tested in them)"
+WEFT_TEST_CHROMEDRIVER=$(scripts/chromium-up.sh)
+WEFT_TEST_SCREENSHOTS=${WEFT_TEST_SCREENSHOTS:-$PWD/target/screenshots}
+export WEFT_TEST_CHROMEDRIVER WEFT_TEST_SCREENSHOTS
 
 step "formatting"
 cargo fmt --all -- --check
@@ -61,5 +67,16 @@ cargo build "${features[@]}" --example wine
 (cd "$project" && "$OLDPWD/$examples/wine" artifacts show wine-metrics:latest)
 (cd "$project" && "$OLDPWD/$examples/wine" artifacts visualize wine-confusion:latest --out confusion)
 test -s "$project/confusion/image.png"
+
+step "the weft server, as a user starts it: a key, the API, a clean stop on SIGTERM"
+key=$(cd "$project" && "$OLDPWD/target/debug/weft" server keys create --role viewer --name ci)
+(cd "$project" && exec "$OLDPWD/target/debug/weft" server --address 127.0.0.1:0 2>"$project/server.log") &
+server=$!
+for _ in $(seq 100); do grep -q "listening on" "$project/server.log" && break; sleep 0.1; done
+address=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$project/server.log")
+curl -fsS -H "Authorization: Bearer $key" "$address/api/v1/runs?limit=1" | grep -q '"pipeline":"training"'
+test "$(curl -s -o /dev/null -w '%{http_code}' "$address/api/v1/runs")" = 401
+kill -TERM "$server"
+wait "$server"
 
 step "all tests passed"

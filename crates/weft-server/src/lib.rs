@@ -79,6 +79,7 @@ impl Server {
                 metadata,
                 artifacts,
                 auth,
+                parameters: Default::default(),
             }),
             stores,
         }

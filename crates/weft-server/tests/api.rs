@@ -2,266 +2,12 @@
 //! pipeline runs: every route, its refusals (no key, a bad, revoked or expired key, too small
 //! a role, a session without its anti-forgery token) and its answers to bad input.
 
-use std::net::SocketAddr;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use weft::prelude::*;
 use weft_store::model::Role;
 
-#[step]
-fn numbers(count: u64) -> Vec<f64> {
-    tracing::info!("making {count} numbers");
-    tracing::warn!(count, "a warning with <script>alert(1)</script> in it");
-    (0..count).map(|i| i as f64).collect()
-}
-
-#[step]
-fn total(values: Vec<f64>) -> f64 {
-    values.iter().sum()
-}
-
-#[step]
-fn broken(x: f64) -> Result<f64, std::io::Error> {
-    tracing::error!("about to fail on {x}");
-    Err(std::io::Error::other(format!("broken on {x}")))
-}
-
-#[pipeline]
-fn good(count: u64) -> weft::Result<()> {
-    let values = numbers(count)?;
-    total(&values)?;
-    Ok(())
-}
-
-#[pipeline]
-fn bad() -> weft::Result<()> {
-    let values = numbers(3)?;
-    let sum = total(&values)?;
-    broken(&sum)?;
-    Ok(())
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
-    base: String,
-    http: reqwest::Client,
-    viewer: String,
-    editor: String,
-    good_run: String,
-    bad_run: String,
-    failed_step: String,
-    version: String,
-}
-
-/// Two runs (one completed, one failed), a server on a free port, and keys of both roles.
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let stores = weft::StoreConfig::in_folder(dir.path());
-    let (good_run, bad_run, failed_step, version) = {
-        let client = weft::Client::open(&stores).unwrap();
-        let good_report = client.run(good::args(100)).unwrap();
-        let bad_report = client.run(bad::args()).unwrap();
-        assert_eq!(bad_report.run.status, weft::Status::Failed);
-        let failed = bad_report
-            .step_runs
-            .iter()
-            .find(|step| step.status == weft::Status::Failed)
-            .unwrap();
-        let numbers = good_report
-            .step_runs
-            .iter()
-            .find(|step| step.invocation == "numbers")
-            .unwrap();
-        let version = client.output(numbers, "output").unwrap();
-        (
-            good_report.run.id.to_string(),
-            bad_report.run.id.to_string(),
-            failed.id.to_string(),
-            version.id.to_string(),
-        )
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (base, viewer, editor) = runtime.block_on(async {
-        let server = weft_server::Server::open(&stores, false).await.unwrap();
-        let store = weft_store::open(&stores.metadata, &stores.base)
-            .await
-            .unwrap();
-        let viewer = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
-            .await
-            .unwrap()
-            .key;
-        let editor = weft_server::create_key(store.as_ref(), Role::Editor, Some("e".into()), None)
-            .await
-            .unwrap()
-            .key;
-        let (sender, receiver) = tokio::sync::oneshot::channel::<SocketAddr>();
-        let listen = weft_server::Listen {
-            address: "127.0.0.1:0".parse().unwrap(),
-            tls: None,
-        };
-        tokio::spawn(async move {
-            server
-                .serve(
-                    &listen,
-                    move |address| {
-                        let _ = sender.send(address);
-                    },
-                    std::future::pending(),
-                )
-                .await
-                .unwrap();
-        });
-        let address = receiver.await.unwrap();
-        (format!("http://{address}"), viewer, editor)
-    });
-    Fixture {
-        _dir: dir,
-        runtime,
-        base,
-        http: reqwest::Client::new(),
-        viewer,
-        editor,
-        good_run,
-        bad_run,
-        failed_step,
-        version,
-    }
-}
-
-impl Fixture {
-    /// Sends a request with `key` (if any); its status and JSON body (`Null` if none).
-    fn call(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.runtime.block_on(async {
-            let mut request = self.http.request(method, format!("{}{path}", self.base));
-            if let Some(key) = key {
-                request = request.bearer_auth(key);
-            }
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            let text = response.text().await.unwrap();
-            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-        })
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, Some(&self.viewer), None);
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
-    fn key(
-        &self,
-        role: Role,
-        expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> (String, String) {
-        self.runtime.block_on(async {
-            let stores = weft::StoreConfig::in_folder(self._dir.path());
-            let store = weft_store::open(&stores.metadata, &stores.base)
-                .await
-                .unwrap();
-            let created = weft_server::create_key(store.as_ref(), role, None, expires_at)
-                .await
-                .unwrap();
-            (created.record.id, created.key)
-        })
-    }
-
-    fn revoke(&self, id: &str) {
-        self.runtime.block_on(async {
-            let stores = weft::StoreConfig::in_folder(self._dir.path());
-            let store = weft_store::open(&stores.metadata, &stores.base)
-                .await
-                .unwrap();
-            store.revoke_api_key(id).await.unwrap();
-        });
-    }
-
-    /// Every route of the API: (method, path, body, whether it needs an editor).
-    fn routes(&self) -> Vec<(Method, String, Option<Value>, bool)> {
-        let v = &self.version;
-        vec![
-            (Method::GET, "/api/v1/runs".into(), None, false),
-            (
-                Method::GET,
-                format!("/api/v1/runs/{}", self.good_run),
-                None,
-                false,
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/step-runs/{}", self.failed_step),
-                None,
-                false,
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/step-runs/{}/logs", self.failed_step),
-                None,
-                false,
-            ),
-            (Method::GET, "/api/v1/artifacts".into(), None, false),
-            (
-                Method::GET,
-                "/api/v1/artifacts/good::numbers::output/versions".into(),
-                None,
-                false,
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/artifact-versions/{v}"),
-                None,
-                false,
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/artifact-versions/{v}/files/data.npy"),
-                None,
-                false,
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/artifact-versions/{v}/lineage"),
-                None,
-                false,
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/runs/{}/stop", self.good_run),
-                None,
-                true,
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/artifact-versions/{v}/tags"),
-                Some(json!({"tags": ["gold"]})),
-                true,
-            ),
-            (
-                Method::DELETE,
-                format!("/api/v1/artifact-versions/{v}/tags"),
-                Some(json!({"tags": ["gold"]})),
-                true,
-            ),
-            (
-                Method::POST,
-                "/api/v1/cache/expire".into(),
-                Some(json!({"step": "nothing::matches"})),
-                true,
-            ),
-        ]
-    }
-}
+mod common;
+use common::fixture;
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"]
@@ -337,16 +83,18 @@ fn runs_are_listed_in_pages_and_filtered() {
     let f = fixture();
     let all = f.get("/api/v1/runs");
     let runs = all["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0]["id"], f.bad_run.as_str(), "newest first");
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[1]["id"], f.bad_run.as_str(), "newest first");
+    assert_eq!(runs[0]["pipeline"], "hostile");
     assert!(all["next_cursor"].is_null());
     assert!(runs[0]["duration_ms"].as_i64().unwrap() >= 0);
 
-    let first = f.get("/api/v1/runs?limit=1");
-    assert_eq!(first["runs"][0]["id"], f.bad_run.as_str());
+    let first = f.get("/api/v1/runs?limit=2");
+    assert_eq!(first["runs"][1]["id"], f.bad_run.as_str());
     let cursor = first["next_cursor"].as_str().unwrap();
-    let second = f.get(&format!("/api/v1/runs?limit=1&cursor={cursor}"));
+    let second = f.get(&format!("/api/v1/runs?limit=2&cursor={cursor}"));
     assert_eq!(second["runs"][0]["id"], f.good_run.as_str());
+    assert_eq!(second["runs"].as_array().unwrap().len(), 1);
     assert!(second["next_cursor"].is_null());
 
     let failed = f.get("/api/v1/runs?status=failed");
@@ -363,7 +111,7 @@ fn runs_are_listed_in_pages_and_filtered() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     assert_eq!(
         f.get("/api/v1/runs?limit=0")["runs"]
@@ -415,10 +163,7 @@ fn a_run_comes_with_its_steps_and_edges() {
     );
     assert!(!run["outputs"].as_array().unwrap().is_empty());
     // `latest` and names find runs too.
-    assert_eq!(
-        f.get("/api/v1/runs/latest")["run"]["id"],
-        f.bad_run.as_str()
-    );
+    assert_eq!(f.get("/api/v1/runs/latest")["run"]["pipeline"], "hostile");
     let name = run["run"]["name"].as_str().unwrap();
     assert_eq!(
         f.get(&format!("/api/v1/runs/{name}"))["run"]["id"],

@@ -8,6 +8,7 @@ pub(crate) mod session;
 pub(crate) use session::set_cookie;
 pub(crate) mod steps;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -17,6 +18,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use serde::Serialize;
 use weft_artifacts::ArtifactStore;
+use weft_core::SnapshotId;
 use weft_store::MetadataStore;
 
 use crate::auth::{self, Auth};
@@ -27,6 +29,35 @@ pub(crate) struct AppState {
     pub(crate) metadata: Arc<dyn MetadataStore>,
     pub(crate) artifacts: ArtifactStore,
     pub(crate) auth: Arc<Auth>,
+    /// The parameters of snapshots read so far: a snapshot never changes, and a list of runs
+    /// would otherwise decode a whole plan per run.
+    pub(crate) parameters: std::sync::Mutex<HashMap<SnapshotId, Arc<serde_json::Value>>>,
+}
+
+/// How many snapshots' parameters are kept.
+const PARAMETERS_KEPT: usize = 4096;
+
+impl AppState {
+    /// The parameters a run was started with (from its snapshot; empty if it has none).
+    pub(crate) async fn parameters(&self, snapshot: Option<&SnapshotId>) -> Arc<serde_json::Value> {
+        let Some(id) = snapshot else {
+            return Arc::new(serde_json::Value::Object(Default::default()));
+        };
+        if let Some(found) = self.parameters.lock().expect("not poisoned").get(id) {
+            return found.clone();
+        }
+        let parameters = match self.metadata.snapshot(id).await {
+            Ok(snapshot) => serde_json::to_value(&snapshot.parameters).unwrap_or_default(),
+            Err(_) => serde_json::Value::Object(Default::default()),
+        };
+        let parameters = Arc::new(parameters);
+        let mut kept = self.parameters.lock().expect("not poisoned");
+        if kept.len() >= PARAMETERS_KEPT {
+            kept.clear();
+        }
+        kept.insert(id.clone(), parameters.clone());
+        parameters
+    }
 }
 
 pub(crate) type Shared = State<Arc<AppState>>;

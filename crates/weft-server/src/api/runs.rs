@@ -37,13 +37,20 @@ pub(crate) struct RunItem {
     run: Run,
     /// From its creation to its end (or to now while it runs), in milliseconds.
     duration_ms: i64,
+    /// The pipeline's parameters in this run.
+    parameters: serde_json::Value,
 }
 
 impl RunItem {
-    fn of(run: Run, now: DateTime<Utc>) -> Self {
+    async fn of(state: &super::AppState, run: Run, now: DateTime<Utc>) -> Self {
         let end = run.ended_at.unwrap_or(now);
         let duration_ms = (end - run.created_at).num_milliseconds().max(0);
-        Self { run, duration_ms }
+        let parameters = (*state.parameters(run.snapshot_id.as_ref()).await).clone();
+        Self {
+            run,
+            duration_ms,
+            parameters,
+        }
     }
 }
 
@@ -80,8 +87,12 @@ pub(crate) async fn list(
         None
     };
     let now = Utc::now();
+    let mut items = Vec::with_capacity(runs.len());
+    for run in runs {
+        items.push(RunItem::of(&state, run, now).await);
+    }
     Ok(Json(RunPage {
-        runs: runs.into_iter().map(|run| RunItem::of(run, now)).collect(),
+        runs: items,
         next_cursor,
     }))
 }
@@ -201,7 +212,7 @@ pub(crate) async fn one(
         outputs,
     } = state.metadata.run_overview(run.id).await?;
     Ok(Json(RunDetail {
-        run: RunItem::of(run, Utc::now()),
+        run: RunItem::of(&state, run, Utc::now()).await,
         steps: step_runs
             .into_iter()
             .map(|step| StepItem {
@@ -223,7 +234,7 @@ pub(crate) async fn one(
 pub(crate) async fn stop(state: Shared, Path(reference): Path<String>) -> ApiResult<Json<RunItem>> {
     let run = state.metadata.find_run(&reference).await?;
     let run = state.metadata.request_stop(run.id).await?;
-    Ok(Json(RunItem::of(run, Utc::now())))
+    Ok(Json(RunItem::of(&state, run, Utc::now()).await))
 }
 
 /// How often the events of a run are looked for.

@@ -1,0 +1,463 @@
+//! The dashboard in a real headless Chromium, driven through ChromeDriver
+//! (`WEFT_TEST_CHROMEDRIVER`, else `chromedriver` on the PATH; `scripts/chromium-up.sh`
+//! installs both): signing in, the runs list, a running run whose graph changes colour as its
+//! steps finish, a failed step's error and log, an artifact's visualizations, a comparison,
+//! and hostile text that must never run as script. Screenshots are written to
+//! `target/screenshots/` (or `WEFT_TEST_SCREENSHOTS`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+mod common;
+use common::{Fixture, HOSTILE, fixture};
+
+/// ChromeDriver on a free port, ended with the test.
+struct Driver {
+    process: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let program = std::env::var("WEFT_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let process = Command::new(&program)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("cannot start {program} ({error}): install Chromium and ChromeDriver with scripts/chromium-up.sh")
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ChromeDriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = tempfile::tempdir().unwrap().keep();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1400,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn shot_folder() -> std::path::PathBuf {
+    let folder = std::env::var_os("WEFT_TEST_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
+        });
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shot_folder().join(format!("dashboard-{name}.png")), png).unwrap();
+}
+
+/// Waits until `script` (a JavaScript expression) is true in the page.
+async fn until(client: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let value = client
+            .execute(&format!("return Boolean({script});"), vec![])
+            .await
+            .unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let text = client
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap();
+            let url = client
+                .current_url()
+                .await
+                .map(|url| url.to_string())
+                .unwrap_or_default();
+            panic!(
+                "timed out waiting for {what} at {url}; the page says:\n{}",
+                text.as_str().unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text(client: &Client) -> String {
+    client
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// No hostile text ran as script, in the page or through a frame.
+async fn nothing_ran(client: &Client) {
+    let ran = client
+        .execute(
+            "return [window.__xss === undefined, document.title];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ran,
+        json!([true, "weft"]),
+        "a script planted in the data ran"
+    );
+}
+
+async fn sign_in(client: &Client, f: &Fixture, key: &str) {
+    client.goto(&format!("{}/runs", f.base)).await.unwrap();
+    until(
+        client,
+        "the sign-in form",
+        "document.querySelector('#signin')",
+    )
+    .await;
+    // Nothing of the data shows before signing in.
+    assert!(
+        !text(client).await.contains("good"),
+        "runs are shown signed out"
+    );
+    let input = client
+        .find(Locator::Css("#signin input[name=key]"))
+        .await
+        .unwrap();
+    input.send_keys(key).await.unwrap();
+    client
+        .find(Locator::Css("#signin button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
+    let f = fixture();
+    let chromedriver = driver();
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        // A wrong key is refused with a message.
+        client.goto(&format!("{}/", f.base)).await.unwrap();
+        until(&client, "the sign-in form", "document.querySelector('#signin')").await;
+        let input = client.find(Locator::Css("#signin input[name=key]")).await.unwrap();
+        input.send_keys("weft_000000000000_wrong").await.unwrap();
+        client.find(Locator::Css("#signin button")).await.unwrap().click().await.unwrap();
+        until(&client, "the refusal", "document.body.innerText.includes('not valid')").await;
+
+        sign_in(&client, &f, &f.viewer).await;
+        until(&client, "the runs list", "document.querySelectorAll('table.runs tbody tr').length === 3").await;
+        let page = text(&client).await;
+        assert!(page.contains("good") && page.contains("bad") && page.contains("hostile"), "{page}");
+        assert!(page.contains("count=100"), "parameters are listed: {page}");
+        // Hostile parameters show as text.
+        assert!(page.contains("onerror="), "{page}");
+        let statuses = client
+            .execute("return [...document.querySelectorAll('table.runs .badge')].map(b => b.dataset.status);", vec![])
+            .await
+            .unwrap();
+        assert_eq!(statuses, json!(["completed", "failed", "completed"]));
+        screenshot(&client, "runs").await;
+        nothing_ran(&client).await;
+
+        // A failed step: its error, its log, by deep link (which survives a reload).
+        let url = format!("{}/runs/{}?step={}", f.base, f.bad_run, f.failed_step);
+        client.goto(&url).await.unwrap();
+        until(&client, "the step panel", "document.querySelector('.step-error')").await;
+        until(&client, "the log", "document.querySelectorAll('.log-lines li').length > 0").await;
+        client.refresh().await.unwrap();
+        until(&client, "the step panel after a reload", "document.querySelector('.step-error')").await;
+        until(&client, "the log after a reload", "document.querySelectorAll('.log-lines li').length > 0").await;
+        let panel = client
+            .execute("return document.querySelector('#panel').innerText;", vec![])
+            .await
+            .unwrap();
+        let panel = panel.as_str().unwrap();
+        assert!(panel.contains("broken on 3"), "{panel}");
+        assert!(panel.contains("about to fail on 3"), "{panel}");
+        let node = client
+            .execute("return document.querySelector('.node[data-label=\"broken\"]').dataset.status;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(node, "failed");
+        let skipped_or_done = client
+            .execute("return document.querySelector('.node[data-label=\"numbers\"]').dataset.status;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(skipped_or_done, "completed");
+        screenshot(&client, "failed-step").await;
+
+        // The timeline marks the failure.
+        client.goto(&format!("{}/runs/{}?view=timeline", f.base, f.bad_run)).await.unwrap();
+        until(&client, "the timeline", "document.querySelectorAll('.bar').length === 3").await;
+        until(&client, "the failed bar", "document.querySelector('.bar[data-status=failed]')").await;
+        screenshot(&client, "timeline").await;
+
+        // Viewers see no actions.
+        client.goto(&format!("{}/versions/{}", f.base, f.version)).await.unwrap();
+        until(&client, "the version page", "document.body.innerText.includes('Load it')").await;
+        let offered = client
+            .execute("return Boolean(document.querySelector('input[name=tag]'));", vec![])
+            .await
+            .unwrap();
+        assert_eq!(offered, json!(false), "a viewer is offered to tag");
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_running_run_changes_colour_as_its_steps_finish() {
+    let f = fixture();
+    let chromedriver = driver();
+    let (run, gate, running) = f.start_watched();
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.viewer).await;
+        until(
+            &client,
+            "the runs list",
+            "document.querySelector('table.runs')",
+        )
+        .await;
+        client
+            .goto(&format!("{}/runs/{run}", f.base))
+            .await
+            .unwrap();
+        until(
+            &client,
+            "the gated step running",
+            "document.querySelector('.node[data-label=\"gated\"][data-status=running]')",
+        )
+        .await;
+        screenshot(&client, "running").await;
+        std::fs::write(&gate, b"").unwrap();
+        until(
+            &client,
+            "the gated step completed",
+            "document.querySelector('.node[data-label=\"gated\"][data-status=completed]')",
+        )
+        .await;
+        until(
+            &client,
+            "the next step shown and completed",
+            "document.querySelector('.node[data-label=\"after_gate\"][data-status=completed]')",
+        )
+        .await;
+        until(
+            &client,
+            "the run completed",
+            "document.querySelector('#run-status .badge').dataset.status === 'completed'",
+        )
+        .await;
+        screenshot(&client, "finished").await;
+        client.close().await.unwrap();
+    });
+    running.join().unwrap();
+
+    // A map is one node with its counts, which expands into its items and collapses again.
+    let run = f.run_mapped(12);
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.viewer).await;
+        until(&client, "the runs list", "document.querySelector('table.runs')").await;
+        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        until(&client, "the map's node", "document.querySelector('.node.group')").await;
+        let nodes = client
+            .execute("return [...document.querySelectorAll('.node')].map(n => n.dataset.label + ':' + n.querySelector('.caption').textContent);", vec![])
+            .await
+            .unwrap();
+        assert_eq!(nodes, json!(["square:×12 · 12 completed", "total:completed"]), "{nodes}");
+        screenshot(&client, "map-collapsed").await;
+        client.find(Locator::Css(".node.group")).await.unwrap().click().await.unwrap();
+        until(&client, "the map's items", "document.querySelectorAll('.node').length === 13").await;
+        // Expanded, it is a deep link.
+        client.refresh().await.unwrap();
+        until(&client, "the map's items after a reload", "document.querySelectorAll('.node').length === 13").await;
+        screenshot(&client, "map-expanded").await;
+        client.find(Locator::XPath("//button[text()='collapse square']")).await.unwrap().click().await.unwrap();
+        until(&client, "the map collapsed", "document.querySelectorAll('.node').length === 2").await;
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn versions_show_their_visualizations_and_runs_compare() {
+    let f = fixture();
+    let chromedriver = driver();
+    let (_, runs) = f.call(
+        reqwest::Method::GET,
+        "/api/v1/runs?pipeline=hostile",
+        Some(&f.viewer),
+        None,
+    );
+    let hostile = runs["runs"][0]["id"].as_str().unwrap().to_owned();
+    let (_, detail) = f.call(
+        reqwest::Method::GET,
+        &format!("/api/v1/runs/{hostile}"),
+        Some(&f.viewer),
+        None,
+    );
+    let report = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["invocation"] == "report")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let report_version = detail["outputs"][0]["artifact_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.editor).await;
+        until(&client, "the runs list", "document.querySelector('table.runs')").await;
+
+        // The histogram of a vector is drawn.
+        client.goto(&format!("{}/versions/{}", f.base, f.version)).await.unwrap();
+        until(&client, "the histogram", "[...document.querySelectorAll('.visualizations img')].some(i => i.complete && i.naturalWidth > 0)").await;
+        let page = text(&client).await;
+        assert!(page.contains("numpy.load"), "the Python line: {page}");
+        assert!(page.contains("shape"), "metadata: {page}");
+        // An editor tags it, with text that must stay text.
+        let input = client.find(Locator::Css("input[name=tag]")).await.unwrap();
+        input.send_keys(HOSTILE).await.unwrap();
+        client.find(Locator::Css("form.inline button")).await.unwrap().click().await.unwrap();
+        until(&client, "the new tag", "document.querySelector('.tags .tag')").await;
+        client.refresh().await.unwrap();
+        until(&client, "the tag after a reload", "document.querySelector('.tags .tag')?.innerText.includes('onerror')").await;
+        screenshot(&client, "version").await;
+        nothing_ran(&client).await;
+
+        // The hostile run: its log line is text, its HTML report runs nothing and reaches
+        // nothing.
+        client.goto(&format!("{}/runs/{hostile}?step={report}", f.base)).await.unwrap();
+        until(&client, "the step panel", "document.querySelector('#panel h2')").await;
+        client.goto(&format!("{}/versions/{report_version}", f.base)).await.unwrap();
+        until(&client, "the report frame", "document.querySelector('iframe.html-visualization')").await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let sandbox = client
+            .execute("return document.querySelector('iframe.html-visualization').getAttribute('sandbox');", vec![])
+            .await
+            .unwrap();
+        assert_eq!(sandbox, "", "the frame is sandboxed with nothing allowed");
+        nothing_ran(&client).await;
+        screenshot(&client, "html-report").await;
+
+        // Comparing the good and the bad run: differences are marked.
+        client.goto(&format!("{}/runs", f.base)).await.unwrap();
+        until(&client, "the runs list", "document.querySelectorAll('table.runs tbody tr').length === 3").await;
+        for run in [&f.good_run, &f.bad_run] {
+            client
+                .find(Locator::Css(&format!("tr[data-run=\"{run}\"] input[type=checkbox]")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        client
+            .find(Locator::XPath("//button[text()='Compare selected']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&client, "the comparison", "document.querySelector('table.compare')").await;
+        let differing = client
+            .execute("return [...document.querySelectorAll('table.compare tr.differs th')].map(th => th.innerText);", vec![])
+            .await
+            .unwrap();
+        let differing: Vec<String> = serde_json::from_value(differing).unwrap();
+        for expected in ["pipeline", "status", "broken"] {
+            assert!(differing.iter().any(|row| row == expected), "{expected} not marked in {differing:?}");
+        }
+        assert!(!differing.iter().any(|row| row == "numbers"), "numbers completed in both: {differing:?}");
+        screenshot(&client, "compare").await;
+        // The comparison is a deep link.
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.path(), "/compare", "{url}");
+        client.goto(url.as_str()).await.unwrap();
+        until(&client, "the comparison after a reload", "document.querySelector('table.compare tr.differs')").await;
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_one_time_link_signs_in_once() {
+    let f = fixture();
+    let chromedriver = driver();
+    f.runtime.block_on(async {
+        let token = f.one_time.clone();
+        let client = browser(&chromedriver).await;
+        client
+            .goto(&format!("{}/signin?token={token}", f.base))
+            .await
+            .unwrap();
+        until(
+            &client,
+            "the runs list",
+            "document.querySelectorAll('table.runs tbody tr').length === 3",
+        )
+        .await;
+        assert!(text(&client).await.contains("signed in as editor"));
+        client.close().await.unwrap();
+        // The same link again, in another browser, leads to the sign-in form.
+        let other = browser(&chromedriver).await;
+        other
+            .goto(&format!("{}/signin?token={token}", f.base))
+            .await
+            .unwrap();
+        until(
+            &other,
+            "the sign-in form",
+            "document.querySelector('#signin')",
+        )
+        .await;
+        assert!(text(&other).await.contains("used already or expired"));
+        other.close().await.unwrap();
+    });
+}
