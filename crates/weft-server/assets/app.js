@@ -567,31 +567,38 @@ function stepLogs(section, id) {
   const more = h('button', { class: 'link' }, 'More lines');
   const level = h('select', { 'aria-label': 'level' }, ...['', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => h('option', { value: l }, l || 'all levels')));
   const search = h('input', { type: 'search', placeholder: 'search the log', 'aria-label': 'search the log' });
-  let offset = 0; let timer = null;
+  let offset = 0; let tail = null;
+  const show = (line) => {
+    list.append(h('li', { class: `log level-${line.level.toLowerCase()}` },
+      h('span', { class: 'time' }, line.time.slice(11, 23)), h('span', { class: 'level' }, line.level),
+      h('span', { class: 'message' }, line.message),
+      Object.keys(line.fields).length ? h('span', { class: 'fields' }, JSON.stringify(line.fields)) : null));
+    offset = line.line + 1;
+  };
   const load = async (reset) => {
+    tail?.close();
     if (reset) { offset = 0; list.replaceChildren(); }
     const query = new URLSearchParams({ offset, limit: 200 });
     if (level.value) query.set('level', level.value);
     if (search.value) query.set('q', search.value);
     const page = await api(`/step-runs/${id}/logs?${query}`).catch((error) => ({ error }));
     if (page.error) { list.append(h('li', { class: 'error' }, page.error.message)); return; }
-    for (const line of page.lines) {
-      list.append(h('li', { class: `log level-${line.level.toLowerCase()}` },
-        h('span', { class: 'time' }, line.time.slice(11, 23)), h('span', { class: 'level' }, line.level),
-        h('span', { class: 'message' }, line.message),
-        Object.keys(line.fields).length ? h('span', { class: 'fields' }, JSON.stringify(line.fields)) : null));
-      offset = line.line + 1;
-    }
+    for (const line of page.lines) show(line);
     if (page.next_offset !== null && page.next_offset !== undefined) offset = page.next_offset;
     more.hidden = page.next_offset === null || page.next_offset === undefined;
-    clearTimeout(timer);
-    // Live tail: a running step's log is read again from where it ended.
-    if (page.live) timer = setTimeout(() => load(false), 1000);
+    // Live tail: a running step's new lines come as server-sent events until it ends.
+    if (page.live && more.hidden) {
+      query.set('offset', offset);
+      query.delete('limit');
+      tail = new EventSource(`${API}/step-runs/${id}/logs/tail?${query}`);
+      tail.addEventListener('lines', (message) => { for (const line of JSON.parse(message.data)) show(line); });
+      tail.addEventListener('end', () => tail.close());
+    }
   };
   more.addEventListener('click', () => load(false));
   level.addEventListener('change', () => load(true));
   search.addEventListener('change', () => load(true));
-  leaving.push(() => clearTimeout(timer));
+  leaving.push(() => tail?.close());
   fill(section, h('h3', {}, 'Log'), h('div', { class: 'filters' }, level, search), list, more);
   load(true);
 }

@@ -12,7 +12,7 @@ use crate::api;
     paths(
         api::health,
         api::runs::list, api::runs::one, api::runs::events, api::runs::stop,
-        api::steps::one, api::steps::logs, api::steps::expire_cache,
+        api::steps::one, api::steps::logs, api::steps::tail, api::steps::expire_cache,
         api::artifacts::list, api::artifacts::versions, api::artifacts::one, api::artifacts::file,
         api::artifacts::lineage, api::artifacts::add_tags, api::artifacts::remove_tags,
         api::session::sign_in, api::session::current, api::session::sign_out,

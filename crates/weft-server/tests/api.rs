@@ -569,6 +569,7 @@ fn the_openapi_document_lists_every_route() {
         "/api/v1/runs/{run}/stop",
         "/api/v1/step-runs/{id}",
         "/api/v1/step-runs/{id}/logs",
+        "/api/v1/step-runs/{id}/logs/tail",
         "/api/v1/artifacts",
         "/api/v1/artifacts/{name}/versions",
         "/api/v1/artifact-versions/{id}",
@@ -585,4 +586,48 @@ fn the_openapi_document_lists_every_route() {
             paths.keys()
         );
     }
+}
+
+#[test]
+fn a_log_is_tailed_as_events_until_its_step_ended() {
+    let f = fixture();
+    let body = f.runtime.block_on(async {
+        let response = f
+            .http
+            .get(format!(
+                "{}/api/v1/step-runs/{}/logs/tail",
+                f.base, f.failed_step
+            ))
+            .bearer_auth(&f.viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        // The step ended: the stream sends its lines, then `end`, and closes.
+        tokio::time::timeout(std::time::Duration::from_secs(10), response.text())
+            .await
+            .expect("the stream ends")
+            .unwrap()
+    });
+    let lines = body.find("event: lines").expect("lines");
+    let end = body.find("event: end").expect("end");
+    assert!(lines < end && body.contains("about to fail on 3"), "{body}");
+    let (status, error) = f.call(
+        Method::GET,
+        &format!("/api/v1/step-runs/{}/logs/tail?level=loud", f.failed_step),
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&error)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, _) = f.call(
+        Method::GET,
+        &format!("/api/v1/step-runs/{}/logs/tail", f.failed_step),
+        None,
+        None,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -270,8 +270,28 @@ fn a_running_run_changes_colour_as_its_steps_finish() {
             "document.querySelector('.node[data-label=\"gated\"][data-status=running]')",
         )
         .await;
+        // Its log, followed live.
+        client
+            .find(Locator::Css(".node[data-label=\"gated\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            &client,
+            "the running step's log",
+            "document.querySelector('.log-lines')?.innerText.includes('waiting for the gate')",
+        )
+        .await;
         screenshot(&client, "running").await;
         std::fs::write(&gate, b"").unwrap();
+        until(
+            &client,
+            "the new log line",
+            "document.querySelector('.log-lines').innerText.includes('the gate is open')",
+        )
+        .await;
         until(
             &client,
             "the gated step completed",

@@ -84,6 +84,7 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
         .route("/runs/{run}/events", get(runs::events))
         .route("/step-runs/{id}", get(steps::one))
         .route("/step-runs/{id}/logs", get(steps::logs))
+        .route("/step-runs/{id}/logs/tail", get(steps::tail))
         .route("/artifacts", get(artifacts::list))
         .route("/artifacts/{name}/versions", get(artifacts::versions))
         .route("/artifact-versions/{id}", get(artifacts::one))

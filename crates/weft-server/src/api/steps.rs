@@ -263,3 +263,60 @@ pub(crate) async fn expire_cache(
     let expired = state.metadata.expire_cache(which).await?;
     Ok(Json(Expired { expired }))
 }
+
+/// How often a followed log is looked at for new lines.
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The lines of a step run's log from `offset` on, as server-sent events (`lines`: a JSON
+/// array of lines), followed while the step runs; an `end` event says the step finished and
+/// everything was sent. Filters as for pages.
+#[utoipa::path(get, path = "/api/v1/step-runs/{id}/logs/tail", tag = "steps",
+    params(("id" = String, Path, description = "a step run id"), LogParams),
+    responses((status = 200, description = "text/event-stream of `lines` events, then `end`"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn tail(
+    state: Shared,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let id: StepRunId = parse_id("step run", &id)?;
+    let query = log_query(&params)?;
+    state.metadata.step_run(id).await?;
+    let state = state.0.clone();
+    let stream = futures::stream::unfold(Some(query), move |query| {
+        let state = state.clone();
+        async move {
+            let mut query = query?;
+            loop {
+                // Whether it had finished before this read: then the read saw the whole log.
+                let step_run = state.metadata.step_run(id).await.ok()?;
+                let finished = step_run.status.is_finished();
+                let stored = state.metadata.log(id).await.ok()?;
+                let artifacts = state.artifacts.clone();
+                let reading = query.clone();
+                let page = blocking(move || read_page(&artifacts, &step_run, stored, &reading))
+                    .await
+                    .ok()?;
+                if let Some(last) = page.lines.last() {
+                    query.offset = page.next_offset.unwrap_or(last.line + 1);
+                    let data = serde_json::to_string(&page.lines).expect("plain data");
+                    return Some((Ok(Event::default().event("lines").data(data)), Some(query)));
+                }
+                if let Some(next) = page.next_offset {
+                    query.offset = next;
+                    continue;
+                }
+                if finished {
+                    return Some((Ok(Event::default().event("end").data("")), None));
+                }
+                tokio::time::sleep(TAIL_POLL).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

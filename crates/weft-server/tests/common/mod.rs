@@ -65,9 +65,11 @@ fn hostile(note: String) -> weft::Result<()> {
 /// Released by [`Fixture::open_gate`]: lets a run be watched while it runs.
 #[step]
 fn gated(gate: String) -> u64 {
+    tracing::info!("waiting for the gate");
     while !std::path::Path::new(&gate).exists() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    tracing::info!("the gate is open");
     1
 }
 
@@ -297,6 +299,12 @@ impl Fixture {
             (
                 Method::GET,
                 format!("/api/v1/step-runs/{}", self.failed_step),
+                None,
+                false,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/step-runs/{}/logs/tail", self.failed_step),
                 None,
                 false,
             ),
