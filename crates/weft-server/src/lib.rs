@@ -106,30 +106,16 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        let reconciler = tokio::spawn(reconcile_forever(
-            self.state.metadata.clone(),
-            self.state.artifacts.clone(),
-            self.stores.base.clone(),
-        ));
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
-        let listener = std::net::TcpListener::bind(listen.address)
-            .with_context(|| format!("cannot listen on {}", listen.address))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        ready(address);
-        let service = router.into_make_service();
-        let served = match &listen.tls {
-            None => {
-                axum_server::from_tcp(listener)
-                    .handle(handle)
-                    .serve(service)
-                    .await
-            }
+        // The certificate is read before anything is announced: a bad file is an error at
+        // start, not at the first connection.
+        let tls = match &listen.tls {
+            None => None,
             Some((certificate, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key)
@@ -141,6 +127,28 @@ impl Server {
                             key.display()
                         )
                     })?;
+                Some(config)
+            }
+        };
+        let listener = std::net::TcpListener::bind(listen.address)
+            .with_context(|| format!("cannot listen on {}", listen.address))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        ready(address);
+        let reconciler = tokio::spawn(reconcile_forever(
+            self.state.metadata.clone(),
+            self.state.artifacts.clone(),
+            self.stores.base.clone(),
+        ));
+        let service = router.into_make_service();
+        let served = match tls {
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            Some(config) => {
                 axum_server::from_tcp_rustls(listener, config)
                     .handle(handle)
                     .serve(service)
