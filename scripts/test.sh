@@ -78,5 +78,14 @@ curl -fsS -H "Authorization: Bearer $key" "$address/api/v1/runs?limit=1" | grep 
 test "$(curl -s -o /dev/null -w '%{http_code}' "$address/api/v1/runs")" = 401
 kill -TERM "$server"
 wait "$server"
+# `weft ui`: a one-time link that signs in once.
+(cd "$project" && exec "$OLDPWD/target/debug/weft" ui --no-browser --address 127.0.0.1:0 >"$project/ui.out" 2>/dev/null) &
+ui=$!
+for _ in $(seq 100); do grep -q "signin?token=" "$project/ui.out" && break; sleep 0.1; done
+link=$(head -n 1 "$project/ui.out")
+curl -fsS -o /dev/null -D - "$link" | grep -qi '^set-cookie: weft_session=.*HttpOnly'
+curl -fsS -o /dev/null -D - "$link" | grep -qi '^location: /?signin=expired'
+kill -INT "$ui"
+wait "$ui"
 
 step "all tests passed"
