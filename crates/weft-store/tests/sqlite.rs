@@ -81,13 +81,15 @@ async fn a_store_of_the_first_schema_is_read_as_it_is_and_migrated_when_written(
         .execute_batch(
             "DELETE FROM weft_migrations WHERE version >= 2;
              DROP TABLE api_keys;
+             DROP INDEX runs_by_status;
+             CREATE INDEX runs_by_status ON runs (status);
              CREATE INDEX artifact_versions_by_producer ON artifact_versions (producer_step_run_id) WHERE producer_step_run_id IS NOT NULL;
              CREATE INDEX step_run_outputs_by_artifact ON step_run_outputs (artifact_version_id);",
         )
         .unwrap();
 
     // On a read-only mount (the test needs root), it reads: the missing migrations only
-    // drop indexes and add the server's keys.
+    // change indexes and add the server's keys.
     let folder = dir.path().to_str().unwrap().to_owned();
     let mount = |args: &[&str]| {
         let status = std::process::Command::new("mount").args(args).status();

@@ -283,6 +283,11 @@ impl Embedded {
                     "api keys",
                     include_str!("../../migrations/postgres/0002_api_keys.sql"),
                 ),
+                (
+                    3,
+                    "runs by status in id order",
+                    include_str!("../../migrations/postgres/0003_runs_by_status_in_id_order.sql"),
+                ),
             ],
             Dialect::MySql => &[
                 (
@@ -294,6 +299,11 @@ impl Embedded {
                     2,
                     "api keys",
                     include_str!("../../migrations/mysql/0002_api_keys.sql"),
+                ),
+                (
+                    3,
+                    "runs by status in id order",
+                    include_str!("../../migrations/mysql/0003_runs_by_status_in_id_order.sql"),
                 ),
             ],
         }

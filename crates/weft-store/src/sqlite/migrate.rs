@@ -31,6 +31,12 @@ const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
         include_str!("../../migrations/sqlite/0003_api_keys.sql"),
         false,
     ),
+    (
+        4,
+        "runs by status in id order",
+        include_str!("../../migrations/sqlite/0004_runs_by_status_in_id_order.sql"),
+        false,
+    ),
 ];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only
