@@ -12,7 +12,8 @@
 //!   to be drawn in Chromium.
 //!
 //! Prints figures; asserts nothing. `cargo bench -p weft-server --bench server` (add
-//! `-- --runs N` for another number of runs).
+//! `--features postgres` for the PostgreSQL part, and `-- --runs N` for another number of
+//! runs).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
