@@ -148,24 +148,11 @@ async fn serve(stores: &weft::StoreConfig) -> Served {
         .await
         .unwrap()
         .key;
-    let (sender, receiver) = tokio::sync::oneshot::channel();
     let listen = weft_server::Listen {
         address: "127.0.0.1:0".parse().unwrap(),
         tls: None,
     };
-    tokio::spawn(async move {
-        server
-            .serve(
-                &listen,
-                move |address| {
-                    let _ = sender.send(address);
-                },
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
-    });
-    let address = receiver.await.unwrap();
+    let address = server.spawn(listen).await.unwrap();
     Served {
         base: format!("http://{address}"),
         key,

@@ -98,6 +98,31 @@ impl Server {
         self.state.auth.one_time_token()
     }
 
+    /// Serves in a task of the current runtime, for as long as the runtime lives; returns the
+    /// address it listens on once it does (to embed a server, or test one on port 0).
+    pub async fn spawn(self, listen: Listen) -> anyhow::Result<SocketAddr> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let sender = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
+        let on_error = sender.clone();
+        tokio::spawn(async move {
+            let ready = move |address| {
+                if let Some(sender) = sender.lock().expect("not poisoned").take() {
+                    let _ = sender.send(Ok(address));
+                }
+            };
+            let served = self.serve(&listen, ready, std::future::pending()).await;
+            if let Err(error) = served {
+                match on_error.lock().expect("not poisoned").take() {
+                    Some(sender) => drop(sender.send(Err(error))),
+                    None => {
+                        tracing::error!(target: "weft::server", "the server stopped: {error:#}")
+                    }
+                }
+            }
+        });
+        receiver.await.context("the server's task ended")?
+    }
+
     /// Serves until `shutdown` resolves, then lets requests in flight finish (up to 10 s).
     pub async fn serve(
         self,

@@ -78,21 +78,12 @@ fn a_store_that_goes_away_is_a_503_until_it_is_back() {
             .await
             .unwrap()
             .key;
-        let (sender, receiver) = tokio::sync::oneshot::channel();
         let listen = weft_server::Listen {
             address: "127.0.0.1:0".parse().unwrap(),
             tls: None,
         };
-        tokio::spawn(async move {
-            let ready = move |address| {
-                let _ = sender.send(address);
-            };
-            server
-                .serve(&listen, ready, std::future::pending())
-                .await
-                .unwrap();
-        });
-        (format!("http://{}", receiver.await.unwrap()), key)
+        let address = server.spawn(listen).await.unwrap();
+        (format!("http://{address}"), key)
     });
     let http = reqwest::Client::new();
     let get = |path: &str| {

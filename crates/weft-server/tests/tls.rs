@@ -46,21 +46,12 @@ fn the_server_speaks_https_with_its_certificate() {
             .await
             .unwrap()
             .key;
-        let (sender, receiver) = tokio::sync::oneshot::channel();
         let listen = weft_server::Listen {
             address: "127.0.0.1:0".parse().unwrap(),
             tls: tls.clone(),
         };
-        tokio::spawn(async move {
-            let ready = move |address| {
-                let _ = sender.send(address);
-            };
-            server
-                .serve(&listen, ready, std::future::pending())
-                .await
-                .unwrap();
-        });
-        (format!("https://{}", receiver.await.unwrap()), key)
+        let address = server.spawn(listen).await.unwrap();
+        (format!("https://{address}"), key)
     });
     let authority = certificates.path().join("ca.crt");
     let authority = authority.to_str().unwrap();
@@ -103,10 +94,7 @@ fn the_server_speaks_https_with_its_certificate() {
             address: "127.0.0.1:0".parse().unwrap(),
             tls: Some((certificates.path().join("server.crt"), bad.clone())),
         };
-        server
-            .serve(&listen, |_| {}, std::future::pending())
-            .await
-            .unwrap_err()
+        server.spawn(listen).await.unwrap_err()
     });
     let message = format!("{error:#}");
     assert!(message.contains("bad.key"), "{message}");

@@ -402,15 +402,7 @@ pub(crate) async fn add_tags(
     Path(id): Path<String>,
     body: Result<Json<TagsRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<TagsResponse>> {
-    let id: ArtifactVersionId = parse_id("artifact version", &id)?;
-    let Json(request) = body.map_err(super::json_rejection)?;
-    check_tags(&request.tags)?;
-    state
-        .metadata
-        .tag_artifact_version(id, &request.tags)
-        .await?;
-    let tags = state.metadata.artifact_version(id).await?.tags;
-    Ok(Json(TagsResponse { tags }))
+    change_tags(state, &id, body, true).await
 }
 
 /// Removes tags from a version.
@@ -424,13 +416,30 @@ pub(crate) async fn remove_tags(
     Path(id): Path<String>,
     body: Result<Json<TagsRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<TagsResponse>> {
-    let id: ArtifactVersionId = parse_id("artifact version", &id)?;
+    change_tags(state, &id, body, false).await
+}
+
+/// Adds or removes tags; answers with the version's tags after the change.
+async fn change_tags(
+    state: Shared,
+    id: &str,
+    body: Result<Json<TagsRequest>, axum::extract::rejection::JsonRejection>,
+    add: bool,
+) -> ApiResult<Json<TagsResponse>> {
+    let id: ArtifactVersionId = parse_id("artifact version", id)?;
     let Json(request) = body.map_err(super::json_rejection)?;
     check_tags(&request.tags)?;
-    state
-        .metadata
-        .untag_artifact_version(id, &request.tags)
-        .await?;
+    if add {
+        state
+            .metadata
+            .tag_artifact_version(id, &request.tags)
+            .await?;
+    } else {
+        state
+            .metadata
+            .untag_artifact_version(id, &request.tags)
+            .await?;
+    }
     let tags = state.metadata.artifact_version(id).await?.tags;
     Ok(Json(TagsResponse { tags }))
 }

@@ -2,8 +2,6 @@
 //! one fails, one waits for a gate), and a server over it with keys of both roles.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use weft::prelude::*;
@@ -156,24 +154,11 @@ pub(crate) fn fixture() -> Fixture {
             .await
             .unwrap()
             .key;
-        let (sender, receiver) = tokio::sync::oneshot::channel::<SocketAddr>();
         let listen = weft_server::Listen {
             address: "127.0.0.1:0".parse().unwrap(),
             tls: None,
         };
-        tokio::spawn(async move {
-            server
-                .serve(
-                    &listen,
-                    move |address| {
-                        let _ = sender.send(address);
-                    },
-                    std::future::pending(),
-                )
-                .await
-                .unwrap();
-        });
-        let address = receiver.await.unwrap();
+        let address = server.spawn(listen).await.unwrap();
         (format!("http://{address}"), viewer, editor, one_time)
     });
     Fixture {
