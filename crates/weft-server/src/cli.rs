@@ -105,7 +105,11 @@ pub fn run(command: Command, stack: Option<&str>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", weft_core::message::one_line(error.chain()));
-            ExitCode::from(1)
+            // No project here is a usage error, as for the inspections.
+            let nothing_here = error
+                .chain()
+                .any(|cause| cause.is::<weft::config::NoProject>());
+            ExitCode::from(if nothing_here { 2 } else { 1 })
         }
     }
 }
@@ -119,7 +123,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn keys(command: KeysCommand, stack: Option<&str>) -> anyhow::Result<()> {
-    let stores = weft::StoreConfig::discover_on(stack)?;
+    let stores = weft::StoreConfig::discover_existing_on(stack)?;
     let runtime = runtime()?;
     runtime.block_on(async {
         let store = weft_store::open(&stores.metadata, &stores.base).await?;
@@ -208,7 +212,7 @@ fn keys(command: KeysCommand, stack: Option<&str>) -> anyhow::Result<()> {
 /// Serves until SIGINT or SIGTERM; `open` is `Some` for `weft ui` (whether to open a
 /// browser at its one-time sign-in link).
 fn serve(listen: &ListenArguments, stack: Option<&str>, open: Option<bool>) -> anyhow::Result<()> {
-    let stores = weft::StoreConfig::discover_on(stack)?;
+    let stores = weft::StoreConfig::discover_existing_on(stack)?;
     let current = std::env::current_dir().context("cannot read the current directory")?;
     let project = weft::config::Project::discover_from(&current)?;
     let settings = &project.server;
