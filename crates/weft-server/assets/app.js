@@ -340,6 +340,15 @@ async function runPage(reference, params) {
       const group = canvas.querySelector(`[data-group="${CSS.escape(groupOf(known) || '')}"]`);
       if (group) draw();
     });
+    // The server could not keep up with this page: read the run again.
+    events.addEventListener('reload', async () => {
+      const fresh = await api(`/runs/${run.id}`).catch(() => null);
+      if (!fresh) return;
+      detail.steps = fresh.steps; detail.edges = fresh.edges;
+      Object.assign(state, model(fresh));
+      status.replaceChildren(badge(fresh.run.status));
+      draw();
+    });
     events.addEventListener('end', () => events.close());
     leaving.push(() => { events.close(); clearTimeout(reloading); });
   }

@@ -80,6 +80,7 @@ impl Server {
                 artifacts,
                 auth,
                 parameters: Default::default(),
+                watchers: Default::default(),
             }),
             stores,
         }

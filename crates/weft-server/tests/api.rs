@@ -631,3 +631,59 @@ fn a_log_is_tailed_as_events_until_its_step_ended() {
     );
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[test]
+fn every_follower_of_a_running_run_gets_its_changes_then_its_end() {
+    let f = fixture();
+    let (run, gate, running) = f.start_watched();
+    let bodies = f.runtime.block_on(async {
+        let follow = || async {
+            let response = f
+                .http
+                .get(format!("{}/api/v1/runs/{run}/events", f.base))
+                .bearer_auth(&f.viewer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response
+        };
+        let (first, second) = (follow().await, follow().await);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        std::fs::write(&gate, b"").unwrap();
+        let read = |response: reqwest::Response| async move {
+            tokio::time::timeout(std::time::Duration::from_secs(30), response.text())
+                .await
+                .expect("the stream ends with the run")
+                .unwrap()
+        };
+        (read(first).await, read(second).await)
+    });
+    running.join().unwrap();
+    for body in [&bodies.0, &bodies.1] {
+        assert!(
+            body.contains("\"invocation\":\"gated\",\"status\":\"completed\""),
+            "{body}"
+        );
+        assert!(body.contains("\"kind\":\"run\",\"id\""), "{body}");
+        assert!(
+            body.trim_end().ends_with("event: end\ndata: completed"),
+            "{body}"
+        );
+    }
+    // A finished run's events end at once.
+    let ended = f.runtime.block_on(async {
+        let response = f
+            .http
+            .get(format!("{}/api/v1/runs/{}/events", f.base, f.good_run))
+            .bearer_auth(&f.viewer)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), response.text())
+            .await
+            .expect("the stream ends")
+            .unwrap()
+    });
+    assert_eq!(ended.trim(), "event: end\ndata: completed");
+}

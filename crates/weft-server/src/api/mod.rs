@@ -32,6 +32,9 @@ pub(crate) struct AppState {
     /// The parameters of snapshots read so far: a snapshot never changes, and a list of runs
     /// would otherwise decode a whole plan per run.
     pub(crate) parameters: std::sync::Mutex<HashMap<SnapshotId, Arc<serde_json::Value>>>,
+    /// The one watcher of each run some client follows (`GET /runs/{run}/events`).
+    pub(crate) watchers:
+        std::sync::Mutex<HashMap<weft_core::RunId, tokio::sync::broadcast::Sender<runs::Change>>>,
 }
 
 /// How many snapshots' parameters are kept.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -254,7 +255,9 @@ struct StatusEvent {
 }
 
 /// Status changes of a run and its step runs, as server-sent events (`status`), from the
-/// moment of the request; ends with an `end` event once the run finished.
+/// moment of the request; ends with an `end` event once the run finished. A client that
+/// falls behind gets a `reload` event (read the run again). Every client of a run shares one
+/// watcher, which polls the store every 100 ms while anyone listens.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/events", tag = "runs",
     params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`")),
     responses((status = 200, description = "text/event-stream of `status` events, then `end`")),
@@ -264,91 +267,129 @@ pub(crate) async fn events(
     Path(reference): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let run = state.metadata.find_run(&reference).await?;
-    let state = state.0.clone();
-    let stream = async_stream(state, run);
+    let changes = if run.status.is_finished() {
+        None
+    } else {
+        Some(watch(&state.0, run.clone()))
+    };
+    let stream =
+        futures::stream::unfold((changes, Some(run.status)), |(changes, ended)| async move {
+            let Some(mut changes) = changes else {
+                // Finished: say so once, then end the stream.
+                let status = ended?;
+                let end = Event::default().event("end").data(status.as_str());
+                return Some((Ok(end), (None, None)));
+            };
+            loop {
+                match changes.recv().await {
+                    Ok(Change::Status(event)) => {
+                        return Some((Ok(event), (Some(changes), ended)));
+                    }
+                    Ok(Change::End(status)) => {
+                        let end = Event::default().event("end").data(status.as_str());
+                        return Some((Ok(end), (None, None)));
+                    }
+                    // A client too slow for the changes misses some: it is told to reload.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let reload = Event::default().event("reload").data("");
+                        return Some((Ok(reload), (Some(changes), ended)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// Polls the store and yields what changed since the last look. The first look only learns
-/// the current state: a client reads that from `GET /runs/{run}`.
-fn async_stream(
-    state: std::sync::Arc<super::AppState>,
-    run: Run,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    struct Watch {
-        state: std::sync::Arc<super::AppState>,
-        run: Run,
-        steps: HashMap<StepRunId, Status>,
-        first: bool,
-        ended: bool,
-        pending: std::collections::VecDeque<Event>,
+/// What the watcher of a run tells its clients.
+#[derive(Clone)]
+pub(crate) enum Change {
+    /// A `status` event, ready to send.
+    Status(Event),
+    /// The run finished with this status.
+    End(Status),
+}
+
+/// The changes of a running run, from one watcher per run however many clients follow it:
+/// the store is polled once per interval for a run, not once per client.
+fn watch(state: &Arc<super::AppState>, run: Run) -> tokio::sync::broadcast::Receiver<Change> {
+    let mut watchers = state.watchers.lock().expect("not poisoned");
+    if let Some(sender) = watchers.get(&run.id) {
+        return sender.subscribe();
     }
-    let watch = Watch {
-        state,
-        steps: HashMap::new(),
-        first: true,
-        ended: false,
-        pending: Default::default(),
-        run,
-    };
-    futures::stream::unfold(watch, |mut watch| async move {
-        loop {
-            if let Some(event) = watch.pending.pop_front() {
-                return Some((Ok(event), watch));
+    let (sender, receiver) = tokio::sync::broadcast::channel(1024);
+    watchers.insert(run.id, sender.clone());
+    tokio::spawn(poll_run(state.clone(), run, sender));
+    receiver
+}
+
+/// Polls the store for a run's status changes while anyone listens. The first look only
+/// learns the current state: a client reads that from `GET /runs/{run}`.
+async fn poll_run(
+    state: Arc<super::AppState>,
+    mut run: Run,
+    sender: tokio::sync::broadcast::Sender<Change>,
+) {
+    let mut steps: HashMap<StepRunId, Status> = HashMap::new();
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::time::sleep(EVENTS_POLL).await;
+        }
+        {
+            // Nobody listens any more: stop (under the lock, so no one subscribes meanwhile).
+            let mut watchers = state.watchers.lock().expect("not poisoned");
+            if sender.receiver_count() == 0 {
+                watchers.remove(&run.id);
+                return;
             }
-            if watch.ended {
-                return None;
-            }
-            if !watch.first {
-                tokio::time::sleep(EVENTS_POLL).await;
-            }
-            let Ok(run) = watch.state.metadata.run(watch.run.id).await else {
-                continue;
-            };
-            let Ok(overview) = watch.state.metadata.run_overview(run.id).await else {
-                continue;
-            };
-            for step in overview.step_runs {
-                let known = watch.steps.insert(step.id, step.status);
-                if !watch.first && known != Some(step.status) {
-                    watch.pending.push_back(json_event(
-                        "status",
-                        &StatusEvent {
-                            kind: "step_run",
-                            id: step.id.to_string(),
-                            invocation: Some(step.invocation.clone()),
-                            status: step.status,
-                            status_reason: step.status_reason.clone(),
-                            started_at: step.started_at,
-                            ended_at: step.ended_at,
-                        },
-                    ));
-                }
-            }
-            if !watch.first && run.status != watch.run.status {
-                watch.pending.push_back(json_event(
+        }
+        let (Ok(now), Ok(overview)) = (
+            state.metadata.run(run.id).await,
+            state.metadata.run_overview(run.id).await,
+        ) else {
+            first = false;
+            continue;
+        };
+        for step in overview.step_runs {
+            let known = steps.insert(step.id, step.status);
+            if !first && known != Some(step.status) {
+                let _ = sender.send(Change::Status(json_event(
                     "status",
                     &StatusEvent {
-                        kind: "run",
-                        id: run.id.to_string(),
-                        invocation: None,
-                        status: run.status,
-                        status_reason: run.status_reason.clone(),
-                        started_at: run.started_at,
-                        ended_at: run.ended_at,
+                        kind: "step_run",
+                        id: step.id.to_string(),
+                        invocation: Some(step.invocation.clone()),
+                        status: step.status,
+                        status_reason: step.status_reason.clone(),
+                        started_at: step.started_at,
+                        ended_at: step.ended_at,
                     },
-                ));
+                )));
             }
-            if run.status.is_finished() {
-                watch
-                    .pending
-                    .push_back(Event::default().event("end").data(run.status.as_str()));
-                watch.ended = true;
-            }
-            watch.first = false;
-            watch.run = run;
         }
-    })
+        if !first && now.status != run.status {
+            let _ = sender.send(Change::Status(json_event(
+                "status",
+                &StatusEvent {
+                    kind: "run",
+                    id: now.id.to_string(),
+                    invocation: None,
+                    status: now.status,
+                    status_reason: now.status_reason.clone(),
+                    started_at: now.started_at,
+                    ended_at: now.ended_at,
+                },
+            )));
+        }
+        first = false;
+        run = now;
+        if run.status.is_finished() {
+            let _ = sender.send(Change::End(run.status));
+            state.watchers.lock().expect("not poisoned").remove(&run.id);
+            return;
+        }
+    }
 }
 
 fn json_event(name: &str, value: &impl Serialize) -> Event {
