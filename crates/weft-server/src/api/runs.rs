@@ -280,22 +280,18 @@ pub(crate) async fn events(
                 let end = Event::default().event("end").data(status.as_str());
                 return Some((Ok(end), (None, None)));
             };
-            loop {
-                match changes.recv().await {
-                    Ok(Change::Status(event)) => {
-                        return Some((Ok(event), (Some(changes), ended)));
-                    }
-                    Ok(Change::End(status)) => {
-                        let end = Event::default().event("end").data(status.as_str());
-                        return Some((Ok(end), (None, None)));
-                    }
-                    // A client too slow for the changes misses some: it is told to reload.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let reload = Event::default().event("reload").data("");
-                        return Some((Ok(reload), (Some(changes), ended)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            match changes.recv().await {
+                Ok(Change::Status(event)) => Some((Ok(event), (Some(changes), ended))),
+                Ok(Change::End(status)) => {
+                    let end = Event::default().event("end").data(status.as_str());
+                    Some((Ok(end), (None, None)))
                 }
+                // A client too slow for the changes misses some: it is told to reload.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let reload = Event::default().event("reload").data("");
+                    Some((Ok(reload), (Some(changes), ended)))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
             }
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
