@@ -9,7 +9,7 @@ use crate::model::{
     ApiKey, Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion,
     Direction, Lineage, LogRef, MetadataEntry, MetadataSource, NewApiKey, NewArtifactVersion,
     NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph, RunOverview, StepError, StepInput,
-    StepOutput, StepRun,
+    StepOutput, StepRun, StepRunSummary,
 };
 
 /// Runs and their snapshots.
@@ -159,6 +159,14 @@ pub trait LineageStore: Send + Sync {
 
     /// What showing run `run` takes, without the rest of its records: see [`RunOverview`].
     async fn run_overview(&self, run: RunId) -> Result<RunOverview>;
+
+    /// The summaries of a run's step runs, in creation order; with `since`, only those
+    /// created, started or ended at or after it (what may have changed since a look).
+    async fn step_run_summaries(
+        &self,
+        run: RunId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StepRunSummary>>;
 
     /// The step run that produced a version, if a step did.
     async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>>;

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             overlong_names_are_refused_alike,
             lineage_follows_reads_and_writes_across_runs,
             run_graph_has_parents_inputs_and_outputs,
+            step_run_summaries_since_a_time_are_what_changed,
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
@@ -279,6 +280,55 @@ pub async fn runs_are_found_by_id_prefix_name_and_latest(store: Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// Summaries since a time leave out step runs that were created, started and ended before
+/// it, and bring back one that ended after it.
+pub async fn step_run_summaries_since_a_time_are_what_changed(store: Store) {
+    let run = new_run(&store, "p").await;
+    let (a, _) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let b = store
+        .create_step_runs(vec![running(run, "b")])
+        .await
+        .unwrap()
+        .remove(0);
+    let ids = |summaries: Vec<crate::model::StepRunSummary>| {
+        summaries
+            .into_iter()
+            .map(|s| (s.id, s.status))
+            .collect::<Vec<_>>()
+    };
+    let all = store.step_run_summaries(run, None).await.unwrap();
+    assert_eq!(ids(all), [(a, Status::Completed), (b.id, Status::Running)]);
+    let changed = store.step_run_summaries(run, Some(since)).await.unwrap();
+    assert_eq!(ids(changed), [(b.id, Status::Running)]);
+    store
+        .fail_step_run(
+            b.id,
+            StepError {
+                kind: StepErrorKind::Error,
+                message: "no".into(),
+                chain: vec![],
+                backtrace: None,
+                retryable: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let changed = store.step_run_summaries(run, Some(since)).await.unwrap();
+    assert_eq!(ids(changed), [(b.id, Status::Failed)]);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert!(
+        store
+            .step_run_summaries(run, Some(later))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Pages follow each other without overlap or gap, newest or oldest first, whatever the

@@ -257,6 +257,15 @@ pub(crate) fn step_run_summary(row: &impl Columns) -> Result<StepRunSummary> {
     })
 }
 
+/// The statement of `LineageStore::step_run_summaries` with a time: the run's id, then the
+/// time three times.
+pub(crate) fn changed_summaries_statement() -> String {
+    format!(
+        "SELECT {STEP_RUN_SUMMARY_COLUMNS} FROM step_runs s WHERE s.run_id = ? \
+         AND (s.created_at >= ? OR s.started_at >= ? OR s.ended_at >= ?) ORDER BY s.id"
+    )
+}
+
 /// The statements of a run's overview, in the order of [`RunOverview`]'s fields; each takes
 /// the run's id as its one parameter.
 pub(crate) fn overview_statements() -> [String; 4] {

@@ -238,6 +238,10 @@ pub(crate) async fn stop(state: Shared, Path(reference): Path<String>) -> ApiRes
     Ok(Json(RunItem::of(&state, run, Utc::now()).await))
 }
 
+/// How far before the newest recorded time a watcher looks again: the clocks of the
+/// processes that write one run (an orchestrator, its step hosts) may differ this much.
+const CLOCK_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
+
 /// How often the events of a run are looked for.
 const EVENTS_POLL: Duration = Duration::from_millis(100);
 
@@ -327,6 +331,9 @@ async fn poll_run(
     sender: tokio::sync::broadcast::Sender<Change>,
 ) {
     let mut steps: HashMap<StepRunId, Status> = HashMap::new();
+    // Only step runs that changed since (a little before) the newest time seen are read
+    // again: a poll of a large run reads what moves, not the whole run.
+    let mut since: Option<DateTime<Utc>> = None;
     let mut first = true;
     loop {
         if !first {
@@ -340,14 +347,23 @@ async fn poll_run(
                 return;
             }
         }
-        let (Ok(now), Ok(overview)) = (
+        let (Ok(now), Ok(changed)) = (
             state.metadata.run(run.id).await,
-            state.metadata.run_overview(run.id).await,
+            state.metadata.step_run_summaries(run.id, since).await,
         ) else {
             first = false;
             continue;
         };
-        for step in overview.step_runs {
+        let newest = changed
+            .iter()
+            .flat_map(|step| [step.started_at, step.ended_at])
+            .flatten()
+            .max();
+        if let Some(newest) = newest {
+            let overlap = newest - CLOCK_OVERLAP;
+            since = Some(since.map_or(overlap, |since| since.max(overlap)));
+        }
+        for step in changed {
             let known = steps.insert(step.id, step.status);
             if !first && known != Some(step.status) {
                 let _ = sender.send(Change::Status(json_event(

@@ -2,16 +2,18 @@
 //! queries, as in the SQLite store.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
 use super::{ServerStore, Session, args, list_args};
 use crate::model::{
     ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
+    StepRunSummary,
 };
 use crate::records::{
     self, Columns, LineageSource, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders,
 };
-use crate::{Error, LineageStore, Result};
+use crate::{Error, LineageStore, Result, time};
 
 #[async_trait]
 impl LineageStore for ServerStore {
@@ -124,6 +126,31 @@ impl LineageStore for ServerStore {
                 .all(&outputs, args![id.clone()], records::output_link)
                 .await?,
         })
+    }
+
+    async fn step_run_summaries(
+        &self,
+        run: RunId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StepRunSummary>> {
+        let mut s = self.read().await?;
+        let id = run.to_string();
+        match since {
+            None => {
+                let [step_runs, ..] = records::overview_statements();
+                s.all(&step_runs, args![id.clone()], records::step_run_summary)
+                    .await
+            }
+            Some(since) => {
+                let since = time::format(since);
+                s.all(
+                    &records::changed_summaries_statement(),
+                    args![id.clone(), since.clone(), since.clone(), since.clone()],
+                    records::step_run_summary,
+                )
+                .await
+            }
+        }
     }
 
     async fn producer(&self, id: ArtifactVersionId) -> Result<Option<StepRun>> {

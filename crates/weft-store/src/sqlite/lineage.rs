@@ -2,6 +2,7 @@
 //! their cost grows with the size of the lineage, not with the size of the store.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params_from_iter};
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
@@ -9,9 +10,10 @@ use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, input, join_version, 
 use super::{SqliteStore, placeholders};
 use crate::model::{
     ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
+    StepRunSummary,
 };
 use crate::records::LineageSource;
-use crate::{Error, LineageStore, Result};
+use crate::{Error, LineageStore, Result, time};
 
 #[async_trait]
 impl LineageStore for SqliteStore {
@@ -118,6 +120,34 @@ impl LineageStore for SqliteStore {
                     crate::records::output_link(row)
                 })?,
             })
+        })
+        .await
+    }
+
+    async fn step_run_summaries(
+        &self,
+        run: RunId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StepRunSummary>> {
+        self.read(move |connection| {
+            let run = run.to_string();
+            match since {
+                None => {
+                    let [step_runs, ..] = crate::records::overview_statements();
+                    rows::all(connection, &step_runs, [&run], |row| {
+                        crate::records::step_run_summary(row)
+                    })
+                }
+                Some(since) => {
+                    let since = time::format(since);
+                    rows::all(
+                        connection,
+                        &crate::records::changed_summaries_statement(),
+                        [&run, &since, &since, &since],
+                        |row| crate::records::step_run_summary(row),
+                    )
+                }
+            }
         })
         .await
     }
