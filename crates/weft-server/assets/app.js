@@ -366,12 +366,72 @@ function groupStatus(members) {
   return members[0]?.status || 'initializing';
 }
 
+const [NODE_WIDTH, NODE_HEIGHT, ACROSS, DOWN] = [170, 40, 230, 60];
+
+/** Places a DAG's nodes left to right: each in the layer of its longest path from a source
+ *  (Kahn's order), ordered inside its layer by two sweeps of the barycenter heuristic.
+ *  `edges` holds `from\u0000to` strings. */
+function layered(ids, edges) {
+  const parents = new Map(ids.map((id) => [id, []]));
+  const children = new Map(ids.map((id) => [id, []]));
+  for (const edge of edges) {
+    const [from, to] = edge.split('\u0000');
+    if (!parents.has(to) || !children.has(from)) continue;
+    parents.get(to).push(from);
+    children.get(from).push(to);
+  }
+  const layer = new Map();
+  const waiting = new Map(ids.map((id) => [id, parents.get(id).length]));
+  let ready = ids.filter((id) => waiting.get(id) === 0);
+  for (const id of ready) layer.set(id, 0);
+  while (ready.length) {
+    const next = [];
+    for (const id of ready) {
+      for (const child of children.get(id)) {
+        layer.set(child, Math.max(layer.get(child) || 0, layer.get(id) + 1));
+        waiting.set(child, waiting.get(child) - 1);
+        if (waiting.get(child) === 0) next.push(child);
+      }
+    }
+    ready = next;
+  }
+  for (const id of ids) if (!layer.has(id)) layer.set(id, 0);
+  const layers = [];
+  for (const [id, index] of layer) (layers[index] ||= []).push(id);
+  for (let i = 0; i < layers.length; i++) layers[i] ||= [];
+  const position = new Map();
+  layers.forEach((group) => group.forEach((id, i) => position.set(id, i)));
+  for (let sweep = 0; sweep < 2; sweep++) {
+    for (const group of layers.slice(1)) {
+      const centre = (id) => {
+        const ps = parents.get(id);
+        return ps.length ? ps.reduce((sum, p) => sum + position.get(p), 0) / ps.length : position.get(id);
+      };
+      group.sort((a, b) => centre(a) - centre(b));
+      group.forEach((id, i) => position.set(id, i));
+    }
+  }
+  const tallest = Math.max(...layers.map((group) => group.length), 1);
+  const place = new Map();
+  layers.forEach((group, x) => group.forEach((id, y) => {
+    const offset = (tallest - group.length) * DOWN / 2;
+    place.set(id, { x: 20 + x * ACROSS, y: 20 + offset + y * DOWN });
+  }));
+  return { place, layers, tallest };
+}
+
+/** An edge between two placed nodes, as a curve from the right of one to the left of the other. */
+function edgePath(a, b) {
+  const [x1, y1, x2, y2] = [a.x + NODE_WIDTH, a.y + NODE_HEIGHT / 2, b.x, b.y + NODE_HEIGHT / 2];
+  const bend = (x2 - x1) / 2;
+  return h('path', { class: 'edge', d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}` });
+}
+
 /** The DAG: layered left to right, map groups collapsed unless expanded, pan and zoom. */
 function graph(detail, state, expanded, onStep, onGroup) {
   // Nodes: one per step, or one per collapsed group.
   const nodes = new Map();
   const nodeOf = new Map(); // step run id -> node id
-  const stepById = new Map(state.steps.map((s) => [s.id, s]));
   const invocationNode = new Map();
   for (const step of state.steps) {
     const group = groupOf(step);
@@ -387,59 +447,12 @@ function graph(detail, state, expanded, onStep, onGroup) {
     const to = nodeOf.get(child);
     if (from && to && from !== to) edges.add(`${from}\u0000${to}`);
   }
-  const parents = new Map([...nodes.keys()].map((id) => [id, []]));
-  const children = new Map([...nodes.keys()].map((id) => [id, []]));
-  for (const edge of edges) {
-    const [from, to] = edge.split('\u0000');
-    parents.get(to).push(from);
-    children.get(from).push(to);
-  }
-  // Layers: the longest path from a source (Kahn's order).
-  const layer = new Map();
-  const waiting = new Map([...nodes.keys()].map((id) => [id, parents.get(id).length]));
-  let ready = [...nodes.keys()].filter((id) => waiting.get(id) === 0);
-  for (const id of ready) layer.set(id, 0);
-  while (ready.length) {
-    const next = [];
-    for (const id of ready) {
-      for (const child of children.get(id)) {
-        layer.set(child, Math.max(layer.get(child) || 0, layer.get(id) + 1));
-        waiting.set(child, waiting.get(child) - 1);
-        if (waiting.get(child) === 0) next.push(child);
-      }
-    }
-    ready = next;
-  }
-  for (const id of nodes.keys()) if (!layer.has(id)) layer.set(id, 0);
-  const layers = [];
-  for (const [id, index] of layer) (layers[index] ||= []).push(id);
-  // Order inside layers: two sweeps of the barycenter heuristic.
-  const position = new Map();
-  layers.forEach((ids) => ids.forEach((id, i) => position.set(id, i)));
-  for (let sweep = 0; sweep < 2; sweep++) {
-    for (const ids of layers.slice(1)) {
-      const centre = (id) => {
-        const ps = parents.get(id);
-        return ps.length ? ps.reduce((sum, p) => sum + position.get(p), 0) / ps.length : position.get(id);
-      };
-      ids.sort((a, b) => centre(a) - centre(b));
-      ids.forEach((id, i) => position.set(id, i));
-    }
-  }
-  const [width, height, across, down] = [170, 40, 230, 60];
-  const tallest = Math.max(...layers.map((ids) => ids.length), 1);
-  const place = new Map();
-  layers.forEach((ids, x) => ids.forEach((id, y) => {
-    const offset = (tallest - ids.length) * down / 2;
-    place.set(id, { x: 20 + x * across, y: 20 + offset + y * down });
-  }));
+  const { place, layers, tallest } = layered([...nodes.keys()], edges);
+  const [width, height, across, down] = [NODE_WIDTH, NODE_HEIGHT, ACROSS, DOWN];
   const content = h('g', { class: 'content' });
   for (const edge of edges) {
     const [from, to] = edge.split('\u0000');
-    const a = place.get(from); const b = place.get(to);
-    const [x1, y1, x2, y2] = [a.x + width, a.y + height / 2, b.x, b.y + height / 2];
-    const bend = (x2 - x1) / 2;
-    content.append(h('path', { class: 'edge', d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}` }));
+    content.append(edgePath(place.get(from), place.get(to)));
   }
   for (const node of nodes.values()) {
     const { x, y } = place.get(node.id);
@@ -747,17 +760,43 @@ function markdown(text) {
   return root;
 }
 
+/** Where a version came from and what was made from it, as one graph: versions and the
+ *  step runs that read or wrote them, left to right; every node links to its page. */
 function lineageView(lineage) {
-  const side = (title, graph) => {
-    if (!graph) return null;
-    const versions = (graph.artifact_versions || []).filter((v) => v.id !== graph.root?.id);
-    const steps = graph.step_runs || [];
-    return h('div', { class: 'lineage-side' }, h('h3', {}, title),
-      versions.length || steps.length ? h('ul', {},
-        ...steps.map((s) => h('li', {}, 'step ', link(`/runs/${s.run_id}?step=${s.id}`, s.invocation), ' ', badge(s.status))),
-        ...versions.map((v) => h('li', {}, 'artifact ', link(`/versions/${v.id}`, `${v.name} v${v.version}`)))) : h('p', { class: 'muted' }, 'nothing'));
-  };
-  return h('div', { class: 'lineage' }, side('Upstream', lineage.upstream), side('Downstream', lineage.downstream));
+  const nodes = new Map();
+  const edges = new Set();
+  for (const graph of [lineage.upstream, lineage.downstream]) {
+    if (!graph) continue;
+    for (const v of graph.artifact_versions || []) nodes.set(`v:${v.id}`, { kind: 'version', value: v });
+    if (graph.root) nodes.set(`v:${graph.root.id}`, { kind: 'version', value: graph.root, root: true });
+    for (const s of graph.step_runs || []) nodes.set(`s:${s.id}`, { kind: 'step', value: s });
+    for (const [version, step] of graph.reads || []) edges.add(`v:${version}\u0000s:${step}`);
+    for (const [step, version] of graph.writes || []) edges.add(`s:${step}\u0000v:${version}`);
+  }
+  if (nodes.size <= 1) return h('p', { class: 'muted' }, 'Nothing was read to make it, and nothing was made from it.');
+  const { place, layers, tallest } = layered([...nodes.keys()], edges);
+  const content = h('g', { class: 'content' });
+  for (const edge of edges) {
+    const [from, to] = edge.split('\u0000');
+    if (place.has(from) && place.has(to)) content.append(edgePath(place.get(from), place.get(to)));
+  }
+  for (const [id, node] of nodes) {
+    const { x, y } = place.get(id);
+    const v = node.value;
+    const [label, caption, href] = node.kind === 'version'
+      ? [v.name, `v${v.version}${node.root ? ' · this version' : ''}`, `/versions/${v.id}`]
+      : [v.invocation, v.status, `/runs/${v.run_id}?step=${v.id}`];
+    content.append(h('g', {
+      class: `node lineage-${node.kind}${node.root ? ' root' : ''}`, transform: `translate(${x},${y})`, role: 'link', tabindex: 0,
+      'data-status': node.kind === 'step' ? v.status : null, 'data-label': label,
+      onclick: () => navigate(href), onkeydown: (event) => { if (event.key === 'Enter') navigate(href); },
+    }, h('title', {}, `${label} (${caption})`), h('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: node.kind === 'version' ? 18 : 6 }),
+    h('text', { x: 10, y: 16, class: 'label' }, short(label, 24)), h('text', { x: 10, y: 31, class: 'caption' }, caption)));
+  }
+  const [width, height] = [40 + layers.length * ACROSS, 40 + tallest * DOWN];
+  const svg = h('svg', { class: 'dag lineage-graph', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'lineage graph' }, content);
+  panZoom(svg, content, width, height);
+  return svg;
 }
 
 // ---------------------------------------------------------------- comparison

@@ -389,8 +389,25 @@ fn versions_show_their_visualizations_and_runs_compare() {
         until(&client, "the new tag", "document.querySelector('.tags .tag')").await;
         client.refresh().await.unwrap();
         until(&client, "the tag after a reload", "document.querySelector('.tags .tag')?.innerText.includes('onerror')").await;
+        // Its lineage is a graph: this version, the step that read it, what that step wrote.
+        until(&client, "the lineage graph", "document.querySelectorAll('.lineage-graph .node').length >= 4").await;
+        let lineage = client
+            .execute("return [...document.querySelectorAll('.lineage-graph .node')].map(n => n.dataset.label).sort();", vec![])
+            .await
+            .unwrap();
+        assert_eq!(lineage, json!(["good::numbers::output", "good::total::output", "numbers", "total"]), "{lineage}");
         screenshot(&client, "version").await;
         nothing_ran(&client).await;
+        client
+            .find(Locator::Css(".lineage-graph .node[data-label=\"total\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&client, "the reading step's panel", "document.querySelector('#panel h2')?.innerText === 'total'").await;
+        client.back().await.unwrap();
+        until(&client, "the version page again", "document.querySelector('.tags')").await;
 
         // The hostile run: its log line is text, its HTML report runs nothing and reaches
         // nothing.
