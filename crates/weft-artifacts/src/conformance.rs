@@ -38,6 +38,7 @@ macro_rules! artifact_store_conformance_tests {
             deleting_a_version_removes_its_files,
             a_version_of_another_store_is_read_where_it_is,
             objects_are_written_once_and_listed,
+            objects_are_read_as_streams,
             names_the_backend_treats_specially_round_trip
         );
     };
@@ -338,6 +339,26 @@ pub fn objects_are_written_once_and_listed(store: &ArtifactStore) {
         ["logs/r/1.jsonl", "logs/r/2.jsonl"]
     );
     assert_eq!(store.get_object("logs/r/3.jsonl").unwrap(), None);
+}
+
+/// An object read as a stream comes back whole, across the reader's chunks; a missing one
+/// is `None`.
+pub fn objects_are_read_as_streams(store: &ArtifactStore) {
+    use std::io::BufRead as _;
+    let lines: String = (0..300_000).map(|i| format!("line {i}\n")).collect();
+    assert!(lines.len() > 2 * crate::OBJECT_READ_CHUNK);
+    store
+        .put_object("logs/r/long.jsonl", lines.clone().into_bytes())
+        .unwrap();
+    let reader = store
+        .open_object("logs/r/long.jsonl")
+        .unwrap()
+        .expect("it exists");
+    let read: Vec<String> = reader.lines().map(Result::unwrap).collect();
+    assert_eq!(read.len(), 300_000);
+    assert_eq!(read[299_999], "line 299999");
+    assert_eq!(read.join("\n") + "\n", lines);
+    assert!(store.open_object("logs/r/none.jsonl").unwrap().is_none());
 }
 
 /// Folder names with characters URLs, S3 keys or file systems treat specially (spaces,

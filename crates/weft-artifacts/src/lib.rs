@@ -61,7 +61,7 @@ pub use polars;
 #[cfg(feature = "safetensors")]
 pub use safetensors;
 pub use stats::Summary;
-pub use store::{ArtifactStore, INLINE_LIMIT, SavedArtifact, StoredArtifact};
+pub use store::{ArtifactStore, INLINE_LIMIT, OBJECT_READ_CHUNK, SavedArtifact, StoredArtifact};
 #[cfg(feature = "safetensors")]
 pub use tensors::{SafeTensorsFormat, Tensor, TensorError, Tensors};
 pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};

@@ -733,6 +733,45 @@ impl ArtifactStore {
         })
     }
 
+    /// Opens the object at `path` to read it as a stream: a local file, or ranged reads of
+    /// [`OBJECT_READ_CHUNK`] bytes from object storage, so that reading a large object (a
+    /// step's log) holds one chunk in memory, not the object. `None` if it does not exist.
+    pub fn open_object(&self, path: &str) -> Result<Option<Box<dyn std::io::BufRead + Send>>> {
+        let location = Path::from(path);
+        let read_error = |source: object_store::Error| Error::Read {
+            path: self.display_path(&location),
+            source: source.into(),
+        };
+        if let Some(local) = self.local_path_of(&location) {
+            return match std::fs::File::open(&local) {
+                Ok(file) => Ok(Some(Box::new(std::io::BufReader::with_capacity(
+                    64 * 1024,
+                    file,
+                )))),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(Error::Read {
+                    path: self.display_path(&location),
+                    source: error.into(),
+                }),
+            };
+        }
+        let size = match self.wait(self.objects().head(&location)) {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(read_error(error)),
+        };
+        let reader = RangedReader {
+            store: self.clone(),
+            location,
+            size,
+            offset: 0,
+        };
+        Ok(Some(Box::new(std::io::BufReader::with_capacity(
+            OBJECT_READ_CHUNK,
+            reader,
+        ))))
+    }
+
     /// The paths of every object under `prefix`, sorted.
     pub fn list_objects(&self, prefix: &str) -> Result<Vec<String>> {
         let location = Path::from(prefix);
@@ -826,5 +865,44 @@ mod tests {
             futures::executor::block_on(objects.put(&path, Bytes::from("42").into())).unwrap();
         let meta = std::fs::metadata(objects.path_to_filesystem(&path).unwrap()).unwrap();
         assert_eq!(Some(local_etag(&meta)), put.e_tag);
+    }
+}
+
+/// How much of a remote object [`ArtifactStore::open_object`] reads at a time.
+pub const OBJECT_READ_CHUNK: usize = 1024 * 1024;
+
+/// Reads a remote object front to back in ranged requests.
+struct RangedReader {
+    store: ArtifactStore,
+    location: Path,
+    size: u64,
+    offset: u64,
+}
+
+impl std::io::Read for RangedReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if self.offset >= self.size || buffer.is_empty() {
+            return Ok(0);
+        }
+        let end = (self.offset + buffer.len() as u64).min(self.size);
+        let bytes = self
+            .store
+            .wait(
+                self.store
+                    .objects()
+                    .get_range(&self.location, self.offset..end),
+            )
+            .map_err(std::io::Error::other)?;
+        let read = bytes.len().min(buffer.len());
+        if read == 0 {
+            // Shorter than it said: it changed while being read.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} ended early", self.location),
+            ));
+        }
+        buffer[..read].copy_from_slice(&bytes[..read]);
+        self.offset += read as u64;
+        Ok(read)
     }
 }

@@ -223,3 +223,101 @@ fn following_a_running_steps_log_on_s3_says_when_it_will_show() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].contains("before the gate") && lines[1].contains("after the gate"));
 }
+
+/// `weft server` over a project whose artifacts are in the bucket: a step's log is paged and
+/// searched, and a version's file downloaded, read from the bucket in ranges.
+#[test]
+fn the_server_reads_logs_and_files_from_the_bucket() {
+    let project = Project::new();
+    let env = s3_environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = project.run(
+        common::PIPELINES,
+        &["run", "training", "--param", "epochs=50"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let key = project.run(
+        common::WEFT,
+        &["server", "keys", "create", "--role", "viewer"],
+        &env,
+    );
+    assert_eq!(key.code, 0, "{key:?}");
+    let key = key.stdout.trim().to_owned();
+    let mut server = project
+        .command(common::WEFT, &["server", "--address", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line}"))
+        .to_owned();
+    let get = |path: &str| -> serde_json::Value {
+        let output = std::process::Command::new("curl")
+            .args([
+                "-fsS",
+                "-H",
+                &format!("Authorization: Bearer {key}"),
+                &format!("{base}{path}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let detail = get("/api/v1/runs/latest");
+    let train = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["invocation"] == "train_softmax")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = get(&format!("/api/v1/step-runs/{train}/logs?q=training"));
+    assert!(!log["lines"].as_array().unwrap().is_empty(), "{log}");
+    let second = get(&format!("/api/v1/step-runs/{train}/logs?offset=1&limit=1"));
+    assert_eq!(second["lines"][0]["line"], 1, "{second}");
+    let output = detail["outputs"][0]["artifact_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version = get(&format!("/api/v1/artifact-versions/{output}"));
+    assert!(
+        version["version"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://"),
+        "{version}"
+    );
+    let name = version["version"]["files"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let size = version["version"]["files"][0]["size"].as_u64().unwrap();
+    let file = std::process::Command::new("curl")
+        .args(["-fsS", "-H", &format!("Authorization: Bearer {key}")])
+        .arg(format!(
+            "{base}/api/v1/artifact-versions/{output}/files/{name}"
+        ))
+        .output()
+        .unwrap();
+    assert!(file.status.success());
+    assert_eq!(file.stdout.len() as u64, size);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(server.wait().unwrap().success());
+}

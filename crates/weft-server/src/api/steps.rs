@@ -186,35 +186,17 @@ fn read_page(
     let read_error = |error: std::io::Error| {
         ApiError::unavailable(format!("cannot read the log {path}: {error}"))
     };
-    if let Some(local) = artifacts.local_path(&path) {
-        return match std::fs::File::open(&local) {
-            Ok(file) => logs::page(std::io::BufReader::with_capacity(64 * 1024, file), query)
-                .map_err(read_error),
-            // A step that logged nothing has no file (live or stored).
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                if stored.is_some() {
-                    Err(ApiError::not_found(format!(
-                        "the log of step run {} is recorded at {path} but is missing",
-                        step_run.id
-                    )))
-                } else {
-                    Ok(empty)
-                }
-            }
-            Err(error) => Err(read_error(error)),
-        };
+    // Read as a stream, locally or in ranges from object storage: memory does not grow with
+    // the log. A running step's live copy exists on local stores only.
+    match artifacts.open_object(&path)? {
+        Some(log) => logs::page(log, query).map_err(read_error),
+        // A step that logged nothing has no log (live or stored).
+        None if stored.is_none() => Ok(empty),
+        None => Err(ApiError::not_found(format!(
+            "the log of step run {} is recorded at {path} but is missing",
+            step_run.id
+        ))),
     }
-    // Object storage: a running step's log is stored only when it ends.
-    let Some(log) = stored else {
-        return Ok(empty);
-    };
-    let bytes = artifacts.get_object(&log.uri)?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "the log of step run {} is recorded at {} but is missing",
-            step_run.id, log.uri
-        ))
-    })?;
-    logs::page(&bytes[..], query).map_err(read_error)
 }
 
 /// Which cache entries to expire.
