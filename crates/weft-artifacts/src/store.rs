@@ -851,23 +851,6 @@ pub(crate) fn local_etag(meta: &std::fs::Metadata) -> String {
     format!("\"{inode:x}-{modified:x}-{:x}\"", meta.len())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The fast path of `check` is only fast while this holds.
-    #[test]
-    fn local_entity_tags_match_object_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let path = Path::from("a/data.json");
-        let put =
-            futures::executor::block_on(objects.put(&path, Bytes::from("42").into())).unwrap();
-        let meta = std::fs::metadata(objects.path_to_filesystem(&path).unwrap()).unwrap();
-        assert_eq!(Some(local_etag(&meta)), put.e_tag);
-    }
-}
-
 /// How much of a remote object [`ArtifactStore::open_object`] reads at a time.
 pub const OBJECT_READ_CHUNK: usize = 1024 * 1024;
 
@@ -904,5 +887,22 @@ impl std::io::Read for RangedReader {
         buffer[..read].copy_from_slice(&bytes[..read]);
         self.offset += read as u64;
         Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path of `check` is only fast while this holds.
+    #[test]
+    fn local_entity_tags_match_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let path = Path::from("a/data.json");
+        let put =
+            futures::executor::block_on(objects.put(&path, Bytes::from("42").into())).unwrap();
+        let meta = std::fs::metadata(objects.path_to_filesystem(&path).unwrap()).unwrap();
+        assert_eq!(Some(local_etag(&meta)), put.e_tag);
     }
 }
