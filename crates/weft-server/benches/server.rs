@@ -141,10 +141,8 @@ impl Served {
 
 async fn serve(stores: &weft::StoreConfig) -> Served {
     let server = weft_server::Server::open(stores, false).await.unwrap();
-    let store = weft_store::open(&stores.metadata, &stores.base)
-        .await
-        .unwrap();
-    let key = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
+    let key = server
+        .create_key(Role::Viewer, None, None)
         .await
         .unwrap()
         .key;

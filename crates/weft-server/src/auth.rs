@@ -180,13 +180,12 @@ impl Auth {
 
     /// Opens a session; returns its cookie value and anti-forgery token.
     pub(crate) fn open_session(&self, role: Role, key: Option<String>) -> (String, String) {
-        let token = token();
-        let csrf = token_for_csrf();
+        let (cookie, csrf) = (token(), token());
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("not poisoned");
         sessions.retain(|_, session| session.expires > now);
         sessions.insert(
-            hash(&token),
+            hash(&cookie),
             Session {
                 role,
                 key,
@@ -194,7 +193,7 @@ impl Auth {
                 expires: now + SESSION_LIFETIME,
             },
         );
-        (token, csrf)
+        (cookie, csrf)
     }
 
     pub(crate) fn close_session(&self, token: &str) {
@@ -274,10 +273,6 @@ impl Auth {
     }
 }
 
-fn token_for_csrf() -> String {
-    token()
-}
-
 /// The session cookie's value, if the request has one.
 pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -319,21 +314,31 @@ pub(crate) async fn authenticate(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if changes && let Some(expected) = &principal.csrf {
-        let sent = request
-            .headers()
-            .get(CSRF_HEADER)
-            .and_then(|value| value.to_str().ok());
-        let matches = sent
-            .is_some_and(|sent| blake3::hash(sent.as_bytes()) == blake3::hash(expected.as_bytes()));
-        if !matches {
-            return Err(ApiError::forbidden(
-                "a request that changes something must carry the session's X-Weft-Csrf token",
-            ));
-        }
+    if changes {
+        check_csrf(&principal, request.headers())?;
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// Refuses a request made with a session cookie that does not carry the session's
+/// anti-forgery token (compared in constant time); a request made with a key needs none.
+pub(crate) fn check_csrf(principal: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &principal.csrf else {
+        return Ok(());
+    };
+    let sent = headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok());
+    let matches =
+        sent.is_some_and(|sent| blake3::hash(sent.as_bytes()) == blake3::hash(expected.as_bytes()));
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "a request that changes something must carry the session's X-Weft-Csrf token",
+        ))
+    }
 }
 
 /// Refuses requests from a role below editor (403).

@@ -99,29 +99,27 @@ impl Server {
         self.state.auth.one_time_token()
     }
 
+    /// Creates an API key in this server's metadata store (see [`create_key`]).
+    pub async fn create_key(
+        &self,
+        role: weft_store::model::Role,
+        name: Option<String>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> anyhow::Result<CreatedKey> {
+        create_key(self.state.metadata.as_ref(), role, name, expires_at).await
+    }
+
     /// Serves in a task of the current runtime, for as long as the runtime lives; returns the
     /// address it listens on once it does (to embed a server, or test one on port 0).
     pub async fn spawn(self, listen: Listen) -> anyhow::Result<SocketAddr> {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let sender = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
-        let on_error = sender.clone();
+        let bound = bind(&listen).await?;
+        let address = bound.address;
         tokio::spawn(async move {
-            let ready = move |address| {
-                if let Some(sender) = sender.lock().expect("not poisoned").take() {
-                    let _ = sender.send(Ok(address));
-                }
-            };
-            let served = self.serve(&listen, ready, std::future::pending()).await;
-            if let Err(error) = served {
-                match on_error.lock().expect("not poisoned").take() {
-                    Some(sender) => drop(sender.send(Err(error))),
-                    None => {
-                        tracing::error!(target: "weft::server", "the server stopped: {error:#}")
-                    }
-                }
+            if let Err(error) = self.run(bound, std::future::pending()).await {
+                tracing::error!(target: "weft::server", "the server stopped: {error:#}");
             }
         });
-        receiver.await.context("the server's task ended")?
+        Ok(address)
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish (up to 10 s).
@@ -131,51 +129,37 @@ impl Server {
         ready: impl FnOnce(SocketAddr) + Send,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = self.router();
+        let bound = bind(listen).await?;
+        ready(bound.address);
+        self.run(bound, shutdown).await
+    }
+
+    async fn run(
+        self,
+        bound: Bound,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
-        // The certificate is read before anything is announced: a bad file is an error at
-        // start, not at the first connection.
-        let tls = match &listen.tls {
-            None => None,
-            Some((certificate, key)) => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot read the TLS certificate {} and key {}",
-                            certificate.display(),
-                            key.display()
-                        )
-                    })?;
-                Some(config)
-            }
-        };
-        let listener = std::net::TcpListener::bind(listen.address)
-            .with_context(|| format!("cannot listen on {}", listen.address))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        ready(address);
         let reconciler = tokio::spawn(reconcile_forever(
             self.state.metadata.clone(),
             self.state.artifacts.clone(),
             self.stores.base.clone(),
         ));
-        let service = router.into_make_service();
-        let served = match tls {
+        let service = self.router().into_make_service();
+        let served = match bound.tls {
             None => {
-                axum_server::from_tcp(listener)
+                axum_server::from_tcp(bound.listener)
                     .handle(handle)
                     .serve(service)
                     .await
             }
             Some(config) => {
-                axum_server::from_tcp_rustls(listener, config)
+                axum_server::from_tcp_rustls(bound.listener, config)
                     .handle(handle)
                     .serve(service)
                     .await
@@ -184,6 +168,43 @@ impl Server {
         reconciler.abort();
         served.context("the server stopped")
     }
+}
+
+/// A socket listening, and the TLS configuration to speak on it.
+struct Bound {
+    listener: std::net::TcpListener,
+    address: SocketAddr,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+}
+
+/// Reads the certificate (if any) and listens: a bad file or a taken address is an error
+/// before anything is announced, not at the first connection.
+async fn bind(listen: &Listen) -> anyhow::Result<Bound> {
+    let tls = match &listen.tls {
+        None => None,
+        Some((certificate, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot read the TLS certificate {} and key {}",
+                        certificate.display(),
+                        key.display()
+                    )
+                })?;
+            Some(config)
+        }
+    };
+    let listener = std::net::TcpListener::bind(listen.address)
+        .with_context(|| format!("cannot listen on {}", listen.address))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    Ok(Bound {
+        listener,
+        address,
+        tls,
+    })
 }
 
 /// Fails the runs whose orchestrator is gone, now and then.

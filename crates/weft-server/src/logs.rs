@@ -103,10 +103,8 @@ pub(crate) fn page(mut log: impl BufRead, query: &LogQuery) -> std::io::Result<L
             line.message.to_lowercase().contains(needle)
                 || line.target.to_lowercase().contains(needle)
                 || (!line.fields.is_empty()
-                    && Value::Object(line.fields.clone())
-                        .to_string()
-                        .to_lowercase()
-                        .contains(needle))
+                    && serde_json::to_string(&line.fields)
+                        .is_ok_and(|fields| fields.to_lowercase().contains(needle)))
         });
         if level_ok && text_ok {
             lines.push(line);

@@ -71,10 +71,8 @@ fn a_store_that_goes_away_is_a_503_until_it_is_back() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (base, key) = runtime.block_on(async {
         let server = weft_server::Server::open(&stores, false).await.unwrap();
-        let store = weft_store::open(&stores.metadata, &stores.base)
-            .await
-            .unwrap();
-        let key = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
+        let key = server
+            .create_key(Role::Viewer, None, None)
             .await
             .unwrap()
             .key;

@@ -39,10 +39,8 @@ fn the_server_speaks_https_with_its_certificate() {
     ));
     let (base, key) = runtime.block_on(async {
         let server = weft_server::Server::open(&stores, true).await.unwrap();
-        let store = weft_store::open(&stores.metadata, &stores.base)
-            .await
-            .unwrap();
-        let key = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
+        let key = server
+            .create_key(Role::Viewer, None, None)
             .await
             .unwrap()
             .key;

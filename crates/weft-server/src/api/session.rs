@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use crate::auth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Signing in: the API key.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -77,12 +77,7 @@ pub(crate) async fn sign_out(State(state): Shared, headers: HeaderMap) -> ApiRes
     if let Some(token) = auth::session_cookie(&headers) {
         // Only the page that holds the session's token may end it.
         let principal = state.auth.principal(&headers).await?;
-        let sent = headers.get(auth::CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if principal.csrf.as_deref() != sent {
-            return Err(ApiError::forbidden(
-                "signing out must carry the session's X-Weft-Csrf token",
-            ));
-        }
+        auth::check_csrf(&principal, &headers)?;
         state.auth.close_session(token);
     }
     let mut response = axum::http::StatusCode::NO_CONTENT.into_response();

@@ -143,14 +143,13 @@ pub(crate) fn fixture() -> Fixture {
     let (base, viewer, editor, one_time) = runtime.block_on(async {
         let server = weft_server::Server::open(&stores, false).await.unwrap();
         let one_time = server.one_time_token();
-        let store = weft_store::open(&stores.metadata, &stores.base)
-            .await
-            .unwrap();
-        let viewer = weft_server::create_key(store.as_ref(), Role::Viewer, None, None)
+        let viewer = server
+            .create_key(Role::Viewer, None, None)
             .await
             .unwrap()
             .key;
-        let editor = weft_server::create_key(store.as_ref(), Role::Editor, Some("e".into()), None)
+        let editor = server
+            .create_key(Role::Editor, Some("e".into()), None)
             .await
             .unwrap()
             .key;
