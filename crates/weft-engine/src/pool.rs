@@ -18,6 +18,9 @@ pub(crate) struct StepThreads {
     queue: Arc<Mutex<Receiver<Job>>>,
     /// Threads waiting for a job.
     idle: Arc<AtomicUsize>,
+    /// Jobs sent and not taken yet: an idle thread may be about to take one of them, so it
+    /// is free for a new job only if there are more idle threads than such jobs.
+    queued: Arc<AtomicUsize>,
     started: usize,
     limit: usize,
 }
@@ -30,16 +33,17 @@ impl StepThreads {
             jobs,
             queue: Arc::new(Mutex::new(queue)),
             idle: Arc::new(AtomicUsize::new(0)),
+            queued: Arc::new(AtomicUsize::new(0)),
             started: 0,
             limit: limit.max(1),
         }
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
-        let (queue, idle) = (self.queue.clone(), self.idle.clone());
+        let (queue, idle, queued) = (self.queue.clone(), self.idle.clone(), self.queued.clone());
         std::thread::Builder::new()
             .name(format!("weft-step-{}", self.started))
-            .spawn(move || work(&queue, &idle))?;
+            .spawn(move || work(&queue, &idle, &queued))?;
         self.started += 1;
         Ok(())
     }
@@ -52,7 +56,10 @@ impl StepThreads {
     /// Runs `job` on the next free thread, starting one if none is idle and the limit allows.
     /// The caller runs at most `limit` jobs at once, so a job never waits for long.
     pub(crate) fn run(&mut self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        if self.idle.load(Ordering::Acquire) == 0 && self.started < self.limit {
+        // Counting the idle threads alone is not enough: one that is idle now may be about
+        // to take a job sent before this one, and this job would then wait for it to end.
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.idle.load(Ordering::Acquire) < queued && self.started < self.limit {
             // With none started yet a job has nowhere to go: that failure is the caller's.
             // Later, the threads already started take it.
             if let Err(error) = self.spawn() {
@@ -68,13 +75,16 @@ impl StepThreads {
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
+fn work(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize, queued: &AtomicUsize) {
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
         idle.fetch_sub(1, Ordering::AcqRel);
         match next {
-            Ok(job) => job(),
+            Ok(job) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                job()
+            }
             Err(_) => return,
         }
     }
@@ -116,6 +126,34 @@ mod tests {
             threads.started
         );
         for _ in 0..5 {
+            release.send(()).unwrap();
+        }
+    }
+
+    /// A job sent while the only thread is idle but about to take an earlier job gets a
+    /// thread of its own: it does not wait for the earlier one to end (fail_fast relies on
+    /// the failing step running while a slow one blocks).
+    #[test]
+    fn a_job_never_waits_behind_one_an_idle_thread_is_about_to_take() {
+        for _ in 0..50 {
+            let mut threads = StepThreads::new(2);
+            threads.run(|| {}).unwrap();
+            while threads.idle.load(Ordering::Acquire) == 0
+                || threads.queued.load(Ordering::Acquire) > 0
+            {
+                std::thread::yield_now();
+            }
+            let (release, gate) = channel::<()>();
+            let (done, finished) = channel::<()>();
+            threads
+                .run(move || {
+                    let _ = gate.recv();
+                })
+                .unwrap();
+            threads.run(move || done.send(()).unwrap()).unwrap();
+            finished
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the second job ran while the first one blocked");
             release.send(()).unwrap();
         }
     }
