@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (once) Debian's headless Chromium and its ChromeDriver, which the dashboard tests
-# drive (crates/weft-server/tests/dashboard.rs). Prints ChromeDriver's path. Needs root on a
+# drive (crates/weft-server/tests/server/dashboard.rs). Prints ChromeDriver's path. Needs root on a
 # Debian-like system.
 set -euo pipefail
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -38,6 +38,9 @@ export WEFT_TEST_CHROMEDRIVER WEFT_TEST_SCREENSHOTS
 step "formatting"
 cargo fmt --all -- --check
 
+# A CI build is never rebuilt in place: incremental caches would only take disk (gigabytes).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 # Every test target is built with the server stores (PostgreSQL, MariaDB) in, so lints, tests
 # and doc tests share one feature set.
 features=(--workspace --all-features --locked)
@@ -88,4 +91,4 @@ curl -fsS -o /dev/null -D - "$link" | grep -qi '^location: /?signin=expired'
 kill -INT "$ui"
 wait "$ui"
 
-step "all tests passed"
+step "all tests passed (build folder: $(du -sh target | cut -f1))"

@@ -1,11 +1,9 @@
 //! The Slurm step operator against a real single-node Slurm on this machine (started by
 //! `scripts/slurm-up.sh`, which `scripts/test.sh` runs first).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project, Server, step};
+use crate::common::{PIPELINES, Project, Server, step};
 
 const STACKS: &str = r#"
 [stacks.hpc.steps.elsewhere]

@@ -2,9 +2,7 @@
 //! visualizations, frames and record batches reading each other's files, damaged files.
 #![cfg(feature = "polars")]
 
-mod common;
-
-use common::{fixture, handmade};
+use crate::common::{fixture, handmade};
 use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde_json::json;
 use weft_artifacts::Error;

@@ -2,9 +2,7 @@
 //! which files show a version.
 #![cfg(feature = "image")]
 
-mod common;
-
-use common::{fixture, handmade};
+use crate::common::{fixture, handmade};
 use image::{DynamicImage, GrayImage, ImageBuffer, Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::json;
 use weft_artifacts::{Markdown, VisualizationType, visualizations};

@@ -2,9 +2,7 @@
 //! starts, or `WEFT_TEST_S3_ENDPOINT`): runs, isolated steps, logs, verification and
 //! exports through the binaries, configured by the standard AWS variables.
 
-mod common;
-
-use common::Project;
+use crate::common::Project;
 
 /// The AWS settings of the test server, and an artifact store URL of its own in its bucket.
 fn s3_environment() -> Vec<(&'static str, String)> {
@@ -31,8 +29,8 @@ fn a_project_with_its_artifacts_on_s3_runs_verifies_and_exports() {
     let project = Project::new();
     let env = s3_environment();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let pipelines = |args: &[&str]| project.run(common::PIPELINES, args, &env);
-    let weft = |args: &[&str]| project.run(common::WEFT, args, &env);
+    let pipelines = |args: &[&str]| project.run(crate::common::PIPELINES, args, &env);
+    let weft = |args: &[&str]| project.run(crate::common::WEFT, args, &env);
 
     // 100,000 numbers (800 KB, a file in the bucket) and small values kept in records.
     let run = pipelines(&["run", "fragile", "--param", "size=100000"]);
@@ -88,11 +86,11 @@ fn a_project_with_its_artifacts_on_s3_runs_verifies_and_exports() {
 fn run_with(
     project: &Project,
     change: impl FnOnce(&mut Vec<(&'static str, String)>),
-) -> common::Finished {
+) -> crate::common::Finished {
     let mut env = s3_environment();
     change(&mut env);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    project.run(common::PIPELINES, &["run", "fragile"], &env)
+    project.run(crate::common::PIPELINES, &["run", "fragile"], &env)
 }
 
 #[test]
@@ -144,7 +142,7 @@ fn versions_of_a_previous_artifact_store_stay_readable() {
     // ...then the project moves its artifacts to a bucket.
     let env = s3_environment();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let weft = |args: &[&str]| project.run(common::WEFT, args, &env);
+    let weft = |args: &[&str]| project.run(crate::common::WEFT, args, &env);
     let verified = weft(&["artifacts", "verify"]);
     assert_eq!(verified.code, 0, "{verified:?}");
     let exported = weft(&[
@@ -158,13 +156,13 @@ fn versions_of_a_previous_artifact_store_stay_readable() {
     // New results go to the bucket (a cache key names its artifact store: results in the old
     // one are not reused, though they stay readable).
     let rerun = project.run(
-        common::PIPELINES,
+        crate::common::PIPELINES,
         &["run", "fragile", "--param", "size=5000"],
         &env,
     );
     assert_eq!(rerun.code, 0, "{rerun:?}");
     let changed = project.run(
-        common::PIPELINES,
+        crate::common::PIPELINES,
         &["run", "fragile", "--param", "size=6000"],
         &env,
     );
@@ -198,7 +196,10 @@ fn following_a_running_steps_log_on_s3_says_when_it_will_show() {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (mut run, gate) = project.start_gated_talk(&pairs);
     let mut follow = project
-        .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
+        .command(
+            crate::common::WEFT,
+            &["logs", "latest", "talkative", "--follow"],
+        )
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -232,20 +233,20 @@ fn the_server_reads_logs_and_files_from_the_bucket() {
     let env = s3_environment();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = project.run(
-        common::PIPELINES,
+        crate::common::PIPELINES,
         &["run", "training", "--param", "epochs=50"],
         &env,
     );
     assert_eq!(run.code, 0, "{run:?}");
     let key = project.run(
-        common::WEFT,
+        crate::common::WEFT,
         &["server", "keys", "create", "--role", "viewer"],
         &env,
     );
     assert_eq!(key.code, 0, "{key:?}");
     let key = key.stdout.trim().to_owned();
     let mut server = project
-        .command(common::WEFT, &["server", "--address", "127.0.0.1:0"])
+        .command(crate::common::WEFT, &["server", "--address", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()

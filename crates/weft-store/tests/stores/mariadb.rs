@@ -7,8 +7,6 @@ use std::sync::Arc;
 use weft_store::MetadataStore;
 use weft_store::conformance::TestDatabase;
 
-mod server;
-
 const DEFAULT_SERVER: &str = "mysql://weft:weft@127.0.0.1:33069/mysql";
 
 async fn database() -> TestDatabase {
@@ -44,7 +42,7 @@ async fn end_sessions(url: &str) {
 }
 
 weft_store::conformance_tests!(fresh);
-server::server_tests!(database, end_sessions, tls, encrypted);
+crate::server::server_tests!(database, end_sessions, tls, encrypted);
 
 /// The URL of the database at `url` over TLS that verifies the server's certificate against
 /// the authority `scripts/mariadb-up.sh` made, and the same without that authority.

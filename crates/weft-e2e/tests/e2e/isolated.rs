@@ -1,11 +1,9 @@
 //! Isolated steps: each in a process of its own (the pipeline binary hosting it), with its
 //! output captured, its crashes reported, and its overruns killed.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project, step};
+use crate::common::{PIPELINES, Project, step};
 
 #[test]
 fn an_isolated_step_runs_in_its_own_process_and_its_output_is_in_its_log() {
@@ -172,7 +170,7 @@ fn a_binary_that_cannot_be_started_fails_the_step_with_the_reason() {
 #[test]
 fn many_isolated_steps_at_once_lose_nothing() {
     let project = Project::new();
-    common::isolated_fan_loses_nothing(&project);
+    crate::common::isolated_fan_loses_nothing(&project);
 }
 
 #[test]

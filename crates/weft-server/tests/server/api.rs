@@ -6,8 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use weft_store::model::Role;
 
-mod common;
-use common::fixture;
+use crate::common::fixture;
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"]

@@ -2,12 +2,10 @@
 //! `weft::Tensors` and candle read each other's files; what candle cannot hold is refused.
 #![cfg(feature = "candle")]
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::common::fixture;
 use candle_core::{DType, Device, Tensor};
-use common::fixture;
 use serde_json::json;
 use weft_artifacts::Tensors;
 

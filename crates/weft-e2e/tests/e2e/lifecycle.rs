@@ -5,12 +5,10 @@
 //! another PID namespace is judged by its heartbeat, not by a process id that means nothing
 //! here.
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PIPELINES, Project, step};
+use crate::common::{PIPELINES, Project, step};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -8,13 +8,11 @@
 //! invocations). The moments are drawn from a seeded generator; `WEFT_CRASH_SEED=<n>`
 //! replays a failure.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{PIPELINES, Project};
+use crate::common::{PIPELINES, Project};
 use serde_json::Value;
 
 const KILLS: usize = 24;
@@ -30,7 +28,7 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
 /// connection's transaction to the server, which rolls it back.
 #[test]
 fn killed_pipelines_on_postgresql_are_reconciled_and_resumed() {
-    kill_repeatedly(&Project::on(common::Server::Postgres), KILLS / 3);
+    kill_repeatedly(&Project::on(crate::common::Server::Postgres), KILLS / 3);
 }
 
 fn kill_repeatedly(project: &Project, kills: usize) {

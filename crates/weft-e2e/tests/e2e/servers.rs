@@ -2,9 +2,7 @@
 //! by `scripts/postgres-up.sh` and `scripts/mariadb-up.sh`, which `scripts/test.sh` runs):
 //! the same runs as on SQLite, with many processes writing at once.
 
-mod common;
-
-use common::{Project, Server, step};
+use crate::common::{Project, Server, step};
 
 /// The quickstart pipeline runs, is shown, and its second run is served from the cache.
 fn a_pipeline_runs_and_reruns_from_the_cache(server: Server) {
@@ -29,7 +27,7 @@ fn a_pipeline_runs_and_reruns_from_the_cache(server: Server) {
 /// synchronous and submitted isolated calls: nothing is lost.
 fn isolated_steps_share_the_server(server: Server) {
     let project = Project::on(server);
-    common::isolated_fan_loses_nothing(&project);
+    crate::common::isolated_fan_loses_nothing(&project);
     let dynamic = project.pipelines(&["run", "isolation_dynamic", "--no-cache"]);
     assert_eq!(dynamic.code, 0, "{dynamic:?}");
 }
@@ -40,7 +38,7 @@ fn two_processes_number_versions_without_gaps(server: Server) {
     let spawn = || {
         project
             .command(
-                common::PIPELINES,
+                crate::common::PIPELINES,
                 &["run", "shared", "--no-cache", "-p", "width=100"],
             )
             .output()

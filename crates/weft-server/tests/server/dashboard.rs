@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-mod common;
-use common::{Fixture, HOSTILE, fixture};
+use crate::common::{Fixture, HOSTILE, fixture};
 
 /// ChromeDriver on a free port, ended with the test.
 struct Driver {

@@ -1,9 +1,7 @@
 //! Stacks in `weft.toml`: listed, shown, made active, used by pipeline binaries and by the
 //! `weft` command; invalid ones are refused with the file and the key.
 
-mod common;
-
-use common::Project;
+use crate::common::Project;
 
 const STACKS: &str = r#"# the team's stacks
 [stacks.laptop]

@@ -2,9 +2,7 @@
 //! only on stdout), listed without their secrets, and revoked; outside a project nothing is
 //! created and the command says where it looked.
 
-mod common;
-
-use common::Project;
+use crate::common::Project;
 
 #[test]
 fn keys_are_created_listed_and_revoked() {
@@ -78,7 +76,7 @@ fn outside_a_project_nothing_is_created() {
         vec!["server"],
     ] {
         let refused = project
-            .command(common::WEFT, &args)
+            .command(crate::common::WEFT, &args)
             .current_dir(folder.path())
             .output()
             .unwrap();

@@ -1,11 +1,9 @@
 //! The artifact store against real local folders: what is particular to them (the
-//! conformance suite, `tests/conformance.rs`, holds what every store guarantees).
-
-mod common;
+//! conformance suite, `conformance.rs` beside this file, holds what every store guarantees).
 
 use std::collections::BTreeMap;
 
-use common::fixture;
+use crate::common::fixture;
 use serde::{Deserialize, Serialize};
 use weft_artifacts::{
     Artifact, ArtifactStore, Binary, Error, Json, JsonFormat, SerdeValue, StoredArtifact,
@@ -285,7 +283,7 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn small_values_live_in_their_records_hashed_and_verified_like_files() {
-    let f = common::fixture_with_inline();
+    let f = crate::common::fixture_with_inline();
     let saved = f.store.save(&["p", "s", "out", "1"], &rows()).unwrap();
     let record = &saved.files[0];
     assert!(record.is_inline(), "{record:?}");
@@ -324,7 +322,7 @@ fn small_values_live_in_their_records_hashed_and_verified_like_files() {
 
 #[test]
 fn changed_bytes_in_a_record_are_reported_as_corrupt() {
-    let f = common::fixture_with_inline();
+    let f = crate::common::fixture_with_inline();
     let mut stored = f.store.save(&["p"], &rows()).unwrap().to_stored();
     let inline = stored.files[0].inline.as_mut().unwrap();
     inline.0[2] ^= 0x01;
@@ -339,7 +337,7 @@ fn changed_bytes_in_a_record_are_reported_as_corrupt() {
 
 #[test]
 fn only_what_fits_the_limit_is_kept_in_records() {
-    let f = common::fixture_with_inline();
+    let f = crate::common::fixture_with_inline();
     // 2 KiB of text is a file.
     let long = "x".repeat(2048);
     let saved = f.store.save(&["long"], &long).unwrap();

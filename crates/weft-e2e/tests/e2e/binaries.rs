@@ -1,8 +1,6 @@
 //! A pipeline binary and the `weft` command, run as processes against one project folder.
 
-mod common;
-
-use common::{PIPELINES, Project};
+use crate::common::{PIPELINES, Project};
 use serde_json::Value;
 
 #[test]
@@ -743,7 +741,10 @@ fn a_running_steps_log_can_be_followed() {
     let project = Project::new();
     let (mut run, gate) = project.start_gated_talk(&[]);
     let mut follow = project
-        .command(common::WEFT, &["logs", "latest", "talkative", "--follow"])
+        .command(
+            crate::common::WEFT,
+            &["logs", "latest", "talkative", "--follow"],
+        )
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

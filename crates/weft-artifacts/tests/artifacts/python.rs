@@ -9,8 +9,6 @@
     feature = "image"
 ))]
 
-mod common;
-
 use std::sync::Arc;
 
 use arrow_array::{Float64Array, Int32Array, RecordBatch};
@@ -35,7 +33,7 @@ fn python() -> std::path::PathBuf {
 
 #[test]
 fn python_reads_every_format_weft_writes() {
-    let f = common::fixture();
+    let f = crate::common::fixture();
     let store = &f.store;
     let mut files = serde_json::Map::new();
     let mut save = |key: &str, saved: weft_artifacts::SavedArtifact, file: &str| {

@@ -2,13 +2,11 @@
 //! visualizations, and damaged files.
 #![cfg(feature = "arrow")]
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{fixture, handmade};
 use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use common::{fixture, handmade};
 use serde_json::json;
 use weft_artifacts::Error;
 

@@ -3,9 +3,7 @@
 //! that cannot be written can still be read, an empty store file is not taken for a new store
 //! when its history is elsewhere, and absurd settings are refused with the option's name.
 
-mod common;
-
-use common::{PIPELINES, Project};
+use crate::common::{PIPELINES, Project};
 
 #[test]
 fn the_closing_hint_names_a_command_that_works() {
@@ -254,7 +252,7 @@ fn a_failing_step_shows_no_backtrace_even_with_rust_backtrace_set() {
     );
     assert_eq!(failed.code, 1, "{failed:?}");
     let shown = project.run(
-        common::WEFT,
+        crate::common::WEFT,
         &["runs", "show", "latest"],
         &[("RUST_BACKTRACE", "1")],
     );
@@ -271,7 +269,7 @@ fn a_closed_pipe_is_no_crash() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let status = project
-        .command(common::WEFT, &["runs", "show", "nope"])
+        .command(crate::common::WEFT, &["runs", "show", "nope"])
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)
         .status()

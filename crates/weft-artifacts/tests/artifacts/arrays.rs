@@ -1,15 +1,13 @@
 //! Numbers as `.npy`: vectors always, `ndarray` arrays with the `ndarray` feature. Round trips,
 //! described metadata, visualizations, older JSON versions, and hostile files.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use serde_json::json;
 use weft_artifacts::{ArtifactStore, Error, Json, StoredArtifact};
 
 /// A version whose only data file is `data.npy` holding `bytes`, as a hand-made file would be.
 fn handmade(store: &ArtifactStore, folder: &str, bytes: &[u8], data_type: &str) -> StoredArtifact {
-    common::handmade(store, folder, "data.npy", bytes, ("weft.npy", data_type))
+    crate::common::handmade(store, folder, "data.npy", bytes, ("weft.npy", data_type))
 }
 
 fn npy_header(dict: &str) -> Vec<u8> {

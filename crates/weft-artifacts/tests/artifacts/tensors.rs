@@ -1,9 +1,7 @@
 //! Named tensors as `.safetensors`: round trips, provenance in the header, hostile files.
 #![cfg(feature = "safetensors")]
 
-mod common;
-
-use common::{fixture, handmade};
+use crate::common::{fixture, handmade};
 use serde_json::json;
 use weft_artifacts::safetensors::Dtype;
 use weft_artifacts::{Tensor, Tensors};

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use weft_store::MetadataStore;
 use weft_store::conformance::TestDatabase;
 
-mod server;
-
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:54329/postgres";
 
 async fn database() -> TestDatabase {
@@ -36,7 +34,7 @@ async fn end_sessions(url: &str) {
 }
 
 weft_store::conformance_tests!(fresh);
-server::server_tests!(database, end_sessions, tls, encrypted);
+crate::server::server_tests!(database, end_sessions, tls, encrypted);
 
 /// The URL of the database at `url` over TLS that verifies the server's certificate against
 /// the authority `scripts/postgres-up.sh` made, and the same without that authority.
