@@ -54,6 +54,8 @@ pub struct RunOptions {
     /// Stops the run when requested (by the process's signal handler; see
     /// [`crate::interrupt`]).
     pub interrupt: Option<crate::Interrupt>,
+    /// Tags to attach to the run. A resumed run also keeps its original's tags.
+    pub tags: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -69,6 +71,7 @@ impl Default for RunOptions {
                 .map(PathBuf::from)
                 .or_else(|| std::env::current_exe().ok()),
             interrupt: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -208,7 +211,9 @@ impl Engine {
         function: Option<PipelineFunction>,
     ) -> Result<RunReport> {
         let mut reuse = HashMap::new();
+        let mut tags = options.tags.clone();
         if let Some(original) = resumed_from {
+            tags.extend(self.metadata().run(original).await?.tags);
             let graph = self.metadata().run_graph(original).await?;
             let mut latest: HashMap<&str, &StepRun> = HashMap::new();
             for step_run in &graph.step_runs {
@@ -244,6 +249,7 @@ impl Engine {
                 config,
                 owner: Some(owner.clone()),
                 resumed_from,
+                tags,
             })
             .await?;
         if let Some(interrupt) = &options.interrupt {

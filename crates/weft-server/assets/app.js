@@ -196,7 +196,7 @@ function signInPage() {
 
 async function runsPage(params) {
   const query = new URLSearchParams();
-  for (const name of ['pipeline', 'status', 'from', 'before', 'cursor', 'order']) {
+  for (const name of ['pipeline', 'status', 'tag', 'from', 'before', 'cursor', 'order']) {
     if (params.get(name)) query.set(name, params.get(name));
   }
   query.set('limit', params.get('limit') || '50');
@@ -212,6 +212,7 @@ async function runsPage(params) {
   h('input', { name: 'pipeline', placeholder: 'pipeline', value: params.get('pipeline') || '', 'aria-label': 'pipeline' }),
   h('select', { name: 'status', 'aria-label': 'status' }, h('option', { value: '' }, 'any status'),
     ...['running', 'completed', 'failed', 'stopped', 'initializing'].map((s) => h('option', { value: s, selected: params.get('status') === s }, s))),
+  h('input', { name: 'tag', placeholder: 'tag', value: params.get('tag') || '', 'aria-label': 'tag' }),
   h('label', {}, 'from ', h('input', { name: 'from', type: 'text', placeholder: '2026-12-01T00:00:00Z', value: params.get('from') || '' })),
   h('label', {}, 'before ', h('input', { name: 'before', type: 'text', placeholder: '2026-12-02T00:00:00Z', value: params.get('before') || '' })),
   h('button', { type: 'submit' }, 'Filter'), compare);
@@ -225,7 +226,8 @@ async function runsPage(params) {
     h('td', { class: 'status-cell' }, badge(run.status)),
     h('td', {}, when(run.created_at)),
     h('td', { class: 'duration' }, duration(run.duration_ms)),
-    h('td', { class: 'parameters' }, parametersText(run.parameters))));
+    h('td', { class: 'parameters' }, parametersText(run.parameters)),
+    h('td', { class: 'tags' }, (run.tags || []).map((t) => h('span', { class: 'tag' }, link(`/runs?tag=${encodeURIComponent(t)}`, t))))));
   const next = data.next_cursor ? (() => {
     const more = new URLSearchParams(params);
     more.set('cursor', data.next_cursor);
@@ -233,7 +235,7 @@ async function runsPage(params) {
   })() : null;
   render(h('h1', {}, 'Runs'), filters,
     rows.length ? h('table', { class: 'runs' },
-      h('thead', {}, h('tr', {}, h('th', {}), h('th', {}, 'Run'), h('th', {}, 'Pipeline'), h('th', {}, 'Status'), h('th', {}, 'Created'), h('th', {}, 'Duration'), h('th', {}, 'Parameters'))),
+      h('thead', {}, h('tr', {}, h('th', {}), h('th', {}, 'Run'), h('th', {}, 'Pipeline'), h('th', {}, 'Status'), h('th', {}, 'Created'), h('th', {}, 'Duration'), h('th', {}, 'Parameters'), h('th', {}, 'Tags'))),
       h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No runs match.'),
     h('p', { class: 'pager' }, params.get('cursor') ? link('/runs', '← Newest') : null, ' ', next));
   // Live status: while a run of the page is unfinished, refresh its row.
@@ -277,6 +279,7 @@ async function runPage(reference, params) {
       if (!confirm(`Stop run ${run.name}? Running steps finish; nothing new starts.`)) return;
       await api(`/runs/${run.id}/stop`, { method: 'POST' }).catch((error) => alert(error.message));
     } }, 'Stop run') : null;
+  const [tags, addTag] = tagEditor(`/runs/${run.id}/tags`, run.tags || [], (t) => `/runs?tag=${encodeURIComponent(t)}`);
   const switchTo = (next) => {
     const url = new URL(location.href);
     url.searchParams.set('view', next);
@@ -286,7 +289,8 @@ async function runPage(reference, params) {
     h('div', { class: 'run-head' },
       h('h1', {}, run.name), status, stop,
       h('p', { class: 'muted' }, `${run.pipeline} · created ${when(run.created_at)} · `, h('span', { id: 'run-duration' }, duration(run.duration_ms)),
-        run.status_reason ? ` · ${run.status_reason}` : '', ' · ', parametersText(run.parameters))),
+        run.status_reason ? ` · ${run.status_reason}` : '', ' · ', parametersText(run.parameters)),
+      h('p', { class: 'run-tags' }, tags, addTag)),
     h('div', { class: 'tabs', role: 'tablist' },
       h('button', { role: 'tab', 'aria-selected': view === 'graph', onclick: () => switchTo('graph') }, 'Graph'),
       h('button', { role: 'tab', 'aria-selected': view === 'timeline', onclick: () => switchTo('timeline') }, 'Timeline'),
@@ -657,24 +661,33 @@ function bytes(size) {
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/**
+ * The tags of a run or version (`path` is its tags route), each removable by an editor, and
+ * the form an editor adds one with. `href`, when given, makes each tag a link.
+ */
+function tagEditor(path, initial, href = null) {
+  const tags = h('span', { class: 'tags' });
+  const draw = (list) => tags.replaceChildren(...list.map((t) => h('span', { class: 'tag' }, href ? link(href(t), t) : t,
+    session.role === 'editor' ? h('button', { class: 'link', 'aria-label': `remove tag ${t}`, onclick: async () => {
+      const answer = await api(path, { method: 'DELETE', body: { tags: [t] } }).catch((e) => alert(e.message));
+      if (answer) draw(answer.tags);
+    } }, '×') : null)));
+  draw(initial);
+  const add = session.role === 'editor' ? h('form', { class: 'inline', onsubmit: async (event) => {
+    event.preventDefault();
+    const input = event.target.elements.tag;
+    if (!input.value.trim()) return;
+    const answer = await api(path, { method: 'POST', body: { tags: [input.value] } }).catch((e) => alert(e.message));
+    if (answer) { draw(answer.tags); input.value = ''; }
+  } }, h('input', { name: 'tag', placeholder: 'add a tag', 'aria-label': 'add a tag' }), h('button', { type: 'submit' }, 'Tag')) : null;
+  return [tags, add];
+}
+
 async function versionPage(id) {
   const data = await api(`/artifact-versions/${encodeURIComponent(id)}`);
   const version = data.version;
   const file = (name) => `${API}/artifact-versions/${version.id}/files/${encodeURIComponent(name)}`;
-  const tags = h('span', { class: 'tags' });
-  const drawTags = (list) => tags.replaceChildren(...list.map((t) => h('span', { class: 'tag' }, t,
-    session.role === 'editor' ? h('button', { class: 'link', 'aria-label': `remove tag ${t}`, onclick: async () => {
-      const answer = await api(`/artifact-versions/${version.id}/tags`, { method: 'DELETE', body: { tags: [t] } }).catch((e) => alert(e.message));
-      if (answer) drawTags(answer.tags);
-    } }, '×') : null)));
-  drawTags(version.tags || []);
-  const addTag = session.role === 'editor' ? h('form', { class: 'inline', onsubmit: async (event) => {
-    event.preventDefault();
-    const input = event.target.elements.tag;
-    if (!input.value.trim()) return;
-    const answer = await api(`/artifact-versions/${version.id}/tags`, { method: 'POST', body: { tags: [input.value] } }).catch((e) => alert(e.message));
-    if (answer) { drawTags(answer.tags); input.value = ''; }
-  } }, h('input', { name: 'tag', placeholder: 'add a tag', 'aria-label': 'add a tag' }), h('button', { type: 'submit' }, 'Tag')) : null;
+  const [tags, addTag] = tagEditor(`/artifact-versions/${version.id}/tags`, version.tags || []);
   const versions = await api(`/artifacts/${encodeURIComponent(version.name)}/versions`).catch(() => ({ versions: [] }));
   const lineage = await api(`/artifact-versions/${version.id}/lineage`).catch(() => null);
   render(
@@ -835,6 +848,7 @@ async function comparePage(params) {
         row('pipeline', runs.map((r) => r.run.pipeline)),
         row('status', runs.map((r) => r.run.status)),
         row('duration', runs.map((r) => r.run.duration_ms), duration),
+        row('tags', runs.map((r) => r.run.tags || []), (v) => v.join(', ') || '–'),
         h('tr', { class: 'section' }, h('th', { colspan: runs.length + 1 }, 'Parameters')),
         keys((r) => r.run.parameters).map((k) => row(k, runs.map((r) => r.run.parameters?.[k]))),
         h('tr', { class: 'section' }, h('th', { colspan: runs.length + 1 }, 'Configuration')),

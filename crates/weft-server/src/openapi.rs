@@ -12,6 +12,7 @@ use crate::api;
     paths(
         api::health,
         api::runs::list, api::runs::one, api::runs::events, api::runs::stop,
+        api::runs::add_tags, api::runs::remove_tags,
         api::steps::one, api::steps::logs, api::steps::tail, api::steps::expire_cache,
         api::artifacts::list, api::artifacts::versions, api::artifacts::one, api::artifacts::file,
         api::artifacts::lineage, api::artifacts::add_tags, api::artifacts::remove_tags,

@@ -27,6 +27,12 @@ pub trait RunStore: Send + Sync {
     /// Runs matching `filter`, newest first.
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
 
+    /// Attaches tags to a run (tags it has are kept) and returns the run.
+    async fn tag_run(&self, id: RunId, tags: &[String]) -> Result<Run>;
+
+    /// Detaches tags from a run (tags it does not have are ignored) and returns the run.
+    async fn untag_run(&self, id: RunId, tags: &[String]) -> Result<Run>;
+
     /// A stored snapshot.
     async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot>;
 

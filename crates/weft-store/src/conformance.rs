@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             runs_start_initializing_and_snapshots_are_stored_once,
             runs_are_found_by_id_prefix_name_and_latest,
             runs_are_paged_by_cursor_and_filtered_by_time,
+            runs_are_tagged_at_creation_and_later_and_filtered_by_tag,
             api_keys_are_created_found_revoked_and_touched,
             a_step_run_moves_its_run_to_running_and_completion_registers_outputs,
             finished_statuses_never_change,
@@ -177,6 +178,7 @@ async fn new_run(store: &Store, pipeline: &str) -> RunId {
             config: json!({"max_parallelism": 2}),
             owner: None,
             resumed_from: None,
+            tags: vec![],
         })
         .await
         .unwrap();
@@ -221,6 +223,7 @@ async fn new_dynamic_run(store: &Store, pipeline: &str) -> RunId {
             config: json!({}),
             owner: None,
             resumed_from: None,
+            tags: vec![],
         })
         .await
         .unwrap();
@@ -280,6 +283,117 @@ pub async fn runs_are_found_by_id_prefix_name_and_latest(store: Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// A run carries the tags it was created with and those attached later, in name order; a tag
+/// filters the runs list (with the other filters and pages); a malformed tag is refused and
+/// an unknown run is not found.
+pub async fn runs_are_tagged_at_creation_and_later_and_filtered_by_tag(store: Store) {
+    let tagged = store
+        .create_run(NewRun {
+            snapshot: chain_snapshot("p", ExecutionMode::ContinueOnFailure),
+            config: json!({}),
+            owner: None,
+            resumed_from: None,
+            tags: vec!["nightly".into(), "baseline".into(), "nightly".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(tagged.tags, ["baseline", "nightly"]);
+    assert_eq!(
+        store.run(tagged.id).await.unwrap().tags,
+        ["baseline", "nightly"]
+    );
+    let other = new_run(&store, "p").await;
+    let third = new_run(&store, "q").await;
+    assert!(store.run(other).await.unwrap().tags.is_empty());
+
+    let run = store
+        .tag_run(other, &["nightly".into(), "<b>x</b> ünï".into()])
+        .await
+        .unwrap();
+    assert_eq!(run.tags, ["<b>x</b> ünï", "nightly"]);
+    store.tag_run(third, &["nightly".into()]).await.unwrap();
+    let with = |tag: &str, pipeline: Option<&str>, limit: Option<u32>, after: Option<RunId>| {
+        let store = store.clone();
+        let filter = RunFilter {
+            tag: Some(tag.to_owned()),
+            pipeline: pipeline.map(str::to_owned),
+            limit,
+            after,
+            ..Default::default()
+        };
+        async move {
+            store
+                .runs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        with("nightly", None, None, None).await,
+        [third, other, tagged.id]
+    );
+    assert_eq!(
+        with("nightly", Some("p"), None, None).await,
+        [other, tagged.id]
+    );
+    assert_eq!(with("nightly", None, Some(1), Some(third)).await, [other]);
+    assert_eq!(with("baseline", None, None, None).await, [tagged.id]);
+    assert!(
+        with("night", None, None, None).await.is_empty(),
+        "tags match whole"
+    );
+    let listed = store.runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(
+        listed[1].tags,
+        ["<b>x</b> ünï", "nightly"],
+        "lists carry tags"
+    );
+
+    let run = store
+        .untag_run(other, &["nightly".into(), "absent".into()])
+        .await
+        .unwrap();
+    assert_eq!(run.tags, ["<b>x</b> ünï"]);
+    assert_eq!(with("nightly", None, None, None).await, [third, tagged.id]);
+    store.tag_run(other, &["nightly".into()]).await.unwrap();
+    store.tag_run(other, &["nightly".into()]).await.unwrap();
+    assert_eq!(
+        store.run(other).await.unwrap().tags,
+        ["<b>x</b> ünï", "nightly"]
+    );
+
+    for bad in ["", "  ", "a\u{1f}b", "line\nbreak"] {
+        assert!(
+            matches!(
+                store.tag_run(other, &[bad.into()]).await,
+                Err(Error::Conflict(_))
+            ),
+            "{bad:?} is refused"
+        );
+    }
+    let long = "t".repeat(weft_core::limits::NAME + 1);
+    assert!(matches!(
+        store.tag_run(other, &[long]).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.run(other).await.unwrap().tags,
+        ["<b>x</b> ünï", "nightly"]
+    );
+    let unknown = RunId::new();
+    assert!(matches!(
+        store.tag_run(unknown, &["x".into()]).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.untag_run(unknown, &["x".into()]).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// Summaries since a time leave out step runs that were created, started and ended before
@@ -1584,6 +1698,7 @@ pub async fn runs_are_resumed_once_they_ended_unfinished_and_one_at_a_time(store
                     config: json!({}),
                     owner: None,
                     resumed_from: Some(original),
+                    tags: vec![],
                 })
                 .await
         }

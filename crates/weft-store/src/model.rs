@@ -44,6 +44,9 @@ pub struct Run {
     pub ended_at: Option<DateTime<Utc>>,
     /// The last sign of life of its orchestrator.
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Its tags, in name order.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// The process orchestrating a run, so that another process can tell whether it still lives.
@@ -76,6 +79,8 @@ pub struct NewRun {
     pub owner: Option<Owner>,
     /// The run it resumes.
     pub resumed_from: Option<RunId>,
+    /// Tags to attach to it (more can be attached later).
+    pub tags: Vec<String>,
 }
 
 /// Which runs to list.
@@ -97,6 +102,8 @@ pub struct RunFilter {
     pub after: Option<RunId>,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
+    /// Only runs with this tag.
+    pub tag: Option<String>,
 }
 
 /// One attempt of one invocation.

@@ -36,9 +36,21 @@ pub(crate) trait Columns {
     }
 }
 
-pub(crate) const RUN_COLUMNS: &str = "r.id, r.name, p.name AS pipeline, r.snapshot_id, \
-    r.invocations, r.status, r.status_reason, r.config, r.owner, r.resumed_from, r.created_at, \
-    r.started_at, r.ended_at, r.heartbeat_at";
+/// The columns of a run. `$tags` is the backend's aggregate of the tag names `t.name`, joined
+/// by the unit separator (U+001F).
+macro_rules! run_columns {
+    ($tags:literal) => {
+        concat!(
+            "r.id, r.name, p.name AS pipeline, r.snapshot_id, r.invocations, r.status, \
+            r.status_reason, r.config, r.owner, r.resumed_from, r.created_at, r.started_at, \
+            r.ended_at, r.heartbeat_at, (SELECT ",
+            $tags,
+            " FROM tag_links l JOIN tags t ON t.id = l.tag_id \
+             WHERE l.resource_type = 'run' AND l.resource_id = r.id) AS r_tags"
+        )
+    };
+}
+pub(crate) use run_columns;
 pub(crate) const RUN_FROM: &str = "runs r JOIN pipelines p ON p.id = r.pipeline_id";
 
 pub(crate) const STEP_RUN_COLUMNS: &str = "s.id, s.run_id, s.invocation_id, s.step_name, \
@@ -101,7 +113,7 @@ fn optional<T>(value: Option<String>, decode: impl Fn(&str) -> Result<T>) -> Res
 /// The query of `RunStore::runs`: SQL with `?` placeholders, and their values in order. Only
 /// the conditions asked for are written, so that the database can use the primary key's order
 /// for a page (a `LIMIT` of the newest runs reads only those).
-pub(crate) fn runs_query(filter: &RunFilter) -> (String, Vec<String>) {
+pub(crate) fn runs_query(run_columns: &str, filter: &RunFilter) -> (String, Vec<String>) {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
     if let Some(pipeline) = &filter.pipeline {
@@ -120,6 +132,13 @@ pub(crate) fn runs_query(filter: &RunFilter) -> (String, Vec<String>) {
         conditions.push("r.created_at < ?");
         values.push(time::format(before));
     }
+    if let Some(tag) = &filter.tag {
+        conditions.push(
+            "r.id IN (SELECT l.resource_id FROM tag_links l JOIN tags t ON t.id = l.tag_id \
+             WHERE l.resource_type = 'run' AND t.name = ?)",
+        );
+        values.push(tag.clone());
+    }
     if let Some(after) = filter.after {
         conditions.push(if filter.oldest_first {
             "r.id > ?"
@@ -128,7 +147,7 @@ pub(crate) fn runs_query(filter: &RunFilter) -> (String, Vec<String>) {
         });
         values.push(after.to_string());
     }
-    let mut sql = format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM}");
+    let mut sql = format!("SELECT {run_columns} FROM {RUN_FROM}");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
@@ -181,7 +200,7 @@ pub(crate) fn check_new_api_key(new: &crate::model::NewApiKey) -> Result<()> {
     }
 }
 
-/// Decodes the columns of [`RUN_COLUMNS`].
+/// Decodes the columns of [`run_columns!`].
 pub(crate) fn run(row: &impl Columns) -> Result<Run> {
     Ok(Run {
         id: parse("run id", &row.string("id")?)?,
@@ -200,6 +219,7 @@ pub(crate) fn run(row: &impl Columns) -> Result<Run> {
         started_at: optional_timestamp("run started_at", row.text("started_at")?)?,
         ended_at: optional_timestamp("run ended_at", row.text("ended_at")?)?,
         heartbeat_at: optional_timestamp("run heartbeat_at", row.text("heartbeat_at")?)?,
+        tags: tag_names(row.text("r_tags")?),
     })
 }
 
@@ -311,11 +331,7 @@ pub(crate) fn output_link(row: &impl Columns) -> Result<OutputLink> {
 
 /// Decodes the columns of [`version_columns!`].
 pub(crate) fn artifact_version(row: &impl Columns) -> Result<ArtifactVersion> {
-    let mut tags: Vec<String> = row
-        .text("v_tags")?
-        .map(|tags| tags.split('\u{1f}').map(str::to_owned).collect())
-        .unwrap_or_default();
-    tags.sort();
+    let tags = tag_names(row.text("v_tags")?);
     Ok(ArtifactVersion {
         id: parse("artifact version id", &row.string("v_id")?)?,
         artifact_id: parse("artifact id", &row.string("v_artifact_id")?)?,
@@ -436,6 +452,12 @@ pub(crate) fn new_run(new: NewRun) -> (Run, String) {
         started_at: None,
         ended_at: None,
         heartbeat_at: Some(now),
+        tags: {
+            let mut tags = new.tags;
+            tags.sort();
+            tags.dedup();
+            tags
+        },
     };
     (run, spec)
 }
@@ -705,7 +727,8 @@ pub(crate) fn check_resumable(
 }
 
 pub(crate) fn check_new_run(new: &NewRun) -> Result<()> {
-    within("the pipeline name", &new.snapshot.pipeline, limits::NAME)
+    within("the pipeline name", &new.snapshot.pipeline, limits::NAME)?;
+    check_tags(&new.tags)
 }
 
 /// Checks the names of new step runs.
@@ -746,9 +769,17 @@ pub(crate) fn check_completion(completion: &crate::model::Completion) -> Result<
 }
 
 /// Checks tag names.
+/// Checks tag names: not empty, not too long, no control characters (a tag list is read
+/// back joined by one).
 pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
-    tags.iter()
-        .try_for_each(|tag| within("a tag", tag, limits::NAME))
+    tags.iter().try_for_each(|tag| {
+        if tag.trim().is_empty() || tag.chars().any(char::is_control) {
+            return Err(Error::Conflict(format!(
+                "a tag must have a visible character and no control characters: {tag:?}"
+            )));
+        }
+        within("a tag", tag, limits::NAME)
+    })
 }
 
 /// Checks metadata keys.
@@ -763,4 +794,13 @@ pub(crate) fn check_changes(changes: &crate::model::Changes) -> Result<()> {
         check_completion(completion)?;
     }
     check_new_step_runs(&changes.created)
+}
+
+/// Tag names from a backend's aggregate (joined by U+001F), sorted.
+pub(crate) fn tag_names(aggregate: Option<String>) -> Vec<String> {
+    let mut tags: Vec<String> = aggregate
+        .map(|tags| tags.split('\u{1f}').map(str::to_owned).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
 }

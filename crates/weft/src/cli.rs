@@ -41,6 +41,9 @@ enum Command {
         /// Run every step, reusing nothing from the cache.
         #[arg(long)]
         no_cache: bool,
+        /// A tag to attach to the run (find its runs with `runs list --tag`). Repeat it.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
         /// A pipeline parameter, as `name=value` (the value is JSON, or else text). Repeat it.
         #[arg(short, long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
             pipeline,
             resume,
             no_cache,
+            tags,
             params,
             config,
             max_parallelism,
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             let options = Options {
                 resume,
                 no_cache,
+                tags,
                 params,
                 config,
                 max_parallelism,
@@ -163,6 +168,7 @@ fn short_type(name: &str) -> String {
 struct Options {
     resume: Option<String>,
     no_cache: bool,
+    tags: Vec<String>,
     params: Vec<String>,
     config: Option<PathBuf>,
     max_parallelism: Option<u32>,
@@ -182,6 +188,7 @@ fn run(name: Option<&str>, options: Options) -> crate::Result<ExitCode> {
         config.execution_mode = Some(mode.parse::<ExecutionMode>()?);
     }
     config.no_cache |= options.no_cache;
+    config.tags.extend(options.tags.iter().cloned());
     let stack = options
         .stack
         .clone()

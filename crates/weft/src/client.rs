@@ -322,6 +322,7 @@ impl Client {
             key_fns: registry::key_fns(),
             no_cache: config.no_cache,
             interrupt: self.interrupt.clone(),
+            tags: config.tags.clone(),
             ..RunOptions::default()
         };
         match config.max_parallelism {

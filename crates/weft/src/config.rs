@@ -653,6 +653,9 @@ pub struct RunConfig {
     /// (`--no-cache`).
     #[serde(default)]
     pub no_cache: bool,
+    /// Tags to attach to the run (`--tag`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The stack the run uses (from `weft.toml`; set by the pipeline binary's command line):
     /// which steps run isolated, and their environment.
     #[serde(skip)]

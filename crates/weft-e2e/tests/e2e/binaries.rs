@@ -164,6 +164,77 @@ fn a_failing_step_fails_the_run_and_the_exit_code_says_so() {
 }
 
 #[test]
+fn runs_are_tagged_from_the_command_line_and_listed_by_tag() {
+    let project = Project::new();
+    let tagged = project.pipelines(&["run", "fragile", "--tag", "nightly", "--tag", "gpu"]);
+    assert_eq!(tagged.code, 0, "{tagged:?}");
+    let failed = project.pipelines(&["run", "fragile", "--param", "by=0", "--tag", "nightly"]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let plain = project.pipelines(&["run", "fragile"]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+
+    let nightly = project.json(&["runs", "list", "--tag", "nightly", "--json"]);
+    let nightly = nightly.as_array().unwrap();
+    assert_eq!(nightly.len(), 2, "{nightly:?}");
+    assert_eq!(nightly[1]["tags"], serde_json::json!(["gpu", "nightly"]));
+    let table = project.weft(&["runs", "list", "--tag", "gpu"]);
+    assert!(table.stdout.contains("gpu, nightly"), "{table:?}");
+    assert_eq!(table.stdout.matches("fragile-").count(), 1, "{table:?}");
+    let none = project.weft(&["runs", "list", "--tag", "absent"]);
+    assert_eq!(none.code, 0, "{none:?}");
+    assert!(none.stdout.contains("No runs match"), "{none:?}");
+
+    // Tags are attached and removed later; `runs show` lists them.
+    let added = project.weft(&["runs", "tag", "latest", "baseline", "<b>x</b>"]);
+    assert_eq!(added.code, 0, "{added:?}");
+    assert!(added.stdout.contains("<b>x</b>, baseline"), "{added:?}");
+    let shown = project.weft(&["runs", "show", "latest"]);
+    assert!(
+        shown.stdout.contains("Tags        <b>x</b>, baseline"),
+        "{shown:?}"
+    );
+    let removed = project.weft(&["runs", "tag", "latest", "<b>x</b>", "--remove"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown["tags"], serde_json::json!(["baseline"]), "{shown}");
+
+    // A resumed run keeps its original's tags, with its own.
+    let failed_id = nightly[0]["id"].as_str().unwrap();
+    let resumed = project.pipelines(&["run", "--resume", failed_id, "--tag", "retry"]);
+    assert_eq!(resumed.code, 1, "still dividing by zero: {resumed:?}");
+    let shown = project.json(&["runs", "show", "latest", "--json"]);
+    assert_eq!(
+        shown["tags"],
+        serde_json::json!(["nightly", "retry"]),
+        "{shown}"
+    );
+
+    // Bad tags and unknown runs are refused, and change nothing.
+    for bad in [
+        &["runs", "tag", "latest", " "][..],
+        &["runs", "tag", "latest", "a\u{7}b"],
+        &["runs", "tag", "no-such-run", "x"],
+        &["runs", "tag", "latest"],
+    ] {
+        let refused = project.weft(bad);
+        assert_ne!(refused.code, 0, "{bad:?}: {refused:?}");
+        assert!(!refused.stderr.is_empty(), "{bad:?}: {refused:?}");
+    }
+    let bad_run = project.pipelines(&["run", "fragile", "--tag", ""]);
+    assert_eq!(bad_run.code, 2, "{bad_run:?}");
+    assert!(bad_run.stderr.contains("tag"), "{bad_run:?}");
+    assert_eq!(
+        project
+            .json(&["runs", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "no run recorded for a bad tag"
+    );
+}
+
+#[test]
 fn the_pipeline_binary_lists_its_pipelines() {
     let project = Project::new();
     let listed = project.pipelines(&["list"]);

@@ -370,22 +370,35 @@ pub(crate) async fn lineage(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TagsRequest {
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
 }
 
-/// The version's tags after the change.
+/// The tags (of a version, or a run) after the change.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TagsResponse {
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
 }
 
-fn check_tags(tags: &[String]) -> ApiResult<()> {
+/// Checks the tags of a request: 1 to 100 of them, each with visible text and no control
+/// characters.
+pub(crate) fn check_tags(tags: &[String]) -> ApiResult<()> {
     if tags.is_empty() || tags.len() > 100 {
         return Err(ApiError::bad_request("give 1 to 100 tags"));
     }
-    if let Some(bad) = tags.iter().find(|tag| tag.trim().is_empty()) {
+    if let Some(bad) = tags
+        .iter()
+        .find(|tag| tag.trim().is_empty() || tag.chars().any(char::is_control))
+    {
         return Err(ApiError::bad_request(format!(
-            "`{bad}` is not a tag: a tag has text"
+            "{bad:?} is not a tag: a tag has visible text and no control characters"
+        )));
+    }
+    let limit = weft_core::limits::NAME;
+    if let Some(long) = tags.iter().find(|tag| tag.chars().count() > limit) {
+        return Err(ApiError::bad_request(format!(
+            "a tag has at most {limit} characters; `{}…` has {}",
+            long.chars().take(40).collect::<String>(),
+            long.chars().count()
         )));
     }
     Ok(())

@@ -76,6 +76,10 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
     let editor = Router::new()
         .route("/runs/{run}/stop", post(runs::stop))
         .route(
+            "/runs/{run}/tags",
+            post(runs::add_tags).delete(runs::remove_tags),
+        )
+        .route(
             "/artifact-versions/{id}/tags",
             post(artifacts::add_tags).delete(artifacts::remove_tags),
         )

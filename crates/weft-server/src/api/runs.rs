@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ use serde::Serialize;
 use weft_core::{RunId, Status, StepRunId};
 use weft_store::model::{Run, RunFilter, RunOverview, StepRunSummary};
 
+use super::artifacts::{TagsRequest, TagsResponse, check_tags};
 use super::{MAX_PAGE, Shared};
 use crate::error::{ApiError, ApiResult};
 
@@ -62,6 +64,7 @@ impl RunItem {
         ("status" = Option<String>, Query, description = "only runs with this status: initializing, running, completed, failed, stopped, ..."),
         ("from" = Option<String>, Query, description = "only runs created at or after this time (RFC 3339)"),
         ("before" = Option<String>, Query, description = "only runs created before this time (RFC 3339)"),
+        ("tag" = Option<String>, Query, description = "only runs with this tag"),
         ("order" = Option<String>, Query, description = "`newest` (default) or `oldest` first"),
         ("limit" = Option<u32>, Query, description = "runs per page, 1 to 500 (default 50; larger is capped)"),
         ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
@@ -159,6 +162,7 @@ pub(crate) fn run_filter(query: &HashMap<String, String>) -> ApiResult<RunFilter
         created_before: time("before")?,
         after,
         oldest_first,
+        tag: query.get("tag").filter(|tag| !tag.is_empty()).cloned(),
     })
 }
 
@@ -236,6 +240,51 @@ pub(crate) async fn stop(state: Shared, Path(reference): Path<String>) -> ApiRes
     let run = state.metadata.find_run(&reference).await?;
     let run = state.metadata.request_stop(run.id).await?;
     Ok(Json(RunItem::of(&state, run, Utc::now()).await))
+}
+
+/// Tags a run.
+#[utoipa::path(post, path = "/api/v1/runs/{run}/tags", tag = "runs",
+    params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`")),
+    request_body = TagsRequest,
+    responses((status = 200, body = TagsResponse), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn add_tags(
+    state: Shared,
+    Path(reference): Path<String>,
+    body: Result<Json<TagsRequest>, JsonRejection>,
+) -> ApiResult<Json<TagsResponse>> {
+    change_tags(state, &reference, body, true).await
+}
+
+/// Removes tags from a run.
+#[utoipa::path(delete, path = "/api/v1/runs/{run}/tags", tag = "runs",
+    params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`")),
+    request_body = TagsRequest,
+    responses((status = 200, body = TagsResponse), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn remove_tags(
+    state: Shared,
+    Path(reference): Path<String>,
+    body: Result<Json<TagsRequest>, JsonRejection>,
+) -> ApiResult<Json<TagsResponse>> {
+    change_tags(state, &reference, body, false).await
+}
+
+async fn change_tags(
+    state: Shared,
+    reference: &str,
+    body: Result<Json<TagsRequest>, JsonRejection>,
+    add: bool,
+) -> ApiResult<Json<TagsResponse>> {
+    let Json(request) = body.map_err(super::json_rejection)?;
+    check_tags(&request.tags)?;
+    let run = state.metadata.find_run(reference).await?;
+    let run = if add {
+        state.metadata.tag_run(run.id, &request.tags).await?
+    } else {
+        state.metadata.untag_run(run.id, &request.tags).await?
+    };
+    Ok(Json(TagsResponse { tags: run.tags }))
 }
 
 /// How far before the newest recorded time a watcher looks again: the clocks of the

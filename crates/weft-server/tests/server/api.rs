@@ -142,6 +142,108 @@ fn runs_are_listed_in_pages_and_filtered() {
 }
 
 #[test]
+fn runs_are_tagged_and_filtered_by_tag() {
+    let f = fixture();
+    let ids = |page: &Value| -> Vec<String> {
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let nightly = f.get("/api/v1/runs?tag=nightly");
+    assert_eq!(nightly["runs"].as_array().unwrap().len(), 2);
+    assert!(!ids(&nightly).contains(&f.bad_run));
+    assert_eq!(nightly["runs"][1]["tags"], json!(["nightly"]));
+    assert!(
+        f.get("/api/v1/runs?tag=night")["runs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // An empty tag filters nothing.
+    assert_eq!(
+        f.get("/api/v1/runs?tag=")["runs"].as_array().unwrap().len(),
+        3
+    );
+    let paged = f.get("/api/v1/runs?tag=nightly&limit=1");
+    let cursor = paged["next_cursor"].as_str().unwrap();
+    let rest = f.get(&format!("/api/v1/runs?tag=nightly&limit=1&cursor={cursor}"));
+    assert_eq!(ids(&rest), std::slice::from_ref(&f.good_run));
+
+    let path = format!("/api/v1/runs/{}/tags", f.bad_run);
+    let (status, answer) = f.call(
+        Method::POST,
+        &path,
+        Some(&f.editor),
+        Some(json!({"tags": ["flaky", "nightly"]})),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["tags"], json!(["flaky", "nightly"]));
+    assert_eq!(
+        f.get(&format!("/api/v1/runs/{}", f.bad_run))["run"]["tags"],
+        json!(["flaky", "nightly"])
+    );
+    assert_eq!(
+        f.get("/api/v1/runs?tag=nightly")["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (status, answer) = f.call(
+        Method::DELETE,
+        &path,
+        Some(&f.editor),
+        Some(json!({"tags": ["nightly", "never-there"]})),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["tags"], json!(["flaky"]));
+    // By name and `latest` too, as every run route.
+    let (status, answer) = f.call(
+        Method::POST,
+        "/api/v1/runs/latest/tags",
+        Some(&f.editor),
+        Some(json!({"tags": ["newest"]})),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        f.get("/api/v1/runs?tag=newest")["runs"][0]["pipeline"],
+        "hostile"
+    );
+
+    for (body, expected) in [
+        (json!({"tags": []}), StatusCode::BAD_REQUEST),
+        (json!({"tags": ["  "]}), StatusCode::BAD_REQUEST),
+        (json!({"tags": ["a\u{1f}b"]}), StatusCode::BAD_REQUEST),
+        (json!({"tags": ["line\nbreak"]}), StatusCode::BAD_REQUEST),
+        (json!({"tags": vec!["t"; 101]}), StatusCode::BAD_REQUEST),
+        (json!({"tags": "nightly"}), StatusCode::BAD_REQUEST),
+        (json!({"tag": ["x"]}), StatusCode::BAD_REQUEST),
+        (json!({"tags": ["t".repeat(1000)]}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = f.call(Method::POST, &path, Some(&f.editor), Some(body.clone()));
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().len() > 10);
+    }
+    assert_eq!(
+        f.get(&format!("/api/v1/runs/{}", f.bad_run))["run"]["tags"],
+        json!(["flaky"]),
+        "refused requests changed nothing"
+    );
+    for unknown in ["0190f2a4-0000-7000-8000-000000000000", "no-such-run"] {
+        let (status, answer) = f.call(
+            Method::POST,
+            &format!("/api/v1/runs/{unknown}/tags"),
+            Some(&f.editor),
+            Some(json!({"tags": ["x"]})),
+        );
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}: {answer}");
+    }
+}
+
+#[test]
 fn a_run_comes_with_its_steps_and_edges() {
     let f = fixture();
     let run = f.get(&format!("/api/v1/runs/{}", f.bad_run));
@@ -566,6 +668,7 @@ fn the_openapi_document_lists_every_route() {
         "/api/v1/runs/{run}",
         "/api/v1/runs/{run}/events",
         "/api/v1/runs/{run}/stop",
+        "/api/v1/runs/{run}/tags",
         "/api/v1/step-runs/{id}",
         "/api/v1/step-runs/{id}/logs",
         "/api/v1/step-runs/{id}/logs/tail",

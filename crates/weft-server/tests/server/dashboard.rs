@@ -197,7 +197,24 @@ fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
             .await
             .unwrap();
         assert_eq!(statuses, json!(["completed", "failed", "completed"]));
+        let tags = client
+            .execute("return [...document.querySelectorAll('table.runs td.tags')].map(c => c.innerText.trim());", vec![])
+            .await
+            .unwrap();
+        assert_eq!(tags[1], "", "the failed run has no tags: {tags}");
+        assert!(tags[0].as_str().unwrap().contains("onerror=") && tags[2] == "nightly", "{tags}");
         screenshot(&client, "runs").await;
+        nothing_ran(&client).await;
+
+        // Filtered by tag through the form; the filter is in the address, so it survives a reload.
+        let tag = client.find(Locator::Css("form.filters input[name=tag]")).await.unwrap();
+        tag.send_keys("nightly").await.unwrap();
+        client.find(Locator::Css("form.filters button[type=submit]")).await.unwrap().click().await.unwrap();
+        until(&client, "the tagged runs", "document.querySelectorAll('table.runs tbody tr').length === 2").await;
+        client.refresh().await.unwrap();
+        until(&client, "the tagged runs after a reload", "document.querySelectorAll('table.runs tbody tr').length === 2").await;
+        let url = client.current_url().await.unwrap();
+        assert!(url.as_str().contains("tag=nightly"), "{url}");
         nothing_ran(&client).await;
 
         // A failed step: its error, its log, by deep link (which survives a reload).
@@ -423,6 +440,31 @@ fn versions_show_their_visualizations_and_runs_compare() {
         nothing_ran(&client).await;
         screenshot(&client, "html-report").await;
 
+        // An editor tags the failed run on its page, and removes a tag again.
+        client.goto(&format!("{}/runs/{}", f.base, f.bad_run)).await.unwrap();
+        until(&client, "the run page", "document.querySelector('.run-tags input[name=tag]')").await;
+        for tag in ["flaky", "to-remove"] {
+            let input = client.find(Locator::Css(".run-tags input[name=tag]")).await.unwrap();
+            input.send_keys(tag).await.unwrap();
+            client.find(Locator::Css(".run-tags form button")).await.unwrap().click().await.unwrap();
+            until(&client, "the new tag", &format!("document.querySelector('.run-tags .tags').innerText.includes('{tag}')")).await;
+        }
+        client
+            .find(Locator::Css(".run-tags button[aria-label=\"remove tag to-remove\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&client, "the tag removed", "!document.querySelector('.run-tags .tags').innerText.includes('to-remove')").await;
+        client.refresh().await.unwrap();
+        until(&client, "the tags after a reload", "document.querySelector('.run-tags .tags')?.innerText.includes('flaky')").await;
+        let shown = client
+            .execute("return document.querySelector('.run-tags .tags').innerText;", vec![])
+            .await
+            .unwrap();
+        assert!(!shown.as_str().unwrap().contains("to-remove"), "{shown}");
+
         // Comparing the good and the bad run: differences are marked.
         client.goto(&format!("{}/runs", f.base)).await.unwrap();
         until(&client, "the runs list", "document.querySelectorAll('table.runs tbody tr').length === 3").await;
@@ -448,7 +490,7 @@ fn versions_show_their_visualizations_and_runs_compare() {
             .await
             .unwrap();
         let differing: Vec<String> = serde_json::from_value(differing).unwrap();
-        for expected in ["pipeline", "status", "broken"] {
+        for expected in ["pipeline", "status", "tags", "broken"] {
             assert!(differing.iter().any(|row| row == expected), "{expected} not marked in {differing:?}");
         }
         assert!(!differing.iter().any(|row| row == "numbers"), "numbers completed in both: {differing:?}");

@@ -132,22 +132,14 @@ impl ArtifactRecords for ServerStore {
         crate::records::check_tags(tags)?;
         transaction!(self, |s| {
             version_by_id(&mut s, id).await?;
-            insert_tags(&mut s, id, tags).await
+            insert_tags(&mut s, "artifact_version", &id.to_string(), tags).await
         })
     }
 
     async fn untag_artifact_version(&self, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
         transaction!(self, |s| {
             version_by_id(&mut s, id).await?;
-            for tag in tags {
-                s.execute(
-                    "DELETE FROM tag_links WHERE resource_type = 'artifact_version' \
-                     AND resource_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
-                    args![id.to_string(), tag.clone()],
-                )
-                .await?;
-            }
-            Ok(())
+            remove_tags(&mut s, "artifact_version", &id.to_string(), tags).await
         })
     }
 }
@@ -300,17 +292,23 @@ pub(crate) async fn insert_version(
         )
         .await?;
     }
-    insert_tags(s, id, &new.tags).await?;
+    insert_tags(s, "artifact_version", &id.to_string(), &new.tags).await?;
     records::registered_version(new, &artifact_id, version, producer, now)
 }
 
-async fn insert_tags(s: &mut Session, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+/// Attaches tags (created on first use) to one resource; tags it has are kept.
+pub(crate) async fn insert_tags(
+    s: &mut Session,
+    resource_type: &str,
+    resource_id: &str,
+    tags: &[String],
+) -> Result<()> {
     let insert_tag = s
         .dialect()
         .insert_or_ignore("tags (id, name, created_at) VALUES (?, ?, ?)", "name");
     let insert_link = s.dialect().insert_or_ignore(
         "tag_links (tag_id, resource_type, resource_id) \
-         SELECT id, 'artifact_version', ? FROM tags WHERE name = ?",
+         SELECT id, ?, ? FROM tags WHERE name = ?",
         "tag_id",
     );
     // In name order, as artifacts are locked, so writers sharing tags queue instead of
@@ -328,8 +326,37 @@ async fn insert_tags(s: &mut Session, id: ArtifactVersionId, tags: &[String]) ->
             ],
         )
         .await?;
-        s.execute(&insert_link, args![id.to_string(), tag.clone()])
-            .await?;
+        s.execute(
+            &insert_link,
+            args![
+                resource_type.to_owned(),
+                resource_id.to_owned(),
+                tag.clone()
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Detaches tags (by name) from one resource; tags it does not have are ignored.
+pub(crate) async fn remove_tags(
+    s: &mut Session,
+    resource_type: &str,
+    resource_id: &str,
+    tags: &[String],
+) -> Result<()> {
+    for tag in tags {
+        s.execute(
+            "DELETE FROM tag_links WHERE resource_type = ? AND resource_id = ? \
+             AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
+            args![
+                resource_type.to_owned(),
+                resource_id.to_owned(),
+                tag.clone()
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use sqlx_core::executor::Executor;
 use sqlx_core::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx_core::row::Row;
 
-use crate::records::{Columns, version_columns};
+use crate::records::{Columns, run_columns, version_columns};
 use crate::url::{Backend, redact};
 use crate::{Error, MetadataStore, Result};
 use connections::Connections;
@@ -54,6 +54,14 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
+    /// The run columns with this server's tag aggregate.
+    pub(crate) fn run_columns(self) -> &'static str {
+        match self {
+            Dialect::Postgres => run_columns!("string_agg(t.name, chr(31))"),
+            Dialect::MySql => run_columns!("GROUP_CONCAT(t.name SEPARATOR '\u{1f}')"),
+        }
+    }
+
     /// The version columns with this server's tag aggregate.
     fn version_columns(self) -> &'static str {
         match self {

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use weft_core::status::{check_run_transition, derive_static_run_status};
 use weft_core::{PipelineId, RunId, Snapshot, SnapshotId, Status, canonical};
 
+use super::artifacts::{insert_tags, remove_tags};
 use super::{ServerStore, Session, args, constraint_error, transaction};
 use crate::model::{NewRun, Run, RunFilter};
-use crate::records::{self, Columns, RUN_COLUMNS, RUN_FROM, id_prefix, the_only};
+use crate::records::{self, Columns, RUN_FROM, id_prefix, the_only};
 use crate::{Error, Result, RunStore, time};
 
 /// Step run statuses that have not finished, as an SQL list.
@@ -103,13 +104,31 @@ impl RunStore for ServerStore {
                 ],
             )
             .await
-            .map_err(|e| constraint_error(e, "the resumed run does not exist"))
+            .map_err(|e| constraint_error(e, "the resumed run does not exist"))?;
+            insert_tags(&mut s, "run", &run.id.to_string(), &run.tags).await
         })?;
         Ok(run)
     }
 
     async fn run(&self, id: RunId) -> Result<Run> {
         run_by_id(&mut self.read().await?, id).await
+    }
+
+    async fn tag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
+        records::check_tags(tags)?;
+        transaction!(self, |s| {
+            run_by_id(&mut s, id).await?;
+            insert_tags(&mut s, "run", &id.to_string(), tags).await?;
+            run_by_id(&mut s, id).await
+        })
+    }
+
+    async fn untag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
+        transaction!(self, |s| {
+            run_by_id(&mut s, id).await?;
+            remove_tags(&mut s, "run", &id.to_string(), tags).await?;
+            run_by_id(&mut s, id).await
+        })
     }
 
     async fn find_run(&self, reference: &str) -> Result<Run> {
@@ -121,7 +140,10 @@ impl RunStore for ServerStore {
         if reference == "latest" {
             return s
                 .first(
-                    &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} ORDER BY r.id DESC LIMIT 1"),
+                    &format!(
+                        "SELECT {columns} FROM {RUN_FROM} ORDER BY r.id DESC LIMIT 1",
+                        columns = s.dialect().run_columns()
+                    ),
                     args![],
                     records::run,
                 )
@@ -133,7 +155,10 @@ impl RunStore for ServerStore {
         }
         let by_name = s
             .first(
-                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.name = ?"),
+                &format!(
+                    "SELECT {columns} FROM {RUN_FROM} WHERE r.name = ?",
+                    columns = s.dialect().run_columns()
+                ),
                 args![reference.to_owned()],
                 records::run,
             )
@@ -144,7 +169,10 @@ impl RunStore for ServerStore {
         let pattern = id_prefix(reference).ok_or_else(not_found)?;
         let found = s
             .all(
-                &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id LIKE ? ORDER BY r.id"),
+                &format!(
+                    "SELECT {columns} FROM {RUN_FROM} WHERE r.id LIKE ? ORDER BY r.id",
+                    columns = s.dialect().run_columns()
+                ),
                 args![pattern.clone()],
                 records::run,
             )
@@ -153,15 +181,14 @@ impl RunStore for ServerStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let (sql, values) = records::runs_query(filter);
-        self.read()
-            .await?
-            .all(
-                &sql,
-                || super::list_args(values.iter().cloned()),
-                records::run,
-            )
-            .await
+        let mut s = self.read().await?;
+        let (sql, values) = records::runs_query(s.dialect().run_columns(), filter);
+        s.all(
+            &sql,
+            || super::list_args(values.iter().cloned()),
+            records::run,
+        )
+        .await
     }
 
     async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
@@ -335,12 +362,11 @@ impl RunStore for ServerStore {
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<Run>> {
-        self.read()
-            .await?
-            .all(
+        let mut s = self.read().await?;
+        s.all(
                 &format!(
-                    "SELECT {RUN_COLUMNS} FROM {RUN_FROM} \
-                     WHERE r.status IN ('initializing', 'provisioning', 'running', 'stopping') ORDER BY r.id"
+                    "SELECT {columns} FROM {RUN_FROM} \
+                     WHERE r.status IN ('initializing', 'provisioning', 'running', 'stopping') ORDER BY r.id", columns = s.dialect().run_columns()
                 ),
                 args![],
                 records::run,
@@ -351,7 +377,10 @@ impl RunStore for ServerStore {
 
 async fn run_by_id(s: &mut Session, id: RunId) -> Result<Run> {
     s.first(
-        &format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?"),
+        &format!(
+            "SELECT {columns} FROM {RUN_FROM} WHERE r.id = ?",
+            columns = s.dialect().run_columns()
+        ),
         args![id.to_string()],
         records::run,
     )

@@ -116,7 +116,7 @@ impl ArtifactRecords for SqliteStore {
         let tags = tags.to_vec();
         self.write(move |tx| {
             version_by_id(tx, id)?;
-            insert_tags(tx, id, &tags)
+            insert_tags(tx, "artifact_version", &id.to_string(), &tags)
         })
         .await
     }
@@ -125,19 +125,29 @@ impl ArtifactRecords for SqliteStore {
         let tags = tags.to_vec();
         self.write(move |tx| {
             version_by_id(tx, id)?;
-            for tag in &tags {
-                tx.prepare_cached(UNTAG)?
-                    .execute(params![id.to_string(), tag])?;
-            }
-            Ok(())
+            remove_tags(tx, "artifact_version", &id.to_string(), &tags)
         })
         .await
     }
 }
 
-/// Removes one tag (by name) from one version.
-pub(crate) const UNTAG: &str = "DELETE FROM tag_links WHERE resource_type = 'artifact_version' \
-     AND resource_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)";
+/// Detaches tags (by name) from one resource; tags it does not have are ignored.
+pub(crate) fn remove_tags(
+    connection: &Connection,
+    resource_type: &str,
+    resource_id: &str,
+    tags: &[String],
+) -> Result<()> {
+    for tag in tags {
+        connection
+            .prepare_cached(
+                "DELETE FROM tag_links WHERE resource_type = ? AND resource_id = ? \
+                 AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
+            )?
+            .execute(params![resource_type, resource_id, tag])?;
+    }
+    Ok(())
+}
 
 fn version_by_id(connection: &Connection, id: ArtifactVersionId) -> Result<ArtifactVersion> {
     rows::first(
@@ -233,11 +243,17 @@ pub(crate) fn insert_version(
             MetadataSource::System,
         )?;
     }
-    insert_tags(connection, id, &new.tags)?;
+    insert_tags(connection, "artifact_version", &id.to_string(), &new.tags)?;
     rows::registered_version(new, &artifact_id, version, producer, now)
 }
 
-fn insert_tags(connection: &Connection, id: ArtifactVersionId, tags: &[String]) -> Result<()> {
+/// Attaches tags (created on first use) to one resource; tags it has are kept.
+pub(crate) fn insert_tags(
+    connection: &Connection,
+    resource_type: &str,
+    resource_id: &str,
+    tags: &[String],
+) -> Result<()> {
     for tag in tags {
         connection
             .prepare_cached("INSERT INTO tags (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")?
@@ -245,9 +261,9 @@ fn insert_tags(connection: &Connection, id: ArtifactVersionId, tags: &[String]) 
         connection
             .prepare_cached(
                 "INSERT INTO tag_links (tag_id, resource_type, resource_id) \
-                 SELECT id, 'artifact_version', ? FROM tags WHERE name = ? ON CONFLICT DO NOTHING",
+                 SELECT id, ?, ? FROM tags WHERE name = ? ON CONFLICT DO NOTHING",
             )?
-            .execute(params![id.to_string(), tag])?;
+            .execute(params![resource_type, resource_id, tag])?;
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ impl RunStore for SqliteStore {
                 created_at
             ])
             .map_err(|e| super::step_runs::constraint_error(e, "the resumed run does not exist"))?;
-            Ok(())
+            super::artifacts::insert_tags(tx, "run", &record.id.to_string(), &record.tags)
         })
         .await?;
         Ok(run)
@@ -74,6 +74,27 @@ impl RunStore for SqliteStore {
 
     async fn run(&self, id: RunId) -> Result<Run> {
         self.read(move |connection| run_by_id(connection, id)).await
+    }
+
+    async fn tag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
+        crate::records::check_tags(tags)?;
+        let tags = tags.to_vec();
+        self.write(move |tx| {
+            run_by_id(tx, id)?;
+            super::artifacts::insert_tags(tx, "run", &id.to_string(), &tags)?;
+            run_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn untag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
+        let tags = tags.to_vec();
+        self.write(move |tx| {
+            run_by_id(tx, id)?;
+            super::artifacts::remove_tags(tx, "run", &id.to_string(), &tags)?;
+            run_by_id(tx, id)
+        })
+        .await
     }
 
     async fn find_run(&self, reference: &str) -> Result<Run> {
@@ -117,7 +138,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let (sql, values) = rows::runs_query(filter);
+        let (sql, values) = rows::runs_query(RUN_COLUMNS, filter);
         self.read(move |connection| {
             rows::all(
                 connection,

@@ -48,6 +48,7 @@ async fn two_stores_on_one_file_see_each_other_and_reopen_without_migrating_twic
             config: serde_json::json!({}),
             owner: None,
             resumed_from: None,
+            tags: vec![],
         })
         .await
         .unwrap();

@@ -1,4 +1,4 @@
-//! `weft runs list | show | stop | reconcile`.
+//! `weft runs list | show | tag | stop | reconcile`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +20,9 @@ pub(crate) enum Command {
         /// Only runs with this status (running, completed, failed, ...).
         #[arg(long)]
         status: Option<crate::Status>,
+        /// Only runs with this tag.
+        #[arg(long)]
+        tag: Option<String>,
         /// At most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -36,6 +39,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attach tags to a run (or detach them with `--remove`).
+    Tag {
+        /// A run id (or a unique prefix of one), a run name, or `latest`.
+        run: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+        /// Detach the tags instead (tags the run does not have are ignored).
+        #[arg(long)]
+        remove: bool,
+    },
     /// Ask a run to stop: no new step starts, running steps finish, and it ends `stopped`.
     Stop {
         /// A run id (or a unique prefix of one), a run name, or `latest`.
@@ -51,9 +65,32 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
         Command::List {
             pipeline,
             status,
+            tag,
             limit,
             json,
-        } => list(client, pipeline, status, limit, json, out),
+        } => {
+            let filter = RunFilter {
+                pipeline,
+                status,
+                tag,
+                ..Default::default()
+            };
+            list(client, filter, limit, json, out)
+        }
+        Command::Tag { run, tags, remove } => {
+            let run = client.run_record(&run)?;
+            let store = client.metadata_store();
+            let run = if remove {
+                client.block_on(store.untag_run(run.id, &tags))?
+            } else {
+                client.block_on(store.tag_run(run.id, &tags))?
+            };
+            match run.tags.is_empty() {
+                true => say!(out, "Run {} has no tags.", run.id),
+                false => say!(out, "Run {} is tagged {}.", run.id, run.tags.join(", ")),
+            }
+            Ok(())
+        }
         Command::Show { run, json } => show(client, &run, json, out),
         Command::Stop { run } => {
             let run = client.stop(&run)?;
@@ -86,23 +123,25 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
 
 fn list(
     client: &Client,
-    pipeline: Option<String>,
-    status: Option<crate::Status>,
+    filter: RunFilter,
     limit: u32,
     json: bool,
     out: &mut String,
 ) -> anyhow::Result<()> {
+    let filtered = filter.pipeline.is_some() || filter.status.is_some() || filter.tag.is_some();
     // One more than shown, to say whether more exist.
     let mut runs = client.runs(&RunFilter {
-        pipeline,
-        status,
         limit: Some(limit.saturating_add(1)),
-        ..Default::default()
+        ..filter
     })?;
     let more = runs.len() > limit as usize;
     runs.truncate(limit as usize);
     if json {
         return render::json(out, &runs);
+    }
+    if runs.is_empty() && filtered {
+        say!(out, "No runs match.");
+        return Ok(());
     }
     if runs.is_empty() {
         say!(
@@ -111,22 +150,31 @@ fn list(
         );
         return Ok(());
     }
-    let mut table = render::table(&["id", "name", "status", "steps", "started", "took"]);
+    let tagged = runs.iter().any(|run| !run.tags.is_empty());
+    let mut columns = vec!["id", "name", "status", "steps", "started", "took"];
+    if tagged {
+        columns.push("tags");
+    }
+    let mut table = render::table(&columns);
     for run in &runs {
-        table.add_row(vec![
+        let mut row = vec![
             run.id.to_string(),
             run.name.clone(),
             run.status.to_string(),
             run.invocations.to_string(),
             render::time(run.started_at.or(Some(run.created_at))),
             render::took(run.started_at, run.ended_at),
-        ]);
+        ];
+        if tagged {
+            row.push(run.tags.join(", "));
+        }
+        table.add_row(row);
     }
     say!(out, "{table}");
     if more {
         say!(
             out,
-            "The newest {limit} runs; more exist (--limit N shows more, --pipeline and --status filter)."
+            "The newest {limit} runs; more exist (--limit N shows more; --pipeline, --status and --tag filter)."
         );
     }
     Ok(())
@@ -381,6 +429,9 @@ fn print_run(shown: &Shown, out: &mut String) {
     );
     if let Some(original) = run.resumed_from {
         say!(out, "Resumes     run {original}");
+    }
+    if !run.tags.is_empty() {
+        say!(out, "Tags        {}", run.tags.join(", "));
     }
     if let Value::Object(parameters) = &shown.parameters
         && !parameters.is_empty()

@@ -376,6 +376,7 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
                 ..me.clone()
             }),
             resumed_from: None,
+            tags: vec![],
         }))
         .unwrap();
     let mut step_run = weft::model::NewStepRun {
@@ -412,6 +413,7 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
                 boot_id: None,
             }),
             resumed_from: None,
+            tags: vec![],
         }))
         .unwrap();
     step_run.run_id = elsewhere.id;

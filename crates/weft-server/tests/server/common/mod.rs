@@ -131,7 +131,18 @@ pub(crate) fn fixture() -> Fixture {
             .find(|step| step.invocation == "numbers")
             .unwrap();
         let version = client.output(numbers, "output").unwrap();
-        client.run(hostile::args(HOSTILE.to_owned())).unwrap();
+        let hostile_report = client.run(hostile::args(HOSTILE.to_owned())).unwrap();
+        // Tags: `nightly` on two runs, and markup on the hostile one.
+        let store = client.metadata_store();
+        for (run, tags) in [
+            (good_report.run.id, vec!["nightly".to_owned()]),
+            (
+                hostile_report.run.id,
+                vec!["nightly".to_owned(), HOSTILE.to_owned()],
+            ),
+        ] {
+            client.block_on(store.tag_run(run, &tags)).unwrap();
+        }
         (
             good_report.run.id.to_string(),
             bad_report.run.id.to_string(),
@@ -338,6 +349,18 @@ impl Fixture {
             (
                 Method::DELETE,
                 format!("/api/v1/artifact-versions/{v}/tags"),
+                Some(json!({"tags": ["gold"]})),
+                true,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/runs/{}/tags", self.good_run),
+                Some(json!({"tags": ["gold"]})),
+                true,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/runs/{}/tags", self.good_run),
                 Some(json!({"tags": ["gold"]})),
                 true,
             ),

@@ -24,6 +24,7 @@ macro_rules! server_tests {
                         config: serde_json::json!({}),
                         owner: None,
                         resumed_from: None,
+                        tags: vec![],
                     })
                     .await
                     .unwrap()
