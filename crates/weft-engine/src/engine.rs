@@ -418,7 +418,9 @@ impl Engine {
         let jobs_folder = project_root.join(".weft").join("jobs");
         crate::blocking(move || {
             let ids: Vec<_> = unfinished.iter().map(|step_run| step_run.id).collect();
-            crate::slurm::cancel_jobs(&ids);
+            for operator in crate::operator::all() {
+                operator.end_orphans(&ids);
+            }
             // A local process's folder is in the temporary folder; a Slurm job's in the
             // project's, which the nodes share.
             let prefixes: Vec<String> = unfinished

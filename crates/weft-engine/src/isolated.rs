@@ -20,13 +20,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_artifacts::{ArtifactStore, SavedArtifact};
 use weft_core::artifact::{ArtifactType, FileRecord};
-use weft_core::snapshot::SlurmJob;
 use weft_core::{RunId, StepRunId};
 use weft_store::model::{InputKind, StepError, StepErrorKind};
 
 use crate::context::StepContext;
 use crate::engine::Engine;
 use crate::logs::StepLog;
+use crate::operator::{Launch, Launched, StepOperator};
 use crate::runner::{self, Ended, Executed, Finished, Job};
 use crate::step::{Binding, StepDef};
 use crate::{Error, Result};
@@ -192,7 +192,7 @@ impl HostResult {
     }
 }
 
-/// What the orchestrator needs to start a step's process.
+/// What the orchestrator needs to start a step's host.
 #[derive(Clone, Debug)]
 pub struct Spawn {
     /// The executable that hosts steps (the pipeline binary).
@@ -211,49 +211,50 @@ pub struct Spawn {
     pub step_run: StepRunId,
     /// Whether no attempt follows this one if it fails.
     pub last_attempt: bool,
-    /// Extra environment variables of the process.
+    /// Extra environment variables of the host.
     pub env: BTreeMap<String, String>,
-    /// Submit it as this Slurm job instead of starting a local process.
-    pub slurm: Option<SlurmJob>,
-    /// The invocation (names the Slurm job).
+    /// Where the host runs: a local process, a Slurm job.
+    pub operator: Arc<dyn StepOperator>,
+    /// The invocation (names a Slurm job).
     pub invocation: String,
 }
 
-/// The process group (or Slurm job) of a running isolated step, to kill it when it overruns
-/// or is stopped.
-#[derive(Debug, Default)]
+/// The host of a running isolated step, to end it when it overruns or is stopped (also
+/// before it started: it is then ended as soon as it starts).
+#[derive(Default)]
 pub struct ProcessHandle {
-    group: Mutex<Option<i32>>,
-    pub(crate) job: Mutex<Option<String>>,
+    host: Mutex<Option<Arc<dyn Launched>>>,
     killed: AtomicBool,
 }
 
+impl std::fmt::Debug for ProcessHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessHandle")
+            .field("killed", &self.killed())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProcessHandle {
-    /// Kills the step's process and everything it started (or cancels its Slurm job).
+    /// Ends the step's host and everything it started.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        if let Some(group) = *self.group.lock().unwrap_or_else(|p| p.into_inner()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(group),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if let Some(job) = self.job.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            let _ = std::process::Command::new("scancel")
-                .arg(&job)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+        if let Some(host) = self.host.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            host.cancel();
         }
     }
 
     pub(crate) fn killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
+
+    fn started(&self, host: Option<Arc<dyn Launched>>) {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = host;
+    }
 }
 
-/// Runs the step in a child process and waits for it (on a step thread); how it ended, with
-/// its log stored (the child's records, then its standard output and error).
+/// Runs the step's host through its operator and waits for it (on a step thread); how it
+/// ended, with its log stored (the host's records, then its standard output and error).
 pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) -> Finished {
     let executed = match run_child(&spawn, handle) {
         Ok(executed) => executed,
@@ -292,88 +293,45 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
         message,
         log: StepLog::default(),
     };
-    // A Slurm job writes where the submitting machine can read: under the project root,
-    // which a cluster shares. A local process writes to a temporary folder.
-    let folder = match &spawn.slurm {
-        Some(_) => tempfile::Builder::new()
-            .prefix(&format!("{}-", spawn.step_run))
-            .tempdir_in({
-                let jobs = spawn.base.join(".weft").join("jobs");
-                let _ = std::fs::create_dir_all(&jobs);
-                jobs
-            }),
-        None => tempfile::Builder::new()
-            .prefix(&temporary_prefix(spawn.step_run))
-            .tempdir(),
-    }
-    .map_err(|e| fail(format!("cannot make a folder for the step's process: {e}")))?;
+    let folder = spawn
+        .operator
+        .exchange_folder(&spawn.base, spawn.step_run)
+        .map_err(|e| fail(format!("cannot make a folder for the step's host: {e}")))?;
     let result_path = folder.path().join("result.json");
-    let stdout_path = folder.path().join("stdout");
-    let stderr_path = folder.path().join("stderr");
-    let arguments: Vec<std::ffi::OsString> = vec![
-        COMMAND.into(),
-        "--protocol".into(),
-        PROTOCOL.to_string().into(),
-        "--artifacts".into(),
-        spawn.artifacts.clone().into(),
-        "--base".into(),
-        spawn.base.clone().into(),
-        "--step-run".into(),
-        spawn.step_run.to_string().into(),
-        "--last-attempt".into(),
-        spawn.last_attempt.to_string().into(),
-        "--result".into(),
-        result_path.clone().into(),
-    ];
-    let ended = match &spawn.slurm {
-        None => {
-            let file = |path: &Path| {
-                std::fs::File::create(path)
-                    .map_err(|e| fail(format!("cannot capture the step's output: {e}")))
-            };
-            let mut command = std::process::Command::new(&spawn.worker);
-            command
-                .args(&arguments)
-                .env_remove("WEFT_LOG")
-                .env(METADATA_ENV, &spawn.metadata)
-                .envs(&spawn.env)
-                .env(PARENT_ENV, std::process::id().to_string())
-                .stdin(std::process::Stdio::piped())
-                .stdout(file(&stdout_path)?)
-                .stderr(file(&stderr_path)?);
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let mut child = command.spawn().map_err(|e| {
-                fail(format!(
-                    "cannot start the step's process `{}`: {e}",
-                    spawn.worker.display()
-                ))
-            })?;
-            *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = Some(child.id() as i32);
-            if handle.killed() {
-                handle.kill();
-            }
-            // Held open, never written, until the child ended: its end is the child's sign
-            // that this process is gone (see PARENT_ENV).
-            let lifeline = child.stdin.take();
-            let status = child.wait();
-            drop(lifeline);
-            *handle.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let status =
-                status.map_err(|e| fail(format!("cannot wait for the step's process: {e}")))?;
-            format!("the step's process {}", describe(status))
-        }
-        Some(job) => crate::slurm::run_job(
-            spawn,
-            job,
-            &arguments,
-            folder.path(),
-            (&stdout_path, &stderr_path),
-            handle,
-        )
-        .map_err(fail)?,
+    let launch = Launch {
+        program: spawn.worker.clone(),
+        arguments: vec![
+            COMMAND.into(),
+            "--protocol".into(),
+            PROTOCOL.to_string().into(),
+            "--artifacts".into(),
+            spawn.artifacts.clone().into(),
+            "--base".into(),
+            spawn.base.clone().into(),
+            "--step-run".into(),
+            spawn.step_run.to_string().into(),
+            "--last-attempt".into(),
+            spawn.last_attempt.to_string().into(),
+            "--result".into(),
+            result_path.clone().into(),
+        ],
+        env: spawn.env.clone(),
+        secret_env: BTreeMap::from([(METADATA_ENV.to_owned(), spawn.metadata.clone())]),
+        workdir: spawn.base.clone(),
+        folder: folder.path().to_owned(),
+        name: spawn.invocation.clone(),
+        step_run: spawn.step_run,
     };
-    let stdout = std::fs::read(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+    let host: Arc<dyn Launched> = Arc::from(spawn.operator.launch(&launch).map_err(fail)?);
+    handle.started(Some(host.clone()));
+    if handle.killed() {
+        host.cancel();
+    }
+    let ended = host.wait();
+    handle.started(None);
+    let ended = ended.map_err(fail)?.description;
+    let stdout = std::fs::read(launch.stdout()).unwrap_or_default();
+    let stderr = std::fs::read(launch.stderr()).unwrap_or_default();
     let result = std::fs::read(&result_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<HostResult>(&bytes).ok())
@@ -401,21 +359,6 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
     };
     append_output(&mut executed.log, &stdout, &stderr);
     Ok(executed)
-}
-
-/// `exited with status 3`, `was killed by signal 9 (SIGKILL)`.
-fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => {
-            let name = nix::sys::signal::Signal::try_from(signal)
-                .map(|signal| format!(" ({})", signal.as_str()))
-                .unwrap_or_default();
-            format!("was killed by signal {signal}{name}")
-        }
-        (None, None) => "ended".to_owned(),
-    }
 }
 
 fn tail(bytes: &[u8]) -> String {

@@ -30,10 +30,10 @@ pub mod isolated;
 pub mod launcher;
 pub mod local;
 pub mod logs;
+pub mod operator;
 pub mod owner;
 mod pool;
 pub mod runner;
-mod slurm;
 pub mod step;
 
 pub use engine::{Engine, PipelineFunction, Reconciled, RunOptions, RunReport};

@@ -963,7 +963,7 @@ impl<'a> Orchestrator<'a> {
                 step_run: step_run.id,
                 last_attempt,
                 env: invocation.config.env.clone(),
-                slurm: invocation.config.slurm.clone(),
+                operator: crate::operator::for_step(invocation.config.slurm.as_ref()),
                 invocation: invocation.id.clone(),
             };
             (spawn, handle)
