@@ -225,6 +225,8 @@ pub struct Spawn {
 pub struct ProcessHandle {
     host: Mutex<Option<Arc<dyn Launched>>>,
     killed: AtomicBool,
+    /// weft's facts about where the host runs, once it started (kept after it ended).
+    facts: Mutex<Vec<(String, Value)>>,
 }
 
 impl std::fmt::Debug for ProcessHandle {
@@ -248,6 +250,11 @@ impl ProcessHandle {
         self.killed.load(Ordering::Acquire)
     }
 
+    /// Where the host runs (its operator, its id), once it started; empty before.
+    pub fn facts(&self) -> Vec<(String, Value)> {
+        self.facts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn started(&self, host: Option<Arc<dyn Launched>>) {
         *self.host.lock().unwrap_or_else(|p| p.into_inner()) = host;
     }
@@ -256,7 +263,11 @@ impl ProcessHandle {
 /// Runs the step's host through its operator and waits for it (on a step thread); how it
 /// ended, with its log stored (the host's records, then its standard output and error).
 pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) -> Finished {
-    let executed = match run_child(&spawn, handle) {
+    let mut system = vec![(
+        "weft.operator".to_owned(),
+        Value::from(spawn.operator.name()),
+    )];
+    let executed = match run_child(&spawn, handle, &mut system) {
         Ok(executed) => executed,
         Err(failure) => Executed {
             ended: Ended::Failed(StepError {
@@ -280,6 +291,7 @@ pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) ->
         log_uri,
         metadata: executed.metadata,
         output_tags: executed.output_tags,
+        system,
     }
 }
 
@@ -288,7 +300,12 @@ struct ChildFailure {
     log: StepLog,
 }
 
-fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Executed, ChildFailure> {
+/// Runs the host; `system` gets what it is known by once it started.
+fn run_child(
+    spawn: &Spawn,
+    handle: &ProcessHandle,
+    system: &mut Vec<(String, Value)>,
+) -> std::result::Result<Executed, ChildFailure> {
     let fail = |message: String| ChildFailure {
         message,
         log: StepLog::default(),
@@ -323,6 +340,8 @@ fn run_child(spawn: &Spawn, handle: &ProcessHandle) -> std::result::Result<Execu
         step_run: spawn.step_run,
     };
     let host: Arc<dyn Launched> = Arc::from(spawn.operator.launch(&launch).map_err(fail)?);
+    system.push(("weft.host".to_owned(), Value::from(host.id())));
+    *handle.facts.lock().unwrap_or_else(|p| p.into_inner()) = system.clone();
     handle.started(Some(host.clone()));
     if handle.killed() {
         host.cancel();

@@ -991,6 +991,11 @@ impl<'a> Orchestrator<'a> {
     /// Kills the process of an isolated step that will not be waited for any more.
     fn kill_process(&mut self, node: usize) {
         if let Some(process) = self.nodes[node].process.take() {
+            // Where it ran, recorded now: its body's result may never be read.
+            let facts = process.facts();
+            if let (false, Some(step_run)) = (facts.is_empty(), self.nodes[node].step_run) {
+                self.batch.changes.system_metadata.push((step_run, facts));
+            }
             process.kill();
         }
     }
@@ -998,6 +1003,13 @@ impl<'a> Orchestrator<'a> {
     /// Records what a body produced; a result nobody waits for any more (its attempt timed
     /// out or was stopped) is dropped, and its outputs removed.
     fn body_finished(&mut self, (node, step_run, body): (usize, StepRunId, Finished)) {
+        let mut body = body;
+        // Where it ran is worth keeping even for an attempt nobody waits for any more (a
+        // timed-out Slurm job's id).
+        if !body.system.is_empty() {
+            let facts = std::mem::take(&mut body.system);
+            self.batch.changes.system_metadata.push((step_run, facts));
+        }
         if self.nodes[node].awaiting != Some(step_run) {
             discard(self.engine, body);
             return;

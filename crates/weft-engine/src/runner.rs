@@ -50,6 +50,9 @@ pub struct Finished {
     pub metadata: Vec<(String, Value)>,
     /// Tags the step attached to its outputs, by output name.
     pub output_tags: Vec<(String, Vec<String>)>,
+    /// weft's own facts about where it ran (an isolated step's operator and host), recorded
+    /// as system metadata.
+    pub system: Vec<(String, Value)>,
 }
 
 impl Finished {
@@ -64,6 +67,7 @@ impl Finished {
             log_uri: None,
             metadata: Vec::new(),
             output_tags: Vec::new(),
+            system: Vec::new(),
         }
     }
 }
@@ -84,6 +88,7 @@ pub fn run(job: Job) -> Finished {
         log_uri,
         metadata: executed.metadata,
         output_tags: executed.output_tags,
+        system: Vec::new(),
     }
 }
 

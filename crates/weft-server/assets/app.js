@@ -568,6 +568,7 @@ async function stepPanel(panel, id) {
       h('dt', {}, 'Attempt'), h('dd', {}, `${step.attempt} of ${detail.attempts.length} recorded`),
       h('dt', {}, 'Started'), h('dd', {}, when(step.started_at)),
       h('dt', {}, 'Duration'), h('dd', {}, duration(span(step.started_at, step.ended_at))),
+      h('dt', {}, 'Ran'), h('dd', { class: 'runs-on' }, detail.runs_on),
       h('dt', {}, 'Cache'), h('dd', {}, detail.cache),
       step.cache_key ? [h('dt', {}, 'Cache key'), h('dd', { class: 'mono' }, step.cache_key)] : null,
       h('dt', {}, 'Code hash'), h('dd', { class: 'mono' }, step.code_hash)),

@@ -1414,13 +1414,38 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
     assert_eq!(store.step_run(b.id).await.unwrap().status, Status::Running);
     assert_eq!(store.step_runs(run).await.unwrap().len(), 2);
 
+    // A failure with weft's facts about where it ran: recorded together, as system metadata
+    // beside the step's own.
     store
         .apply(Changes {
             failed: vec![(b.id, error("late"), None)],
+            system_metadata: vec![(
+                b.id,
+                vec![
+                    ("weft.operator".into(), json!("slurm")),
+                    ("weft.host".into(), json!("Slurm job 12")),
+                ],
+            )],
             ..Changes::default()
         })
         .await
         .unwrap();
+    let facts = store.metadata(Resource::StepRun(b.id)).await.unwrap();
+    let fact = |key: &str| facts.iter().find(|entry| entry.key == key).cloned();
+    let host = fact("weft.host").expect("the host is recorded");
+    assert_eq!(
+        (host.value, host.source),
+        (json!("Slurm job 12"), MetadataSource::System)
+    );
+    assert_eq!(fact("weft.operator").unwrap().value, json!("slurm"));
+    let long_key = "k".repeat(weft_core::limits::NAME + 1);
+    let refused = store
+        .apply(Changes {
+            system_metadata: vec![(b.id, vec![(long_key, json!(1))])],
+            ..Changes::default()
+        })
+        .await;
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
     let c = store
         .create_step_runs(vec![running(run, "c")])
         .await

@@ -448,6 +448,9 @@ pub struct Changes {
     pub stopped: Vec<(StepRunId, String)>,
     /// New step runs.
     pub created: Vec<NewStepRun>,
+    /// weft's own facts about step runs of this batch or earlier ones (where an isolated
+    /// step's host ran), recorded as system metadata.
+    pub system_metadata: Vec<(StepRunId, Vec<(String, Value)>)>,
 }
 
 impl Changes {
@@ -458,6 +461,7 @@ impl Changes {
             && self.retrying.is_empty()
             && self.stopped.is_empty()
             && self.created.is_empty()
+            && self.system_metadata.is_empty()
     }
 }
 

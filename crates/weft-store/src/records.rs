@@ -793,6 +793,9 @@ pub(crate) fn check_changes(changes: &crate::model::Changes) -> Result<()> {
     for (_, completion) in &changes.completed {
         check_completion(completion)?;
     }
+    for (_, entries) in &changes.system_metadata {
+        check_metadata_keys(entries.iter().map(|(key, _)| key.as_str()))?;
+    }
     check_new_step_runs(&changes.created)
 }
 

@@ -14,6 +14,21 @@ fn an_isolated_step_runs_in_its_own_process_and_its_output_is_in_its_log() {
     assert_eq!(shown["status"], "completed");
     assert_eq!(step(&shown, "elsewhere")["status"], "completed");
     assert_eq!(step(&shown, "apart")["status"], "completed", "{shown}");
+    // Where it ran is recorded: the operator and the host's process.
+    let facts = &step(&shown, "elsewhere")["metadata"];
+    let fact = |key: &str| {
+        facts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["key"] == key && entry["source"] == "system")
+            .map(|entry| entry["value"].clone())
+    };
+    assert_eq!(fact("weft.operator"), Some("process".into()), "{facts}");
+    assert!(
+        fact("weft.host").is_some_and(|host| host.as_str().unwrap().starts_with("process ")),
+        "{facts}"
+    );
     let logs = project.weft(&["logs", "latest", "elsewhere"]);
     assert_eq!(logs.code, 0, "{logs:?}");
     for expected in [

@@ -148,6 +148,9 @@ fn a_job_past_its_timeout_is_cancelled() {
         .unwrap()
         .to_owned();
     assert!(message.contains("timed out"), "{message}");
+    // The job's id is kept with the step run, though nobody waited for its end.
+    let facts = step(&shown, "overrunning")["metadata"].to_string();
+    assert!(facts.contains("\"Slurm job "), "{facts}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while queued("weft-overrunning")
         .iter()

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use weft_core::StepRunId;
 use weft_store::model::{
-    CacheExpiry, LogRef, MetadataEntry, Resource, StepInput, StepOutput, StepRun,
+    CacheExpiry, LogRef, MetadataEntry, MetadataSource, Resource, StepInput, StepOutput, StepRun,
 };
 
 use super::{MAX_PAGE, Shared, blocking, parse_id};
@@ -35,6 +35,9 @@ pub(crate) struct StepRunDetail {
     /// Its metadata (logged by the step, or recorded by weft: host, process, Slurm job).
     #[schema(value_type = Vec<Object>)]
     metadata: Vec<MetadataEntry>,
+    /// Where it ran: inline in the orchestrator (its host and process), or the host of an
+    /// isolated step (a process, a Slurm job).
+    runs_on: String,
     /// Why it was, or was not, taken from the cache.
     cache: String,
     /// Whether a log is stored (or, while it runs, being written).
@@ -60,7 +63,10 @@ pub(crate) async fn one(state: Shared, Path(id): Path<String>) -> ApiResult<Json
     let outputs = store.step_run_outputs(id).await?;
     let metadata = store.metadata(Resource::StepRun(id)).await?;
     let has_log = store.log(id).await?.is_some() || !step_run.status.is_finished();
+    let run_facts = store.metadata(Resource::Run(step_run.run_id)).await?;
+    let runs_on = runs_on(&metadata, &run_facts);
     Ok(Json(StepRunDetail {
+        runs_on,
         group: super::runs::group_of(&step_run.invocation),
         cache: cache_explanation(&step_run),
         step_run,
@@ -70,6 +76,34 @@ pub(crate) async fn one(state: Shared, Path(id): Path<String>) -> ApiResult<Json
         metadata,
         has_log,
     }))
+}
+
+/// Says where a step run ran, from weft's facts about it and about its run.
+fn runs_on(step_facts: &[MetadataEntry], run_facts: &[MetadataEntry]) -> String {
+    let fact = |facts: &[MetadataEntry], key: &str| {
+        facts
+            .iter()
+            .find(|entry| entry.key == key && entry.source == MetadataSource::System)
+            .map(|entry| match &entry.value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+    };
+    let orchestrator = match (fact(run_facts, "host"), fact(run_facts, "pid")) {
+        (Some(host), Some(pid)) => format!("on {host} (process {pid})"),
+        (Some(host), None) => format!("on {host}"),
+        _ => String::new(),
+    };
+    match (
+        fact(step_facts, "weft.operator"),
+        fact(step_facts, "weft.host"),
+    ) {
+        (_, Some(host)) => format!("isolated: {host}, started by the orchestrator {orchestrator}"),
+        (Some(operator), None) => format!("isolated ({operator}), never started"),
+        (None, None) => format!("inline, in the orchestrator {orchestrator}"),
+    }
+    .trim_end()
+    .to_owned()
 }
 
 /// Says in a sentence why a step run was or was not cached.

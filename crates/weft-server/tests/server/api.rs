@@ -298,6 +298,15 @@ fn a_failed_step_shows_its_error_attempts_and_log() {
     assert_eq!(step["inputs"].as_array().unwrap().len(), 1);
     assert!(step["has_log"].as_bool().unwrap());
     assert!(step["cache"].as_str().unwrap().starts_with("computed"));
+    let runs_on = step["runs_on"].as_str().unwrap();
+    assert!(
+        runs_on.starts_with("inline, in the orchestrator on "),
+        "{runs_on}"
+    );
+    assert!(
+        runs_on.contains(&format!("(process {})", std::process::id())),
+        "{runs_on}"
+    );
 
     let log = f.get(&format!("/api/v1/step-runs/{}/logs", f.failed_step));
     let lines = log["lines"].as_array().unwrap();

@@ -232,6 +232,7 @@ fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
         let panel = panel.as_str().unwrap();
         assert!(panel.contains("broken on 3"), "{panel}");
         assert!(panel.contains("about to fail on 3"), "{panel}");
+        assert!(panel.contains("inline, in the orchestrator on"), "where it ran: {panel}");
         let node = client
             .execute("return document.querySelector('.node[data-label=\"broken\"]').dataset.status;", vec![])
             .await

@@ -88,6 +88,15 @@ impl StepRunStore for ServerStore {
             for (id, reason) in &changes.stopped {
                 stop(&mut s, *id, reason).await?;
             }
+            for (id, entries) in &changes.system_metadata {
+                upsert_metadata(
+                    &mut s,
+                    Resource::StepRun(*id),
+                    entries,
+                    MetadataSource::System,
+                )
+                .await?;
+            }
             let created = create_all(&mut s, &changes.created).await?;
             Ok(Applied { outputs, created })
         })

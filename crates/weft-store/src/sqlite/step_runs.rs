@@ -88,6 +88,9 @@ impl StepRunStore for SqliteStore {
             for (id, reason) in &changes.stopped {
                 stop(tx, *id, reason)?;
             }
+            for (id, entries) in changes.system_metadata {
+                upsert_metadata(tx, Resource::StepRun(id), entries, MetadataSource::System)?;
+            }
             let created = create_all(tx, changes.created)?;
             Ok(Applied { outputs, created })
         })
