@@ -110,6 +110,9 @@ pub trait StepRunStore: Send + Sync {
     /// of a step run id.
     async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun>;
 
+    /// Every attempt of `invocation` in `run`, oldest first (none for an unknown one).
+    async fn attempts(&self, run: RunId, invocation: &str) -> Result<Vec<StepRun>>;
+
     /// Where a step run's log is, if it has one.
     async fn log(&self, id: StepRunId) -> Result<Option<LogRef>>;
 

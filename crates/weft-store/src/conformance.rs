@@ -804,6 +804,23 @@ pub async fn retries_get_new_attempt_numbers(store: Store) {
     );
     let found = store.find_step_run(run, "a").await.unwrap();
     assert_eq!(found.id, second.id, "the latest attempt");
+    let other = store
+        .create_step_runs(vec![running(run, "a_2")])
+        .await
+        .unwrap()
+        .remove(0);
+    let attempts = store.attempts(run, "a").await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|s| (s.id, s.attempt))
+            .collect::<Vec<_>>(),
+        [(first.id, 1), (second.id, 2)],
+        "oldest first, this invocation's only"
+    );
+    assert_eq!(store.attempts(run, "a_2").await.unwrap()[0].id, other.id);
+    assert!(store.attempts(run, "nothing").await.unwrap().is_empty());
+    assert!(store.attempts(RunId::new(), "a").await.unwrap().is_empty());
 }
 
 /// Many writers completing outputs of one artifact at once get distinct, consecutive versions.

@@ -54,11 +54,8 @@ pub(crate) async fn one(state: Shared, Path(id): Path<String>) -> ApiResult<Json
     let store = &state.metadata;
     let step_run = store.step_run(id).await?;
     let attempts = store
-        .step_runs(step_run.run_id)
-        .await?
-        .into_iter()
-        .filter(|other| other.invocation == step_run.invocation)
-        .collect();
+        .attempts(step_run.run_id, &step_run.invocation)
+        .await?;
     let inputs = store.step_run_inputs(id).await?;
     let outputs = store.step_run_outputs(id).await?;
     let metadata = store.metadata(Resource::StepRun(id)).await?;

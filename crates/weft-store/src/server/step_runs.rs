@@ -136,6 +136,20 @@ impl StepRunStore for ServerStore {
             .await
     }
 
+    async fn attempts(&self, run: RunId, invocation: &str) -> Result<Vec<StepRun>> {
+        self.read()
+            .await?
+            .all(
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s \
+                     WHERE s.run_id = ? AND s.invocation_id = ? ORDER BY s.attempt"
+                ),
+                args![run.to_string(), invocation.to_owned()],
+                records::step_run,
+            )
+            .await
+    }
+
     async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun> {
         let mut s = self.read().await?;
         let by_invocation = s

@@ -134,6 +134,22 @@ impl StepRunStore for SqliteStore {
         .await
     }
 
+    async fn attempts(&self, run: RunId, invocation: &str) -> Result<Vec<StepRun>> {
+        let invocation = invocation.to_owned();
+        self.read(move |connection| {
+            rows::all(
+                connection,
+                &format!(
+                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s \
+                     WHERE s.run_id = ? AND s.invocation_id = ? ORDER BY s.attempt"
+                ),
+                [run.to_string(), invocation],
+                rows::step_run,
+            )
+        })
+        .await
+    }
+
     async fn find_step_run(&self, run: RunId, reference: &str) -> Result<StepRun> {
         let reference = reference.to_owned();
         self.read(move |connection| {
