@@ -359,6 +359,18 @@ pub fn objects_are_read_as_streams(store: &ArtifactStore) {
     assert_eq!(read[299_999], "line 299999");
     assert_eq!(read.join("\n") + "\n", lines);
     assert!(store.open_object("logs/r/none.jsonl").unwrap().is_none());
+
+    // Removing a prefix removes what is under it, whole segments only.
+    for path in [
+        "x/step/1/result.json",
+        "x/step/1/stdout",
+        "x/step-2/result.json",
+    ] {
+        store.put_object(path, b"{}".to_vec()).unwrap();
+    }
+    store.remove_objects("x/step");
+    assert_eq!(store.list_objects("x").unwrap(), ["x/step-2/result.json"]);
+    store.remove_objects("x/nothing-here");
 }
 
 /// Folder names with characters URLs, S3 keys or file systems treat specially (spaces,

@@ -447,6 +447,7 @@ impl Engine {
                 }
             }
             for step_run in &unfinished {
+                artifacts.remove_objects(&format!("{}/{}", crate::isolated::EXCHANGE, step_run.id));
                 crate::isolated::remove_outputs(
                     &artifacts,
                     &pipeline,

@@ -26,7 +26,7 @@ use weft_store::model::{InputKind, StepError, StepErrorKind};
 use crate::context::StepContext;
 use crate::engine::Engine;
 use crate::logs::StepLog;
-use crate::operator::{Launch, Launched, StepOperator};
+use crate::operator::{Capture, Launch, Launched, StepOperator};
 use crate::runner::{self, Ended, Executed, Finished, Job};
 use crate::step::{Binding, StepDef};
 use crate::{Error, Result};
@@ -35,7 +35,15 @@ use crate::{Error, Result};
 pub const COMMAND: &str = "__weft-step";
 
 /// The version of the parent/child protocol: the command's arguments and the result file.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
+
+/// The hidden command that hands a remote host's standard output and error back through the
+/// artifact store, run after the host where it ran (see [`crate::operator::Capture`]).
+pub const HAND_BACK_COMMAND: &str = "__weft-hand-back";
+
+/// Where, in an artifact store, the files a remote host hands back are kept while its step
+/// runs: `<EXCHANGE>/<step run>/<unique>/{result.json,stdout,stderr}`.
+pub const EXCHANGE: &str = ".weft/exchange";
 
 /// The environment variable that hands the metadata store's URL to the step host: a URL may
 /// hold a password, and a process's arguments are visible to every user of the machine.
@@ -267,7 +275,7 @@ pub fn spawn(spawn: Spawn, artifacts: &ArtifactStore, handle: &ProcessHandle) ->
         "weft.operator".to_owned(),
         Value::from(spawn.operator.name()),
     )];
-    let executed = match run_child(&spawn, handle, &mut system) {
+    let executed = match run_child(&spawn, artifacts, handle, &mut system) {
         Ok(executed) => executed,
         Err(failure) => Executed {
             ended: Ended::Failed(StepError {
@@ -303,6 +311,7 @@ struct ChildFailure {
 /// Runs the host; `system` gets what it is known by once it started.
 fn run_child(
     spawn: &Spawn,
+    artifacts: &ArtifactStore,
     handle: &ProcessHandle,
     system: &mut Vec<(String, Value)>,
 ) -> std::result::Result<Executed, ChildFailure> {
@@ -315,6 +324,38 @@ fn run_child(
         .exchange_folder(&spawn.base, spawn.step_run)
         .map_err(|e| fail(format!("cannot make a folder for the step's host: {e}")))?;
     let result_path = folder.path().join("result.json");
+    // A host on another machine with the artifacts in object storage hands everything back
+    // through the store: it needs no folder the orchestrator sees.
+    let through_store = !spawn.operator.is_local() && artifacts.local_folder().is_none();
+    let exchange = through_store.then(|| {
+        let unique = folder
+            .path()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{EXCHANGE}/{}/{unique}", spawn.step_run)
+    });
+    let (result_argument, result_value): (&str, std::ffi::OsString) = match &exchange {
+        Some(prefix) => ("--result-object", format!("{prefix}/result.json").into()),
+        None => ("--result", result_path.clone().into()),
+    };
+    let capture = match &exchange {
+        Some(prefix) => Capture::Upload {
+            program: spawn.worker.clone(),
+            arguments: vec![
+                HAND_BACK_COMMAND.into(),
+                "--protocol".into(),
+                PROTOCOL.to_string().into(),
+                "--artifacts".into(),
+                spawn.artifacts.clone().into(),
+                "--base".into(),
+                spawn.base.clone().into(),
+                "--prefix".into(),
+                prefix.into(),
+            ],
+        },
+        None => Capture::Folder,
+    };
     let launch = Launch {
         program: spawn.worker.clone(),
         arguments: vec![
@@ -329,13 +370,14 @@ fn run_child(
             spawn.step_run.to_string().into(),
             "--last-attempt".into(),
             spawn.last_attempt.to_string().into(),
-            "--result".into(),
-            result_path.clone().into(),
+            result_argument.into(),
+            result_value,
         ],
         env: spawn.env.clone(),
         secret_env: BTreeMap::from([(METADATA_ENV.to_owned(), spawn.metadata.clone())]),
         workdir: spawn.base.clone(),
         folder: folder.path().to_owned(),
+        capture,
         name: spawn.invocation.clone(),
         step_run: spawn.step_run,
     };
@@ -349,10 +391,31 @@ fn run_child(
     let ended = host.wait();
     handle.started(None);
     let ended = ended.map_err(fail)?.description;
-    let stdout = std::fs::read(launch.stdout()).unwrap_or_default();
-    let stderr = std::fs::read(launch.stderr()).unwrap_or_default();
-    let result = std::fs::read(&result_path)
-        .ok()
+    let (stdout, stderr, result) = match &exchange {
+        None => (
+            std::fs::read(launch.stdout()).unwrap_or_default(),
+            std::fs::read(launch.stderr()).unwrap_or_default(),
+            std::fs::read(&result_path).ok(),
+        ),
+        Some(prefix) => {
+            let get = |name: &str| {
+                artifacts
+                    .get_object(&format!("{prefix}/{name}"))
+                    .ok()
+                    .flatten()
+                    .map(|bytes| bytes.to_vec())
+            };
+            let stdout = get("stdout");
+            let stderr = get("stderr").unwrap_or_else(|| {
+                // Said in the log rather than lost without a word.
+                format!("weft: the host's output was not handed back ({ended})").into_bytes()
+            });
+            let read = (stdout.unwrap_or_default(), stderr, get("result.json"));
+            artifacts.remove_objects(&format!("{EXCHANGE}/{}", spawn.step_run));
+            read
+        }
+    };
+    let result = result
         .and_then(|bytes| serde_json::from_slice::<HostResult>(&bytes).ok())
         .filter(|result| result.protocol == PROTOCOL);
     let mut executed = match result {
@@ -514,11 +577,66 @@ pub fn remove_outputs(
     artifacts.remove_partial(&format!("{pipeline}/{invocation}/"), &step_run.to_string());
 }
 
-/// Runs a job built by [`host`] on this thread and writes its result file (atomically).
-pub fn run_hosted(job: Job, result: &Path) -> std::io::Result<()> {
+/// Where a host writes its result.
+#[derive(Clone, Debug)]
+pub enum ResultTarget {
+    /// A file the orchestrator reads.
+    File(PathBuf),
+    /// An object of the artifact store (a host that shares no folder with its orchestrator).
+    Object(String),
+}
+
+impl std::fmt::Display for ResultTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultTarget::File(path) => write!(f, "{}", path.display()),
+            ResultTarget::Object(key) => write!(f, "object {key} of the artifact store"),
+        }
+    }
+}
+
+/// Runs a job built by [`host`] on this thread and writes its result (atomically: a file
+/// is renamed into place; an object appears whole).
+pub fn run_hosted(job: Job, result: &ResultTarget) -> std::io::Result<()> {
+    let artifacts = job.artifacts.clone();
     let executed = runner::execute(job);
     let text = serde_json::to_vec(&HostResult::new(executed)).map_err(std::io::Error::other)?;
-    let staged = result.with_extension("partial");
-    std::fs::write(&staged, text)?;
-    std::fs::rename(&staged, result)
+    match result {
+        ResultTarget::File(path) => {
+            let staged = path.with_extension("partial");
+            std::fs::write(&staged, text)?;
+            std::fs::rename(&staged, path)
+        }
+        ResultTarget::Object(key) => artifacts
+            .put_object(key, text)
+            .map_err(std::io::Error::other),
+    }
+}
+
+/// Removes a result nobody will read (its step run ended elsewhere).
+pub fn remove_result(artifacts: &ArtifactStore, result: &ResultTarget) {
+    match result {
+        ResultTarget::File(path) => {
+            let _ = std::fs::remove_file(path);
+        }
+        ResultTarget::Object(key) => artifacts.remove_objects(key),
+    }
+}
+
+/// The host's side of [`HAND_BACK_COMMAND`]: uploads its captured standard output and error
+/// under `prefix` of the artifact store.
+pub fn hand_back(
+    artifacts: &ArtifactStore,
+    prefix: &str,
+    stdout: &Path,
+    stderr: &Path,
+) -> std::result::Result<(), String> {
+    for (name, path) in [("stdout", stdout), ("stderr", stderr)] {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read the step's {name} at {}: {e}", path.display()))?;
+        artifacts
+            .put_object(&format!("{prefix}/{name}"), bytes)
+            .map_err(|e| format!("cannot hand the step's {name} back: {e}"))?;
+    }
+    Ok(())
 }

@@ -81,6 +81,12 @@ pub fn main() -> ExitCode {
     {
         return crate::worker::main(&raw[2..]);
     }
+    if raw
+        .get(1)
+        .is_some_and(|command| command == weft_engine::isolated::HAND_BACK_COMMAND)
+    {
+        return crate::worker::hand_back(&raw[2..]);
+    }
     let arguments = match Arguments::try_parse() {
         Ok(arguments) => arguments,
         Err(error) => {

@@ -125,17 +125,17 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
     let mismatch = host("99", "sqlite://nowhere.db");
     assert_eq!(mismatch.code, 2, "{mismatch:?}");
     assert!(
-        mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 2"),
+        mismatch.stderr.contains("protocol 99") && mismatch.stderr.contains("speaks 3"),
         "{mismatch:?}"
     );
     // An older orchestrator's arguments: the protocol is checked before they are parsed.
     let older = project.pipelines(&["__weft-step", "--protocol", "1", "--metadata", "x"]);
     assert_eq!(older.code, 2, "{older:?}");
     assert!(older.stderr.contains("protocol 1"), "{older:?}");
-    let missing = project.pipelines(&["__weft-step", "--protocol", "2"]);
+    let missing = project.pipelines(&["__weft-step", "--protocol", "3"]);
     assert_eq!(missing.code, 2, "{missing:?}");
     let unknown = host(
-        "2",
+        "3",
         &format!("sqlite://{}/weft.db", project.path().display()),
     );
     assert_eq!(unknown.code, 3, "{unknown:?}");
@@ -143,14 +143,14 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
         unknown.stderr.contains("cannot prepare step run"),
         "{unknown:?}"
     );
-    let unreachable = host("2", "sqlite:///proc/weft/weft.db");
+    let unreachable = host("3", "sqlite:///proc/weft/weft.db");
     assert_eq!(unreachable.code, 3, "{unreachable:?}");
     assert!(
         unreachable.stderr.contains("cannot open the stores"),
         "{unreachable:?}"
     );
     // A database server the child cannot reach: a clear error, and no password in it.
-    let unreachable = host("2", "postgres://weft:s3cret@127.0.0.1:1/weft");
+    let unreachable = host("3", "postgres://weft:s3cret@127.0.0.1:1/weft");
     assert_eq!(unreachable.code, 3, "{unreachable:?}");
     assert!(
         unreachable.stderr.contains("cannot open the stores")
@@ -160,6 +160,39 @@ fn the_step_host_checks_the_protocol_and_its_arguments_first() {
         "{unreachable:?}"
     );
     assert!(!unreachable.stderr.contains("s3cret"), "{unreachable:?}");
+
+    // The hand-back command (a remote host's output, uploaded after it ran) checks the same.
+    std::fs::write(project.path().join("out"), "printed").unwrap();
+    let hand_back = |protocol: &str, store: &str, file: &str| {
+        project.pipelines(&[
+            "__weft-hand-back",
+            "--protocol",
+            protocol,
+            "--artifacts",
+            store,
+            "--base",
+            ".",
+            "--prefix",
+            ".weft/exchange/x/y",
+            file,
+            file,
+        ])
+    };
+    let mismatch = hand_back("99", &artifacts, "out");
+    assert_eq!(mismatch.code, 2, "{mismatch:?}");
+    assert!(mismatch.stderr.contains("protocol 99"), "{mismatch:?}");
+    let missing = project.pipelines(&["__weft-hand-back", "--protocol", "3"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    let no_file = hand_back("3", &artifacts, "no-such-file");
+    assert_eq!(no_file.code, 3, "{no_file:?}");
+    assert!(no_file.stderr.contains("no-such-file"), "{no_file:?}");
+    let handed = hand_back("3", &artifacts, "out");
+    assert_eq!(handed.code, 0, "{handed:?}");
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("artifacts/.weft/exchange/x/y/stdout"))
+            .unwrap(),
+        "printed"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use crate::common::Project;
 
 /// The AWS settings of the test server, and an artifact store URL of its own in its bucket.
-fn s3_environment() -> Vec<(&'static str, String)> {
+pub(crate) fn s3_environment() -> Vec<(&'static str, String)> {
     let endpoint =
         std::env::var("WEFT_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9321".into());
     assert!(

@@ -325,3 +325,57 @@ fn the_jobs_of_a_killed_orchestrator_are_cancelled_when_its_run_is_reconciled() 
         .collect();
     assert!(left.is_empty(), "the job's folder is removed: {left:?}");
 }
+
+#[test]
+fn a_pipeline_whose_artifacts_live_only_on_s3_runs_as_slurm_jobs_that_share_no_folder() {
+    let project = project();
+    let env = crate::s3::s3_environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = project.run(
+        PIPELINES,
+        &["run", "isolation", "--stack", "hpc", "--no-cache"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let weft = |args: &[&str]| project.run(crate::common::WEFT, args, &env);
+    // The job's output came back through the bucket: Slurm wrote it nowhere.
+    let logs = weft(&["logs", "latest", "elsewhere"]);
+    for expected in [
+        "traced in the isolated step",
+        "printed by process",
+        "written to standard error",
+    ] {
+        assert!(logs.stdout.contains(expected), "`{expected}` in {logs:?}");
+    }
+    let shown = weft(&["runs", "show", "latest", "--json"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let facts = step(&shown, "elsewhere")["metadata"].to_string();
+    let job = facts
+        .split("Slurm job ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no Slurm job recorded in {facts}"))
+        .to_owned();
+    let described = std::process::Command::new("scontrol")
+        .args(["-o", "show", "job", &job])
+        .output()
+        .unwrap();
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("StdOut=/dev/null") && described.contains("StdErr=/dev/null"),
+        "the job wrote its output to a file: {described}"
+    );
+    assert!(
+        !project.path().join(".weft/artifacts").exists(),
+        "nothing is stored on the local disk"
+    );
+    // Nothing of the exchange is left in the bucket or in the project.
+    let jobs = project.path().join(".weft/jobs");
+    let left: Vec<_> = std::fs::read_dir(&jobs)
+        .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let exported = weft(&["artifacts", "list"]);
+    assert_eq!(exported.code, 0, "{exported:?}");
+}

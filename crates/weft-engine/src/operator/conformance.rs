@@ -26,6 +26,8 @@ macro_rules! step_operator_conformance_tests {
             large_output_comes_back_whole,
             a_program_that_cannot_start_is_a_clear_failure,
             exchange_folders_are_unique_and_removed,
+            output_is_handed_back_by_the_upload_where_the_host_ran,
+            a_failed_upload_is_not_a_success,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -68,6 +70,7 @@ fn case(operator: &Operator, script: &str, arguments: &[&str]) -> Case {
         secret_env: BTreeMap::new(),
         workdir: project.path().to_owned(),
         folder: folder.path().to_owned(),
+        capture: super::Capture::Folder,
         name: "conformance".into(),
         step_run,
     };
@@ -263,4 +266,44 @@ pub fn exchange_folders_are_unique_and_removed(operator: Operator) {
     let path = first.path().to_owned();
     drop(first);
     assert!(!path.exists());
+}
+
+/// With [`super::Capture::Upload`], the host's output is handed back by the upload program,
+/// run after the host with the two captured files (here a copy into a folder that stands
+/// for the artifact store), and the host's own end is still what `wait` says.
+pub fn output_is_handed_back_by_the_upload_where_the_host_ran(operator: Operator) {
+    let mut c = case(
+        &operator,
+        "echo 'to stdout'; echo 'to stderr' >&2; exit 4",
+        &[],
+    );
+    let bucket = tempfile::tempdir().unwrap();
+    c.launch.capture = super::Capture::Upload {
+        program: PathBuf::from("/bin/sh"),
+        arguments: vec![
+            "-c".into(),
+            r#"cp "$1" "$0/stdout" && cp "$2" "$0/stderr""#.into(),
+            bucket.path().into(),
+        ],
+    };
+    let end = wait(&start(&operator, &c.launch));
+    assert!(!end.success, "{end:?}");
+    assert!(end.description.contains('4'), "{end:?}");
+    assert_eq!(read(&bucket.path().join("stdout")), "to stdout\n");
+    assert_eq!(read(&bucket.path().join("stderr")), "to stderr\n");
+}
+
+/// An upload that fails makes the host's end a failure (or an error), never a success: the
+/// orchestrator would otherwise look for output that is not there.
+pub fn a_failed_upload_is_not_a_success(operator: Operator) {
+    let mut c = case(&operator, "echo fine", &[]);
+    c.launch.capture = super::Capture::Upload {
+        program: PathBuf::from("/bin/sh"),
+        arguments: vec!["-c".into(), "exit 1".into(), "sh".into()],
+    };
+    let host = start(&operator, &c.launch);
+    match host.wait() {
+        Ok(end) => assert!(!end.success, "{end:?}"),
+        Err(message) => assert!(message.contains("handed back"), "{message}"),
+    }
 }

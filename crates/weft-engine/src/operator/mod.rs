@@ -38,10 +38,11 @@ pub struct Launch {
     pub secret_env: BTreeMap<String, String>,
     /// The folder the host starts in.
     pub workdir: PathBuf,
-    /// The step run's exchange folder (from [`StepOperator::exchange_folder`]): the host's
-    /// standard output goes to `stdout` and its error to `stderr` in it, and the host writes
-    /// its result there.
+    /// The step run's exchange folder (from [`StepOperator::exchange_folder`]), on the
+    /// orchestrator's side.
     pub folder: PathBuf,
+    /// How the host's standard output and error come back.
+    pub capture: Capture,
     /// A short readable name (the invocation id), for job names.
     pub name: String,
     /// The step run it hosts: what an operator starts carries it, so that reconciling a dead
@@ -49,13 +50,30 @@ pub struct Launch {
     pub step_run: StepRunId,
 }
 
+/// How a host's standard output and error come back to the orchestrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// Into `stdout` and `stderr` in the exchange folder, which the host reaches.
+    Folder,
+    /// Into files of the host's own machine, handed back once the host ended by running
+    /// `program` with `arguments` and the two files' paths after them (the step host's
+    /// upload to the artifact store), where the host runs: nothing needs a folder both sides
+    /// see.
+    Upload {
+        /// The program that hands the files back.
+        program: PathBuf,
+        /// Its arguments, before the two paths.
+        arguments: Vec<OsString>,
+    },
+}
+
 impl Launch {
-    /// Where the host's standard output goes.
+    /// Where the host's standard output goes, with [`Capture::Folder`].
     pub fn stdout(&self) -> PathBuf {
         self.folder.join("stdout")
     }
 
-    /// Where the host's standard error goes.
+    /// Where the host's standard error goes, with [`Capture::Folder`].
     pub fn stderr(&self) -> PathBuf {
         self.folder.join("stderr")
     }
@@ -75,6 +93,11 @@ pub struct HostEnd {
 pub trait StepOperator: Send + Sync + std::fmt::Debug {
     /// The operator's name in messages (`process`, `slurm`).
     fn name(&self) -> &'static str;
+
+    /// Whether its hosts run on the orchestrator's machine, and so see its files.
+    fn is_local(&self) -> bool {
+        false
+    }
 
     /// A new, empty exchange folder for step run `step_run`, which this operator's hosts
     /// and the orchestrator both reach; removed when the handle is dropped. `base` is the

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use weft_core::StepRunId;
 
-use super::{HostEnd, Launch, Launched, StepOperator};
+use super::{Capture, HostEnd, Launch, Launched, StepOperator};
 use crate::isolated::{PARENT_ENV, temporary_prefix};
 
 /// Runs each host as a child process in a process group of its own (so that ending it ends
@@ -19,6 +19,10 @@ pub struct ProcessOperator;
 impl StepOperator for ProcessOperator {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 
     fn exchange_folder(
@@ -37,6 +41,15 @@ impl StepOperator for ProcessOperator {
             std::fs::File::create(path)
                 .map_err(|e| format!("cannot capture the step's output: {e}"))
         };
+        // With an upload, the output goes to files the upload then hands back; this machine
+        // is the host's, so they are in the exchange folder either way.
+        let (stdout, stderr) = match &launch.capture {
+            Capture::Folder => (launch.stdout(), launch.stderr()),
+            Capture::Upload { .. } => (
+                launch.folder.join("host-stdout"),
+                launch.folder.join("host-stderr"),
+            ),
+        };
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.arguments)
@@ -46,8 +59,8 @@ impl StepOperator for ProcessOperator {
             .envs(&launch.env)
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
-            .stdout(file(&launch.stdout())?)
-            .stderr(file(&launch.stderr())?);
+            .stdout(file(&stdout)?)
+            .stderr(file(&stderr)?);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().map_err(|e| {
             format!(
@@ -61,6 +74,24 @@ impl StepOperator for ProcessOperator {
             pid: child.id(),
             child: Mutex::new(child),
             lifeline: Mutex::new(lifeline),
+            upload: match &launch.capture {
+                Capture::Folder => None,
+                Capture::Upload { program, arguments } => {
+                    let mut upload = Command::new(program);
+                    upload
+                        .args(arguments)
+                        .arg(&stdout)
+                        .arg(&stderr)
+                        .current_dir(&launch.workdir)
+                        .env_remove("WEFT_LOG")
+                        .envs(&launch.secret_env)
+                        .envs(&launch.env)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    Some(Mutex::new(upload))
+                }
+            },
         }))
     }
 }
@@ -73,6 +104,8 @@ struct ChildHost {
     child: Mutex<Child>,
     /// Held open, never written, until the child ended.
     lifeline: Mutex<Option<ChildStdin>>,
+    /// Hands the output back once the child ended ([`Capture::Upload`]).
+    upload: Option<Mutex<Command>>,
 }
 
 impl Launched for ChildHost {
@@ -90,6 +123,15 @@ impl Launched for ChildHost {
                 .take(),
         );
         let status = status.map_err(|e| format!("cannot wait for the step's process: {e}"))?;
+        if let Some(upload) = &self.upload {
+            let uploaded = upload.lock().unwrap_or_else(|p| p.into_inner()).status();
+            if !uploaded.is_ok_and(|status| status.success()) {
+                return Err(format!(
+                    "the step's process {}, and its output could not be handed back",
+                    describe(status)
+                ));
+            }
+        }
         Ok(HostEnd {
             success: status.success(),
             description: format!("the step's process {}", describe(status)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use weft_core::StepRunId;
 use weft_core::snapshot::SlurmJob;
 
-use super::{HostEnd, Launch, Launched, StepOperator};
+use super::{Capture, HostEnd, Launch, Launched, StepOperator};
 
 /// How often a running job's state is read.
 const POLL: Duration = Duration::from_millis(50);
@@ -70,13 +70,37 @@ impl StepOperator for SlurmOperator {
         for (key, value) in &launch.env {
             text.push_str(&format!("export {key}={}\n", quote(value)));
         }
-        text.push_str("exec ");
-        text.push_str(&quote(&launch.program.to_string_lossy()));
-        for argument in &launch.arguments {
-            text.push(' ');
-            text.push_str(&quote(&argument.to_string_lossy()));
-        }
-        text.push('\n');
+        let host = std::iter::once(launch.program.as_os_str())
+            .chain(launch.arguments.iter().map(|argument| argument.as_os_str()))
+            .map(|word| quote(&word.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (output, error) = match &launch.capture {
+            Capture::Folder => {
+                text.push_str(&format!("exec {host}\n"));
+                (launch.stdout(), launch.stderr())
+            }
+            Capture::Upload { program, arguments } => {
+                // The output is kept on the node and handed back by the upload; the job's
+                // own output (the upload's) is not needed anywhere.
+                let upload = std::iter::once(program.as_os_str())
+                    .chain(arguments.iter().map(|argument| argument.as_os_str()))
+                    .map(|word| quote(&word.to_string_lossy()))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                text.push_str(&format!(
+                    "captured=$(mktemp -d \"${{TMPDIR:-/tmp}}/weft-job.XXXXXX\") || exit 1\n\
+                     {host} >\"$captured/stdout\" 2>\"$captured/stderr\"\n\
+                     status=$?\n\
+                     {upload} \"$captured/stdout\" \"$captured/stderr\"\n\
+                     uploaded=$?\n\
+                     rm -rf \"$captured\"\n\
+                     [ \"$uploaded\" -eq 0 ] || exit 99\n\
+                     exit $status\n"
+                ));
+                ("/dev/null".into(), "/dev/null".into())
+            }
+        };
         std::fs::write(&script, text)
             .map_err(|e| format!("cannot write the Slurm job script: {e}"))?;
         let mut sbatch = Command::new("sbatch");
@@ -84,8 +108,8 @@ impl StepOperator for SlurmOperator {
             .arg("--parsable")
             .arg(format!("--job-name=weft-{}", launch.name))
             .arg(format!("--comment={}", comment(launch.step_run)))
-            .arg(format!("--output={}", launch.stdout().display()))
-            .arg(format!("--error={}", launch.stderr().display()))
+            .arg(format!("--output={}", output.display()))
+            .arg(format!("--error={}", error.display()))
             .arg(format!("--chdir={}", launch.workdir.display()))
             .args(options(&self.job))
             .arg(&script)
