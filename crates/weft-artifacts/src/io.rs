@@ -189,24 +189,19 @@ enum Target {
         file: std::fs::File,
         staging: std::path::PathBuf,
     },
-    /// Any other store: a multipart upload to a staging object beside the final one, copied
-    /// into place only if nothing is there (an upload in parts cannot be made create-only
-    /// itself).
+    /// Any other store: the final name claimed first by a create-only empty object (the
+    /// server refuses a second claim), then a multipart upload to it (an upload in parts
+    /// cannot be made create-only itself), which replaces the claim when it completes.
     Upload {
         upload: Box<dyn MultipartUpload>,
-        staging: Path,
+        /// Parts on their way, oldest first: up to [`PARTS_IN_FLIGHT`] are sent at once
+        /// while the next ones are read and hashed.
+        sending: std::collections::VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
     },
 }
 
-/// Where a file is uploaded before it is copied to `path`.
-fn staging_object(path: &Path) -> Path {
-    let name = path.filename().unwrap_or_default();
-    let staged = format!(".{name}.{}.partial", uuid::Uuid::now_v7().simple());
-    let mut parts: Vec<_> = path.parts().collect();
-    parts.pop();
-    parts.push(object_store::path::PathPart::from(staged.as_str()));
-    Path::from_iter(parts)
-}
+/// How many parts of one upload are sent at once (each holds [`PART_SIZE`] bytes).
+const PARTS_IN_FLIGHT: usize = 4;
 
 struct FileSink<'a> {
     store: &'a ArtifactStore,
@@ -288,20 +283,42 @@ impl<'a> FileSink<'a> {
         self.hasher.update(data);
         self.size += data.len() as u64;
         if matches!(self.target, Target::Pending) {
-            let staging = staging_object(&self.path);
-            let upload = self
-                .store
-                .wait(self.store.objects().put_multipart(&staging))
+            let objects = self.store.objects();
+            let claim = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            self.store
+                .wait(objects.put_opts(&self.path, object_store::PutPayload::new(), claim))
                 .map_err(|e| self.write_error(e))?;
-            self.target = Target::Upload { upload, staging };
+            let upload = match self.store.wait(objects.put_multipart(&self.path)) {
+                Ok(upload) => upload,
+                Err(error) => {
+                    let _ = self.store.wait(objects.delete(&self.path));
+                    return Err(self.write_error(error));
+                }
+            };
+            self.target = Target::Upload {
+                upload,
+                sending: Default::default(),
+            };
         }
-        let Target::Upload { upload, .. } = &mut self.target else {
+        let Target::Upload {
+            upload, sending, ..
+        } = &mut self.target
+        else {
             unreachable!("a store is local or not")
         };
-        let sent = self
-            .store
-            .wait(upload.put_part(Bytes::copy_from_slice(data).into()));
-        sent.map_err(|e| self.write_error(e))
+        let part = upload.put_part(Bytes::copy_from_slice(data).into());
+        sending.push_back(self.store.runtime().spawn(part));
+        while sending.len() > PARTS_IN_FLIGHT {
+            let oldest = sending.pop_front().expect("more than one");
+            let sent = self.store.wait(oldest);
+            if let Err(error) = flatten(sent) {
+                return Err(self.write_error(error));
+            }
+        }
+        Ok(())
     }
 
     fn send_buffer(&mut self) -> Result<()> {
@@ -349,23 +366,34 @@ impl<'a> FileSink<'a> {
                 }
                 let Target::Upload {
                     mut upload,
-                    staging,
+                    sending,
                 } = std::mem::replace(&mut self.target, Target::Pending)
                 else {
                     unreachable!("not local, not pending")
                 };
-                if let Err(error) = store.wait(upload.complete()) {
-                    let _ = store.wait(upload.abort());
-                    return Err(self.write_error(error));
+                let mut sent = Ok(());
+                for part in sending {
+                    let result = flatten(store.wait(part));
+                    if sent.is_ok() {
+                        sent = result;
+                    }
                 }
                 let objects = store.objects();
-                let published = store.wait(objects.copy_if_not_exists(&staging, &self.path));
-                let _ = store.wait(objects.delete(&staging));
-                published.map_err(|e| self.write_error(e))?;
-                store
-                    .wait(objects.head(&self.path))
-                    .map_err(|e| self.write_error(e))?
-                    .e_tag
+                let completed = sent.and_then(|()| store.wait(upload.complete()));
+                match completed {
+                    Ok(put) if put.e_tag.is_some() => put.e_tag,
+                    Ok(_) => {
+                        store
+                            .wait(objects.head(&self.path))
+                            .map_err(|e| self.write_error(e))?
+                            .e_tag
+                    }
+                    Err(error) => {
+                        let _ = store.wait(upload.abort());
+                        let _ = store.wait(objects.delete(&self.path));
+                        return Err(self.write_error(error));
+                    }
+                }
             }
             (Some(_), _) => {
                 if (!self.buffer.is_empty() || matches!(self.target, Target::Pending))
@@ -412,8 +440,18 @@ impl<'a> FileSink<'a> {
                 drop(file);
                 let _ = std::fs::remove_file(staging);
             }
-            Target::Upload { mut upload, .. } => {
+            Target::Upload {
+                mut upload,
+                sending,
+                ..
+            } => {
+                for part in sending {
+                    part.abort();
+                    let _ = self.store.wait(part);
+                }
                 let _ = self.store.wait(upload.abort());
+                // The claim on the final name goes with the upload.
+                let _ = self.store.wait(self.store.objects().delete(&self.path));
             }
         }
     }
@@ -863,4 +901,17 @@ impl BufRead for FileReader {
     fn consume(&mut self, amount: usize) {
         let _ = self.chunk.split_to(amount.min(self.chunk.len()));
     }
+}
+
+/// The result of a part sent on the runtime: a part whose task failed (panicked or was
+/// cancelled) is an error like any other.
+fn flatten(
+    sent: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+) -> object_store::Result<()> {
+    sent.unwrap_or_else(|error| {
+        Err(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(error),
+        })
+    })
 }

@@ -134,8 +134,8 @@ impl ArtifactStore {
     /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, `AWS_REGION`; for S3-compatible servers `AWS_ENDPOINT_URL`,
     /// `AWS_ALLOW_HTTP=true` and `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false`). Files are published
-    /// create-only: single puts with `If-None-Match: *`, uploads in parts through a
-    /// conditional copy (`AWS_COPY_IF_NOT_EXISTS`, `multipart` by default). `settings`
+    /// create-only: single puts with `If-None-Match: *`; an upload in parts first claims its
+    /// name with such a put of nothing, then completes over its own claim. `settings`
     /// (`object_store`'s S3 configuration keys, such as `aws_endpoint`) override the
     /// environment.
     #[cfg(feature = "s3")]
@@ -160,9 +160,6 @@ impl ArtifactStore {
         }
         let prefix = prefix.trim_matches('/');
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if std::env::var_os("AWS_COPY_IF_NOT_EXISTS").is_none() {
-            builder = builder.with_config(AmazonS3ConfigKey::CopyIfNotExists, "multipart");
-        }
         for (key, value) in settings {
             let key: AmazonS3ConfigKey = key
                 .parse()
