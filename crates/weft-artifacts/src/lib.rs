@@ -19,6 +19,8 @@
 
 #[cfg(feature = "ndarray")]
 mod arrays;
+#[cfg(feature = "s3")]
+mod aws_profile;
 mod builtin;
 #[cfg(feature = "candle")]
 mod candle;

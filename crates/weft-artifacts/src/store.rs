@@ -160,6 +160,11 @@ impl ArtifactStore {
         }
         let prefix = prefix.trim_matches('/');
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // The AWS shared files (profiles) fill in what the environment leaves unset.
+        for (key, value) in crate::aws_profile::settings().map_err(invalid)? {
+            let key: AmazonS3ConfigKey = key.parse().expect("a known S3 setting");
+            builder = builder.with_config(key, value);
+        }
         for (key, value) in settings {
             let key: AmazonS3ConfigKey = key
                 .parse()

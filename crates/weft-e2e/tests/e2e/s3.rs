@@ -322,3 +322,77 @@ fn the_server_reads_logs_and_files_from_the_bucket() {
     );
     assert!(server.wait().unwrap().success());
 }
+
+#[test]
+fn credentials_region_and_endpoint_come_from_an_aws_profile() {
+    let project = Project::new();
+    let settings = s3_environment();
+    let setting = |name: &str| {
+        settings
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap()
+    };
+    let aws = project.path().join("aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n\
+         [weft-test]\naws_access_key_id = weft\naws_secret_access_key = weft-test-secret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile weft-test]\nregion = us-east-1\nendpoint_url = {}\n",
+            setting("AWS_ENDPOINT_URL")
+        ),
+    )
+    .unwrap();
+    let run = |profile: &str, args: &[&str]| {
+        let mut command = project.command(crate::common::PIPELINES, args);
+        for variable in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+        ] {
+            command.env_remove(variable);
+        }
+        let output = command
+            .env("WEFT_ARTIFACTS", setting("WEFT_ARTIFACTS"))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false")
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+            .env("AWS_CONFIG_FILE", aws.join("config"))
+            .env("AWS_PROFILE", profile)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, output) = run("weft-test", &["run", "fragile", "--param", "size=100000"]);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(!project.path().join(".weft/artifacts").exists());
+
+    // A profile the files do not have is refused before anything runs, naming both files;
+    // no secret is shown.
+    let (code, output) = run("nobody", &["run", "fragile"]);
+    assert_eq!(code, Some(2), "{output}");
+    assert!(
+        output.contains("`nobody`") && output.contains("credentials") && output.contains("config"),
+        "{output}"
+    );
+    assert!(!output.contains("weft-test-secret"), "{output}");
+    // The default profile (wrong keys, and no endpoint: AWS itself, unreachable here) is
+    // refused when the store opens, before any step runs.
+    let (code, output) = run("default", &["run", "fragile"]);
+    assert_eq!(code, Some(2), "{output}");
+    assert!(!output.contains("step `"), "{output}");
+}
