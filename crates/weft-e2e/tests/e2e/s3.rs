@@ -396,3 +396,157 @@ fn credentials_region_and_endpoint_come_from_an_aws_profile() {
     assert_eq!(code, Some(2), "{output}");
     assert!(!output.contains("step `"), "{output}");
 }
+
+/// Creates the bucket `weft-test` at the endpoint given, as soon as the server answers.
+const CREATE_BUCKET: &str = r#"
+import sys, time, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="weft", aws_secret_access_key="weft-test-secret",
+                  config=Config(s3={"addressing_style": "path"}))
+for attempt in range(300):
+    try:
+        s3.create_bucket(Bucket="weft-test")
+        break
+    except Exception:
+        time.sleep(0.1)
+else:
+    sys.exit(1)
+"#;
+
+/// A moto server of this test's own, on a free port, with the bucket `weft-test`; killed
+/// when dropped.
+struct OwnServer {
+    child: std::process::Child,
+    endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl OwnServer {
+    fn start(folder: &std::path::Path) -> Self {
+        let venv = std::path::PathBuf::from(
+            std::env::var("WEFT_S3_DIR").unwrap_or_else(|_| "/tmp/weft-s3".into()),
+        )
+        .join("venv/bin");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = folder.join(format!("moto-{port}.log"));
+        let child = std::process::Command::new(venv.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "moto from scripts/s3-up.sh's venv ({}): {e}",
+                    venv.display()
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let created = std::process::Command::new(venv.join("python"))
+            .args(["-c", CREATE_BUCKET, &endpoint])
+            .status()
+            .unwrap();
+        assert!(
+            created.success(),
+            "moto did not start: see {}",
+            log.display()
+        );
+        Self {
+            child,
+            endpoint,
+            log,
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_server_dying_during_an_upload_fails_the_step_and_registers_nothing() {
+    let project = Project::new();
+    let mut server = OwnServer::start(project.path());
+    let journal = project.path().join("journal.txt");
+    let env = [
+        ("WEFT_ARTIFACTS", "s3://weft-test/dying".to_owned()),
+        ("AWS_ENDPOINT_URL", server.endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "weft".into()),
+        ("AWS_SECRET_ACCESS_KEY", "weft-test-secret".into()),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".into()),
+    ];
+    let mut command = project.command(
+        crate::common::PIPELINES,
+        &[
+            "run",
+            "endurance",
+            "-p",
+            &format!("journal={}", journal.display()),
+            "-p",
+            "pause_ms=0",
+            "-p",
+            "bytes=400000000",
+        ],
+    );
+    let pipeline = command
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server dies once the upload of the 400 MB output is sending its parts.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&server.log).is_ok_and(|log| log.contains("partNumber=")) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no upload in parts began: {}",
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let output = pipeline.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("step `origin` failed"), "{printed}");
+
+    // What was recorded (the metadata store is local): the step failed with the store's
+    // reason, and no version was registered.
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let shown = project.run(
+        crate::common::WEFT,
+        &["runs", "show", "latest", "--json"],
+        &[],
+    );
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["status"], "failed", "{shown}");
+    let origin = crate::common::step(&shown, "origin");
+    assert_eq!(origin["status"], "failed", "{origin}");
+    let message = origin["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("cannot write artifact file s3://weft-test/dying/endurance/origin/")
+            && message.contains("retries"),
+        "{message}"
+    );
+    assert!(
+        origin["outputs"]
+            .as_object()
+            .is_none_or(|outputs| outputs.is_empty()),
+        "{origin}"
+    );
+    let listed = project.run(crate::common::WEFT, &["artifacts", "list", "--json"], &env);
+    assert!(!listed.stdout.contains("origin"), "{listed:?}");
+}
