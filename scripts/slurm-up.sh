@@ -9,7 +9,7 @@
 # Variables of our own are not named SLURM_*: Slurm reads those itself.
 set -euo pipefail
 
-dir=${WEFT_SLURM_DIR:-/tmp/weft-slurm}
+dir=$(realpath -m "${WEFT_SLURM_DIR:-/tmp/weft-slurm}")
 cpus=${WEFT_SLURM_CPUS:-8}
 conf=/etc/slurm/slurm.conf
 
@@ -94,6 +94,9 @@ if [ ! -f "$conf" ] || [ "$(cat "$conf")" != "$wanted" ]; then
   stop "$dir/slurmctld.pid"
 fi
 
+# The daemons start from `/`: a folder of the caller's (a clone that is later deleted) would
+# be their working folder, and every job step would then warn that it cannot find it.
+cd /
 if ! alive "$dir/slurmctld.pid"; then
   nohup slurmctld -D >"$dir/log/slurmctld.out" 2>&1 &
   echo $! > "$dir/slurmctld.pid"
