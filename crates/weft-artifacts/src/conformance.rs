@@ -189,6 +189,9 @@ pub fn large_files_stream_in_parts_and_verify(store: &ArtifactStore) {
     );
     assert!(store.load::<Vec<u8>>(&saved.to_stored()).unwrap() == big);
     store.verify(&saved.to_stored()).unwrap();
+    // The entity tag recorded at the save is the one the store reports (cache hits rely on
+    // it).
+    store.check(&saved.to_stored()).unwrap();
     assert_eq!(
         listed(store, "big"),
         ["big/data.bin"],

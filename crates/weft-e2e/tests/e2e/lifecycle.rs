@@ -70,10 +70,15 @@ fn sigterm_stops_a_run_and_kills_its_isolated_step() {
     let project = Project::new();
     let child = start(&project, &["run", "slumber", "-p", "seconds=60"]);
     let step_run = running_step(&project);
-    assert!(
-        step_process_alive(&step_run),
-        "the step runs in its own process"
-    );
+    // Recorded running first, then started: its process appears a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !step_process_alive(&step_run) {
+        assert!(
+            Instant::now() < deadline,
+            "the step runs in its own process"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     signal(&child, Signal::SIGTERM);
     let finished = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&finished.stdout);
@@ -175,10 +180,15 @@ fn a_killed_orchestrator_takes_its_isolated_step_with_it() {
     let project = Project::new();
     let mut child = start(&project, &["run", "slumber", "-p", "seconds=60"]);
     let step_run = running_step(&project);
-    assert!(
-        temporary_folder_left(&step_run),
-        "the step's process has its folder"
-    );
+    // Recorded running first, then started: its folder and process appear a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(temporary_folder_left(&step_run) && step_process_alive(&step_run)) {
+        assert!(
+            Instant::now() < deadline,
+            "the step's process and its folder never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     signal(&child, Signal::SIGKILL);
     let _ = child.wait();
     settle("the step's process outlived its orchestrator", || {
