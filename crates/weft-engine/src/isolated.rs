@@ -339,40 +339,43 @@ fn run_child(
         Some(prefix) => ("--result-object", format!("{prefix}/result.json").into()),
         None => ("--result", result_path.clone().into()),
     };
-    let capture = match &exchange {
-        Some(prefix) => Capture::Upload {
-            program: spawn.worker.clone(),
-            arguments: vec![
-                HAND_BACK_COMMAND.into(),
-                "--protocol".into(),
-                PROTOCOL.to_string().into(),
-                "--artifacts".into(),
-                spawn.artifacts.clone().into(),
-                "--base".into(),
-                spawn.base.clone().into(),
-                "--prefix".into(),
-                prefix.into(),
-            ],
-        },
-        None => Capture::Folder,
-    };
-    let launch = Launch {
-        program: spawn.worker.clone(),
-        arguments: vec![
-            COMMAND.into(),
+    // The arguments both hidden commands start with: which one, the protocol, the stores.
+    let command = |name: &str| -> Vec<std::ffi::OsString> {
+        vec![
+            name.into(),
             "--protocol".into(),
             PROTOCOL.to_string().into(),
             "--artifacts".into(),
             spawn.artifacts.clone().into(),
             "--base".into(),
             spawn.base.clone().into(),
-            "--step-run".into(),
-            spawn.step_run.to_string().into(),
-            "--last-attempt".into(),
-            spawn.last_attempt.to_string().into(),
-            result_argument.into(),
-            result_value,
-        ],
+        ]
+    };
+    let capture = match &exchange {
+        Some(prefix) => Capture::Upload {
+            program: spawn.worker.clone(),
+            arguments: [
+                command(HAND_BACK_COMMAND),
+                vec!["--prefix".into(), prefix.into()],
+            ]
+            .concat(),
+        },
+        None => Capture::Folder,
+    };
+    let launch = Launch {
+        program: spawn.worker.clone(),
+        arguments: [
+            command(COMMAND),
+            vec![
+                "--step-run".into(),
+                spawn.step_run.to_string().into(),
+                "--last-attempt".into(),
+                spawn.last_attempt.to_string().into(),
+                result_argument.into(),
+                result_value,
+            ],
+        ]
+        .concat(),
         env: spawn.env.clone(),
         secret_env: BTreeMap::from([(METADATA_ENV.to_owned(), spawn.metadata.clone())]),
         workdir: spawn.base.clone(),

@@ -70,11 +70,7 @@ impl StepOperator for SlurmOperator {
         for (key, value) in &launch.env {
             text.push_str(&format!("export {key}={}\n", quote(value)));
         }
-        let host = std::iter::once(launch.program.as_os_str())
-            .chain(launch.arguments.iter().map(|argument| argument.as_os_str()))
-            .map(|word| quote(&word.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let host = command_line(&launch.program, &launch.arguments);
         let (output, error) = match &launch.capture {
             Capture::Folder => {
                 text.push_str(&format!("exec {host}\n"));
@@ -83,11 +79,7 @@ impl StepOperator for SlurmOperator {
             Capture::Upload { program, arguments } => {
                 // The output is kept on the node and handed back by the upload; the job's
                 // own output (the upload's) is not needed anywhere.
-                let upload = std::iter::once(program.as_os_str())
-                    .chain(arguments.iter().map(|argument| argument.as_os_str()))
-                    .map(|word| quote(&word.to_string_lossy()))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let upload = command_line(program, arguments);
                 text.push_str(&format!(
                     "captured=$(mktemp -d \"${{TMPDIR:-/tmp}}/weft-job.XXXXXX\") || exit 1\n\
                      {host} >\"$captured/stdout\" 2>\"$captured/stderr\"\n\
@@ -271,6 +263,15 @@ fn state(id: &str) -> Option<(String, String)> {
             .map(str::to_owned)
     };
     Some((field("JobState=")?, field("ExitCode=").unwrap_or_default()))
+}
+
+/// `program` and its `arguments` as one shell command line.
+fn command_line(program: &Path, arguments: &[std::ffi::OsString]) -> String {
+    std::iter::once(program.as_os_str())
+        .chain(arguments.iter().map(|argument| argument.as_os_str()))
+        .map(|word| quote(&word.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `value` as one shell word.
