@@ -777,13 +777,15 @@ impl ArtifactStore {
     /// Removes every object under `prefix` (whole path segments); what cannot be removed is
     /// left (a later sweep tries again).
     pub fn remove_objects(&self, prefix: &str) {
+        // A local store removes the folder at once, as `remove_partial` does.
+        if let Some(folder) = self.local_path(prefix) {
+            let _ = std::fs::remove_dir_all(folder);
+            return;
+        }
         if let Ok(paths) = self.list_objects(prefix) {
             for path in paths {
                 let _ = self.wait(self.objects().delete(&Path::from(path.as_str())));
             }
-        }
-        if let Some(folder) = self.local_path(prefix) {
-            let _ = std::fs::remove_dir_all(folder);
         }
     }
 
