@@ -7,12 +7,14 @@
 //! against its recorded hash once the materializer is done.
 
 use std::io::{self, BufRead, Read, Write};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{GetResultPayload, MultipartUpload, ObjectStoreExt, PutMode, PutOptions};
+use object_store::{GetResultPayload, MultipartId, ObjectStoreExt, PutMode, PutOptions};
 
 use crate::error::BoxError;
 use crate::materializer::Metadata;
@@ -192,12 +194,41 @@ enum Target {
     /// Any other store: the final name claimed first by a create-only empty object (the
     /// server refuses a second claim), then a multipart upload to it (an upload in parts
     /// cannot be made create-only itself), which replaces the claim when it completes.
+    /// Until then a marker object beside the file names the upload's id: a process that
+    /// dies mid-upload leaves parts only the id can find, and reconcile aborts them by it.
     Upload {
-        upload: Box<dyn MultipartUpload>,
+        multipart: Arc<dyn MultipartStore>,
+        id: MultipartId,
+        marker: Path,
         /// Parts on their way, oldest first: up to [`PARTS_IN_FLIGHT`] are sent at once
         /// while the next ones are read and hashed.
-        sending: std::collections::VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
+        sending: std::collections::VecDeque<tokio::task::JoinHandle<object_store::Result<PartId>>>,
+        /// Parts the server has, in order.
+        sent: Vec<PartId>,
     },
+}
+
+/// The suffix of the marker object of an unfinished upload: `.<file name>.weft-upload`
+/// beside the file, holding the upload's id.
+const UPLOAD_MARKER: &str = ".weft-upload";
+
+fn upload_marker(file: &Path) -> Path {
+    let name = file.filename().unwrap_or_default();
+    beside(file, &format!(".{name}{UPLOAD_MARKER}"))
+}
+
+/// The file whose unfinished upload the marker object at `path` names, if it is one.
+pub(crate) fn upload_of_marker(path: &Path) -> Option<Path> {
+    let name = path.filename()?;
+    let file = name.strip_prefix('.')?.strip_suffix(UPLOAD_MARKER)?;
+    (!file.is_empty()).then(|| beside(path, file))
+}
+
+/// The path of `name` in the folder of `path`.
+fn beside(path: &Path, name: &str) -> Path {
+    let parts: Vec<_> = path.parts().collect();
+    let folder = &parts[..parts.len().saturating_sub(1)];
+    Path::from_iter(folder.iter().cloned().chain([name.into()]))
 }
 
 /// How many parts of one upload are sent at once (each holds [`PART_SIZE`] bytes).
@@ -283,41 +314,70 @@ impl<'a> FileSink<'a> {
         self.hasher.update(data);
         self.size += data.len() as u64;
         if matches!(self.target, Target::Pending) {
-            let objects = self.store.objects();
-            let claim = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            self.store
-                .wait(objects.put_opts(&self.path, object_store::PutPayload::new(), claim))
-                .map_err(|e| self.write_error(e))?;
-            let upload = match self.store.wait(objects.put_multipart(&self.path)) {
-                Ok(upload) => upload,
-                Err(error) => {
-                    let _ = self.store.wait(objects.delete(&self.path));
-                    return Err(self.write_error(error));
-                }
-            };
-            self.target = Target::Upload {
-                upload,
-                sending: Default::default(),
-            };
+            self.start_upload()?;
         }
         let Target::Upload {
-            upload, sending, ..
+            multipart,
+            id,
+            sending,
+            sent,
+            ..
         } = &mut self.target
         else {
             unreachable!("a store is local or not")
         };
-        let part = upload.put_part(Bytes::copy_from_slice(data).into());
+        let (multipart, id_owned, path) = (multipart.clone(), id.clone(), self.path.clone());
+        let index = sent.len() + sending.len();
+        let payload = Bytes::copy_from_slice(data).into();
+        let part = async move { multipart.put_part(&path, &id_owned, index, payload).await };
         sending.push_back(self.store.runtime().spawn(part));
         while sending.len() > PARTS_IN_FLIGHT {
             let oldest = sending.pop_front().expect("more than one");
-            let sent = self.store.wait(oldest);
-            if let Err(error) = flatten(sent) {
-                return Err(self.write_error(error));
+            match flatten(self.store.wait(oldest)) {
+                Ok(part) => sent.push(part),
+                Err(error) => return Err(self.write_error(error)),
             }
         }
+        Ok(())
+    }
+
+    /// Claims the final name, starts an upload in parts to it and leaves the marker naming
+    /// the upload; on failure, undoes what it did.
+    fn start_upload(&mut self) -> Result<()> {
+        let store = self.store;
+        let objects = store.objects();
+        let multipart = store
+            .multipart()
+            .expect("a store that is not local uploads in parts")
+            .clone();
+        let create_only = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        store
+            .wait(objects.put_opts(&self.path, object_store::PutPayload::new(), create_only()))
+            .map_err(|e| self.write_error(e))?;
+        let id = match store.wait(multipart.create_multipart(&self.path)) {
+            Ok(id) => id,
+            Err(error) => {
+                let _ = store.wait(objects.delete(&self.path));
+                return Err(self.write_error(error));
+            }
+        };
+        let marker = upload_marker(&self.path);
+        let marked = store.wait(objects.put_opts(&marker, id.clone().into(), create_only()));
+        if let Err(error) = marked {
+            let _ = store.wait(multipart.abort_multipart(&self.path, &id));
+            let _ = store.wait(objects.delete(&self.path));
+            return Err(self.write_error(error));
+        }
+        self.target = Target::Upload {
+            multipart,
+            id,
+            marker,
+            sending: Default::default(),
+            sent: Vec::new(),
+        };
         Ok(())
     }
 
@@ -365,33 +425,39 @@ impl<'a> FileSink<'a> {
                     return Err(error);
                 }
                 let Target::Upload {
-                    mut upload,
+                    multipart,
+                    id,
+                    marker,
                     sending,
+                    mut sent,
                 } = std::mem::replace(&mut self.target, Target::Pending)
                 else {
                     unreachable!("not local, not pending")
                 };
-                let mut sent = Ok(());
+                let mut result = Ok(());
                 for part in sending {
-                    let result = flatten(store.wait(part));
-                    if sent.is_ok() {
-                        sent = result;
+                    match flatten(store.wait(part)) {
+                        Ok(part) => sent.push(part),
+                        Err(error) => result = result.and(Err(error)),
                     }
                 }
                 let objects = store.objects();
-                let completed = sent.and_then(|()| store.wait(upload.complete()));
+                let completed = result
+                    .and_then(|()| store.wait(multipart.complete_multipart(&self.path, &id, sent)));
                 match completed {
                     // The tag as the store reports it later (cache hits compare it), not as
                     // the completion answered it.
                     Ok(_) => {
+                        let _ = store.wait(objects.delete(&marker));
                         store
                             .wait(objects.head(&self.path))
                             .map_err(|e| self.write_error(e))?
                             .e_tag
                     }
                     Err(error) => {
-                        let _ = store.wait(upload.abort());
+                        let _ = store.wait(multipart.abort_multipart(&self.path, &id));
                         let _ = store.wait(objects.delete(&self.path));
+                        let _ = store.wait(objects.delete(&marker));
                         return Err(self.write_error(error));
                     }
                 }
@@ -442,7 +508,9 @@ impl<'a> FileSink<'a> {
                 let _ = std::fs::remove_file(staging);
             }
             Target::Upload {
-                mut upload,
+                multipart,
+                id,
+                marker,
                 sending,
                 ..
             } => {
@@ -450,9 +518,11 @@ impl<'a> FileSink<'a> {
                     part.abort();
                     let _ = self.store.wait(part);
                 }
-                let _ = self.store.wait(upload.abort());
-                // The claim on the final name goes with the upload.
-                let _ = self.store.wait(self.store.objects().delete(&self.path));
+                let _ = self.store.wait(multipart.abort_multipart(&self.path, &id));
+                // The claim on the final name and the marker go with the upload.
+                let objects = self.store.objects();
+                let _ = self.store.wait(objects.delete(&self.path));
+                let _ = self.store.wait(objects.delete(&marker));
             }
         }
     }
@@ -906,13 +976,34 @@ impl BufRead for FileReader {
 
 /// The result of a part sent on the runtime: a part whose task failed (panicked or was
 /// cancelled) is an error like any other.
-fn flatten(
-    sent: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
-) -> object_store::Result<()> {
+fn flatten<T>(
+    sent: std::result::Result<object_store::Result<T>, tokio::task::JoinError>,
+) -> object_store::Result<T> {
     sent.unwrap_or_else(|error| {
         Err(object_store::Error::Generic {
             store: "S3",
             source: Box::new(error),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_marker_names_its_file_and_nothing_else_does() {
+        let file = Path::from("pipe/step/out/0192-run/data.bin");
+        let marker = upload_marker(&file);
+        assert_eq!(marker.as_ref(), "pipe/step/out/0192-run/.data.bin.weft-upload");
+        assert_eq!(upload_of_marker(&marker), Some(file));
+        for other in [
+            "pipe/step/out/0192-run/data.bin",
+            "pipe/step/out/0192-run/.weft-upload",
+            "pipe/step/out/0192-run/..weft-upload",
+            "pipe/step/out/0192-run/data.bin.weft-upload",
+        ] {
+            assert_eq!(upload_of_marker(&Path::from(other)), None, "{other}");
+        }
+    }
 }

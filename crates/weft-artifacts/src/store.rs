@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,9 @@ pub struct ArtifactStore {
 
 struct Inner {
     objects: Arc<dyn ObjectStore>,
+    /// The same store as `objects`, for uploads in parts that are known by id (and so can be
+    /// aborted by a later process); `None` for a local folder, which needs none.
+    multipart: Option<Arc<dyn MultipartStore>>,
     root: String,
     id: String,
     runtime: Handle,
@@ -175,18 +179,18 @@ impl ArtifactStore {
             location: location.into(),
             source: e.into(),
         })?;
-        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            Arc::new(s3)
-        } else {
-            let prefix = Path::parse(prefix).map_err(|e| invalid(e.to_string()))?;
-            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
-        };
         let root = if prefix.is_empty() {
             format!("s3://{bucket}/")
         } else {
             format!("s3://{bucket}/{prefix}/")
         };
-        let store = Self::from_object_store(objects, root, runtime);
+        let store = if prefix.is_empty() {
+            Self::from_object_store(Arc::new(s3), root, runtime)
+        } else {
+            let prefix = Path::parse(prefix).map_err(|e| invalid(e.to_string()))?;
+            let objects = object_store::prefix::PrefixStore::new(s3, prefix);
+            Self::from_object_store(Arc::new(objects), root, runtime)
+        };
         // One listing, before anything else: an endpoint that does not answer, a bucket that
         // does not exist or credentials the server refuses stop here, not at the first step.
         let probe = Path::from(".weft-probe");
@@ -246,7 +250,7 @@ impl ArtifactStore {
             let root = Url::from_directory_path(std::path::absolute(path).unwrap_or_default())
                 .map_or_else(|()| path.display().to_string(), |url| url.to_string());
             let empty = Arc::new(object_store::memory::InMemory::new());
-            return Ok(Self::from_object_store(empty, root, runtime));
+            return Ok(Self::with_objects(empty, None, root, runtime));
         }
         if writable {
             std::fs::create_dir_all(path).map_err(|e| open_error(e.into()))?;
@@ -266,7 +270,7 @@ impl ArtifactStore {
             Err(_) if !writable => root.to_string(),
             Err(error) => return Err(open_error(error.into())),
         };
-        let mut store = Self::from_object_store(objects.clone(), root.to_string(), runtime);
+        let mut store = Self::with_objects(objects.clone(), None, root.to_string(), runtime);
         let inner = Arc::get_mut(&mut store.inner).expect("just created");
         inner.local = true;
         inner.files = Some(objects);
@@ -275,8 +279,25 @@ impl ArtifactStore {
         Ok(store)
     }
 
-    /// Wraps any object store whose root is displayed as `root`.
-    pub fn from_object_store(objects: Arc<dyn ObjectStore>, root: String, runtime: Handle) -> Self {
+    /// Wraps any object store whose root is displayed as `root`. Large files are uploaded in
+    /// parts through its [`MultipartStore`] side (every object storage backend of
+    /// `object_store` has one), so that an upload left unfinished by a process that died can
+    /// be found and aborted later.
+    pub fn from_object_store<T: ObjectStore + MultipartStore>(
+        objects: Arc<T>,
+        root: String,
+        runtime: Handle,
+    ) -> Self {
+        let multipart: Arc<dyn MultipartStore> = objects.clone();
+        Self::with_objects(objects, Some(multipart), root, runtime)
+    }
+
+    fn with_objects(
+        objects: Arc<dyn ObjectStore>,
+        multipart: Option<Arc<dyn MultipartStore>>,
+        root: String,
+        runtime: Handle,
+    ) -> Self {
         let root = if root.ends_with('/') {
             root
         } else {
@@ -286,6 +307,7 @@ impl ArtifactStore {
             inline_limit: INLINE_LIMIT,
             inner: Arc::new(Inner {
                 objects,
+                multipart,
                 id: root.clone(),
                 root,
                 runtime,
@@ -321,6 +343,11 @@ impl ArtifactStore {
 
     pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.inner.objects
+    }
+
+    /// The store's uploads in parts, known by id; `None` for a local folder.
+    pub(crate) fn multipart(&self) -> Option<&Arc<dyn MultipartStore>> {
+        self.inner.multipart.as_ref()
     }
 
     pub(crate) fn runtime(&self) -> &Handle {
@@ -684,7 +711,9 @@ impl ArtifactStore {
 
     /// Removes whatever a step run that never finished left under `prefix` (its invocation's
     /// folder): the `<output>/<step run id>/` folders, including staged files that were never
-    /// published. Nothing there was registered. Best effort: failures are ignored.
+    /// published and, on object storage, uploads in parts that were never completed (each
+    /// left a marker naming its id beside its file). Nothing there was registered. Best
+    /// effort: failures are ignored.
     pub fn remove_partial(&self, prefix: &str, step_run: &str) {
         if let Some(folder) = &self.inner.folder {
             let Ok(outputs) = std::fs::read_dir(folder.join(prefix.trim_end_matches('/'))) else {
@@ -703,8 +732,27 @@ impl ArtifactStore {
         };
         let marker = format!("/{step_run}/");
         for path in paths.iter().filter(|path| path.contains(&marker)) {
-            let _ = self.wait(self.objects().delete(&Path::from(path.as_str())));
+            let path = Path::from(path.as_str());
+            if let Some(file) = crate::io::upload_of_marker(&path) {
+                self.abort_upload(&path, &file);
+            }
+            let _ = self.wait(self.objects().delete(&path));
         }
+    }
+
+    /// Aborts the upload in parts of `file` whose id the marker object at `marker` holds (its
+    /// parts stay on the server, out of sight of listings, until then).
+    fn abort_upload(&self, marker: &Path, file: &Path) {
+        let Some(multipart) = self.multipart() else {
+            return;
+        };
+        let Ok(Some(id)) = self.get_object(marker.as_ref()) else {
+            return;
+        };
+        let Ok(id) = String::from_utf8(id.to_vec()) else {
+            return;
+        };
+        let _ = self.wait(multipart.abort_multipart(file, &id));
     }
 
     /// Writes a whole object at `path` (relative to the root), refusing to overwrite one.

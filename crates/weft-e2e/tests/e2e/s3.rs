@@ -550,3 +550,87 @@ fn the_server_dying_during_an_upload_fails_the_step_and_registers_nothing() {
     let listed = project.run(crate::common::WEFT, &["artifacts", "list", "--json"], &env);
     assert!(!listed.stdout.contains("origin"), "{listed:?}");
 }
+
+/// Counts, under a prefix of the bucket `weft-test`, the uploads in parts left unfinished
+/// (and of them, those holding parts) and the objects: `uploads with-parts objects`.
+const COUNT_UPLOADS: &str = r#"
+import sys, boto3
+from botocore.config import Config
+endpoint, prefix = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="weft", aws_secret_access_key="weft-test-secret",
+                  config=Config(s3={"addressing_style": "path"}))
+uploads = [u for u in s3.list_multipart_uploads(Bucket="weft-test").get("Uploads", [])
+           if u["Key"].startswith(prefix)]
+with_parts = [u for u in uploads
+              if s3.list_parts(Bucket="weft-test", Key=u["Key"], UploadId=u["UploadId"]).get("Parts")]
+objects = s3.list_objects_v2(Bucket="weft-test", Prefix=prefix).get("KeyCount", 0)
+print(len(uploads), len(with_parts), objects)
+"#;
+
+#[test]
+fn an_upload_left_by_a_killed_process_is_aborted_when_its_run_is_reconciled() {
+    let project = Project::new();
+    let env = s3_environment();
+    let endpoint = env[1].1.clone();
+    let prefix = env[0].1.trim_start_matches("s3://weft-test/").to_owned() + "/";
+    let python = std::path::PathBuf::from(
+        std::env::var("WEFT_S3_DIR").unwrap_or_else(|_| "/tmp/weft-s3".into()),
+    )
+    .join("venv/bin/python");
+    let count = || {
+        let output = std::process::Command::new(&python)
+            .args(["-c", COUNT_UPLOADS, &endpoint, &prefix])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let counts: Vec<usize> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        (counts[0], counts[1], counts[2])
+    };
+    let journal = project.path().join("journal.txt");
+    let mut pipeline = project
+        .command(
+            crate::common::PIPELINES,
+            &[
+                "run",
+                "endurance",
+                "-p",
+                &format!("journal={}", journal.display()),
+                "-p",
+                "pause_ms=0",
+                "-p",
+                "bytes=400000000",
+            ],
+        )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the 400 MB output's upload holds parts on the server.
+    let started = std::time::Instant::now();
+    while count().1 == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no upload in parts began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    pipeline.kill().unwrap();
+    pipeline.wait().unwrap();
+    let (uploads, _, objects) = count();
+    assert_eq!(uploads, 1, "the killed process left its upload");
+    assert!(objects > 0, "the claim and the marker are there");
+
+    // The next command finds the run's process dead, fails the run and removes what its
+    // step left, the upload's parts included.
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let listed = project.run(crate::common::WEFT, &["runs", "list"], &env);
+    assert!(listed.stdout.contains("failed"), "{listed:?}");
+    let (uploads, _, objects) = count();
+    assert_eq!(uploads, 0, "the upload was aborted");
+    assert_eq!(objects, 0, "nothing is left under {prefix}");
+}
