@@ -7,6 +7,7 @@
 //! the invocation. Both steps are O(invocations + edges).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -185,7 +186,9 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Compiler {
     pipeline: String,
-    invocations: Vec<Invocation>,
+    /// Shared with a dynamic run's orchestrator, which schedules the same invocations: a map
+    /// of 100,000 items keeps one copy of each.
+    invocations: Vec<Arc<Invocation>>,
     arguments: Vec<Vec<String>>,
     configured: Vec<Vec<String>>,
     index: HashMap<String, usize>,
@@ -237,7 +240,14 @@ impl Compiler {
     pub fn invocation(&self, id: &str) -> Option<&Invocation> {
         self.index
             .get(id)
-            .map(|&position| &self.invocations[position])
+            .map(|&position| &*self.invocations[position])
+    }
+
+    /// The invocation with id `id`, once added, shared.
+    pub fn shared(&self, id: &str) -> Option<Arc<Invocation>> {
+        self.index
+            .get(id)
+            .map(|&position| self.invocations[position].clone())
     }
 
     /// Takes an invocation id for a group of invocations (a map in a dynamic pipeline): an
@@ -358,7 +368,7 @@ impl Compiler {
         self.index.insert(id.clone(), self.invocations.len());
         self.arguments.push(call.step.arguments);
         self.configured.push(call.configured);
-        self.invocations.push(Invocation {
+        self.invocations.push(Arc::new(Invocation {
             id: id.clone(),
             step: call.step.path,
             code_hash: call.step.code_hash,
@@ -368,7 +378,7 @@ impl Compiler {
             upstream: upstream.into_iter().collect(),
             outputs: call.step.outputs,
             config: call.config,
-        });
+        }));
         Ok(id)
     }
 
@@ -435,7 +445,11 @@ impl Compiler {
             pipeline: self.pipeline,
             parameters,
             execution_mode,
-            invocations: self.invocations,
+            invocations: self
+                .invocations
+                .into_iter()
+                .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
+                .collect(),
             dynamic: false,
         })
     }
@@ -449,7 +463,7 @@ impl Compiler {
                     known: known.join(", "),
                 });
             };
-            let invocation = &mut self.invocations[position];
+            let invocation = Arc::make_mut(&mut self.invocations[position]);
             for (name, value) in &step_override.parameters {
                 let bad = |reason: String| Error::BadConfiguredParameter {
                     invocation: id.clone(),
@@ -528,7 +542,10 @@ fn validate_id(id: &str) -> Result<(), Error> {
 }
 
 /// Finds a cycle with Kahn's algorithm; if one exists, walks it from a remaining node.
-fn find_cycle(invocations: &[Invocation], index: &HashMap<String, usize>) -> Option<Vec<String>> {
+fn find_cycle(
+    invocations: &[Arc<Invocation>],
+    index: &HashMap<String, usize>,
+) -> Option<Vec<String>> {
     let upstream: Vec<Vec<usize>> = invocations
         .iter()
         .map(|invocation| invocation.upstream.iter().map(|id| index[id]).collect())

@@ -154,7 +154,7 @@ pub enum FunctionEnd {
 pub(crate) enum Command {
     /// Schedule `invocation` once every invocation of `start_after` has started.
     Add {
-        invocation: Box<Invocation>,
+        invocation: Arc<Invocation>,
         start_after: Vec<String>,
         slot: Arc<Slot>,
         limit: Option<Limit>,
@@ -210,13 +210,13 @@ impl Runtime {
     /// group are scheduled and not finished.
     pub fn submit(
         &self,
-        invocation: Invocation,
+        invocation: Arc<Invocation>,
         start_after: Vec<String>,
         limit: Option<Limit>,
     ) -> Arc<Slot> {
         let slot = Slot::new(invocation.id.clone());
         let command = Command::Add {
-            invocation: Box::new(invocation),
+            invocation,
             start_after,
             slot: slot.clone(),
             limit,

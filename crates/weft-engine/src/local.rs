@@ -161,7 +161,7 @@ impl DynamicState {
 
 /// An invocation waiting for others to start before it is scheduled.
 struct Held {
-    invocation: Invocation,
+    invocation: Arc<Invocation>,
     start_after: Vec<String>,
     slot: Arc<Slot>,
     limit: Option<Limit>,
@@ -174,7 +174,7 @@ struct Group {
     /// Its scheduled invocations; finished ones are dropped when room is looked for.
     scheduled: Vec<usize>,
     /// Its invocations waiting for room, in call order.
-    waiting: std::collections::VecDeque<(Invocation, Arc<Slot>)>,
+    waiting: std::collections::VecDeque<(Arc<Invocation>, Arc<Slot>)>,
 }
 
 /// How a dynamic run ended, as its runtime decides.
@@ -449,13 +449,13 @@ impl<'a> Orchestrator<'a> {
                 let dynamic = self.dynamic.as_mut().expect("dynamic run");
                 if waits {
                     dynamic.held.push(Held {
-                        invocation: *invocation,
+                        invocation,
                         start_after,
                         slot,
                         limit,
                     });
                 } else {
-                    self.add_limited(*invocation, slot, limit);
+                    self.add_limited(invocation, slot, limit);
                 }
             }
             Command::Ended(end) => {
@@ -485,7 +485,7 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Schedules an invocation of a dynamic pipeline now, or once its group has room.
-    fn add_limited(&mut self, invocation: Invocation, slot: Arc<Slot>, limit: Option<Limit>) {
+    fn add_limited(&mut self, invocation: Arc<Invocation>, slot: Arc<Slot>, limit: Option<Limit>) {
         let Some(limit) = limit else {
             self.add(invocation, slot);
             return;
@@ -538,7 +538,7 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Schedules an invocation of a dynamic pipeline; returns its node.
-    fn add(&mut self, invocation: Invocation, slot: Arc<Slot>) -> usize {
+    fn add(&mut self, invocation: Arc<Invocation>, slot: Arc<Slot>) -> usize {
         let dynamic = self.dynamic.as_mut().expect("dynamic run");
         let upstream: Vec<usize> = invocation
             .upstream
@@ -551,7 +551,7 @@ impl<'a> Orchestrator<'a> {
         // unless the mode lets the rest go on.
         let stopped = dynamic.stopped
             || (self.mode != ExecutionMode::ContinueOnFailure && dynamic.function_failed());
-        self.invocations.push(Arc::new(invocation));
+        self.invocations.push(invocation);
         self.nodes.push(Node {
             slot: Some(slot),
             ..Node::default()

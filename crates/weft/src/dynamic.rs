@@ -197,12 +197,7 @@ impl DynamicSession {
     }
 
     fn submit(&self, id: &str, start_after: Vec<String>, limit: Option<Limit>) -> Handle {
-        let invocation = self
-            .compiler
-            .borrow()
-            .invocation(id)
-            .cloned()
-            .expect("just added");
+        let invocation = self.compiler.borrow().shared(id).expect("just added");
         let slot = self.runtime.submit(invocation, start_after, limit);
         Handle {
             session: self.id,
