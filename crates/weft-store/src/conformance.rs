@@ -1526,7 +1526,7 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
     assert_eq!(candidate.outputs[0].artifact_version.id, output.id);
     assert_eq!(
         store.step_run(first.id).await.unwrap().cache_parts,
-        Some(json!({"step": "a"}))
+        Some((&json!({"step": "a"})).into())
     );
 
     // A failed step run with the same key is no candidate; a newer completed one is.

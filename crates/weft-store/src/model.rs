@@ -106,6 +106,54 @@ pub struct RunFilter {
     pub tag: Option<String>,
 }
 
+/// A JSON document kept as its text. A run's step runs are read by the ten thousand (its
+/// report, `runs show`): their larger documents (settings, cache key parts) stay one string
+/// each instead of a tree of maps, a tenth of the memory. It serializes as the document
+/// itself; [`JsonText::value`] parses it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// The canonical text of `value` (keys sorted).
+    pub fn new(value: &Value) -> Self {
+        Self::parse(weft_core::canonical::to_string(value)).expect("serialized JSON is JSON")
+    }
+
+    /// Takes `text` if it is one JSON document.
+    pub fn parse(text: String) -> serde_json::Result<Self> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    /// The document's text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document, parsed.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.as_str()).expect("checked to be JSON when made")
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Display for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&Value> for JsonText {
+    fn from(value: &Value) -> Self {
+        Self::new(value)
+    }
+}
+
 /// One attempt of one invocation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRun {
@@ -128,11 +176,11 @@ pub struct StepRun {
     /// Parameters it was called with.
     pub parameters: Value,
     /// Its settings.
-    pub config: Value,
+    pub config: JsonText,
     /// The key it is cached under, if caching applied.
     pub cache_key: Option<String>,
     /// What the key is made of (`weft_core::cache::KeyParts`).
-    pub cache_parts: Option<Value>,
+    pub cache_parts: Option<JsonText>,
     /// When it stops being a cache candidate.
     pub cache_expires_at: Option<DateTime<Utc>>,
     /// For a cached step run: the step run whose outputs it reuses.

@@ -11,8 +11,8 @@ use weft_core::status::{check_run_initial, check_step_run_transition};
 use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 
 use crate::model::{
-    ApiKey, ArtifactVersion, Direction, InputLink, Lineage, NewArtifactVersion, NewRun, NewStepRun,
-    OutputLink, Run, RunFilter, StepInput, StepOutput, StepRun, StepRunSummary,
+    ApiKey, ArtifactVersion, Direction, InputLink, JsonText, Lineage, NewArtifactVersion, NewRun,
+    NewStepRun, OutputLink, Run, RunFilter, StepInput, StepOutput, StepRun, StepRunSummary,
 };
 use crate::{Error, Result, time};
 
@@ -96,6 +96,10 @@ where
 
 pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result<T> {
     serde_json::from_str(value).map_err(|e| Error::corrupt(what, e))
+}
+
+pub(crate) fn json_text(what: &str, value: String) -> Result<JsonText> {
+    JsonText::parse(value).map_err(|e| Error::corrupt(what, e))
 }
 
 pub(crate) fn timestamp(what: &str, value: &str) -> Result<DateTime<Utc>> {
@@ -235,9 +239,12 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
         status_reason: row.text("status_reason")?,
         code_hash: row.string("code_hash")?,
         parameters: json("step run parameters", &row.string("parameters")?)?,
-        config: json("step run config", &row.string("config")?)?,
+        config: json_text("step run config", row.string("config")?)?,
         cache_key: row.text("cache_key")?,
-        cache_parts: optional(row.text("cache_parts")?, |parts| json("cache parts", parts))?,
+        cache_parts: row
+            .text("cache_parts")?
+            .map(|parts| json_text("cache parts", parts))
+            .transpose()?,
         cache_expires_at: optional_timestamp(
             "step run cache_expires_at",
             row.text("cache_expires_at")?,
@@ -508,9 +515,9 @@ pub(crate) fn created_step_run(new: &NewStepRun, attempt: u32, at: DateTime<Utc>
         status_reason: new.status_reason.clone(),
         code_hash: new.code_hash.clone(),
         parameters: new.parameters.clone(),
-        config: new.config.clone(),
+        config: JsonText::new(&new.config),
         cache_key: new.cache_key.clone(),
-        cache_parts: new.cache_parts.clone(),
+        cache_parts: new.cache_parts.as_ref().map(JsonText::new),
         cache_expires_at: new.cache_expires_at,
         original_step_run: new.original_step_run,
         error: new.error.clone(),

@@ -79,7 +79,7 @@ fn parts(step_run: &StepRun) -> Option<KeyParts> {
     step_run
         .cache_parts
         .as_ref()
-        .and_then(|parts| serde_json::from_value(parts.clone()).ok())
+        .and_then(|parts| serde_json::from_str(parts.as_str()).ok())
 }
 
 fn explain(

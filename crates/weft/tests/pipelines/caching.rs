@@ -322,7 +322,7 @@ fn a_run_file_can_name_a_key_function_of_the_binary_and_no_other() {
 
     let known = RunConfig::from_toml("[cache]\nkey_fn = \"data_version\"\n").unwrap();
     let report = client.run_with(doubling::args(3), &known).unwrap();
-    let parts = steps(&report)["double"].cache_parts.clone().unwrap();
+    let parts = steps(&report)["double"].cache_parts.clone().unwrap().value();
     assert!(
         parts["key_fn"].as_str().unwrap().starts_with('v'),
         "{parts}"
@@ -348,7 +348,7 @@ fn declared_files_environment_and_key_functions_count() {
     let step_run = client
         .step_run(&client.run_record("latest").unwrap(), "labelled")
         .unwrap();
-    let parts = step_run.cache_parts.unwrap();
+    let parts = step_run.cache_parts.unwrap().value();
     assert_eq!(
         parts["env"]["HOME"],
         std::env::var("HOME")
