@@ -995,7 +995,10 @@ mod tests {
     fn an_upload_marker_names_its_file_and_nothing_else_does() {
         let file = Path::from("pipe/step/out/0192-run/data.bin");
         let marker = upload_marker(&file);
-        assert_eq!(marker.as_ref(), "pipe/step/out/0192-run/.data.bin.weft-upload");
+        assert_eq!(
+            marker.as_ref(),
+            "pipe/step/out/0192-run/.data.bin.weft-upload"
+        );
         assert_eq!(upload_of_marker(&marker), Some(file));
         for other in [
             "pipe/step/out/0192-run/data.bin",
