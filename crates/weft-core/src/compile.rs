@@ -45,8 +45,8 @@ pub struct StepCall {
     pub configured: Vec<String>,
     /// Invocations that must finish first (`.after(..)`), by id; they may be defined later.
     pub after: Vec<String>,
-    /// Per-invocation settings.
-    pub config: StepConfig,
+    /// Per-invocation settings (shared by the items of a map).
+    pub config: Arc<StepConfig>,
 }
 
 /// Settings for one invocation that come from a run configuration file.
@@ -631,7 +631,7 @@ mod tests {
             inputs: BTreeMap::new(),
             configured: Vec::new(),
             after: Vec::new(),
-            config: StepConfig::default(),
+            config: StepConfig::default().into(),
         }
     }
 

@@ -393,7 +393,7 @@ mod tests {
                     after: Vec::new(),
                     upstream: upstream.iter().map(|u| u.to_string()).collect(),
                     outputs: Vec::new(),
-                    config: StepConfig::default(),
+                    config: StepConfig::default().into(),
                 })
                 .collect(),
             dynamic: false,

@@ -121,8 +121,8 @@ pub struct Invocation {
     pub upstream: Vec<String>,
     /// What the step returns.
     pub outputs: Vec<OutputSpec>,
-    /// Per-invocation settings.
-    pub config: StepConfig,
+    /// Per-invocation settings, shared: every item of a map has the same.
+    pub config: std::sync::Arc<StepConfig>,
 }
 
 /// Where an artifact input comes from.

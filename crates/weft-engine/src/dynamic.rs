@@ -27,7 +27,7 @@ use crate::launcher::UpstreamOutput;
 #[derive(Clone, Debug)]
 pub enum Resolution {
     /// It completed, or reused an earlier result: its outputs.
-    Completed(Vec<UpstreamOutput>),
+    Completed(Arc<[UpstreamOutput]>),
     /// It failed, or never ran because of a failure or a stop.
     Failed(StepFailure),
 }

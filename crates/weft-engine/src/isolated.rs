@@ -501,17 +501,18 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
             .map(|input| (input.type_name)())
             .unwrap_or_default();
         let binding = match list.as_slice() {
-            [one] if one.kind == InputKind::Item => {
-                Binding::Item(crate::launcher::stored(&one.artifact_version), one.position)
-            }
+            [one] if one.kind == InputKind::Item => Binding::Item(
+                crate::launcher::stored(&one.artifact_version).into(),
+                one.position,
+            ),
             // A `Vec<T>` argument reads either one version holding a `Vec<T>` or a list of
             // versions each holding a `T` (fan-in): the stored type tells which.
             [one] if one.position == 0 && one.artifact_version.data_type == declared => {
-                Binding::Artifact(crate::launcher::stored(&one.artifact_version))
+                Binding::Artifact(crate::launcher::stored(&one.artifact_version).into())
             }
             list => Binding::Artifacts(
                 list.iter()
-                    .map(|input| crate::launcher::stored(&input.artifact_version))
+                    .map(|input| crate::launcher::stored(&input.artifact_version).into())
                     .collect(),
             ),
         };

@@ -56,7 +56,7 @@ pub struct UpstreamOutput {
     /// The version's content hash (for downstream cache keys).
     pub content_hash: String,
     /// Where its files are.
-    pub stored: StoredArtifact,
+    pub stored: std::sync::Arc<StoredArtifact>,
 }
 
 /// What downstream invocations need to know about a finished invocation.
@@ -64,8 +64,8 @@ pub struct UpstreamOutput {
 pub struct Upstream {
     /// Its step run.
     pub step_run: StepRunId,
-    /// Its outputs.
-    pub outputs: Vec<UpstreamOutput>,
+    /// Its outputs, shared with whatever waits for them (a dynamic pipeline's futures).
+    pub outputs: std::sync::Arc<[UpstreamOutput]>,
 }
 
 impl Upstream {
@@ -79,7 +79,7 @@ impl Upstream {
                     name: output.name.clone(),
                     version: output.artifact_version.id,
                     content_hash: output.artifact_version.content_hash.clone(),
-                    stored: stored(&output.artifact_version),
+                    stored: stored(&output.artifact_version).into(),
                 })
                 .collect(),
         }
@@ -458,7 +458,7 @@ async fn resolve_inputs(
                     artifact_version: version.id,
                     kind: InputKind::External,
                 });
-                bindings.push((name.clone(), Binding::Artifact(stored(&version))));
+                bindings.push((name.clone(), Binding::Artifact(stored(&version).into())));
             }
         }
     }
@@ -523,7 +523,7 @@ pub fn finish(
                     name: name.clone(),
                     version: id,
                     content_hash: saved.content_hash.clone(),
-                    stored: saved.to_stored(),
+                    stored: saved.to_stored().into(),
                 });
                 outputs.push((
                     name,
@@ -554,7 +554,7 @@ pub fn finish(
                 },
                 upstream: Upstream {
                     step_run,
-                    outputs: for_downstream,
+                    outputs: for_downstream.into(),
                 },
             }
         }

@@ -30,6 +30,7 @@ use crate::isolated;
 use crate::launcher::{self, Launch, Outcome, Prepared, RunScope, Upstream, after, human};
 use crate::pool::StepThreads;
 use crate::runner::{self, Finished, Job};
+use crate::{Binding, StepDef};
 use crate::{Error, Result};
 
 /// What one run of the local orchestrator needs besides the snapshot.
@@ -73,8 +74,8 @@ struct Node {
 
 /// A created step run's role once the batch is written.
 enum Created {
-    /// Start this body.
-    Start(usize, Box<Prepared>),
+    /// Start this step's body with these arguments.
+    Start(usize, &'static StepDef, Vec<(String, Binding)>),
     /// Report this invocation as resolved to the scheduler.
     Resolved(usize, Scheduled),
     /// Nothing to do (skipped or reused in the pre-pass).
@@ -87,7 +88,7 @@ struct Batch {
     changes: Changes,
     created: Vec<Created>,
     /// Output files of completions, removed if the write fails.
-    written: Vec<weft_artifacts::StoredArtifact>,
+    written: Vec<Arc<weft_artifacts::StoredArtifact>>,
 }
 
 struct Orchestrator<'a> {
@@ -825,10 +826,15 @@ impl<'a> Orchestrator<'a> {
         let invocation = &self.invocations[node];
         match launcher::prepare(self.engine, &self.scope, invocation, &self.finished).await {
             Launch::Start(prepared) => {
-                self.batch.changes.created.push(prepared.step_run.clone());
+                let Prepared {
+                    step,
+                    step_run,
+                    bindings,
+                } = prepared;
+                self.batch.changes.created.push(step_run);
                 self.batch
                     .created
-                    .push(Created::Start(node, Box::new(prepared)));
+                    .push(Created::Start(node, step, bindings));
             }
             Launch::Reuse { step_run, upstream } => {
                 self.record_reuse(
@@ -869,16 +875,16 @@ impl<'a> Orchestrator<'a> {
         let mut refused = Vec::new();
         for (step_run, role) in applied.created.into_iter().zip(created) {
             match (step_run, role) {
-                (Some(step_run), Created::Start(node, prepared)) => {
+                (Some(step_run), Created::Start(node, step, bindings)) => {
                     match self.nodes[node].stopped_before_start.take() {
                         Some(reason) => {
                             self.nodes[node].step_run = Some(step_run.id);
                             self.batch.changes.stopped.push((step_run.id, reason));
                         }
-                        None => self.dispatch(node, step_run, *prepared),
+                        None => self.dispatch(node, step_run, step, bindings),
                     }
                 }
-                (None, Created::Start(node, _)) => refused.push(node),
+                (None, Created::Start(node, ..)) => refused.push(node),
                 (_, Created::Resolved(node, outcome)) => {
                     match outcome {
                         Scheduled::Succeeded => {
@@ -916,7 +922,13 @@ impl<'a> Orchestrator<'a> {
         Ok(())
     }
 
-    fn dispatch(&mut self, node: usize, step_run: StepRun, prepared: Prepared) {
+    fn dispatch(
+        &mut self,
+        node: usize,
+        step_run: StepRun,
+        step: &'static StepDef,
+        bindings: Vec<(String, Binding)>,
+    ) {
         let now = self.engine.clock().now();
         let invocation = &self.invocations[node];
         let stopped = Arc::new(AtomicBool::new(false));
@@ -931,8 +943,8 @@ impl<'a> Orchestrator<'a> {
         }
         let last_attempt = !invocation.config.retry.allows_another(step_run.attempt);
         let job = Job {
-            step: prepared.step,
-            bindings: prepared.bindings,
+            step,
+            bindings,
             artifacts: self.engine.artifacts().clone(),
             context: StepContext {
                 pipeline: self.scope.pipeline.clone(),
@@ -1028,7 +1040,7 @@ impl<'a> Orchestrator<'a> {
                 upstream,
             } => {
                 tracing::info!(target: "weft", "step `{}` completed in {elapsed}", invocation.id);
-                for output in &upstream.outputs {
+                for output in upstream.outputs.iter() {
                     self.batch.written.push(output.stored.clone());
                 }
                 self.batch.changes.completed.push((step_run, completion));

@@ -258,12 +258,12 @@ impl Registry {
 pub enum Binding {
     /// A plain value.
     Parameter(Value),
-    /// One artifact version.
-    Artifact(StoredArtifact),
+    /// One artifact version (shared with the run's record of its producer).
+    Artifact(Arc<StoredArtifact>),
     /// Several artifact versions, in order (fan-in).
-    Artifacts(Vec<StoredArtifact>),
+    Artifacts(Vec<Arc<StoredArtifact>>),
     /// One item of an artifact version that is a collection.
-    Item(StoredArtifact, u32),
+    Item(Arc<StoredArtifact>, u32),
 }
 
 /// Why a step body did not finish.

@@ -105,7 +105,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
         after: Vec::new(),
         upstream: upstream.map(|u| vec![u.to_string()]).unwrap_or_default(),
         outputs: vec![output("output")],
-        config: StepConfig::default(),
+        config: StepConfig::default().into(),
     };
     Snapshot {
         format_version: weft_core::snapshot::FORMAT_VERSION,

@@ -147,8 +147,15 @@ impl CompileSession {
         }
         let mut config = self.defaults.for_step(step);
         config.isolated |= options.isolated;
-        let call = build_call(self.id, step, options.id, options.after, arguments, config)
-            .map_err(|error| remember(&mut compiler, error))?;
+        let call = build_call(
+            self.id,
+            step,
+            options.id,
+            options.after,
+            arguments,
+            config.into(),
+        )
+        .map_err(|error| remember(&mut compiler, error))?;
         let id = compiler.add(call)?;
         Ok(Invocation {
             session: self.id,
@@ -165,7 +172,7 @@ pub(crate) fn build_call(
     id: Option<String>,
     after: Vec<AfterRef>,
     arguments: Vec<(&'static str, ArgumentBinding)>,
-    config: StepConfig,
+    config: std::sync::Arc<StepConfig>,
 ) -> std::result::Result<StepCall, compile::Error> {
     let mut call = StepCall {
         step: StepSignature {

@@ -88,7 +88,8 @@ impl DynamicSession {
     ) -> Result<Handle> {
         let options = options.options;
         let start_after = self.start_after(step, &options.start_after)?;
-        let call = self.build(step, options.id, options.after, arguments, options.isolated)?;
+        let config = self.config(step, options.isolated);
+        let call = self.build(step, options.id, options.after, arguments, config)?;
         let id = self.compiler.borrow_mut().add(call)?;
         Ok(self.submit(&id, start_after, None))
     }
@@ -122,14 +123,10 @@ impl DynamicSession {
             max,
         });
         let mut handles = Vec::with_capacity(items.len());
+        // One copy of the settings for every item.
+        let config = self.config(step, options.isolated);
         for (index, bindings) in items.into_iter().enumerate() {
-            let call = self.build(
-                step,
-                None,
-                options.after.clone(),
-                bindings,
-                options.isolated,
-            )?;
+            let call = self.build(step, None, options.after.clone(), bindings, config.clone())?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
             handles.push(self.submit(&id, start_after.clone(), limit.clone()));
         }
@@ -142,7 +139,7 @@ impl DynamicSession {
         id: Option<String>,
         mut after: Vec<AfterRef>,
         arguments: Vec<(&'static str, ArgumentBinding)>,
-        isolated: bool,
+        config: std::sync::Arc<weft_core::snapshot::StepConfig>,
     ) -> Result<weft_core::compile::StepCall> {
         if let Some((argument, _)) = arguments
             .iter()
@@ -170,9 +167,18 @@ impl DynamicSession {
                 id: last,
             });
         }
+        Ok(build_call(self.id, step, id, after, arguments, config)?)
+    }
+
+    /// The settings of a call of `step`.
+    fn config(
+        &self,
+        step: &StepDef,
+        isolated: bool,
+    ) -> std::sync::Arc<weft_core::snapshot::StepConfig> {
         let mut config = self.defaults.for_step(step);
         config.isolated |= isolated;
-        Ok(build_call(self.id, step, id, after, arguments, config)?)
+        config.into()
     }
 
     fn start_after(&self, step: &StepDef, upstream: &[AfterRef]) -> Result<Vec<String>> {
@@ -323,12 +329,12 @@ impl Handle {
     }
 
     /// Where output `output` is stored, once the invocation completed.
-    pub(crate) fn stored(&self, output: &str) -> Result<StoredArtifact> {
+    pub(crate) fn stored(&self, output: &str) -> Result<std::sync::Arc<StoredArtifact>> {
         match self.slot.wait() {
             Resolution::Completed(outputs) => outputs
-                .into_iter()
+                .iter()
                 .find(|candidate| candidate.name == output)
-                .map(|found| found.stored)
+                .map(|found| found.stored.clone())
                 .ok_or_else(|| {
                     Error::msg(format!(
                         "invocation `{}` has no output `{output}`",

@@ -122,7 +122,7 @@ pub trait FromArtifacts<T> {
         &self,
         io: &StepIo<'_>,
         name: &str,
-        list: &[StoredArtifact],
+        list: &[std::sync::Arc<StoredArtifact>],
     ) -> Result<T, StepFailure>;
 }
 impl<T: Artifact> FromArtifacts<Vec<T>> for &Probe<Vec<T>> {
@@ -130,7 +130,7 @@ impl<T: Artifact> FromArtifacts<Vec<T>> for &Probe<Vec<T>> {
         &self,
         io: &StepIo<'_>,
         name: &str,
-        list: &[StoredArtifact],
+        list: &[std::sync::Arc<StoredArtifact>],
     ) -> Result<Vec<T>, StepFailure> {
         list.iter()
             .map(|stored| io.load(stored).map_err(|failure| in_input(name, failure)))
@@ -144,7 +144,7 @@ pub trait NoArtifacts<T> {
         &self,
         io: &StepIo<'_>,
         name: &str,
-        list: &[StoredArtifact],
+        list: &[std::sync::Arc<StoredArtifact>],
     ) -> Result<T, StepFailure>;
 }
 impl<T> NoArtifacts<T> for Probe<T> {
@@ -152,7 +152,7 @@ impl<T> NoArtifacts<T> for Probe<T> {
         &self,
         _: &StepIo<'_>,
         name: &str,
-        _: &[StoredArtifact],
+        _: &[std::sync::Arc<StoredArtifact>],
     ) -> Result<T, StepFailure> {
         Err(system(format!(
             "argument `{name}` was given several artifacts, but `{}` is not a `Vec` of artifacts",

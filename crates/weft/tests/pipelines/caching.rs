@@ -114,8 +114,11 @@ fn code_is_part_of_the_key_and_settings_are_not() {
 
     // Other settings (retries, timeouts: what attributes change) leave the key alone.
     let mut retried = snapshot;
-    retried.invocations[1].config.retry.max_attempts = 5;
-    retried.invocations[1].config.timeout = Some(std::time::Duration::from_secs(60));
+    std::sync::Arc::make_mut(&mut retried.invocations[1].config)
+        .retry
+        .max_attempts = 5;
+    std::sync::Arc::make_mut(&mut retried.invocations[1].config).timeout =
+        Some(std::time::Duration::from_secs(60));
     let report = client.run_snapshot(retried, &config).unwrap();
     assert_eq!(status(&report, "double"), Status::Cached);
 }
@@ -322,7 +325,11 @@ fn a_run_file_can_name_a_key_function_of_the_binary_and_no_other() {
 
     let known = RunConfig::from_toml("[cache]\nkey_fn = \"data_version\"\n").unwrap();
     let report = client.run_with(doubling::args(3), &known).unwrap();
-    let parts = steps(&report)["double"].cache_parts.clone().unwrap().value();
+    let parts = steps(&report)["double"]
+        .cache_parts
+        .clone()
+        .unwrap()
+        .value();
     assert!(
         parts["key_fn"].as_str().unwrap().starts_with('v'),
         "{parts}"
