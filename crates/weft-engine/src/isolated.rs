@@ -485,9 +485,9 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
             invocation: record.invocation.clone(),
         })?;
     let mut bindings = Vec::new();
-    if let Value::Object(parameters) = &record.parameters {
+    if let Value::Object(parameters) = record.parameters.value() {
         for (name, value) in parameters {
-            bindings.push((name.clone(), Binding::Parameter(value.clone())));
+            bindings.push((name, Binding::Parameter(value)));
         }
     }
     let mut inputs: BTreeMap<String, Vec<_>> = BTreeMap::new();

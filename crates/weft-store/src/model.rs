@@ -173,8 +173,8 @@ pub struct StepRun {
     pub status_reason: Option<String>,
     /// Hash of the step's code.
     pub code_hash: String,
-    /// Parameters it was called with.
-    pub parameters: Value,
+    /// Parameters it was called with (a JSON object).
+    pub parameters: JsonText,
     /// Its settings.
     pub config: JsonText,
     /// The key it is cached under, if caching applied.
@@ -578,7 +578,7 @@ pub struct StepRunSummary {
     /// Why it has that status, where something says.
     pub status_reason: Option<String>,
     /// Its parameters.
-    pub parameters: serde_json::Value,
+    pub parameters: JsonText,
     /// Its cache key, if it had one.
     pub cache_key: Option<String>,
     /// The step run whose outputs it reuses (cached or resumed).

@@ -238,7 +238,7 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
         status: parse::<Status>("step run status", &row.string("status")?)?,
         status_reason: row.text("status_reason")?,
         code_hash: row.string("code_hash")?,
-        parameters: json("step run parameters", &row.string("parameters")?)?,
+        parameters: json_text("step run parameters", row.string("parameters")?)?,
         config: json_text("step run config", row.string("config")?)?,
         cache_key: row.text("cache_key")?,
         cache_parts: row
@@ -273,7 +273,7 @@ pub(crate) fn step_run_summary(row: &impl Columns) -> Result<StepRunSummary> {
         attempt: row.int("attempt")? as u32,
         status: parse::<Status>("step run status", &row.string("status")?)?,
         status_reason: row.text("status_reason")?,
-        parameters: json("step run parameters", &row.string("parameters")?)?,
+        parameters: json_text("step run parameters", row.string("parameters")?)?,
         cache_key: row.text("cache_key")?,
         original_step_run: optional(row.text("original_step_run_id")?, |id| {
             parse("step run id", id)
@@ -514,7 +514,7 @@ pub(crate) fn created_step_run(new: &NewStepRun, attempt: u32, at: DateTime<Utc>
         status: new.status,
         status_reason: new.status_reason.clone(),
         code_hash: new.code_hash.clone(),
-        parameters: new.parameters.clone(),
+        parameters: JsonText::new(&new.parameters),
         config: JsonText::new(&new.config),
         cache_key: new.cache_key.clone(),
         cache_parts: new.cache_parts.as_ref().map(JsonText::new),

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::Client;
-use crate::model::{MetadataEntry, OutputLink, Resource, RunFilter, StepError, StepRunSummary};
+use crate::model::{
+    JsonText, MetadataEntry, OutputLink, Resource, RunFilter, StepError, StepRunSummary,
+};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::Value;
@@ -204,7 +206,7 @@ struct Step {
     ended_at: Option<chrono::DateTime<chrono::Utc>>,
     duration_ms: Option<f64>,
     upstream: Vec<String>,
-    parameters: Value,
+    parameters: JsonText,
     inputs: BTreeMap<String, Vec<String>>,
     outputs: BTreeMap<String, String>,
     output_versions: BTreeMap<String, String>,
@@ -260,7 +262,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             .or_default()
             .push(input.artifact_version.to_string());
     }
-    let invocations: Vec<(String, String, Vec<String>, Value)> = match &snapshot {
+    let invocations: Vec<(String, String, Vec<String>, JsonText)> = match &snapshot {
         // A dynamic run's plan is what it did: its invocations in the order they were
         // recorded (each after those it waited for), with the parents they had.
         Some(snapshot) if snapshot.dynamic => dynamic_invocations(&graph),
@@ -269,7 +271,9 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
             .into_iter()
             .map(|i| {
                 let invocation = &snapshot.invocations[i];
-                let parameters = Value::Object(invocation.parameters.clone().into_iter().collect());
+                let parameters = JsonText::new(&Value::Object(
+                    invocation.parameters.clone().into_iter().collect(),
+                ));
                 (
                     invocation.id.clone(),
                     invocation.step.clone(),
@@ -373,7 +377,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
 /// attempts' parents.
 fn dynamic_invocations(
     graph: &crate::model::RunOverview,
-) -> Vec<(String, String, Vec<String>, Value)> {
+) -> Vec<(String, String, Vec<String>, JsonText)> {
     let invocation_of: HashMap<_, &str> = graph
         .step_runs
         .iter()

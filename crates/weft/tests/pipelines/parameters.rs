@@ -67,7 +67,8 @@ fn parameters_take_defaults_and_configuration() {
     );
     let tuned = &steps(&report)["tuned"];
     assert_eq!(
-        tuned.parameters["factor"], 10.0,
+        tuned.parameters.value()["factor"],
+        10.0,
         "the configured value is recorded"
     );
 
