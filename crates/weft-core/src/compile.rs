@@ -38,7 +38,7 @@ pub struct StepCall {
     /// An explicit invocation id (`.id("x")`); it must be unique in the pipeline.
     pub id: Option<String>,
     /// Arguments passed as plain values.
-    pub parameters: BTreeMap<String, Value>,
+    pub parameters: crate::parameters::Parameters,
     /// Arguments passed as artifacts.
     pub inputs: BTreeMap<String, InputSpec>,
     /// Arguments left to configuration (`weft::configured()`).
@@ -368,11 +368,13 @@ impl Compiler {
         self.index.insert(id.clone(), self.invocations.len());
         self.arguments.push(call.step.arguments);
         self.configured.push(call.configured);
+        let mut parameters = call.parameters;
+        parameters.shrink_to_fit();
         self.invocations.push(Arc::new(Invocation {
             id: id.clone(),
             step: call.step.path,
             code_hash: call.step.code_hash,
-            parameters: call.parameters,
+            parameters,
             inputs: call.inputs,
             after,
             upstream: upstream.into_iter().collect(),
@@ -627,7 +629,7 @@ mod tests {
         StepCall {
             step: step(name, &["x"]),
             id: None,
-            parameters: BTreeMap::new(),
+            parameters: Default::default(),
             inputs: BTreeMap::new(),
             configured: Vec::new(),
             after: Vec::new(),

@@ -30,6 +30,7 @@ pub mod limits {
     pub const NAME: usize = 512;
 }
 pub mod message;
+pub mod parameters;
 pub mod policy;
 pub mod schedule;
 pub mod snapshot;

@@ -388,7 +388,7 @@ mod tests {
                     id: id.to_string(),
                     step: id.to_string(),
                     code_hash: String::new(),
-                    parameters: BTreeMap::new(),
+                    parameters: Default::default(),
                     inputs: BTreeMap::new(),
                     after: Vec::new(),
                     upstream: upstream.iter().map(|u| u.to_string()).collect(),

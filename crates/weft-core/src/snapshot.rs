@@ -112,7 +112,7 @@ pub struct Invocation {
     /// Hash of the step function's code, computed by `#[step]` from the tokens of its body.
     pub code_hash: String,
     /// Plain values passed to the step, by argument name.
-    pub parameters: BTreeMap<String, Value>,
+    pub parameters: crate::parameters::Parameters,
     /// Artifacts passed to the step, by argument name.
     pub inputs: BTreeMap<String, InputSpec>,
     /// Invocations that must finish before this one starts, without passing data.

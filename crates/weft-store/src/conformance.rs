@@ -90,7 +90,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
         id: id.into(),
         step: id.into(),
         code_hash: format!("code-{id}"),
-        parameters: BTreeMap::from([("x".to_string(), json!(1))]),
+        parameters: BTreeMap::from([("x".to_string(), json!(1))]).into(),
         inputs: upstream
             .map(|up| {
                 BTreeMap::from([(

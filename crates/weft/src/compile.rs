@@ -187,7 +187,7 @@ pub(crate) fn build_call(
             outputs: step.output_specs(),
         },
         id,
-        parameters: BTreeMap::new(),
+        parameters: Default::default(),
         inputs: BTreeMap::new(),
         configured: Vec::new(),
         after: Vec::new(),
