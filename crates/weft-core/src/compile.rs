@@ -419,7 +419,7 @@ impl Compiler {
         for (invocation, configured) in self.invocations.iter().zip(&self.configured) {
             if let Some(input) = configured
                 .iter()
-                .find(|name| !invocation.parameters.contains_key(*name))
+                .find(|name| !invocation.parameters.contains_key(name))
             {
                 return Err(Error::MissingInput {
                     invocation: invocation.id.clone(),

@@ -427,6 +427,10 @@ pub(crate) fn path_suffix_pattern(name: &str) -> String {
     pattern
 }
 
+/// How many ids one `IN (...)` list holds at most; longer lists are queried in chunks (SQLite
+/// takes at most 32,766 parameters in a statement, PostgreSQL and MySQL 65,535).
+pub(crate) const IN_LIST_CHUNK: usize = 1000;
+
 /// `?, ?, ?` with `count` placeholders, for `IN (...)` lists.
 pub(crate) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
+#[path = "common/memory.rs"]
+mod memory;
 
 use common::median;
 use weft::prelude::*;
@@ -54,26 +56,6 @@ fn timed_run(client: &Client, call: weft::PipelineCall, steps: usize) -> Duratio
     let (elapsed, report) = common::timed_run(client, call, &weft::RunConfig::default());
     assert_eq!(report.step_runs.len(), steps, "every step ran");
     elapsed
-}
-
-/// Resets the process's peak resident memory (Linux), so the next reading covers what
-/// follows only.
-fn reset_peak_memory() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// The process's peak resident memory in MiB since the last reset (Linux).
-fn peak_memory_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 fn ms(duration: Duration) -> String {
@@ -116,10 +98,10 @@ fn main() {
         .map(|count| count.parse().expect("--items takes a whole number"))
         .unwrap_or(100_000);
     let (_dir, client) = fresh();
-    let reset = reset_peak_memory();
-    let before = peak_memory_mib();
+    let reset = memory::reset_peak();
+    let before = memory::peak_mib();
     let map_time = timed_run(&client, mapped::args(items), items as usize + 1);
-    let peak = peak_memory_mib();
+    let peak = memory::peak_mib();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(

@@ -1,6 +1,8 @@
 //! The inspection commands on large runs: `runs show` of a 4,000-step chain (computed, then
 //! rerun from the cache), `runs list` among many runs, and `lineage` of the chain's last
-//! output, with the SQLite store on disk.
+//! output, with the SQLite store on disk; then `runs show` (table and JSON), `runs list` and
+//! `lineage` of a dynamic run of 100,000 steps (a map and its fan-in; `-- --items N` for
+//! another count), each with the peak memory of the process while it ran.
 //!
 //! Prints figures; asserts nothing. `cargo bench -p weft --bench inspect` (add `-- --quick`
 //! for one repetition instead of five).
@@ -8,12 +10,48 @@
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "common/memory.rs"]
+mod memory;
 
 use common::{chain, median, timed_run};
 use weft::prelude::*;
 use weft::{RunConfig, StoreConfig};
 
 const STEPS: usize = 4000;
+
+#[step]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[step]
+fn sum(values: Vec<u64>) -> u64 {
+    values.iter().sum()
+}
+
+#[pipeline(dynamic)]
+fn mapped(count: u64) -> weft::Result<()> {
+    let squares = square::map((0..count).collect::<Vec<u64>>())?;
+    sum(&squares)?;
+    Ok(())
+}
+
+/// Runs one command once; its time, output lines and the process's peak memory meanwhile.
+fn once_with_memory(stores: &StoreConfig, arguments: &[&str]) -> (Duration, usize, String) {
+    let reset = memory::reset_peak();
+    let before = memory::resident_mib();
+    let (elapsed, lines) = time(stores, arguments, 1);
+    let peak = match (reset, before, memory::peak_mib()) {
+        (true, Some(before), Some(peak)) => {
+            format!(
+                "peak {peak:.0} MiB, {:.0} MiB more than before",
+                peak - before
+            )
+        }
+        _ => "peak memory unknown".into(),
+    };
+    (elapsed, lines, peak)
+}
 
 fn time(stores: &StoreConfig, arguments: &[&str], repeats: usize) -> (Duration, usize) {
     let mut times = Vec::new();
@@ -79,4 +117,47 @@ fn main() {
         "runs list among 202 runs: {:.1} ms ({lines} lines)",
         list.as_secs_f64() * 1e3
     );
+
+    let items: u64 = std::env::args()
+        .skip_while(|argument| argument != "--items")
+        .nth(1)
+        .map(|count| count.parse().expect("--items takes a whole number"))
+        .unwrap_or(100_000);
+    let (elapsed, map) = timed_run(&client, mapped::args(items), &config);
+    let steps = map.step_runs.len();
+    let id = map.run.id.to_string();
+    let fan_in = map
+        .step_runs
+        .iter()
+        .find(|step_run| step_run.invocation == "sum")
+        .expect("the fan-in ran");
+    let fan_in_output = client
+        .block_on(client.metadata_store().step_run_outputs(fan_in.id))
+        .expect("outputs")[0]
+        .artifact_version
+        .id
+        .to_string();
+    drop(map);
+    println!(
+        "dynamic run of {steps} steps (a map and its fan-in) recorded in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    for (what, arguments) in [
+        ("runs show", vec!["runs", "show", id.as_str()]),
+        (
+            "runs show --json",
+            vec!["runs", "show", id.as_str(), "--json"],
+        ),
+        ("runs list", vec!["runs", "list"]),
+        (
+            "lineage of the fan-in's output",
+            vec!["lineage", fan_in_output.as_str()],
+        ),
+    ] {
+        let (took, lines, peak) = once_with_memory(&stores, &arguments);
+        println!(
+            "  {what:<32}{:>10.1} ms  ({lines} lines, {peak})",
+            took.as_secs_f64() * 1e3
+        );
+    }
 }

@@ -259,23 +259,29 @@ async fn outputs_of(
         return Ok(Vec::new());
     }
     let columns = s.dialect().version_columns();
-    s.all(
-        &format!(
-            "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {columns} FROM step_run_outputs o \
-             JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
-            join_version("o.artifact_version_id"),
-            placeholders(step_runs.len())
-        ),
-        || list_args(step_runs.iter().map(ToString::to_string)),
-        |row| {
-            Ok((
-                records::step_run(row)?,
-                row.string("output_name")?,
-                records::artifact_version(row)?,
-            ))
-        },
-    )
-    .await
+    let mut found = Vec::new();
+    for chunk in step_runs.chunks(crate::records::IN_LIST_CHUNK) {
+        let rows = s
+            .all(
+                &format!(
+                    "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {columns} FROM step_run_outputs o \
+                     JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
+                    join_version("o.artifact_version_id"),
+                    placeholders(chunk.len())
+                ),
+                || list_args(chunk.iter().map(ToString::to_string)),
+                |row| {
+                    Ok((
+                        records::step_run(row)?,
+                        row.string("output_name")?,
+                        records::artifact_version(row)?,
+                    ))
+                },
+            )
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// `(step run id, input name, version)` for every input of `step_runs`.
@@ -287,20 +293,26 @@ async fn inputs_of(
         return Ok(Vec::new());
     }
     let columns = s.dialect().version_columns();
-    s.all(
-        &format!(
-            "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
-             FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
-            join_version("i.artifact_version_id"),
-            placeholders(step_runs.len())
-        ),
-        || list_args(step_runs.iter().map(ToString::to_string)),
-        |row| {
-            let (step_run, input) = records::input(row)?;
-            Ok((step_run, input.name, input.artifact_version))
-        },
-    )
-    .await
+    let mut found = Vec::new();
+    for chunk in step_runs.chunks(crate::records::IN_LIST_CHUNK) {
+        let rows = s
+            .all(
+                &format!(
+                    "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
+                     FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+                    join_version("i.artifact_version_id"),
+                    placeholders(chunk.len())
+                ),
+                || list_args(chunk.iter().map(ToString::to_string)),
+                |row| {
+                    let (step_run, input) = records::input(row)?;
+                    Ok((step_run, input.name, input.artifact_version))
+                },
+            )
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// `(step run, input name, version id)` for every read of `versions`.
@@ -308,20 +320,26 @@ async fn readers_of(
     s: &mut Session,
     versions: &[ArtifactVersionId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
-    s.all(
-        &format!(
-            "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
-             JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
-            placeholders(versions.len())
-        ),
-        || list_args(versions.iter().map(ToString::to_string)),
-        |row| {
-            Ok((
-                records::step_run(row)?,
-                row.string("input_name")?,
-                records::parse("artifact version id", &row.string("artifact_version_id")?)?,
-            ))
-        },
-    )
-    .await
+    let mut found = Vec::new();
+    for chunk in versions.chunks(crate::records::IN_LIST_CHUNK) {
+        let rows = s
+            .all(
+                &format!(
+                    "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+                     JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                || list_args(chunk.iter().map(ToString::to_string)),
+                |row| {
+                    Ok((
+                        records::step_run(row)?,
+                        row.string("input_name")?,
+                        records::parse("artifact version id", &row.string("artifact_version_id")?)?,
+                    ))
+                },
+            )
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }

@@ -270,26 +270,35 @@ fn outputs_of(
     connection: &Connection,
     step_runs: &[StepRunId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
-    if step_runs.is_empty() {
-        return Ok(Vec::new());
+    in_chunks(step_runs, |chunk| {
+        rows::all(
+            connection,
+            &format!(
+                "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {VERSION_COLUMNS} FROM step_run_outputs o \
+                 JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
+                join_version("o.artifact_version_id"),
+                placeholders(chunk.len())
+            ),
+            params_from_iter(chunk.iter().map(ToString::to_string)),
+            |row| {
+                Ok((
+                    rows::step_run(row)?,
+                    row.get("output_name")?,
+                    rows::artifact_version(row)?,
+                ))
+            },
+        )
+    })
+}
+
+/// Runs `query` on `ids` a chunk at a time and gathers the rows: SQLite takes at most 32,766
+/// parameters in one statement, and a fan-in may read 100,000 versions.
+fn in_chunks<I, T>(ids: &[I], mut query: impl FnMut(&[I]) -> Result<Vec<T>>) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(crate::records::IN_LIST_CHUNK) {
+        found.extend(query(chunk)?);
     }
-    rows::all(
-        connection,
-        &format!(
-            "SELECT o.name AS output_name, {STEP_RUN_COLUMNS}, {VERSION_COLUMNS} FROM step_run_outputs o \
-             JOIN step_runs s ON s.id = o.step_run_id {} WHERE o.step_run_id IN ({})",
-            join_version("o.artifact_version_id"),
-            placeholders(step_runs.len())
-        ),
-        params_from_iter(step_runs.iter().map(ToString::to_string)),
-        |row| {
-            Ok((
-                rows::step_run(row)?,
-                row.get("output_name")?,
-                rows::artifact_version(row)?,
-            ))
-        },
-    )
+    Ok(found)
 }
 
 /// `(step run id, input name, version)` for every input of `step_runs`.
@@ -297,23 +306,22 @@ fn inputs_of(
     connection: &Connection,
     step_runs: &[StepRunId],
 ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
-    if step_runs.is_empty() {
-        return Ok(Vec::new());
-    }
-    rows::all(
-        connection,
-        &format!(
-            "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
-             FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
-            join_version("i.artifact_version_id"),
-            placeholders(step_runs.len())
-        ),
-        params_from_iter(step_runs.iter().map(ToString::to_string)),
-        |row| {
-            let (step_run, input) = input(row)?;
-            Ok((step_run, input.name, input.artifact_version))
-        },
-    )
+    in_chunks(step_runs, |chunk| {
+        rows::all(
+            connection,
+            &format!(
+                "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
+                 FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+                join_version("i.artifact_version_id"),
+                placeholders(chunk.len())
+            ),
+            params_from_iter(chunk.iter().map(ToString::to_string)),
+            |row| {
+                let (step_run, input) = input(row)?;
+                Ok((step_run, input.name, input.artifact_version))
+            },
+        )
+    })
 }
 
 /// `(step run, input name, version id)` for every read of `versions`.
@@ -321,23 +329,25 @@ fn readers_of(
     connection: &Connection,
     versions: &[ArtifactVersionId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
-    rows::all(
-        connection,
-        &format!(
-            "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
-             JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
-            placeholders(versions.len())
-        ),
-        params_from_iter(versions.iter().map(ToString::to_string)),
-        |row| {
-            Ok((
-                rows::step_run(row)?,
-                row.get("input_name")?,
-                rows::parse(
-                    "artifact version id",
-                    &row.get::<_, String>("artifact_version_id")?,
-                )?,
-            ))
-        },
-    )
+    in_chunks(versions, |chunk| {
+        rows::all(
+            connection,
+            &format!(
+                "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
+                 JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
+                placeholders(chunk.len())
+            ),
+            params_from_iter(chunk.iter().map(ToString::to_string)),
+            |row| {
+                Ok((
+                    rows::step_run(row)?,
+                    row.get("input_name")?,
+                    rows::parse(
+                        "artifact version id",
+                        &row.get::<_, String>("artifact_version_id")?,
+                    )?,
+                ))
+            },
+        )
+    })
 }

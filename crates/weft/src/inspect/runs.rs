@@ -40,6 +40,10 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// List every item of a map on its own row (by default a map of more than a few
+        /// items is one row, with its items counted by status).
+        #[arg(long)]
+        items: bool,
     },
     /// Attach tags to a run (or detach them with `--remove`).
     Tag {
@@ -93,7 +97,7 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
             }
             Ok(())
         }
-        Command::Show { run, json } => show(client, &run, json, out),
+        Command::Show { run, json, items } => show(client, &run, json, items, out),
         Command::Stop { run } => {
             let run = client.stop(&run)?;
             say!(
@@ -228,7 +232,13 @@ struct Shown {
     steps: Vec<Step>,
 }
 
-fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
+fn show(
+    client: &Client,
+    reference: &str,
+    json: bool,
+    every_item: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
     let store = client.metadata_store();
     let graph = client.block_on(store.run_overview(run.id))?;
@@ -369,7 +379,7 @@ fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyho
     if json {
         return render::json(out, &shown);
     }
-    print_run(&shown, out);
+    print_run(&shown, every_item, out);
     Ok(())
 }
 
@@ -386,10 +396,9 @@ fn dynamic_invocations(
     let mut parents: HashMap<&str, Vec<String>> = HashMap::new();
     for (parent, child) in &graph.parents {
         if let (Some(parent), Some(child)) = (invocation_of.get(parent), invocation_of.get(child)) {
-            let list = parents.entry(child).or_default();
-            if !list.iter().any(|known| known == parent) {
-                list.push((*parent).to_owned());
-            }
+            // Several attempts of one parent repeat it: sorted out below, not searched for
+            // here (a fan-in over 100,000 items would search 100,000 times).
+            parents.entry(child).or_default().push((*parent).to_owned());
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -399,7 +408,8 @@ fn dynamic_invocations(
         .filter(|s| seen.insert(s.invocation.as_str()))
         .map(|s| {
             let mut upstream = parents.remove(s.invocation.as_str()).unwrap_or_default();
-            upstream.sort();
+            upstream.sort_unstable();
+            upstream.dedup();
             (
                 s.invocation.clone(),
                 s.step.clone(),
@@ -410,11 +420,91 @@ fn dynamic_invocations(
         .collect()
 }
 
+/// A map of more items than this is one row of `runs show`.
+const COLLAPSED_MAP: usize = 10;
+
+/// The row of a map's items: their range, statuses counted, the longest took, what they
+/// waited for.
+fn map_row(group: &str, items: &[Step]) -> Vec<String> {
+    let mut statuses: Vec<(&str, usize)> = Vec::new();
+    for item in items {
+        match statuses
+            .iter_mut()
+            .find(|(status, _)| *status == item.status)
+        {
+            Some((_, count)) => *count += 1,
+            None => statuses.push((&item.status, 1)),
+        }
+    }
+    let status = statuses
+        .iter()
+        .map(|(status, count)| format!("{count} {status}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let slowest = items
+        .iter()
+        .filter_map(|item| item.duration_ms)
+        .fold(None, |slowest: Option<f64>, ms| {
+            Some(slowest.map_or(ms, |s| s.max(ms)))
+        });
+    let mut upstream: Vec<String> = items
+        .iter()
+        .flat_map(|item| item.upstream.iter().cloned())
+        .collect();
+    upstream.sort();
+    upstream.dedup();
+    vec![
+        format!("{group}:* ({} items)", items.len()),
+        status,
+        slowest
+            .map(|ms| {
+                format!(
+                    "up to {}",
+                    render::duration(std::time::Duration::from_secs_f64(ms / 1e3))
+                )
+            })
+            .unwrap_or_else(|| "-".into()),
+        upstream_summary(&upstream),
+        "-".into(),
+    ]
+}
+
+/// The invocations a step waited for, as a table cell: a fan-in over a map of 100,000 items
+/// names the map once with its count (a cell listing every item would be as wide as the
+/// list, and every row of the table padded to it).
+fn upstream_summary(upstream: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if upstream.len() <= SHOWN {
+        return upstream.join(", ");
+    }
+    // Items of a map are `<group>:<index>`: one entry per group, in first-seen order.
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for id in upstream {
+        let group = id.split_once(':').map_or(id.as_str(), |(group, _)| group);
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, count)) => *count += 1,
+            None => groups.push((group, 1)),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .iter()
+        .take(SHOWN)
+        .map(|&(group, count)| match count {
+            1 => group.to_owned(),
+            _ => format!("{group} ({count} items)"),
+        })
+        .collect();
+    if groups.len() > SHOWN {
+        parts.push(format!("and {} more", groups.len() - SHOWN));
+    }
+    parts.join(", ")
+}
+
 fn short(id: &str) -> &str {
     &id[..8.min(id.len())]
 }
 
-fn print_run(shown: &Shown, out: &mut String) {
+fn print_run(shown: &Shown, every_item: bool, out: &mut String) {
     let run = &shown.run;
     say!(out, "Run         {}", run.name);
     say!(out, "Id          {}", run.id);
@@ -463,7 +553,26 @@ fn print_run(shown: &Shown, out: &mut String) {
     }
     say!(out);
     let mut table = render::table(&["step", "status", "took", "after", "outputs"]);
-    for step in &shown.steps {
+    let mut collapsed = 0;
+    let mut position = 0;
+    while position < shown.steps.len() {
+        let step = &shown.steps[position];
+        // A map of many items is one row, unless every item was asked for.
+        let members = match step.group.as_deref() {
+            Some(group) if !every_item => shown.steps[position..]
+                .iter()
+                .take_while(|other| other.group.as_deref() == Some(group))
+                .count(),
+            _ => 1,
+        };
+        if members > COLLAPSED_MAP {
+            let group = step.group.as_deref().unwrap_or_default();
+            table.add_row(map_row(group, &shown.steps[position..position + members]));
+            collapsed += members;
+            position += members;
+            continue;
+        }
+        position += 1;
         let mut status = step.status.clone();
         if let Some(from) = &step.cached_from {
             status = match &from.run {
@@ -487,11 +596,17 @@ fn print_run(shown: &Shown, out: &mut String) {
             step.duration_ms
                 .map(|ms| render::duration(std::time::Duration::from_secs_f64(ms / 1e3)))
                 .unwrap_or_else(|| "-".into()),
-            step.upstream.join(", "),
+            upstream_summary(&step.upstream),
             outputs.join("\n"),
         ]);
     }
     say!(out, "{table}");
+    if collapsed > 0 {
+        say!(
+            out,
+            "{collapsed} items of maps are counted above; `--items` lists each, `--json` gives every field."
+        );
+    }
     let mut notes = Vec::new();
     for step in &shown.steps {
         if let Some(error) = &step.error {

@@ -724,3 +724,55 @@ fn calls_after_invocations_still_waiting_to_be_scheduled_wait_for_them() {
     assert!(steps["add"].started_at >= steps["number"].ended_at);
     assert!(steps["add_2"].started_at >= steps["busy:2"].ended_at);
 }
+
+#[pipeline(dynamic)]
+fn wide_map(count: i64) -> weft::Result<()> {
+    let items = number::map((0..count).collect::<Vec<i64>>())?;
+    total(&items)?;
+    Ok(())
+}
+
+#[test]
+fn runs_show_counts_a_wide_map_in_one_row_and_lists_its_items_when_asked() {
+    let (dir, client) = fresh();
+    let report = client.run(wide_map::args(40)).unwrap();
+    assert_eq!(report.step_runs.len(), 41);
+    let stores = weft::StoreConfig::in_folder(dir.path());
+    let run = report.run.id.to_string();
+    let shown = weft::inspect::output(&stores, &["runs", "show", &run]).unwrap();
+    assert!(shown.contains("number:* (40 items)"), "{shown}");
+    assert!(shown.contains("40 completed"), "{shown}");
+    // The fan-in names the map once, not its 40 items.
+    assert!(shown.contains("number (40 items)"), "{shown}");
+    assert!(!shown.contains("number:17"), "{shown}");
+    assert!(shown.contains("`--items` lists each"), "{shown}");
+    let every = weft::inspect::output(&stores, &["runs", "show", &run, "--items"]).unwrap();
+    assert!(
+        every.contains("number:17") && every.contains("number:39"),
+        "{every}"
+    );
+    assert!(!every.contains("items of maps are counted"), "{every}");
+    // JSON always has every step.
+    let json = weft::inspect::output(&stores, &["runs", "show", &run, "--json"]).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["steps"].as_array().unwrap().len(), 41);
+}
+
+#[test]
+fn lineage_of_a_fan_in_over_more_inputs_than_one_statement_takes() {
+    // SQLite takes at most 32,766 parameters in one statement.
+    let (dir, client) = fresh();
+    let report = client.run(wide_map::args(33_000)).unwrap();
+    let fan_in = steps(&report)["total"].clone();
+    let output = client
+        .block_on(client.metadata_store().step_run_outputs(fan_in.id))
+        .unwrap()[0]
+        .artifact_version
+        .id
+        .to_string();
+    let stores = weft::StoreConfig::in_folder(dir.path());
+    let lineage = weft::inspect::output(&stores, &["lineage", &output]).unwrap();
+    assert!(lineage.contains("number:32999"), "{}", &lineage[..2000]);
+    let shown = weft::inspect::output(&stores, &["runs", "show", "latest"]).unwrap();
+    assert!(shown.contains("number:* (33000 items)"), "{shown}");
+}
