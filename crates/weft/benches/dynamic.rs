@@ -20,18 +20,8 @@ mod common;
 #[path = "common/memory.rs"]
 mod memory;
 
-use common::median;
+use common::{mapped, median, square};
 use weft::prelude::*;
-
-#[step]
-fn square(x: u64) -> u64 {
-    x * x
-}
-
-#[step]
-fn sum(values: Vec<u64>) -> u64 {
-    values.iter().sum()
-}
 
 #[pipeline(dynamic)]
 fn submits(count: u64) -> weft::Result<()> {
@@ -40,15 +30,6 @@ fn submits(count: u64) -> weft::Result<()> {
         let x = x as u64;
         weft::ensure!(future.load()? == x * x, "square of {x}");
     }
-    Ok(())
-}
-
-#[pipeline(dynamic)]
-fn mapped(count: u64) -> weft::Result<()> {
-    let squares = square::map((0..count).collect::<Vec<u64>>())?;
-    let total = sum(&squares)?;
-    let expected: u64 = (0..count).map(|x| x * x).sum();
-    weft::ensure!(total.load()? == expected, "the sum of squares");
     Ok(())
 }
 

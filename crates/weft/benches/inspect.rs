@@ -13,28 +13,11 @@ mod common;
 #[path = "common/memory.rs"]
 mod memory;
 
-use common::{chain, median, timed_run};
+use common::{chain, mapped, median, timed_run};
 use weft::prelude::*;
 use weft::{RunConfig, StoreConfig};
 
 const STEPS: usize = 4000;
-
-#[step]
-fn square(x: u64) -> u64 {
-    x * x
-}
-
-#[step]
-fn sum(values: Vec<u64>) -> u64 {
-    values.iter().sum()
-}
-
-#[pipeline(dynamic)]
-fn mapped(count: u64) -> weft::Result<()> {
-    let squares = square::map((0..count).collect::<Vec<u64>>())?;
-    sum(&squares)?;
-    Ok(())
-}
 
 /// Runs one command once; its time, output lines and the process's peak memory meanwhile.
 fn once_with_memory(stores: &StoreConfig, arguments: &[&str]) -> (Duration, usize, String) {

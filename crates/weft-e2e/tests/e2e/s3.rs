@@ -414,6 +414,23 @@ else:
     sys.exit(1)
 "#;
 
+/// The `endurance` pipeline with a first output of 400 MB: uploaded in parts for seconds.
+fn large_upload(project: &Project, journal: &std::path::Path) -> std::process::Command {
+    project.command(
+        crate::common::PIPELINES,
+        &[
+            "run",
+            "endurance",
+            "-p",
+            &format!("journal={}", journal.display()),
+            "-p",
+            "pause_ms=0",
+            "-p",
+            "bytes=400000000",
+        ],
+    )
+}
+
 /// A moto server of this test's own, on a free port, with the bucket `weft-test`; killed
 /// when dropped.
 struct OwnServer {
@@ -486,20 +503,7 @@ fn the_server_dying_during_an_upload_fails_the_step_and_registers_nothing() {
         ("AWS_SECRET_ACCESS_KEY", "weft-test-secret".into()),
         ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".into()),
     ];
-    let mut command = project.command(
-        crate::common::PIPELINES,
-        &[
-            "run",
-            "endurance",
-            "-p",
-            &format!("journal={}", journal.display()),
-            "-p",
-            "pause_ms=0",
-            "-p",
-            "bytes=400000000",
-        ],
-    );
-    let pipeline = command
+    let pipeline = large_upload(&project, &journal)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -591,20 +595,7 @@ fn an_upload_left_by_a_killed_process_is_aborted_when_its_run_is_reconciled() {
         (counts[0], counts[1], counts[2])
     };
     let journal = project.path().join("journal.txt");
-    let mut pipeline = project
-        .command(
-            crate::common::PIPELINES,
-            &[
-                "run",
-                "endurance",
-                "-p",
-                &format!("journal={}", journal.display()),
-                "-p",
-                "pause_ms=0",
-                "-p",
-                "bytes=400000000",
-            ],
-        )
+    let mut pipeline = large_upload(&project, &journal)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

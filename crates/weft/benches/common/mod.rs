@@ -87,3 +87,23 @@ pub(crate) fn isolated_chain(length: usize) -> weft::Result<()> {
     }
     Ok(())
 }
+
+#[step]
+pub(crate) fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[step]
+pub(crate) fn sum(values: Vec<u64>) -> u64 {
+    values.iter().sum()
+}
+
+/// `square` mapped over `0..count`, then their sum (a fan-in of every item), checked.
+#[pipeline(dynamic)]
+pub(crate) fn mapped(count: u64) -> weft::Result<()> {
+    let squares = square::map((0..count).collect::<Vec<u64>>())?;
+    let total = sum(&squares)?;
+    let expected: u64 = (0..count).map(|x| x * x).sum();
+    weft::ensure!(total.load()? == expected, "the sum of squares");
+    Ok(())
+}
