@@ -19,6 +19,16 @@ use weft::{RunConfig, StoreConfig};
 
 const STEPS: usize = 4000;
 
+/// The id of the first output version of `step_run`.
+fn first_output(client: &Client, step_run: weft::StepRunId) -> String {
+    client
+        .block_on(client.metadata_store().step_run_outputs(step_run))
+        .expect("outputs")[0]
+        .artifact_version
+        .id
+        .to_string()
+}
+
 /// Runs one command once; its time, output lines and the process's peak memory meanwhile.
 fn once_with_memory(stores: &StoreConfig, arguments: &[&str]) -> (Duration, usize, String) {
     let reset = memory::reset_peak();
@@ -81,12 +91,7 @@ fn main() {
         .iter()
         .max_by_key(|step_run| step_run.id)
         .expect("steps ran");
-    let version = client
-        .block_on(client.metadata_store().step_run_outputs(last.id))
-        .expect("outputs")[0]
-        .artifact_version
-        .id
-        .to_string();
+    let version = first_output(&client, last.id);
     let (lineage, lines) = time(&stores, &["lineage", &version], repeats);
     println!(
         "lineage of the chain's last output: {:.1} ms ({lines} lines)",
@@ -114,12 +119,7 @@ fn main() {
         .iter()
         .find(|step_run| step_run.invocation == "sum")
         .expect("the fan-in ran");
-    let fan_in_output = client
-        .block_on(client.metadata_store().step_run_outputs(fan_in.id))
-        .expect("outputs")[0]
-        .artifact_version
-        .id
-        .to_string();
+    let fan_in_output = first_output(&client, fan_in.id);
     drop(map);
     println!(
         "dynamic run of {steps} steps (a map and its fan-in) recorded in {:.1} s",

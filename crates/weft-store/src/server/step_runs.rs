@@ -333,7 +333,7 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             .collect();
         invocations.sort_unstable();
         invocations.dedup();
-        for chunk in invocations.chunks(ROWS_PER_STATEMENT) {
+        for chunk in invocations.chunks(crate::records::IN_LIST_CHUNK) {
             let found = s
                 .all(
                     &format!(

@@ -477,13 +477,18 @@ fn upstream_summary(upstream: &[String]) -> String {
     if upstream.len() <= SHOWN {
         return upstream.join(", ");
     }
-    // Items of a map are `<group>:<index>`: one entry per group, in first-seen order.
+    // Items of a map are `<group>:<index>`: one entry per group, in first-seen order. Found
+    // through a map: a static fan-in of 10,000 has 10,000 groups of one.
     let mut groups: Vec<(&str, usize)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
     for id in upstream {
         let group = id.split_once(':').map_or(id.as_str(), |(group, _)| group);
-        match groups.iter_mut().find(|(name, _)| *name == group) {
-            Some((_, count)) => *count += 1,
-            None => groups.push((group, 1)),
+        match position.get(group) {
+            Some(&at) => groups[at].1 += 1,
+            None => {
+                position.insert(group, groups.len());
+                groups.push((group, 1));
+            }
         }
     }
     let mut parts: Vec<String> = groups
@@ -647,4 +652,22 @@ fn print_run(shown: &Shown, every_item: bool, out: &mut String) {
         super::inspector(),
         run.id
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_summary;
+
+    #[test]
+    fn a_long_upstream_list_names_maps_once_and_counts_the_rest() {
+        let few: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        assert_eq!(upstream_summary(&few), "a, b");
+        let map: Vec<String> = (0..1000).map(|i| format!("square:{i}")).collect();
+        assert_eq!(upstream_summary(&map), "square (1000 items)");
+        let fan_in: Vec<String> = (0..10_000).map(|i| format!("add_{i}")).collect();
+        assert_eq!(
+            upstream_summary(&fan_in),
+            "add_0, add_1, add_2, add_3, and 9996 more"
+        );
+    }
 }
