@@ -29,6 +29,7 @@ macro_rules! artifact_store_conformance_tests {
         $crate::artifact_store_conformance_tests!(@cases $fresh;
             values_round_trip_in_every_builtin_format,
             small_versions_write_nothing_to_the_store,
+            what_must_come_first_is_waited_for_once_before_storing,
             large_files_stream_in_parts_and_verify,
             a_published_file_is_never_overwritten,
             a_failed_save_leaves_nothing,
@@ -175,6 +176,42 @@ pub fn small_versions_write_nothing_to_the_store(store: &ArtifactStore) {
     store.verify(&stored).unwrap();
     store.check(&stored).unwrap();
     store.delete(&stored).unwrap();
+}
+
+/// `save_after` calls its hook once before a version stores anything (a small put, a
+/// local file, an upload in parts), never for a version kept in its record, and a hook that
+/// fails fails the save with nothing stored.
+pub fn what_must_come_first_is_waited_for_once_before_storing(store: &ArtifactStore) {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let count = || {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
+    let small = store
+        .save_after(&["inline"], &42u64, Vec::new(), &count)
+        .unwrap();
+    assert!(small.files.iter().all(|f| f.is_inline()));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let medium = store
+        .save_after(&["put"], &rows(100), Vec::new(), &count)
+        .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(store.load::<Rows>(&medium.to_stored()).unwrap(), rows(100));
+    let big: Vec<u8> = vec![3; 12 * 1024 * 1024];
+    store
+        .save_after(&["parts"], &big, Vec::new(), &count)
+        .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    let refuse = || Err("the step run is not recorded".into());
+    for (name, value) in [("refused-put", rows(100)), ("refused-parts", rows(400_000))] {
+        let error = store
+            .save_after(&[name], &value, Vec::new(), &refuse)
+            .unwrap_err();
+        assert!(matches!(error, Error::Write { .. }), "{error}");
+        assert!(error.to_string().contains("not recorded"), "{error}");
+        assert_eq!(listed(store, name), Vec::<String>::new());
+    }
 }
 
 /// A file larger than a part streams in parts, hashed while it streams; it loads back whole

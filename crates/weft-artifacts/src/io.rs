@@ -37,9 +37,14 @@ const READ_PIECE: usize = 8 * 1024 * 1024;
 /// while the next block is read: hashing costs about as much as the IO itself.
 const PARALLEL_HASH_MIN: usize = 1024 * 1024;
 
+/// What is called before a version's first byte goes to the store (see
+/// [`ArtifactStore::save_after`]).
+pub type BeforeStoring<'a> = dyn Fn() -> std::result::Result<(), BoxError> + Sync + 'a;
+
 /// Where a materializer writes the files of one artifact version.
 pub struct ArtifactWriter<'a> {
     store: &'a ArtifactStore,
+    pub(crate) before_storing: Option<&'a BeforeStoring<'a>>,
     prefix: Path,
     materializer: &'static str,
     data_type: &'static str,
@@ -59,6 +64,7 @@ impl<'a> ArtifactWriter<'a> {
     ) -> Self {
         Self {
             store,
+            before_storing: None,
             prefix,
             materializer,
             data_type,
@@ -138,6 +144,7 @@ impl<'a> ArtifactWriter<'a> {
             });
         }
         let mut sink = FileSink::new(self.store, self.prefix.clone().join(name), self.inline_left);
+        sink.before_storing = self.before_storing.take();
         let written = write(&mut sink);
         if let Some(error) = sink.error.take() {
             sink.abort();
@@ -151,6 +158,14 @@ impl<'a> ArtifactWriter<'a> {
                 source,
             });
         }
+        if !sink.stays_inline()
+            && let Err(error) = sink.may_store()
+        {
+            sink.abort();
+            return Err(error);
+        }
+        // Still there if nothing was stored; called once, what it waited for is done.
+        self.before_storing = sink.before_storing.take();
         let mut record = sink.finish(name)?;
         if record.is_inline() {
             self.inline_left -= record.size as usize;
@@ -246,6 +261,8 @@ struct FileSink<'a> {
     error: Option<Error>,
     /// A file of at most this many bytes is kept in its record, not stored.
     inline_budget: usize,
+    /// Called before anything is stored, then dropped.
+    before_storing: Option<&'a BeforeStoring<'a>>,
 }
 
 impl<'a> FileSink<'a> {
@@ -261,6 +278,20 @@ impl<'a> FileSink<'a> {
             target: Target::Pending,
             error: None,
             inline_budget,
+            before_storing: None,
+        }
+    }
+
+    /// Whether what was written stays in the record when the file is finished.
+    fn stays_inline(&self) -> bool {
+        matches!(self.target, Target::Pending) && self.buffer.len() <= self.inline_budget
+    }
+
+    /// Calls `before_storing` the first time something is to be stored.
+    fn may_store(&mut self) -> Result<()> {
+        match self.before_storing.take() {
+            Some(before_storing) => before_storing().map_err(|e| self.write_error(e)),
+            None => Ok(()),
         }
     }
 
@@ -300,6 +331,9 @@ impl<'a> FileSink<'a> {
     /// Sends `data` on: straight to a local file (hashed alongside), or as one part of an
     /// upload.
     fn send(&mut self, data: &[u8]) -> Result<()> {
+        if matches!(self.target, Target::Pending) {
+            self.may_store()?;
+        }
         if let Some(destination) = self.local.clone() {
             if matches!(self.target, Target::Pending) {
                 self.open_local(&destination)?;
@@ -391,7 +425,7 @@ impl<'a> FileSink<'a> {
 
     fn finish(mut self, name: &str) -> Result<FileRecord> {
         let store = self.store;
-        if matches!(self.target, Target::Pending) && self.buffer.len() <= self.inline_budget {
+        if self.stays_inline() {
             // Small enough to live in the record: nothing is sent anywhere.
             let data = std::mem::take(&mut self.buffer);
             return Ok(FileRecord {

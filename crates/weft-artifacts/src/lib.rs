@@ -53,7 +53,7 @@ pub use candle_core;
 #[cfg(any(feature = "arrow", feature = "polars"))]
 pub use columns::Parquet;
 pub use error::{BoxError, Error};
-pub use io::{ArtifactReader, ArtifactWriter, FileReader};
+pub use io::{ArtifactReader, ArtifactWriter, BeforeStoring, FileReader};
 pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
 #[cfg(feature = "ndarray")]
 pub use ndarray;

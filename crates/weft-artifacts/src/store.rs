@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 use url::Url;
 use weft_core::artifact::{ArtifactType, FileRecord};
 
-use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
+use crate::io::{ArtifactReader, ArtifactWriter, BeforeStoring, FileReader};
 use crate::materializer::{Artifact, Loader, Materializer, Metadata};
 use crate::{Error, Result};
 
@@ -385,11 +385,27 @@ impl ArtifactStore {
         value: &T,
         provenance: Vec<(String, String)>,
     ) -> Result<SavedArtifact> {
+        self.save_after(segments, value, provenance, &|| Ok(()))
+    }
+
+    /// [`save_with_provenance`](Self::save_with_provenance), calling `before_storing` before
+    /// the first byte of the version goes to the store (a file created, an upload started):
+    /// a caller that must record something first, such as the step run the files belong to,
+    /// waits there, and an error it returns fails the save. A version whose files all stay
+    /// in their records never calls it.
+    pub fn save_after<T: Artifact>(
+        &self,
+        segments: &[&str],
+        value: &T,
+        provenance: Vec<(String, String)>,
+        before_storing: &BeforeStoring<'_>,
+    ) -> Result<SavedArtifact> {
         let prefix = Path::from_iter(segments.iter().copied());
         let materializer = <T::Materializer as Materializer<T>>::ID;
         let data_type = std::any::type_name::<T>();
         let mut writer = ArtifactWriter::new(self, prefix.clone(), materializer, data_type);
         writer.provenance = provenance;
+        writer.before_storing = Some(before_storing);
         let mut saved = <T::Materializer as Materializer<T>>::save(value, &mut writer);
         if saved.is_ok() {
             saved = <T::Materializer as Materializer<T>>::visualize(value, &mut writer);
@@ -822,14 +838,15 @@ impl ArtifactStore {
         ))))
     }
 
-    /// Removes every object under `prefix` (whole path segments); what cannot be removed is
-    /// left (a later sweep tries again).
+    /// Removes the object `prefix` and every object under it (whole path segments); what
+    /// cannot be removed is left (a later sweep tries again).
     pub fn remove_objects(&self, prefix: &str) {
         // A local store removes the folder at once, as `remove_partial` does.
-        if let Some(folder) = self.local_path(prefix) {
-            let _ = std::fs::remove_dir_all(folder);
+        if let Some(path) = self.local_path(prefix) {
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
             return;
         }
+        let _ = self.wait(self.objects().delete(&Path::from(prefix)));
         if let Ok(paths) = self.list_objects(prefix) {
             for path in paths {
                 let _ = self.wait(self.objects().delete(&Path::from(path.as_str())));

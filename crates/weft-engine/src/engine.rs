@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use weft_artifacts::ArtifactStore;
-use weft_core::{RunId, Snapshot, Status};
+use weft_core::{RunId, Snapshot, Status, StepRunId};
 use weft_store::MetadataStore;
 use weft_store::model::{MetadataSource, NewRun, Resource, Run, StepRun};
 
@@ -411,12 +411,31 @@ impl Engine {
             .filter(|step_run| !step_run.status.is_finished())
             .cloned()
             .collect();
-        if unfinished.is_empty() {
-            return;
-        }
+        let finished: std::collections::HashSet<StepRunId> = step_runs
+            .iter()
+            .filter(|step_run| step_run.status.is_finished())
+            .map(|step_run| step_run.id)
+            .collect();
         let (run_id, pipeline) = (run.id, run.pipeline.clone());
         let jobs_folder = project_root.join(".weft").join("jobs");
         crate::blocking(move || {
+            // The logs of step runs that never finished, recorded or not: the last steps of a
+            // run that starts steps before their records are written may have none.
+            if let Ok(paths) = artifacts.list_objects(&format!("logs/{run_id}")) {
+                for path in paths {
+                    let step_run = path
+                        .rsplit('/')
+                        .next()
+                        .and_then(|name| name.split('.').next())
+                        .and_then(|id| id.parse::<StepRunId>().ok());
+                    if step_run.is_some_and(|id| !finished.contains(&id)) {
+                        artifacts.remove_objects(&path);
+                    }
+                }
+            }
+            if unfinished.is_empty() {
+                return;
+            }
             let ids: Vec<_> = unfinished.iter().map(|step_run| step_run.id).collect();
             for operator in crate::operator::all() {
                 operator.end_orphans(&ids);

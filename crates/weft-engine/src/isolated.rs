@@ -532,6 +532,8 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
             reported: Arc::default(),
         },
         last_attempt,
+        // The host read its step run from the store: it is recorded.
+        recorded: None,
     })
 }
 

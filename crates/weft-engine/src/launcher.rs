@@ -3,7 +3,7 @@
 //! result ([`prepare`]); after the body ran (see [`crate::runner`]), turn what it produced
 //! into what the metadata store records ([`finish`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -111,6 +111,9 @@ pub enum Launch {
     },
     /// It cannot start: record this `failed` step run.
     Fail(NewStepRun),
+    /// Its cache key is one of the keys given as unrecorded (a completion of this run not
+    /// written yet): prepare it again once they are written.
+    RecordFirst,
 }
 
 /// Prepares `invocation` given its finished upstream invocations: resolves its inputs,
@@ -121,6 +124,7 @@ pub async fn prepare(
     scope: &RunScope,
     invocation: &Invocation,
     upstream: &HashMap<String, Upstream>,
+    unrecorded_keys: &HashSet<String>,
 ) -> Launch {
     let mut step_run = step_run(scope, invocation, upstream, Status::Running);
     let Some(step) = engine.registry().get(&invocation.step) else {
@@ -141,6 +145,9 @@ pub async fn prepare(
             Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
         };
         let key = parts.key();
+        if unrecorded_keys.contains(&key) {
+            return Launch::RecordFirst;
+        }
         match cached(engine, &key).await {
             Ok(Some(original)) => {
                 tracing::info!(target: "weft", "step `{}` reuses the outputs of step run {} (cached)", invocation.id, original.step_run);

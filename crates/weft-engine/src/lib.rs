@@ -33,6 +33,7 @@ pub mod logs;
 pub mod operator;
 pub mod owner;
 mod pool;
+pub mod recorded;
 pub mod runner;
 pub mod step;
 

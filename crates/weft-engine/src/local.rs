@@ -9,9 +9,21 @@
 //! It is the run's only writer, and it writes in batches: whatever happened since the last
 //! write (bodies that finished, the invocations they unblock, skips and stops decided by the
 //! scheduler) is recorded in one transaction. In a chain, finishing one step and starting the
-//! next is a single commit; when many steps finish together, their records share one.
+//! next is a single batch; when many steps finish together, their records share one.
+//!
+//! Batches that need nothing back from the store (inline steps to start, completions,
+//! failures) do not wait for their commit: their steps start at once, and the batches are
+//! written together, in order, in one transaction, when [`COMMIT_INTERVAL`] has passed since
+//! the first of them, when [`COMMIT_BATCH`] step runs wait, or before anything that must
+//! see them (an isolated step's host reads its step run from the store; a cache lookup whose
+//! key a waiting completion registers; the end of the run). On a disk, each commit rewrites
+//! every B-tree page it touches: a chain's steps then share those pages instead of writing
+//! each of them once per step. What this costs: other processes see the run up to
+//! [`COMMIT_INTERVAL`] late, and a process that dies loses the records of its last steps
+//! (their output files are removed when the run is reconciled, like any step run's whose
+//! process died).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,7 +33,7 @@ use tokio::sync::mpsc;
 use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
 use weft_core::snapshot::{ExecutionMode, Invocation};
 use weft_core::{Snapshot, Status, StepRunId, canonical};
-use weft_store::model::{Changes, StepError, StepErrorKind, StepOutput, StepRun};
+use weft_store::model::{Applied, Changes, StepError, StepErrorKind, StepOutput, StepRun};
 
 use crate::context::StepContext;
 use crate::dynamic::{Command, FunctionEnd, Limit, Resolution, Shared, Slot, StepFailure};
@@ -29,9 +41,16 @@ use crate::engine::Engine;
 use crate::isolated;
 use crate::launcher::{self, Launch, Outcome, Prepared, RunScope, Upstream, after, human};
 use crate::pool::StepThreads;
+use crate::recorded::Recorded;
 use crate::runner::{self, Finished, Job};
 use crate::{Binding, StepDef};
 use crate::{Error, Result};
+
+/// The longest a batch whose steps started waits for its commit.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A commit is made once this many step runs wait for one.
+pub const COMMIT_BATCH: usize = 512;
 
 /// What one run of the local orchestrator needs besides the snapshot.
 #[derive(Clone, Debug)]
@@ -82,6 +101,10 @@ enum Created {
     Recorded,
 }
 
+/// An attempt to start: its step run's id, number, cache key, and what says when its record
+/// is written (`None`: it is already).
+type Started<'a> = (StepRunId, u32, Option<&'a str>, Option<Arc<Recorded>>);
+
 /// What is recorded at the next write, and what to do once it is.
 #[derive(Default)]
 struct Batch {
@@ -89,6 +112,8 @@ struct Batch {
     created: Vec<Created>,
     /// Output files of completions, removed if the write fails.
     written: Vec<Arc<weft_artifacts::StoredArtifact>>,
+    /// What the bodies of its `started` step runs wait for before they store a file.
+    recorded: Vec<Arc<Recorded>>,
 }
 
 struct Orchestrator<'a> {
@@ -102,7 +127,18 @@ struct Orchestrator<'a> {
     nodes: Vec<Node>,
     finished: HashMap<String, Upstream>,
     batch: Batch,
+    /// Batches whose steps started before they were written, oldest first.
+    unrecorded: Vec<Batch>,
+    /// When the unrecorded batches must be written at the latest.
+    commit_due: Option<tokio::time::Instant>,
+    /// The cache keys of running step runs.
+    running_keys: HashMap<StepRunId, String>,
+    /// The cache keys of completions not written yet: looking one up writes them first.
+    unrecorded_keys: HashSet<String>,
     threads: StepThreads,
+    /// Where bodies waiting for their record ask for a commit.
+    ask: mpsc::UnboundedSender<()>,
+    asked: Option<mpsc::UnboundedReceiver<()>>,
     done: mpsc::UnboundedSender<(usize, StepRunId, Finished)>,
     results: Option<mpsc::UnboundedReceiver<(usize, StepRunId, Finished)>>,
     /// Nodes that may have a retry delay or a deadline set; the others are never scanned
@@ -204,7 +240,11 @@ pub async fn execute(
         .map(|_| Node::default())
         .collect();
     orchestrator.pre_pass(snapshot.topological_order()).await?;
-    orchestrator.drive(None).await
+    let driven = orchestrator.drive(None).await;
+    if driven.is_err() {
+        orchestrator.abandon_unrecorded(Vec::new());
+    }
+    driven
 }
 
 /// Drives a dynamic run: the invocations come from its function through `commands`, until
@@ -230,6 +270,9 @@ pub(crate) async fn execute_dynamic(
         stopped: false,
     });
     let driven = orchestrator.drive(Some(&mut commands)).await;
+    if driven.is_err() {
+        orchestrator.abandon_unrecorded(Vec::new());
+    }
     commands.close();
     let abandoned = |slot: &Slot, reason: String| {
         slot.finish(Resolution::Failed(StepFailure {
@@ -274,6 +317,7 @@ impl<'a> Orchestrator<'a> {
     ) -> Result<Self> {
         let threads = StepThreads::new(settings.max_parallelism);
         let (done, results) = mpsc::unbounded_channel();
+        let (ask, asked) = mpsc::unbounded_channel();
         Ok(Self {
             engine,
             mode,
@@ -284,7 +328,13 @@ impl<'a> Orchestrator<'a> {
             nodes: Vec::new(),
             finished: HashMap::new(),
             batch: Batch::default(),
+            unrecorded: Vec::new(),
+            commit_due: None,
+            running_keys: HashMap::new(),
+            unrecorded_keys: HashSet::new(),
             threads,
+            ask,
+            asked: Some(asked),
             done,
             results: Some(results),
             timed: std::collections::BTreeSet::new(),
@@ -301,6 +351,7 @@ impl<'a> Orchestrator<'a> {
     ) -> Result<()> {
         let engine = self.engine;
         let mut results = self.results.take().expect("driven once");
+        let mut asked = self.asked.take().expect("driven once");
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
@@ -308,16 +359,29 @@ impl<'a> Orchestrator<'a> {
         // Once interrupted: when inline steps still running are given up on.
         let mut grace_ends: Option<tokio::time::Instant> = None;
         loop {
-            self.start_ready().await;
-            self.start_due_retries().await;
+            self.start_ready().await?;
+            self.start_due_retries().await?;
             if !self.batch.changes.is_empty() {
-                self.flush().await?;
+                if self.may_start_unrecorded() && !self.stop_requested_elsewhere().await? {
+                    self.start_unrecorded();
+                    if self.commit_is_due() {
+                        self.commit().await?;
+                    }
+                } else {
+                    self.flush().await?;
+                }
                 continue;
             }
             if self.is_done() {
-                return Ok(());
+                if self.unrecorded.is_empty() {
+                    return Ok(());
+                }
+                // What it says (a stop) may give work to record.
+                self.commit().await?;
+                continue;
             }
             let timer = self.next_timer();
+            let commit_due = self.commit_due;
             let clock = engine.clock().clone();
             let listening = self
                 .dynamic
@@ -350,6 +414,13 @@ impl<'a> Orchestrator<'a> {
                 }
                 () = async { clock.sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
                     self.time_out();
+                }
+                () = async { tokio::time::sleep_until(commit_due.expect("guarded")).await }, if commit_due.is_some() => {
+                    self.commit().await?;
+                }
+                Some(()) = asked.recv() => {
+                    while asked.try_recv().is_ok() {}
+                    self.commit().await?;
                 }
                 _ = heartbeat.tick() => {
                     let status = engine.metadata().heartbeat(self.scope.run_id).await?;
@@ -413,8 +484,14 @@ impl<'a> Orchestrator<'a> {
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
             } else if self.scope.caches(invocation)
-                && let Launch::Reuse { step_run, upstream } =
-                    launcher::prepare(self.engine, &self.scope, invocation, &self.finished).await
+                && let Launch::Reuse { step_run, upstream } = launcher::prepare(
+                    self.engine,
+                    &self.scope,
+                    invocation,
+                    &self.finished,
+                    &HashSet::new(),
+                )
+                .await
             {
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
@@ -684,6 +761,7 @@ impl<'a> Orchestrator<'a> {
     /// once; inline ones get the grace period.
     async fn interrupted(&mut self) -> Result<()> {
         tracing::warn!(target: "weft", "interrupted: the run stops (interrupt again to exit at once)");
+        self.commit().await?;
         match self.engine.metadata().request_stop(self.scope.run_id).await {
             // A run that already ended, or is ending, has nothing more to stop.
             Ok(_) | Err(weft_store::Error::Transition { .. }) => {}
@@ -743,18 +821,19 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Prepares every invocation that may start now.
-    async fn start_ready(&mut self) {
+    async fn start_ready(&mut self) -> Result<()> {
         while self.scheduler.running() < self.settings.max_parallelism.max(1) {
             let Some(node) = self.scheduler.pop_ready() else {
                 break;
             };
             self.nodes[node].attempt = 1;
-            self.launch(node).await;
+            self.launch(node).await?;
         }
+        Ok(())
     }
 
     /// Prepares the next attempt of every invocation whose retry delay has passed.
-    async fn start_due_retries(&mut self) {
+    async fn start_due_retries(&mut self) -> Result<()> {
         let now = self.engine.clock().now();
         let due: Vec<usize> = self
             .timed
@@ -765,11 +844,12 @@ impl<'a> Orchestrator<'a> {
         for node in due {
             self.nodes[node].retry_at = None;
             self.nodes[node].attempt += 1;
-            self.launch(node).await;
+            self.launch(node).await?;
         }
+        Ok(())
     }
 
-    async fn launch(&mut self, node: usize) {
+    async fn launch(&mut self, node: usize) -> Result<()> {
         let invocation = self.invocations[node].clone();
         if self.dynamic.is_some()
             && let Some((original, outputs)) = self.settings.reuse.get(&invocation.id)
@@ -803,7 +883,7 @@ impl<'a> Orchestrator<'a> {
                 self.batch
                     .created
                     .push(Created::Resolved(node, Scheduled::Failed));
-                return;
+                return Ok(());
             }
             let index = &self.dynamic.as_ref().expect("dynamic run").index;
             let upstream_reused = invocation
@@ -820,11 +900,26 @@ impl<'a> Orchestrator<'a> {
                     upstream,
                     Created::Resolved(node, Scheduled::Succeeded),
                 );
-                return;
+                return Ok(());
             }
         }
-        let invocation = &self.invocations[node];
-        match launcher::prepare(self.engine, &self.scope, invocation, &self.finished).await {
+        let launched = loop {
+            let invocation = &self.invocations[node];
+            match launcher::prepare(
+                self.engine,
+                &self.scope,
+                invocation,
+                &self.finished,
+                &self.unrecorded_keys,
+            )
+            .await
+            {
+                // Written, the completion is a cache candidate like any other.
+                Launch::RecordFirst => self.flush().await?,
+                launched => break launched,
+            }
+        };
+        match launched {
             Launch::Start(prepared) => {
                 let Prepared {
                     step,
@@ -851,25 +946,169 @@ impl<'a> Orchestrator<'a> {
                     .created
                     .push(Created::Resolved(node, Scheduled::Failed));
             }
+            Launch::RecordFirst => unreachable!("prepared again until it is not"),
+        }
+        Ok(())
+    }
+
+    /// Whether the batch can be left for a later commit: it starts only inline steps (or
+    /// none), records nothing whose result the orchestrator waits for, and the run is not
+    /// stopping (a stopping run's store turns starts away, which only a commit tells).
+    fn may_start_unrecorded(&self) -> bool {
+        !self.stop_was_requested()
+            && self.batch.created.iter().all(|role| match role {
+                Created::Start(node, ..) => {
+                    !self.invocations[*node].config.isolated
+                        && self.nodes[*node].stopped_before_start.is_none()
+                }
+                Created::Recorded => true,
+                Created::Resolved(..) => false,
+            })
+    }
+
+    /// Whether another process asked the run to stop, when the batch starts steps: they
+    /// start only if it did not (its store would turn them away, which only a commit
+    /// tells).
+    async fn stop_requested_elsewhere(&mut self) -> Result<bool> {
+        let starts = self
+            .batch
+            .created
+            .iter()
+            .any(|role| matches!(role, Created::Start(..)));
+        if !starts {
+            return Ok(false);
+        }
+        let status = self.engine.metadata().run_status(self.scope.run_id).await?;
+        Ok(status == Status::Stopping)
+    }
+
+    /// Starts the batch's steps before the batch is written, and leaves it for the next
+    /// commit.
+    fn start_unrecorded(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.changes.at = Some(Utc::now());
+        let roles = std::mem::take(&mut batch.created);
+        let created = std::mem::take(&mut batch.changes.created);
+        for (role, step_run) in roles.into_iter().zip(created) {
+            match role {
+                Created::Start(node, step, bindings) => {
+                    let attempt = self.nodes[node].attempt;
+                    let key = step_run.cache_key.as_deref();
+                    let recorded = Arc::new(Recorded::new(self.ask.clone()));
+                    batch.recorded.push(recorded.clone());
+                    let started = (step_run.id, attempt, key, Some(recorded));
+                    self.dispatch(node, started, step, bindings);
+                    batch.changes.started.push(step_run);
+                }
+                _ => batch.changes.created.push(step_run),
+            }
+        }
+        self.unrecorded.push(batch);
+        self.commit_due
+            .get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
+        self.release_held();
+    }
+
+    /// Whether the unrecorded batches are to be written now.
+    fn commit_is_due(&self) -> bool {
+        let waiting: usize = self
+            .unrecorded
+            .iter()
+            .map(|batch| {
+                let changes = &batch.changes;
+                changes.started.len() + changes.created.len() + changes.completed.len()
+            })
+            .sum();
+        waiting >= COMMIT_BATCH
+            || self
+                .commit_due
+                .is_some_and(|due| due <= tokio::time::Instant::now())
+    }
+
+    /// Writes the unrecorded batches.
+    async fn commit(&mut self) -> Result<()> {
+        debug_assert!(
+            self.batch.changes.is_empty(),
+            "commits come between batches"
+        );
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        let (_, stopping) = self.write(Vec::new()).await?;
+        if stopping {
+            self.stop_requested();
+        }
+        Ok(())
+    }
+
+    /// Writes the unrecorded batches, then `changes`, in one transaction, and returns what
+    /// applying each of `changes` recorded, and whether the run is stopping. If the write
+    /// fails, the output files of every unrecorded batch are removed: nothing registers them.
+    async fn write(&mut self, changes: Vec<Changes>) -> Result<(Vec<Applied>, bool)> {
+        let unrecorded = std::mem::take(&mut self.unrecorded);
+        self.commit_due = None;
+        let skip = unrecorded.len();
+        let mut written = Vec::new();
+        let mut recorded = Vec::new();
+        let mut batches = Vec::with_capacity(skip + changes.len());
+        for batch in unrecorded {
+            written.extend(batch.written);
+            recorded.extend(batch.recorded);
+            batches.push(batch.changes);
+        }
+        batches.extend(changes);
+        match self.engine.metadata().apply_in_order(batches).await {
+            Ok(mut applied) => {
+                for recorded in &recorded {
+                    recorded.written();
+                }
+                self.unrecorded_keys.clear();
+                let stopping = applied.iter().any(|applied| applied.stopping);
+                Ok((applied.split_off(skip), stopping))
+            }
+            Err(error) => {
+                for recorded in &recorded {
+                    recorded.lost(&error.to_string());
+                }
+                self.abandon_unrecorded(written);
+                Err(error.into())
+            }
         }
     }
 
-    /// Writes the batch, then starts the bodies it recorded and reports what it resolved.
+    /// Removes the output files of batches that will never be written.
+    fn abandon_unrecorded(&mut self, mut written: Vec<Arc<weft_artifacts::StoredArtifact>>) {
+        for batch in std::mem::take(&mut self.unrecorded) {
+            written.extend(batch.written);
+            for recorded in &batch.recorded {
+                recorded.lost("the orchestrator stopped");
+            }
+        }
+        written.extend(std::mem::take(&mut self.batch.written));
+        for stored in &written {
+            let _ = self.engine.artifacts().delete(stored);
+        }
+    }
+
+    /// Writes the unrecorded batches and this one, then starts the bodies it recorded and
+    /// reports what it resolved.
     async fn flush(&mut self) -> Result<()> {
+        // The batch being written now starts its steps once it is: none waits for a record.
         let Batch {
             changes,
             created,
             written,
+            recorded: _,
         } = std::mem::take(&mut self.batch);
-        let applied = match self.engine.metadata().apply(changes).await {
-            Ok(applied) => applied,
+        let (applied, stopping) = match self.write(vec![changes]).await {
+            Ok((mut applied, stopping)) => (applied.remove(0), stopping),
             Err(error) => {
                 // Nothing of the batch was recorded: the outputs it would have registered
                 // must not stay behind.
                 for stored in &written {
                     let _ = self.engine.artifacts().delete(stored);
                 }
-                return Err(error.into());
+                return Err(error);
             }
         };
         let mut refused = Vec::new();
@@ -881,7 +1120,11 @@ impl<'a> Orchestrator<'a> {
                             self.nodes[node].step_run = Some(step_run.id);
                             self.batch.changes.stopped.push((step_run.id, reason));
                         }
-                        None => self.dispatch(node, step_run, step, bindings),
+                        None => {
+                            let key = step_run.cache_key.as_deref();
+                            let started = (step_run.id, step_run.attempt, key, None);
+                            self.dispatch(node, started, step, bindings);
+                        }
                     }
                 }
                 (None, Created::Start(node, ..)) => refused.push(node),
@@ -911,6 +1154,9 @@ impl<'a> Orchestrator<'a> {
             }
         }
         self.release_held();
+        if stopping {
+            self.stop_requested();
+        }
         if !refused.is_empty() {
             // The run is stopping: those never started.
             self.stop_requested();
@@ -922,26 +1168,31 @@ impl<'a> Orchestrator<'a> {
         Ok(())
     }
 
+    /// Starts the body of `node`'s attempt: its step run's id, the attempt's number, its
+    /// cache key, and, for a step run not recorded yet, what says when it is.
     fn dispatch(
         &mut self,
         node: usize,
-        step_run: StepRun,
+        (id, attempt, cache_key, recorded): Started<'_>,
         step: &'static StepDef,
         bindings: Vec<(String, Binding)>,
     ) {
         let now = self.engine.clock().now();
+        if let Some(key) = cache_key {
+            self.running_keys.insert(id, key.to_owned());
+        }
         let invocation = &self.invocations[node];
         let stopped = Arc::new(AtomicBool::new(false));
         let state = &mut self.nodes[node];
-        state.step_run = Some(step_run.id);
-        state.awaiting = Some(step_run.id);
+        state.step_run = Some(id);
+        state.awaiting = Some(id);
         state.stopped = stopped.clone();
         state.started = Some(now);
         state.deadline = invocation.config.timeout.map(|timeout| after(now, timeout));
         if state.deadline.is_some() {
             self.timed.insert(node);
         }
-        let last_attempt = !invocation.config.retry.allows_another(step_run.attempt);
+        let last_attempt = !invocation.config.retry.allows_another(attempt);
         let job = Job {
             step,
             bindings,
@@ -949,19 +1200,19 @@ impl<'a> Orchestrator<'a> {
             context: StepContext {
                 pipeline: self.scope.pipeline.clone(),
                 run_id: self.scope.run_id,
-                step_run_id: step_run.id,
-                invocation: step_run.invocation.clone(),
-                attempt: step_run.attempt,
+                step_run_id: id,
+                invocation: invocation.id.clone(),
+                attempt,
                 stopped,
                 reported: Arc::default(),
             },
             last_attempt,
+            recorded,
         };
         if let Some(slot) = &self.nodes[node].slot {
             slot.start();
         }
         let done = self.done.clone();
-        let id = step_run.id;
         // An isolated step runs in a process of its own, waited for on the step thread.
         let isolated = invocation.config.isolated.then(|| {
             let handle = Arc::new(isolated::ProcessHandle::default());
@@ -972,7 +1223,7 @@ impl<'a> Orchestrator<'a> {
                 base: self.scope.project_root.clone(),
                 step: job.step,
                 run: self.scope.run_id,
-                step_run: step_run.id,
+                step_run: id,
                 last_attempt,
                 env: invocation.config.env.clone(),
                 operator: crate::operator::for_step(invocation.config.slurm.as_ref()),
@@ -1022,6 +1273,7 @@ impl<'a> Orchestrator<'a> {
             let facts = std::mem::take(&mut body.system);
             self.batch.changes.system_metadata.push((step_run, facts));
         }
+        let cache_key = self.running_keys.remove(&step_run);
         if self.nodes[node].awaiting != Some(step_run) {
             discard(self.engine, body);
             return;
@@ -1044,6 +1296,7 @@ impl<'a> Orchestrator<'a> {
                     self.batch.written.push(output.stored.clone());
                 }
                 self.batch.changes.completed.push((step_run, completion));
+                self.unrecorded_keys.extend(cache_key);
                 self.notify(node, Resolution::Completed(upstream.outputs.clone()));
                 self.finished.insert(invocation.id.clone(), upstream);
                 let decisions = self.scheduler.resolve(node, Scheduled::Succeeded);

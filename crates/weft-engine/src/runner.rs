@@ -26,6 +26,9 @@ pub struct Job {
     pub context: StepContext,
     /// Whether no attempt follows this one if it fails (its failure hook then runs).
     pub last_attempt: bool,
+    /// For a step run started before its record was written: no file is stored before it
+    /// is.
+    pub recorded: Option<std::sync::Arc<crate::recorded::Recorded>>,
 }
 
 /// How a step body ended.
@@ -115,6 +118,7 @@ pub fn execute(job: Job) -> Executed {
         artifacts,
         context,
         last_attempt,
+        recorded,
     } = job;
     let stopped = context.stopped.clone();
     let reported = context.reported.clone();
@@ -133,7 +137,8 @@ pub fn execute(job: Job) -> Executed {
             folder_parts[1].as_str(),
             folder_parts[2].as_str(),
         ];
-        let mut io = StepIo::new(&artifacts, &bindings, folder, stopped.clone());
+        let mut io =
+            StepIo::new(&artifacts, &bindings, folder, stopped.clone()).after_recorded(recorded);
         let called = catch_unwind(AssertUnwindSafe(|| {
             if let Some(on_start) = step.settings.on_start {
                 on_start(&hooks_context);

@@ -288,6 +288,9 @@ pub struct StepIo<'a> {
     folder: [&'a str; 3],
     saved: Vec<(String, SavedArtifact)>,
     stopped: Arc<AtomicBool>,
+    /// For a step run started before its record was written: waited for before a file is
+    /// stored.
+    recorded: Option<Arc<crate::recorded::Recorded>>,
 }
 
 impl<'a> StepIo<'a> {
@@ -305,7 +308,14 @@ impl<'a> StepIo<'a> {
             folder,
             saved: Vec::new(),
             stopped,
+            recorded: None,
         }
+    }
+
+    /// Stores no file before `recorded` says the step run's record is written (when given).
+    pub fn after_recorded(mut self, recorded: Option<Arc<crate::recorded::Recorded>>) -> Self {
+        self.recorded = recorded;
+        self
     }
 
     /// How argument `name` is passed.
@@ -344,10 +354,15 @@ impl<'a> StepIo<'a> {
         if let Some(context) = crate::context::current() {
             provenance.push(("weft.run".to_owned(), context.run_id.to_string()));
         }
-        let saved = self.artifacts.save_with_provenance(
+        let recorded = self.recorded.as_deref();
+        let saved = self.artifacts.save_after(
             &[pipeline, invocation, name, step_run],
             value,
             provenance,
+            &|| match recorded {
+                Some(recorded) => recorded.wait().map_err(Into::into),
+                None => Ok(()),
+            },
         )?;
         self.saved.push((name.to_owned(), saved));
         Ok(())

@@ -21,6 +21,10 @@ pub trait RunStore: Send + Sync {
     /// The run with this id.
     async fn run(&self, id: RunId) -> Result<Run>;
 
+    /// The status of run `id` alone: what an orchestrator reads before it starts steps
+    /// whose records it writes later, to start nothing once a stop was requested.
+    async fn run_status(&self, id: RunId) -> Result<Status>;
+
     /// The run named by `reference`: a full id, a unique id prefix, or `latest`.
     async fn find_run(&self, reference: &str) -> Result<Run>;
 
@@ -95,6 +99,12 @@ pub trait StepRunStore: Send + Sync {
     /// This is how an orchestrator records a step's completion together with the start of
     /// the steps it unblocks, in one round trip.
     async fn apply(&self, changes: Changes) -> Result<Applied>;
+
+    /// Applies batches of changes one after the other, in one transaction: all of them, or
+    /// none if one is refused. A later batch may name step runs an earlier one creates (an
+    /// orchestrator that started steps before their records were written completes them
+    /// in a later batch), so several steps' records cost one commit.
+    async fn apply_in_order(&self, batches: Vec<Changes>) -> Result<Vec<Applied>>;
 
     /// The step run with this id.
     async fn step_run(&self, id: StepRunId) -> Result<StepRun>;

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
+            batches_in_order_share_one_transaction,
             large_batches_are_recorded_whole,
             cache_candidates_are_the_newest_unexpired_completions,
             expiring_a_step_by_name_matches_the_name_exactly,
@@ -1372,6 +1373,109 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
     assert_eq!(message, "no run matches `ffffffff-0000`");
 }
 
+/// Batches applied in order, in one transaction: a later batch completes a step run an
+/// earlier one creates, and starts one that reads its output; a refused change in the last
+/// batch leaves nothing of any of them.
+pub async fn batches_in_order_share_one_transaction(store: Store) {
+    let run = new_run(&store, "p").await;
+    let a = running(run, "a");
+    let a_id = a.id;
+    let output = version("p::a::output", "a");
+    let mut b = running(run, "b");
+    b.inputs = vec![NewInput {
+        name: "input".into(),
+        position: 0,
+        artifact_version: output.id,
+        kind: InputKind::StepOutput,
+    }];
+    b.parents = vec![a_id];
+    let completed = |id, output: Option<NewArtifactVersion>| Changes {
+        completed: vec![(
+            id,
+            Completion {
+                outputs: output.into_iter().map(|o| ("output".into(), o)).collect(),
+                log_uri: None,
+                metadata: Vec::new(),
+            },
+        )],
+        ..Changes::default()
+    };
+    let applied = store
+        .apply_in_order(vec![
+            Changes {
+                created: vec![a],
+                ..Changes::default()
+            },
+            Changes {
+                created: vec![b],
+                ..completed(a_id, Some(output.clone()))
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 2);
+    let b = applied[1].created[0].clone().expect("b is created");
+    assert_eq!(applied[1].outputs[0][0].artifact_version.id, output.id);
+    assert_eq!(
+        store.step_run(a_id).await.unwrap().status,
+        Status::Completed
+    );
+    assert_eq!(
+        store.step_run_inputs(b.id).await.unwrap()[0]
+            .artifact_version
+            .id,
+        output.id
+    );
+
+    // The first batch is valid alone, the second completes `a` again: neither is kept.
+    let c = running(run, "c");
+    let c_id = c.id;
+    let refused = store
+        .apply_in_order(vec![
+            Changes {
+                created: vec![c],
+                ..completed(b.id, None)
+            },
+            completed(a_id, None),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Transition { .. }), "{refused}");
+    assert_eq!(store.step_run(b.id).await.unwrap().status, Status::Running);
+    assert!(store.step_run(c_id).await.is_err(), "c was not created");
+    assert_eq!(store.step_runs(run).await.unwrap().len(), 2);
+    assert!(store.apply_in_order(Vec::new()).await.unwrap().is_empty());
+    let applied = store
+        .apply(Changes {
+            created: vec![running(run, "d")],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    assert!(!applied.stopping);
+
+    // A stopping run turns away step runs that would start, but records those that already
+    // run, and says it is stopping.
+    store.request_stop(run).await.unwrap();
+    let started = running(run, "e");
+    let started_id = started.id;
+    let applied = store
+        .apply_in_order(vec![Changes {
+            started: vec![started],
+            created: vec![running(run, "f")],
+            ..Changes::default()
+        }])
+        .await
+        .unwrap();
+    assert!(applied[0].stopping);
+    assert!(applied[0].created[0].is_none(), "f is turned away");
+    assert_eq!(
+        store.step_run(started_id).await.unwrap().status,
+        Status::Running
+    );
+    assert_eq!(store.step_runs(run).await.unwrap().len(), 4);
+}
+
 /// A batch registers a completion and creates the step run that reads its output, in one
 /// transaction; a batch with a refused change leaves nothing behind.
 pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store: Store) {
@@ -1695,10 +1799,16 @@ pub async fn heartbeats_and_stop_requests(store: Store) {
         .remove(0);
     assert_eq!(store.heartbeat(run).await.unwrap(), Status::Running);
     assert!(store.run(run).await.unwrap().heartbeat_at.unwrap() >= before);
+    assert_eq!(store.run_status(run).await.unwrap(), Status::Running);
 
     let stopping = store.request_stop(run).await.unwrap();
     assert_eq!(stopping.status, Status::Stopping);
+    assert_eq!(store.run_status(run).await.unwrap(), Status::Stopping);
     assert_eq!(store.heartbeat(run).await.unwrap(), Status::Stopping);
+    assert!(matches!(
+        store.run_status(RunId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
     let refused = store
         .create_step_runs(vec![running(run, "b")])
         .await

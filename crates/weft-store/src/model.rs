@@ -496,9 +496,18 @@ pub struct Changes {
     pub stopped: Vec<(StepRunId, String)>,
     /// New step runs.
     pub created: Vec<NewStepRun>,
+    /// New step runs whose bodies already started (an orchestrator that starts a step
+    /// before its record is written, to record several steps in one commit): recorded
+    /// whatever their run's status, since they run; a stopping run's orchestrator learns
+    /// from [`Applied::stopping`] that it must stop them. Recorded before `created`.
+    pub started: Vec<NewStepRun>,
     /// weft's own facts about step runs of this batch or earlier ones (where an isolated
     /// step's host ran), recorded as system metadata.
     pub system_metadata: Vec<(StepRunId, Vec<(String, Value)>)>,
+    /// When these changes happened, for the times recorded on step runs (started, ended);
+    /// when they are applied if `None`. A batch written later than it happened keeps its
+    /// steps' true times.
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl Changes {
@@ -509,6 +518,7 @@ impl Changes {
             && self.retrying.is_empty()
             && self.stopped.is_empty()
             && self.created.is_empty()
+            && self.started.is_empty()
             && self.system_metadata.is_empty()
     }
 }
@@ -521,6 +531,8 @@ pub struct Applied {
     /// The created step runs, in the order given; `None` where a step run that would start
     /// was refused because its run is stopping.
     pub created: Vec<Option<StepRun>>,
+    /// Whether the run of a created or started step run is stopping.
+    pub stopping: bool,
 }
 
 /// Which cache entries to expire.

@@ -497,8 +497,9 @@ pub(crate) fn admitting_run(run: RunId, status: Status) -> Result<Option<Status>
 
 /// Whether a new step run in `status` is turned away because its run is `run_status`: a
 /// stopping run records no step run that would start.
-pub(crate) fn turned_away(run_status: Status, status: Status) -> bool {
-    run_status == Status::Stopping
+pub(crate) fn turned_away(run_status: Status, status: Status, admission: Admission) -> bool {
+    admission == Admission::UnlessStopping
+        && run_status == Status::Stopping
         && matches!(
             status,
             Status::Running | Status::Queued | Status::Provisioning
@@ -807,7 +808,25 @@ pub(crate) fn check_changes(changes: &crate::model::Changes) -> Result<()> {
     for (_, entries) in &changes.system_metadata {
         check_metadata_keys(entries.iter().map(|(key, _)| key.as_str()))?;
     }
-    check_new_step_runs(&changes.created)
+    check_new_step_runs(&changes.created)?;
+    check_new_step_runs(&changes.started)
+}
+
+/// Whether new step runs are turned away from a stopping run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// A step run that would start is refused by a stopping run.
+    UnlessStopping,
+    /// Its body already runs: it is recorded whatever the run's status.
+    Started,
+}
+
+/// What creating a list of step runs recorded.
+pub(crate) struct CreatedStepRuns {
+    /// In the order given; `None` where one was turned away.
+    pub step_runs: Vec<Option<StepRun>>,
+    /// Whether one of their runs is stopping.
+    pub stopping: bool,
 }
 
 /// Tag names from a backend's aggregate (joined by U+001F), sorted.

@@ -63,6 +63,8 @@ fn record(journal: &str, pause_ms: u64) -> weft::Result<()> {
         .open(journal)?;
     // One write per line: with O_APPEND, parallel steps' lines never interleave.
     file.write_all(format!("{}\n", context.invocation).as_bytes())?;
+    // A log for every step: the crash test checks that none outlives an unfinished step.
+    tracing::info!(pause_ms, "computing");
     std::thread::sleep(std::time::Duration::from_millis(pause_ms));
     Ok(())
 }
@@ -105,6 +107,27 @@ fn endurance(
     }
     let joined = combine(journal.clone(), pause_ms, tails)?;
     transform(journal, pause_ms, &joined)?;
+    Ok(())
+}
+
+/// One link of `long_chain`: logs, and passes on `bytes` bytes (kept in the record when
+/// small, a file when not).
+#[step]
+fn link(bytes: usize, input: Vec<u8>) -> Vec<u8> {
+    tracing::info!(bytes, "linking");
+    let mut next = input;
+    next.resize(bytes, 0);
+    next[0] = next[0].wrapping_add(1);
+    next
+}
+
+/// `length` fast steps in a row: most of them start before their records are written.
+#[pipeline]
+fn long_chain(length: usize, bytes: usize) -> weft::Result<()> {
+    let mut last = link(bytes, vec![0u8; bytes])?;
+    for _ in 1..length {
+        last = link(bytes, &last)?;
+    }
     Ok(())
 }
 

@@ -265,7 +265,7 @@ fn bad_arguments_are_refused_with_clear_errors_and_nothing_recorded() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["run", "trainnig"],
-            "unknown pipeline `trainnig`; this binary has: endurance, endurance_dynamic, fragile, gated_talk, greeted, isolated_call, isolated_fan, isolation, isolation_crash, isolation_dynamic, isolation_timeout, processes, shared, slumber, sweep, training",
+            "unknown pipeline `trainnig`; this binary has: endurance, endurance_dynamic, fragile, gated_talk, greeted, isolated_call, isolated_fan, isolation, isolation_crash, isolation_dynamic, isolation_timeout, long_chain, processes, shared, slumber, sweep, training",
         ),
         (
             &["run", "fragile", "--param", "sise=3"],

@@ -1,8 +1,9 @@
 //! Kills a real pipeline process with SIGKILL at random moments and checks what it leaves
 //! behind: after `weft runs reconcile` (or any command that opens the stores) no run is
 //! unfinished, every registered artifact version is intact, no file that was being written
-//! is left in the artifact store, and `run --resume` completes the run computing each
-//! unfinished step exactly once.
+//! is left in the artifact store, no log is left of a step run that did not finish
+//! (recorded or not: steps start before their records are written), and `run --resume`
+//! completes the run computing each unfinished step exactly once.
 //!
 //! Static and dynamic runs take turns (`endurance` and `endurance_dynamic`, the same twelve
 //! invocations). The moments are drawn from a seeded generator; `WEFT_CRASH_SEED=<n>`
@@ -29,6 +30,58 @@ fn killed_pipelines_are_reconciled_and_resumed_without_losing_or_repeating_work(
 #[test]
 fn killed_pipelines_on_postgresql_are_reconciled_and_resumed() {
     kill_repeatedly(&Project::on(crate::common::Server::Postgres), KILLS / 3);
+}
+
+/// A run of fast steps killed in its stride: the steps that started (and finished) since its
+/// last commit have no record, and nothing of theirs may stay behind, neither logs (steps
+/// with small outputs, kept in their records) nor files (larger outputs, whose steps wait
+/// for their record before they store anything).
+#[test]
+fn steps_killed_before_their_records_were_written_leave_nothing() {
+    for bytes in ["16", "4096"] {
+        let project = Project::new();
+        let context = format!("a chain of outputs of {bytes} bytes");
+        let mut child = project
+            .command(
+                PIPELINES,
+                &[
+                    "run",
+                    "long_chain",
+                    "--no-cache",
+                    "-p",
+                    "length=20000",
+                    "-p",
+                    &format!("bytes={bytes}"),
+                ],
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the pipeline starts");
+        // Wait until the run is recorded, then kill in the middle of the chain.
+        let started = std::time::Instant::now();
+        while runs(&project).is_empty() && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("the process is reaped");
+        let reconciled = project.weft(&["runs", "reconcile"]);
+        assert_eq!(reconciled.code, 0, "{context}: {reconciled:?}");
+        let shown = project.json(&["runs", "show", "latest", "--json"]);
+        assert_eq!(shown["status"], "failed", "{context}: killed mid-run");
+        let completed = shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|step| step["status"] == "completed")
+            .count();
+        assert!(completed > 10, "{context}: {completed} steps completed");
+        let verified = project.weft(&["artifacts", "verify"]);
+        assert_eq!(verified.code, 0, "{context}: {verified:?}");
+        assert_only_registered_files(&project, "long_chain", &context);
+        assert_only_logs_of_finished_steps(&project, &context);
+    }
 }
 
 fn kill_repeatedly(project: &Project, kills: usize) {
@@ -120,6 +173,7 @@ fn kill_and_recover(
     let verified = project.weft(&["artifacts", "verify"]);
     assert_eq!(verified.code, 0, "{context}: {verified:?}");
     assert_only_registered_files(project, pipeline, context);
+    assert_only_logs_of_finished_steps(project, context);
 
     if listed.len() == runs_before {
         return "before the run was created";
@@ -220,6 +274,33 @@ fn assert_only_registered_files(project: &Project, pipeline: &str, context: &str
             registered.iter().any(|version| file.starts_with(version)),
             "{context}: {} is not part of a registered version",
             file.display()
+        );
+    }
+}
+
+/// Every stored log (and live copy) belongs to a finished step run.
+fn assert_only_logs_of_finished_steps(project: &Project, context: &str) {
+    let mut finished = BTreeSet::new();
+    for run in runs(project) {
+        let id = run["id"].as_str().unwrap();
+        let shown = project.json(&["runs", "show", id, "--json"]);
+        for step in shown["steps"].as_array().unwrap() {
+            if ["completed", "failed", "cached", "skipped", "stopped"]
+                .contains(&step["status"].as_str().unwrap())
+            {
+                finished.insert(step["step_run_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut logs = Vec::new();
+    collect_files(&project.path().join(".weft/artifacts/logs"), &mut logs);
+    for log in logs {
+        let name = log.file_name().unwrap().to_string_lossy().into_owned();
+        let step_run = name.split('.').next().unwrap();
+        assert!(
+            finished.contains(step_run),
+            "{context}: {} is the log of no finished step run",
+            log.display()
         );
     }
 }

@@ -114,6 +114,23 @@ impl RunStore for ServerStore {
         run_by_id(&mut self.read().await?, id).await
     }
 
+    async fn run_status(&self, id: RunId) -> Result<Status> {
+        let status = self
+            .read()
+            .await?
+            .first(
+                "SELECT status FROM runs WHERE id = ?",
+                args![id.to_string()],
+                |row| row.string("status"),
+            )
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "run",
+                reference: id.to_string(),
+            })?;
+        records::parse("run status", &status)
+    }
+
     async fn tag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
         records::check_tags(tags)?;
         transaction!(self, |s| {

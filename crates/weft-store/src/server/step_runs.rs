@@ -17,7 +17,9 @@ use crate::model::{
     Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
     Resource, StepError, StepOutput, StepRun,
 };
-use crate::records::{self, Columns, STEP_RUN_COLUMNS, id_prefix, placeholders, the_only};
+use crate::records::{
+    self, Admission, Columns, CreatedStepRuns, STEP_RUN_COLUMNS, id_prefix, placeholders, the_only,
+};
 use crate::{Error, Result, StepRunStore, time};
 
 /// The condition of a cache entry that has not expired at the bound time.
@@ -31,14 +33,20 @@ impl StepRunStore for ServerStore {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        transaction!(self, |s| create_all(&mut s, &new).await)?
-            .into_iter()
-            .map(|step_run| {
-                step_run.ok_or_else(|| {
-                    Error::Conflict("the run is stopping: no new step starts".into())
-                })
-            })
-            .collect()
+        transaction!(self, |s| create_all(
+            &mut s,
+            &new,
+            Admission::UnlessStopping,
+            time::now()
+        )
+        .await)?
+        .step_runs
+        .into_iter()
+        .map(|step_run| {
+            step_run
+                .ok_or_else(|| Error::Conflict("the run is stopping: no new step starts".into()))
+        })
+        .collect()
     }
 
     async fn complete_step_run(
@@ -47,7 +55,8 @@ impl StepRunStore for ServerStore {
         completion: Completion,
     ) -> Result<Vec<StepOutput>> {
         crate::records::check_completion(&completion)?;
-        transaction!(self, |s| complete(&mut s, id, &completion).await)
+        transaction!(self, |s| complete(&mut s, id, &completion, time::now())
+            .await)
     }
 
     async fn fail_step_run(
@@ -57,48 +66,44 @@ impl StepRunStore for ServerStore {
         log_uri: Option<String>,
     ) -> Result<StepRun> {
         transaction!(self, |s| {
-            fail(&mut s, id, Status::Failed, &error, log_uri.as_deref()).await?;
+            fail(
+                &mut s,
+                id,
+                Status::Failed,
+                &error,
+                log_uri.as_deref(),
+                time::now(),
+            )
+            .await?;
             step_run_by_id(&mut s, id).await
         })
     }
 
     async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun> {
         transaction!(self, |s| {
-            stop(&mut s, id, reason).await?;
+            stop(&mut s, id, reason, time::now()).await?;
             step_run_by_id(&mut s, id).await
         })
     }
 
     async fn apply(&self, changes: Changes) -> Result<Applied> {
-        crate::records::check_changes(&changes)?;
-        if changes.is_empty() {
-            return Ok(Applied::default());
+        let mut applied = self.apply_in_order(vec![changes]).await?;
+        Ok(applied.pop().unwrap_or_default())
+    }
+
+    async fn apply_in_order(&self, batches: Vec<Changes>) -> Result<Vec<Applied>> {
+        for changes in &batches {
+            crate::records::check_changes(changes)?;
+        }
+        if batches.iter().all(Changes::is_empty) {
+            return Ok(batches.iter().map(|_| Applied::default()).collect());
         }
         transaction!(self, |s| {
-            let mut outputs = Vec::with_capacity(changes.completed.len());
-            for (id, completion) in &changes.completed {
-                outputs.push(complete(&mut s, *id, completion).await?);
+            let mut applied = Vec::with_capacity(batches.len());
+            for changes in &batches {
+                applied.push(apply_changes(&mut s, changes).await?);
             }
-            for (id, error, log_uri) in &changes.failed {
-                fail(&mut s, *id, Status::Failed, error, log_uri.as_deref()).await?;
-            }
-            for (id, error, log_uri) in &changes.retrying {
-                fail(&mut s, *id, Status::Retrying, error, log_uri.as_deref()).await?;
-            }
-            for (id, reason) in &changes.stopped {
-                stop(&mut s, *id, reason).await?;
-            }
-            for (id, entries) in &changes.system_metadata {
-                upsert_metadata(
-                    &mut s,
-                    Resource::StepRun(*id),
-                    entries,
-                    MetadataSource::System,
-                )
-                .await?;
-            }
-            let created = create_all(&mut s, &changes.created).await?;
-            Ok(Applied { outputs, created })
+            Ok(applied)
         })
     }
 
@@ -292,8 +297,41 @@ impl StepRunStore for ServerStore {
 /// In a few statements whatever the batch's size (a wide fan-out or a map creates hundreds
 /// at once): one query for the latest attempts of the batch's invocations per run, then
 /// multi-row inserts.
-async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<StepRun>>> {
-    let created_at = time::now();
+/// One batch of [`Changes`], inside the caller's transaction: completions, failures and
+/// stops first, then new step runs (which may read the versions the completions register).
+async fn apply_changes(s: &mut Session, changes: &Changes) -> Result<Applied> {
+    let at = changes.at.unwrap_or_else(time::now);
+    let mut outputs = Vec::with_capacity(changes.completed.len());
+    for (id, completion) in &changes.completed {
+        outputs.push(complete(s, *id, completion, at).await?);
+    }
+    for (id, error, log_uri) in &changes.failed {
+        fail(s, *id, Status::Failed, error, log_uri.as_deref(), at).await?;
+    }
+    for (id, error, log_uri) in &changes.retrying {
+        fail(s, *id, Status::Retrying, error, log_uri.as_deref(), at).await?;
+    }
+    for (id, reason) in &changes.stopped {
+        stop(s, *id, reason, at).await?;
+    }
+    for (id, entries) in &changes.system_metadata {
+        upsert_metadata(s, Resource::StepRun(*id), entries, MetadataSource::System).await?;
+    }
+    let started = create_all(s, &changes.started, Admission::Started, at).await?;
+    let created = create_all(s, &changes.created, Admission::UnlessStopping, at).await?;
+    Ok(Applied {
+        outputs,
+        created: created.step_runs,
+        stopping: started.stopping || created.stopping,
+    })
+}
+
+async fn create_all(
+    s: &mut Session,
+    new: &[NewStepRun],
+    admission: Admission,
+    created_at: DateTime<Utc>,
+) -> Result<CreatedStepRuns> {
     let now = time::format(created_at);
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
     let mut kept: Vec<&NewStepRun> = Vec::with_capacity(new.len());
@@ -316,7 +354,7 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
                 current
             }
         };
-        if records::turned_away(run, step_run.status) {
+        if records::turned_away(run, step_run.status, admission) {
             skipped[index] = true;
         } else {
             kept.push(step_run);
@@ -379,7 +417,7 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
             latest.get(&key).copied(),
         )?;
         if let Some(retried) = retried {
-            set_step_run_status(s, retried, Status::Retried, None, None).await?;
+            set_step_run_status(s, retried, Status::Retried, None, None, created_at).await?;
         }
         latest.insert(key, (step_run.id, attempt, step_run.status));
         attempts.push(attempt);
@@ -445,10 +483,15 @@ async fn create_all(s: &mut Session, new: &[NewStepRun]) -> Result<Vec<Option<St
         .iter()
         .zip(&attempts)
         .map(|(step_run, attempt)| records::created_step_run(step_run, *attempt, created_at));
-    Ok(skipped
-        .into_iter()
-        .map(|skipped| if skipped { None } else { made.next() })
-        .collect())
+    Ok(CreatedStepRuns {
+        step_runs: skipped
+            .into_iter()
+            .map(|skipped| if skipped { None } else { made.next() })
+            .collect(),
+        stopping: checked_runs
+            .iter()
+            .any(|(_, status)| *status == Status::Stopping),
+    })
 }
 
 /// Rows per multi-row statement: well under the 65,535 placeholders both servers allow.
@@ -535,6 +578,7 @@ async fn complete(
     s: &mut Session,
     id: StepRunId,
     completion: &Completion,
+    at: DateTime<Utc>,
 ) -> Result<Vec<StepOutput>> {
     let (run_id, current) = step_run_status(s, id).await?;
     check_step_run_transition(current, Status::Completed).map_err(|source| Error::Transition {
@@ -574,7 +618,7 @@ async fn complete(
         )
         .await?;
     }
-    set_step_run_status(s, id, Status::Completed, None, None).await?;
+    set_step_run_status(s, id, Status::Completed, None, None, at).await?;
     Ok(outputs)
 }
 
@@ -585,6 +629,7 @@ async fn fail(
     status: Status,
     error: &StepError,
     log_uri: Option<&str>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
     let (run_id, current) = step_run_status(s, id).await?;
     check_step_run_transition(current, status).map_err(|source| Error::Transition {
@@ -593,17 +638,17 @@ async fn fail(
         source,
     })?;
     insert_log(s, run_id, id, log_uri).await?;
-    set_step_run_status(s, id, status, None, Some(error)).await
+    set_step_run_status(s, id, status, None, Some(error), at).await
 }
 
-async fn stop(s: &mut Session, id: StepRunId, reason: &str) -> Result<()> {
+async fn stop(s: &mut Session, id: StepRunId, reason: &str, at: DateTime<Utc>) -> Result<()> {
     let (_, current) = step_run_status(s, id).await?;
     check_step_run_transition(current, Status::Stopped).map_err(|source| Error::Transition {
         kind: "step run",
         id: id.to_string(),
         source,
     })?;
-    set_step_run_status(s, id, Status::Stopped, Some(reason), None).await
+    set_step_run_status(s, id, Status::Stopped, Some(reason), None, at).await
 }
 
 async fn step_run_by_id(s: &mut Session, id: StepRunId) -> Result<StepRun> {
@@ -655,8 +700,9 @@ async fn set_step_run_status(
     status: Status,
     reason: Option<&str>,
     error: Option<&StepError>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let ended = status.is_finished().then(|| time::format(time::now()));
+    let ended = status.is_finished().then(|| time::format(at));
     s.execute(
         "UPDATE step_runs SET status = ?, status_reason = COALESCE(?, status_reason), \
          error = COALESCE(?, error), ended_at = COALESCE(?, ended_at) WHERE id = ?",

@@ -76,6 +76,11 @@ impl RunStore for SqliteStore {
         self.read(move |connection| run_by_id(connection, id)).await
     }
 
+    async fn run_status(&self, id: RunId) -> Result<Status> {
+        self.read(move |connection| run_status(connection, id))
+            .await
+    }
+
     async fn tag_run(&self, id: RunId, tags: &[String]) -> Result<Run> {
         crate::records::check_tags(tags)?;
         let tags = tags.to_vec();

@@ -14,6 +14,7 @@ use crate::model::{
     Applied, CacheEntry, CacheExpiry, Changes, Completion, LogRef, MetadataSource, NewStepRun,
     Resource, StepError, StepOutput, StepRun,
 };
+use crate::records::{Admission, CreatedStepRuns};
 use crate::{Error, Result, StepRunStore, time};
 use chrono::{DateTime, Utc};
 
@@ -25,8 +26,9 @@ impl StepRunStore for SqliteStore {
             return Ok(Vec::new());
         }
         self.write(move |tx| {
-            let created = create_all(tx, new)?;
+            let created = create_all(tx, new, Admission::UnlessStopping, time::now())?;
             created
+                .step_runs
                 .into_iter()
                 .map(|step_run| {
                     step_run.ok_or_else(|| {
@@ -44,7 +46,8 @@ impl StepRunStore for SqliteStore {
         completion: Completion,
     ) -> Result<Vec<StepOutput>> {
         crate::records::check_completion(&completion)?;
-        self.write(move |tx| complete(tx, id, completion)).await
+        self.write(move |tx| complete(tx, id, completion, time::now()))
+            .await
     }
 
     async fn fail_step_run(
@@ -54,7 +57,14 @@ impl StepRunStore for SqliteStore {
         log_uri: Option<String>,
     ) -> Result<StepRun> {
         self.write(move |tx| {
-            fail(tx, id, Status::Failed, &error, log_uri.as_deref())?;
+            fail(
+                tx,
+                id,
+                Status::Failed,
+                &error,
+                log_uri.as_deref(),
+                time::now(),
+            )?;
             step_run_by_id(tx, id)
         })
         .await
@@ -63,36 +73,29 @@ impl StepRunStore for SqliteStore {
     async fn stop_step_run(&self, id: StepRunId, reason: &str) -> Result<StepRun> {
         let reason = reason.to_owned();
         self.write(move |tx| {
-            stop(tx, id, &reason)?;
+            stop(tx, id, &reason, time::now())?;
             step_run_by_id(tx, id)
         })
         .await
     }
 
     async fn apply(&self, changes: Changes) -> Result<Applied> {
-        crate::records::check_changes(&changes)?;
-        if changes.is_empty() {
-            return Ok(Applied::default());
+        let mut applied = self.apply_in_order(vec![changes]).await?;
+        Ok(applied.pop().unwrap_or_default())
+    }
+
+    async fn apply_in_order(&self, batches: Vec<Changes>) -> Result<Vec<Applied>> {
+        for changes in &batches {
+            crate::records::check_changes(changes)?;
+        }
+        if batches.iter().all(Changes::is_empty) {
+            return Ok(batches.iter().map(|_| Applied::default()).collect());
         }
         self.write(move |tx| {
-            let mut outputs = Vec::with_capacity(changes.completed.len());
-            for (id, completion) in changes.completed {
-                outputs.push(complete(tx, id, completion)?);
-            }
-            for (id, error, log_uri) in &changes.failed {
-                fail(tx, *id, Status::Failed, error, log_uri.as_deref())?;
-            }
-            for (id, error, log_uri) in &changes.retrying {
-                fail(tx, *id, Status::Retrying, error, log_uri.as_deref())?;
-            }
-            for (id, reason) in &changes.stopped {
-                stop(tx, *id, reason)?;
-            }
-            for (id, entries) in changes.system_metadata {
-                upsert_metadata(tx, Resource::StepRun(id), entries, MetadataSource::System)?;
-            }
-            let created = create_all(tx, changes.created)?;
-            Ok(Applied { outputs, created })
+            batches
+                .into_iter()
+                .map(|changes| apply_changes(tx, changes))
+                .collect()
         })
         .await
     }
@@ -266,8 +269,41 @@ impl StepRunStore for SqliteStore {
 /// Records new step runs with their inputs and parents. The first step run of an
 /// `initializing` run moves it to `running`; a finished run takes none; a stopping run takes
 /// no step run that would start (those come back as `None`).
-fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRun>>> {
-    let created_at = time::now();
+/// One batch of [`Changes`], inside the caller's transaction: completions, failures and
+/// stops first, then new step runs (which may read the versions the completions register).
+fn apply_changes(tx: &Connection, changes: Changes) -> Result<Applied> {
+    let at = changes.at.unwrap_or_else(time::now);
+    let mut outputs = Vec::with_capacity(changes.completed.len());
+    for (id, completion) in changes.completed {
+        outputs.push(complete(tx, id, completion, at)?);
+    }
+    for (id, error, log_uri) in &changes.failed {
+        fail(tx, *id, Status::Failed, error, log_uri.as_deref(), at)?;
+    }
+    for (id, error, log_uri) in &changes.retrying {
+        fail(tx, *id, Status::Retrying, error, log_uri.as_deref(), at)?;
+    }
+    for (id, reason) in &changes.stopped {
+        stop(tx, *id, reason, at)?;
+    }
+    for (id, entries) in changes.system_metadata {
+        upsert_metadata(tx, Resource::StepRun(id), entries, MetadataSource::System)?;
+    }
+    let started = create_all(tx, changes.started, Admission::Started, at)?;
+    let created = create_all(tx, changes.created, Admission::UnlessStopping, at)?;
+    Ok(Applied {
+        outputs,
+        created: created.step_runs,
+        stopping: started.stopping || created.stopping,
+    })
+}
+
+fn create_all(
+    tx: &Connection,
+    new: Vec<NewStepRun>,
+    admission: Admission,
+    created_at: DateTime<Utc>,
+) -> Result<CreatedStepRuns> {
     let now = time::format(created_at);
     let mut created = Vec::with_capacity(new.len());
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
@@ -289,11 +325,11 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRu
                 current
             }
         };
-        if rows::turned_away(run, step_run.status) {
+        if rows::turned_away(run, step_run.status, admission) {
             created.push(None);
             continue;
         }
-        let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation)?;
+        let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation, created_at)?;
         let id = step_run.id;
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
@@ -354,10 +390,20 @@ fn create_all(tx: &Connection, new: Vec<NewStepRun>) -> Result<Vec<Option<StepRu
         }
         created.push(Some(rows::created_step_run(&step_run, attempt, created_at)));
     }
-    Ok(created)
+    Ok(CreatedStepRuns {
+        step_runs: created,
+        stopping: checked_runs
+            .iter()
+            .any(|(_, status)| *status == Status::Stopping),
+    })
 }
 
-fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Vec<StepOutput>> {
+fn complete(
+    tx: &Connection,
+    id: StepRunId,
+    completion: Completion,
+    at: DateTime<Utc>,
+) -> Result<Vec<StepOutput>> {
     let (run_id, current) = step_run_status(tx, id)?;
     check_step_run_transition(current, Status::Completed).map_err(|source| Error::Transition {
         kind: "step run",
@@ -385,7 +431,7 @@ fn complete(tx: &Connection, id: StepRunId, completion: Completion) -> Result<Ve
             MetadataSource::User,
         )?;
     }
-    set_step_run_status(tx, id, Status::Completed, None, None)?;
+    set_step_run_status(tx, id, Status::Completed, None, None, at)?;
     Ok(outputs)
 }
 
@@ -396,6 +442,7 @@ fn fail(
     status: Status,
     error: &StepError,
     log_uri: Option<&str>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
     let (run_id, current) = step_run_status(tx, id)?;
     check_step_run_transition(current, status).map_err(|source| Error::Transition {
@@ -404,17 +451,17 @@ fn fail(
         source,
     })?;
     insert_log(tx, run_id, id, log_uri)?;
-    set_step_run_status(tx, id, status, None, Some(error))
+    set_step_run_status(tx, id, status, None, Some(error), at)
 }
 
-fn stop(tx: &Connection, id: StepRunId, reason: &str) -> Result<()> {
+fn stop(tx: &Connection, id: StepRunId, reason: &str, at: DateTime<Utc>) -> Result<()> {
     let (_, current) = step_run_status(tx, id)?;
     check_step_run_transition(current, Status::Stopped).map_err(|source| Error::Transition {
         kind: "step run",
         id: id.to_string(),
         source,
     })?;
-    set_step_run_status(tx, id, Status::Stopped, Some(reason), None)
+    set_step_run_status(tx, id, Status::Stopped, Some(reason), None, at)
 }
 
 fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
@@ -432,7 +479,12 @@ fn step_run_by_id(connection: &Connection, id: StepRunId) -> Result<StepRun> {
 
 /// The attempt number of a new step run for `invocation`: 1, or one more than the latest
 /// attempt, which must have failed (a `retrying` one becomes `retried`).
-fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result<u32> {
+fn next_attempt(
+    connection: &Connection,
+    run: RunId,
+    invocation: &str,
+    at: DateTime<Utc>,
+) -> Result<u32> {
     let latest = connection
         .prepare_cached(
             "SELECT id, attempt, status FROM step_runs WHERE run_id = ? AND invocation_id = ? \
@@ -457,7 +509,7 @@ fn next_attempt(connection: &Connection, run: RunId, invocation: &str) -> Result
         .transpose()?;
     let (attempt, retried) = rows::next_attempt(run, invocation, latest)?;
     if let Some(retried) = retried {
-        set_step_run_status(connection, retried, Status::Retried, None, None)?;
+        set_step_run_status(connection, retried, Status::Retried, None, None, at)?;
     }
     Ok(attempt)
 }
@@ -484,6 +536,7 @@ fn set_step_run_status(
     status: Status,
     reason: Option<&str>,
     error: Option<&StepError>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
     connection
         .prepare_cached(
@@ -495,7 +548,7 @@ fn set_step_run_status(
             reason,
             error.map(|e| serde_json::to_string(e).expect("plain data")),
             status.is_finished(),
-            time::format(time::now()),
+            time::format(at),
             id.to_string()
         ])?;
     Ok(())

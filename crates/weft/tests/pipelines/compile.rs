@@ -153,13 +153,26 @@ fn ordered() -> weft::Result<()> {
 #[test]
 fn after_orders_steps_without_data_and_records_the_parent() {
     let (_dir, client) = fresh();
-    let report = client.run(ordered::args()).unwrap();
+    let config = weft::RunConfig {
+        no_cache: true,
+        ..Default::default()
+    };
+    let report = client.run_with(ordered::args(), &config).unwrap();
     let steps = crate::steps(&report);
     let parents = client
         .block_on(client.metadata_store().step_run_parents(steps["noop_2"].id))
         .unwrap();
     assert_eq!(parents, [steps["noop"].id]);
+    assert!(steps["noop_2"].started_at.is_some());
     assert!(steps["noop_2"].started_at >= steps["noop"].ended_at);
+
+    // With the cache, the second call repeats the first, whose completion may not be
+    // written yet when it is prepared: it is written first, and reused.
+    let (_dir, client) = fresh();
+    let report = client.run(ordered::args()).unwrap();
+    let steps = crate::steps(&report);
+    assert_eq!(steps["noop_2"].status, weft::Status::Cached);
+    assert_eq!(steps["noop_2"].original_step_run, Some(steps["noop"].id));
 }
 
 #[test]
