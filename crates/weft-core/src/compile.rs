@@ -40,7 +40,7 @@ pub struct StepCall {
     /// Arguments passed as plain values.
     pub parameters: crate::parameters::Parameters,
     /// Arguments passed as artifacts.
-    pub inputs: BTreeMap<String, InputSpec>,
+    pub inputs: crate::parameters::ByName<InputSpec>,
     /// Arguments left to configuration (`weft::configured()`).
     pub configured: Vec<String>,
     /// Invocations that must finish first (`.after(..)`), by id; they may be defined later.
@@ -370,12 +370,14 @@ impl Compiler {
         self.configured.push(call.configured);
         let mut parameters = call.parameters;
         parameters.shrink_to_fit();
+        let mut inputs = call.inputs;
+        inputs.shrink_to_fit();
         self.invocations.push(Arc::new(Invocation {
             id: id.clone(),
             step: call.step.path,
             code_hash: call.step.code_hash,
             parameters,
-            inputs: call.inputs,
+            inputs,
             after,
             upstream: upstream.into_iter().collect(),
             outputs: call.step.outputs,
@@ -630,7 +632,7 @@ mod tests {
             step: step(name, &["x"]),
             id: None,
             parameters: Default::default(),
-            inputs: BTreeMap::new(),
+            inputs: Default::default(),
             configured: Vec::new(),
             after: Vec::new(),
             config: StepConfig::default().into(),

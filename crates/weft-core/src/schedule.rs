@@ -389,7 +389,7 @@ mod tests {
                     step: id.to_string(),
                     code_hash: String::new(),
                     parameters: Default::default(),
-                    inputs: BTreeMap::new(),
+                    inputs: Default::default(),
                     after: Vec::new(),
                     upstream: upstream.iter().map(|u| u.to_string()).collect(),
                     outputs: Vec::new(),

@@ -114,7 +114,7 @@ pub struct Invocation {
     /// Plain values passed to the step, by argument name.
     pub parameters: crate::parameters::Parameters,
     /// Artifacts passed to the step, by argument name.
-    pub inputs: BTreeMap<String, InputSpec>,
+    pub inputs: crate::parameters::ByName<InputSpec>,
     /// Invocations that must finish before this one starts, without passing data.
     pub after: Vec<String>,
     /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats.

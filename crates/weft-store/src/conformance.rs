@@ -101,6 +101,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
                         output: "output".into(),
                     }),
                 )])
+                .into()
             })
             .unwrap_or_default(),
         after: Vec::new(),

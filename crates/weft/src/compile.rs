@@ -188,7 +188,7 @@ pub(crate) fn build_call(
         },
         id,
         parameters: Default::default(),
-        inputs: BTreeMap::new(),
+        inputs: Default::default(),
         configured: Vec::new(),
         after: Vec::new(),
         config,
