@@ -296,6 +296,11 @@ impl Embedded {
                     "runs by status in id order",
                     include_str!("../../migrations/postgres/0003_runs_by_status_in_id_order.sql"),
                 ),
+                (
+                    4,
+                    "cache candidates only",
+                    include_str!("../../migrations/postgres/0004_cache_candidates_only.sql"),
+                ),
             ],
             Dialect::MySql => &[
                 (
@@ -312,6 +317,11 @@ impl Embedded {
                     3,
                     "runs by status in id order",
                     include_str!("../../migrations/mysql/0003_runs_by_status_in_id_order.sql"),
+                ),
+                (
+                    4,
+                    "cache candidates only",
+                    include_str!("../../migrations/mysql/0004_cache_candidates_only.sql"),
                 ),
             ],
         }

@@ -37,6 +37,12 @@ const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
         include_str!("../../migrations/sqlite/0004_runs_by_status_in_id_order.sql"),
         false,
     ),
+    (
+        5,
+        "cache candidates only",
+        include_str!("../../migrations/sqlite/0005_cache_candidates_only.sql"),
+        false,
+    ),
 ];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only
