@@ -98,7 +98,10 @@ pub trait StepRunStore: Send + Sync {
     /// Applies several changes in one transaction: all of them, or none if one is refused.
     /// This is how an orchestrator records a step's completion together with the start of
     /// the steps it unblocks, in one round trip.
-    async fn apply(&self, changes: Changes) -> Result<Applied>;
+    async fn apply(&self, changes: Changes) -> Result<Applied> {
+        let mut applied = self.apply_in_order(vec![changes]).await?;
+        Ok(applied.pop().unwrap_or_default())
+    }
 
     /// Applies batches of changes one after the other, in one transaction: all of them, or
     /// none if one is refused. A later batch may name step runs an earlier one creates (an

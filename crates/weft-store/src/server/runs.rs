@@ -29,17 +29,7 @@ impl RunStore for ServerStore {
             if let Some(original) = run.resumed_from {
                 // The original is locked: two resumes of it queue here, and the second sees
                 // the first.
-                let status = s
-                    .first(
-                        "SELECT status FROM runs WHERE id = ? FOR UPDATE",
-                        args![original.to_string()],
-                        |row| row.string("status"),
-                    )
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
-                        kind: "run",
-                        reference: original.to_string(),
-                    })?;
+                let status = stored_status(&mut s, original, true).await?;
                 let resuming = s
                     .all(
                         "SELECT id, status FROM runs WHERE resumed_from = ?",
@@ -115,19 +105,7 @@ impl RunStore for ServerStore {
     }
 
     async fn run_status(&self, id: RunId) -> Result<Status> {
-        let status = self
-            .read()
-            .await?
-            .first(
-                "SELECT status FROM runs WHERE id = ?",
-                args![id.to_string()],
-                |row| row.string("status"),
-            )
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                kind: "run",
-                reference: id.to_string(),
-            })?;
+        let status = stored_status(&mut self.read().await?, id, false).await?;
         records::parse("run status", &status)
     }
 
@@ -414,20 +392,25 @@ pub(crate) async fn run_status(s: &mut Session, id: RunId) -> Result<Status> {
     if let Some((_, status)) = s.locked_runs.iter().find(|(run, _)| *run == id) {
         return Ok(*status);
     }
-    let status = s
-        .first(
-            "SELECT status FROM runs WHERE id = ? FOR UPDATE",
-            args![id.to_string()],
-            |row| row.string("status"),
-        )
+    let status = stored_status(s, id, true).await?;
+    let status = records::parse("run status", &status)?;
+    s.locked_runs.push((id, status));
+    Ok(status)
+}
+
+/// The status of run `id` as stored; `lock` takes the row's lock (in a transaction).
+async fn stored_status(s: &mut Session, id: RunId, lock: bool) -> Result<String> {
+    let query = if lock {
+        "SELECT status FROM runs WHERE id = ? FOR UPDATE"
+    } else {
+        "SELECT status FROM runs WHERE id = ?"
+    };
+    s.first(query, args![id.to_string()], |row| row.string("status"))
         .await?
         .ok_or_else(|| Error::NotFound {
             kind: "run",
             reference: id.to_string(),
-        })?;
-    let status = records::parse("run status", &status)?;
-    s.locked_runs.push((id, status));
-    Ok(status)
+        })
 }
 
 /// Changes a run's status after the state machine allowed it, stamping start and end times.

@@ -79,11 +79,6 @@ impl StepRunStore for SqliteStore {
         .await
     }
 
-    async fn apply(&self, changes: Changes) -> Result<Applied> {
-        let mut applied = self.apply_in_order(vec![changes]).await?;
-        Ok(applied.pop().unwrap_or_default())
-    }
-
     async fn apply_in_order(&self, batches: Vec<Changes>) -> Result<Vec<Applied>> {
         for changes in &batches {
             crate::records::check_changes(changes)?;
