@@ -469,7 +469,11 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// The default stores inside `folder`: `folder/weft.db` and `folder/artifacts`.
     pub fn in_folder(folder: impl AsRef<Path>) -> Self {
-        let folder = folder.as_ref();
+        // Absolute: the URLs are resolved against `base`, so a relative folder would be
+        // taken twice (`rel/rel/weft.db`).
+        let folder =
+            std::path::absolute(folder.as_ref()).unwrap_or_else(|_| folder.as_ref().into());
+        let folder = folder.as_path();
         Self {
             metadata: format!("sqlite://{}", folder.join("weft.db").display()),
             artifacts: format!("file://{}", folder.join("artifacts").display()),
@@ -715,6 +719,21 @@ impl RunConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stores_in_a_relative_folder_are_in_that_folder() {
+        let config = super::StoreConfig::in_folder("relative/stores");
+        let folder = std::env::current_dir().unwrap().join("relative/stores");
+        assert_eq!(
+            config.metadata,
+            format!("sqlite://{}", folder.join("weft.db").display())
+        );
+        assert_eq!(
+            config.artifacts,
+            format!("file://{}", folder.join("artifacts").display())
+        );
+        assert_eq!(config.base, folder);
+    }
+
     use super::*;
 
     #[test]
