@@ -308,6 +308,18 @@ pub(crate) async fn execute_dynamic(
     Ok(orchestrator.outcome())
 }
 
+/// However the orchestrator goes (an error, a panic, its future dropped), no body is left
+/// waiting for a record that will never be written.
+impl Drop for Orchestrator<'_> {
+    fn drop(&mut self) {
+        for batch in &self.unrecorded {
+            for recorded in &batch.recorded {
+                recorded.lost("the orchestrator stopped");
+            }
+        }
+    }
+}
+
 impl<'a> Orchestrator<'a> {
     fn new(
         engine: &'a Engine,
