@@ -131,6 +131,8 @@ struct Orchestrator<'a> {
     unrecorded: Vec<Batch>,
     /// When the unrecorded batches must be written at the latest.
     commit_due: Option<tokio::time::Instant>,
+    /// How many step runs the unrecorded batches start, create or complete.
+    unrecorded_step_runs: usize,
     /// The cache keys of running step runs.
     running_keys: HashMap<StepRunId, String>,
     /// The cache keys of completions not written yet: looking one up writes them first.
@@ -342,6 +344,7 @@ impl<'a> Orchestrator<'a> {
             batch: Batch::default(),
             unrecorded: Vec::new(),
             commit_due: None,
+            unrecorded_step_runs: 0,
             running_keys: HashMap::new(),
             unrecorded_keys: HashSet::new(),
             threads,
@@ -1015,6 +1018,9 @@ impl<'a> Orchestrator<'a> {
                 _ => batch.changes.created.push(step_run),
             }
         }
+        let changes = &batch.changes;
+        self.unrecorded_step_runs +=
+            changes.started.len() + changes.created.len() + changes.completed.len();
         self.unrecorded.push(batch);
         self.commit_due
             .get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
@@ -1023,15 +1029,7 @@ impl<'a> Orchestrator<'a> {
 
     /// Whether the unrecorded batches are to be written now.
     fn commit_is_due(&self) -> bool {
-        let waiting: usize = self
-            .unrecorded
-            .iter()
-            .map(|batch| {
-                let changes = &batch.changes;
-                changes.started.len() + changes.created.len() + changes.completed.len()
-            })
-            .sum();
-        waiting >= COMMIT_BATCH
+        self.unrecorded_step_runs >= COMMIT_BATCH
             || self
                 .commit_due
                 .is_some_and(|due| due <= tokio::time::Instant::now())
@@ -1059,6 +1057,7 @@ impl<'a> Orchestrator<'a> {
     async fn write(&mut self, changes: Vec<Changes>) -> Result<(Vec<Applied>, bool)> {
         let unrecorded = std::mem::take(&mut self.unrecorded);
         self.commit_due = None;
+        self.unrecorded_step_runs = 0;
         let skip = unrecorded.len();
         let mut written = Vec::new();
         let mut recorded = Vec::new();
