@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Result;
 use crate::io::{ArtifactReader, ArtifactWriter};
+use crate::items::{ItemFormat, ItemSpans, json_array_spans};
 use crate::materializer::{Artifact, FormerFormat, Materializer, Metadata};
 use crate::npy::Npy;
 use crate::{ArtifactType, FileRecord, StoredArtifact, VisualizationType};
@@ -33,7 +34,7 @@ use crate::{ArtifactType, FileRecord, StoredArtifact, VisualizationType};
 pub trait SerdeValue: Serialize + DeserializeOwned + Send + 'static {
     /// How a `Vec` of this type is stored: [`JsonFormat`] for most types, [`Npy`] for
     /// numbers and `bool`s (a 1-D NumPy array).
-    type VecFormat: Materializer<Vec<Self>>;
+    type VecFormat: Materializer<Vec<Self>> + ItemFormat<Self>;
 }
 
 /// Stores a serde value as pretty-less JSON in `data.json`.
@@ -51,6 +52,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Materializer<T> for JsonFormat {
         let file = reader.open("data.json")?;
         // The reader buffers and hashes in large chunks, so byte-wise reads are cheap.
         serde_json::from_reader(&mut *file).map_err(|e| file.decode_error(e))
+    }
+}
+
+/// A JSON array's items are found by following its strings and brackets.
+impl<T: Serialize + DeserializeOwned + 'static> ItemFormat<T> for JsonFormat {
+    fn find_items(reader: &mut ArtifactReader<'_>) -> Result<Option<ItemSpans>> {
+        let file = reader.open("data.json")?;
+        let spans = json_array_spans(&mut *file).map_err(|e| file.decode_error(e))?;
+        Ok(Some(ItemSpans::listed("data.json", spans)))
+    }
+
+    fn decode_item(bytes: &[u8]) -> std::result::Result<T, crate::BoxError> {
+        Ok(serde_json::from_slice(bytes)?)
     }
 }
 
@@ -105,6 +119,18 @@ impl Materializer<Vec<u8>> for RawBytes {
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<u8>> {
         reader.open("data.bin")?.read_all()
+    }
+}
+
+/// Each byte is an item.
+impl ItemFormat<u8> for RawBytes {
+    fn find_items(reader: &mut ArtifactReader<'_>) -> Result<Option<ItemSpans>> {
+        let size = reader.open("data.bin")?.recorded_size();
+        Ok(Some(ItemSpans::even("data.bin", 0, 1, size)))
+    }
+
+    fn decode_item(bytes: &[u8]) -> std::result::Result<u8, crate::BoxError> {
+        Ok(bytes[0])
     }
 }
 

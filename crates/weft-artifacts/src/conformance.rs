@@ -40,7 +40,8 @@ macro_rules! artifact_store_conformance_tests {
             a_version_of_another_store_is_read_where_it_is,
             objects_are_written_once_and_listed,
             objects_are_read_as_streams,
-            names_the_backend_treats_specially_round_trip
+            names_the_backend_treats_specially_round_trip,
+            items_of_a_collection_are_read_alone
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -442,4 +443,85 @@ pub fn names_the_backend_treats_specially_round_trip(store: &ArtifactStore) {
         let listed = listed(store, &format!("odd/{index}"));
         assert_eq!(listed.len(), 1, "{name:?}: {listed:?}");
     }
+}
+
+/// A collection's items are counted and read one at a time in every built-in collection
+/// format (JSON, `.npy`, raw bytes; in a file or in the record); an item past the end is
+/// refused with the count; a file changed before its items were found is corrupt, and one
+/// changed after is caught at the next item read.
+pub fn items_of_a_collection_are_read_alone(store: &ArtifactStore) {
+    // Strings with the characters that delimit JSON items inside them.
+    let words: Vec<String> = (0..2000).map(|i| format!("w\"{i},]}}\\")).collect();
+    let json = store.save(&["items", "json"], &words).unwrap().to_stored();
+    assert!(!json.files[0].is_inline());
+    assert_eq!(store.item_count::<String>(&json).unwrap(), 2000);
+    for index in [0, 1, 999, 1999] {
+        assert_eq!(
+            store.load_item::<String>(&json, index).unwrap(),
+            words[index as usize]
+        );
+    }
+    let error = store.load_item::<String>(&json, 2000).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NoItem {
+                index: 2000,
+                count: 2000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let table: Vec<Rows> = (0..40).map(rows).collect();
+    let saved = store.save(&["items", "rows"], &table).unwrap().to_stored();
+    assert_eq!(store.load_item::<Rows>(&saved, 39).unwrap(), table[39]);
+
+    let numbers: Vec<f64> = (0..5000).map(|i| f64::from(i) / 3.0).collect();
+    let npy = store.save(&["items", "npy"], &numbers).unwrap().to_stored();
+    assert_eq!(store.item_count::<f64>(&npy).unwrap(), 5000);
+    assert_eq!(store.load_item::<f64>(&npy, 4321).unwrap(), numbers[4321]);
+    let error = store.load_item::<f32>(&npy, 0).unwrap_err();
+    assert!(error.to_string().contains("float64"), "{error}");
+    let flags: Vec<bool> = (0..3000).map(|i| i % 3 == 0).collect();
+    let saved = store.save(&["items", "bool"], &flags).unwrap().to_stored();
+    assert!(store.load_item::<bool>(&saved, 2997).unwrap());
+    assert!(!store.load_item::<bool>(&saved, 2998).unwrap());
+
+    let bytes: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let raw = store.save(&["items", "raw"], &bytes).unwrap().to_stored();
+    assert_eq!(store.item_count::<u8>(&raw).unwrap(), 4000);
+    assert_eq!(store.load_item::<u8>(&raw, 3000).unwrap(), bytes[3000]);
+
+    let few = vec!["a".to_owned(), "b".to_owned()];
+    let inline = store.save(&["items", "few"], &few).unwrap().to_stored();
+    assert!(inline.files[0].is_inline());
+    assert_eq!(store.load_item::<String>(&inline, 1).unwrap(), "b");
+    let empty = store
+        .save(&["items", "empty"], &Vec::<String>::new())
+        .unwrap()
+        .to_stored();
+    assert_eq!(store.item_count::<String>(&empty).unwrap(), 0);
+    let error = store.load_item::<String>(&empty, 0).unwrap_err();
+    assert!(matches!(error, Error::NoItem { count: 0, .. }), "{error}");
+
+    // Changed after its items were found: same length, other bytes.
+    let text = read(store, "items/json/data.json");
+    let tampered = String::from_utf8(text).unwrap().replacen("w", "v", 1);
+    overwrite(store, "items/json/data.json", tampered.into_bytes());
+    let error = store.load_item::<String>(&json, 5).unwrap_err();
+    assert!(matches!(error, Error::Changed { .. }), "{error}");
+    assert!(error.to_string().contains("data.json"), "{error}");
+    // Changed before: the first read of the collection checks its hash.
+    let mut text = read(store, "items/npy/data.npy");
+    let last = text.len() - 1;
+    text[last] ^= 1;
+    let fresh = store
+        .save(&["items", "npy2"], &numbers)
+        .unwrap()
+        .to_stored();
+    overwrite(store, "items/npy2/data.npy", text);
+    let error = store.item_count::<f64>(&fresh).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
 }

@@ -47,6 +47,25 @@ pub enum Error {
         /// The file's location.
         path: String,
     },
+    /// A file is no longer the one recorded (its size or entity tag differ), seen by a read
+    /// of part of it, which does not hash the whole file.
+    #[error(
+        "artifact file {path} changed after it was written: its size or modification differ from its record (`weft artifacts verify` checks its bytes)"
+    )]
+    Changed {
+        /// The file's location.
+        path: String,
+    },
+    /// A collection has no item at the position asked for.
+    #[error("the collection at {uri} holds {count} items: there is no item {index}")]
+    NoItem {
+        /// The collection's location.
+        uri: String,
+        /// The position asked for.
+        index: u64,
+        /// How many items it holds.
+        count: u64,
+    },
     /// A file's bytes differ from what was recorded when it was written.
     #[error(
         "artifact file {path} is corrupt: it has {actual_size} bytes with BLAKE3 {actual}, but {expected_size} bytes with BLAKE3 {expected} were recorded when it was written"

@@ -34,6 +34,7 @@ mod frames;
 #[cfg(feature = "image")]
 mod images;
 mod io;
+mod items;
 mod materializer;
 mod npy;
 mod stats;
@@ -54,6 +55,7 @@ pub use candle_core;
 pub use columns::Parquet;
 pub use error::{BoxError, Error};
 pub use io::{ArtifactReader, ArtifactWriter, BeforeStoring, FileReader};
+pub use items::{ItemFormat, ItemSpans};
 pub use materializer::{Artifact, FormerFormat, Loader, Materializer, Metadata};
 #[cfg(feature = "ndarray")]
 pub use ndarray;

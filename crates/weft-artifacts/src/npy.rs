@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 
 use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
+use crate::items::{ItemFormat, ItemSpans};
 use crate::stats::Summary;
 use crate::{BoxError, Materializer, Result};
 
@@ -46,6 +47,14 @@ pub trait NpyElement: sealed::Sealed + bytemuck::NoUninit + Send + Sync + 'stati
     #[doc(hidden)]
     /// The value as a float, for histograms; `None` when the type has no order to plot.
     fn as_f64(self) -> Option<f64>;
+
+    #[doc(hidden)]
+    /// Decodes one element from its stored bytes.
+    fn decode_one(bytes: &[u8]) -> std::result::Result<Self, BoxError>;
+}
+
+fn decode_plain<T: bytemuck::AnyBitPattern>(bytes: &[u8]) -> std::result::Result<T, BoxError> {
+    bytemuck::try_pod_read_unaligned(bytes).map_err(|e| format!("{e:?}").into())
 }
 
 fn read_plain<T: bytemuck::Pod>(file: &mut FileReader, len: usize) -> Result<Vec<T>> {
@@ -68,6 +77,10 @@ macro_rules! float_elements {
 
             fn read_values(file: &mut FileReader, len: usize) -> Result<Vec<Self>> {
                 read_plain(file, len)
+            }
+
+            fn decode_one(bytes: &[u8]) -> std::result::Result<Self, BoxError> {
+                decode_plain(bytes)
             }
 
             fn as_f64(self) -> Option<f64> {
@@ -95,6 +108,10 @@ macro_rules! integer_elements {
 
             fn read_values(file: &mut FileReader, len: usize) -> Result<Vec<Self>> {
                 read_plain(file, len)
+            }
+
+            fn decode_one(bytes: &[u8]) -> std::result::Result<Self, BoxError> {
+                decode_plain(bytes)
             }
 
             #[allow(clippy::cast_precision_loss)]
@@ -144,6 +161,14 @@ impl NpyElement for bool {
 
     fn as_f64(self) -> Option<f64> {
         None
+    }
+
+    fn decode_one(bytes: &[u8]) -> std::result::Result<Self, BoxError> {
+        match bytes {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(format!("a bool element is {bytes:?} (not 0 or 1)").into()),
+        }
     }
 }
 
@@ -442,6 +467,17 @@ pub(crate) fn load_with<T: NpyElement, V, E: Into<BoxError>>(
 ) -> Result<V> {
     let file = reader.open(FILE)?;
     let (header, elements) = Header::read(file)?;
+    check_type::<T>(file, &header, ndim)?;
+    let values = T::read_values(file, elements)?;
+    build(header.shape, header.fortran_order, values).map_err(|e| file.decode_error(e))
+}
+
+/// Checks that `header` declares elements of type `T`, in `ndim` dimensions if given.
+fn check_type<T: NpyElement>(
+    file: &FileReader,
+    header: &Header,
+    ndim: Option<usize>,
+) -> Result<()> {
     let dimensions_match = ndim.is_none_or(|ndim| ndim == header.shape.len());
     if header.descr != T::DESCR && dtype_of(&header.descr) != Some(T::DTYPE) || !dimensions_match {
         let asked = match ndim {
@@ -450,8 +486,7 @@ pub(crate) fn load_with<T: NpyElement, V, E: Into<BoxError>>(
         };
         return Err(file.decode_error(format!("it holds {}, not {asked}", header.describe())));
     }
-    let values = T::read_values(file, elements)?;
-    build(header.shape, header.fortran_order, values).map_err(|e| file.decode_error(e))
+    Ok(())
 }
 
 /// Stores a `Vec` of numbers (or of `bool`s) as a 1-D `.npy` array in `data.npy`.
@@ -475,6 +510,22 @@ impl<T: NpyElement> Materializer<Vec<T>> for Npy {
             return Ok(());
         }
         crate::visualize::histogram(writer, value)
+    }
+}
+
+/// Items of a 1-D array lie one after the other, after the header.
+impl<T: NpyElement> ItemFormat<T> for Npy {
+    fn find_items(reader: &mut ArtifactReader<'_>) -> Result<Option<ItemSpans>> {
+        let file = reader.open(FILE)?;
+        let (header, elements) = Header::read(file)?;
+        check_type::<T>(file, &header, Some(1))?;
+        let size = std::mem::size_of::<T>() as u64;
+        let start = file.recorded_size() - elements as u64 * size;
+        Ok(Some(ItemSpans::even(FILE, start, size, elements as u64)))
+    }
+
+    fn decode_item(bytes: &[u8]) -> std::result::Result<T, BoxError> {
+        T::decode_one(bytes)
     }
 }
 

@@ -16,7 +16,7 @@ use weft_core::artifact::{ArtifactType, FileRecord};
 
 use crate::io::{ArtifactReader, ArtifactWriter, BeforeStoring, FileReader};
 use crate::materializer::{Artifact, Loader, Materializer, Metadata};
-use crate::{Error, Result};
+use crate::{BoxError, Error, Result};
 
 /// Version of the content-hash encoding (see [`content_hash`]).
 const CONTENT_HASH_FORMAT: &str = "weft-artifact-v1";
@@ -53,6 +53,8 @@ struct Inner {
     /// Stores opened to read versions recorded elsewhere (saved while the project used
     /// another artifact store), by the root they were opened at.
     elsewhere: std::sync::Mutex<std::collections::HashMap<String, ArtifactStore>>,
+    /// Where the items of recently mapped collections lie, found once per process.
+    item_spans: crate::items::SpanCache,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -315,6 +317,7 @@ impl ArtifactStore {
                 files: None,
                 folder: None,
                 elsewhere: Default::default(),
+                item_spans: Default::default(),
             }),
         }
     }
@@ -437,6 +440,23 @@ impl ArtifactStore {
     /// Loads a stored version as a `T`, checking that it holds a `T` and that every byte read
     /// matches its recorded hash.
     pub fn load<T: Artifact>(&self, stored: &StoredArtifact) -> Result<T> {
+        let (materializer, load) = self.loader::<T>(stored)?;
+        let (store, prefix) = self.locate(&stored.uri)?;
+        let requested = std::any::type_name::<T>();
+        let mut reader = ArtifactReader::new(&store, stored, prefix, (materializer, requested));
+        let loaded = load(&mut reader);
+        // Corruption explains a decoding error better than the decoder does, so it wins.
+        reader.verify_opened()?;
+        loaded
+    }
+
+    /// The materializer that reads `stored` as a `T` (its current one, or a format `T` was
+    /// stored in before) and its loader, once checked that `stored` holds a `T` in a format
+    /// version this build reads.
+    pub(crate) fn loader<T: Artifact>(
+        &self,
+        stored: &StoredArtifact,
+    ) -> Result<(&'static str, Loader<T>)> {
         let requested = std::any::type_name::<T>();
         let requested_materializer = <T::Materializer as Materializer<T>>::ID;
         let (materializer, supported, load, checks_type): (_, _, Loader<T>, _) =
@@ -465,12 +485,109 @@ impl ArtifactStore {
                 supported,
             });
         }
+        Ok((materializer, load))
+    }
+
+    /// A reader of `stored`'s files for `materializer`, reading into `data_type`, wherever
+    /// the version is.
+    pub(crate) fn read_version<R>(
+        &self,
+        stored: &StoredArtifact,
+        reading: (&'static str, &'static str),
+        read: impl FnOnce(&mut ArtifactReader<'_>) -> Result<R>,
+    ) -> Result<R> {
         let (store, prefix) = self.locate(&stored.uri)?;
-        let mut reader = ArtifactReader::new(&store, stored, prefix, (materializer, requested));
-        let loaded = load(&mut reader);
-        // Corruption explains a decoding error better than the decoder does, so it wins.
+        let mut reader = ArtifactReader::new(&store, stored, prefix, reading);
+        let read = read(&mut reader);
         reader.verify_opened()?;
-        loaded
+        read
+    }
+
+    /// The span `start..start + length` of file `name` of a stored version, read alone. The
+    /// file is checked to be the one recorded (its size and entity tag) but not hashed: the
+    /// caller verified it whole before.
+    pub(crate) fn read_span(
+        &self,
+        stored: &StoredArtifact,
+        name: &str,
+        start: u64,
+        length: u64,
+    ) -> Result<Vec<u8>> {
+        let Some(record) = stored.files.iter().find(|file| file.name == name) else {
+            let known: Vec<&str> = stored.files.iter().map(|f| f.name.as_str()).collect();
+            return Err(Error::UnknownFile {
+                uri: stored.uri.clone(),
+                name: name.into(),
+                known: known.join(", "),
+            });
+        };
+        let (store, prefix) = self.locate(&stored.uri)?;
+        let path = prefix.join(name);
+        let display = store.display_path(&path);
+        let end = start.saturating_add(length);
+        if end > record.size {
+            return Err(Error::Changed { path: display });
+        }
+        if let Some(inline) = &record.inline {
+            let bytes = inline.0.get(start as usize..end as usize);
+            return bytes
+                .map(<[u8]>::to_vec)
+                .ok_or(Error::Changed { path: display });
+        }
+        let read_error = |display: String, source: BoxError| Error::Read {
+            path: display,
+            source,
+        };
+        if let Some(files) = &store.inner.files {
+            use std::os::unix::fs::FileExt;
+            let local = files
+                .path_to_filesystem(&path)
+                .map_err(|e| read_error(display.clone(), e.into()))?;
+            let file = match std::fs::File::open(&local) {
+                Ok(file) => file,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Missing { path: display });
+                }
+                Err(error) => return Err(read_error(display, error.into())),
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| read_error(display.clone(), e.into()))?;
+            let changed = meta.len() != record.size
+                || record
+                    .etag
+                    .as_ref()
+                    .is_some_and(|etag| *etag != local_etag(&meta));
+            if changed {
+                return Err(Error::Changed { path: display });
+            }
+            let mut bytes = vec![0; length as usize];
+            file.read_exact_at(&mut bytes, start)
+                .map_err(|e| read_error(display, e.into()))?;
+            return Ok(bytes);
+        }
+        let options = object_store::GetOptions {
+            range: Some((start..end).into()),
+            if_match: record.etag.clone(),
+            ..Default::default()
+        };
+        let got = store.wait(async {
+            let got = store.objects().get_opts(&path, options).await?;
+            let size = got.meta.size;
+            Ok::<_, object_store::Error>((size, got.bytes().await?))
+        });
+        match got {
+            Ok((size, bytes)) if size == record.size => Ok(bytes.to_vec()),
+            Ok(_) | Err(object_store::Error::Precondition { .. }) => {
+                Err(Error::Changed { path: display })
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(Error::Missing { path: display }),
+            Err(error) => Err(read_error(display, error.into())),
+        }
+    }
+
+    pub(crate) fn item_spans(&self) -> &crate::items::SpanCache {
+        &self.inner.item_spans
     }
 
     fn mismatch<T: Artifact>(&self, stored: &StoredArtifact) -> Error {

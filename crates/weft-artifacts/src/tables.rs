@@ -304,6 +304,10 @@ impl Artifact for RecordBatch {
     type Materializer = Parquet;
 }
 
+/// An item (a batch) is taken from the whole table: batches are cut by row counts kept in
+/// the footer, not stored apart.
+impl crate::ItemFormat<RecordBatch> for Parquet {}
+
 impl Artifact for Vec<RecordBatch> {
     type Materializer = Parquet;
 }

@@ -336,6 +336,16 @@ impl<'a> StepIo<'a> {
         Ok(self.artifacts.load(stored)?)
     }
 
+    /// Loads item `index` of a stored collection, reading that item alone where its format
+    /// allows.
+    pub fn load_item<T>(&self, stored: &StoredArtifact, index: u32) -> Result<T, StepFailure>
+    where
+        Vec<T>: Artifact,
+        <Vec<T> as Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
+    {
+        Ok(self.artifacts.load_item(stored, u64::from(index))?)
+    }
+
     /// Saves output `name`. Refused once the step was stopped, so that a stopped step leaves
     /// no files behind.
     pub fn save<T: Artifact>(&mut self, name: &str, value: &T) -> Result<(), StepFailure> {

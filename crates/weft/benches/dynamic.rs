@@ -11,6 +11,8 @@
 //! - `map` over 100,000 items (`-- --items N` for another count) of a trivial step, then a
 //!   fan-in of all of them: per item, and the peak resident memory of the process during that
 //!   run (Linux: `VmHWM`, reset first).
+//! - `map` over the items of a step's stored `Vec<u64>` of as many items (each invocation
+//!   reads its own item), then the same fan-in: per item and peak resident memory.
 //! - A static pipeline of one step feeding 10,000: per step and peak resident memory.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ mod common;
 #[path = "common/memory.rs"]
 mod memory;
 
-use common::{mapped, median, square};
+use common::{mapped, median, square, sum};
 use weft::prelude::*;
 
 #[pipeline(dynamic)]
@@ -30,6 +32,22 @@ fn submits(count: u64) -> weft::Result<()> {
         let x = x as u64;
         weft::ensure!(future.load()? == x * x, "square of {x}");
     }
+    Ok(())
+}
+
+#[step]
+fn numbers(count: u64) -> Vec<u64> {
+    (0..count).collect()
+}
+
+/// `square` mapped over the items of a stored collection, then their sum, checked.
+#[pipeline(dynamic)]
+fn mapped_collection(count: u64) -> weft::Result<()> {
+    let values = numbers(count)?;
+    let squares = square::map(&values)?;
+    let total = sum(&squares)?;
+    let expected: u64 = (0..count).map(|x| x * x).sum();
+    weft::ensure!(total.load()? == expected, "the sum of squares");
     Ok(())
 }
 
@@ -60,6 +78,25 @@ fn static_fan_out(fresh: impl Fn() -> (tempfile::TempDir, Client)) {
     }
 }
 
+/// `square` over the items of a stored `Vec` of `items`: its time per item and peak memory.
+fn map_over_collection(fresh: impl Fn() -> (tempfile::TempDir, Client), items: u64) {
+    let (_dir, client) = fresh();
+    let reset = memory::reset_peak();
+    let elapsed = timed_run(&client, mapped_collection::args(items), items as usize + 2);
+    println!(
+        "{:<48}{:>16}",
+        format!("map over a stored Vec of {items} + fan-in"),
+        ms(elapsed)
+    );
+    println!("{:<48}{:>16}", "  per item", ms(elapsed / items as u32));
+    if let (true, Some(peak)) = (reset, memory::peak_mib()) {
+        println!(
+            "{:<48}{:>13.1} MiB",
+            "  peak resident memory during that run", peak
+        );
+    }
+}
+
 fn ms(duration: Duration) -> String {
     format!("{:9.3} ms", duration.as_secs_f64() * 1e3)
 }
@@ -85,6 +122,15 @@ fn main() {
         static_fan_out(fresh);
         return;
     }
+    let items: u64 = std::env::args()
+        .skip_while(|argument| argument != "--items")
+        .nth(1)
+        .map(|count| count.parse().expect("--items takes a whole number"))
+        .unwrap_or(100_000);
+    if std::env::args().any(|argument| argument == "--collection-only") {
+        map_over_collection(fresh, items);
+        return;
+    }
 
     // Warm-up: the first run of a process pays for opening the stores and starting threads.
     {
@@ -99,11 +145,6 @@ fn main() {
         .collect();
     let submits_time = median(submits_times);
 
-    let items: u64 = std::env::args()
-        .skip_while(|argument| argument != "--items")
-        .nth(1)
-        .map(|count| count.parse().expect("--items takes a whole number"))
-        .unwrap_or(100_000);
     let (_dir, client) = fresh();
     let reset = memory::reset_peak();
     let before = memory::peak_mib();
@@ -133,14 +174,24 @@ fn main() {
         ),
         _ => println!("  peak resident memory: unknown (no /proc)"),
     }
-    // The fan-out runs in a process of its own: the map's freed memory, which the allocator
-    // may keep, would count as the fan-out's.
-    let fan_out = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
-        .args(["--fan-out-only"])
-        .args(on_disk.then_some("--disk"))
-        .output()
-        .expect("the benchmark runs itself");
-    print!("{}", String::from_utf8_lossy(&fan_out.stdout));
+    // The other runs go in processes of their own: the map's freed memory, which the
+    // allocator may keep, would count as theirs.
+    let apart = |only: &str| {
+        let run = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
+            .arg(only)
+            .args(["--items", &items.to_string()])
+            .args(on_disk.then_some("--disk"))
+            .output()
+            .expect("the benchmark runs itself");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        print!("{}", String::from_utf8_lossy(&run.stdout));
+    };
+    apart("--collection-only");
+    apart("--fan-out-only");
     println!();
     println!(
         "targets: 20 submits + loads <= 50 ms; a 100,000-item map <= 0.1 ms per item, peak <= 200 MiB"

@@ -702,16 +702,24 @@ impl<T> MapArg<T> for &MapResult<T, Output<T>> {
 
 /// Maps over the items of a collection output: waits for it, reads how many items it has, and
 /// gives each invocation one item (which it loads itself).
-fn items_of<T>(output: &Output<Vec<T>>) -> MapArgument {
+fn items_of<T>(output: &Output<Vec<T>>) -> MapArgument
+where
+    Vec<T>: weft_artifacts::Artifact,
+    <Vec<T> as weft_artifacts::Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
+{
     let Some(placeholder) = output.dynamic_placeholder() else {
         return MapArgument::Invalid(
             "only an output of a step of this dynamic pipeline can be mapped over item by item"
                 .into(),
         );
     };
-    match output.load() {
-        Ok(items) => MapArgument::Each(
-            (0..items.len() as u32)
+    match output.item_count() {
+        Ok(count) if count > u64::from(u32::MAX) => MapArgument::Invalid(format!(
+            "the collection holds {count} items, more than a map runs ({})",
+            u32::MAX
+        )),
+        Ok(count) => MapArgument::Each(
+            (0..count as u32)
                 .map(|index| ArgumentBinding::Item(placeholder.clone(), index))
                 .collect(),
         ),
@@ -719,13 +727,21 @@ fn items_of<T>(output: &Output<Vec<T>>) -> MapArgument {
     }
 }
 
-impl<T> MapArg<T> for &Output<Vec<T>> {
+impl<T> MapArg<T> for &Output<Vec<T>>
+where
+    Vec<T>: weft_artifacts::Artifact,
+    <Vec<T> as weft_artifacts::Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
+{
     fn into_map_argument(self) -> MapArgument {
         items_of(self)
     }
 }
 
-impl<T> MapArg<T> for &StepFuture<Vec<T>, Output<Vec<T>>> {
+impl<T> MapArg<T> for &StepFuture<Vec<T>, Output<Vec<T>>>
+where
+    Vec<T>: weft_artifacts::Artifact,
+    <Vec<T> as weft_artifacts::Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
+{
     fn into_map_argument(self) -> MapArgument {
         match self.outputs() {
             Ok(output) => items_of(&output),

@@ -205,6 +205,33 @@ impl<T> Output<T> {
     }
 }
 
+impl<T> Output<Vec<T>>
+where
+    Vec<T>: weft_artifacts::Artifact,
+    <Vec<T> as weft_artifacts::Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
+{
+    /// How many items the collection holds, in a dynamic pipeline once the invocation that
+    /// produces it completed, without loading them.
+    pub(crate) fn item_count(&self) -> Result<u64> {
+        let OutputRepr::Dynamic(placeholder, output) = &self.repr else {
+            return Err(Error::msg(
+                "only an output of a step of this dynamic pipeline can be mapped over item by item",
+            ));
+        };
+        let stored = output.handle.stored(placeholder.output)?;
+        output
+            .handle
+            .artifacts()
+            .item_count::<T>(&stored)
+            .map_err(|error| {
+                Error::new(error).context(format!(
+                    "output `{}` of `{}` cannot be read",
+                    placeholder.output, output.handle.invocation
+                ))
+            })
+    }
+}
+
 impl<T> DynamicOutput<T> {
     fn load(&self, output: &str) -> Result<T> {
         let stored = self.handle.stored(output)?;

@@ -175,6 +175,7 @@ pub trait FromItem<T> {
 impl<T> FromItem<T> for &Probe<T>
 where
     Vec<T>: Artifact,
+    <Vec<T> as Artifact>::Materializer: weft_artifacts::ItemFormat<T>,
 {
     fn item(
         &self,
@@ -183,14 +184,8 @@ where
         stored: &StoredArtifact,
         index: u32,
     ) -> Result<T, StepFailure> {
-        // The collection's materializer reads it whole; the item is kept.
-        let items: Vec<T> = io.load(stored).map_err(|failure| in_input(name, failure))?;
-        let count = items.len();
-        items.into_iter().nth(index as usize).ok_or_else(|| {
-            system(format!(
-                "argument `{name}` is item {index} of a collection of {count}"
-            ))
-        })
+        io.load_item(stored, index)
+            .map_err(|failure| in_input(name, failure))
     }
 }
 /// Fallback: `Vec<T>` is no artifact.

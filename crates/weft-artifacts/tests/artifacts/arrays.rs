@@ -158,6 +158,22 @@ fn versions_stored_as_json_by_an_older_weft_still_load() {
 }
 
 #[test]
+fn items_of_versions_stored_as_json_by_an_older_weft_still_load() {
+    let f = fixture();
+    let values: Vec<f64> = (0..100).map(f64::from).collect();
+    let mut stored = f
+        .store
+        .save(&["p", "s", "x", "1"], &Json(values.clone()))
+        .unwrap()
+        .to_stored();
+    stored.data_type = std::any::type_name::<Vec<f64>>().into();
+    assert_eq!(f.store.item_count::<f64>(&stored).unwrap(), 100);
+    assert_eq!(f.store.load_item::<f64>(&stored, 42).unwrap(), 42.0);
+    let error = f.store.load_item::<f64>(&stored, 100).unwrap_err();
+    assert!(error.to_string().contains("holds 100 items"), "{error}");
+}
+
+#[test]
 fn another_element_type_is_a_clear_error() {
     let f = fixture();
     let saved = f

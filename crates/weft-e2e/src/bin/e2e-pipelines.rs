@@ -307,7 +307,24 @@ fn isolation_dynamic() -> weft::Result<()> {
         "each isolated call had a process of its own"
     );
     weft::ensure!(asked != inline, "a call can ask for a process of its own");
+    // Each process reads its own item of a collection stored as a file.
+    let words = long_words()?;
+    let lengths = word_length::with(weft::Isolated).map(&words)?.load()?;
+    weft::ensure!(
+        lengths == [500, 1000, 1500],
+        "the items' lengths: {lengths:?}"
+    );
     Ok(())
+}
+
+#[step]
+fn long_words() -> Vec<String> {
+    (1..=3).map(|i| i.to_string().repeat(500 * i)).collect()
+}
+
+#[step]
+fn word_length(word: String) -> u64 {
+    word.len() as u64
 }
 
 /// One call of an inline step isolated by its call.

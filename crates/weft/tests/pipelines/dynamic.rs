@@ -546,6 +546,51 @@ fn a_map_over_a_collection_output_gives_each_invocation_one_item() {
     assert!(inputs.contains(&(0, "item".into())) && inputs.contains(&(2, "item".into())));
 }
 
+#[step]
+fn numbers_and_words(count: u64) -> (Vec<u64>, Vec<String>) {
+    (
+        (0..count).collect(),
+        (0..count).map(|i| format!("\"{i}\",]")).collect(),
+    )
+}
+
+#[step]
+fn quoted_length(word: String) -> u64 {
+    word.len() as u64
+}
+
+#[step]
+fn square_item(x: u64) -> u64 {
+    x * x
+}
+
+#[pipeline(dynamic)]
+fn over_stored_collections(count: u64) -> weft::Result<()> {
+    let (numbers, words) = numbers_and_words(count)?;
+    let squares = square_item::map(&numbers)?;
+    let lengths = quoted_length::map(&words)?;
+    let squares = squares.load()?;
+    let lengths = lengths.load()?;
+    for i in 0..count {
+        weft::ensure!(squares[i as usize] == i * i, "item {i} of the .npy array");
+        let expected = format!("\"{i}\",]").len() as u64;
+        weft::ensure!(
+            lengths[i as usize] == expected,
+            "item {i} of the JSON array"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_map_over_collections_stored_as_files_reads_each_item() {
+    let (_dir, client) = fresh();
+    let report = client.run(over_stored_collections::args(1500)).unwrap();
+    assert_eq!(report.run.status, Status::Completed, "{report:#?}");
+    // 12 KB and 15 KB: files, not kept in their records.
+    assert_eq!(report.step_runs.len(), 3001);
+}
+
 #[pipeline(dynamic)]
 fn modes() -> weft::Result<()> {
     // The failure comes once the slow step runs, whatever the machine's load.
