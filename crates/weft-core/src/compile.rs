@@ -21,13 +21,13 @@ pub struct StepSignature {
     /// The step's name (the function name); invocation ids derive from it.
     pub name: String,
     /// Where the step is defined (`module::path::name`); snapshots refer to the step by it.
-    pub path: String,
+    pub path: Arc<str>,
     /// Hash of the step's code.
-    pub code_hash: String,
+    pub code_hash: Arc<str>,
     /// Every argument name, in declaration order.
-    pub arguments: Vec<String>,
+    pub arguments: Arc<[String]>,
     /// The step's outputs.
-    pub outputs: Vec<OutputSpec>,
+    pub outputs: Arc<[OutputSpec]>,
 }
 
 /// One step call recorded while the pipeline function runs.
@@ -189,7 +189,7 @@ pub struct Compiler {
     /// Shared with a dynamic run's orchestrator, which schedules the same invocations: a map
     /// of 100,000 items keeps one copy of each.
     invocations: Vec<Arc<Invocation>>,
-    arguments: Vec<Vec<String>>,
+    arguments: Vec<Arc<[String]>>,
     configured: Vec<Vec<String>>,
     index: HashMap<String, usize>,
     /// Ids taken without an invocation of their own (a dynamic pipeline's map groups).
@@ -310,7 +310,7 @@ impl Compiler {
                 step: call.step.name,
             });
         }
-        for output in &call.step.outputs {
+        for output in call.step.outputs.iter() {
             // Measured without building the name: this runs for every call of a map of
             // 100,000 items, and a derived name (`<pipeline>::<invocation>::<output>`) is
             // never empty.
@@ -613,7 +613,7 @@ mod tests {
     fn step(name: &str, arguments: &[&str]) -> StepSignature {
         StepSignature {
             name: name.into(),
-            path: format!("tests::{name}"),
+            path: format!("tests::{name}").into(),
             code_hash: "hash".into(),
             arguments: arguments.iter().map(|a| a.to_string()).collect(),
             outputs: vec![OutputSpec {
@@ -623,7 +623,8 @@ mod tests {
                 materializer: "weft.json".into(),
                 materializer_version: 1,
                 artifact_type: crate::artifact::ArtifactType::Data,
-            }],
+            }]
+            .into(),
         }
     }
 
@@ -725,7 +726,7 @@ mod tests {
     fn artifact_names_no_store_keeps_are_refused_before_anything_runs() {
         let named = |name: &str| {
             let mut call = call("save");
-            call.step.outputs[0].artifact_name = Some(name.into());
+            Arc::make_mut(&mut call.step.outputs)[0].artifact_name = Some(name.into());
             call
         };
         let mut compiler = Compiler::new("p");

@@ -386,13 +386,13 @@ mod tests {
                 .iter()
                 .map(|(id, upstream)| Invocation {
                     id: id.to_string(),
-                    step: id.to_string(),
-                    code_hash: String::new(),
+                    step: (*id).into(),
+                    code_hash: "".into(),
                     parameters: Default::default(),
                     inputs: Default::default(),
                     after: Vec::new(),
                     upstream: upstream.iter().map(|u| u.to_string()).collect(),
-                    outputs: Vec::new(),
+                    outputs: Vec::new().into(),
                     config: StepConfig::default().into(),
                 })
                 .collect(),

@@ -107,10 +107,11 @@ impl Snapshot {
 pub struct Invocation {
     /// Unique in its pipeline: the step name, `name_2`, `name_3`, ... or an explicit id.
     pub id: String,
-    /// The step this invocation calls, as `module::path::name`.
-    pub step: String,
+    /// The step this invocation calls, as `module::path::name` (shared by every call of the
+    /// step a signature was made for: every item of a map).
+    pub step: std::sync::Arc<str>,
     /// Hash of the step function's code, computed by `#[step]` from the tokens of its body.
-    pub code_hash: String,
+    pub code_hash: std::sync::Arc<str>,
     /// Plain values passed to the step, by argument name.
     pub parameters: crate::parameters::Parameters,
     /// Artifacts passed to the step, by argument name.
@@ -119,8 +120,8 @@ pub struct Invocation {
     pub after: Vec<String>,
     /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats.
     pub upstream: Vec<String>,
-    /// What the step returns.
-    pub outputs: Vec<OutputSpec>,
+    /// What the step returns (shared like `step`).
+    pub outputs: std::sync::Arc<[OutputSpec]>,
     /// Per-invocation settings, shared: every item of a map has the same.
     pub config: std::sync::Arc<StepConfig>,
 }

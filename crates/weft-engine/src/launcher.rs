@@ -129,7 +129,7 @@ pub async fn prepare(
     let mut step_run = step_run(scope, invocation, upstream, Status::Running);
     let Some(step) = engine.registry().get(&invocation.step) else {
         let error = Error::UnknownStep {
-            step: invocation.step.clone(),
+            step: invocation.step.to_string(),
             invocation: invocation.id.clone(),
         };
         return Launch::Fail(failed_before_start(step_run, &error));
@@ -295,8 +295,10 @@ pub async fn key_parts(
     Ok(KeyParts {
         format: KEY_FORMAT.to_owned(),
         artifact_store: engine.artifacts().id().to_owned(),
-        step: invocation.step.clone(),
-        code_hash: policy.include_code.then(|| invocation.code_hash.clone()),
+        step: invocation.step.to_string(),
+        code_hash: policy
+            .include_code
+            .then(|| invocation.code_hash.to_string()),
         parameters: policy
             .include_parameters
             .then(|| canonical::to_string(&step_run.parameters)),
@@ -334,8 +336,8 @@ pub fn step_run(
         id: StepRunId::new(),
         run_id: scope.run_id,
         invocation: invocation.id.clone(),
-        step: invocation.step.clone(),
-        code_hash: invocation.code_hash.clone(),
+        step: invocation.step.to_string(),
+        code_hash: invocation.code_hash.to_string(),
         parameters: Value::Object(invocation.parameters.clone().into_iter().collect()),
         config: serde_json::to_value(&invocation.config).unwrap_or(Value::Null),
         status,

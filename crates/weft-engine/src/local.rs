@@ -873,7 +873,7 @@ impl<'a> Orchestrator<'a> {
             // to the finished step runs of the original by invocation id.
             let parameters =
                 serde_json::Value::Object(invocation.parameters.clone().into_iter().collect());
-            if original.step != invocation.step || original.parameters.value() != parameters {
+            if *original.step != *invocation.step || original.parameters.value() != parameters {
                 let message = format!(
                     "the pipeline function took another path than in run {}: invocation `{}` was a call of `{}` with {} there, and is a call of `{}` with {} now",
                     original.run_id,

@@ -90,7 +90,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
     let invocation = |id: &str, upstream: Option<&str>| Invocation {
         id: id.into(),
         step: id.into(),
-        code_hash: format!("code-{id}"),
+        code_hash: format!("code-{id}").into(),
         parameters: BTreeMap::from([("x".to_string(), json!(1))]).into(),
         inputs: upstream
             .map(|up| {
@@ -106,7 +106,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
             .unwrap_or_default(),
         after: Vec::new(),
         upstream: upstream.map(|u| vec![u.to_string()]).unwrap_or_default(),
-        outputs: vec![output("output")],
+        outputs: vec![output("output")].into(),
         config: StepConfig::default().into(),
     };
     Snapshot {

@@ -150,6 +150,7 @@ impl CompileSession {
         let call = build_call(
             self.id,
             step,
+            signature(step),
             options.id,
             options.after,
             arguments,
@@ -164,28 +165,35 @@ impl CompileSession {
     }
 }
 
+/// What the compiler knows of `step`. Its parts are shared: the invocations made with one
+/// signature (every item of a map) keep one copy of them.
+pub(crate) fn signature(step: &StepDef) -> StepSignature {
+    StepSignature {
+        name: step.name.to_owned(),
+        path: step.path.into(),
+        code_hash: step.code_hash.into(),
+        arguments: step
+            .inputs
+            .iter()
+            .map(|input| input.name.to_owned())
+            .collect(),
+        outputs: step.output_specs().into(),
+    }
+}
+
 /// One step call as the compiler takes it, from the arguments' bindings. Outputs and
 /// `after` handles must come from the session `session`.
 pub(crate) fn build_call(
     session: u64,
     step: &'static StepDef,
+    signature: StepSignature,
     id: Option<String>,
     after: Vec<AfterRef>,
     arguments: Vec<(&'static str, ArgumentBinding)>,
     config: std::sync::Arc<StepConfig>,
 ) -> std::result::Result<StepCall, compile::Error> {
     let mut call = StepCall {
-        step: StepSignature {
-            name: step.name.to_owned(),
-            path: step.path.to_owned(),
-            code_hash: step.code_hash.to_owned(),
-            arguments: step
-                .inputs
-                .iter()
-                .map(|input| input.name.to_owned())
-                .collect(),
-            outputs: step.output_specs(),
-        },
+        step: signature,
         id,
         parameters: Default::default(),
         inputs: Default::default(),

@@ -22,7 +22,7 @@ use weft_core::compile::Compiler;
 use weft_engine::StepDef;
 use weft_engine::dynamic::{FunctionEnd, Limit, Resolution, Runtime, Slot};
 
-use crate::compile::{Defaults, build_call, next_session};
+use crate::compile::{Defaults, build_call, next_session, signature};
 use crate::input::{
     After, AfterRef, ArgumentBinding, CallOptions, Input, InputRepr, IntoInput, Invocation, Output,
     gather,
@@ -89,7 +89,14 @@ impl DynamicSession {
         let options = options.options;
         let start_after = self.start_after(step, &options.start_after)?;
         let config = self.config(step, options.isolated);
-        let call = self.build(step, options.id, options.after, arguments, config)?;
+        let call = self.build(
+            step,
+            signature(step),
+            options.id,
+            options.after,
+            arguments,
+            config,
+        )?;
         let id = self.compiler.borrow_mut().add(call)?;
         Ok(self.submit(&id, start_after, None))
     }
@@ -123,10 +130,18 @@ impl DynamicSession {
             max,
         });
         let mut handles = Vec::with_capacity(items.len());
-        // One copy of the settings for every item.
+        // One copy of the settings and of the step's signature for every item.
         let config = self.config(step, options.isolated);
+        let signature = signature(step);
         for (index, bindings) in items.into_iter().enumerate() {
-            let call = self.build(step, None, options.after.clone(), bindings, config.clone())?;
+            let call = self.build(
+                step,
+                signature.clone(),
+                None,
+                options.after.clone(),
+                bindings,
+                config.clone(),
+            )?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
             handles.push(self.submit(&id, start_after.clone(), limit.clone()));
         }
@@ -136,6 +151,7 @@ impl DynamicSession {
     fn build(
         &self,
         step: &'static StepDef,
+        signature: weft_core::compile::StepSignature,
         id: Option<String>,
         mut after: Vec<AfterRef>,
         arguments: Vec<(&'static str, ArgumentBinding)>,
@@ -167,7 +183,9 @@ impl DynamicSession {
                 id: last,
             });
         }
-        Ok(build_call(self.id, step, id, after, arguments, config)?)
+        Ok(build_call(
+            self.id, step, signature, id, after, arguments, config,
+        )?)
     }
 
     /// The settings of a call of `step`.

@@ -286,7 +286,7 @@ fn show(
                 ));
                 (
                     invocation.id.clone(),
-                    invocation.step.clone(),
+                    invocation.step.to_string(),
                     invocation.upstream.clone(),
                     parameters,
                 )

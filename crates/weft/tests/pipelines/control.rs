@@ -383,7 +383,7 @@ fn runs_whose_process_died_are_failed_with_their_running_steps() {
         id: weft::StepRunId::new(),
         run_id: dead.id,
         invocation: "holding".into(),
-        step: snapshot.invocations[0].step.clone(),
+        step: snapshot.invocations[0].step.to_string(),
         code_hash: String::new(),
         parameters: serde_json::json!({}),
         config: serde_json::json!({}),
