@@ -277,6 +277,7 @@ impl Engine {
             project_root: options.project_root.clone(),
             key_fns: Arc::new(options.key_fns.clone()),
             no_cache: options.no_cache,
+            last_config: Default::default(),
         };
         let settings = local::Settings {
             max_parallelism: options.max_parallelism,

@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use weft_artifacts::StoredArtifact;
 use weft_core::cache::{KEY_FORMAT, KeyParts};
-use weft_core::snapshot::{InputSpec, Invocation, OutputRef};
-use weft_core::{ArtifactVersionId, RunId, Status, StepRunId, canonical};
+use weft_core::snapshot::{InputSpec, Invocation, OutputRef, StepConfig};
+use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 use weft_store::model::{
-    ArtifactVersion, CacheEntry, Completion, InputKind, NewArtifactVersion, NewInput, NewStepRun,
-    SaveType, StepError, StepErrorKind, StepOutput, StepRun,
+    ArtifactVersion, CacheEntry, Completion, InputKind, JsonText, NewArtifactVersion, NewInput,
+    NewStepRun, SaveType, StepError, StepErrorKind, StepOutput, StepRun,
 };
 
 use crate::engine::Engine;
@@ -37,9 +36,28 @@ pub struct RunScope {
     /// Caching is off for the whole run, whatever the snapshot says (`--no-cache` on a
     /// resume, whose snapshot was compiled with caching on).
     pub no_cache: bool,
+    /// The text of the settings last recorded: the items of a map share one settings value,
+    /// encoded once.
+    pub last_config: Arc<std::sync::Mutex<Option<ConfigText>>>,
 }
 
+/// Settings and their canonical text.
+type ConfigText = (Arc<StepConfig>, JsonText);
+
 impl RunScope {
+    /// The canonical text of `config`, encoded once for consecutive step runs that share it.
+    pub fn config_text(&self, config: &Arc<StepConfig>) -> JsonText {
+        let mut last = self.last_config.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, text)) = &*last
+            && Arc::ptr_eq(known, config)
+        {
+            return text.clone();
+        }
+        let text = JsonText::of(&**config).expect("settings are JSON");
+        *last = Some((Arc::clone(config), text.clone()));
+        text
+    }
+
     /// Whether `invocation` looks up and records cache entries in this run.
     pub fn caches(&self, invocation: &Invocation) -> bool {
         invocation.config.cache.enabled && !self.no_cache
@@ -154,7 +172,7 @@ pub async fn prepare(
                 step_run.status = Status::Cached;
                 step_run.original_step_run = Some(original.step_run);
                 step_run.cache_key = Some(key);
-                step_run.cache_parts = serde_json::to_value(&parts).ok();
+                step_run.cache_parts = JsonText::of(&parts).ok();
                 step_run.status_reason = Some(format!(
                     "cached: reuses step run {} of run {}",
                     original.step_run, original.run_id
@@ -176,7 +194,7 @@ pub async fn prepare(
             .and_then(|after| chrono::Duration::from_std(after).ok())
             .map(|after| engine.clock().now() + after);
         step_run.cache_key = Some(key);
-        step_run.cache_parts = serde_json::to_value(&parts).ok();
+        step_run.cache_parts = JsonText::of(&parts).ok();
     }
     Launch::Start(Prepared {
         step,
@@ -301,7 +319,7 @@ pub async fn key_parts(
             .then(|| invocation.code_hash.to_string()),
         parameters: policy
             .include_parameters
-            .then(|| canonical::to_string(&step_run.parameters)),
+            .then(|| step_run.parameters.as_str().to_owned()),
         inputs,
         outputs: invocation
             .outputs
@@ -338,8 +356,8 @@ pub fn step_run(
         invocation: invocation.id.clone(),
         step: invocation.step.to_string(),
         code_hash: invocation.code_hash.to_string(),
-        parameters: Value::Object(invocation.parameters.clone().into_iter().collect()),
-        config: serde_json::to_value(&invocation.config).unwrap_or(Value::Null),
+        parameters: JsonText::of(&invocation.parameters).expect("parameters are JSON"),
+        config: scope.config_text(&invocation.config),
         status,
         status_reason: None,
         error: None,

@@ -131,8 +131,8 @@ pub fn running(run: RunId, invocation: &str) -> NewStepRun {
         invocation: invocation.into(),
         step: invocation.into(),
         code_hash: format!("code-{invocation}"),
-        parameters: json!({"x": 1}),
-        config: json!({}),
+        parameters: (&json!({"x": 1})).into(),
+        config: (&json!({})).into(),
         status: Status::Running,
         status_reason: None,
         error: None,
@@ -1604,7 +1604,7 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
     let keyed = |run: RunId, invocation: &str, key: &str| {
         let mut new = running(run, invocation);
         new.cache_key = Some(key.into());
-        new.cache_parts = Some(json!({"step": invocation}));
+        new.cache_parts = Some(crate::model::JsonText::new(&json!({"step": invocation})));
         new
     };
     assert_eq!(entry("k", now).await, None);

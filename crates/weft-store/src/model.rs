@@ -120,6 +120,12 @@ impl JsonText {
         Self::parse(weft_core::canonical::to_string(value)).expect("serialized JSON is JSON")
     }
 
+    /// The canonical text of any serializable value.
+    pub fn of(value: &impl Serialize) -> serde_json::Result<Self> {
+        let text = weft_core::canonical::to_vec(value)?;
+        Self::parse(String::from_utf8(text).expect("JSON output is UTF-8"))
+    }
+
     /// Takes `text` if it is one JSON document.
     pub fn parse(text: String) -> serde_json::Result<Self> {
         serde_json::value::RawValue::from_string(text).map(Self)
@@ -245,10 +251,11 @@ pub struct NewStepRun {
     pub step: String,
     /// Hash of the step's code.
     pub code_hash: String,
-    /// Parameters (a JSON object).
-    pub parameters: Value,
-    /// Settings (a JSON object).
-    pub config: Value,
+    /// Parameters (a JSON object), as canonical text.
+    pub parameters: JsonText,
+    /// Settings (a JSON object), as canonical text: made once for every step run that shares
+    /// them (the items of a map).
+    pub config: JsonText,
     /// The initial status: running, skipped, cached, failed, ...
     pub status: Status,
     /// Why, when the status needs it.
@@ -261,8 +268,8 @@ pub struct NewStepRun {
     pub parents: Vec<StepRunId>,
     /// Its cache key.
     pub cache_key: Option<String>,
-    /// What the key is made of.
-    pub cache_parts: Option<Value>,
+    /// What the key is made of, as canonical text.
+    pub cache_parts: Option<JsonText>,
     /// When it stops being a cache candidate.
     pub cache_expires_at: Option<DateTime<Utc>>,
     /// For a cached step run: the original.

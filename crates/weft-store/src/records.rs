@@ -507,25 +507,25 @@ pub(crate) fn turned_away(run_status: Status, status: Status, admission: Admissi
 }
 
 /// The record of a step run just created from `new`.
-pub(crate) fn created_step_run(new: &NewStepRun, attempt: u32, at: DateTime<Utc>) -> StepRun {
+pub(crate) fn created_step_run(new: NewStepRun, attempt: u32, at: DateTime<Utc>) -> StepRun {
     let started = new.status == Status::Running;
     let ended = new.status.is_finished();
     StepRun {
         id: new.id,
         run_id: new.run_id,
-        invocation: new.invocation.clone(),
-        step: new.step.clone(),
+        invocation: new.invocation,
+        step: new.step,
         attempt,
         status: new.status,
-        status_reason: new.status_reason.clone(),
-        code_hash: new.code_hash.clone(),
-        parameters: JsonText::new(&new.parameters),
-        config: JsonText::new(&new.config),
-        cache_key: new.cache_key.clone(),
-        cache_parts: new.cache_parts.as_ref().map(JsonText::new),
+        status_reason: new.status_reason,
+        code_hash: new.code_hash,
+        parameters: new.parameters,
+        config: new.config,
+        cache_key: new.cache_key,
+        cache_parts: new.cache_parts,
         cache_expires_at: new.cache_expires_at,
         original_step_run: new.original_step_run,
-        error: new.error.clone(),
+        error: new.error,
         created_at: at,
         started_at: started.then_some(at),
         ended_at: ended.then_some(at),

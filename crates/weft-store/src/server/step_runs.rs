@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx_core::any::AnyArguments;
 use sqlx_core::arguments::Arguments as _;
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
-use weft_core::{RunId, Status, StepRunId, canonical};
+use weft_core::{RunId, Status, StepRunId};
+
+use crate::model::JsonText;
 
 use super::artifacts::{insert_version, lock_artifacts};
 use super::metadata::upsert_metadata;
@@ -474,10 +476,9 @@ async fn create_all(
             .await?;
         }
     }
-    let mut made = kept
-        .iter()
-        .zip(&attempts)
-        .map(|(step_run, attempt)| records::created_step_run(step_run, *attempt, created_at));
+    let mut made = kept.iter().zip(&attempts).map(|(step_run, attempt)| {
+        records::created_step_run((*step_run).clone(), *attempt, created_at)
+    });
     Ok(CreatedStepRuns {
         step_runs: skipped
             .into_iter()
@@ -543,10 +544,10 @@ async fn insert_step_runs(
                     push(&mut arguments, step_run.status.as_str())?;
                     push(&mut arguments, step_run.status_reason.clone())?;
                     push(&mut arguments, step_run.code_hash.clone())?;
-                    push(&mut arguments, canonical::to_string(&step_run.parameters))?;
-                    push(&mut arguments, canonical::to_string(&step_run.config))?;
+                    push(&mut arguments, step_run.parameters.as_str())?;
+                    push(&mut arguments, step_run.config.as_str())?;
                     push(&mut arguments, step_run.cache_key.clone())?;
-                    push(&mut arguments, step_run.cache_parts.as_ref().map(canonical::to_string))?;
+                    push(&mut arguments, step_run.cache_parts.as_ref().map(JsonText::as_str))?;
                     push(&mut arguments, step_run.cache_expires_at.map(time::format))?;
                     push(&mut arguments, step_run.original_step_run.map(|id| id.to_string()))?;
                     push(

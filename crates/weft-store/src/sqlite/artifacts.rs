@@ -172,22 +172,20 @@ pub(crate) fn insert_version(
 ) -> Result<ArtifactVersion> {
     let now = time::now();
     let created_at = time::format(now);
+    let proposed = ArtifactId::new().to_string();
     let artifact_id: String = connection
         .prepare_cached(
             "INSERT INTO artifacts (id, name, has_custom_name, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
         )?
         .query_row(
-            params![
-                ArtifactId::new().to_string(),
-                new.name,
-                new.has_custom_name,
-                created_at
-            ],
+            params![proposed, new.name, new.has_custom_name, created_at],
             |row| row.get(0),
         )?;
     let (version, number) = match &new.version {
         Some(version) => (version.clone(), version.parse::<i64>().ok()),
+        // An artifact created just now has no versions yet (every output of a map item).
+        None if artifact_id == proposed => ("1".to_owned(), Some(1)),
         None => {
             let next: i64 = connection
                 .prepare_cached(

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
-use weft_core::{RunId, Status, StepRunId, canonical};
+use weft_core::{RunId, Status, StepRunId};
+
+use crate::model::JsonText;
 
 use super::artifacts::insert_version;
 use super::metadata::upsert_metadata;
@@ -343,10 +345,10 @@ fn create_all(
             step_run.status.as_str(),
             step_run.status_reason,
             step_run.code_hash,
-            canonical::to_string(&step_run.parameters),
-            canonical::to_string(&step_run.config),
+            step_run.parameters.as_str(),
+            step_run.config.as_str(),
             step_run.cache_key,
-            step_run.cache_parts.as_ref().map(canonical::to_string),
+            step_run.cache_parts.as_ref().map(JsonText::as_str),
             step_run.cache_expires_at.map(time::format),
             step_run.original_step_run.map(|id| id.to_string()),
             step_run
@@ -383,7 +385,7 @@ fn create_all(
             )?
             .execute(params![id.to_string(), original.to_string()])?;
         }
-        created.push(Some(rows::created_step_run(&step_run, attempt, created_at)));
+        created.push(Some(rows::created_step_run(step_run, attempt, created_at)));
     }
     Ok(CreatedStepRuns {
         step_runs: created,
