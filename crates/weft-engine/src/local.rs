@@ -116,6 +116,18 @@ struct Batch {
     recorded: Vec<Arc<Recorded>>,
 }
 
+/// A commit of unrecorded batches going on on another thread: the orchestrator starts and
+/// finishes steps meanwhile, so writing records and orchestrating share the cores.
+struct InFlight {
+    applied: tokio::task::JoinHandle<weft_store::Result<Vec<Applied>>>,
+    /// Output files of its completions, removed if it fails.
+    written: Vec<Arc<weft_artifacts::StoredArtifact>>,
+    /// What bodies of its started step runs wait for.
+    recorded: Vec<Arc<Recorded>>,
+    /// The cache keys its completions register.
+    keys: Vec<String>,
+}
+
 struct Orchestrator<'a> {
     engine: &'a Engine,
     mode: ExecutionMode,
@@ -137,6 +149,11 @@ struct Orchestrator<'a> {
     running_keys: HashMap<StepRunId, String>,
     /// The cache keys of completions not written yet: looking one up writes them first.
     unrecorded_keys: HashSet<String>,
+    /// The unrecorded batches being written while the orchestrator goes on.
+    in_flight: Option<InFlight>,
+    /// Where a commit in flight says it ended.
+    committed: mpsc::UnboundedSender<()>,
+    ended_commits: Option<mpsc::UnboundedReceiver<()>>,
     threads: StepThreads,
     /// Where bodies waiting for their record ask for a commit.
     ask: mpsc::UnboundedSender<()>,
@@ -314,10 +331,14 @@ pub(crate) async fn execute_dynamic(
 /// waiting for a record that will never be written.
 impl Drop for Orchestrator<'_> {
     fn drop(&mut self) {
-        for batch in &self.unrecorded {
-            for recorded in &batch.recorded {
-                recorded.lost("the orchestrator stopped");
-            }
+        let in_flight = self.in_flight.iter().flat_map(|f| &f.recorded);
+        for recorded in self
+            .unrecorded
+            .iter()
+            .flat_map(|batch| &batch.recorded)
+            .chain(in_flight)
+        {
+            recorded.lost("the orchestrator stopped");
         }
     }
 }
@@ -332,6 +353,7 @@ impl<'a> Orchestrator<'a> {
         let threads = StepThreads::new(settings.max_parallelism);
         let (done, results) = mpsc::unbounded_channel();
         let (ask, asked) = mpsc::unbounded_channel();
+        let (committed, ended_commits) = mpsc::unbounded_channel();
         Ok(Self {
             engine,
             mode,
@@ -347,6 +369,9 @@ impl<'a> Orchestrator<'a> {
             unrecorded_step_runs: 0,
             running_keys: HashMap::new(),
             unrecorded_keys: HashSet::new(),
+            in_flight: None,
+            committed,
+            ended_commits: Some(ended_commits),
             threads,
             ask,
             asked: Some(asked),
@@ -367,6 +392,7 @@ impl<'a> Orchestrator<'a> {
         let engine = self.engine;
         let mut results = self.results.take().expect("driven once");
         let mut asked = self.asked.take().expect("driven once");
+        let mut ended_commits = self.ended_commits.take().expect("driven once");
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
@@ -388,11 +414,11 @@ impl<'a> Orchestrator<'a> {
                 continue;
             }
             if self.is_done() {
-                if self.unrecorded.is_empty() {
+                if self.unrecorded.is_empty() && self.in_flight.is_none() {
                     return Ok(());
                 }
                 // What it says (a stop) may give work to record.
-                self.commit().await?;
+                self.write(Vec::new()).await?;
                 continue;
             }
             let timer = self.next_timer();
@@ -436,6 +462,9 @@ impl<'a> Orchestrator<'a> {
                 Some(()) = asked.recv() => {
                     while asked.try_recv().is_ok() {}
                     self.commit().await?;
+                }
+                Some(()) = ended_commits.recv() => {
+                    self.settle().await?;
                 }
                 _ = heartbeat.tick() => {
                     let status = engine.metadata().heartbeat(self.scope.run_id).await?;
@@ -776,7 +805,7 @@ impl<'a> Orchestrator<'a> {
     /// once; inline ones get the grace period.
     async fn interrupted(&mut self) -> Result<()> {
         tracing::warn!(target: "weft", "interrupted: the run stops (interrupt again to exit at once)");
-        self.commit().await?;
+        self.write(Vec::new()).await?;
         match self.engine.metadata().request_stop(self.scope.run_id).await {
             // A run that already ended, or is ending, has nothing more to stop.
             Ok(_) | Err(weft_store::Error::Transition { .. }) => {}
@@ -1035,26 +1064,86 @@ impl<'a> Orchestrator<'a> {
                 .is_some_and(|due| due <= tokio::time::Instant::now())
     }
 
-    /// Writes the unrecorded batches.
+    /// Starts writing the unrecorded batches on another thread, once the commit in flight
+    /// (if any) ended; the loop goes on and settles it when it ends.
     async fn commit(&mut self) -> Result<()> {
         debug_assert!(
             self.batch.changes.is_empty(),
             "commits come between batches"
         );
+        self.settle().await?;
         if self.unrecorded.is_empty() {
             return Ok(());
         }
-        let (_, stopping) = self.write(Vec::new()).await?;
-        if stopping {
-            self.stop_requested();
+        let unrecorded = std::mem::take(&mut self.unrecorded);
+        self.commit_due = None;
+        self.unrecorded_step_runs = 0;
+        let (mut written, mut recorded) = (Vec::new(), Vec::new());
+        let mut batches = Vec::with_capacity(unrecorded.len());
+        for batch in unrecorded {
+            written.extend(batch.written);
+            recorded.extend(batch.recorded);
+            batches.push(batch.changes);
         }
+        let metadata = Arc::clone(self.engine.metadata());
+        let committed = self.committed.clone();
+        let applied = tokio::spawn(async move {
+            let applied = metadata.apply_in_order(batches).await;
+            let _ = committed.send(());
+            applied
+        });
+        self.in_flight = Some(InFlight {
+            applied,
+            written,
+            recorded,
+            // Every key not written yet is one of these batches': the commit before them
+            // was settled first.
+            keys: self.unrecorded_keys.iter().cloned().collect(),
+        });
         Ok(())
     }
 
-    /// Writes the unrecorded batches, then `changes`, in one transaction, and returns what
-    /// applying each of `changes` recorded, and whether the run is stopping. If the write
-    /// fails, the output files of every unrecorded batch are removed: nothing registers them.
+    /// Waits for the commit in flight, if any, and does what its end calls for: the bodies
+    /// waiting for its records go on; if it failed, nothing unrecorded will be written and
+    /// the run fails.
+    async fn settle(&mut self) -> Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let applied = in_flight.applied.await.map_err(|error| {
+            Error::Task(format!(
+                "the commit of step records ended abnormally: {error}"
+            ))
+        });
+        match applied.and_then(|applied| applied.map_err(Error::from)) {
+            Ok(applied) => {
+                for recorded in &in_flight.recorded {
+                    recorded.written();
+                }
+                for key in &in_flight.keys {
+                    self.unrecorded_keys.remove(key);
+                }
+                if applied.iter().any(|applied| applied.stopping) {
+                    self.stop_requested();
+                }
+                Ok(())
+            }
+            Err(error) => {
+                for recorded in &in_flight.recorded {
+                    recorded.lost(&error.to_string());
+                }
+                self.abandon_unrecorded(in_flight.written);
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes the unrecorded batches, then `changes`, in one transaction (after the commit in
+    /// flight), and returns what applying each of `changes` recorded, and whether the run is
+    /// stopping. If the write fails, the output files of every unrecorded batch are removed:
+    /// nothing registers them.
     async fn write(&mut self, changes: Vec<Changes>) -> Result<(Vec<Applied>, bool)> {
+        self.settle().await?;
         let unrecorded = std::mem::take(&mut self.unrecorded);
         self.commit_due = None;
         self.unrecorded_step_runs = 0;
