@@ -667,14 +667,7 @@ impl<'a> ArtifactReader<'a> {
 
     /// Opens file `name` of this artifact version for reading.
     pub fn open(&mut self, name: &str) -> Result<&mut FileReader> {
-        let Some(record) = self.stored.files.iter().find(|file| file.name == name) else {
-            let known: Vec<&str> = self.stored.files.iter().map(|f| f.name.as_str()).collect();
-            return Err(Error::UnknownFile {
-                uri: self.stored.uri.clone(),
-                name: name.into(),
-                known: known.join(", "),
-            });
-        };
+        let record = self.stored.file(name)?;
         let mut reader = self
             .store
             .open_file(self.prefix.clone().join(name), record.clone())?;

@@ -116,6 +116,25 @@ pub struct StoredArtifact {
     pub data_type: String,
 }
 
+impl StoredArtifact {
+    /// The record of file `name`, or an error listing the files there are.
+    pub(crate) fn file(&self, name: &str) -> Result<&FileRecord> {
+        self.files
+            .iter()
+            .find(|file| file.name == name)
+            .ok_or_else(|| Error::UnknownFile {
+                uri: self.uri.clone(),
+                name: name.into(),
+                known: self
+                    .files
+                    .iter()
+                    .map(|file| file.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
 impl ArtifactStore {
     /// Opens the store at `location`: a `file://` URL or a plain path, relative paths taken
     /// from `base`. A local folder is created if needed and checked to be writable, so that a
@@ -513,14 +532,7 @@ impl ArtifactStore {
         start: u64,
         length: u64,
     ) -> Result<Vec<u8>> {
-        let Some(record) = stored.files.iter().find(|file| file.name == name) else {
-            let known: Vec<&str> = stored.files.iter().map(|f| f.name.as_str()).collect();
-            return Err(Error::UnknownFile {
-                uri: stored.uri.clone(),
-                name: name.into(),
-                known: known.join(", "),
-            });
-        };
+        let record = stored.file(name)?;
         let (store, prefix) = self.locate(&stored.uri)?;
         let path = prefix.join(name);
         let display = store.display_path(&path);
@@ -694,14 +706,7 @@ impl ArtifactStore {
         stored: &'s StoredArtifact,
         name: &str,
     ) -> Result<(&'s FileRecord, FileReader)> {
-        let Some(record) = stored.files.iter().find(|file| file.name == name) else {
-            let known: Vec<&str> = stored.files.iter().map(|file| file.name.as_str()).collect();
-            return Err(Error::UnknownFile {
-                uri: stored.uri.clone(),
-                name: name.into(),
-                known: known.join(", "),
-            });
-        };
+        let record = stored.file(name)?;
         let (store, prefix) = self.locate(&stored.uri)?;
         let file = store.open_file(prefix.join(name), record.clone())?;
         Ok((record, file))
