@@ -422,14 +422,24 @@ impl Engine {
         crate::blocking(move || {
             // The logs of step runs that never finished, recorded or not: the last steps of a
             // run that starts steps before their records are written may have none.
-            if let Ok(paths) = artifacts.list_objects(&format!("logs/{run_id}")) {
+            let unfinished_log = |name: &str| {
+                name.split('.')
+                    .next()
+                    .and_then(|id| id.parse::<StepRunId>().ok())
+                    .is_some_and(|id| !finished.contains(&id))
+            };
+            let logs = format!("logs/{run_id}");
+            if let Some(folder) = artifacts.local_path(&logs) {
+                // Read from the folder itself: a log being put when the process died is a
+                // staging file (`<name>#<n>`) that the store's listing does not show.
+                for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+                    if unfinished_log(&entry.file_name().to_string_lossy()) {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            } else if let Ok(paths) = artifacts.list_objects(&logs) {
                 for path in paths {
-                    let step_run = path
-                        .rsplit('/')
-                        .next()
-                        .and_then(|name| name.split('.').next())
-                        .and_then(|id| id.parse::<StepRunId>().ok());
-                    if step_run.is_some_and(|id| !finished.contains(&id)) {
+                    if path.rsplit('/').next().is_some_and(unfinished_log) {
                         artifacts.remove_objects(&path);
                     }
                 }

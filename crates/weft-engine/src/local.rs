@@ -418,7 +418,7 @@ impl<'a> Orchestrator<'a> {
                     return Ok(());
                 }
                 // What it says (a stop) may give work to record.
-                self.write(Vec::new()).await?;
+                self.commit_now().await?;
                 continue;
             }
             let timer = self.next_timer();
@@ -805,7 +805,7 @@ impl<'a> Orchestrator<'a> {
     /// once; inline ones get the grace period.
     async fn interrupted(&mut self) -> Result<()> {
         tracing::warn!(target: "weft", "interrupted: the run stops (interrupt again to exit at once)");
-        self.write(Vec::new()).await?;
+        self.commit_now().await?;
         match self.engine.metadata().request_stop(self.scope.run_id).await {
             // A run that already ended, or is ending, has nothing more to stop.
             Ok(_) | Err(weft_store::Error::Transition { .. }) => {}
@@ -1100,6 +1100,19 @@ impl<'a> Orchestrator<'a> {
             // was settled first.
             keys: self.unrecorded_keys.iter().cloned().collect(),
         });
+        Ok(())
+    }
+
+    /// Writes the unrecorded batches (after the commit in flight) before going on.
+    async fn commit_now(&mut self) -> Result<()> {
+        self.settle().await?;
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        let (_, stopping) = self.write(Vec::new()).await?;
+        if stopping {
+            self.stop_requested();
+        }
         Ok(())
     }
 
