@@ -119,6 +119,8 @@ struct Batch {
 /// A commit of unrecorded batches going on on another thread: the orchestrator starts and
 /// finishes steps meanwhile, so writing records and orchestrating share the cores.
 struct InFlight {
+    /// Which commit of the run it is: the loop settles it when this one says it ended.
+    number: u64,
     applied: tokio::task::JoinHandle<weft_store::Result<Vec<Applied>>>,
     /// Output files of its completions, removed if it fails.
     written: Vec<Arc<weft_artifacts::StoredArtifact>>,
@@ -151,9 +153,10 @@ struct Orchestrator<'a> {
     unrecorded_keys: HashSet<String>,
     /// The unrecorded batches being written while the orchestrator goes on.
     in_flight: Option<InFlight>,
-    /// Where a commit in flight says it ended.
-    committed: mpsc::UnboundedSender<()>,
-    ended_commits: Option<mpsc::UnboundedReceiver<()>>,
+    /// Where a commit in flight says it ended, by number; how many were started.
+    committed: mpsc::UnboundedSender<u64>,
+    ended_commits: Option<mpsc::UnboundedReceiver<u64>>,
+    commits: u64,
     threads: StepThreads,
     /// Where bodies waiting for their record ask for a commit.
     ask: mpsc::UnboundedSender<()>,
@@ -372,6 +375,7 @@ impl<'a> Orchestrator<'a> {
             in_flight: None,
             committed,
             ended_commits: Some(ended_commits),
+            commits: 0,
             threads,
             ask,
             asked: Some(asked),
@@ -463,8 +467,12 @@ impl<'a> Orchestrator<'a> {
                     while asked.try_recv().is_ok() {}
                     self.commit().await?;
                 }
-                Some(()) = ended_commits.recv() => {
-                    self.settle().await?;
+                Some(number) = ended_commits.recv() => {
+                    // One settled meanwhile (by a write that had to wait for it) is gone;
+                    // a later one in flight is left to run.
+                    if self.in_flight.as_ref().is_some_and(|f| f.number == number) {
+                        self.settle().await?;
+                    }
                 }
                 _ = heartbeat.tick() => {
                     let status = engine.metadata().heartbeat(self.scope.run_id).await?;
@@ -1087,12 +1095,15 @@ impl<'a> Orchestrator<'a> {
         }
         let metadata = Arc::clone(self.engine.metadata());
         let committed = self.committed.clone();
+        self.commits += 1;
+        let number = self.commits;
         let applied = tokio::spawn(async move {
             let applied = metadata.apply_in_order(batches).await;
-            let _ = committed.send(());
+            let _ = committed.send(number);
             applied
         });
         self.in_flight = Some(InFlight {
+            number,
             applied,
             written,
             recorded,
