@@ -102,6 +102,7 @@ pub(crate) struct SpanCache {
 
 /// A version's location and the collection type it is read as.
 type SpanKey = (String, &'static str);
+type SpanKeyRef<'a> = (&'a str, &'static str);
 /// Where a collection's items lie, once found (the lock is held while they are found).
 type SpanEntry = Arc<Mutex<Option<Arc<ItemSpans>>>>;
 
@@ -109,16 +110,19 @@ type SpanEntry = Arc<Mutex<Option<Arc<ItemSpans>>>>;
 const KEPT_COLLECTIONS: usize = 8;
 
 impl SpanCache {
-    fn entry(&self, key: SpanKey) -> SpanEntry {
+    fn entry(&self, (uri, requested): SpanKeyRef<'_>) -> SpanEntry {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, entry)) = entries.iter().find(|(known, _)| *known == key) {
+        let known = entries
+            .iter()
+            .find(|((known, as_type), _)| known == uri && *as_type == requested);
+        if let Some((_, entry)) = known {
             return entry.clone();
         }
         if entries.len() == KEPT_COLLECTIONS {
             entries.pop_front();
         }
         let entry = Arc::default();
-        entries.push_back((key, Arc::clone(&entry)));
+        entries.push_back(((uri.to_owned(), requested), Arc::clone(&entry)));
         entry
     }
 }
@@ -181,7 +185,7 @@ impl ArtifactStore {
             return Ok(None);
         }
         let requested = std::any::type_name::<Vec<T>>();
-        let entry = self.item_spans().entry((stored.uri.clone(), requested));
+        let entry = self.item_spans().entry((&stored.uri, requested));
         let mut found = entry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(spans) = &*found {
             return Ok(Some(Arc::clone(spans)));

@@ -460,13 +460,7 @@ impl ArtifactStore {
     /// matches its recorded hash.
     pub fn load<T: Artifact>(&self, stored: &StoredArtifact) -> Result<T> {
         let (materializer, load) = self.loader::<T>(stored)?;
-        let (store, prefix) = self.locate(&stored.uri)?;
-        let requested = std::any::type_name::<T>();
-        let mut reader = ArtifactReader::new(&store, stored, prefix, (materializer, requested));
-        let loaded = load(&mut reader);
-        // Corruption explains a decoding error better than the decoder does, so it wins.
-        reader.verify_opened()?;
-        loaded
+        self.read_version(stored, (materializer, std::any::type_name::<T>()), load)
     }
 
     /// The materializer that reads `stored` as a `T` (its current one, or a format `T` was
@@ -518,6 +512,7 @@ impl ArtifactStore {
         let (store, prefix) = self.locate(&stored.uri)?;
         let mut reader = ArtifactReader::new(&store, stored, prefix, reading);
         let read = read(&mut reader);
+        // Corruption explains a decoding error better than the decoder does, so it wins.
         reader.verify_opened()?;
         read
     }
@@ -535,47 +530,46 @@ impl ArtifactStore {
         let record = stored.file(name)?;
         let (store, prefix) = self.locate(&stored.uri)?;
         let path = prefix.join(name);
-        let display = store.display_path(&path);
+        // Named only in errors: the success path is taken once per item of a map.
+        let display = || store.display_path(&path);
         let end = start.saturating_add(length);
         if end > record.size {
-            return Err(Error::Changed { path: display });
+            return Err(Error::Changed { path: display() });
         }
         if let Some(inline) = &record.inline {
             let bytes = inline.0.get(start as usize..end as usize);
             return bytes
                 .map(<[u8]>::to_vec)
-                .ok_or(Error::Changed { path: display });
+                .ok_or_else(|| Error::Changed { path: display() });
         }
-        let read_error = |display: String, source: BoxError| Error::Read {
-            path: display,
+        let read_error = |source: BoxError| Error::Read {
+            path: display(),
             source,
         };
         if let Some(files) = &store.inner.files {
             use std::os::unix::fs::FileExt;
             let local = files
                 .path_to_filesystem(&path)
-                .map_err(|e| read_error(display.clone(), e.into()))?;
+                .map_err(|e| read_error(e.into()))?;
             let file = match std::fs::File::open(&local) {
                 Ok(file) => file,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::Missing { path: display });
+                    return Err(Error::Missing { path: display() });
                 }
-                Err(error) => return Err(read_error(display, error.into())),
+                Err(error) => return Err(read_error(error.into())),
             };
-            let meta = file
-                .metadata()
-                .map_err(|e| read_error(display.clone(), e.into()))?;
+            let meta = file.metadata().map_err(|e| read_error(e.into()))?;
             let changed = meta.len() != record.size
                 || record
                     .etag
                     .as_ref()
                     .is_some_and(|etag| *etag != local_etag(&meta));
             if changed {
-                return Err(Error::Changed { path: display });
+                return Err(Error::Changed { path: display() });
             }
             let mut bytes = vec![0; length as usize];
             file.read_exact_at(&mut bytes, start)
-                .map_err(|e| read_error(display, e.into()))?;
+                .map_err(|e| read_error(e.into()))?;
             return Ok(bytes);
         }
         let options = object_store::GetOptions {
@@ -591,10 +585,10 @@ impl ArtifactStore {
         match got {
             Ok((size, bytes)) if size == record.size => Ok(bytes.to_vec()),
             Ok(_) | Err(object_store::Error::Precondition { .. }) => {
-                Err(Error::Changed { path: display })
+                Err(Error::Changed { path: display() })
             }
-            Err(object_store::Error::NotFound { .. }) => Err(Error::Missing { path: display }),
-            Err(error) => Err(read_error(display, error.into())),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::Missing { path: display() }),
+            Err(error) => Err(read_error(error.into())),
         }
     }
 
