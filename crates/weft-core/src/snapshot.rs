@@ -62,44 +62,91 @@ impl Snapshot {
     /// for; among independent invocations, call order is kept. Invocations on a cycle (which
     /// a compiled snapshot never has) come last.
     pub fn topological_order(&self) -> Vec<usize> {
-        let position: std::collections::HashMap<&str, usize> = self
-            .invocations
-            .iter()
-            .enumerate()
-            .map(|(i, inv)| (inv.id.as_str(), i))
-            .collect();
-        let mut waiting: Vec<usize> = self
-            .invocations
-            .iter()
-            .map(|inv| inv.upstream.len())
-            .collect();
-        let mut downstream = vec![Vec::new(); self.invocations.len()];
-        for (node, invocation) in self.invocations.iter().enumerate() {
-            for upstream in &invocation.upstream {
-                if let Some(&up) = position.get(upstream.as_str()) {
-                    downstream[up].push(node);
-                } else {
-                    waiting[node] -= 1;
-                }
-            }
-        }
-        let mut ready: std::collections::BTreeSet<usize> = (0..self.invocations.len())
-            .filter(|&n| waiting[n] == 0)
-            .collect();
-        let mut order = Vec::with_capacity(self.invocations.len());
-        while let Some(node) = ready.pop_first() {
-            order.push(node);
-            for &next in &downstream[node] {
-                waiting[next] -= 1;
-                if waiting[next] == 0 {
-                    ready.insert(next);
-                }
-            }
-        }
-        let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
-        order.extend((0..self.invocations.len()).filter(|n| !placed.contains(n)));
-        order
+        topological_order(
+            self.invocations
+                .iter()
+                .map(|invocation| (invocation.id.as_str(), invocation.upstream.as_slice())),
+        )
     }
+}
+
+/// What a snapshot says about the shape of its run, read without each invocation's inputs,
+/// outputs and settings: what a view of a run needs, from a plan of thousands of invocations
+/// whose settings make up most of its bytes.
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+pub struct Outline {
+    /// Name of the pipeline.
+    pub pipeline: String,
+    /// The pipeline's parameters.
+    pub parameters: BTreeMap<String, Value>,
+    /// What happens to the rest of the run when a step fails.
+    pub execution_mode: ExecutionMode,
+    /// Every invocation, in the order the pipeline function made them.
+    pub invocations: Vec<InvocationOutline>,
+    /// Whether the pipeline is dynamic.
+    #[serde(default)]
+    pub dynamic: bool,
+}
+
+/// An invocation of an [`Outline`].
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+pub struct InvocationOutline {
+    /// Its id.
+    pub id: String,
+    /// The step it calls.
+    pub step: String,
+    /// Plain values passed to the step.
+    pub parameters: crate::parameters::Parameters,
+    /// Every invocation it waits for.
+    pub upstream: Vec<String>,
+}
+
+impl Outline {
+    /// Positions of the invocations in the order of [`Snapshot::topological_order`].
+    pub fn topological_order(&self) -> Vec<usize> {
+        topological_order(
+            self.invocations
+                .iter()
+                .map(|invocation| (invocation.id.as_str(), invocation.upstream.as_slice())),
+        )
+    }
+}
+
+/// Positions of `(id, upstream)` nodes where each comes after everything it waits for; among
+/// independent nodes, the given order is kept; nodes on a cycle come last.
+fn topological_order<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -> Vec<usize> {
+    let nodes: Vec<_> = nodes.collect();
+    let position: std::collections::HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut waiting: Vec<usize> = nodes.iter().map(|(_, upstream)| upstream.len()).collect();
+    let mut downstream = vec![Vec::new(); nodes.len()];
+    for (node, (_, upstream)) in nodes.iter().enumerate() {
+        for upstream in *upstream {
+            if let Some(&up) = position.get(upstream.as_str()) {
+                downstream[up].push(node);
+            } else {
+                waiting[node] -= 1;
+            }
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..nodes.len()).filter(|&n| waiting[n] == 0).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(node) = ready.pop_first() {
+        order.push(node);
+        for &next in &downstream[node] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.insert(next);
+            }
+        }
+    }
+    let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+    order.extend((0..nodes.len()).filter(|n| !placed.contains(n)));
+    order
 }
 
 /// One call of a step inside a pipeline.

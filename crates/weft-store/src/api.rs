@@ -40,6 +40,10 @@ pub trait RunStore: Send + Sync {
     /// A stored snapshot.
     async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot>;
 
+    /// A stored snapshot's outline: its invocations without their settings, read in a
+    /// fraction of the time the whole snapshot takes when it plans thousands of steps.
+    async fn snapshot_outline(&self, id: &SnapshotId) -> Result<weft_core::snapshot::Outline>;
+
     /// Sets a static run's status from its step runs (see
     /// `weft_core::status::derive_static_run_status`) and returns the run.
     async fn refresh_static_run(&self, id: RunId) -> Result<Run>;

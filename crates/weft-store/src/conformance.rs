@@ -250,6 +250,24 @@ pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store)
         snapshot,
         chain_snapshot("training", ExecutionMode::ContinueOnFailure)
     );
+    let outline = store
+        .snapshot_outline(first.snapshot_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outline.pipeline, snapshot.pipeline);
+    assert_eq!(outline.execution_mode, snapshot.execution_mode);
+    assert_eq!(outline.topological_order(), snapshot.topological_order());
+    let outlined: Vec<_> = outline
+        .invocations
+        .iter()
+        .map(|i| (&i.id, i.step.as_str(), &i.parameters, &i.upstream))
+        .collect();
+    let whole: Vec<_> = snapshot
+        .invocations
+        .iter()
+        .map(|i| (&i.id, &*i.step, &i.parameters, &i.upstream))
+        .collect();
+    assert_eq!(outlined, whole);
     assert!(first.started_at.is_none() && first.ended_at.is_none());
 }
 

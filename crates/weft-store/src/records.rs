@@ -94,6 +94,25 @@ where
     value.parse().map_err(|e: T::Err| Error::corrupt(what, e))
 }
 
+/// Decodes a stored snapshot's spec as `T` (the whole snapshot, or its outline), refusing a
+/// format newer than this build's.
+pub(crate) fn snapshot<T: serde::de::DeserializeOwned>(
+    id: &weft_core::SnapshotId,
+    format_version: i64,
+    spec: &str,
+) -> Result<T> {
+    if format_version as u32 > weft_core::snapshot::FORMAT_VERSION {
+        return Err(Error::corrupt(
+            format!("snapshot {id}"),
+            format!(
+                "it uses format version {format_version}, newer than this build's {}; upgrade weft",
+                weft_core::snapshot::FORMAT_VERSION
+            ),
+        ));
+    }
+    serde_json::from_str(spec).map_err(|e| Error::corrupt(format!("snapshot {id}"), e))
+}
+
 pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result<T> {
     serde_json::from_str(value).map_err(|e| Error::corrupt(what, e))
 }

@@ -187,29 +187,11 @@ impl RunStore for ServerStore {
     }
 
     async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let (version, spec) = self
-            .read()
-            .await?
-            .first(
-                "SELECT format_version, spec FROM snapshots WHERE id = ?",
-                args![id.as_str().to_owned()],
-                |row| Ok((row.int("format_version")?, row.string("spec")?)),
-            )
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                kind: "snapshot",
-                reference: id.to_string(),
-            })?;
-        if version as u32 > weft_core::snapshot::FORMAT_VERSION {
-            return Err(Error::corrupt(
-                format!("snapshot {id}"),
-                format!(
-                    "it uses format version {version}, newer than this build's {}; upgrade weft",
-                    weft_core::snapshot::FORMAT_VERSION
-                ),
-            ));
-        }
-        serde_json::from_str(&spec).map_err(|e| Error::corrupt(format!("snapshot {id}"), e))
+        self.snapshot_as(id).await
+    }
+
+    async fn snapshot_outline(&self, id: &SnapshotId) -> Result<weft_core::snapshot::Outline> {
+        self.snapshot_as(id).await
     }
 
     async fn refresh_static_run(&self, id: RunId) -> Result<Run> {
@@ -367,6 +349,26 @@ impl RunStore for ServerStore {
                 records::run,
             )
             .await
+    }
+}
+
+impl ServerStore {
+    /// The stored snapshot `id`, decoded as a whole or as its outline.
+    async fn snapshot_as<T: serde::de::DeserializeOwned>(&self, id: &SnapshotId) -> Result<T> {
+        let (version, spec) = self
+            .read()
+            .await?
+            .first(
+                "SELECT format_version, spec FROM snapshots WHERE id = ?",
+                args![id.as_str().to_owned()],
+                |row| Ok((row.int("format_version")?, row.string("spec")?)),
+            )
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "snapshot",
+                reference: id.to_string(),
+            })?;
+        records::snapshot(id, version, &spec)
     }
 }
 

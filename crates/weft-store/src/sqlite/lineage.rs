@@ -101,25 +101,74 @@ impl LineageStore for SqliteStore {
 
     async fn run_overview(&self, run: RunId) -> Result<RunOverview> {
         self.read(move |connection| {
-            let run = run.to_string();
-            let [step_runs, parents, inputs, outputs] = crate::records::overview_statements();
-            Ok(RunOverview {
-                step_runs: rows::all(connection, &step_runs, [&run], |row| {
-                    crate::records::step_run_summary(row)
-                })?,
-                parents: rows::all(connection, &parents, [&run], |row| {
-                    Ok((
-                        rows::parse("step run id", &row.get::<_, String>(0)?)?,
-                        rows::parse("step run id", &row.get::<_, String>(1)?)?,
-                    ))
-                })?,
-                inputs: rows::all(connection, &inputs, [&run], |row| {
-                    crate::records::input_link(row)
-                })?,
-                outputs: rows::all(connection, &outputs, [&run], |row| {
-                    crate::records::output_link(row)
-                })?,
-            })
+            let [step_runs, ..] = crate::records::overview_statements();
+            let step_runs = rows::all(connection, &step_runs, [run.to_string()], |row| {
+                crate::records::step_run_summary(row)
+            })?;
+            // The links are looked up by the step runs' ids (in order, so neighbouring keys
+            // share pages) rather than joined to the run's step runs again: each join would
+            // walk the run's index and read every step run's row once more, which took most
+            // of the time of `runs show` on a run of thousands of steps.
+            let ids: Vec<String> = step_runs.iter().map(|s| s.id.to_string()).collect();
+            let parents = in_chunks(&ids, |chunk| {
+                rows::all(
+                    connection,
+                    &format!(
+                        "SELECT parent_id, child_id FROM step_run_parents WHERE child_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    params_from_iter(chunk),
+                    |row| {
+                        Ok((
+                            rows::parse("step run id", &row.get::<_, String>(0)?)?,
+                            rows::parse("step run id", &row.get::<_, String>(1)?)?,
+                        ))
+                    },
+                )
+            })?;
+            let inputs = in_chunks(&ids, |chunk| {
+                rows::all(
+                    connection,
+                    &format!(
+                        "SELECT step_run_id, name AS input_name, position, artifact_version_id \
+                         FROM step_run_inputs WHERE step_run_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    params_from_iter(chunk),
+                    |row| crate::records::input_link(row),
+                )
+            })?;
+            let outputs = in_chunks(&ids, |chunk| {
+                rows::all(
+                    connection,
+                    &format!(
+                        "SELECT o.step_run_id, o.name AS output_name, o.artifact_version_id, \
+                         a.name AS artifact_name, v.version FROM step_run_outputs o \
+                         JOIN artifact_versions v ON v.id = o.artifact_version_id \
+                         JOIN artifacts a ON a.id = v.artifact_id WHERE o.step_run_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    params_from_iter(chunk),
+                    |row| crate::records::output_link(row),
+                )
+            })?;
+            // In the order the other stores' statements give.
+            let mut overview = RunOverview {
+                step_runs,
+                parents,
+                inputs,
+                outputs,
+            };
+            overview
+                .parents
+                .sort_unstable_by_key(|&(parent, child)| (child, parent));
+            overview.inputs.sort_unstable_by(|a, b| {
+                (a.step_run, &a.name, a.position).cmp(&(b.step_run, &b.name, b.position))
+            });
+            overview
+                .outputs
+                .sort_unstable_by(|a, b| (a.step_run, &a.name).cmp(&(b.step_run, &b.name)));
+            Ok(overview)
         })
         .await
     }

@@ -156,25 +156,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let id = id.clone();
-        self.read(move |connection| {
-            let (version, spec): (i64, String) = connection
-                .prepare_cached("SELECT format_version, spec FROM snapshots WHERE id = ?")?
-                .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?
-                .ok_or_else(|| Error::NotFound { kind: "snapshot", reference: id.to_string() })?;
-            if version as u32 > weft_core::snapshot::FORMAT_VERSION {
-                return Err(Error::corrupt(
-                    format!("snapshot {id}"),
-                    format!(
-                        "it uses format version {version}, newer than this build's {}; upgrade weft",
-                        weft_core::snapshot::FORMAT_VERSION
-                    ),
-                ));
-            }
-            serde_json::from_str(&spec).map_err(|e| Error::corrupt(format!("snapshot {id}"), e))
-        })
-        .await
+        self.snapshot_as(id).await
+    }
+
+    async fn snapshot_outline(&self, id: &SnapshotId) -> Result<weft_core::snapshot::Outline> {
+        self.snapshot_as(id).await
     }
 
     async fn refresh_static_run(&self, id: RunId) -> Result<Run> {
@@ -309,6 +295,28 @@ impl RunStore for SqliteStore {
                 [],
                 rows::run,
             )
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// The stored snapshot `id`, decoded as a whole or as its outline.
+    async fn snapshot_as<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        id: &SnapshotId,
+    ) -> Result<T> {
+        let id = id.clone();
+        self.read(move |connection| {
+            let (version, spec): (i64, String) = connection
+                .prepare_cached("SELECT format_version, spec FROM snapshots WHERE id = ?")?
+                .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "snapshot",
+                    reference: id.to_string(),
+                })?;
+            crate::records::snapshot(&id, version, &spec)
         })
         .await
     }

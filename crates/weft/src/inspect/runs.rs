@@ -1,14 +1,17 @@
 //! `weft runs list | show | tag | stop | reconcile`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Client;
 use crate::model::{
-    JsonText, MetadataEntry, OutputLink, Resource, RunFilter, StepError, StepRunSummary,
+    InputLink, JsonText, MetadataEntry, OutputLink, Resource, RunFilter, RunOverview, StepError,
+    StepRunSummary,
 };
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::Value;
+use weft_core::parameters::Parameters;
+use weft_core::{RunId, StepRunId};
 
 use super::render;
 
@@ -189,39 +192,86 @@ fn list(
 /// Where a cached step's outputs come from.
 #[derive(Serialize)]
 struct CachedFrom {
-    step_run: String,
-    run: Option<String>,
+    step_run: StepRunId,
+    run: Option<RunId>,
 }
 
-/// One invocation of a shown run.
+/// A step's parameters: recorded on its step run, or planned in the snapshot.
 #[derive(Serialize)]
-struct Step {
+#[serde(untagged)]
+enum ParametersOf<'a> {
+    Recorded(&'a JsonText),
+    Planned(&'a Parameters),
+}
+
+/// A step run's inputs, serialized by name: `{"name": [version, ...]}`.
+struct InputsByName<'a>(&'a [InputLink]);
+
+impl Serialize for InputsByName<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for same in self.0.chunk_by(|a, b| a.name == b.name) {
+            let versions: Vec<_> = same.iter().map(|input| input.artifact_version).collect();
+            map.serialize_entry(&same[0].name, &versions)?;
+        }
+        map.end()
+    }
+}
+
+/// A step run's outputs by name, as version ids or as `artifact:version`.
+struct OutputsByName<'a> {
+    outputs: &'a [OutputLink],
+    as_versions: bool,
+}
+
+impl Serialize for OutputsByName<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.outputs.len()))?;
+        for output in self.outputs {
+            match self.as_versions {
+                true => map.serialize_entry(
+                    &output.name,
+                    &format_args!("{}:{}", output.artifact, output.version),
+                )?,
+                false => map.serialize_entry(&output.name, &output.artifact_version)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// One invocation of a shown run, borrowed from what the store returned: a run of thousands
+/// of steps is shown without copying each of their strings.
+#[derive(Serialize)]
+struct Step<'a> {
     /// The invocation id.
-    name: String,
+    name: &'a str,
     /// The map an item belongs to (dynamic pipelines: `<map>:<index>`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    group: Option<String>,
-    step: String,
-    status: String,
-    status_reason: Option<String>,
-    step_run_id: Option<String>,
+    group: Option<&'a str>,
+    step: &'a str,
+    status: &'static str,
+    status_reason: Option<&'a str>,
+    step_run_id: Option<StepRunId>,
     attempt: Option<u32>,
     started_at: Option<chrono::DateTime<chrono::Utc>>,
     ended_at: Option<chrono::DateTime<chrono::Utc>>,
     duration_ms: Option<f64>,
-    upstream: Vec<String>,
-    parameters: JsonText,
-    inputs: BTreeMap<String, Vec<String>>,
-    outputs: BTreeMap<String, String>,
-    output_versions: BTreeMap<String, String>,
-    cache_key: Option<String>,
+    upstream: &'a [String],
+    parameters: ParametersOf<'a>,
+    inputs: InputsByName<'a>,
+    outputs: OutputsByName<'a>,
+    output_versions: OutputsByName<'a>,
+    cache_key: Option<&'a str>,
     cached_from: Option<CachedFrom>,
     metadata: Vec<MetadataEntry>,
-    error: Option<StepError>,
+    error: Option<&'a StepError>,
 }
 
 #[derive(Serialize)]
-struct Shown {
+struct Shown<'a> {
     #[serde(flatten)]
     run: crate::model::Run,
     execution_mode: Option<String>,
@@ -229,7 +279,46 @@ struct Shown {
     dynamic: bool,
     parameters: Value,
     metadata: Vec<MetadataEntry>,
-    steps: Vec<Step>,
+    steps: Vec<Step<'a>>,
+}
+
+/// An invocation to show: its id, step, what it waited for and its parameters.
+struct Planned<'a> {
+    id: &'a str,
+    step: &'a str,
+    upstream: std::borrow::Cow<'a, [String]>,
+    parameters: ParametersOf<'a>,
+}
+
+/// The run's records of each step run, in the store's order, found by step run.
+struct ByStepRun<T> {
+    records: Vec<T>,
+    ranges: HashMap<StepRunId, std::ops::Range<usize>>,
+}
+
+impl<T> ByStepRun<T> {
+    /// Groups `records` by step run, each group in `order`.
+    fn new(
+        mut records: Vec<T>,
+        step_run: impl Fn(&T) -> StepRunId,
+        order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) -> Self {
+        records.sort_by(|a, b| step_run(a).cmp(&step_run(b)).then_with(|| order(a, b)));
+        let mut ranges = HashMap::new();
+        let mut start = 0;
+        for group in records.chunk_by(|a, b| step_run(a) == step_run(b)) {
+            ranges.insert(step_run(&group[0]), start..start + group.len());
+            start += group.len();
+        }
+        Self { records, ranges }
+    }
+
+    fn of(&self, step_run: Option<StepRunId>) -> &[T] {
+        match step_run.and_then(|id| self.ranges.get(&id)) {
+            Some(range) => &self.records[range.clone()],
+            None => &[],
+        }
+    }
 }
 
 fn show(
@@ -241,14 +330,19 @@ fn show(
 ) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
     let store = client.metadata_store();
-    let graph = client.block_on(store.run_overview(run.id))?;
-    let snapshot = match &run.snapshot_id {
-        Some(id) => Some(client.block_on(store.snapshot(id))?),
+    let RunOverview {
+        step_runs,
+        parents,
+        inputs,
+        outputs,
+    } = client.block_on(store.run_overview(run.id))?;
+    let outline = match &run.snapshot_id {
+        Some(id) => Some(client.block_on(store.snapshot_outline(id))?),
         None => None,
     };
     // The latest attempt of each invocation.
-    let mut latest: HashMap<&str, &StepRunSummary> = HashMap::new();
-    for step_run in &graph.step_runs {
+    let mut latest: HashMap<&str, &StepRunSummary> = HashMap::with_capacity(step_runs.len());
+    for step_run in &step_runs {
         let entry = latest
             .entry(step_run.invocation.as_str())
             .or_insert(step_run);
@@ -256,52 +350,36 @@ fn show(
             *entry = step_run;
         }
     }
-    let mut outputs: HashMap<_, BTreeMap<String, &OutputLink>> = HashMap::new();
-    for output in &graph.outputs {
-        outputs
-            .entry(output.step_run)
-            .or_default()
-            .insert(output.name.clone(), output);
-    }
-    let mut inputs: HashMap<_, BTreeMap<String, Vec<String>>> = HashMap::new();
-    for input in &graph.inputs {
-        inputs
-            .entry(input.step_run)
-            .or_default()
-            .entry(input.name.clone())
-            .or_default()
-            .push(input.artifact_version.to_string());
-    }
-    let invocations: Vec<(String, String, Vec<String>, JsonText)> = match &snapshot {
+    let outputs = ByStepRun::new(outputs, |o| o.step_run, |a, b| a.name.cmp(&b.name));
+    let inputs = ByStepRun::new(
+        inputs,
+        |i| i.step_run,
+        |a, b| a.name.cmp(&b.name).then(a.position.cmp(&b.position)),
+    );
+    let planned: Vec<Planned<'_>> = match &outline {
         // A dynamic run's plan is what it did: its invocations in the order they were
         // recorded (each after those it waited for), with the parents they had.
-        Some(snapshot) if snapshot.dynamic => dynamic_invocations(&graph),
-        Some(snapshot) => snapshot
+        Some(outline) if outline.dynamic => dynamic_invocations(&step_runs, &parents),
+        Some(outline) => outline
             .topological_order()
             .into_iter()
             .map(|i| {
-                let invocation = &snapshot.invocations[i];
-                let parameters = JsonText::new(&Value::Object(
-                    invocation.parameters.clone().into_iter().collect(),
-                ));
-                (
-                    invocation.id.clone(),
-                    invocation.step.to_string(),
-                    invocation.upstream.clone(),
-                    parameters,
-                )
+                let invocation = &outline.invocations[i];
+                Planned {
+                    id: &invocation.id,
+                    step: &invocation.step,
+                    upstream: (&invocation.upstream[..]).into(),
+                    parameters: ParametersOf::Planned(&invocation.parameters),
+                }
             })
             .collect(),
-        None => graph
-            .step_runs
+        None => step_runs
             .iter()
-            .map(|s| {
-                (
-                    s.invocation.clone(),
-                    s.step.clone(),
-                    Vec::new(),
-                    s.parameters.clone(),
-                )
+            .map(|s| Planned {
+                id: &s.invocation,
+                step: &s.step,
+                upstream: Vec::new().into(),
+                parameters: ParametersOf::Recorded(&s.parameters),
             })
             .collect(),
     };
@@ -315,60 +393,56 @@ fn show(
         .block_on(store.original_runs(run.id))?
         .into_iter()
         .collect();
-    let mut steps = Vec::with_capacity(invocations.len());
-    for (name, step, upstream, parameters) in invocations {
-        let step_run = latest.get(name.as_str()).copied();
-        let step_outputs = step_run.and_then(|s| outputs.get(&s.id));
-        let cached_from = step_run.and_then(|s| {
-            s.original_step_run.map(|original| CachedFrom {
-                step_run: original.to_string(),
-                run: original_runs.get(&s.id).map(ToString::to_string),
-            })
-        });
-        let metadata = step_run
-            .and_then(|s| metadata_of.remove(&s.id))
-            .unwrap_or_default();
-        steps.push(Step {
-            status: step_run.map_or("pending".into(), |s| s.status.to_string()),
-            status_reason: step_run.and_then(|s| s.status_reason.clone()),
-            step_run_id: step_run.map(|s| s.id.to_string()),
-            attempt: step_run.map(|s| s.attempt),
-            started_at: step_run.and_then(|s| s.started_at),
-            ended_at: step_run.and_then(|s| s.ended_at),
-            duration_ms: step_run
-                .and_then(|s| Some((s.ended_at? - s.started_at?).num_microseconds()? as f64 / 1e3)),
-            inputs: step_run
-                .and_then(|s| inputs.get(&s.id).cloned())
-                .unwrap_or_default(),
-            outputs: step_outputs
-                .map(|o| {
-                    o.iter()
-                        .map(|(n, v)| (n.clone(), v.artifact_version.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            output_versions: step_outputs
-                .map(|o| {
-                    o.iter()
-                        .map(|(n, v)| (n.clone(), format!("{}:{}", v.artifact, v.version)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            cache_key: step_run.and_then(|s| s.cache_key.clone()),
-            cached_from,
-            metadata,
-            error: step_run.and_then(|s| s.error.clone()),
-            group: name.split_once(':').map(|(group, _)| group.to_owned()),
-            name,
-            step,
-            upstream,
-            parameters,
-        });
-    }
+    let steps = planned
+        .iter()
+        .map(|planned| {
+            let step_run = latest.get(planned.id).copied();
+            let id = step_run.map(|s| s.id);
+            Step {
+                status: step_run.map_or("pending", |s| s.status.as_str()),
+                status_reason: step_run.and_then(|s| s.status_reason.as_deref()),
+                step_run_id: id,
+                attempt: step_run.map(|s| s.attempt),
+                started_at: step_run.and_then(|s| s.started_at),
+                ended_at: step_run.and_then(|s| s.ended_at),
+                duration_ms: step_run.and_then(|s| {
+                    Some((s.ended_at? - s.started_at?).num_microseconds()? as f64 / 1e3)
+                }),
+                inputs: InputsByName(inputs.of(id)),
+                outputs: OutputsByName {
+                    outputs: outputs.of(id),
+                    as_versions: false,
+                },
+                output_versions: OutputsByName {
+                    outputs: outputs.of(id),
+                    as_versions: true,
+                },
+                cache_key: step_run.and_then(|s| s.cache_key.as_deref()),
+                cached_from: step_run.and_then(|s| {
+                    s.original_step_run.map(|original| CachedFrom {
+                        step_run: original,
+                        run: original_runs.get(&s.id).copied(),
+                    })
+                }),
+                metadata: id
+                    .and_then(|id| metadata_of.remove(&id))
+                    .unwrap_or_default(),
+                error: step_run.and_then(|s| s.error.as_ref()),
+                group: planned.id.split_once(':').map(|(group, _)| group),
+                name: planned.id,
+                step: planned.step,
+                upstream: &planned.upstream,
+                parameters: match planned.parameters {
+                    ParametersOf::Recorded(text) => ParametersOf::Recorded(text),
+                    ParametersOf::Planned(values) => ParametersOf::Planned(values),
+                },
+            }
+        })
+        .collect();
     let shown = Shown {
-        execution_mode: snapshot.as_ref().map(|s| s.execution_mode.to_string()),
-        dynamic: snapshot.as_ref().is_some_and(|s| s.dynamic),
-        parameters: snapshot
+        execution_mode: outline.as_ref().map(|s| s.execution_mode.to_string()),
+        dynamic: outline.as_ref().is_some_and(|s| s.dynamic),
+        parameters: outline
             .as_ref()
             .map(|s| Value::Object(s.parameters.clone().into_iter().collect()))
             .unwrap_or(Value::Null),
@@ -385,37 +459,41 @@ fn show(
 
 /// The invocations of a dynamic run, from its step runs: first attempts' order, latest
 /// attempts' parents.
-fn dynamic_invocations(
-    graph: &crate::model::RunOverview,
-) -> Vec<(String, String, Vec<String>, JsonText)> {
-    let invocation_of: HashMap<_, &str> = graph
-        .step_runs
+fn dynamic_invocations<'a>(
+    step_runs: &'a [StepRunSummary],
+    parents: &[(StepRunId, StepRunId)],
+) -> Vec<Planned<'a>> {
+    let invocation_of: HashMap<_, &str> = step_runs
         .iter()
         .map(|s| (s.id, s.invocation.as_str()))
         .collect();
-    let mut parents: HashMap<&str, Vec<String>> = HashMap::new();
-    for (parent, child) in &graph.parents {
+    let mut upstream_of: HashMap<&str, Vec<String>> = HashMap::new();
+    for (parent, child) in parents {
         if let (Some(parent), Some(child)) = (invocation_of.get(parent), invocation_of.get(child)) {
             // Several attempts of one parent repeat it: sorted out below, not searched for
             // here (a fan-in over 100,000 items would search 100,000 times).
-            parents.entry(child).or_default().push((*parent).to_owned());
+            upstream_of
+                .entry(child)
+                .or_default()
+                .push((*parent).to_owned());
         }
     }
     let mut seen = std::collections::HashSet::new();
-    graph
-        .step_runs
+    step_runs
         .iter()
         .filter(|s| seen.insert(s.invocation.as_str()))
         .map(|s| {
-            let mut upstream = parents.remove(s.invocation.as_str()).unwrap_or_default();
+            let mut upstream = upstream_of
+                .remove(s.invocation.as_str())
+                .unwrap_or_default();
             upstream.sort_unstable();
             upstream.dedup();
-            (
-                s.invocation.clone(),
-                s.step.clone(),
-                upstream,
-                s.parameters.clone(),
-            )
+            Planned {
+                id: &s.invocation,
+                step: &s.step,
+                upstream: upstream.into(),
+                parameters: ParametersOf::Recorded(&s.parameters),
+            }
         })
         .collect()
 }
@@ -425,7 +503,7 @@ const COLLAPSED_MAP: usize = 10;
 
 /// The row of a map's items: their range, statuses counted, the longest took, what they
 /// waited for.
-fn map_row(group: &str, items: &[Step]) -> Vec<String> {
+fn map_row(group: &str, items: &[Step<'_>]) -> Vec<String> {
     let mut statuses: Vec<(&str, usize)> = Vec::new();
     for item in items {
         match statuses
@@ -433,7 +511,7 @@ fn map_row(group: &str, items: &[Step]) -> Vec<String> {
             .find(|(status, _)| *status == item.status)
         {
             Some((_, count)) => *count += 1,
-            None => statuses.push((&item.status, 1)),
+            None => statuses.push((item.status, 1)),
         }
     }
     let status = statuses
@@ -509,7 +587,7 @@ fn short(id: &str) -> &str {
     &id[..8.min(id.len())]
 }
 
-fn print_run(shown: &Shown, every_item: bool, out: &mut String) {
+fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut String) {
     let run = &shown.run;
     say!(out, "Run         {}", run.name);
     say!(out, "Id          {}", run.id);
@@ -563,45 +641,46 @@ fn print_run(shown: &Shown, every_item: bool, out: &mut String) {
     while position < shown.steps.len() {
         let step = &shown.steps[position];
         // A map of many items is one row, unless every item was asked for.
-        let members = match step.group.as_deref() {
+        let members = match step.group {
             Some(group) if !every_item => shown.steps[position..]
                 .iter()
-                .take_while(|other| other.group.as_deref() == Some(group))
+                .take_while(|other| other.group == Some(group))
                 .count(),
             _ => 1,
         };
         if members > COLLAPSED_MAP {
-            let group = step.group.as_deref().unwrap_or_default();
+            let group = step.group.unwrap_or_default();
             table.add_row(map_row(group, &shown.steps[position..position + members]));
             collapsed += members;
             position += members;
             continue;
         }
         position += 1;
-        let mut status = step.status.clone();
+        let mut status = step.status.to_owned();
         if let Some(from) = &step.cached_from {
-            status = match &from.run {
-                Some(original) if *original != run.id.to_string() => {
-                    format!("{status} (run {})", short(original))
+            status = match from.run {
+                Some(original) if original != run.id => {
+                    format!("{status} (run {})", short(&original.to_string()))
                 }
-                _ => format!("{status} (step run {})", short(&from.step_run)),
+                _ => format!("{status} (step run {})", short(&from.step_run.to_string())),
             };
         }
         if let Some(attempt) = step.attempt.filter(|attempt| *attempt > 1) {
             status = format!("{status}, attempt {attempt}");
         }
         let outputs: Vec<String> = step
-            .output_versions
+            .outputs
+            .outputs
             .iter()
-            .map(|(name, version)| format!("{name}: {version}"))
+            .map(|o| format!("{}: {}:{}", o.name, o.artifact, o.version))
             .collect();
         table.add_row(vec![
-            step.name.clone(),
+            step.name.to_owned(),
             status,
             step.duration_ms
                 .map(|ms| render::duration(std::time::Duration::from_secs_f64(ms / 1e3)))
                 .unwrap_or_else(|| "-".into()),
-            upstream_summary(&step.upstream),
+            upstream_summary(step.upstream),
             outputs.join("\n"),
         ]);
     }
@@ -623,13 +702,13 @@ fn print_run(shown: &Shown, every_item: bool, out: &mut String) {
             if let Some(backtrace) = &error.backtrace {
                 notes.push(backtrace.clone());
             }
-        } else if let Some(reason) = &step.status_reason {
+        } else if let Some(reason) = step.status_reason {
             // A reason may open with the status itself (`cached: reuses ...`): say it once.
-            let status = step.status.to_string();
+            let status = step.status;
             let reason = reason
-                .strip_prefix(&status)
+                .strip_prefix(status)
                 .and_then(|rest| rest.strip_prefix(':'))
-                .map_or(reason.as_str(), str::trim_start);
+                .map_or(reason, str::trim_start);
             notes.push(format!("step `{}` {status}: {reason}", step.name));
         }
         for entry in &step.metadata {
