@@ -894,6 +894,31 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_is_encoded_as_its_json_value_is() {
+        // Snapshot ids must not change with how the encoding is produced.
+        let mut compiler = Compiler::new("p");
+        let mut first = call("a");
+        first.parameters.insert("lr".into(), 0.1.into());
+        first.parameters.insert("name".into(), "x \"y\"".into());
+        compiler.add(first).unwrap();
+        let mut second = reads(call("b"), "a");
+        second.after = vec!["a".into()];
+        compiler.add(second).unwrap();
+        let snapshot = compiler
+            .finish(
+                [("epochs".to_owned(), 3.into())].into(),
+                ExecutionMode::FailFast,
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        let through_value = crate::canonical::to_string(&serde_json::to_value(&snapshot).unwrap());
+        assert_eq!(
+            String::from_utf8(snapshot.encode().1).unwrap(),
+            through_value
+        );
+    }
+
+    #[test]
     fn topological_order_respects_after_edges_to_later_calls() {
         let mut compiler = Compiler::new("p");
         let mut a = call("a");
