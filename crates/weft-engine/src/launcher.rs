@@ -264,13 +264,13 @@ pub async fn key_parts(
             continue;
         }
         let content = match hashes.get(&input.artifact_version) {
-            Some(hash) => Some(hash.to_string()),
+            Some(hash) => Some(std::borrow::Cow::Borrowed(*hash)),
             None if policy.include_artifact_values => engine
                 .metadata()
                 .artifact_version(input.artifact_version)
                 .await
                 .ok()
-                .map(|version| version.content_hash),
+                .map(|version| version.content_hash.into()),
             None => None,
         };
         let mut identity = match content {
