@@ -672,8 +672,11 @@ pub(crate) async fn walk(
         if new_steps.is_empty() {
             break;
         }
+        // Looked up once per output: a fan-in's level holds 100,000 versions.
+        let in_frontier: std::collections::HashSet<ArtifactVersionId> =
+            frontier.iter().copied().collect();
         for (step_run, output, version) in source.outputs_of(&new_steps).await? {
-            let relevant = direction == Direction::Downstream || frontier.contains(&version.id);
+            let relevant = direction == Direction::Downstream || in_frontier.contains(&version.id);
             if relevant {
                 writes.insert((step_run.id, version.id, output));
             }
