@@ -197,7 +197,7 @@ struct CachedFrom {
 }
 
 /// A step's parameters: recorded on its step run, or planned in the snapshot.
-#[derive(Serialize)]
+#[derive(Clone, Copy, Serialize)]
 #[serde(untagged)]
 enum ParametersOf<'a> {
     Recorded(&'a JsonText),
@@ -432,10 +432,7 @@ fn show(
                 name: planned.id,
                 step: planned.step,
                 upstream: &planned.upstream,
-                parameters: match planned.parameters {
-                    ParametersOf::Recorded(text) => ParametersOf::Recorded(text),
-                    ParametersOf::Planned(values) => ParametersOf::Planned(values),
-                },
+                parameters: planned.parameters,
             }
         })
         .collect();
