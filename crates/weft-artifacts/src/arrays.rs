@@ -17,14 +17,14 @@ fn save_view<A: NpyElement, D: Dimension>(
 ) -> Result<()> {
     let shape = view.shape().to_vec();
     if let Some(values) = view.as_slice() {
-        return npy::save(writer, &shape, false, |block| block(values));
+        return npy::save_slice(writer, &shape, false, values);
     }
     let transposed = view.t();
     if let Some(values) = transposed.as_slice() {
-        return npy::save(writer, &shape, true, |block| block(values));
+        return npy::save_slice(writer, &shape, true, values);
     }
     // Strided or permuted: copy out in C order, one bounded block at a time.
-    npy::save(writer, &shape, false, |block| {
+    npy::save(writer, &shape, false, None, |block| {
         let mut buffer = Vec::with_capacity(CHUNK_ELEMENTS.min(view.len()));
         for &value in view.iter() {
             buffer.push(value);

@@ -12,6 +12,7 @@ use std::io::Read;
 use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
 use crate::items::{ItemFormat, ItemSpans};
 use crate::stats::Summary;
+use crate::visualize::Bins;
 use crate::{BoxError, Materializer, Result};
 
 /// The file an `.npy` artifact keeps its data in.
@@ -405,12 +406,31 @@ fn quoted(text: &str) -> Option<(&str, &str)> {
     Some((&inner[..end], &inner[end + 1..]))
 }
 
+/// Writes an `.npy` file of `shape` holding `values`, which lie in memory in C order, or in
+/// Fortran order if `fortran_order`. A 1-D array long enough for a histogram has its finite
+/// range found first (on every core), so that its values are counted into the histogram's
+/// bins while they are written, not in a pass of their own afterwards.
+pub(crate) fn save_slice<T: NpyElement>(
+    writer: &mut ArtifactWriter<'_>,
+    shape: &[usize],
+    fortran_order: bool,
+    values: &[T],
+) -> Result<()> {
+    let bins = (shape.len() == 1 && values.len() >= crate::visualize::MIN_HISTOGRAM_VALUES)
+        .then(|| crate::visualize::finite_range_in_parallel(values))
+        .flatten()
+        .map(Bins::new);
+    save(writer, shape, fortran_order, bins, |block| block(values))
+}
+
 /// Writes an `.npy` file of `shape` whose elements come as contiguous blocks from `blocks`,
-/// describing them while they pass: dtype, shape, order and statistics.
+/// describing them while they pass: dtype, shape, order and statistics, and histogram counts
+/// into `bins` when given.
 pub(crate) fn save<'v, T: NpyElement>(
     writer: &mut ArtifactWriter<'_>,
     shape: &[usize],
     fortran_order: bool,
+    mut bins: Option<Bins>,
     blocks: impl FnOnce(&mut dyn FnMut(&[T]) -> std::io::Result<()>) -> std::io::Result<()> + 'v,
 ) -> Result<()> {
     let header = Header {
@@ -428,22 +448,32 @@ pub(crate) fn save<'v, T: NpyElement>(
                 let bytes: &[u8] = bytemuck::cast_slice(piece);
                 if piece.len() < CHUNK_ELEMENTS {
                     T::summarize(piece, &mut summary);
+                    if let Some(bins) = &mut bins {
+                        bins.add(piece);
+                    }
                     file.write_all(bytes)?;
                     continue;
                 }
-                let described = std::thread::scope(|scope| {
+                let (described, written) = std::thread::scope(|scope| {
                     let describing = scope.spawn(|| {
                         let mut part = Summary::default();
+                        let mut counted = bins.as_ref().map(|bins| bins.emptied());
                         for chunk in piece.chunks(CHUNK_ELEMENTS) {
                             T::summarize(chunk, &mut part);
+                            if let Some(counted) = &mut counted {
+                                counted.add(chunk);
+                            }
                         }
-                        part
+                        (part, counted)
                     });
                     let written = file.write_all(bytes);
                     (describing.join().expect("statistics do not panic"), written)
                 });
                 summary.merge(&described.0);
-                described.1?;
+                if let (Some(bins), Some(counted)) = (&mut bins, &described.1) {
+                    bins.merge(counted);
+                }
+                written?;
             }
             Ok(())
         })?;
@@ -455,6 +485,7 @@ pub(crate) fn save<'v, T: NpyElement>(
         writer.describe("order", if fortran_order { "F" } else { "C" });
     }
     summary.describe(writer);
+    writer.binned = bins;
     Ok(())
 }
 
@@ -498,7 +529,7 @@ impl<T: NpyElement> Materializer<Vec<T>> for Npy {
     const SELF_DESCRIBING: bool = true;
 
     fn save(value: &Vec<T>, writer: &mut ArtifactWriter<'_>) -> Result<()> {
-        save(writer, &[value.len()], false, |block| block(value))
+        save_slice(writer, &[value.len()], false, value)
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<Vec<T>> {

@@ -14,7 +14,8 @@ pub(crate) const MIN_HISTOGRAM_VALUES: usize = 32;
 
 /// Counts `values` into equal-width bins between the `min` and `max` the writer has
 /// described (so they are not computed twice) and writes `histogram.svg`. Nothing is written
-/// when there is no finite value.
+/// when there is no finite value. Values counted while they were written (see
+/// [`Bins`]) are not counted again.
 pub(crate) fn histogram<T: NpyElement>(
     writer: &mut ArtifactWriter<'_>,
     values: &[T],
@@ -22,7 +23,10 @@ pub(crate) fn histogram<T: NpyElement>(
     let Some((low, high)) = described_range(writer) else {
         return Ok(());
     };
-    let counts = bin_in_parallel(values, low, high);
+    let counts = match writer.binned.take() {
+        Some(bins) if bins.low == low && bins.high == high => bins.counts.to_vec(),
+        _ => bin_in_parallel(values, low, high),
+    };
     write_histogram(writer, &counts, low, high)
 }
 
@@ -56,15 +60,31 @@ fn write_histogram(
     })
 }
 
-/// Counts a slice on every core, four interleaved counters per bin so that runs of values in
-/// one bin do not wait on each other's increments.
-pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = values.len().div_ceil(threads).max(1 << 20);
-    let count = |part: &[T]| {
+/// Histogram counts over a range known before the values pass, so that they can be counted
+/// block by block while the values are written rather than in a pass of their own after.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Bins {
+    low: f64,
+    high: f64,
+    counts: [u64; BINS],
+}
+
+impl Bins {
+    pub(crate) fn new((low, high): (f64, f64)) -> Self {
+        Self {
+            low,
+            high,
+            counts: [0; BINS],
+        }
+    }
+
+    /// Counts a block, four interleaved counters per bin so that runs of values in one bin
+    /// do not wait on each other's increments.
+    pub(crate) fn add<T: NpyElement>(&mut self, values: &[T]) {
+        let (low, high) = (self.low, self.high);
         let mut lanes = [[0u64; BINS]; 4];
         let (scale, top) = scale(low, high);
-        let blocks = part.chunks_exact(4);
+        let blocks = values.chunks_exact(4);
         let rest = blocks.remainder();
         let mut add = |lane: usize, value: T| {
             if let Some(value) = value.as_f64()
@@ -83,23 +103,89 @@ pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) 
         for &value in rest {
             add(0, value);
         }
-        (0..BINS)
-            .map(|bin| lanes.iter().map(|lane| lane[bin]).sum())
-            .collect::<Vec<u64>>()
+        for (bin, count) in self.counts.iter_mut().enumerate() {
+            *count += lanes.iter().map(|lane| lane[bin]).sum::<u64>();
+        }
+    }
+
+    /// Bins over the same range, with nothing counted yet.
+    pub(crate) fn emptied(&self) -> Self {
+        Self::new((self.low, self.high))
+    }
+
+    pub(crate) fn merge(&mut self, other: &Bins) {
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
+    }
+}
+
+/// The smallest and largest of `values` as floats, found on every core, when all of them are
+/// finite or NaN (NaNs are skipped, as the statistics skip them). `None` when there is an
+/// infinity, no number, or the type has no order to plot: the caller then bins after the
+/// statistics have found the finite range.
+pub(crate) fn finite_range_in_parallel<T: NpyElement>(values: &[T]) -> Option<(f64, f64)> {
+    let range = |part: &[T]| {
+        let (mut low, mut high) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        let blocks = part.chunks_exact(4);
+        let rest = blocks.remainder();
+        for block in blocks {
+            for (lane, &value) in block.iter().enumerate() {
+                let value = value.as_f64()?;
+                low[lane] = low[lane].min(value);
+                high[lane] = high[lane].max(value);
+            }
+        }
+        for &value in rest {
+            let value = value.as_f64()?;
+            low[0] = low[0].min(value);
+            high[0] = high[0].max(value);
+        }
+        let low = low.into_iter().fold(f64::INFINITY, f64::min);
+        let high = high.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        Some((low, high))
     };
-    let parts: Vec<Vec<u64>> = std::thread::scope(|scope| {
+    let parts = in_parallel(values, range);
+    let mut whole = (f64::INFINITY, f64::NEG_INFINITY);
+    for part in parts {
+        let (low, high) = part?;
+        whole = (whole.0.min(low), whole.1.max(high));
+    }
+    (whole.0.is_finite() && whole.1.is_finite()).then_some(whole)
+}
+
+/// Runs `work` on parts of `values`, one per core (parts of at least a million values).
+fn in_parallel<T: Sync, R: Send>(values: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = values.len().div_ceil(threads).max(1 << 20);
+    if values.len() <= per_thread {
+        return vec![work(values)];
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
         let running: Vec<_> = values
             .chunks(per_thread)
-            .map(|part| scope.spawn(move || count(part)))
+            .map(|part| scope.spawn(move || work(part)))
             .collect();
         running
             .into_iter()
             .map(|thread| thread.join().expect("counting does not panic"))
             .collect()
+    })
+}
+
+/// Counts a slice on every core.
+pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
+    let parts = in_parallel(values, |part| {
+        let mut bins = Bins::new((low, high));
+        bins.add(part);
+        bins
     });
-    (0..BINS)
-        .map(|bin| parts.iter().map(|part| part[bin]).sum())
-        .collect()
+    let mut whole = Bins::new((low, high));
+    for part in &parts {
+        whole.merge(part);
+    }
+    whole.counts.to_vec()
 }
 
 fn scale(low: f64, high: f64) -> (f64, usize) {

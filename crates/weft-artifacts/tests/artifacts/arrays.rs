@@ -53,6 +53,50 @@ fn numeric_vectors_are_npy_files_described_while_written() {
     );
 }
 
+/// The bar counts of a histogram SVG, in order.
+fn bar_counts(svg: &str) -> Vec<u64> {
+    svg.split("<title>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn histograms_counted_while_writing_match_counting_afterwards() {
+    // Long enough to be written in pieces on two threads, with a tail shorter than a chunk.
+    // Value `k` lands in bar `k` of 40 over 0..=39. A NaN is skipped while counting on the
+    // way; an infinity makes the counting wait for the statistics' finite range.
+    let f = fixture();
+    let length = 2 * 1024 * 1024 + 1001;
+    let plain: Vec<f64> = (0..length).map(|i| (i % 40) as f64).collect();
+    let mut expected = vec![0u64; 40];
+    for &value in &plain {
+        expected[value as usize] += 1;
+    }
+    let mut with_nan = plain.clone();
+    with_nan[length / 2] = f64::NAN;
+    let mut with_infinity = plain.clone();
+    with_infinity[length / 2] = f64::INFINITY;
+    let middle_bar = (length / 2) % 40;
+    for (number, values) in [plain, with_nan, with_infinity].iter().enumerate() {
+        let folder = (number + 1).to_string();
+        let saved = f.store.save(&["p", "s", "x", &folder], values).unwrap();
+        let svg = f
+            .store
+            .read_head(&saved.to_stored(), "histogram.svg", 1 << 20)
+            .unwrap();
+        let mut expected = expected.clone();
+        if number > 0 {
+            expected[middle_bar] -= 1;
+        }
+        assert_eq!(bar_counts(&String::from_utf8(svg).unwrap()), expected);
+        assert_eq!(
+            (saved.metadata["min"].clone(), saved.metadata["max"].clone()),
+            (json!(0.0), json!(39.0))
+        );
+    }
+}
+
 /// The `.npy` bytes of another version, saved as `weft.npy` without any visualization.
 struct BareNpy(Vec<u8>);
 struct BareNpyFormat;
