@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             batches_in_order_share_one_transaction,
             large_batches_are_recorded_whole,
             cache_candidates_are_the_newest_unexpired_completions,
+            settings_and_cache_parts_read_back_per_step_run,
             expiring_a_step_by_name_matches_the_name_exactly,
             heartbeats_and_stop_requests,
             dynamic_runs_end_as_their_runtime_says,
@@ -1603,6 +1604,76 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
         (c.status, c.status_reason.as_deref()),
         (Status::Stopped, Some("fail fast"))
     );
+}
+
+/// Settings are kept once per distinct text and a cached copy's cache key parts are its
+/// original's, yet every step run reads back its own: shared and distinct settings in one
+/// batch and across batches, a cached copy's parts, none for a copy without a key (resumed).
+pub async fn settings_and_cache_parts_read_back_per_step_run(store: Store) {
+    let run = new_run(&store, "p").await;
+    let with = |invocation: &str, config: serde_json::Value, key: Option<&str>| {
+        let mut new = running(run, invocation);
+        new.config = (&config).into();
+        new.cache_key = key.map(str::to_owned);
+        new.cache_parts = key.map(|key| (&json!({"key": key, "code": "x"})).into());
+        new
+    };
+    let shared = json!({"retries": 2, "isolated": false});
+    let first = store
+        .create_step_runs(vec![
+            with("a", shared.clone(), Some("k1")),
+            with("b", shared.clone(), Some("k2")),
+            with("c", json!({"retries": 0}), None),
+        ])
+        .await
+        .unwrap();
+    let second = store
+        .create_step_runs(vec![
+            with("d", shared.clone(), Some("k1")),
+            with("e", json!({"retries": 0, "timeout": "1s"}), Some("k1")),
+        ])
+        .await
+        .unwrap();
+    let expected = [
+        (&first[0], shared.clone(), Some("k1")),
+        (&first[1], shared.clone(), Some("k2")),
+        (&first[2], json!({"retries": 0}), None),
+        (&second[0], shared.clone(), Some("k1")),
+        (
+            &second[1],
+            json!({"retries": 0, "timeout": "1s"}),
+            Some("k1"),
+        ),
+    ];
+    let copy = |invocation: &str, key: Option<&str>| {
+        let mut new = with(invocation, shared.clone(), key);
+        new.status = Status::Cached;
+        new.original_step_run = Some(first[0].id);
+        new
+    };
+    let copies = store
+        .create_step_runs(vec![copy("f", Some("k1")), copy("g", None)])
+        .await
+        .unwrap();
+    let expected = expected.into_iter().chain([
+        (&copies[0], shared.clone(), Some("k1")),
+        (&copies[1], shared.clone(), None),
+    ]);
+    let listed = store.step_runs(run).await.unwrap();
+    for (created, config, key) in expected {
+        let parts = key.map(|key| json!({"key": key, "code": "x"}));
+        assert_eq!(created.config.value(), config, "{}", created.invocation);
+        let read = store.step_run(created.id).await.unwrap();
+        assert_eq!(read.config.value(), config, "{}", read.invocation);
+        assert_eq!(
+            read.cache_parts.map(|p| p.value()),
+            parts,
+            "{}",
+            read.invocation
+        );
+        let listed = listed.iter().find(|s| s.id == created.id).unwrap();
+        assert_eq!(listed.config.value(), config);
+    }
 }
 
 /// The newest completed step run with a key is the candidate; expired, failed and cached step

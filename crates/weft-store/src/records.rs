@@ -53,10 +53,35 @@ macro_rules! run_columns {
 pub(crate) use run_columns;
 pub(crate) const RUN_FROM: &str = "runs r JOIN pipelines p ON p.id = r.pipeline_id";
 
+/// Step run columns of `step_runs s`. Settings are kept once per distinct text, in
+/// `step_configs`; `s.config` holds their key (see [`config_key`]). A cached step run's cache key parts are its
+/// original's (same key, and the key is their hash), read from there (see [`stored_parts`]).
 pub(crate) const STEP_RUN_COLUMNS: &str = "s.id, s.run_id, s.invocation_id, s.step_name, \
-    s.attempt, s.status, s.status_reason, s.code_hash, s.parameters, s.config, s.cache_key, \
-    s.cache_parts, s.cache_expires_at, s.original_step_run_id, s.error, s.created_at, \
-    s.started_at, s.ended_at";
+    s.attempt, s.status, s.status_reason, s.code_hash, s.parameters, \
+    (SELECT c.config FROM step_configs c WHERE c.config_key = s.config) AS config, \
+    s.cache_key, COALESCE(s.cache_parts, (SELECT o.cache_parts FROM step_runs o \
+    WHERE o.id = s.original_step_run_id AND o.cache_key = s.cache_key)) AS cache_parts, \
+    s.cache_expires_at, s.original_step_run_id, s.error, s.created_at, s.started_at, s.ended_at";
+
+/// The cache key parts stored on a new step run's row: none on a cached copy, which reads its
+/// original's.
+pub(crate) fn stored_parts(step_run: &crate::model::NewStepRun) -> Option<&str> {
+    match (&step_run.original_step_run, &step_run.cache_key) {
+        (Some(_), Some(_)) => None,
+        _ => step_run
+            .cache_parts
+            .as_ref()
+            .map(crate::model::JsonText::as_str),
+    }
+}
+
+/// The key a step run's settings text is stored under in `step_configs`, and that its row's
+/// `config` column holds: the text's BLAKE3, in 32 hex digits (128 bits: no two texts of one
+/// store will share it).
+pub(crate) fn config_key(config: &str) -> String {
+    let hex = blake3::hash(config.as_bytes()).to_hex();
+    hex[..32].to_owned()
+}
 
 /// The columns of an artifact version, each renamed `v_<column>` so they never clash with
 /// step run columns. `$tags` is the backend's aggregate of the tag names `t.name`, joined by

@@ -301,6 +301,11 @@ impl Embedded {
                     "cache candidates only",
                     include_str!("../../migrations/postgres/0004_cache_candidates_only.sql"),
                 ),
+                (
+                    5,
+                    "shared settings",
+                    include_str!("../../migrations/postgres/0005_shared_settings.sql"),
+                ),
             ],
             Dialect::MySql => &[
                 (
@@ -322,6 +327,11 @@ impl Embedded {
                     4,
                     "cache candidates only",
                     include_str!("../../migrations/mysql/0004_cache_candidates_only.sql"),
+                ),
+                (
+                    5,
+                    "shared settings",
+                    include_str!("../../migrations/mysql/0005_shared_settings.sql"),
                 ),
             ],
         }

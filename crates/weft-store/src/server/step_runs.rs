@@ -9,8 +9,6 @@ use sqlx_core::arguments::Arguments as _;
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
 use weft_core::{RunId, Status, StepRunId};
 
-use crate::model::JsonText;
-
 use super::artifacts::{insert_version, lock_artifacts};
 use super::metadata::upsert_metadata;
 use super::runs::{run_status, set_run_status};
@@ -523,17 +521,54 @@ async fn insert_step_runs(
         .copied()
         .zip(attempts.iter().copied())
         .collect();
+    // Settings, once per distinct text.
+    let mut configs = std::collections::BTreeMap::new();
+    let config_keys: Vec<String> = step_runs
+        .iter()
+        .map(|step_run| {
+            let key = records::config_key(step_run.config.as_str());
+            configs
+                .entry(key.clone())
+                .or_insert(step_run.config.as_str());
+            key
+        })
+        .collect();
+    let configs: Vec<(String, &str)> = configs.into_iter().collect();
+    for chunk in configs.chunks(ROWS_PER_STATEMENT) {
+        let insert = s.dialect().insert_or_ignore(
+            &format!(
+                "step_configs (config_key, config) VALUES {}",
+                rows(chunk.len(), 2)
+            ),
+            "config_key",
+        );
+        s.execute(&insert, || {
+            let mut arguments = AnyArguments::default();
+            for (key, config) in chunk {
+                push(&mut arguments, key.clone())?;
+                push(&mut arguments, config.to_string())?;
+            }
+            Ok(arguments)
+        })
+        .await?;
+    }
+    let both: Vec<(&NewStepRun, u32, String)> = both
+        .into_iter()
+        .zip(config_keys)
+        .map(|((step_run, attempt), key)| (step_run, attempt, key))
+        .collect();
     for chunk in both.chunks(ROWS_PER_STATEMENT / 4) {
         s.execute(
             &format!(
                 "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
-                 status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
-                 original_step_run_id, error, created_at, started_at, ended_at) VALUES {}",
+                 status_reason, code_hash, parameters, config, cache_key, cache_parts, \
+                 cache_expires_at, original_step_run_id, error, created_at, started_at, ended_at) \
+                 VALUES {}",
                 rows(chunk.len(), 18)
             ),
             || {
                 let mut arguments = AnyArguments::default();
-                for (step_run, attempt) in chunk {
+                for (step_run, attempt, config_key) in chunk {
                     let started = step_run.status == Status::Running;
                     let ended = step_run.status.is_finished();
                     push(&mut arguments, step_run.id.to_string())?;
@@ -545,11 +580,14 @@ async fn insert_step_runs(
                     push(&mut arguments, step_run.status_reason.clone())?;
                     push(&mut arguments, step_run.code_hash.clone())?;
                     push(&mut arguments, step_run.parameters.as_str())?;
-                    push(&mut arguments, step_run.config.as_str())?;
+                    push(&mut arguments, config_key.clone())?;
                     push(&mut arguments, step_run.cache_key.clone())?;
-                    push(&mut arguments, step_run.cache_parts.as_ref().map(JsonText::as_str))?;
+                    push(&mut arguments, records::stored_parts(step_run))?;
                     push(&mut arguments, step_run.cache_expires_at.map(time::format))?;
-                    push(&mut arguments, step_run.original_step_run.map(|id| id.to_string()))?;
+                    push(
+                        &mut arguments,
+                        step_run.original_step_run.map(|id| id.to_string()),
+                    )?;
                     push(
                         &mut arguments,
                         step_run

@@ -43,6 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
         include_str!("../../migrations/sqlite/0005_cache_candidates_only.sql"),
         false,
     ),
+    (
+        6,
+        "shared settings",
+        include_str!("../../migrations/sqlite/0006_shared_settings.sql"),
+        true,
+    ),
 ];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
 use weft_core::{RunId, Status, StepRunId};
 
-use crate::model::JsonText;
+use crate::records;
 
 use super::artifacts::insert_version;
 use super::metadata::upsert_metadata;
@@ -304,6 +304,8 @@ fn create_all(
     let now = time::format(created_at);
     let mut created = Vec::with_capacity(new.len());
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
+    // Settings texts already stored by this transaction: a pipeline's steps mostly share one.
+    let mut configs_stored = std::collections::HashSet::new();
     for step_run in new {
         check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
             kind: "step run",
@@ -330,6 +332,14 @@ fn create_all(
         let id = step_run.id;
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
+        let config_key = records::config_key(step_run.config.as_str());
+        if !configs_stored.contains(&config_key) {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO step_configs (config_key, config) VALUES (?, ?)",
+            )?
+            .execute(params![config_key, step_run.config.as_str()])?;
+            configs_stored.insert(config_key.clone());
+        }
         tx.prepare_cached(
             "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
              status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
@@ -346,9 +356,9 @@ fn create_all(
             step_run.status_reason,
             step_run.code_hash,
             step_run.parameters.as_str(),
-            step_run.config.as_str(),
+            config_key,
             step_run.cache_key,
-            step_run.cache_parts.as_ref().map(JsonText::as_str),
+            records::stored_parts(&step_run),
             step_run.cache_expires_at.map(time::format),
             step_run.original_step_run.map(|id| id.to_string()),
             step_run

@@ -71,12 +71,29 @@ fn indexes(path: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_store_of_the_first_schema_is_read_as_it_is_and_migrated_when_written() {
+async fn a_store_of_the_first_schema_is_refused_read_only_and_migrated_when_written() {
+    use weft_store::StepRunStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.db");
-    drop(SqliteStore::open(&path).await.unwrap());
+    let store = SqliteStore::open(&path).await.unwrap();
+    let run = store
+        .create_run(weft_store::model::NewRun {
+            snapshot: weft_store::conformance::chain_snapshot("p", Default::default()),
+            config: serde_json::json!({}),
+            owner: None,
+            resumed_from: None,
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let mut new = weft_store::conformance::running(run.id, "a");
+    new.config = (&serde_json::json!({"retries": 3})).into();
+    new.cache_key = Some("k".into());
+    new.cache_parts = Some((&serde_json::json!({"code": "x"})).into());
+    let step_run = store.create_step_runs(vec![new]).await.unwrap().remove(0);
+    drop(store);
     assert!(!indexes(&path).contains(&"artifact_versions_by_producer".to_owned()));
-    // Back to how the first schema left it.
+    // Back to how the first schema left it: settings on every row.
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch(
@@ -85,12 +102,15 @@ async fn a_store_of_the_first_schema_is_read_as_it_is_and_migrated_when_written(
              DROP INDEX runs_by_status;
              CREATE INDEX runs_by_status ON runs (status);
              CREATE INDEX artifact_versions_by_producer ON artifact_versions (producer_step_run_id) WHERE producer_step_run_id IS NOT NULL;
-             CREATE INDEX step_run_outputs_by_artifact ON step_run_outputs (artifact_version_id);",
+             CREATE INDEX step_run_outputs_by_artifact ON step_run_outputs (artifact_version_id);
+             UPDATE step_runs SET
+                 config = (SELECT c.config FROM step_configs c WHERE c.config_key = step_runs.config);
+             DROP TABLE step_configs;",
         )
         .unwrap();
 
-    // On a read-only mount (the test needs root), it reads: the missing migrations only
-    // change indexes and add the server's keys.
+    // On a read-only mount (the test needs root) it cannot be read: the settings moved to a
+    // table of their own. The error says what to do.
     let folder = dir.path().to_str().unwrap().to_owned();
     let mount = |args: &[&str]| {
         let status = std::process::Command::new("mount").args(args).status();
@@ -101,17 +121,23 @@ async fn a_store_of_the_first_schema_is_read_as_it_is_and_migrated_when_written(
     };
     mount(&["--bind", &folder, &folder]);
     mount(&["-o", "remount,ro,bind", &folder]);
-    let read = async {
-        let store = SqliteStore::open_existing(&path).await?;
-        assert!(store.is_read_only());
-        store.runs(&Default::default()).await
-    }
-    .await;
+    let read = SqliteStore::open_existing(&path).await.map(drop);
     let _ = std::process::Command::new("umount").arg(&folder).status();
-    assert!(read.unwrap().is_empty());
+    let error = read.unwrap_err().to_string();
+    assert!(
+        error.contains("has schema versions [1]") && error.contains("where it can be written"),
+        "{error}"
+    );
 
-    // Written, it is migrated.
-    drop(SqliteStore::open(&path).await.unwrap());
+    // Written, it is migrated, and the step run keeps its settings and cache parts.
+    let store = SqliteStore::open(&path).await.unwrap();
+    let read = store.step_run(step_run.id).await.unwrap();
+    assert_eq!(read.config.value(), serde_json::json!({"retries": 3}));
+    assert_eq!(
+        read.cache_parts.map(|parts| parts.value()),
+        Some(serde_json::json!({"code": "x"}))
+    );
+    drop(store);
     let left = indexes(&path);
     assert!(
         !left.contains(&"artifact_versions_by_producer".to_owned())

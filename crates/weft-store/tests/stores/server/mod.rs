@@ -237,6 +237,37 @@ macro_rules! server_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_store_from_before_shared_settings_keeps_them_when_migrated() {
+                let database = super::$database().await;
+                let store = ServerStore::open(&database.url).await.unwrap();
+                let run = new_run(&store).await;
+                let mut new = running(run, "a");
+                new.config = (&serde_json::json!({"retries": 3})).into();
+                new.cache_key = Some("k".into());
+                new.cache_parts = Some((&serde_json::json!({"code": "x"})).into());
+                let step_run = store.create_step_runs(vec![new]).await.unwrap().remove(0);
+                drop(store);
+                // Back to schema 4: settings on every row.
+                for statement in [
+                    "UPDATE step_runs SET \
+                     config = (SELECT c.config FROM step_configs c WHERE c.config_key = step_runs.config)",
+                    "DROP TABLE step_configs",
+                    "DELETE FROM _sqlx_migrations WHERE version = 5",
+                ] {
+                    weft_store::conformance::TestDatabase::execute(&database.url, statement)
+                        .await
+                        .unwrap();
+                }
+                let store = ServerStore::open(&database.url).await.unwrap();
+                let read = store.step_run(step_run.id).await.unwrap();
+                assert_eq!(read.config.value(), serde_json::json!({"retries": 3}));
+                assert_eq!(
+                    read.cache_parts.map(|parts| parts.value()),
+                    Some(serde_json::json!({"code": "x"}))
+                );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_url_names_the_store_in_messages() {
                 let database = super::$database().await;
                 let store: Arc<dyn MetadataStore> =
