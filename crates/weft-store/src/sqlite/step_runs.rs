@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use weft_core::status::{check_step_run_initial, check_step_run_transition};
 use weft_core::{RunId, Status, StepRunId};
 
-use crate::records;
+use crate::records::{self, Columns as _};
 
 use super::artifacts::insert_version;
 use super::metadata::upsert_metadata;
@@ -184,26 +184,33 @@ impl StepRunStore for SqliteStore {
     async fn cache_candidate(&self, key: &str, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
         let key = key.to_owned();
         self.read(move |connection| {
-            let candidate = rows::first(
+            // The candidate and its outputs in one statement: one row per output, or one row
+            // without an output when it has none.
+            let rows = rows::all(
                 connection,
-                "SELECT s.id, s.run_id FROM step_runs s WHERE s.cache_key = ? AND s.status = 'completed' \
-                 AND (s.cache_expires_at IS NULL OR s.cache_expires_at > ?) ORDER BY s.id DESC LIMIT 1",
+                CACHE_CANDIDATE,
                 params![key, time::format(now)],
                 |row| {
-                    Ok((
-                        rows::parse::<StepRunId>("step run id", &row.get::<_, String>(0)?)?,
-                        rows::parse::<RunId>("run id", &row.get::<_, String>(1)?)?,
-                    ))
+                    let step_run =
+                        rows::parse::<StepRunId>("step run id", &row.string("step_run_id")?)?;
+                    let run_id = rows::parse::<RunId>("run id", &row.string("candidate_run_id")?)?;
+                    let output = match row.text("output_name")? {
+                        Some(_) => Some(rows::output(row)?.1),
+                        None => None,
+                    };
+                    Ok((step_run, run_id, output))
                 },
             )?;
-            let Some((step_run, run_id)) = candidate else {
+            let Some(&(step_run, run_id, _)) = rows.first() else {
                 return Ok(None);
             };
-            let outputs = super::lineage::outputs_of_step_run(connection, step_run)?;
             Ok(Some(CacheEntry {
                 step_run,
                 run_id,
-                outputs,
+                outputs: rows
+                    .into_iter()
+                    .filter_map(|(_, _, output)| output)
+                    .collect(),
             }))
         })
         .await
@@ -294,6 +301,18 @@ fn apply_changes(tx: &Connection, changes: Changes) -> Result<Applied> {
         stopping: started.stopping || created.stopping,
     })
 }
+
+/// The newest unexpired completed step run of a cache key (`?1`, at time `?2`), with its
+/// outputs in name order.
+const CACHE_CANDIDATE: &str = concat!(
+    "SELECT s.id AS step_run_id, s.run_id AS candidate_run_id, o.name AS output_name, ",
+    crate::records::version_columns!("group_concat(t.name, char(31))"),
+    " FROM (SELECT id, run_id FROM step_runs WHERE cache_key = ?1 AND status = 'completed' \
+     AND (cache_expires_at IS NULL OR cache_expires_at > ?2) ORDER BY id DESC LIMIT 1) s \
+     LEFT JOIN step_run_outputs o ON o.step_run_id = s.id \
+     LEFT JOIN artifact_versions v ON v.id = o.artifact_version_id \
+     LEFT JOIN artifacts a ON a.id = v.artifact_id ORDER BY o.name"
+);
 
 fn create_all(
     tx: &Connection,
