@@ -533,7 +533,28 @@ async fn insert_step_runs(
             key
         })
         .collect();
-    let configs: Vec<(String, &str)> = configs.into_iter().collect();
+    // Only the missing ones are inserted: an insert that meets an existing key locks it (on
+    // MySQL) until the transaction ends, which made every writer queue on one row and
+    // deadlock with the artifact locks. A plain read takes no lock.
+    let mut known = std::collections::HashSet::new();
+    let keys: Vec<&String> = configs.keys().collect();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let found = s
+            .all(
+                &format!(
+                    "SELECT config_key FROM step_configs WHERE config_key IN ({})",
+                    placeholders(chunk.len())
+                ),
+                || list_args(chunk.iter().map(|key| (*key).clone())),
+                |row| row.string("config_key"),
+            )
+            .await?;
+        known.extend(found);
+    }
+    let configs: Vec<(String, &str)> = configs
+        .into_iter()
+        .filter(|(key, _)| !known.contains(key))
+        .collect();
     for chunk in configs.chunks(ROWS_PER_STATEMENT) {
         let insert = s.dialect().insert_or_ignore(
             &format!(
