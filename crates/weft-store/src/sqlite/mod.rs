@@ -298,15 +298,26 @@ fn open_error(path: &Path, source: Box<dyn std::error::Error + Send + Sync>) -> 
 }
 
 /// A 0-byte file is what a truncated or failed copy of a store leaves; SQLite would take it
-/// for a new, empty store, and the history would silently be gone.
+/// for a new, empty store, and the history would silently be gone. It is also what another
+/// process creating the store shows for a few milliseconds, until its first write (a
+/// `weft runs list` started beside a first run): the file is refused only once it stayed
+/// empty for [`CREATION_GRACE`].
 fn refuse_empty(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(file) if file.is_file() && file.len() == 0 => Err(Error::Empty {
-            location: path.display().to_string(),
-        }),
-        _ => Ok(()),
+    let empty = || std::fs::metadata(path).is_ok_and(|file| file.is_file() && file.len() == 0);
+    let deadline = std::time::Instant::now() + CREATION_GRACE;
+    while empty() {
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Empty {
+                location: path.display().to_string(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    Ok(())
 }
+
+/// How long an empty store file may be another process's store in the making.
+const CREATION_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Whether opening failed only because this process may not write the store.
 fn refused_writing(error: &Error) -> bool {

@@ -145,3 +145,22 @@ async fn a_store_of_the_first_schema_is_refused_read_only_and_migrated_when_writ
         "{left:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_being_created_is_waited_for_not_refused_as_empty() {
+    // Another process creating the store leaves its file empty for a moment; a reader that
+    // opens it then waits for the first write instead of calling it a lost store.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    std::fs::write(&path, b"").unwrap();
+    let creator = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            SqliteStore::open(&path).await.map(drop)
+        })
+    };
+    let reader = SqliteStore::open_existing(&path).await.unwrap();
+    assert!(reader.runs(&Default::default()).await.unwrap().is_empty());
+    creator.await.unwrap().unwrap();
+}
