@@ -53,8 +53,6 @@ pub struct ArtifactWriter<'a> {
     pub(crate) provenance: Vec<(String, String)>,
     /// How many more bytes of this version's files may be kept in their records.
     inline_left: usize,
-    /// Histogram counts gathered while the data was written, for the visualization.
-    pub(crate) binned: Option<crate::visualize::Bins>,
 }
 
 impl<'a> ArtifactWriter<'a> {
@@ -74,7 +72,6 @@ impl<'a> ArtifactWriter<'a> {
             metadata: Metadata::new(),
             provenance: Vec::new(),
             inline_left: store.inline_limit(),
-            binned: None,
         }
     }
 

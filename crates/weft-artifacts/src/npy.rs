@@ -1,10 +1,11 @@
 //! NumPy's `.npy` format: numeric vectors and (with the `ndarray` feature) arrays of any
 //! dimension, readable by `numpy.load(path)` without pickle.
 //!
-//! Saving streams the elements' memory straight to the artifact writer in bounded chunks,
-//! describing them (statistics) in the same pass; loading checks the header against the file's
-//! recorded size and the requested type before allocating anything, then reads into the
-//! buffer that becomes the value.
+//! Saving streams the elements' memory straight to the artifact writer in bounded chunks. The
+//! statistics come from a pass over the memory on every core before the write when the
+//! elements lie in memory as one slice, else from the same pass as the write. Loading checks
+//! the header against the file's recorded size and the requested type before allocating
+//! anything, then reads into the buffer that becomes the value.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -12,15 +13,12 @@ use std::io::Read;
 use crate::io::{ArtifactReader, ArtifactWriter, FileReader};
 use crate::items::{ItemFormat, ItemSpans};
 use crate::stats::Summary;
-use crate::visualize::Bins;
 use crate::{BoxError, Materializer, Result};
 
 /// The file an `.npy` artifact keeps its data in.
 pub(crate) const FILE: &str = "data.npy";
 /// Elements per chunk when a non-contiguous array is copied out, and per statistics block.
 pub(crate) const CHUNK_ELEMENTS: usize = 64 * 1024;
-/// Bytes per piece of a large block: described on one thread while written on another.
-const PIECE_ELEMENTS: usize = 1024 * 1024;
 /// Headers longer than this are refused: NumPy writes a few dozen bytes.
 const MAX_HEADER: usize = 64 * 1024;
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -407,30 +405,47 @@ fn quoted(text: &str) -> Option<(&str, &str)> {
 }
 
 /// Writes an `.npy` file of `shape` holding `values`, which lie in memory in C order, or in
-/// Fortran order if `fortran_order`. A 1-D array long enough for a histogram has its finite
-/// range found first (on every core), so that its values are counted into the histogram's
-/// bins while they are written, not in a pass of their own afterwards.
+/// Fortran order if `fortran_order`. The values are described first, on every core, then
+/// written whole: during the write the file system and the hash already keep two cores busy.
+/// (Describing on a third thread while writing measured slower on two cores, and so did
+/// counting a histogram's bins there: the visualization counts them afterwards, on every
+/// core, over the range the statistics found.)
 pub(crate) fn save_slice<T: NpyElement>(
     writer: &mut ArtifactWriter<'_>,
     shape: &[usize],
     fortran_order: bool,
     values: &[T],
 ) -> Result<()> {
-    let bins = (shape.len() == 1 && values.len() >= crate::visualize::MIN_HISTOGRAM_VALUES)
-        .then(|| crate::visualize::finite_range_in_parallel(values))
-        .flatten()
-        .map(Bins::new);
-    save(writer, shape, fortran_order, bins, |block| block(values))
+    let summary = summarize_in_parallel(values);
+    save(writer, shape, fortran_order, Some(summary), |block| {
+        block(values)
+    })
 }
 
-/// Writes an `.npy` file of `shape` whose elements come as contiguous blocks from `blocks`,
-/// describing them while they pass: dtype, shape, order and statistics, and histogram counts
-/// into `bins` when given.
+/// The statistics of `values`, in parts on every core, merged.
+fn summarize_in_parallel<T: NpyElement>(values: &[T]) -> Summary {
+    let parts = crate::visualize::in_parallel(values, |part| {
+        let mut summary = Summary::default();
+        for chunk in part.chunks(CHUNK_ELEMENTS) {
+            T::summarize(chunk, &mut summary);
+        }
+        summary
+    });
+    let mut whole = Summary::default();
+    for part in &parts {
+        whole.merge(part);
+    }
+    whole
+}
+
+/// Writes an `.npy` file of `shape` whose elements come as contiguous blocks from `blocks`:
+/// dtype, shape and order are described, and statistics block by block unless `described`
+/// already holds them.
 pub(crate) fn save<'v, T: NpyElement>(
     writer: &mut ArtifactWriter<'_>,
     shape: &[usize],
     fortran_order: bool,
-    mut bins: Option<Bins>,
+    described: Option<Summary>,
     blocks: impl FnOnce(&mut dyn FnMut(&[T]) -> std::io::Result<()>) -> std::io::Result<()> + 'v,
 ) -> Result<()> {
     let header = Header {
@@ -438,44 +453,17 @@ pub(crate) fn save<'v, T: NpyElement>(
         fortran_order,
         shape: shape.to_vec(),
     };
-    let mut summary = Summary::default();
+    let summarize = described.is_none();
+    let mut summary = described.unwrap_or_default();
     writer.write_file(FILE, |file| {
         file.write_all(&header.encode())?;
         blocks(&mut |block: &[T]| {
-            // Large blocks go in pieces, each described on a second thread while it is
-            // written: statistics cost about what the write does.
-            for piece in block.chunks(PIECE_ELEMENTS) {
-                let bytes: &[u8] = bytemuck::cast_slice(piece);
-                if piece.len() < CHUNK_ELEMENTS {
-                    T::summarize(piece, &mut summary);
-                    if let Some(bins) = &mut bins {
-                        bins.add(piece);
-                    }
-                    file.write_all(bytes)?;
-                    continue;
+            if summarize {
+                for chunk in block.chunks(CHUNK_ELEMENTS) {
+                    T::summarize(chunk, &mut summary);
                 }
-                let (described, written) = std::thread::scope(|scope| {
-                    let describing = scope.spawn(|| {
-                        let mut part = Summary::default();
-                        let mut counted = bins.as_ref().map(|bins| bins.emptied());
-                        for chunk in piece.chunks(CHUNK_ELEMENTS) {
-                            T::summarize(chunk, &mut part);
-                            if let Some(counted) = &mut counted {
-                                counted.add(chunk);
-                            }
-                        }
-                        (part, counted)
-                    });
-                    let written = file.write_all(bytes);
-                    (describing.join().expect("statistics do not panic"), written)
-                });
-                summary.merge(&described.0);
-                if let (Some(bins), Some(counted)) = (&mut bins, &described.1) {
-                    bins.merge(counted);
-                }
-                written?;
             }
-            Ok(())
+            file.write_all(bytemuck::cast_slice(block))
         })?;
         Ok::<(), BoxError>(())
     })?;
@@ -485,7 +473,6 @@ pub(crate) fn save<'v, T: NpyElement>(
         writer.describe("order", if fortran_order { "F" } else { "C" });
     }
     summary.describe(writer);
-    writer.binned = bins;
     Ok(())
 }
 

@@ -13,9 +13,8 @@ pub(crate) const BINS: usize = 40;
 pub(crate) const MIN_HISTOGRAM_VALUES: usize = 32;
 
 /// Counts `values` into equal-width bins between the `min` and `max` the writer has
-/// described (so they are not computed twice) and writes `histogram.svg`. Nothing is written
-/// when there is no finite value. Values counted while they were written (see
-/// [`Bins`]) are not counted again.
+/// described (so they are not computed twice) and writes `histogram.svg`, counting on every
+/// core. Nothing is written when there is no finite value.
 pub(crate) fn histogram<T: NpyElement>(
     writer: &mut ArtifactWriter<'_>,
     values: &[T],
@@ -23,10 +22,7 @@ pub(crate) fn histogram<T: NpyElement>(
     let Some((low, high)) = described_range(writer) else {
         return Ok(());
     };
-    let counts = match writer.binned.take() {
-        Some(bins) if bins.low == low && bins.high == high => bins.counts.to_vec(),
-        _ => bin_in_parallel(values, low, high),
-    };
+    let counts = bin_in_parallel(values, low, high);
     write_histogram(writer, &counts, low, high)
 }
 
@@ -60,17 +56,16 @@ fn write_histogram(
     })
 }
 
-/// Histogram counts over a range known before the values pass, so that they can be counted
-/// block by block while the values are written rather than in a pass of their own after.
+/// Histogram counts over a range, counted block by block (each core counts its own).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Bins {
+struct Bins {
     low: f64,
     high: f64,
     counts: [u64; BINS],
 }
 
 impl Bins {
-    pub(crate) fn new((low, high): (f64, f64)) -> Self {
+    fn new((low, high): (f64, f64)) -> Self {
         Self {
             low,
             high,
@@ -80,7 +75,7 @@ impl Bins {
 
     /// Counts a block, four interleaved counters per bin so that runs of values in one bin
     /// do not wait on each other's increments.
-    pub(crate) fn add<T: NpyElement>(&mut self, values: &[T]) {
+    fn add<T: NpyElement>(&mut self, values: &[T]) {
         let (low, high) = (self.low, self.high);
         let mut lanes = [[0u64; BINS]; 4];
         let (scale, top) = scale(low, high);
@@ -108,54 +103,18 @@ impl Bins {
         }
     }
 
-    /// Bins over the same range, with nothing counted yet.
-    pub(crate) fn emptied(&self) -> Self {
-        Self::new((self.low, self.high))
-    }
-
-    pub(crate) fn merge(&mut self, other: &Bins) {
+    fn merge(&mut self, other: &Bins) {
         for (count, more) in self.counts.iter_mut().zip(other.counts) {
             *count += more;
         }
     }
 }
 
-/// The smallest and largest of `values` as floats, found on every core, when all of them are
-/// finite or NaN (NaNs are skipped, as the statistics skip them). `None` when there is an
-/// infinity, no number, or the type has no order to plot: the caller then bins after the
-/// statistics have found the finite range.
-pub(crate) fn finite_range_in_parallel<T: NpyElement>(values: &[T]) -> Option<(f64, f64)> {
-    let range = |part: &[T]| {
-        let (mut low, mut high) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
-        let blocks = part.chunks_exact(4);
-        let rest = blocks.remainder();
-        for block in blocks {
-            for (lane, &value) in block.iter().enumerate() {
-                let value = value.as_f64()?;
-                low[lane] = low[lane].min(value);
-                high[lane] = high[lane].max(value);
-            }
-        }
-        for &value in rest {
-            let value = value.as_f64()?;
-            low[0] = low[0].min(value);
-            high[0] = high[0].max(value);
-        }
-        let low = low.into_iter().fold(f64::INFINITY, f64::min);
-        let high = high.into_iter().fold(f64::NEG_INFINITY, f64::max);
-        Some((low, high))
-    };
-    let parts = in_parallel(values, range);
-    let mut whole = (f64::INFINITY, f64::NEG_INFINITY);
-    for part in parts {
-        let (low, high) = part?;
-        whole = (whole.0.min(low), whole.1.max(high));
-    }
-    (whole.0.is_finite() && whole.1.is_finite()).then_some(whole)
-}
-
 /// Runs `work` on parts of `values`, one per core (parts of at least a million values).
-fn in_parallel<T: Sync, R: Send>(values: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+pub(crate) fn in_parallel<T: Sync, R: Send>(
+    values: &[T],
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per_thread = values.len().div_ceil(threads).max(1 << 20);
     if values.len() <= per_thread {

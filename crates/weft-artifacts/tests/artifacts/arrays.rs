@@ -62,10 +62,10 @@ fn bar_counts(svg: &str) -> Vec<u64> {
 }
 
 #[test]
-fn histograms_counted_while_writing_match_counting_afterwards() {
-    // Long enough to be written in pieces on two threads, with a tail shorter than a chunk.
-    // Value `k` lands in bar `k` of 40 over 0..=39. A NaN is skipped while counting on the
-    // way; an infinity makes the counting wait for the statistics' finite range.
+fn long_vectors_are_described_and_counted_in_parts_that_add_up() {
+    // Long enough to be described and counted in parts on two cores, with a part that is not
+    // a whole number of chunks. Value `k` lands in bar `k` of 40 over 0..=39; a NaN or an
+    // infinity is left out of the bars and of the statistics, and counted apart.
     let f = fixture();
     let length = 2 * 1024 * 1024 + 1001;
     let plain: Vec<f64> = (0..length).map(|i| (i % 40) as f64).collect();
@@ -93,6 +93,24 @@ fn histograms_counted_while_writing_match_counting_afterwards() {
         assert_eq!(
             (saved.metadata["min"].clone(), saved.metadata["max"].clone()),
             (json!(0.0), json!(39.0))
+        );
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+        let variance =
+            finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / finite.len() as f64;
+        let close = |key: &str, expected: f64| {
+            let actual = saved.metadata[key].as_f64().unwrap();
+            assert!(
+                (actual - expected).abs() <= 1e-9 * expected.abs(),
+                "{key}: {actual} against {expected}"
+            );
+        };
+        close("mean", mean);
+        close("std", variance.sqrt());
+        let apart = |key: &str| saved.metadata[key].as_u64().unwrap();
+        assert_eq!(
+            (apart("nan_count"), apart("infinite_count")),
+            [(0, 0), (1, 0), (0, 1)][number]
         );
     }
 }
