@@ -108,11 +108,12 @@ pub struct RunFilter {
 
 /// A JSON document kept as its text. A run's step runs are read by the ten thousand (its
 /// report, `runs show`): their larger documents (settings, cache key parts) stay one string
-/// each instead of a tree of maps, a tenth of the memory. It serializes as the document
-/// itself; [`JsonText::value`] parses it.
+/// each instead of a tree of maps, a tenth of the memory, and a text many of them hold (the
+/// settings of a map's items) is one shared string; a clone shares it too. It serializes as
+/// the document itself; [`JsonText::value`] parses it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct JsonText(Box<serde_json::value::RawValue>);
+pub struct JsonText(pub(crate) std::sync::Arc<serde_json::value::RawValue>);
 
 impl JsonText {
     /// The canonical text of `value` (keys sorted).
@@ -128,7 +129,7 @@ impl JsonText {
 
     /// Takes `text` if it is one JSON document.
     pub fn parse(text: String) -> serde_json::Result<Self> {
-        serde_json::value::RawValue::from_string(text).map(Self)
+        serde_json::value::RawValue::from_string(text).map(|raw| Self(raw.into()))
     }
 
     /// The document's text.

@@ -303,6 +303,24 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
     })
 }
 
+/// Gives the step runs of one read one copy of each settings text: the steps of a run mostly
+/// share one (every item of a map), and the report of a 100,000-step run held as many copies.
+#[derive(Default)]
+pub(crate) struct SharedSettings(std::collections::HashMap<String, JsonText>);
+
+impl SharedSettings {
+    pub(crate) fn share(&mut self, mut step_run: StepRun) -> StepRun {
+        match self.0.get(step_run.config.as_str()) {
+            Some(shared) => step_run.config = shared.clone(),
+            None => {
+                self.0
+                    .insert(step_run.config.as_str().to_owned(), step_run.config.clone());
+            }
+        }
+        step_run
+    }
+}
+
 /// The columns of a step run's summary, decoded by [`step_run_summary`].
 pub(crate) const STEP_RUN_SUMMARY_COLUMNS: &str = "s.id, s.invocation_id, s.step_name, \
     s.attempt, s.status, s.status_reason, s.parameters, s.cache_key, s.original_step_run_id, \
@@ -883,4 +901,29 @@ pub(crate) fn tag_names(aggregate: Option<String>) -> Vec<String> {
         .unwrap_or_default();
     tags.sort();
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JsonText;
+
+    fn step_run_with(config: &serde_json::Value) -> StepRun {
+        let mut new = crate::conformance::running(RunId::new(), "step");
+        new.config = JsonText::new(config);
+        created_step_run(new, 1, time::now())
+    }
+
+    #[test]
+    fn step_runs_of_one_read_share_equal_settings_texts() {
+        let mut shared = SharedSettings::default();
+        let settings = serde_json::json!({"retries": 2});
+        let first = shared.share(step_run_with(&settings));
+        let second = shared.share(step_run_with(&settings));
+        let other = shared.share(step_run_with(&serde_json::json!({"retries": 3})));
+        assert!(std::sync::Arc::ptr_eq(&first.config.0, &second.config.0));
+        assert!(!std::sync::Arc::ptr_eq(&first.config.0, &other.config.0));
+        assert_eq!(second.config.as_str(), r#"{"retries":2}"#);
+        assert_eq!(other.config.as_str(), r#"{"retries":3}"#);
+    }
 }

@@ -124,7 +124,8 @@ impl StepRunStore for ServerStore {
     }
 
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
-        self.read()
+        let step_runs = self
+            .read()
             .await?
             .all(
                 &format!(
@@ -133,7 +134,12 @@ impl StepRunStore for ServerStore {
                 args![run.to_string()],
                 records::step_run,
             )
-            .await
+            .await?;
+        let mut shared = records::SharedSettings::default();
+        Ok(step_runs
+            .into_iter()
+            .map(|step_run| shared.share(step_run))
+            .collect())
     }
 
     async fn attempts(&self, run: RunId, invocation: &str) -> Result<Vec<StepRun>> {

@@ -122,13 +122,14 @@ impl StepRunStore for SqliteStore {
 
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>> {
         self.read(move |connection| {
+            let shared = std::cell::RefCell::new(records::SharedSettings::default());
             rows::all(
                 connection,
                 &format!(
                     "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
                 ),
                 [run.to_string()],
-                rows::step_run,
+                |row| Ok(shared.borrow_mut().share(rows::step_run(row)?)),
             )
         })
         .await
