@@ -12,13 +12,14 @@
 //! next is a single batch; when many steps finish together, their records share one.
 //!
 //! Batches that need nothing back from the store (inline steps to start, completions,
-//! failures) do not wait for their commit: their steps start at once, and the batches are
-//! written together, in order, in one transaction, when [`COMMIT_INTERVAL`] has passed since
-//! the first of them, when [`COMMIT_BATCH`] step runs wait, or before anything that must
-//! see them (an isolated step's host reads its step run from the store; a cache lookup whose
-//! key a waiting completion registers; the end of the run). On a disk, each commit rewrites
-//! every B-tree page it touches: a chain's steps then share those pages instead of writing
-//! each of them once per step. What this costs: other processes see the run up to
+//! failures, cache hits outside the pre-pass) do not wait for their commit: their steps
+//! start, or their cache hits resolve, at once, and the batches are written together, in
+//! order, in one transaction, when [`COMMIT_INTERVAL`] has passed since the first of them,
+//! when [`COMMIT_BATCH`] step runs wait, or before anything that must see them (an isolated
+//! step's host reads its step run from the store; a cache lookup whose key a waiting
+//! completion registers; the end of the run). On a disk, each commit rewrites every B-tree
+//! page it touches: a chain's steps then share those pages instead of writing each of them
+//! once per step. What this costs: other processes see the run up to
 //! [`COMMIT_INTERVAL`] late, and a process that dies loses the records of its last steps
 //! (their output files are removed when the run is reconciled, like any step run's whose
 //! process died).
@@ -1005,7 +1006,11 @@ impl<'a> Orchestrator<'a> {
 
     /// Whether the batch can be left for a later commit: it starts only inline steps (or
     /// none), records nothing whose result the orchestrator waits for, and the run is not
-    /// stopping (a stopping run's store turns starts away, which only a commit tells).
+    /// stopping (a stopping run's store turns starts away, which only a commit tells). An
+    /// invocation resolved from the cache (or reused) is resolved at once: a store takes its
+    /// finished record whatever the run's status, so nothing waits on the commit, and a
+    /// cached chain goes on at the speed of its cache lookups, its records written in
+    /// batches.
     fn may_start_unrecorded(&self) -> bool {
         !self.stop_was_requested()
             && self.batch.created.iter().all(|role| match role {
@@ -1013,8 +1018,8 @@ impl<'a> Orchestrator<'a> {
                     !self.invocations[*node].config.isolated
                         && self.nodes[*node].stopped_before_start.is_none()
                 }
-                Created::Recorded => true,
-                Created::Resolved(..) => false,
+                Created::Recorded | Created::Resolved(_, Scheduled::Succeeded) => true,
+                Created::Resolved(_, Scheduled::Failed) => false,
             })
     }
 
@@ -1052,7 +1057,11 @@ impl<'a> Orchestrator<'a> {
                     self.dispatch(node, started, step, bindings);
                     batch.changes.started.push(step_run);
                 }
-                _ => batch.changes.created.push(step_run),
+                Created::Resolved(node, outcome) => {
+                    batch.changes.created.push(step_run);
+                    self.resolved(node, outcome);
+                }
+                Created::Recorded => batch.changes.created.push(step_run),
             }
         }
         let changes = &batch.changes;
@@ -1252,28 +1261,7 @@ impl<'a> Orchestrator<'a> {
                     }
                 }
                 (None, Created::Start(node, ..)) => refused.push(node),
-                (_, Created::Resolved(node, outcome)) => {
-                    match outcome {
-                        Scheduled::Succeeded => {
-                            let outputs = self.finished[&self.invocations[node].id].outputs.clone();
-                            self.notify(node, Resolution::Completed(outputs));
-                        }
-                        Scheduled::Failed => {
-                            self.failures.push(node);
-                            let error = self.nodes[node].error.clone().unwrap_or_default();
-                            self.notify_failure(
-                                node,
-                                format!("could not start: {error}"),
-                                Some(node),
-                            );
-                        }
-                    }
-                    let decisions = self.scheduler.resolve(node, outcome);
-                    self.decide(decisions);
-                    if outcome == Scheduled::Failed {
-                        self.after_failure();
-                    }
-                }
+                (_, Created::Resolved(node, outcome)) => self.resolved(node, outcome),
                 (_, Created::Recorded) => {}
             }
         }
@@ -1290,6 +1278,27 @@ impl<'a> Orchestrator<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Reports an invocation that ended without a body (from the cache, reused, or failed
+    /// before it could start) to whatever waits for it and to the scheduler.
+    fn resolved(&mut self, node: usize, outcome: Scheduled) {
+        match outcome {
+            Scheduled::Succeeded => {
+                let outputs = self.finished[&self.invocations[node].id].outputs.clone();
+                self.notify(node, Resolution::Completed(outputs));
+            }
+            Scheduled::Failed => {
+                self.failures.push(node);
+                let error = self.nodes[node].error.clone().unwrap_or_default();
+                self.notify_failure(node, format!("could not start: {error}"), Some(node));
+            }
+        }
+        let decisions = self.scheduler.resolve(node, outcome);
+        self.decide(decisions);
+        if outcome == Scheduled::Failed {
+            self.after_failure();
+        }
     }
 
     /// Starts the body of `node`'s attempt: its step run's id, the attempt's number, its

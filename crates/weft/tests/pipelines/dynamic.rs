@@ -691,6 +691,74 @@ fn dynamic_steps_hit_the_cache_like_static_ones() {
     );
 }
 
+/// Each step run's parents, by invocation id, sorted.
+fn parents_by_invocation(
+    client: &weft::Client,
+    report: &weft::RunReport,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let graph = client
+        .block_on(client.metadata_store().run_graph(report.run.id))
+        .unwrap();
+    let invocation = |id: &weft::StepRunId| {
+        report
+            .step_runs
+            .iter()
+            .find(|s| s.id == *id)
+            .map(|s| s.invocation.clone())
+            .expect("a parent of this run")
+    };
+    let mut parents = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for step_run in &report.step_runs {
+        parents.entry(step_run.invocation.clone()).or_default();
+    }
+    for (parent, child) in &graph.parents {
+        parents
+            .get_mut(&invocation(child))
+            .unwrap()
+            .push(invocation(parent));
+    }
+    for list in parents.values_mut() {
+        list.sort();
+    }
+    parents
+}
+
+#[test]
+fn a_cached_rerun_records_every_hit_with_its_original_and_lineage() {
+    // Cache hits of a dynamic pipeline resolve before their records are written (which
+    // happens in batches): every record must still be there by the end, in this run, with the
+    // same lineage as the run it reuses.
+    let (_dir, client) = fresh();
+    let first = client.run(branching::args(2)).unwrap();
+    let second = client.run(branching::args(2)).unwrap();
+    assert_eq!(second.run.status, Status::Completed, "{second:#?}");
+    assert_eq!(second.step_runs.len(), first.step_runs.len());
+    for (cached, original) in second.step_runs.iter().zip(&first.step_runs) {
+        assert_eq!(cached.invocation, original.invocation);
+        assert_eq!(cached.status, Status::Cached, "{cached:#?}");
+        assert_eq!(cached.original_step_run, Some(original.id));
+        assert_eq!(cached.run_id, second.run.id);
+    }
+    assert_eq!(
+        parents_by_invocation(&client, &second),
+        parents_by_invocation(&client, &first)
+    );
+    let outputs = |report: &weft::RunReport, invocation: &str| {
+        let step_run = report
+            .step_runs
+            .iter()
+            .find(|s| s.invocation == invocation)
+            .unwrap();
+        client
+            .block_on(client.metadata_store().step_run_outputs(step_run.id))
+            .unwrap()
+            .into_iter()
+            .map(|output| output.artifact_version.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outputs(&second, "total_2"), outputs(&first, "total_2"));
+}
+
 #[pipeline(dynamic)]
 fn misordered() -> weft::Result<()> {
     let error = number::after("later").call(1).unwrap_err().to_string();
