@@ -174,7 +174,8 @@ pub fn version(name: &str, content: &str) -> NewArtifactVersion {
     }
 }
 
-async fn new_run(store: &Store, pipeline: &str) -> RunId {
+/// A new run of a chain pipeline named `pipeline`.
+pub async fn new_run<S: crate::RunStore + ?Sized>(store: &S, pipeline: &str) -> RunId {
     let run = store
         .create_run(NewRun {
             snapshot: chain_snapshot(pipeline, ExecutionMode::ContinueOnFailure),
@@ -235,8 +236,8 @@ async fn new_dynamic_run(store: &Store, pipeline: &str) -> RunId {
 
 /// A new run is `initializing`; the same snapshot content is stored once and reads back equal.
 pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store) {
-    let first = store.run(new_run(&store, "training").await).await.unwrap();
-    let second = store.run(new_run(&store, "training").await).await.unwrap();
+    let first = store.run(new_run(&*store, "training").await).await.unwrap();
+    let second = store.run(new_run(&*store, "training").await).await.unwrap();
     assert_eq!(first.status, Status::Initializing);
     assert_eq!(first.pipeline, "training");
     assert_eq!(first.invocations, 3);
@@ -274,8 +275,8 @@ pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store)
 
 /// Runs are found by full id, unique prefix, name and `latest`; filters apply.
 pub async fn runs_are_found_by_id_prefix_name_and_latest(store: Store) {
-    let first = new_run(&store, "alpha").await;
-    let second = new_run(&store, "beta").await;
+    let first = new_run(&*store, "alpha").await;
+    let second = new_run(&*store, "beta").await;
     assert_eq!(store.find_run("latest").await.unwrap().id, second);
     assert_eq!(store.find_run(&first.to_string()).await.unwrap().id, first);
     let name = store.run(first).await.unwrap().name;
@@ -325,8 +326,8 @@ pub async fn runs_are_tagged_at_creation_and_later_and_filtered_by_tag(store: St
         store.run(tagged.id).await.unwrap().tags,
         ["baseline", "nightly"]
     );
-    let other = new_run(&store, "p").await;
-    let third = new_run(&store, "q").await;
+    let other = new_run(&*store, "p").await;
+    let third = new_run(&*store, "q").await;
     assert!(store.run(other).await.unwrap().tags.is_empty());
 
     let run = store
@@ -420,7 +421,7 @@ pub async fn runs_are_tagged_at_creation_and_later_and_filtered_by_tag(store: St
 /// Summaries since a time leave out step runs that were created, started and ended before
 /// it, and bring back one that ended after it.
 pub async fn step_run_summaries_since_a_time_are_what_changed(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, _) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let since = chrono::Utc::now();
@@ -471,7 +472,7 @@ pub async fn step_run_summaries_since_a_time_are_what_changed(store: Store) {
 pub async fn runs_are_paged_by_cursor_and_filtered_by_time(store: Store) {
     let mut created = Vec::new();
     for i in 0..7 {
-        created.push(new_run(&store, if i % 2 == 0 { "even" } else { "odd" }).await);
+        created.push(new_run(&*store, if i % 2 == 0 { "even" } else { "odd" }).await);
     }
     let page = |after, oldest_first, pipeline: Option<&str>| {
         let store = store.clone();
@@ -615,7 +616,7 @@ pub async fn api_keys_are_created_found_revoked_and_touched(store: Store) {
 /// The first step run moves the run to `running`; completion registers version 1 with its
 /// metadata, then version 2 in the next run; the run completes once every invocation did.
 pub async fn a_step_run_moves_its_run_to_running_and_completion_registers_outputs(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
     let after_first = store.run(run).await.unwrap();
     assert_eq!(after_first.status, Status::Running);
@@ -645,7 +646,7 @@ pub async fn a_step_run_moves_its_run_to_running_and_completion_registers_output
     assert_eq!(finished.status, Status::Completed);
     assert!(finished.ended_at.is_some());
 
-    let next = new_run(&store, "p").await;
+    let next = new_run(&*store, "p").await;
     let (_, again) = complete(&store, next, "a", vec![], vec![], "p::a::output").await;
     assert_eq!(store.artifact_version(again).await.unwrap().version, "2");
     let versions = store.artifact_versions("p::a::output").await.unwrap();
@@ -661,7 +662,7 @@ pub async fn a_step_run_moves_its_run_to_running_and_completion_registers_output
 /// Completing, failing or stopping a finished step run is refused, and so is a step run in a
 /// finished run.
 pub async fn finished_statuses_never_change(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, _) = complete(&store, run, "a", vec![], vec![], "x").await;
     let again = store
         .complete_step_run(a, Completion::default())
@@ -709,7 +710,7 @@ fn error(message: &str) -> StepError {
 
 /// A failed step run keeps its error; the run ends `failed` once nothing is left.
 pub async fn failed_step_runs_keep_their_error_and_fail_the_run(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let a = store
         .create_step_runs(vec![running(run, "a")])
         .await
@@ -744,9 +745,9 @@ pub async fn failed_step_runs_keep_their_error_and_fail_the_run(store: Store) {
 
 /// Skipped and cached step runs count as finished; a cached one reuses the original's outputs.
 pub async fn skipped_and_cached_step_runs_finish_a_run(store: Store) {
-    let first = new_run(&store, "p").await;
+    let first = new_run(&*store, "p").await;
     let (original, output) = complete(&store, first, "a", vec![], vec![], "p::a::output").await;
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let mut cached = running(run, "a");
     cached.status = Status::Cached;
     cached.original_step_run = Some(original);
@@ -787,7 +788,7 @@ pub async fn skipped_and_cached_step_runs_finish_a_run(store: Store) {
 /// A new attempt after a failure gets the next attempt number; an attempt after success is
 /// refused.
 pub async fn retries_get_new_attempt_numbers(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let first = store
         .create_step_runs(vec![running(run, "a")])
         .await
@@ -846,7 +847,7 @@ pub async fn retries_get_new_attempt_numbers(store: Store) {
 
 /// Many writers completing outputs of one artifact at once get distinct, consecutive versions.
 pub async fn concurrent_completions_never_share_a_version(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let mut tasks = Vec::new();
     for index in 0..24 {
         let store = store.clone();
@@ -958,7 +959,7 @@ pub async fn overlong_names_are_refused_alike(store: Store) {
         error.to_string().contains("a tag is 600 characters long"),
         "{error}"
     );
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let mut step_run = running(run, &"i".repeat(600));
     step_run.step = "s".into();
     let error = store.create_step_runs(vec![step_run]).await.unwrap_err();
@@ -1051,12 +1052,12 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
             kind: InputKind::StepOutput,
         }]
     };
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
     let (b, b_out) = complete(&store, run, "b", input(a_out), vec![a], "p::b::output").await;
     let (c, c_out) = complete(&store, run, "c", input(b_out), vec![b], "p::c::output").await;
     // A second run reads `a`'s output as an external input.
-    let other = new_run(&store, "q").await;
+    let other = new_run(&*store, "q").await;
     let mut external = input(a_out);
     external[0].kind = InputKind::External;
     let (d, d_out) = complete(&store, other, "a", external, vec![], "q::a::output").await;
@@ -1110,7 +1111,7 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
             kind: InputKind::StepOutput,
         }]
     };
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
     let (b, _) = complete(&store, run, "b", input(a_out), vec![a], "p::b::output").await;
     let graph = store.run_graph(run).await.unwrap();
@@ -1213,7 +1214,7 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
 
 /// Metadata belongs to one resource; setting a key again replaces it.
 pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "x").await;
     let system = store
         .metadata(Resource::ArtifactVersion(a_out))
@@ -1255,7 +1256,7 @@ pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) 
         )
         .await
         .unwrap();
-    let other = new_run(&store, "p").await;
+    let other = new_run(&*store, "p").await;
     let (c, _) = complete(&store, other, "c", vec![], vec![], "z").await;
     store
         .log_metadata(
@@ -1324,7 +1325,7 @@ pub async fn tags_and_logs_are_recorded(store: Store) {
         Err(Error::NotFound { .. })
     ));
 
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let a = store
         .create_step_runs(vec![running(run, "a")])
         .await
@@ -1372,7 +1373,7 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
         store.find_artifact_version("ghost:1").await,
         Err(Error::NotFound { .. })
     ));
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let mut bad = running(run, "a");
     bad.inputs = vec![NewInput {
         name: "input".into(),
@@ -1397,7 +1398,7 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
 /// earlier one creates, and starts one that reads its output; a refused change in the last
 /// batch leaves nothing of any of them.
 pub async fn batches_in_order_share_one_transaction(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let a = running(run, "a");
     let a_id = a.id;
     let output = version("p::a::output", "a");
@@ -1499,7 +1500,7 @@ pub async fn batches_in_order_share_one_transaction(store: Store) {
 /// A batch registers a completion and creates the step run that reads its output, in one
 /// transaction; a batch with a refused change leaves nothing behind.
 pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let a = store
         .create_step_runs(vec![running(run, "a")])
         .await
@@ -1610,7 +1611,7 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
 /// original's, yet every step run reads back its own: shared and distinct settings in one
 /// batch and across batches, a cached copy's parts, none for a copy without a key (resumed).
 pub async fn settings_and_cache_parts_read_back_per_step_run(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let with = |invocation: &str, config: serde_json::Value, key: Option<&str>| {
         let mut new = running(run, invocation);
         new.config = (&config).into();
@@ -1697,7 +1698,7 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
         new
     };
     assert_eq!(entry("k", now).await, None);
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let first = store
         .create_step_runs(vec![keyed(run, "a", "k")])
         .await
@@ -1794,7 +1795,7 @@ pub async fn cache_candidates_are_the_newest_unexpired_completions(store: Store)
 /// A batch of hundreds of step runs (a wide fan-out, a map) is recorded whole, each with its
 /// inputs and parents, and an invocation that appears twice gets two attempts.
 pub async fn large_batches_are_recorded_whole(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let origin = store
         .create_step_runs(vec![running(run, "origin")])
         .await
@@ -1846,7 +1847,7 @@ pub async fn large_batches_are_recorded_whole(store: Store) {
 /// `expire_cache` by step name takes the name, or the last segment of a path, literally:
 /// `_` and `%` (common in Rust names) are no wildcards.
 pub async fn expiring_a_step_by_name_matches_the_name_exactly(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let steps = [
         "train_model",
         "pkg::train_model",
@@ -1879,7 +1880,7 @@ pub async fn expiring_a_step_by_name_matches_the_name_exactly(store: Store) {
 /// Heartbeats are recorded and report the run's status; a stop request makes the run
 /// `stopping`, refuses new running step runs, and the run ends `stopped`.
 pub async fn heartbeats_and_stop_requests(store: Store) {
-    let run = new_run(&store, "p").await;
+    let run = new_run(&*store, "p").await;
     let before = store.run(run).await.unwrap().heartbeat_at.unwrap();
     assert_eq!(store.unfinished_runs().await.unwrap().len(), 1);
     let a = store
@@ -1949,7 +1950,7 @@ pub async fn runs_are_resumed_once_they_ended_unfinished_and_one_at_a_time(store
         Err(Error::Conflict(message)) => message,
         other => panic!("a conflict, not {other:?}"),
     };
-    let original = new_run(&store, "p").await;
+    let original = new_run(&*store, "p").await;
     let running = conflict(resume(original).await);
     assert!(running.contains("is still initializing"), "{running}");
 

@@ -42,17 +42,8 @@ async fn two_stores_on_one_file_see_each_other_and_reopen_without_migrating_twic
     let path = dir.path().join("weft.db");
     let (first, second) = tokio::join!(SqliteStore::open(&path), SqliteStore::open(&path));
     let (first, second) = (first.unwrap(), second.unwrap());
-    let run = first
-        .create_run(weft_store::model::NewRun {
-            snapshot: weft_store::conformance::chain_snapshot("p", Default::default()),
-            config: serde_json::json!({}),
-            owner: None,
-            resumed_from: None,
-            tags: vec![],
-        })
-        .await
-        .unwrap();
-    assert_eq!(second.find_run("latest").await.unwrap().id, run.id);
+    let run = weft_store::conformance::new_run(&first, "p").await;
+    assert_eq!(second.find_run("latest").await.unwrap().id, run);
 }
 
 /// Indexes of a store's schema, by name.
@@ -76,17 +67,8 @@ async fn a_store_of_the_first_schema_is_refused_read_only_and_migrated_when_writ
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let run = store
-        .create_run(weft_store::model::NewRun {
-            snapshot: weft_store::conformance::chain_snapshot("p", Default::default()),
-            config: serde_json::json!({}),
-            owner: None,
-            resumed_from: None,
-            tags: vec![],
-        })
-        .await
-        .unwrap();
-    let mut new = weft_store::conformance::running(run.id, "a");
+    let run = weft_store::conformance::new_run(&store, "p").await;
+    let mut new = weft_store::conformance::running(run, "a");
     new.config = (&serde_json::json!({"retries": 3})).into();
     new.cache_key = Some("k".into());
     new.cache_parts = Some((&serde_json::json!({"code": "x"})).into());
