@@ -85,7 +85,8 @@ pub type PipelineFunction = Box<dyn FnOnce(Runtime) -> FunctionEnd + Send>;
 pub struct RunReport {
     /// The run, with its final status.
     pub run: Run,
-    /// Its step runs, in creation order.
+    /// Its step runs, in creation order, without their cache key parts (see
+    /// [`weft_store::StepRunStore::step_runs`]).
     pub step_runs: Vec<StepRun>,
 }
 

@@ -116,7 +116,9 @@ pub trait StepRunStore: Send + Sync {
     /// The step run with this id.
     async fn step_run(&self, id: StepRunId) -> Result<StepRun>;
 
-    /// The step runs of a run, in creation order.
+    /// The step runs of a run, in creation order, without their cache key parts (`None`:
+    /// [`StepRunStore::step_run`] and [`StepRunStore::attempts`] read them). A map's items
+    /// have nearly the same parts each, which would be most of a large run's list.
     async fn step_runs(&self, run: RunId) -> Result<Vec<StepRun>>;
 
     /// For each step run of `run` that reuses another's outputs (cached or resumed), the run

@@ -262,12 +262,12 @@ pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store)
     let outlined: Vec<_> = outline
         .invocations
         .iter()
-        .map(|i| (&i.id, i.step.as_str(), &i.parameters, &i.upstream))
+        .map(|i| (i.id.as_str(), i.step.as_str(), &i.parameters, &i.upstream))
         .collect();
     let whole: Vec<_> = snapshot
         .invocations
         .iter()
-        .map(|i| (&i.id, &*i.step, &i.parameters, &i.upstream))
+        .map(|i| (&*i.id, &*i.step, &i.parameters, &i.upstream))
         .collect();
     assert_eq!(outlined, whole);
     assert!(first.started_at.is_none() && first.ended_at.is_none());
@@ -1610,6 +1610,7 @@ pub async fn batches_apply_completions_before_creations_and_all_or_nothing(store
 /// Settings are kept once per distinct text and a cached copy's cache key parts are its
 /// original's, yet every step run reads back its own: shared and distinct settings in one
 /// batch and across batches, a cached copy's parts, none for a copy without a key (resumed).
+/// A run's list of step runs has their keys but not their parts.
 pub async fn settings_and_cache_parts_read_back_per_step_run(store: Store) {
     let run = new_run(&*store, "p").await;
     let with = |invocation: &str, config: serde_json::Value, key: Option<&str>| {
@@ -1674,6 +1675,8 @@ pub async fn settings_and_cache_parts_read_back_per_step_run(store: Store) {
         );
         let listed = listed.iter().find(|s| s.id == created.id).unwrap();
         assert_eq!(listed.config.value(), config);
+        assert_eq!(listed.cache_key.as_deref(), key, "the list keeps the key");
+        assert_eq!(listed.cache_parts, None, "the list leaves the parts out");
     }
 }
 

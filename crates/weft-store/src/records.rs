@@ -53,15 +53,32 @@ macro_rules! run_columns {
 pub(crate) use run_columns;
 pub(crate) const RUN_FROM: &str = "runs r JOIN pipelines p ON p.id = r.pipeline_id";
 
+/// Step run columns of `step_runs s`, with `$parts` as the cache key parts column.
+macro_rules! step_run_columns {
+    ($parts:literal) => {
+        concat!(
+            "s.id, s.run_id, s.invocation_id, s.step_name, \
+            s.attempt, s.status, s.status_reason, s.code_hash, s.parameters, \
+            (SELECT c.config FROM step_configs c WHERE c.config_key = s.config) AS config, \
+            s.cache_key, ",
+            $parts,
+            " AS cache_parts, s.cache_expires_at, s.original_step_run_id, s.error, s.created_at, \
+            s.started_at, s.ended_at"
+        )
+    };
+}
+
 /// Step run columns of `step_runs s`. Settings are kept once per distinct text, in
 /// `step_configs`; `s.config` holds their key (see [`config_key`]). A cached step run's cache key parts are its
 /// original's (same key, and the key is their hash), read from there (see [`stored_parts`]).
-pub(crate) const STEP_RUN_COLUMNS: &str = "s.id, s.run_id, s.invocation_id, s.step_name, \
-    s.attempt, s.status, s.status_reason, s.code_hash, s.parameters, \
-    (SELECT c.config FROM step_configs c WHERE c.config_key = s.config) AS config, \
-    s.cache_key, COALESCE(s.cache_parts, (SELECT o.cache_parts FROM step_runs o \
-    WHERE o.id = s.original_step_run_id AND o.cache_key = s.cache_key)) AS cache_parts, \
-    s.cache_expires_at, s.original_step_run_id, s.error, s.created_at, s.started_at, s.ended_at";
+pub(crate) const STEP_RUN_COLUMNS: &str = step_run_columns!(
+    "COALESCE(s.cache_parts, (SELECT o.cache_parts FROM step_runs o \
+    WHERE o.id = s.original_step_run_id AND o.cache_key = s.cache_key))"
+);
+
+/// [`STEP_RUN_COLUMNS`] without the cache key parts, for a whole run's step runs: those of a
+/// map's 100,000 items are nearly the same text each, and they would be most of the list.
+pub(crate) const STEP_RUN_LIST_COLUMNS: &str = step_run_columns!("NULL");
 
 /// The cache key parts stored on a new step run's row: none on a cached copy, which reads its
 /// original's.

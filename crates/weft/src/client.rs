@@ -372,7 +372,8 @@ impl Client {
         Ok(self.block_on(self.metadata_store().find_run(reference))?)
     }
 
-    /// The step runs of a run.
+    /// The step runs of a run, without their cache key parts (`weft cache explain` reads
+    /// those of one step run).
     pub fn step_runs(&self, run: &model::Run) -> Result<Vec<model::StepRun>> {
         Ok(self.block_on(self.metadata_store().step_runs(run.id))?)
     }

@@ -18,7 +18,8 @@ use crate::model::{
     Resource, StepError, StepOutput, StepRun,
 };
 use crate::records::{
-    self, Admission, Columns, CreatedStepRuns, STEP_RUN_COLUMNS, id_prefix, placeholders, the_only,
+    self, Admission, Columns, CreatedStepRuns, STEP_RUN_COLUMNS, STEP_RUN_LIST_COLUMNS, id_prefix,
+    placeholders, the_only,
 };
 use crate::{Error, Result, StepRunStore, time};
 
@@ -129,7 +130,7 @@ impl StepRunStore for ServerStore {
             .await?
             .all(
                 &format!(
-                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                    "SELECT {STEP_RUN_LIST_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
                 ),
                 args![run.to_string()],
                 records::step_run,

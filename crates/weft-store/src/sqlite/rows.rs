@@ -6,9 +6,9 @@ use crate::Result;
 use crate::model::{ArtifactVersion, Run, StepInput, StepOutput, StepRun};
 use crate::records::{self, run_columns, version_columns};
 pub(crate) use crate::records::{
-    Columns, RUN_FROM, STEP_RUN_COLUMNS, VERSION_FROM, admitting_run, created_step_run,
-    join_version, new_run, next_attempt, parse, path_suffix_pattern, registered_version,
-    run_ended_error, runs_query, timestamp, turned_away,
+    Columns, RUN_FROM, STEP_RUN_COLUMNS, STEP_RUN_LIST_COLUMNS, VERSION_FROM, admitting_run,
+    created_step_run, join_version, new_run, next_attempt, parse, path_suffix_pattern,
+    registered_version, run_ended_error, runs_query, timestamp, turned_away,
 };
 
 /// Run columns; tags are joined by the unit separator.

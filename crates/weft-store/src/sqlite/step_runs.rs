@@ -9,7 +9,7 @@ use crate::records::{self, Columns as _};
 
 use super::artifacts::insert_version;
 use super::metadata::upsert_metadata;
-use super::rows::{self, STEP_RUN_COLUMNS};
+use super::rows::{self, STEP_RUN_COLUMNS, STEP_RUN_LIST_COLUMNS};
 use super::runs::{run_status, set_run_status};
 use super::{SqliteStore, id_prefix, the_only};
 use crate::model::{
@@ -126,7 +126,7 @@ impl StepRunStore for SqliteStore {
             rows::all(
                 connection,
                 &format!(
-                    "SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
+                    "SELECT {STEP_RUN_LIST_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
                 ),
                 [run.to_string()],
                 |row| Ok(shared.borrow_mut().share(rows::step_run(row)?)),
