@@ -191,7 +191,7 @@ pub struct Compiler {
     invocations: Vec<Arc<Invocation>>,
     arguments: Vec<Arc<[String]>>,
     configured: Vec<Vec<String>>,
-    index: HashMap<String, usize>,
+    index: HashMap<Arc<str>, usize>,
     /// Ids taken without an invocation of their own (a dynamic pipeline's map groups).
     reserved: std::collections::HashSet<String>,
     next_suffix: HashMap<String, u32>,
@@ -222,7 +222,7 @@ impl Compiler {
     ///
     /// An error here is also remembered: [`Compiler::finish`] reports it even if the pipeline
     /// function ignored it.
-    pub fn add(&mut self, call: StepCall) -> Result<String, Error> {
+    pub fn add(&mut self, call: StepCall) -> Result<Arc<str>, Error> {
         let result = self.try_add(call);
         if let Err(error) = &result {
             self.first_error.get_or_insert_with(|| error.clone());
@@ -278,7 +278,7 @@ impl Compiler {
         mut call: StepCall,
         group: &str,
         index: usize,
-    ) -> Result<String, Error> {
+    ) -> Result<Arc<str>, Error> {
         call.id = None;
         let id = format!("{group}:{index}");
         let result = self.insert(call, id);
@@ -292,7 +292,7 @@ impl Compiler {
         self.index.contains_key(id) || self.reserved.contains(id)
     }
 
-    fn try_add(&mut self, call: StepCall) -> Result<String, Error> {
+    fn try_add(&mut self, call: StepCall) -> Result<Arc<str>, Error> {
         let id = match &call.id {
             Some(id) => {
                 validate_id(id)?;
@@ -303,7 +303,7 @@ impl Compiler {
         self.insert(call, id)
     }
 
-    fn insert(&mut self, call: StepCall, id: String) -> Result<String, Error> {
+    fn insert(&mut self, call: StepCall, id: String) -> Result<Arc<str>, Error> {
         if self.taken(&id) {
             return Err(Error::DuplicateId {
                 id,
@@ -336,7 +336,7 @@ impl Compiler {
         }
         for (input, spec) in &call.inputs {
             for output in spec.refs() {
-                let Some(&upstream) = self.index.get(&output.invocation) else {
+                let Some(&upstream) = self.index.get(output.invocation.as_str()) else {
                     return Err(Error::UnknownUpstream {
                         invocation: id,
                         upstream: output.invocation.clone(),
@@ -365,6 +365,8 @@ impl Compiler {
             .flat_map(|spec| spec.refs().iter().map(|output| output.invocation.clone()))
             .chain(after.iter().cloned())
             .collect();
+        // One allocation of the id, shared by the index, the invocation and the handles.
+        let id: Arc<str> = id.into();
         self.index.insert(id.clone(), self.invocations.len());
         self.arguments.push(call.step.arguments);
         self.configured.push(call.configured);
@@ -396,7 +398,7 @@ impl Compiler {
         loop {
             let candidate = format!("{step}_{suffix}");
             *suffix += 1;
-            if !self.index.contains_key(&candidate) && !self.reserved.contains(&candidate) {
+            if !self.index.contains_key(candidate.as_str()) && !self.reserved.contains(&candidate) {
                 return candidate;
             }
         }
@@ -424,7 +426,7 @@ impl Compiler {
                 .find(|name| !invocation.parameters.contains_key(name))
             {
                 return Err(Error::MissingInput {
-                    invocation: invocation.id.clone(),
+                    invocation: invocation.id.to_string(),
                     input: input.clone(),
                 });
             }
@@ -433,10 +435,10 @@ impl Compiler {
             if let Some(upstream) = invocation
                 .after
                 .iter()
-                .find(|upstream| !self.index.contains_key(*upstream))
+                .find(|upstream| !self.index.contains_key(upstream.as_str()))
             {
                 return Err(Error::UnknownUpstream {
-                    invocation: invocation.id.clone(),
+                    invocation: invocation.id.to_string(),
                     upstream: upstream.clone(),
                 });
             }
@@ -460,8 +462,8 @@ impl Compiler {
 
     fn apply_overrides(&mut self, overrides: &BTreeMap<String, StepOverride>) -> Result<(), Error> {
         for (id, step_override) in overrides {
-            let Some(&position) = self.index.get(id) else {
-                let known: Vec<&str> = self.invocations.iter().map(|i| i.id.as_str()).collect();
+            let Some(&position) = self.index.get(id.as_str()) else {
+                let known: Vec<&str> = self.invocations.iter().map(|i| &*i.id).collect();
                 return Err(Error::UnknownConfiguredInvocation {
                     invocation: id.clone(),
                     known: known.join(", "),
@@ -548,11 +550,17 @@ fn validate_id(id: &str) -> Result<(), Error> {
 /// Finds a cycle with Kahn's algorithm; if one exists, walks it from a remaining node.
 fn find_cycle(
     invocations: &[Arc<Invocation>],
-    index: &HashMap<String, usize>,
+    index: &HashMap<Arc<str>, usize>,
 ) -> Option<Vec<String>> {
     let upstream: Vec<Vec<usize>> = invocations
         .iter()
-        .map(|invocation| invocation.upstream.iter().map(|id| index[id]).collect())
+        .map(|invocation| {
+            invocation
+                .upstream
+                .iter()
+                .map(|id| index[id.as_str()])
+                .collect()
+        })
         .collect();
     let mut downstream = vec![Vec::new(); invocations.len()];
     for (node, ups) in upstream.iter().enumerate() {
@@ -595,7 +603,7 @@ fn find_cycle(
             return Some(
                 cycle
                     .into_iter()
-                    .map(|n| invocations[n].id.clone())
+                    .map(|n| invocations[n].id.to_string())
                     .collect(),
             );
         }
@@ -659,13 +667,13 @@ mod tests {
     fn repeated_calls_get_numbered_ids() {
         let mut compiler = Compiler::new("p");
         let ids: Vec<String> = (0..3)
-            .map(|_| compiler.add(call("train")).unwrap())
+            .map(|_| compiler.add(call("train")).unwrap().to_string())
             .collect();
         assert_eq!(ids, ["train", "train_2", "train_3"]);
         let mut explicit = call("train");
         explicit.id = Some("train_4".into());
         compiler.add(explicit).unwrap();
-        assert_eq!(compiler.add(call("train")).unwrap(), "train_5");
+        assert_eq!(&*compiler.add(call("train")).unwrap(), "train_5");
     }
 
     #[test]
@@ -675,10 +683,15 @@ mod tests {
         let group = compiler.reserve("train", None).unwrap();
         assert_eq!(group, "train_2");
         let items: Vec<String> = (0..2)
-            .map(|index| compiler.add_item(call("train"), &group, index).unwrap())
+            .map(|index| {
+                compiler
+                    .add_item(call("train"), &group, index)
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(items, ["train_2:0", "train_2:1"]);
-        assert_eq!(compiler.add(call("train")).unwrap(), "train_3");
+        assert_eq!(&*compiler.add(call("train")).unwrap(), "train_3");
         assert!(compiler.invocation("train_2:1").is_some());
         assert!(
             compiler.invocation("train_2").is_none(),
@@ -930,7 +943,7 @@ mod tests {
         let order: Vec<&str> = snapshot
             .topological_order()
             .iter()
-            .map(|&i| snapshot.invocations[i].id.as_str())
+            .map(|&i| &*snapshot.invocations[i].id)
             .collect();
         assert_eq!(order, ["b", "c", "a"]);
     }
@@ -944,6 +957,6 @@ mod tests {
         }
         let snapshot = finish(compiler).unwrap();
         assert_eq!(snapshot.invocations.len(), 10_000);
-        assert_eq!(snapshot.invocations[9_999].id, "step_10000");
+        assert_eq!(&*snapshot.invocations[9_999].id, "step_10000");
     }
 }

@@ -28,6 +28,12 @@ impl<V> ByName<V> {
         Self::default()
     }
 
+    /// Nothing yet, with room for `count` names: a map's 100,000 calls each keep theirs, so
+    /// an exact size spares the slack a growing list leaves behind.
+    pub fn with_capacity(count: usize) -> Self {
+        Self(Vec::with_capacity(count))
+    }
+
     fn position(&self, name: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(key, _)| key.as_str().cmp(name))
     }

@@ -91,7 +91,7 @@ impl Scheduler {
             .invocations
             .iter()
             .enumerate()
-            .map(|(index, invocation)| (invocation.id.as_str(), index))
+            .map(|(index, invocation)| (&*invocation.id, index))
             .collect();
         let count = snapshot.invocations.len();
         let mut downstream = vec![Vec::new(); count];
@@ -385,7 +385,7 @@ mod tests {
             invocations: edges
                 .iter()
                 .map(|(id, upstream)| Invocation {
-                    id: id.to_string(),
+                    id: (*id).into(),
                     step: (*id).into(),
                     code_hash: "".into(),
                     parameters: Default::default(),

@@ -55,7 +55,7 @@ impl Snapshot {
     pub fn invocation(&self, id: &str) -> Option<&Invocation> {
         self.invocations
             .iter()
-            .find(|invocation| invocation.id == id)
+            .find(|invocation| &*invocation.id == id)
     }
 
     /// Positions of the invocations in an order where each comes after everything it waits
@@ -65,7 +65,7 @@ impl Snapshot {
         topological_order(
             self.invocations
                 .iter()
-                .map(|invocation| (invocation.id.as_str(), invocation.upstream.as_slice())),
+                .map(|invocation| (&*invocation.id, invocation.upstream.as_slice())),
         )
     }
 }
@@ -107,7 +107,7 @@ impl Outline {
         topological_order(
             self.invocations
                 .iter()
-                .map(|invocation| (invocation.id.as_str(), invocation.upstream.as_slice())),
+                .map(|invocation| (&*invocation.id, invocation.upstream.as_slice())),
         )
     }
 }
@@ -153,7 +153,7 @@ fn topological_order<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Invocation {
     /// Unique in its pipeline: the step name, `name_2`, `name_3`, ... or an explicit id.
-    pub id: String,
+    pub id: std::sync::Arc<str>,
     /// The step this invocation calls, as `module::path::name` (shared by every call of the
     /// step a signature was made for: every item of a map).
     pub step: std::sync::Arc<str>,

@@ -28,8 +28,9 @@ use crate::launcher::UpstreamOutput;
 pub enum Resolution {
     /// It completed, or reused an earlier result: its outputs.
     Completed(Arc<[UpstreamOutput]>),
-    /// It failed, or never ran because of a failure or a stop.
-    Failed(StepFailure),
+    /// It failed, or never ran because of a failure or a stop (boxed: every slot of a map
+    /// has room for a resolution, and few hold a failure).
+    Failed(Box<StepFailure>),
 }
 
 /// Why an invocation produced no outputs.
@@ -62,16 +63,16 @@ enum SlotState {
 /// Where the orchestrator tells how one invocation of a dynamic pipeline is doing.
 #[derive(Debug)]
 pub struct Slot {
-    invocation: String,
+    invocation: Arc<str>,
     state: Mutex<SlotState>,
     changed: Condvar,
 }
 
 impl Slot {
     /// The slot of a new invocation.
-    pub fn new(invocation: impl Into<String>) -> Arc<Self> {
+    pub fn new(invocation: Arc<str>) -> Arc<Self> {
         Arc::new(Self {
-            invocation: invocation.into(),
+            invocation,
             state: Mutex::new(SlotState::Waiting),
             changed: Condvar::new(),
         })
@@ -79,6 +80,11 @@ impl Slot {
 
     /// The invocation id.
     pub fn invocation(&self) -> &str {
+        &self.invocation
+    }
+
+    /// The invocation id, shared.
+    pub fn invocation_id(&self) -> &Arc<str> {
         &self.invocation
     }
 
@@ -179,9 +185,13 @@ pub(crate) struct Shared {
     pub(crate) seen: Mutex<HashSet<usize>>,
 }
 
-/// The dynamic pipeline's handle on its run, cheap to clone.
+/// The dynamic pipeline's handle on its run, cheap to clone (one pointer: every output
+/// handle of a map of 100,000 items holds one).
 #[derive(Clone, Debug)]
-pub struct Runtime {
+pub struct Runtime(Arc<RuntimeParts>);
+
+#[derive(Debug)]
+struct RuntimeParts {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
     artifacts: ArtifactStore,
@@ -195,12 +205,12 @@ impl Runtime {
         artifacts: ArtifactStore,
         run_id: RunId,
     ) -> Self {
-        Self {
+        Self(Arc::new(RuntimeParts {
             commands,
             shared,
             artifacts,
             run_id,
-        }
+        }))
     }
 
     /// Adds `invocation` to the run; it starts once its upstream invocations finished and
@@ -221,12 +231,12 @@ impl Runtime {
             slot: slot.clone(),
             limit,
         };
-        if self.commands.send(command).is_err() {
-            slot.finish(Resolution::Failed(StepFailure {
+        if self.0.commands.send(command).is_err() {
+            slot.finish(Resolution::Failed(Box::new(StepFailure {
                 invocation: slot.invocation().to_owned(),
                 message: "was not started: the run has ended".into(),
                 cause: None,
-            }));
+            })));
         }
         slot
     }
@@ -235,7 +245,8 @@ impl Runtime {
     /// the run at its end.
     pub fn saw(&self, failure: &StepFailure) {
         if let Some(cause) = failure.cause {
-            self.shared
+            self.0
+                .shared
                 .seen
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -245,16 +256,16 @@ impl Runtime {
 
     /// Tells the orchestrator the function ended.
     pub(crate) fn end(&self, end: FunctionEnd) {
-        let _ = self.commands.send(Command::Ended(end));
+        let _ = self.0.commands.send(Command::Ended(end));
     }
 
     /// The artifact store outputs are loaded from.
     pub fn artifacts(&self) -> &ArtifactStore {
-        &self.artifacts
+        &self.0.artifacts
     }
 
     /// The run.
     pub fn run_id(&self) -> RunId {
-        self.run_id
+        self.0.run_id
     }
 }

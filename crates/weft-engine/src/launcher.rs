@@ -141,14 +141,14 @@ pub async fn prepare(
     engine: &Engine,
     scope: &RunScope,
     invocation: &Invocation,
-    upstream: &HashMap<String, Upstream>,
+    upstream: &HashMap<Arc<str>, Upstream>,
     unrecorded_keys: &HashSet<String>,
 ) -> Launch {
     let mut step_run = step_run(scope, invocation, upstream, Status::Running);
     let Some(step) = engine.registry().get(&invocation.step) else {
         let error = Error::UnknownStep {
             step: invocation.step.to_string(),
-            invocation: invocation.id.clone(),
+            invocation: invocation.id.to_string(),
         };
         return Launch::Fail(failed_before_start(step_run, &error));
     };
@@ -238,12 +238,12 @@ pub async fn key_parts(
     engine: &Engine,
     scope: &RunScope,
     invocation: &Invocation,
-    upstream: &HashMap<String, Upstream>,
+    upstream: &HashMap<Arc<str>, Upstream>,
     step_run: &NewStepRun,
 ) -> Result<KeyParts, Error> {
     let policy = &invocation.config.cache;
     let key_error = |reason: String| Error::Input {
-        invocation: invocation.id.clone(),
+        invocation: invocation.id.to_string(),
         input: "cache key".into(),
         reason,
     };
@@ -252,7 +252,7 @@ pub async fn key_parts(
     let hashes: HashMap<ArtifactVersionId, &str> = invocation
         .upstream
         .iter()
-        .filter_map(|id| upstream.get(id))
+        .filter_map(|id| upstream.get(id.as_str()))
         .flat_map(|up| {
             up.outputs
                 .iter()
@@ -347,13 +347,13 @@ pub async fn key_parts(
 pub fn step_run(
     scope: &RunScope,
     invocation: &Invocation,
-    upstream: &HashMap<String, Upstream>,
+    upstream: &HashMap<Arc<str>, Upstream>,
     status: Status,
 ) -> NewStepRun {
     NewStepRun {
         id: StepRunId::new(),
         run_id: scope.run_id,
-        invocation: invocation.id.clone(),
+        invocation: invocation.id.to_string(),
         step: invocation.step.to_string(),
         code_hash: invocation.code_hash.to_string(),
         parameters: JsonText::of(&invocation.parameters).expect("parameters are JSON"),
@@ -365,7 +365,7 @@ pub fn step_run(
         parents: invocation
             .upstream
             .iter()
-            .filter_map(|id| upstream.get(id).map(|up| up.step_run))
+            .filter_map(|id| upstream.get(id.as_str()).map(|up| up.step_run))
             .collect(),
         cache_key: None,
         cache_parts: None,
@@ -379,7 +379,7 @@ pub fn step_run(
 pub fn reuse(
     scope: &RunScope,
     invocation: &Invocation,
-    upstream: &HashMap<String, Upstream>,
+    upstream: &HashMap<Arc<str>, Upstream>,
     original: &StepRun,
     outputs: &[StepOutput],
 ) -> (NewStepRun, Upstream) {
@@ -410,7 +410,7 @@ fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
 async fn resolve_inputs(
     engine: &Engine,
     invocation: &Invocation,
-    upstream: &HashMap<String, Upstream>,
+    upstream: &HashMap<Arc<str>, Upstream>,
 ) -> Result<(Vec<NewInput>, Vec<(String, Binding)>), Error> {
     let mut inputs = Vec::new();
     let mut bindings = Vec::with_capacity(invocation.parameters.len() + invocation.inputs.len());
@@ -418,13 +418,13 @@ async fn resolve_inputs(
         bindings.push((name.clone(), Binding::Parameter(value.clone())));
     }
     let input_error = |name: &str, reason: String| Error::Input {
-        invocation: invocation.id.clone(),
+        invocation: invocation.id.to_string(),
         input: name.to_owned(),
         reason,
     };
     let find = |name: &str, output: &OutputRef| {
         upstream
-            .get(&output.invocation)
+            .get(output.invocation.as_str())
             .and_then(|up| up.outputs.iter().find(|o| o.name == output.output))
             .map(|o| (o.version, o.stored.clone()))
             .ok_or_else(|| {

@@ -75,7 +75,9 @@ struct Node {
     attempt: u32,
     /// The step run whose body is running and whose result is awaited.
     awaiting: Option<StepRunId>,
-    stopped: Arc<AtomicBool>,
+    /// Tells the body of the current attempt to stop; made when it starts (a map's nodes
+    /// waiting for their turn need none).
+    stopped: Option<Arc<AtomicBool>>,
     started: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
     retry_at: Option<DateTime<Utc>>,
@@ -90,6 +92,15 @@ struct Node {
     /// Why it was stopped while its step run was being recorded (in the same batch as the
     /// failure that stopped it): recorded `stopped` instead of started.
     stopped_before_start: Option<String>,
+}
+
+impl Node {
+    /// Tells the body of the current attempt, if one started, to stop.
+    fn signal_stop(&self) {
+        if let Some(stopped) = &self.stopped {
+            stopped.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// A created step run's role once the batch is written.
@@ -140,7 +151,7 @@ struct Orchestrator<'a> {
     settings: &'a Settings,
     scheduler: Scheduler,
     nodes: Vec<Node>,
-    finished: HashMap<String, Upstream>,
+    finished: HashMap<Arc<str>, Upstream>,
     batch: Batch,
     /// Batches whose steps started before they were written, oldest first.
     unrecorded: Vec<Batch>,
@@ -176,7 +187,7 @@ struct Orchestrator<'a> {
 struct DynamicState {
     shared: Arc<Shared>,
     /// Nodes by invocation id.
-    index: HashMap<String, usize>,
+    index: HashMap<Arc<str>, usize>,
     /// Invocations waiting for others to start (`start_after`) before they are scheduled.
     held: Vec<Held>,
     /// Groups (maps) with a concurrency limit, by id.
@@ -200,11 +211,11 @@ fn must_wait(
     invocation
         .upstream
         .iter()
-        .any(|id| !dynamic.index.contains_key(id))
+        .any(|id| !dynamic.index.contains_key(id.as_str()))
         || start_after.iter().any(|id| {
             dynamic
                 .index
-                .get(id)
+                .get(id.as_str())
                 .is_none_or(|&node| nodes[node].started.is_none() && !scheduler.is_resolved(node))
         })
 }
@@ -298,11 +309,11 @@ pub(crate) async fn execute_dynamic(
     }
     commands.close();
     let abandoned = |slot: &Slot, reason: String| {
-        slot.finish(Resolution::Failed(StepFailure {
+        slot.finish(Resolution::Failed(Box::new(StepFailure {
             invocation: slot.invocation().to_owned(),
             message: reason,
             cause: None,
-        }))
+        })))
     };
     if let Err(error) = &driven {
         let reason = format!("was abandoned: the orchestrator failed ({error})");
@@ -527,11 +538,11 @@ impl<'a> Orchestrator<'a> {
             if !invocation
                 .upstream
                 .iter()
-                .all(|id| self.finished.contains_key(id))
+                .all(|id| self.finished.contains_key(id.as_str()))
             {
                 continue;
             }
-            if let Some((original, outputs)) = self.settings.reuse.get(&invocation.id) {
+            if let Some((original, outputs)) = self.settings.reuse.get(&*invocation.id) {
                 let (step_run, upstream) =
                     launcher::reuse(&self.scope, invocation, &self.finished, original, outputs);
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
@@ -674,7 +685,7 @@ impl<'a> Orchestrator<'a> {
         let upstream: Vec<usize> = invocation
             .upstream
             .iter()
-            .filter_map(|id| dynamic.index.get(id).copied())
+            .filter_map(|id| dynamic.index.get(id.as_str()).copied())
             .collect();
         let node = self.invocations.len();
         dynamic.index.insert(invocation.id.clone(), node);
@@ -761,11 +772,11 @@ impl<'a> Orchestrator<'a> {
     fn notify_failure(&self, node: usize, message: String, cause: Option<usize>) {
         self.notify(
             node,
-            Resolution::Failed(StepFailure {
-                invocation: self.invocations[node].id.clone(),
+            Resolution::Failed(Box::new(StepFailure {
+                invocation: self.invocations[node].id.to_string(),
                 message,
                 cause,
-            }),
+            })),
         );
     }
 
@@ -849,7 +860,7 @@ impl<'a> Orchestrator<'a> {
         let Some(step_run) = self.nodes[node].awaiting.take() else {
             return;
         };
-        self.nodes[node].stopped.store(true, Ordering::Release);
+        self.nodes[node].signal_stop();
         self.nodes[node].deadline = None;
         self.kill_process(node);
         self.batch
@@ -905,7 +916,7 @@ impl<'a> Orchestrator<'a> {
     async fn launch(&mut self, node: usize) -> Result<()> {
         let invocation = self.invocations[node].clone();
         if self.dynamic.is_some()
-            && let Some((original, outputs)) = self.settings.reuse.get(&invocation.id)
+            && let Some((original, outputs)) = self.settings.reuse.get(&*invocation.id)
         {
             // A resumed dynamic run: the function is called again, and its calls are matched
             // to the finished step runs of the original by invocation id.
@@ -939,10 +950,11 @@ impl<'a> Orchestrator<'a> {
                 return Ok(());
             }
             let index = &self.dynamic.as_ref().expect("dynamic run").index;
-            let upstream_reused = invocation
-                .upstream
-                .iter()
-                .all(|id| index.get(id).is_some_and(|&up| self.nodes[up].reused));
+            let upstream_reused = invocation.upstream.iter().all(|id| {
+                index
+                    .get(id.as_str())
+                    .is_some_and(|&up| self.nodes[up].reused)
+            });
             if upstream_reused {
                 let (step_run, upstream) =
                     launcher::reuse(&self.scope, &invocation, &self.finished, original, outputs);
@@ -1319,7 +1331,7 @@ impl<'a> Orchestrator<'a> {
         let state = &mut self.nodes[node];
         state.step_run = Some(id);
         state.awaiting = Some(id);
-        state.stopped = stopped.clone();
+        state.stopped = Some(stopped.clone());
         state.started = Some(now);
         state.deadline = invocation.config.timeout.map(|timeout| after(now, timeout));
         if state.deadline.is_some() {
@@ -1334,7 +1346,7 @@ impl<'a> Orchestrator<'a> {
                 pipeline: self.scope.pipeline.clone(),
                 run_id: self.scope.run_id,
                 step_run_id: id,
-                invocation: invocation.id.clone(),
+                invocation: invocation.id.to_string(),
                 attempt,
                 stopped,
                 reported: Arc::default(),
@@ -1360,7 +1372,7 @@ impl<'a> Orchestrator<'a> {
                 last_attempt,
                 env: invocation.config.env.clone(),
                 operator: crate::operator::for_step(invocation.config.slurm.as_ref()),
-                invocation: invocation.id.clone(),
+                invocation: invocation.id.to_string(),
             };
             (spawn, handle)
         });
@@ -1413,6 +1425,7 @@ impl<'a> Orchestrator<'a> {
         }
         self.nodes[node].awaiting = None;
         self.nodes[node].deadline = None;
+        self.nodes[node].stopped = None;
         let invocation = &self.invocations[node];
         let elapsed = self.nodes[node]
             .started
@@ -1515,7 +1528,7 @@ impl<'a> Orchestrator<'a> {
             }
             state.deadline = None;
             state.awaiting = None;
-            state.stopped.store(true, Ordering::Release);
+            state.signal_stop();
             // An inline body keeps its thread: a new one keeps the run's parallelism. An
             // isolated one is killed, and its thread is back as soon as the process is gone.
             if self.nodes[node].process.is_some() {
@@ -1603,7 +1616,7 @@ impl<'a> Orchestrator<'a> {
                     );
                     tracing::warn!(target: "weft", "step `{}` {reason}", self.invocations[node].id);
                     let state = &mut self.nodes[node];
-                    state.stopped.store(true, Ordering::Release);
+                    state.signal_stop();
                     let running = state.awaiting.take().is_some();
                     let retrying = state.retry_at.take().is_some();
                     state.deadline = None;

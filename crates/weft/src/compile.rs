@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Map, Value};
 use weft_core::Snapshot;
 use weft_core::compile::{self, Compiler, StepCall, StepOverride, StepSignature};
+use weft_core::parameters::ByName;
 use weft_core::snapshot::{InputSpec, OutputRef, StepConfig};
 use weft_engine::StepDef;
 
@@ -160,7 +161,7 @@ impl CompileSession {
         let id = compiler.add(call)?;
         Ok(Invocation {
             session: self.id,
-            id: id.into(),
+            id,
         })
     }
 }
@@ -192,11 +193,26 @@ pub(crate) fn build_call(
     arguments: Vec<(&'static str, ArgumentBinding)>,
     config: std::sync::Arc<StepConfig>,
 ) -> std::result::Result<StepCall, compile::Error> {
+    let values = arguments
+        .iter()
+        .filter(|(_, binding)| matches!(binding, ArgumentBinding::Parameter(_)))
+        .count();
     let mut call = StepCall {
         step: signature,
         id,
-        parameters: Default::default(),
-        inputs: Default::default(),
+        parameters: ByName::with_capacity(values),
+        inputs: ByName::with_capacity(
+            arguments
+                .iter()
+                .filter(|(_, binding)| {
+                    !matches!(
+                        binding,
+                        ArgumentBinding::Configured | ArgumentBinding::Invalid(_)
+                    )
+                })
+                .count()
+                - values,
+        ),
         configured: Vec::new(),
         after: Vec::new(),
         config,

@@ -98,12 +98,12 @@ impl DynamicSession {
             config,
         )?;
         let id = self.compiler.borrow_mut().add(call)?;
-        Ok(self.submit(&id, start_after, None))
+        Ok(self.submit(id, start_after, None))
     }
 
     /// A synchronous call completed: later invocations follow it.
     pub fn completed(&self, handle: &Handle) {
-        *self.last_sync.borrow_mut() = Some(handle.invocation.to_string());
+        *self.last_sync.borrow_mut() = Some(handle.id().to_string());
     }
 
     /// Adds one invocation of `step` per item: zipped (`product` false: every mapped argument
@@ -143,7 +143,7 @@ impl DynamicSession {
                 config.clone(),
             )?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
-            handles.push(self.submit(&id, start_after.clone(), limit.clone()));
+            handles.push(self.submit(id, start_after.clone(), limit.clone()));
         }
         Ok(handles)
     }
@@ -220,12 +220,11 @@ impl DynamicSession {
             .collect()
     }
 
-    fn submit(&self, id: &str, start_after: Vec<String>, limit: Option<Limit>) -> Handle {
-        let invocation = self.compiler.borrow().shared(id).expect("just added");
+    fn submit(&self, id: Arc<str>, start_after: Vec<String>, limit: Option<Limit>) -> Handle {
+        let invocation = self.compiler.borrow().shared(&id).expect("just added");
         let slot = self.runtime.submit(invocation, start_after, limit);
         Handle {
             session: self.id,
-            invocation: id.into(),
             slot,
             runtime: self.runtime.clone(),
         }
@@ -303,17 +302,22 @@ fn map_items(
     Ok(items)
 }
 
-/// An invocation of a dynamic pipeline, as the outputs of its call know it.
+/// An invocation of a dynamic pipeline, as the outputs of its call know it: three words,
+/// since a map's caller holds one per item (its id lives in the slot).
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) session: u64,
-    pub(crate) invocation: Arc<str>,
     slot: Arc<Slot>,
     runtime: Runtime,
 }
 
 impl Handle {
+    /// The invocation's id.
+    pub(crate) fn id(&self) -> &Arc<str> {
+        self.slot.invocation_id()
+    }
+
     /// Waits until the invocation ended; its failure is the error (and counts as seen by the
     /// pipeline function, which may handle it).
     pub fn wait(&self) -> Result<()> {
@@ -321,7 +325,7 @@ impl Handle {
             Resolution::Completed(_) => Ok(()),
             Resolution::Failed(failure) => {
                 self.runtime.saw(&failure);
-                Err(Error::new(failure))
+                Err(Error::new(*failure))
             }
         }
     }
@@ -338,7 +342,7 @@ impl Handle {
     pub fn invocation(&self) -> Invocation {
         Invocation {
             session: self.session,
-            id: self.invocation.clone(),
+            id: self.id().clone(),
         }
     }
 
@@ -356,12 +360,12 @@ impl Handle {
                 .ok_or_else(|| {
                     Error::msg(format!(
                         "invocation `{}` has no output `{output}`",
-                        self.invocation
+                        self.id()
                     ))
                 }),
             Resolution::Failed(failure) => {
                 self.runtime.saw(&failure);
-                Err(Error::new(failure))
+                Err(Error::new(*failure))
             }
         }
     }
@@ -391,7 +395,7 @@ impl<T, R: Clone> Clone for StepFuture<T, R> {
 impl<T, R> std::fmt::Debug for StepFuture<T, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.submitted {
-            Ok((handle, _)) => write!(f, "StepFuture({})", handle.invocation),
+            Ok((handle, _)) => write!(f, "StepFuture({})", handle.id()),
             Err(error) => write!(f, "StepFuture(refused: {error})"),
         }
     }
@@ -455,7 +459,7 @@ impl<T, R: Clone> StepFuture<T, R> {
         self.submitted
             .as_ref()
             .ok()
-            .map(|(handle, _)| &*handle.invocation)
+            .map(|(handle, _)| &**handle.id())
     }
 }
 
@@ -480,7 +484,7 @@ impl<T, R> After for StepFuture<T, R> {
         match &self.submitted {
             Ok((handle, _)) => AfterRef {
                 session: Some(handle.session),
-                id: handle.invocation.to_string(),
+                id: handle.id().to_string(),
             },
             Err(_) => AfterRef {
                 session: Some(0),

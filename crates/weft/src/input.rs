@@ -116,7 +116,7 @@ impl<T> Output<T> {
             repr: OutputRepr::Dynamic(
                 Placeholder {
                     session: handle.session,
-                    invocation: handle.invocation.clone(),
+                    invocation: handle.id().clone(),
                     output,
                 },
                 DynamicOutput {
@@ -226,7 +226,8 @@ where
             .map_err(|error| {
                 Error::new(error).context(format!(
                     "output `{}` of `{}` cannot be read",
-                    placeholder.output, output.handle.invocation
+                    placeholder.output,
+                    output.handle.id()
                 ))
             })
     }
@@ -238,7 +239,7 @@ impl<T> DynamicOutput<T> {
         (self.loader)(self.handle.artifacts(), &stored).map_err(|error| {
             Error::new(error).context(format!(
                 "output `{output}` of `{}` cannot be loaded",
-                self.handle.invocation
+                self.handle.id()
             ))
         })
     }
