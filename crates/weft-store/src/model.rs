@@ -193,7 +193,7 @@ pub struct StepRun {
     /// For a cached step run: the step run whose outputs it reuses.
     pub original_step_run: Option<StepRunId>,
     /// What went wrong, for a failed step run.
-    pub error: Option<StepError>,
+    pub error: Option<Box<StepError>>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When it started executing.

@@ -604,7 +604,7 @@ pub(crate) fn created_step_run(new: NewStepRun, attempt: u32, at: DateTime<Utc>)
         cache_parts: new.cache_parts,
         cache_expires_at: new.cache_expires_at,
         original_step_run: new.original_step_run,
-        error: new.error,
+        error: new.error.map(Box::new),
         created_at: at,
         started_at: started.then_some(at),
         ended_at: ended.then_some(at),
