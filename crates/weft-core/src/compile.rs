@@ -190,7 +190,9 @@ pub struct Compiler {
     /// of 100,000 items keeps one copy of each.
     invocations: Vec<Arc<Invocation>>,
     arguments: Vec<Arc<[String]>>,
-    configured: Vec<Vec<String>>,
+    /// Arguments left to configuration, by invocation position: only the few invocations
+    /// that have some.
+    configured: Vec<(usize, Vec<String>)>,
     index: HashMap<Arc<str>, usize>,
     /// Ids taken without an invocation of their own (a dynamic pipeline's map groups).
     reserved: std::collections::HashSet<String>,
@@ -369,7 +371,10 @@ impl Compiler {
         let id: Arc<str> = id.into();
         self.index.insert(id.clone(), self.invocations.len());
         self.arguments.push(call.step.arguments);
-        self.configured.push(call.configured);
+        if !call.configured.is_empty() {
+            self.configured
+                .push((self.invocations.len(), call.configured));
+        }
         let mut parameters = call.parameters;
         parameters.shrink_to_fit();
         let mut inputs = call.inputs;
@@ -420,7 +425,8 @@ impl Compiler {
             });
         }
         self.apply_overrides(overrides)?;
-        for (invocation, configured) in self.invocations.iter().zip(&self.configured) {
+        for (position, configured) in &self.configured {
+            let invocation = &self.invocations[*position];
             if let Some(input) = configured
                 .iter()
                 .find(|name| !invocation.parameters.contains_key(name))

@@ -85,16 +85,35 @@ struct Node {
     slot: Option<Arc<Slot>>,
     /// It reused a result of the run it resumes.
     reused: bool,
-    /// Why it could not start, when it failed before its body ran.
-    error: Option<String>,
     /// The process of the current attempt, for an isolated step.
     process: Option<Arc<crate::isolated::ProcessHandle>>,
+    /// What few nodes have, boxed: a map keeps a node per item.
+    reasons: Option<Box<Reasons>>,
+}
+
+/// Why a node did not run as planned.
+#[derive(Default)]
+struct Reasons {
+    /// Why it could not start, when it failed before its body ran.
+    error: Option<String>,
     /// Why it was stopped while its step run was being recorded (in the same batch as the
     /// failure that stopped it): recorded `stopped` instead of started.
     stopped_before_start: Option<String>,
 }
 
 impl Node {
+    fn reasons(&mut self) -> &mut Reasons {
+        self.reasons.get_or_insert_default()
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.reasons.as_ref()?.error.as_deref()
+    }
+
+    fn stopped_before_start(&self) -> Option<&str> {
+        self.reasons.as_ref()?.stopped_before_start.as_deref()
+    }
+
     /// Tells the body of the current attempt, if one started, to stop.
     fn signal_stop(&self) {
         if let Some(stopped) = &self.stopped {
@@ -942,7 +961,7 @@ impl<'a> Orchestrator<'a> {
                     backtrace: None,
                     retryable: false,
                 });
-                self.nodes[node].error = Some(message);
+                self.nodes[node].reasons().error = Some(message);
                 self.batch.changes.created.push(step_run);
                 self.batch
                     .created
@@ -1005,7 +1024,8 @@ impl<'a> Orchestrator<'a> {
                 );
             }
             Launch::Fail(step_run) => {
-                self.nodes[node].error = step_run.error.as_ref().map(|e| e.message.clone());
+                self.nodes[node].reasons().error =
+                    step_run.error.as_ref().map(|e| e.message.clone());
                 self.batch.changes.created.push(step_run);
                 self.batch
                     .created
@@ -1028,7 +1048,7 @@ impl<'a> Orchestrator<'a> {
             && self.batch.created.iter().all(|role| match role {
                 Created::Start(node, ..) => {
                     !self.invocations[*node].config.isolated
-                        && self.nodes[*node].stopped_before_start.is_none()
+                        && self.nodes[*node].stopped_before_start().is_none()
                 }
                 Created::Recorded | Created::Resolved(_, Scheduled::Succeeded) => true,
                 Created::Resolved(_, Scheduled::Failed) => false,
@@ -1260,7 +1280,11 @@ impl<'a> Orchestrator<'a> {
         for (step_run, role) in applied.created.into_iter().zip(created) {
             match (step_run, role) {
                 (Some(step_run), Created::Start(node, step, bindings)) => {
-                    match self.nodes[node].stopped_before_start.take() {
+                    match self.nodes[node]
+                        .reasons
+                        .as_mut()
+                        .and_then(|reasons| reasons.stopped_before_start.take())
+                    {
                         Some(reason) => {
                             self.nodes[node].step_run = Some(step_run.id);
                             self.batch.changes.stopped.push((step_run.id, reason));
@@ -1302,7 +1326,7 @@ impl<'a> Orchestrator<'a> {
             }
             Scheduled::Failed => {
                 self.failures.push(node);
-                let error = self.nodes[node].error.clone().unwrap_or_default();
+                let error = self.nodes[node].error().unwrap_or_default().to_owned();
                 self.notify_failure(node, format!("could not start: {error}"), Some(node));
             }
         }
@@ -1625,7 +1649,7 @@ impl<'a> Orchestrator<'a> {
                     }
                     if !running && !retrying {
                         // Its step run is in the batch being written: it must not start.
-                        state.stopped_before_start = Some(reason.clone());
+                        state.reasons().stopped_before_start = Some(reason.clone());
                     }
                     self.kill_process(node);
                     self.notify_failure(node, format!("was {reason}"), Some(failed));

@@ -129,17 +129,17 @@ impl DynamicSession {
             group: group.clone(),
             max,
         });
-        let mut handles = Vec::with_capacity(items.len());
+        let mut handles = Vec::with_capacity(items.count);
         // One copy of the settings and of the step's signature for every item.
         let config = self.config(step, options.isolated);
         let signature = signature(step);
-        for (index, bindings) in items.into_iter().enumerate() {
+        for index in 0..items.count {
             let call = self.build(
                 step,
                 signature.clone(),
                 None,
                 options.after.clone(),
-                bindings,
+                items.bindings(index),
                 config.clone(),
             )?;
             let id = self.compiler.borrow_mut().add_item(call, &group, index)?;
@@ -231,12 +231,12 @@ impl DynamicSession {
     }
 }
 
-/// Splits map arguments into one set of bindings per invocation.
+/// Checks map arguments, which make one set of bindings per invocation.
 fn map_items(
     step: &str,
     arguments: Vec<(&'static str, MapArgument)>,
     product: bool,
-) -> Result<Vec<Vec<(&'static str, ArgumentBinding)>>> {
+) -> Result<MapItems> {
     if let Some((name, MapArgument::Invalid(reason))) = arguments
         .iter()
         .find(|(_, argument)| matches!(argument, MapArgument::Invalid(_)))
@@ -268,14 +268,30 @@ fn map_items(
         }
         len
     };
-    let mut items = Vec::with_capacity(count);
-    for index in 0..count {
+    Ok(MapItems {
+        arguments,
+        product,
+        count,
+    })
+}
+
+/// The calls of a map, each made when its turn comes: a map of 100,000 items holds one set
+/// of bindings at a time.
+struct MapItems {
+    arguments: Vec<(&'static str, MapArgument)>,
+    product: bool,
+    count: usize,
+}
+
+impl MapItems {
+    /// The bindings of call `index`.
+    fn bindings(&self, index: usize) -> Vec<(&'static str, ArgumentBinding)> {
         // In a product, the last mapped argument varies fastest.
         let mut rest = index;
-        let mut positions = vec![0; arguments.len()];
-        for (position, (_, argument)) in arguments.iter().enumerate().rev() {
+        let mut positions = vec![0; self.arguments.len()];
+        for (position, (_, argument)) in self.arguments.iter().enumerate().rev() {
             if let MapArgument::Each(values) = argument {
-                positions[position] = if product {
+                positions[position] = if self.product {
                     let at = rest % values.len();
                     rest /= values.len();
                     at
@@ -284,22 +300,19 @@ fn map_items(
                 };
             }
         }
-        items.push(
-            arguments
-                .iter()
-                .zip(&positions)
-                .map(|((name, argument), &at)| {
-                    let binding = match argument {
-                        MapArgument::Each(values) => values[at].clone(),
-                        MapArgument::Whole(value) => value.clone(),
-                        MapArgument::Invalid(_) => unreachable!("refused above"),
-                    };
-                    (*name, binding)
-                })
-                .collect(),
-        );
+        self.arguments
+            .iter()
+            .zip(&positions)
+            .map(|((name, argument), &at)| {
+                let binding = match argument {
+                    MapArgument::Each(values) => values[at].clone(),
+                    MapArgument::Whole(value) => value.clone(),
+                    MapArgument::Invalid(_) => unreachable!("refused by map_items"),
+                };
+                (*name, binding)
+            })
+            .collect()
     }
-    Ok(items)
 }
 
 /// An invocation of a dynamic pipeline, as the outputs of its call know it: three words,
