@@ -1,5 +1,6 @@
 //! [`ArtifactStore`]: where artifact files live, over any `object_store` backend.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -94,9 +95,9 @@ impl SavedArtifact {
         StoredArtifact {
             uri: self.uri.clone(),
             files: self.files.clone(),
-            materializer: self.materializer.to_owned(),
+            materializer: self.materializer.into(),
             materializer_version: self.materializer_version,
-            data_type: self.data_type.to_owned(),
+            data_type: self.data_type.into(),
         }
     }
 }
@@ -108,12 +109,13 @@ pub struct StoredArtifact {
     pub uri: String,
     /// The files with their sizes and hashes.
     pub files: Vec<FileRecord>,
-    /// The materializer that wrote it.
-    pub materializer: String,
+    /// The materializer that wrote it (borrowed from the materializer when this process
+    /// saved it: a map's 100,000 outputs need no copy).
+    pub materializer: Cow<'static, str>,
     /// The version of the materializer's format.
     pub materializer_version: u32,
-    /// The Rust type of the value.
-    pub data_type: String,
+    /// The Rust type of the value (borrowed like `materializer`).
+    pub data_type: Cow<'static, str>,
 }
 
 impl StoredArtifact {
@@ -493,7 +495,7 @@ impl ArtifactStore {
         if stored.materializer_version > supported {
             return Err(Error::NewerFormat {
                 uri: stored.uri.clone(),
-                materializer: stored.materializer.clone(),
+                materializer: stored.materializer.to_string(),
                 stored: stored.materializer_version,
                 supported,
             });
@@ -599,8 +601,8 @@ impl ArtifactStore {
     fn mismatch<T: Artifact>(&self, stored: &StoredArtifact) -> Error {
         Error::TypeMismatch {
             uri: stored.uri.clone(),
-            stored: stored.data_type.clone(),
-            stored_materializer: stored.materializer.clone(),
+            stored: stored.data_type.to_string(),
+            stored_materializer: stored.materializer.to_string(),
             requested: std::any::type_name::<T>(),
             requested_materializer: <T::Materializer as Materializer<T>>::ID,
         }

@@ -56,8 +56,8 @@ pub fn handmade(
             visualization: None,
             inline: None,
         }],
-        materializer: materializer.into(),
+        materializer: materializer.to_owned().into(),
         materializer_version: 1,
-        data_type: data_type.into(),
+        data_type: data_type.to_owned().into(),
     }
 }
