@@ -152,13 +152,13 @@ pub async fn prepare(
         };
         return Launch::Fail(failed_before_start(step_run, &error));
     };
-    let (inputs, bindings) = match resolve_inputs(engine, invocation, upstream).await {
+    let (inputs, hashes, bindings) = match resolve_inputs(engine, invocation, upstream).await {
         Ok(resolved) => resolved,
         Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
     };
     step_run.inputs = inputs;
     if scope.caches(invocation) {
-        let parts = match key_parts(engine, scope, invocation, upstream, &step_run).await {
+        let parts = match key_parts(engine, scope, invocation, &hashes, &step_run).await {
             Ok(parts) => parts,
             Err(error) => return Launch::Fail(failed_before_start(step_run, &error)),
         };
@@ -233,12 +233,13 @@ async fn cached(engine: &Engine, key: &str) -> Result<Option<CacheEntry>, String
     }
 }
 
-/// What the cache key of `invocation` is made of, per its cache policy.
+/// What the cache key of `invocation` is made of, per its cache policy; `hashes` holds the
+/// content hash of each of `step_run`'s inputs that an upstream step produced.
 pub async fn key_parts(
     engine: &Engine,
     scope: &RunScope,
     invocation: &Invocation,
-    upstream: &HashMap<Arc<str>, Upstream>,
+    hashes: &[Option<&str>],
     step_run: &NewStepRun,
 ) -> Result<KeyParts, Error> {
     let policy = &invocation.config.cache;
@@ -248,22 +249,11 @@ pub async fn key_parts(
         reason,
     };
     let mut inputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // Only this invocation's upstreams: `upstream` holds every finished invocation of the run.
-    let hashes: HashMap<ArtifactVersionId, &str> = invocation
-        .upstream
-        .iter()
-        .filter_map(|id| upstream.get(id.as_str()))
-        .flat_map(|up| {
-            up.outputs
-                .iter()
-                .map(|o| (o.version, o.content_hash.as_str()))
-        })
-        .collect();
-    for input in &step_run.inputs {
+    for (input, hash) in step_run.inputs.iter().zip(hashes) {
         if policy.ignored_inputs.contains(&input.name) {
             continue;
         }
-        let content = match hashes.get(&input.artifact_version) {
+        let content = match hash {
             Some(hash) => Some(std::borrow::Cow::Borrowed(*hash)),
             None if policy.include_artifact_values => engine
                 .metadata()
@@ -407,12 +397,22 @@ fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
     step_run
 }
 
-async fn resolve_inputs(
+/// The inputs of `invocation` to record, the content hash of each that an upstream step
+/// produced, and how each argument is passed.
+type Resolved<'a> = (Vec<NewInput>, Vec<Option<&'a str>>, Vec<(String, Binding)>);
+
+async fn resolve_inputs<'a>(
     engine: &Engine,
     invocation: &Invocation,
-    upstream: &HashMap<Arc<str>, Upstream>,
-) -> Result<(Vec<NewInput>, Vec<(String, Binding)>), Error> {
-    let mut inputs = Vec::new();
+    upstream: &'a HashMap<Arc<str>, Upstream>,
+) -> Result<Resolved<'a>, Error> {
+    let count = invocation
+        .inputs
+        .values()
+        .map(|spec| spec.refs().len().max(1))
+        .sum();
+    let mut inputs = Vec::with_capacity(count);
+    let mut hashes = Vec::with_capacity(count);
     let mut bindings = Vec::with_capacity(invocation.parameters.len() + invocation.inputs.len());
     for (name, value) in &invocation.parameters {
         bindings.push((name.clone(), Binding::Parameter(value.clone())));
@@ -426,7 +426,7 @@ async fn resolve_inputs(
         upstream
             .get(output.invocation.as_str())
             .and_then(|up| up.outputs.iter().find(|o| o.name == output.output))
-            .map(|o| (o.version, o.stored.clone()))
+            .map(|o| (o.version, o.stored.clone(), o.content_hash.as_str()))
             .ok_or_else(|| {
                 input_error(
                     name,
@@ -440,7 +440,8 @@ async fn resolve_inputs(
     for (name, spec) in &invocation.inputs {
         match spec {
             InputSpec::Artifact(output) => {
-                let (id, stored) = find(name, output)?;
+                let (id, stored, hash) = find(name, output)?;
+                hashes.push(Some(hash));
                 inputs.push(NewInput {
                     name: name.clone(),
                     position: 0,
@@ -452,7 +453,8 @@ async fn resolve_inputs(
             InputSpec::Artifacts { items } => {
                 let mut list = Vec::with_capacity(items.len());
                 for (position, output) in items.iter().enumerate() {
-                    let (id, stored) = find(name, output)?;
+                    let (id, stored, hash) = find(name, output)?;
+                    hashes.push(Some(hash));
                     inputs.push(NewInput {
                         name: name.clone(),
                         position: position as u32,
@@ -464,7 +466,8 @@ async fn resolve_inputs(
                 bindings.push((name.clone(), Binding::Artifacts(list)));
             }
             InputSpec::Item { output, index } => {
-                let (id, stored) = find(name, output)?;
+                let (id, stored, hash) = find(name, output)?;
+                hashes.push(Some(hash));
                 inputs.push(NewInput {
                     name: name.clone(),
                     position: *index,
@@ -479,6 +482,8 @@ async fn resolve_inputs(
                     .artifact_version(*artifact_version)
                     .await
                     .map_err(|e| input_error(name, e.to_string()))?;
+                // Outside the run: its hash, if the policy wants it, is read with the key.
+                hashes.push(None);
                 inputs.push(NewInput {
                     name: name.clone(),
                     position: 0,
@@ -489,7 +494,7 @@ async fn resolve_inputs(
             }
         }
     }
-    Ok((inputs, bindings))
+    Ok((inputs, hashes, bindings))
 }
 
 /// How a step body's end is recorded.
@@ -598,9 +603,9 @@ pub fn stored(version: &ArtifactVersion) -> StoredArtifact {
     StoredArtifact {
         uri: version.uri.clone(),
         files: version.files.clone(),
-        materializer: version.materializer.clone(),
+        materializer: version.materializer.clone().into(),
         materializer_version: version.materializer_version,
-        data_type: version.data_type.clone(),
+        data_type: version.data_type.clone().into(),
     }
 }
 
