@@ -193,26 +193,19 @@ pub(crate) fn build_call(
     arguments: Vec<(&'static str, ArgumentBinding)>,
     config: std::sync::Arc<StepConfig>,
 ) -> std::result::Result<StepCall, compile::Error> {
-    let values = arguments
+    // Both lists at their final size: a map's calls each keep theirs.
+    let (values, artifacts) = arguments
         .iter()
-        .filter(|(_, binding)| matches!(binding, ArgumentBinding::Parameter(_)))
-        .count();
+        .fold((0, 0), |(values, artifacts), (_, binding)| match binding {
+            ArgumentBinding::Parameter(_) => (values + 1, artifacts),
+            ArgumentBinding::Configured | ArgumentBinding::Invalid(_) => (values, artifacts),
+            _ => (values, artifacts + 1),
+        });
     let mut call = StepCall {
         step: signature,
         id,
         parameters: ByName::with_capacity(values),
-        inputs: ByName::with_capacity(
-            arguments
-                .iter()
-                .filter(|(_, binding)| {
-                    !matches!(
-                        binding,
-                        ArgumentBinding::Configured | ArgumentBinding::Invalid(_)
-                    )
-                })
-                .count()
-                - values,
-        ),
+        inputs: ByName::with_capacity(artifacts),
         configured: Vec::new(),
         after: Vec::new(),
         config,
