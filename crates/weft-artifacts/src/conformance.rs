@@ -222,7 +222,7 @@ pub fn large_files_stream_in_parts_and_verify(store: &ArtifactStore) {
     let saved = store.save(&["big"], &big).unwrap();
     assert_eq!(saved.size, big.len() as u64);
     assert_eq!(
-        saved.files[0].blake3,
+        saved.files[0].blake3.to_string(),
         blake3::hash(&big).to_hex().to_string()
     );
     assert!(store.load::<Vec<u8>>(&saved.to_stored()).unwrap() == big);

@@ -20,6 +20,7 @@ use crate::error::BoxError;
 use crate::materializer::Metadata;
 use crate::store::{ArtifactStore, StoredArtifact};
 use crate::{Error, FileRecord, Result};
+use weft_core::Digest;
 use weft_core::artifact::VisualizationType;
 
 /// Files up to this size are published with a single put; larger ones stream in parts of it.
@@ -431,7 +432,7 @@ impl<'a> FileSink<'a> {
             return Ok(FileRecord {
                 name: name.to_owned(),
                 size: data.len() as u64,
-                blake3: blake3::hash(&data).to_hex().to_string(),
+                blake3: Digest::of(&data),
                 etag: None,
                 visualization: None,
                 inline: Some(weft_core::artifact::InlineBytes(data)),
@@ -515,7 +516,7 @@ impl<'a> FileSink<'a> {
         Ok(FileRecord {
             name: name.to_owned(),
             size: self.size,
-            blake3: self.hasher.finalize().to_hex().to_string(),
+            blake3: self.hasher.finalize().into(),
             etag,
             visualization: None,
             inline: None,
@@ -902,14 +903,14 @@ impl FileReader {
     }
 
     fn check(&self) -> Result<()> {
-        let actual = self.hasher.finalize().to_hex().to_string();
+        let actual = Digest::from(self.hasher.finalize());
         if actual == self.record.blake3 && self.size == self.record.size {
             Ok(())
         } else {
             Err(Error::Corrupt {
                 path: self.path.clone(),
-                expected: self.record.blake3.clone(),
-                actual,
+                expected: self.record.blake3.to_string(),
+                actual: actual.to_string(),
                 expected_size: self.record.size,
                 actual_size: self.size,
             })

@@ -68,6 +68,7 @@ pub use stats::Summary;
 pub use store::{ArtifactStore, INLINE_LIMIT, OBJECT_READ_CHUNK, SavedArtifact, StoredArtifact};
 #[cfg(feature = "safetensors")]
 pub use tensors::{SafeTensorsFormat, Tensor, TensorError, Tensors};
+pub use weft_core::Digest;
 pub use weft_core::artifact::{ArtifactType, FileRecord, VisualizationType};
 #[cfg(feature = "arrow")]
 pub use {arrow_array, arrow_schema, parquet};

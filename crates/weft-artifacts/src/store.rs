@@ -13,6 +13,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use url::Url;
+use weft_core::Digest;
 use weft_core::artifact::{ArtifactType, FileRecord};
 
 use crate::io::{ArtifactReader, ArtifactWriter, BeforeStoring, FileReader};
@@ -74,7 +75,7 @@ pub struct SavedArtifact {
     /// The files written, sorted by name.
     pub files: Vec<FileRecord>,
     /// Hash over the materializer and every file's name, size and hash.
-    pub content_hash: String,
+    pub content_hash: Digest,
     /// Total size of the files in bytes.
     pub size: u64,
     /// The materializer that wrote it.
@@ -1018,7 +1019,7 @@ fn local_store_id(root: &std::path::Path, writable: bool) -> std::io::Result<Str
 /// of the materializer id and every data file's name, size and hash, in name order.
 /// Visualizations are left out: they show the data, and a better drawing of the same data
 /// must not make it new content (nor invalidate the cache entries that consumed it).
-pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
+pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> Digest {
     let mut hasher = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
@@ -1029,9 +1030,9 @@ pub(crate) fn content_hash(materializer: &str, files: &[FileRecord]) -> String {
     for file in files.iter().filter(|file| !file.is_visualization()) {
         field(file.name.as_bytes());
         field(&file.size.to_le_bytes());
-        field(file.blake3.as_bytes());
+        field(file.blake3.to_hex().as_bytes());
     }
-    hasher.finalize().to_hex().to_string()
+    hasher.finalize().into()
 }
 
 /// The entity tag object_store's local file system gives a file: inode, modification time

@@ -12,8 +12,8 @@ pub struct FileRecord {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// BLAKE3 hash of the bytes, hex.
-    pub blake3: String,
+    /// BLAKE3 hash of the bytes (hex in JSON).
+    pub blake3: crate::Digest,
     /// The store's entity tag for the file when it was written (for local files: inode,
     /// modification time and size). An unchanged tag lets a check skip re-hashing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,8 +9,11 @@
 //! downstream key unchanged (early cutoff).
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{ArtifactVersionId, Digest};
 
 /// The version of the key encoding. Changing what goes into a key means a new version.
 pub const KEY_FORMAT: &str = "weft-cache-v1";
@@ -30,9 +33,9 @@ pub struct KeyParts {
     pub files: BTreeMap<String, String>,
     /// The encoding version ([`KEY_FORMAT`]).
     pub format: String,
-    /// Each input (minus ignored ones), by name: `content:<hash>` or `id:<version id>` per
-    /// artifact version, in order.
-    pub inputs: BTreeMap<String, Vec<String>>,
+    /// Each input (minus ignored ones), by name: how each of its artifact versions counts,
+    /// in order.
+    pub inputs: BTreeMap<String, Vec<InputIdentity>>,
     /// What the key function returned.
     pub key_fn: Option<String>,
     /// Each output: name, materializer id and version.
@@ -53,11 +56,15 @@ impl KeyParts {
         encoder.optional(b"code_hash", self.code_hash.as_deref());
         encoder.optional(b"parameters", self.parameters.as_deref());
         encoder.count(b"inputs", self.inputs.len());
+        // Each identity is encoded as its text, written into one buffer.
+        let mut text = String::new();
         for (name, versions) in &self.inputs {
             encoder.field(b"input", name.as_bytes());
             encoder.count(b"versions", versions.len());
             for version in versions {
-                encoder.field(b"version", version.as_bytes());
+                text.clear();
+                write!(text, "{version}").expect("writing to a string");
+                encoder.field(b"version", text.as_bytes());
             }
         }
         encoder.count(b"outputs", self.outputs.len());
@@ -117,6 +124,94 @@ impl KeyParts {
     }
 }
 
+/// How one artifact version passed to a step counts in its key, written `content:<hash>`,
+/// `id:<version id>` or `any`, followed by `#item:<index>` when the step receives one item of
+/// a collection. Held as values rather than text: a fan-in over 100,000 outputs has 100,000.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputIdentity {
+    /// What identifies the version.
+    pub version: VersionIdentity,
+    /// The item of the collection the step receives, if it receives one item.
+    pub item: Option<u32>,
+}
+
+/// What identifies an input's artifact version in a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionIdentity {
+    /// Its content hash: equal bytes are the same input, whichever step wrote them.
+    Content(Digest),
+    /// The version itself.
+    Id(ArtifactVersionId),
+    /// Any version: the input does not count.
+    Any,
+    /// Recorded text in none of the forms above, kept as it was read.
+    Other(Box<str>),
+}
+
+impl fmt::Display for InputIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version {
+            VersionIdentity::Content(hash) => write!(f, "content:{hash}")?,
+            VersionIdentity::Id(id) => write!(f, "id:{id}")?,
+            VersionIdentity::Any => f.write_str("any")?,
+            VersionIdentity::Other(text) => f.write_str(text)?,
+        }
+        match self.item {
+            Some(index) => write!(f, "#item:{index}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl From<&str> for InputIdentity {
+    /// Reads the written form; text in no known form is kept as it is.
+    fn from(text: &str) -> Self {
+        let (version, item) = match text.rsplit_once("#item:") {
+            Some((version, index))
+                if index.parse::<u32>().is_ok_and(|i| i.to_string() == index) =>
+            {
+                (version, index.parse().ok())
+            }
+            _ => (text, None),
+        };
+        let known = if version == "any" {
+            Some(VersionIdentity::Any)
+        } else if let Some(hash) = version.strip_prefix("content:") {
+            Digest::from_hex(hash)
+                .ok()
+                .filter(|digest| *digest == hash)
+                .map(VersionIdentity::Content)
+        } else if let Some(id) = version.strip_prefix("id:") {
+            id.parse::<ArtifactVersionId>()
+                .ok()
+                .filter(|parsed| parsed.to_string() == id)
+                .map(VersionIdentity::Id)
+        } else {
+            None
+        };
+        match known {
+            Some(version) => Self { version, item },
+            None => Self {
+                version: VersionIdentity::Other(text.into()),
+                item: None,
+            },
+        }
+    }
+}
+
+impl Serialize for InputIdentity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InputIdentity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Ok(Self::from(&*text))
+    }
+}
+
 /// Length-prefixed, tagged fields: `tag ‖ len ‖ bytes` with little-endian u64 lengths.
 struct Encoder(blake3::Hasher);
 
@@ -154,12 +249,87 @@ mod tests {
             step: "p::train".into(),
             code_hash: Some("code".into()),
             parameters: Some(r#"{"lr":0.1}"#.into()),
-            inputs: BTreeMap::from([("rows".to_string(), vec!["content:abc".to_string()])]),
+            inputs: BTreeMap::from([("rows".to_string(), vec![content(b"rows", None)])]),
             outputs: vec![("output".into(), "weft.json".into(), 1)],
             env: BTreeMap::new(),
             files: BTreeMap::new(),
             key_fn: None,
         }
+    }
+
+    fn content(bytes: &[u8], item: Option<u32>) -> InputIdentity {
+        InputIdentity {
+            version: VersionIdentity::Content(Digest::of(bytes)),
+            item,
+        }
+    }
+
+    /// Keys recorded by earlier versions must still be found: this one was computed when
+    /// identities were kept as text.
+    #[test]
+    fn the_encoding_of_inputs_is_their_text() {
+        let id: ArtifactVersionId = "01a23e63-035f-711d-9dba-f9b752928ac6".parse().unwrap();
+        let mut parts = parts();
+        parts.artifact_store = "file:///store/".into();
+        parts.inputs = BTreeMap::from([
+            (
+                "rows".to_string(),
+                vec![content(b"rows", None), content(b"rows", Some(7))],
+            ),
+            (
+                "model".to_string(),
+                vec![
+                    InputIdentity {
+                        version: VersionIdentity::Id(id),
+                        item: None,
+                    },
+                    InputIdentity {
+                        version: VersionIdentity::Any,
+                        item: None,
+                    },
+                ],
+            ),
+        ]);
+        assert_eq!(
+            parts.key(),
+            "8361bbd3be2e313d8de7281e28c5abe6b226962bcc5316496c9ffd5d414f4299"
+        );
+        let hash = Digest::of(b"rows");
+        let json = serde_json::to_value(&parts).unwrap();
+        assert_eq!(
+            json["inputs"]["rows"],
+            serde_json::json!([format!("content:{hash}"), format!("content:{hash}#item:7")])
+        );
+        assert_eq!(
+            json["inputs"]["model"],
+            serde_json::json!([format!("id:{id}"), "any"])
+        );
+        let back: KeyParts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, parts);
+    }
+
+    #[test]
+    fn recorded_identities_in_no_known_form_are_kept_as_they_were() {
+        for text in [
+            "content:abc",
+            "content:ABC#item:2",
+            "id:not-an-id",
+            "anything#item:x",
+            "any#item:007",
+            "",
+        ] {
+            let identity = InputIdentity::from(text);
+            assert_eq!(identity.to_string(), text);
+            assert!(
+                matches!(identity.version, VersionIdentity::Other(_)),
+                "{text}"
+            );
+        }
+        let upper = format!("content:{}", Digest::of(b"x").to_string().to_uppercase());
+        assert_eq!(InputIdentity::from(upper.as_str()).to_string(), upper);
+        let identity = InputIdentity::from("any#item:3");
+        assert_eq!(identity.version, VersionIdentity::Any);
+        assert_eq!(identity.item, Some(3));
     }
 
     #[test]
@@ -172,7 +342,8 @@ mod tests {
             Box::new(|p| p.step = "p::fit".into()),
             Box::new(|p| p.code_hash = None),
             Box::new(|p| p.parameters = Some(r#"{"lr":0.2}"#.into())),
-            Box::new(|p| p.inputs.get_mut("rows").unwrap()[0] = "content:abd".into()),
+            Box::new(|p| p.inputs.get_mut("rows").unwrap()[0] = content(b"other", None)),
+            Box::new(|p| p.inputs.get_mut("rows").unwrap()[0] = content(b"rows", Some(0))),
             Box::new(|p| p.outputs[0].2 = 2),
             Box::new(|p| {
                 p.env.insert("SEED".into(), None);

@@ -12,6 +12,7 @@
 //!   unknown upstreams, missing inputs, cycles, empty pipelines);
 //! - [`schedule`]: the dependency-order scheduler as a pure state machine with the three
 //!   execution modes;
+//! - [`digest`]: BLAKE3 hashes of files and versions, held as bytes and written as hex;
 //! - [`canonical`]: the canonical JSON encoding and BLAKE3 hashing used for content addresses;
 //! - [`policy`]: caching, retry and timeout settings, and how step, pipeline and run settings
 //!   combine;
@@ -23,6 +24,7 @@ pub mod artifact;
 pub mod cache;
 pub mod canonical;
 pub mod compile;
+pub mod digest;
 pub mod id;
 /// Limits every metadata store enforces alike, checked before anything runs.
 pub mod limits {
@@ -36,6 +38,7 @@ pub mod schedule;
 pub mod snapshot;
 pub mod status;
 
+pub use digest::Digest;
 pub use id::{ArtifactId, ArtifactVersionId, PipelineId, RunId, SnapshotId, StepRunId};
 pub use snapshot::{ExecutionMode, Snapshot};
 pub use status::Status;

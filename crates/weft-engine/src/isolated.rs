@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_artifacts::{ArtifactStore, SavedArtifact};
 use weft_core::artifact::{ArtifactType, FileRecord};
-use weft_core::{RunId, StepRunId};
+use weft_core::{Digest, RunId, StepRunId};
 use weft_store::model::{InputKind, StepError, StepErrorKind};
 
 use crate::context::StepContext;
@@ -79,7 +79,7 @@ const STDERR_TAIL: usize = 4096;
 struct SavedRecord {
     uri: String,
     files: Vec<FileRecord>,
-    content_hash: String,
+    content_hash: Digest,
     size: u64,
     materializer: String,
     materializer_version: u32,

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use weft_artifacts::StoredArtifact;
-use weft_core::cache::{KEY_FORMAT, KeyParts};
+use weft_core::cache::{InputIdentity, KEY_FORMAT, KeyParts, VersionIdentity};
 use weft_core::snapshot::{InputSpec, Invocation, OutputRef, StepConfig};
-use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
+use weft_core::{ArtifactVersionId, Digest, RunId, Status, StepRunId};
 use weft_store::model::{
     ArtifactVersion, CacheEntry, Completion, InputKind, JsonText, NewArtifactVersion, NewInput,
     NewStepRun, SaveType, StepError, StepErrorKind, StepOutput, StepRun,
@@ -72,7 +72,7 @@ pub struct UpstreamOutput {
     /// Its artifact version.
     pub version: ArtifactVersionId,
     /// The version's content hash (for downstream cache keys).
-    pub content_hash: String,
+    pub content_hash: Digest,
     /// Where its files are.
     pub stored: std::sync::Arc<StoredArtifact>,
 }
@@ -87,20 +87,24 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The upstream record of a step run whose outputs are already registered.
-    pub fn registered(step_run: StepRunId, outputs: &[StepOutput]) -> Self {
-        Self {
-            step_run,
-            outputs: outputs
-                .iter()
-                .map(|output| UpstreamOutput {
+    /// The upstream record of a step run whose outputs are already registered, or why they
+    /// cannot be reused: an output's recorded content hash is not a BLAKE3 hash.
+    pub fn registered(step_run: StepRunId, outputs: &[StepOutput]) -> Result<Self, String> {
+        let outputs = outputs
+            .iter()
+            .map(|output| {
+                let version = &output.artifact_version;
+                Ok(UpstreamOutput {
                     name: output.name.clone(),
-                    version: output.artifact_version.id,
-                    content_hash: output.artifact_version.content_hash.clone(),
-                    stored: stored(&output.artifact_version).into(),
+                    version: version.id,
+                    content_hash: Digest::from_hex(&version.content_hash).map_err(|error| {
+                        format!("output `{}` (version {}): {error}", output.name, version.id)
+                    })?,
+                    stored: stored(version).into(),
                 })
-                .collect(),
-        }
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { step_run, outputs })
     }
 }
 
@@ -166,8 +170,8 @@ pub async fn prepare(
         if unrecorded_keys.contains(&key) {
             return Launch::RecordFirst;
         }
-        match cached(engine, &key).await {
-            Ok(Some(original)) => {
+        match cached(engine, &key, step_run.id).await {
+            Ok(Some((original, upstream))) => {
                 tracing::info!(target: "weft", "step `{}` reuses the outputs of step run {} (cached)", invocation.id, original.step_run);
                 step_run.status = Status::Cached;
                 step_run.original_step_run = Some(original.step_run);
@@ -177,8 +181,6 @@ pub async fn prepare(
                     "cached: reuses step run {} of run {}",
                     original.step_run, original.run_id
                 ));
-                // Downstream step runs name this run's cached step run as their parent.
-                let upstream = Upstream::registered(step_run.id, &original.outputs);
                 return Launch::Reuse { step_run, upstream };
             }
             Ok(None) => {}
@@ -203,9 +205,15 @@ pub async fn prepare(
     })
 }
 
-/// The newest usable cache entry for `key`: `Ok(None)` if there is none, `Err` with the
-/// reason if the newest one's outputs are missing or damaged.
-async fn cached(engine: &Engine, key: &str) -> Result<Option<CacheEntry>, String> {
+/// The newest usable cache entry for `key`, with its outputs as the upstream record of
+/// `step_run` (downstream step runs name this run's cached step run as their parent):
+/// `Ok(None)` if there is none, `Err` with the reason if the newest one's outputs are missing
+/// or damaged.
+async fn cached(
+    engine: &Engine,
+    key: &str,
+    step_run: StepRunId,
+) -> Result<Option<(CacheEntry, Upstream)>, String> {
     let now = engine.clock().now();
     let candidate = match engine.metadata().cache_candidate(key, now).await {
         Ok(candidate) => candidate,
@@ -224,8 +232,8 @@ async fn cached(engine: &Engine, key: &str) -> Result<Option<CacheEntry>, String
         (entry, verified)
     })
     .await;
-    match verified {
-        Ok(()) => Ok(Some(entry)),
+    match verified.and_then(|()| Upstream::registered(step_run, &entry.outputs)) {
+        Ok(upstream) => Ok(Some((entry, upstream))),
         Err(reason) => Err(format!(
             "the cached outputs of step run {} are unusable ({reason})",
             entry.step_run
@@ -239,7 +247,7 @@ pub async fn key_parts(
     engine: &Engine,
     scope: &RunScope,
     invocation: &Invocation,
-    hashes: &[Option<&str>],
+    hashes: &[Option<&Digest>],
     step_run: &NewStepRun,
 ) -> Result<KeyParts, Error> {
     let policy = &invocation.config.cache;
@@ -248,30 +256,37 @@ pub async fn key_parts(
         input: "cache key".into(),
         reason,
     };
-    let mut inputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut inputs: BTreeMap<String, Vec<InputIdentity>> = BTreeMap::new();
     for (input, hash) in step_run.inputs.iter().zip(hashes) {
         if policy.ignored_inputs.contains(&input.name) {
             continue;
         }
         let content = match hash {
-            Some(hash) => Some(std::borrow::Cow::Borrowed(*hash)),
+            Some(hash) => Some(VersionIdentity::Content(**hash)),
+            // Outside the run: the hash recorded with the version, as it was recorded.
             None if policy.include_artifact_values => engine
                 .metadata()
                 .artifact_version(input.artifact_version)
                 .await
                 .ok()
-                .map(|version| version.content_hash.into()),
+                .map(|version| {
+                    InputIdentity::from(format!("content:{}", version.content_hash).as_str())
+                        .version
+                }),
             None => None,
         };
-        let mut identity = match content {
-            Some(hash) if policy.include_artifact_values => format!("content:{hash}"),
-            _ if policy.include_artifact_ids => format!("id:{}", input.artifact_version),
-            _ => "any".to_owned(),
+        let version = match content {
+            Some(content) if policy.include_artifact_values => content,
+            _ if policy.include_artifact_ids => VersionIdentity::Id(input.artifact_version),
+            _ => VersionIdentity::Any,
         };
-        if input.kind == InputKind::Item {
-            identity = format!("{identity}#item:{}", input.position);
+        let item = (input.kind == InputKind::Item).then_some(input.position);
+        // A fan-in's items come in a row under one name: no copy of the name per item.
+        match inputs.last_entry() {
+            Some(last) if *last.key() == input.name => last.into_mut(),
+            _ => inputs.entry(input.name.clone()).or_default(),
         }
-        inputs.entry(input.name.clone()).or_default().push(identity);
+        .push(InputIdentity { version, item });
     }
     let mut files = BTreeMap::new();
     for path in &policy.file_dependencies {
@@ -365,22 +380,27 @@ pub fn step_run(
 }
 
 /// Reuses the step run `original` of an earlier run (resume): a `cached` step run with its
-/// outputs.
+/// outputs; `None`, with a warning, if their records cannot be reused (the step runs again).
 pub fn reuse(
     scope: &RunScope,
     invocation: &Invocation,
     upstream: &HashMap<Arc<str>, Upstream>,
     original: &StepRun,
     outputs: &[StepOutput],
-) -> (NewStepRun, Upstream) {
+) -> Option<(NewStepRun, Upstream)> {
     let mut step_run = step_run(scope, invocation, upstream, Status::Cached);
     step_run.original_step_run = Some(original.id);
     step_run.status_reason = Some(format!(
         "resumed: reuses step run {} of run {}",
         original.id, original.run_id
     ));
-    let upstream = Upstream::registered(step_run.id, outputs);
-    (step_run, upstream)
+    match Upstream::registered(step_run.id, outputs) {
+        Ok(upstream) => Some((step_run, upstream)),
+        Err(reason) => {
+            tracing::warn!(target: "weft", "step `{}` runs again: step run {} cannot be resumed ({reason})", invocation.id, original.id);
+            None
+        }
+    }
 }
 
 fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
@@ -399,7 +419,11 @@ fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
 
 /// The inputs of `invocation` to record, the content hash of each that an upstream step
 /// produced, and how each argument is passed.
-type Resolved<'a> = (Vec<NewInput>, Vec<Option<&'a str>>, Vec<(String, Binding)>);
+type Resolved<'a> = (
+    Vec<NewInput>,
+    Vec<Option<&'a Digest>>,
+    Vec<(String, Binding)>,
+);
 
 async fn resolve_inputs<'a>(
     engine: &Engine,
@@ -426,7 +450,7 @@ async fn resolve_inputs<'a>(
         upstream
             .get(output.invocation.as_str())
             .and_then(|up| up.outputs.iter().find(|o| o.name == output.output))
-            .map(|o| (o.version, o.stored.clone(), o.content_hash.as_str()))
+            .map(|o| (o.version, o.stored.clone(), &o.content_hash))
             .ok_or_else(|| {
                 input_error(
                     name,
@@ -554,7 +578,7 @@ pub fn finish(
                 for_downstream.push(UpstreamOutput {
                     name: name.clone(),
                     version: id,
-                    content_hash: saved.content_hash.clone(),
+                    content_hash: saved.content_hash,
                     stored: saved.to_stored().into(),
                 });
                 outputs.push((
@@ -569,7 +593,7 @@ pub fn finish(
                         materializer: saved.materializer.to_owned(),
                         materializer_version: saved.materializer_version,
                         data_type: saved.data_type.to_owned(),
-                        content_hash: saved.content_hash,
+                        content_hash: saved.content_hash.to_string(),
                         size: saved.size,
                         files: saved.files,
                         save_type: SaveType::StepOutput,

@@ -561,9 +561,10 @@ impl<'a> Orchestrator<'a> {
             {
                 continue;
             }
-            if let Some((original, outputs)) = self.settings.reuse.get(&*invocation.id) {
-                let (step_run, upstream) =
-                    launcher::reuse(&self.scope, invocation, &self.finished, original, outputs);
+            if let Some((original, outputs)) = self.settings.reuse.get(&*invocation.id)
+                && let Some((step_run, upstream)) =
+                    launcher::reuse(&self.scope, invocation, &self.finished, original, outputs)
+            {
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
             } else if self.scope.caches(invocation)
@@ -974,9 +975,10 @@ impl<'a> Orchestrator<'a> {
                     .get(id.as_str())
                     .is_some_and(|&up| self.nodes[up].reused)
             });
-            if upstream_reused {
-                let (step_run, upstream) =
-                    launcher::reuse(&self.scope, &invocation, &self.finished, original, outputs);
+            if upstream_reused
+                && let Some((step_run, upstream)) =
+                    launcher::reuse(&self.scope, &invocation, &self.finished, original, outputs)
+            {
                 self.nodes[node].reused = true;
                 self.record_reuse(
                     node,

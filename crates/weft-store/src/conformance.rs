@@ -163,7 +163,7 @@ pub fn version(name: &str, content: &str) -> NewArtifactVersion {
         files: vec![FileRecord {
             name: "data.json".into(),
             size: 3,
-            blake3: format!("b3-{content}"),
+            blake3: weft_core::Digest::of(content.as_bytes()),
             etag: Some(format!("tag-{content}")),
             visualization: None,
             inline: None,

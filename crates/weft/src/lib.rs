@@ -110,7 +110,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Cache keys and caching, retry and timeout policies.
 pub mod cache {
-    pub use weft_core::cache::{KEY_FORMAT, KeyParts};
+    pub use weft_core::cache::{InputIdentity, KEY_FORMAT, KeyParts, VersionIdentity};
     pub use weft_core::policy::{CachePolicy, CacheSettings, RetryPolicy, RetrySettings};
 }
 
@@ -134,7 +134,7 @@ pub mod materializers {
     #[cfg(feature = "safetensors")]
     pub use weft_artifacts::SafeTensorsFormat;
     pub use weft_artifacts::{
-        Artifact, ArtifactReader, ArtifactWriter, BoxError, Error, FileReader, FileRecord,
+        Artifact, ArtifactReader, ArtifactWriter, BoxError, Digest, Error, FileReader, FileRecord,
         FormerFormat, INLINE_LIMIT, JsonFormat, Loader, Materializer, Metadata, MsgPackFormat, Npy,
         NpyElement, RawBytes, Result, SerdeValue, Summary, Text, VisualizationType,
     };

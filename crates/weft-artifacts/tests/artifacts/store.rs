@@ -118,7 +118,7 @@ fn storage_size_and_content_hash_are_recorded() {
     assert_eq!(first.size, on_disk);
     assert_eq!(first.metadata["storage_size"], on_disk);
     assert_eq!(
-        first.files[0].blake3,
+        first.files[0].blake3.to_string(),
         blake3::hash(&std::fs::read(f.dir.path().join("artifacts/a/data.json")).unwrap())
             .to_hex()
             .to_string()

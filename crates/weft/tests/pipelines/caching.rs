@@ -169,6 +169,32 @@ fn a_result_whose_files_are_gone_or_damaged_is_computed_again() {
 }
 
 #[test]
+fn a_result_whose_recorded_content_hash_is_damaged_is_computed_again() {
+    let (dir, client) = fresh();
+    let first = client.run(spelling::args(12)).unwrap();
+    let output = client.output(&steps(&first)["spell"], "output").unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("weft.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE artifact_versions SET content_hash = 'not-a-hash' WHERE id = ?1",
+            [output.id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let report = client.run(spelling::args(12)).unwrap();
+    let spelled = &steps(&report)["spell"];
+    assert_eq!(spelled.status, Status::Completed, "computed again");
+    let reason = spelled.status_reason.clone().unwrap();
+    assert!(
+        reason.starts_with("ran again: the cached outputs of step run")
+            && reason.contains("`not-a-hash` is not a BLAKE3 hash"),
+        "{reason}"
+    );
+    let again = client.output(spelled, "output").unwrap();
+    assert_eq!(again.load::<String>().unwrap().trim(), "12");
+}
+
+#[test]
 fn small_results_are_kept_in_their_records_and_reused_from_there() {
     let (dir, client) = fresh();
     let first = client.run(doubling::args(21)).unwrap();

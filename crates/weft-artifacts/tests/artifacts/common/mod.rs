@@ -51,7 +51,7 @@ pub fn handmade(
         files: vec![FileRecord {
             name: name.into(),
             size: bytes.len() as u64,
-            blake3: blake3::hash(bytes).to_hex().to_string(),
+            blake3: weft_core::Digest::of(bytes),
             etag: None,
             visualization: None,
             inline: None,
