@@ -16,7 +16,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{ArtifactVersionId, Digest};
 
 /// The version of the key encoding. Changing what goes into a key means a new version.
+/// (Inputs of more than [`LISTED_VERSIONS`] versions are encoded by their digest since 0.1:
+/// the key of such a fan-in recorded before then misses once.)
 pub const KEY_FORMAT: &str = "weft-cache-v1";
+
+/// An input of up to this many artifact versions is kept in a key's parts as the list of their
+/// identities; a larger one (a fan-in over a big map) as their number and digest, so that its
+/// parts stay small: which versions it received is recorded with the step run's inputs.
+pub const LISTED_VERSIONS: usize = 256;
 
 /// Everything a cache key is made of. The fields are declared in key order, so that their
 /// canonical encoding (stored with each step run) is written as they come, without putting
@@ -35,7 +42,7 @@ pub struct KeyParts {
     pub format: String,
     /// Each input (minus ignored ones), by name: how each of its artifact versions counts,
     /// in order.
-    pub inputs: BTreeMap<String, Vec<InputIdentity>>,
+    pub inputs: BTreeMap<String, InputVersions>,
     /// What the key function returned.
     pub key_fn: Option<String>,
     /// Each output: name, materializer id and version.
@@ -56,15 +63,20 @@ impl KeyParts {
         encoder.optional(b"code_hash", self.code_hash.as_deref());
         encoder.optional(b"parameters", self.parameters.as_deref());
         encoder.count(b"inputs", self.inputs.len());
-        // Each identity is encoded as its text, written into one buffer.
         let mut text = String::new();
         for (name, versions) in &self.inputs {
             encoder.field(b"input", name.as_bytes());
-            encoder.count(b"versions", versions.len());
-            for version in versions {
-                text.clear();
-                write!(text, "{version}").expect("writing to a string");
-                encoder.field(b"version", text.as_bytes());
+            match versions {
+                InputVersions::Listed(versions) => {
+                    encoder.count(b"versions", versions.len());
+                    for version in versions {
+                        encoder.identity(version, &mut text);
+                    }
+                }
+                InputVersions::Digested { count, digest } => {
+                    encoder.count(b"versions", *count as usize);
+                    encoder.field(b"versions_digest", digest.to_hex().as_bytes());
+                }
             }
         }
         encoder.count(b"outputs", self.outputs.len());
@@ -121,6 +133,94 @@ impl KeyParts {
             }
         }
         differences
+    }
+}
+
+/// How the artifact versions of one input count in a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InputVersions {
+    /// Each version's identity, in order (up to [`LISTED_VERSIONS`]).
+    Listed(Vec<InputIdentity>),
+    /// More versions than that: how many, and the BLAKE3 hash of the encoding the list would
+    /// have in the key.
+    Digested {
+        /// The number of versions.
+        count: u64,
+        /// The hash of their identities' encoding, in order.
+        digest: Digest,
+    },
+}
+
+impl InputVersions {
+    /// The number of versions.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Listed(versions) => versions.len(),
+            Self::Digested { count, .. } => *count as usize,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for InputVersions {
+    /// The identities, comma-separated, or how many there are and their digest.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listed(versions) => {
+                for (index, version) in versions.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{version}")?;
+                }
+                Ok(())
+            }
+            Self::Digested { count, digest } => write!(f, "{count} versions, digest {digest}"),
+        }
+    }
+}
+
+/// Gathers the identities of one input's versions in order, listing them while they are few
+/// and hashing them beyond [`LISTED_VERSIONS`]: a fan-in over 100,000 outputs keeps none.
+#[derive(Default)]
+pub struct InputVersionsBuilder {
+    listed: Vec<InputIdentity>,
+    digest: Option<Encoder>,
+    count: u64,
+    text: String,
+}
+
+impl InputVersionsBuilder {
+    /// Adds the next version.
+    pub fn push(&mut self, identity: InputIdentity) {
+        self.count += 1;
+        if let Some(encoder) = &mut self.digest {
+            encoder.identity(&identity, &mut self.text);
+        } else if self.listed.len() < LISTED_VERSIONS {
+            self.listed.push(identity);
+        } else {
+            let mut encoder = Encoder(blake3::Hasher::new());
+            for listed in std::mem::take(&mut self.listed).iter().chain([&identity]) {
+                encoder.identity(listed, &mut self.text);
+            }
+            self.digest = Some(encoder);
+        }
+    }
+
+    /// The versions as a key's parts keep them.
+    pub fn finish(self) -> InputVersions {
+        match self.digest {
+            None => InputVersions::Listed(self.listed),
+            Some(encoder) => InputVersions::Digested {
+                count: self.count,
+                digest: encoder.0.finalize().into(),
+            },
+        }
     }
 }
 
@@ -236,6 +336,13 @@ impl Encoder {
     fn count(&mut self, tag: &[u8], count: usize) {
         self.field(tag, &(count as u64).to_le_bytes());
     }
+
+    /// An input version's identity, as its text (written into `text`, reused).
+    fn identity(&mut self, identity: &InputIdentity, text: &mut String) {
+        text.clear();
+        write!(text, "{identity}").expect("writing to a string");
+        self.field(b"version", text.as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -249,12 +356,93 @@ mod tests {
             step: "p::train".into(),
             code_hash: Some("code".into()),
             parameters: Some(r#"{"lr":0.1}"#.into()),
-            inputs: BTreeMap::from([("rows".to_string(), vec![content(b"rows", None)])]),
+            inputs: BTreeMap::from([(
+                "rows".to_string(),
+                InputVersions::Listed(vec![content(b"rows", None)]),
+            )]),
             outputs: vec![("output".into(), "weft.json".into(), 1)],
             env: BTreeMap::new(),
             files: BTreeMap::new(),
             key_fn: None,
         }
+    }
+
+    fn listed<const N: usize>(identities: [InputIdentity; N]) -> InputVersions {
+        InputVersions::Listed(identities.into())
+    }
+
+    fn built(identities: impl IntoIterator<Item = InputIdentity>) -> InputVersions {
+        let mut builder = InputVersionsBuilder::default();
+        identities
+            .into_iter()
+            .for_each(|identity| builder.push(identity));
+        builder.finish()
+    }
+
+    fn items(count: u32) -> impl Iterator<Item = InputIdentity> {
+        (0..count).map(|i| content(&i.to_le_bytes(), Some(i)))
+    }
+
+    #[test]
+    fn many_versions_are_kept_as_their_count_and_digest() {
+        let few = built(items(LISTED_VERSIONS as u32));
+        assert_eq!(
+            few,
+            InputVersions::Listed(items(LISTED_VERSIONS as u32).collect())
+        );
+        let many = built(items(1000));
+        let InputVersions::Digested { count, .. } = many else {
+            panic!("listed: {many:?}")
+        };
+        assert_eq!((count, many.len()), (1000, 1000));
+        assert!(
+            many.to_string().starts_with("1000 versions, digest "),
+            "{many}"
+        );
+        // The digest is the hash of what the list would put in the key.
+        let mut encoder = Encoder(blake3::Hasher::new());
+        let mut text = String::new();
+        items(1000).for_each(|identity| encoder.identity(&identity, &mut text));
+        let expected = Digest::from(encoder.0.finalize());
+        assert!(matches!(many, InputVersions::Digested { digest, .. } if digest == expected));
+
+        let key = |versions: InputVersions| {
+            let mut parts = parts();
+            parts.inputs.insert("rows".into(), versions);
+            parts.key()
+        };
+        let base = key(built(items(1000)));
+        assert_eq!(base, key(built(items(1000))), "deterministic");
+        for (position, changed) in [0, LISTED_VERSIONS, 999].into_iter().map(|position| {
+            (
+                position,
+                items(1000).enumerate().map(move |(i, identity)| {
+                    if i == position {
+                        content(b"changed", identity.item)
+                    } else {
+                        identity
+                    }
+                }),
+            )
+        }) {
+            assert_ne!(key(built(changed)), base, "item {position} changed");
+        }
+        assert_ne!(key(built(items(1001))), base, "one more");
+        let mut swapped: Vec<_> = items(1000).collect();
+        swapped.swap(3, 700);
+        assert_ne!(key(built(swapped)), base, "two swapped");
+
+        let mut parts = parts();
+        parts.inputs.insert("rows".into(), built(items(1000)));
+        let json = serde_json::to_value(&parts).unwrap();
+        assert_eq!(json["inputs"]["rows"]["count"], 1000);
+        let back: KeyParts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, parts);
+        assert_eq!(
+            back.key(),
+            parts.key(),
+            "a stored key's parts give the key back"
+        );
     }
 
     fn content(bytes: &[u8], item: Option<u32>) -> InputIdentity {
@@ -274,11 +462,11 @@ mod tests {
         parts.inputs = BTreeMap::from([
             (
                 "rows".to_string(),
-                vec![content(b"rows", None), content(b"rows", Some(7))],
+                listed([content(b"rows", None), content(b"rows", Some(7))]),
             ),
             (
                 "model".to_string(),
-                vec![
+                listed([
                     InputIdentity {
                         version: VersionIdentity::Id(id),
                         item: None,
@@ -287,7 +475,7 @@ mod tests {
                         version: VersionIdentity::Any,
                         item: None,
                     },
-                ],
+                ]),
             ),
         ]);
         assert_eq!(
@@ -342,8 +530,14 @@ mod tests {
             Box::new(|p| p.step = "p::fit".into()),
             Box::new(|p| p.code_hash = None),
             Box::new(|p| p.parameters = Some(r#"{"lr":0.2}"#.into())),
-            Box::new(|p| p.inputs.get_mut("rows").unwrap()[0] = content(b"other", None)),
-            Box::new(|p| p.inputs.get_mut("rows").unwrap()[0] = content(b"rows", Some(0))),
+            Box::new(|p| {
+                p.inputs
+                    .insert("rows".into(), listed([content(b"other", None)]));
+            }),
+            Box::new(|p| {
+                p.inputs
+                    .insert("rows".into(), listed([content(b"rows", Some(0))]));
+            }),
             Box::new(|p| p.outputs[0].2 = 2),
             Box::new(|p| {
                 p.env.insert("SEED".into(), None);
@@ -383,7 +577,7 @@ mod tests {
         other.parameters = Some("{}".into());
         other
             .inputs
-            .insert("rows".into(), vec!["content:zzz".into()]);
+            .insert("rows".into(), listed(["content:zzz".into()]));
         assert_eq!(parts().differences(&other), ["parameters", "input `rows`"]);
         assert!(parts().differences(&parts()).is_empty());
     }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use weft_artifacts::StoredArtifact;
-use weft_core::cache::{InputIdentity, KEY_FORMAT, KeyParts, VersionIdentity};
+use weft_core::cache::{
+    InputIdentity, InputVersionsBuilder, KEY_FORMAT, KeyParts, VersionIdentity,
+};
 use weft_core::snapshot::{InputSpec, Invocation, OutputRef, StepConfig};
 use weft_core::{ArtifactVersionId, Digest, RunId, Status, StepRunId};
 use weft_store::model::{
@@ -256,7 +258,7 @@ pub async fn key_parts(
         input: "cache key".into(),
         reason,
     };
-    let mut inputs: BTreeMap<String, Vec<InputIdentity>> = BTreeMap::new();
+    let mut inputs: BTreeMap<String, InputVersionsBuilder> = BTreeMap::new();
     for (input, hash) in step_run.inputs.iter().zip(hashes) {
         if policy.ignored_inputs.contains(&input.name) {
             continue;
@@ -325,7 +327,10 @@ pub async fn key_parts(
         parameters: policy
             .include_parameters
             .then(|| step_run.parameters.as_str().to_owned()),
-        inputs,
+        inputs: inputs
+            .into_iter()
+            .map(|(name, versions)| (name, versions.finish()))
+            .collect(),
         outputs: invocation
             .outputs
             .iter()

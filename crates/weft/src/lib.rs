@@ -110,7 +110,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Cache keys and caching, retry and timeout policies.
 pub mod cache {
-    pub use weft_core::cache::{InputIdentity, KEY_FORMAT, KeyParts, VersionIdentity};
+    pub use weft_core::cache::{
+        InputIdentity, InputVersions, KEY_FORMAT, KeyParts, LISTED_VERSIONS, VersionIdentity,
+    };
     pub use weft_core::policy::{CachePolicy, CacheSettings, RetryPolicy, RetrySettings};
 }
 

@@ -142,8 +142,7 @@ fn explain(
         parts.parameters.as_deref().unwrap_or("(not included)")
     );
     for (name, versions) in &parts.inputs {
-        let versions: Vec<String> = versions.iter().map(ToString::to_string).collect();
-        say!(out, "  input {name:<9} {}", versions.join(", "));
+        say!(out, "  input {name:<9} {versions}");
     }
     for (name, materializer, version) in &parts.outputs {
         say!(out, "  output {name:<8} {materializer} v{version}");

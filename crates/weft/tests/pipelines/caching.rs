@@ -523,3 +523,57 @@ fn cached_steps_are_the_parents_of_their_consumers_in_their_own_run() {
         "the parents are this run's cached step runs"
     );
 }
+
+#[step]
+fn tenfold(x: u32) -> u32 {
+    x * 10
+}
+
+#[step]
+fn total(values: Vec<u32>) -> u32 {
+    CALLS[6].fetch_add(1, Ordering::SeqCst);
+    values.iter().sum()
+}
+
+/// `total` over `count` items, item `changed` made different.
+#[pipeline(dynamic)]
+fn totals(count: u32, changed: u32) -> weft::Result<()> {
+    let items = (0..count).map(|i| if i == changed { i + count } else { i });
+    let tens = tenfold::map(items.collect::<Vec<u32>>())?;
+    total(&tens)?;
+    Ok(())
+}
+
+#[test]
+fn a_fan_in_over_many_outputs_keeps_their_count_and_digest_in_its_key() {
+    let (_dir, client) = fresh();
+    let count = weft::cache::LISTED_VERSIONS as u32 + 44;
+    let before = calls(6);
+    let first = client.run(totals::args(count, count)).unwrap();
+    assert_eq!(status(&first, "total"), Status::Completed);
+    let step_run = client.step_run(&first.run, "total").unwrap();
+    let parts = step_run.cache_parts.unwrap();
+    assert!(parts.as_str().len() < 2048, "{parts}");
+    let parts = parts.value();
+    assert_eq!(parts["inputs"]["values"]["count"], count);
+    let digest = parts["inputs"]["values"]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(digest.len(), 64, "{parts}");
+
+    // Every item's output was computed again, with the same bytes: the fan-in is reused.
+    let again = client.run(totals::args(count, count)).unwrap();
+    assert_eq!(status(&again, "total"), Status::Cached);
+    assert_eq!(calls(6), before + 1);
+
+    // One item differs, past the ones a list would show: the fan-in runs again.
+    let changed = client.run(totals::args(count, count - 3)).unwrap();
+    assert_eq!(status(&changed, "total"), Status::Completed);
+    assert_eq!(calls(6), before + 2);
+    let parts = client
+        .step_run(&changed.run, "total")
+        .unwrap()
+        .cache_parts
+        .unwrap()
+        .value();
+    assert_eq!(parts["inputs"]["values"]["count"], count);
+    assert_ne!(parts["inputs"]["values"]["digest"], digest.as_str());
+}
