@@ -556,7 +556,10 @@ fn a_fan_in_over_many_outputs_keeps_their_count_and_digest_in_its_key() {
     assert!(parts.as_str().len() < 2048, "{parts}");
     let parts = parts.value();
     assert_eq!(parts["inputs"]["values"]["count"], count);
-    let digest = parts["inputs"]["values"]["digest"].as_str().unwrap().to_owned();
+    let digest = parts["inputs"]["values"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(digest.len(), 64, "{parts}");
 
     // Every item's output was computed again, with the same bytes: the fan-in is reused.
