@@ -224,17 +224,23 @@ async fn cached(
     let Some(entry) = candidate else {
         return Ok(None);
     };
+    // The records made for downstream steps are the ones checked: no second copy of them.
     let artifacts = engine.artifacts().clone();
-    let (entry, verified) = blocking(move || {
-        let verified = entry.outputs.iter().try_for_each(|output| {
-            artifacts
-                .check(&stored(&output.artifact_version))
-                .map_err(|error| format!("output `{}`: {error}", output.name))
-        });
-        (entry, verified)
-    })
-    .await;
-    match verified.and_then(|()| Upstream::registered(step_run, &entry.outputs)) {
+    let verified = match Upstream::registered(step_run, &entry.outputs) {
+        Ok(upstream) => {
+            blocking(move || {
+                for output in upstream.outputs.iter() {
+                    artifacts
+                        .check(&output.stored)
+                        .map_err(|error| format!("output `{}`: {error}", output.name))?;
+                }
+                Ok(upstream)
+            })
+            .await
+        }
+        Err(reason) => Err(reason),
+    };
+    match verified {
         Ok(upstream) => Ok(Some((entry, upstream))),
         Err(reason) => Err(format!(
             "the cached outputs of step run {} are unusable ({reason})",
