@@ -16,8 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{ArtifactVersionId, Digest};
 
 /// The version of the key encoding. Changing what goes into a key means a new version.
-/// (Inputs of more than [`LISTED_VERSIONS`] versions are encoded by their digest since 0.1:
-/// the key of such a fan-in recorded before then misses once.)
+/// (Inputs of more than [`LISTED_VERSIONS`] versions are now encoded by their count and
+/// digest within this version: a key recorded for such a fan-in when its versions were listed
+/// is not found again, and that step runs once more.)
 pub const KEY_FORMAT: &str = "weft-cache-v1";
 
 /// An input of up to this many artifact versions is kept in a key's parts as the list of their

@@ -277,9 +277,11 @@ pub async fn key_parts(
                 .artifact_version(input.artifact_version)
                 .await
                 .ok()
-                .map(|version| {
-                    InputIdentity::from(format!("content:{}", version.content_hash).as_str())
-                        .version
+                .map(|version| match Digest::from_hex(&version.content_hash) {
+                    Ok(hash) => VersionIdentity::Content(hash),
+                    Err(_) => {
+                        VersionIdentity::Other(format!("content:{}", version.content_hash).into())
+                    }
                 }),
             None => None,
         };
