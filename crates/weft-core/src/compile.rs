@@ -338,10 +338,10 @@ impl Compiler {
         }
         for (input, spec) in &call.inputs {
             for output in spec.refs() {
-                let Some(&upstream) = self.index.get(output.invocation.as_str()) else {
+                let Some(&upstream) = self.index.get(&*output.invocation) else {
                     return Err(Error::UnknownUpstream {
                         invocation: id,
-                        upstream: output.invocation.clone(),
+                        upstream: output.invocation.to_string(),
                     });
                 };
                 if !self.invocations[upstream]
@@ -352,8 +352,8 @@ impl Compiler {
                     return Err(Error::UnknownOutput {
                         invocation: id,
                         input: input.clone(),
-                        upstream: output.invocation.clone(),
-                        output: output.output.clone(),
+                        upstream: output.invocation.to_string(),
+                        output: output.output.to_string(),
                     });
                 }
             }
@@ -361,11 +361,19 @@ impl Compiler {
         let mut after = call.after;
         after.sort();
         after.dedup();
-        let upstream: BTreeSet<String> = call
+        // The ids are the upstream invocations' own (`after` may name one made later).
+        let upstream: BTreeSet<Arc<str>> = call
             .inputs
             .values()
             .flat_map(|spec| spec.refs().iter().map(|output| output.invocation.clone()))
-            .chain(after.iter().cloned())
+            .chain(
+                after
+                    .iter()
+                    .map(|id| match self.index.get_key_value(id.as_str()) {
+                        Some((shared, _)) => shared.clone(),
+                        None => id.as_str().into(),
+                    }),
+            )
             .collect();
         // One allocation of the id, shared by the index, the invocation and the handles.
         let id: Arc<str> = id.into();
@@ -560,13 +568,7 @@ fn find_cycle(
 ) -> Option<Vec<String>> {
     let upstream: Vec<Vec<usize>> = invocations
         .iter()
-        .map(|invocation| {
-            invocation
-                .upstream
-                .iter()
-                .map(|id| index[id.as_str()])
-                .collect()
-        })
+        .map(|invocation| invocation.upstream.iter().map(|id| index[&**id]).collect())
         .collect();
     let mut downstream = vec![Vec::new(); invocations.len()];
     for (node, ups) in upstream.iter().enumerate() {
@@ -791,7 +793,7 @@ mod tests {
         compiler.add(c).unwrap();
         let snapshot = finish(compiler).unwrap();
         let c = snapshot.invocation("c").unwrap();
-        assert_eq!(c.upstream, ["a", "b"]);
+        assert_eq!(c.upstream, ["a".into(), "b".into()]);
         assert_eq!(c.after, ["a", "b"]);
     }
 

@@ -98,7 +98,7 @@ impl Scheduler {
         let mut waiting_on = vec![0; count];
         for (node, invocation) in snapshot.invocations.iter().enumerate() {
             for upstream in &invocation.upstream {
-                downstream[position[upstream.as_str()]].push(node);
+                downstream[position[&**upstream]].push(node);
                 waiting_on[node] += 1;
             }
         }
@@ -391,7 +391,7 @@ mod tests {
                     parameters: Default::default(),
                     inputs: Default::default(),
                     after: Vec::new(),
-                    upstream: upstream.iter().map(|u| u.to_string()).collect(),
+                    upstream: upstream.iter().map(|&u| u.into()).collect(),
                     outputs: Vec::new().into(),
                     config: StepConfig::default().into(),
                 })

@@ -114,7 +114,9 @@ impl Outline {
 
 /// Positions of `(id, upstream)` nodes where each comes after everything it waits for; among
 /// independent nodes, the given order is kept; nodes on a cycle come last.
-fn topological_order<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -> Vec<usize> {
+fn topological_order<'a, Id: AsRef<str> + 'a>(
+    nodes: impl Iterator<Item = (&'a str, &'a [Id])>,
+) -> Vec<usize> {
     let nodes: Vec<_> = nodes.collect();
     let position: std::collections::HashMap<&str, usize> = nodes
         .iter()
@@ -125,7 +127,7 @@ fn topological_order<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -
     let mut downstream = vec![Vec::new(); nodes.len()];
     for (node, (_, upstream)) in nodes.iter().enumerate() {
         for upstream in *upstream {
-            if let Some(&up) = position.get(upstream.as_str()) {
+            if let Some(&up) = position.get(upstream.as_ref()) {
                 downstream[up].push(node);
             } else {
                 waiting[node] -= 1;
@@ -165,8 +167,9 @@ pub struct Invocation {
     pub inputs: crate::parameters::ByName<InputSpec>,
     /// Invocations that must finish before this one starts, without passing data.
     pub after: Vec<String>,
-    /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats.
-    pub upstream: Vec<String>,
+    /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats
+    /// (each id shared with its invocation).
+    pub upstream: Vec<std::sync::Arc<str>>,
     /// What the step returns (shared like `step`).
     pub outputs: std::sync::Arc<[OutputSpec]>,
     /// Per-invocation settings, shared: every item of a map has the same.
@@ -210,13 +213,15 @@ impl InputSpec {
     }
 }
 
-/// One named output of one invocation.
+/// One named output of one invocation. Neither name is a copy when the reference is made by
+/// a pipeline: the id is the invocation's own, the output's name the step's (a fan-in over
+/// 100,000 outputs holds 100,000 references).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct OutputRef {
     /// The invocation that produces it.
-    pub invocation: String,
+    pub invocation: std::sync::Arc<str>,
     /// The output's name.
-    pub output: String,
+    pub output: std::borrow::Cow<'static, str>,
 }
 
 /// What one output of a step is and how it is stored.

@@ -383,7 +383,7 @@ pub fn step_run(
         parents: invocation
             .upstream
             .iter()
-            .filter_map(|id| upstream.get(id.as_str()).map(|up| up.step_run))
+            .filter_map(|id| upstream.get(&**id).map(|up| up.step_run))
             .collect(),
         cache_key: None,
         cache_parts: None,
@@ -461,7 +461,7 @@ async fn resolve_inputs<'a>(
     };
     let find = |name: &str, output: &OutputRef| {
         upstream
-            .get(output.invocation.as_str())
+            .get(&*output.invocation)
             .and_then(|up| up.outputs.iter().find(|o| o.name == output.output))
             .map(|o| (o.version, o.stored.clone(), &o.content_hash))
             .ok_or_else(|| {

@@ -230,7 +230,7 @@ fn must_wait(
     invocation
         .upstream
         .iter()
-        .any(|id| !dynamic.index.contains_key(id.as_str()))
+        .any(|id| !dynamic.index.contains_key(&**id))
         || start_after.iter().any(|id| {
             dynamic
                 .index
@@ -557,7 +557,7 @@ impl<'a> Orchestrator<'a> {
             if !invocation
                 .upstream
                 .iter()
-                .all(|id| self.finished.contains_key(id.as_str()))
+                .all(|id| self.finished.contains_key(&**id))
             {
                 continue;
             }
@@ -705,7 +705,7 @@ impl<'a> Orchestrator<'a> {
         let upstream: Vec<usize> = invocation
             .upstream
             .iter()
-            .filter_map(|id| dynamic.index.get(id.as_str()).copied())
+            .filter_map(|id| dynamic.index.get(&**id).copied())
             .collect();
         let node = self.invocations.len();
         dynamic.index.insert(invocation.id.clone(), node);
@@ -970,11 +970,10 @@ impl<'a> Orchestrator<'a> {
                 return Ok(());
             }
             let index = &self.dynamic.as_ref().expect("dynamic run").index;
-            let upstream_reused = invocation.upstream.iter().all(|id| {
-                index
-                    .get(id.as_str())
-                    .is_some_and(|&up| self.nodes[up].reused)
-            });
+            let upstream_reused = invocation
+                .upstream
+                .iter()
+                .all(|id| index.get(&**id).is_some_and(|&up| self.nodes[up].reused));
             if upstream_reused
                 && let Some((step_run, upstream)) =
                     launcher::reuse(&self.scope, &invocation, &self.finished, original, outputs)

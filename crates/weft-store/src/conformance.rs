@@ -106,7 +106,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
             })
             .unwrap_or_default(),
         after: Vec::new(),
-        upstream: upstream.map(|u| vec![u.to_string()]).unwrap_or_default(),
+        upstream: upstream.map(|u| vec![u.into()]).unwrap_or_default(),
         outputs: vec![output("output")].into(),
         config: StepConfig::default().into(),
     };
@@ -262,12 +262,18 @@ pub async fn runs_start_initializing_and_snapshots_are_stored_once(store: Store)
     let outlined: Vec<_> = outline
         .invocations
         .iter()
-        .map(|i| (i.id.as_str(), i.step.as_str(), &i.parameters, &i.upstream))
+        .map(|i| {
+            let upstream: Vec<&str> = i.upstream.iter().map(String::as_str).collect();
+            (i.id.as_str(), i.step.as_str(), &i.parameters, upstream)
+        })
         .collect();
     let whole: Vec<_> = snapshot
         .invocations
         .iter()
-        .map(|i| (&*i.id, &*i.step, &i.parameters, &i.upstream))
+        .map(|i| {
+            let upstream: Vec<&str> = i.upstream.iter().map(|id| &**id).collect();
+            (&*i.id, &*i.step, &i.parameters, upstream)
+        })
         .collect();
     assert_eq!(outlined, whole);
     assert!(first.started_at.is_none() && first.ended_at.is_none());

@@ -284,8 +284,8 @@ fn remember(compiler: &mut Compiler, error: compile::Error) -> Error {
 
 fn output_ref(placeholder: &Placeholder) -> OutputRef {
     OutputRef {
-        invocation: placeholder.invocation.to_string(),
-        output: placeholder.output.to_owned(),
+        invocation: placeholder.invocation.clone(),
+        output: placeholder.output.into(),
     }
 }
 
