@@ -525,6 +525,47 @@ fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
 }
 
 #[test]
+fn a_finished_step_whose_record_is_damaged_is_computed_again_on_resume() {
+    let (dir, client) = fresh();
+    let no_cache = RunConfig {
+        no_cache: true,
+        ..Default::default()
+    };
+    let failed = client.run_with(resumable::args(), &no_cache).unwrap();
+    assert_eq!(failed.run.status, Status::Failed);
+    let b = client.output(&steps(&failed)["stage_2"], "output").unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("weft.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE artifact_versions SET content_hash = 'damaged' WHERE id = ?1",
+            [b.id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    COMPUTED.lock().unwrap().clear();
+    BROKEN.store(false, Ordering::SeqCst);
+
+    let resumed = client
+        .resume(&failed.run.id.to_string(), &no_cache)
+        .unwrap();
+    assert_eq!(resumed.run.status, Status::Completed);
+    let mut computed = COMPUTED.lock().unwrap().clone();
+    computed.sort();
+    assert_eq!(computed, ["b", "c", "join"], "b's record cannot be reused");
+    let steps = steps(&resumed);
+    assert_eq!(steps["stage"].status, Status::Cached);
+    assert_eq!(steps["stage_2"].status, Status::Completed);
+    assert_eq!(
+        client
+            .output(&steps["join"], "output")
+            .unwrap()
+            .load::<String>()
+            .unwrap(),
+        "abc"
+    );
+}
+
+#[test]
 fn a_resume_without_the_cache_computes_what_did_not_finish_even_if_cached_elsewhere() {
     let (_dir, client) = fresh();
     let failed = client.run(resumable::args()).unwrap();
