@@ -267,13 +267,13 @@ impl fmt::Display for InputIdentity {
 impl From<&str> for InputIdentity {
     /// Reads the written form; text in no known form is kept as it is.
     fn from(text: &str) -> Self {
+        // Only an index as `Display` writes it (no sign, no leading zeros) is one.
         let (version, item) = match text.rsplit_once("#item:") {
-            Some((version, index))
-                if index.parse::<u32>().is_ok_and(|i| i.to_string() == index) =>
-            {
-                (version, index.parse().ok())
-            }
-            _ => (text, None),
+            Some((version, index)) => match index.parse::<u32>() {
+                Ok(item) if item.to_string() == index => (version, Some(item)),
+                _ => (text, None),
+            },
+            None => (text, None),
         };
         let known = if version == "any" {
             Some(VersionIdentity::Any)

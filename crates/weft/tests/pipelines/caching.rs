@@ -7,7 +7,7 @@ use weft::model::CacheExpiry;
 use weft::prelude::*;
 use weft::{Clock, RunConfig, Status};
 
-use crate::{fresh, steps};
+use crate::{damage_content_hash, fresh, steps};
 
 /// How often each counted step's body ran, by step.
 static CALLS: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
@@ -173,14 +173,7 @@ fn a_result_whose_recorded_content_hash_is_damaged_is_computed_again() {
     let (dir, client) = fresh();
     let first = client.run(spelling::args(12)).unwrap();
     let output = client.output(&steps(&first)["spell"], "output").unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("weft.db")).unwrap();
-    let changed = db
-        .execute(
-            "UPDATE artifact_versions SET content_hash = 'not-a-hash' WHERE id = ?1",
-            [output.id.to_string()],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    damage_content_hash(dir.path(), output.id, "not-a-hash");
     let report = client.run(spelling::args(12)).unwrap();
     let spelled = &steps(&report)["spell"];
     assert_eq!(spelled.status, Status::Completed, "computed again");

@@ -8,7 +8,7 @@ use weft::model::{MetadataSource, NewRun, Owner, Resource, StepErrorKind};
 use weft::prelude::*;
 use weft::{Clock, ManualClock, RunConfig, Status, StoreConfig};
 
-use crate::{fresh, steps};
+use crate::{damage_content_hash, fresh, steps};
 
 /// A client whose clock moves only when the engine waits, starting now.
 fn manual() -> (tempfile::TempDir, Client, Arc<ManualClock>) {
@@ -470,6 +470,14 @@ fn join(parts: Vec<String>) -> String {
     parts.concat()
 }
 
+/// Runs that neither read nor write the cache: what is reused comes from the resumed run.
+fn without_cache() -> RunConfig {
+    RunConfig {
+        no_cache: true,
+        ..Default::default()
+    }
+}
+
 #[pipeline]
 fn resumable() -> weft::Result<()> {
     let a = stage("a".to_string())?;
@@ -482,10 +490,7 @@ fn resumable() -> weft::Result<()> {
 #[test]
 fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
     let (_dir, client) = fresh();
-    let no_cache = RunConfig {
-        no_cache: true,
-        ..Default::default()
-    };
+    let no_cache = without_cache();
     let failed = client.run_with(resumable::args(), &no_cache).unwrap();
     assert_eq!(failed.run.status, Status::Failed);
     COMPUTED.lock().unwrap().clear();
@@ -527,21 +532,11 @@ fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
 #[test]
 fn a_finished_step_whose_record_is_damaged_is_computed_again_on_resume() {
     let (dir, client) = fresh();
-    let no_cache = RunConfig {
-        no_cache: true,
-        ..Default::default()
-    };
+    let no_cache = without_cache();
     let failed = client.run_with(resumable::args(), &no_cache).unwrap();
     assert_eq!(failed.run.status, Status::Failed);
     let b = client.output(&steps(&failed)["stage_2"], "output").unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("weft.db")).unwrap();
-    let changed = db
-        .execute(
-            "UPDATE artifact_versions SET content_hash = 'damaged' WHERE id = ?1",
-            [b.id.to_string()],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    damage_content_hash(dir.path(), b.id, "damaged");
     COMPUTED.lock().unwrap().clear();
     BROKEN.store(false, Ordering::SeqCst);
 
@@ -579,10 +574,7 @@ fn a_resume_without_the_cache_computes_what_did_not_finish_even_if_cached_elsewh
     );
     COMPUTED.lock().unwrap().clear();
 
-    let no_cache = RunConfig {
-        no_cache: true,
-        ..Default::default()
-    };
+    let no_cache = without_cache();
     let resumed = client
         .resume(&failed.run.id.to_string(), &no_cache)
         .unwrap();

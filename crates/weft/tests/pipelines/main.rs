@@ -22,6 +22,23 @@ pub(crate) fn fresh() -> (tempfile::TempDir, Client) {
     (dir, client)
 }
 
+/// Overwrites the content hash recorded for an artifact version in the store under `dir`, as
+/// damage to the database would.
+pub(crate) fn damage_content_hash(
+    dir: &std::path::Path,
+    version: weft::ArtifactVersionId,
+    hash: &str,
+) {
+    let db = rusqlite::Connection::open(dir.join("weft.db")).expect("the database opens");
+    let changed = db
+        .execute(
+            "UPDATE artifact_versions SET content_hash = ?1 WHERE id = ?2",
+            [hash, &version.to_string()],
+        )
+        .expect("the record is updated");
+    assert_eq!(changed, 1, "version {version} is recorded");
+}
+
 /// The step runs of a run by invocation id.
 pub(crate) fn steps(
     report: &weft::RunReport,
