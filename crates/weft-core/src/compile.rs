@@ -387,6 +387,11 @@ impl Compiler {
         parameters.shrink_to_fit();
         let mut inputs = call.inputs;
         inputs.shrink_to_fit();
+        // Consecutive calls mostly share their settings: one copy, encoded once per run.
+        let config = match self.invocations.last() {
+            Some(last) if last.config == call.config => Arc::clone(&last.config),
+            _ => call.config,
+        };
         self.invocations.push(Arc::new(Invocation {
             id: id.clone(),
             step: call.step.path,
@@ -396,7 +401,7 @@ impl Compiler {
             after,
             upstream: upstream.into_iter().collect(),
             outputs: call.step.outputs,
-            config: call.config,
+            config,
         }));
         Ok(id)
     }

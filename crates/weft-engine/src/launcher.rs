@@ -178,7 +178,7 @@ pub async fn prepare(
                 step_run.status = Status::Cached;
                 step_run.original_step_run = Some(original.step_run);
                 step_run.cache_key = Some(key);
-                step_run.cache_parts = JsonText::of(&parts).ok();
+                // A cached step run's parts are its original's (the same key): none to store.
                 step_run.status_reason = Some(format!(
                     "cached: reuses step run {} of run {}",
                     original.step_run, original.run_id

@@ -53,6 +53,10 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// A commit is made once this many step runs wait for one.
 pub const COMMIT_BATCH: usize = 512;
 
+/// The pre-pass hands its records to a commit on another thread once this many wait: a
+/// cached pipeline's lookups and the writing of its records then share the cores.
+const PRE_PASS_BATCH: usize = 128;
+
 /// What one run of the local orchestrator needs besides the snapshot.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -580,9 +584,15 @@ impl<'a> Orchestrator<'a> {
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
             }
+            if self.batch.created.len() >= PRE_PASS_BATCH {
+                // Written on another thread while the next lookups go on.
+                self.start_unrecorded();
+                self.commit().await?;
+            }
         }
         if !resolved.is_empty() {
-            self.flush().await?;
+            self.start_unrecorded();
+            self.commit_now().await?;
         }
         for node in resolved {
             self.nodes[node].reused = true;

@@ -269,7 +269,8 @@ pub struct NewStepRun {
     pub parents: Vec<StepRunId>,
     /// Its cache key.
     pub cache_key: Option<String>,
-    /// What the key is made of, as canonical text.
+    /// What the key is made of, as canonical text. Not stored for a cached step run with
+    /// its original and key: it reads back as its original's.
     pub cache_parts: Option<JsonText>,
     /// When it stops being a cache candidate.
     pub cache_expires_at: Option<DateTime<Utc>>,

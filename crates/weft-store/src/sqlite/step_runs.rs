@@ -205,13 +205,16 @@ impl StepRunStore for SqliteStore {
             let Some(&(step_run, run_id, _)) = rows.first() else {
                 return Ok(None);
             };
+            // Sorted here: in SQL, the sort of a row or two costs a temporary B-tree.
+            let mut outputs: Vec<_> = rows
+                .into_iter()
+                .filter_map(|(_, _, output)| output)
+                .collect();
+            outputs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
             Ok(Some(CacheEntry {
                 step_run,
                 run_id,
-                outputs: rows
-                    .into_iter()
-                    .filter_map(|(_, _, output)| output)
-                    .collect(),
+                outputs,
             }))
         })
         .await
@@ -312,7 +315,7 @@ const CACHE_CANDIDATE: &str = concat!(
      AND (cache_expires_at IS NULL OR cache_expires_at > ?2) ORDER BY id DESC LIMIT 1) s \
      LEFT JOIN step_run_outputs o ON o.step_run_id = s.id \
      LEFT JOIN artifact_versions v ON v.id = o.artifact_version_id \
-     LEFT JOIN artifacts a ON a.id = v.artifact_id ORDER BY o.name"
+     LEFT JOIN artifacts a ON a.id = v.artifact_id"
 );
 
 fn create_all(

@@ -1,5 +1,6 @@
 //! Caching: what hits, what misses, and what makes a cached result unusable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -416,16 +417,49 @@ fn long_chain(length: usize) -> weft::Result<()> {
 
 #[test]
 fn a_fully_cached_run_schedules_nothing_and_no_cache_runs_everything() {
+    // Longer than the pre-pass hands to one commit (128 records), so its records are
+    // written by several.
+    const LENGTH: usize = 300;
     let (_dir, client) = fresh();
-    client.run(long_chain::args(20)).unwrap();
+    let first = client.run(long_chain::args(LENGTH)).unwrap();
     let before = calls(5);
-    let report = client.run(long_chain::args(20)).unwrap();
+    let report = client.run(long_chain::args(LENGTH)).unwrap();
     assert_eq!(report.run.status, Status::Completed);
+    assert_eq!(report.step_runs.len(), LENGTH);
     assert!(report.step_runs.iter().all(|s| s.status == Status::Cached));
     assert_eq!(calls(5), before, "no body ran");
+
+    // Each cached step run names its original, reads back its parts, and is the parent of
+    // the next one in its own run.
+    let originals = steps(&first);
+    let cached = steps(&report);
+    let graph = client
+        .block_on(client.metadata_store().run_graph(report.run.id))
+        .unwrap();
+    let parents: HashMap<_, _> = graph
+        .parents
+        .iter()
+        .map(|(parent, child)| (*child, *parent))
+        .collect();
+    assert_eq!(parents.len(), LENGTH - 1);
+    for index in 1..LENGTH {
+        let id = |i: usize| match i {
+            0 => "counted".to_owned(),
+            i => format!("counted_{}", i + 1),
+        };
+        let step_run = &cached[id(index).as_str()];
+        let original = &originals[id(index).as_str()];
+        assert_eq!(step_run.original_step_run, Some(original.id));
+        assert_eq!(parents[&step_run.id], cached[id(index - 1).as_str()].id);
+        let read = client.step_run(&report.run, &id(index)).unwrap();
+        let original_parts = client.step_run(&first.run, &id(index)).unwrap().cache_parts;
+        assert!(original_parts.is_some());
+        assert_eq!(read.cache_parts, original_parts);
+    }
+
     let report = client
         .run_with(
-            long_chain::args(20),
+            long_chain::args(LENGTH),
             &RunConfig {
                 no_cache: true,
                 ..Default::default()
@@ -438,7 +472,7 @@ fn a_fully_cached_run_schedules_nothing_and_no_cache_runs_everything() {
             .iter()
             .all(|s| s.status == Status::Completed)
     );
-    assert_eq!(calls(5), before + 20);
+    assert_eq!(calls(5), before + LENGTH);
 }
 
 #[step(cache = false)]
