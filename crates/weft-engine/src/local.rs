@@ -53,9 +53,10 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// A commit is made once this many step runs wait for one.
 pub const COMMIT_BATCH: usize = 512;
 
-/// The pre-pass hands its records to a commit on another thread once this many wait: a
-/// cached pipeline's lookups and the writing of its records then share the cores.
-const PRE_PASS_BATCH: usize = 128;
+/// The pre-pass hands its records to a commit on another thread once at least this many wait
+/// and the commit before ended: a cached pipeline's lookups and the writing of its records
+/// then share the cores.
+const PRE_PASS_BATCH: usize = 32;
 
 /// What one run of the local orchestrator needs besides the snapshot.
 #[derive(Clone, Debug)]
@@ -584,8 +585,13 @@ impl<'a> Orchestrator<'a> {
                 self.record_reuse(node, step_run, upstream, Created::Recorded);
                 resolved.push(node);
             }
-            if self.batch.created.len() >= PRE_PASS_BATCH {
-                // Written on another thread while the next lookups go on.
+            // Written on another thread while the next lookups go on, whenever the commit
+            // before is done: the last records, written after the pass, are few.
+            let writer_idle = self
+                .in_flight
+                .as_ref()
+                .is_none_or(|in_flight| in_flight.applied.is_finished());
+            if self.batch.created.len() >= PRE_PASS_BATCH && writer_idle {
                 self.start_unrecorded();
                 self.commit().await?;
             }
