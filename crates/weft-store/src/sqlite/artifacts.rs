@@ -172,20 +172,30 @@ pub(crate) fn insert_version(
 ) -> Result<ArtifactVersion> {
     let now = time::now();
     let created_at = time::format(now);
-    let proposed = ArtifactId::new().to_string();
-    let artifact_id: String = connection
-        .prepare_cached(
-            "INSERT INTO artifacts (id, name, has_custom_name, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
-        )?
-        .query_row(
-            params![proposed, new.name, new.has_custom_name, created_at],
-            |row| row.get(0),
-        )?;
+    // Looked up, then inserted if new: the caller's write transaction keeps other writers
+    // out in between. An upsert with `RETURNING` did the same at three times the cost (a
+    // twentieth of a map item's instructions).
+    let existing: Option<String> = connection
+        .prepare_cached("SELECT id FROM artifacts WHERE name = ?")?
+        .query_row([&new.name], |row| row.get(0))
+        .optional()?;
+    let created = existing.is_none();
+    let artifact_id = match existing {
+        Some(id) => id,
+        None => {
+            let id = ArtifactId::new().to_string();
+            connection
+                .prepare_cached(
+                    "INSERT INTO artifacts (id, name, has_custom_name, created_at) VALUES (?, ?, ?, ?)",
+                )?
+                .execute(params![id, new.name, new.has_custom_name, created_at])?;
+            id
+        }
+    };
     let (version, number) = match &new.version {
         Some(version) => (version.clone(), version.parse::<i64>().ok()),
         // An artifact created just now has no versions yet (every output of a map item).
-        None if artifact_id == proposed => ("1".to_owned(), Some(1)),
+        None if created => ("1".to_owned(), Some(1)),
         None => {
             let next: i64 = connection
                 .prepare_cached(
