@@ -1228,6 +1228,32 @@ pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) 
         .unwrap();
     assert_eq!(system[0].key, "storage_size");
     assert_eq!(system[0].source, MetadataSource::System);
+
+    // A version with many facts (an array's statistics, a table's columns) keeps them all.
+    let mut many = version("described", "1");
+    many.metadata = (0..40)
+        .map(|i| {
+            (
+                format!("fact_{i:02}"),
+                json!({"index": i, "text": "ü \"quoted\""}),
+            )
+        })
+        .collect();
+    let described = store.create_artifact_version(many.clone()).await.unwrap();
+    let facts = store
+        .metadata(Resource::ArtifactVersion(described.id))
+        .await
+        .unwrap();
+    assert_eq!(facts.len(), 40);
+    for fact in &facts {
+        assert_eq!(
+            Some(&fact.value),
+            many.metadata.get(&fact.key),
+            "{}",
+            fact.key
+        );
+        assert_eq!(fact.source, MetadataSource::System);
+    }
     store
         .log_metadata(
             Resource::StepRun(a),

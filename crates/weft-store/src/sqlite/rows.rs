@@ -24,6 +24,19 @@ pub(crate) const VERSION_COLUMNS: &str = version_columns!("group_concat(t.name, 
 pub(crate) struct Indexed<'a, 'r> {
     row: &'a Row<'r>,
     names: &'a [String],
+    /// Where the search for the next column starts: decoders mostly read the columns in
+    /// the order they are selected.
+    next: std::cell::Cell<usize>,
+}
+
+impl<'a, 'r> Indexed<'a, 'r> {
+    fn new(row: &'a Row<'r>, names: &'a [String]) -> Self {
+        Self {
+            row,
+            names,
+            next: std::cell::Cell::new(0),
+        }
+    }
 }
 
 impl Indexed<'_, '_> {
@@ -36,10 +49,17 @@ impl Indexed<'_, '_> {
     }
 
     fn position(&self, column: &str) -> Result<usize> {
-        self.names
-            .iter()
-            .position(|name| name == column)
-            .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_owned()).into())
+        let start = self.next.get().min(self.names.len());
+        let (before, after) = self.names.split_at(start);
+        let position = match after.iter().position(|name| name == column) {
+            Some(offset) => start + offset,
+            None => before
+                .iter()
+                .position(|name| name == column)
+                .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_owned()))?,
+        };
+        self.next.set(position + 1);
+        Ok(position)
     }
 }
 
@@ -81,13 +101,19 @@ pub(crate) fn all<T>(
     decode: impl Fn(&Indexed<'_, '_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut statement = connection.prepare_cached(sql)?;
-    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query(params)?;
     let mut found = Vec::new();
+    // Read at the first row: a query that finds nothing (a cache miss) needs none.
+    let mut names: Option<Vec<String>> = None;
     while let Some(row) = rows.next()? {
-        found.push(decode(&Indexed { row, names: &names })?);
+        let names = names.get_or_insert_with(|| column_names(row));
+        found.push(decode(&Indexed::new(row, names))?);
     }
     Ok(found)
+}
+
+fn column_names(row: &Row<'_>) -> Vec<String> {
+    row.as_ref().column_names().map(str::to_owned).collect()
 }
 
 /// Runs `sql` and decodes the first row, if any.
@@ -98,9 +124,11 @@ pub(crate) fn first<T>(
     decode: impl Fn(&Indexed<'_, '_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut statement = connection.prepare_cached(sql)?;
-    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query(params)?;
     rows.next()?
-        .map(|row| decode(&Indexed { row, names: &names }))
+        .map(|row| {
+            let names = column_names(row);
+            decode(&Indexed::new(row, &names))
+        })
         .transpose()
 }

@@ -329,6 +329,21 @@ fn create_all(
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
     // Settings texts already stored by this transaction: a pipeline's steps mostly share one.
     let mut configs_stored = std::collections::HashSet::new();
+    // Each statement is taken from the cache once for the whole batch, not once per row.
+    let mut insert_config =
+        tx.prepare_cached("INSERT OR IGNORE INTO step_configs (config_key, config) VALUES (?, ?)")?;
+    let mut insert_step_run = tx.prepare_cached(
+        "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
+         status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
+         original_step_run_id, error, created_at, started_at, ended_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    let mut insert_input = tx.prepare_cached(
+        "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
+         VALUES (?, ?, ?, ?, ?)",
+    )?;
+    let mut insert_parent =
+        tx.prepare_cached("INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)")?;
     for step_run in new {
         check_step_run_initial(step_run.status).map_err(|source| Error::Transition {
             kind: "step run",
@@ -352,25 +367,16 @@ fn create_all(
             continue;
         }
         let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation, created_at)?;
-        let id = step_run.id;
+        let id = step_run.id.to_string();
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
         let config_key = records::config_key(step_run.config.as_str());
         if !configs_stored.contains(&config_key) {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO step_configs (config_key, config) VALUES (?, ?)",
-            )?
-            .execute(params![config_key, step_run.config.as_str()])?;
+            insert_config.execute(params![config_key, step_run.config.as_str()])?;
             configs_stored.insert(config_key.clone());
         }
-        tx.prepare_cached(
-            "INSERT INTO step_runs (id, run_id, invocation_id, step_name, attempt, status, \
-             status_reason, code_hash, parameters, config, cache_key, cache_parts, cache_expires_at, \
-             original_step_run_id, error, created_at, started_at, ended_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?
-        .execute(params![
-            id.to_string(),
+        insert_step_run.execute(params![
+            id,
             step_run.run_id.to_string(),
             step_run.invocation,
             step_run.step,
@@ -393,22 +399,19 @@ fn create_all(
             ended.then_some(&now),
         ])?;
         for input in &step_run.inputs {
-            tx.prepare_cached(
-                "INSERT INTO step_run_inputs (step_run_id, name, position, artifact_version_id, kind) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )?
-            .execute(params![
-                id.to_string(),
-                input.name,
-                input.position,
-                input.artifact_version.to_string(),
-                input.kind.as_str()
-            ])
-            .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
+            insert_input
+                .execute(params![
+                    id,
+                    input.name,
+                    input.position,
+                    input.artifact_version.to_string(),
+                    input.kind.as_str()
+                ])
+                .map_err(|e| constraint_error(e, "an input artifact version does not exist"))?;
         }
         for parent in &step_run.parents {
-            tx.prepare_cached("INSERT INTO step_run_parents (parent_id, child_id) VALUES (?, ?)")?
-                .execute(params![parent.to_string(), id.to_string()])
+            insert_parent
+                .execute(params![parent.to_string(), id])
                 .map_err(|e| constraint_error(e, "a parent step run does not exist"))?;
         }
         if let (Status::Cached, Some(original)) = (step_run.status, step_run.original_step_run) {
@@ -416,7 +419,7 @@ fn create_all(
                 "INSERT INTO step_run_outputs (step_run_id, name, artifact_version_id) \
                  SELECT ?, name, artifact_version_id FROM step_run_outputs WHERE step_run_id = ?",
             )?
-            .execute(params![id.to_string(), original.to_string()])?;
+            .execute(params![id, original.to_string()])?;
         }
         created.push(Some(rows::created_step_run(step_run, attempt, created_at)));
     }
