@@ -1398,6 +1398,12 @@ pub async fn unknown_references_are_clear_errors(store: Store) {
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
+        store
+            .complete_step_run(StepRunId::new(), Completion::default())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
         store.artifact_versions("ghost").await,
         Err(Error::NotFound { .. })
     ));

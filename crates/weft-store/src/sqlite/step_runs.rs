@@ -366,7 +366,6 @@ fn create_all(
             created.push(None);
             continue;
         }
-        let attempt = next_attempt(tx, step_run.run_id, &step_run.invocation, created_at)?;
         let id = step_run.id.to_string();
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
@@ -375,29 +374,47 @@ fn create_all(
             insert_config.execute(params![config_key, step_run.config.as_str()])?;
             configs_stored.insert(config_key.clone());
         }
-        insert_step_run.execute(params![
-            id,
-            step_run.run_id.to_string(),
-            step_run.invocation,
-            step_run.step,
-            attempt,
-            step_run.status.as_str(),
-            step_run.status_reason,
-            step_run.code_hash,
-            step_run.parameters.as_str(),
-            config_key,
-            step_run.cache_key,
-            records::stored_parts(&step_run),
-            step_run.cache_expires_at.map(time::format),
-            step_run.original_step_run.map(|id| id.to_string()),
-            step_run
-                .error
-                .as_ref()
-                .map(|e| serde_json::to_string(e).expect("plain data")),
-            now,
-            started.then_some(&now),
-            ended.then_some(&now),
-        ])?;
+        let run_id = step_run.run_id.to_string();
+        let cache_expires_at = step_run.cache_expires_at.map(time::format);
+        let original = step_run.original_step_run.map(|id| id.to_string());
+        let error = step_run
+            .error
+            .as_ref()
+            .map(|e| serde_json::to_string(e).expect("plain data"));
+        let mut insert = |attempt: u32| {
+            insert_step_run.execute(params![
+                id,
+                run_id,
+                step_run.invocation,
+                step_run.step,
+                attempt,
+                step_run.status.as_str(),
+                step_run.status_reason,
+                step_run.code_hash,
+                step_run.parameters.as_str(),
+                config_key,
+                step_run.cache_key,
+                records::stored_parts(&step_run),
+                cache_expires_at,
+                original,
+                error,
+                now,
+                started.then_some(&now),
+                ended.then_some(&now),
+            ])
+        };
+        // Most step runs are their invocation's first attempt: inserted as such, with no
+        // lookup. A later attempt collides with the first on (run, invocation, attempt), and
+        // then takes its number from the latest (which it marks `retried`).
+        let mut attempt = 1;
+        let mut inserted = insert(attempt);
+        if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &inserted
+            && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        {
+            attempt = next_attempt(tx, step_run.run_id, &step_run.invocation, created_at)?;
+            inserted = insert(attempt);
+        }
+        inserted?;
         for input in &step_run.inputs {
             insert_input
                 .execute(params![
@@ -437,12 +454,31 @@ fn complete(
     completion: Completion,
     at: DateTime<Utc>,
 ) -> Result<Vec<StepOutput>> {
-    let (run_id, current) = step_run_status(tx, id)?;
-    check_step_run_transition(current, Status::Completed).map_err(|source| Error::Transition {
-        kind: "step run",
-        id: id.to_string(),
-        source,
-    })?;
+    // Only a running step run completes: the update says whether it was, and only when it
+    // was not is the status read, for the error (a step run's completion read it first).
+    let completed = tx
+        .prepare_cached(
+            "UPDATE step_runs SET status = ?1, ended_at = ?2 WHERE id = ?3 AND status = ?4",
+        )?
+        .execute(params![
+            Status::Completed.as_str(),
+            time::format(at),
+            id.to_string(),
+            Status::Running.as_str()
+        ])?;
+    if completed == 0 {
+        let (_, current) = step_run_status(tx, id)?;
+        check_step_run_transition(current, Status::Completed).map_err(|source| {
+            Error::Transition {
+                kind: "step run",
+                id: id.to_string(),
+                source,
+            }
+        })?;
+        return Err(Error::Conflict(format!(
+            "step run {id} is {current} and could not be completed"
+        )));
+    }
     let mut outputs = Vec::with_capacity(completion.outputs.len());
     for (name, version) in completion.outputs {
         let artifact_version = insert_version(tx, &version, Some(id))?;
@@ -455,7 +491,10 @@ fn complete(
             artifact_version,
         });
     }
-    insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
+    if completion.log_uri.is_some() {
+        let (run_id, _) = step_run_status(tx, id)?;
+        insert_log(tx, run_id, id, completion.log_uri.as_deref())?;
+    }
     if !completion.metadata.is_empty() {
         upsert_metadata(
             tx,
@@ -464,7 +503,6 @@ fn complete(
             MetadataSource::User,
         )?;
     }
-    set_step_run_status(tx, id, Status::Completed, None, None, at)?;
     Ok(outputs)
 }
 
