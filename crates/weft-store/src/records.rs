@@ -290,6 +290,12 @@ pub(crate) fn run(row: &impl Columns) -> Result<Run> {
 
 /// Decodes the columns of [`STEP_RUN_COLUMNS`].
 pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
+    step_run_sharing(row, &mut SharedSettings::default())
+}
+
+/// A step run whose settings text, if `shared` has seen it, is the one `shared` holds: it
+/// is neither checked again nor kept twice.
+pub(crate) fn step_run_sharing(row: &impl Columns, shared: &mut SharedSettings) -> Result<StepRun> {
     Ok(StepRun {
         id: parse("step run id", &row.string("id")?)?,
         run_id: parse("run id", &row.string("run_id")?)?,
@@ -300,7 +306,7 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
         status_reason: row.text("status_reason")?,
         code_hash: row.string("code_hash")?,
         parameters: json_text("step run parameters", row.string("parameters")?)?,
-        config: json_text("step run config", row.string("config")?)?,
+        config: shared.settings(row.string("config")?)?,
         cache_key: row.text("cache_key")?,
         cache_parts: row
             .text("cache_parts")?
@@ -326,6 +332,17 @@ pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
 pub(crate) struct SharedSettings(std::collections::HashMap<String, JsonText>);
 
 impl SharedSettings {
+    /// The settings of this text: the one already seen, or this one, checked and kept.
+    pub(crate) fn settings(&mut self, text: String) -> Result<JsonText> {
+        if let Some(shared) = self.0.get(&text) {
+            return Ok(shared.clone());
+        }
+        let settings = json_text("step run config", text)?;
+        self.0
+            .insert(settings.as_str().to_owned(), settings.clone());
+        Ok(settings)
+    }
+
     pub(crate) fn share(&mut self, mut step_run: StepRun) -> StepRun {
         match self.0.get(step_run.config.as_str()) {
             Some(shared) => step_run.config = shared.clone(),

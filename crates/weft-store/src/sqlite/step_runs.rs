@@ -129,7 +129,7 @@ impl StepRunStore for SqliteStore {
                     "SELECT {STEP_RUN_LIST_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.id"
                 ),
                 [run.to_string()],
-                |row| Ok(shared.borrow_mut().share(rows::step_run(row)?)),
+                |row| records::step_run_sharing(row, &mut shared.borrow_mut()),
             )
         })
         .await
@@ -329,6 +329,7 @@ fn create_all(
     let mut checked_runs: Vec<(RunId, Status)> = Vec::new();
     // Settings texts already stored by this transaction: a pipeline's steps mostly share one.
     let mut configs_stored = std::collections::HashSet::new();
+    let mut last_config: Option<(crate::model::JsonText, String)> = None;
     // Each statement is taken from the cache once for the whole batch, not once per row.
     let mut insert_config =
         tx.prepare_cached("INSERT OR IGNORE INTO step_configs (config_key, config) VALUES (?, ?)")?;
@@ -369,7 +370,15 @@ fn create_all(
         let id = step_run.id.to_string();
         let started = step_run.status == Status::Running;
         let ended = step_run.status.is_finished();
-        let config_key = records::config_key(step_run.config.as_str());
+        // A batch's step runs mostly share their settings (a map's items): hashed once.
+        let config_key = match &last_config {
+            Some((text, key)) if text.as_str() == step_run.config.as_str() => key.clone(),
+            _ => {
+                let key = records::config_key(step_run.config.as_str());
+                last_config = Some((step_run.config.clone(), key.clone()));
+                key
+            }
+        };
         if !configs_stored.contains(&config_key) {
             insert_config.execute(params![config_key, step_run.config.as_str()])?;
             configs_stored.insert(config_key.clone());
