@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             lineage_follows_reads_and_writes_across_runs,
             run_graph_has_parents_inputs_and_outputs,
             step_run_summaries_since_a_time_are_what_changed,
+            a_runs_step_runs_list_in_id_order,
             metadata_is_stored_per_resource_and_replaced_per_key,
             tags_and_logs_are_recorded,
             batches_apply_completions_before_creations_and_all_or_nothing,
@@ -1219,6 +1220,37 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
 }
 
 /// Metadata belongs to one resource; setting a key again replaces it.
+/// A run's step runs list in id order (creation order), whatever order they were recorded
+/// in, and ids order as their text does.
+pub async fn a_runs_step_runs_list_in_id_order(store: Store) {
+    let run = new_run(&*store, "p").await;
+    let made: Vec<NewStepRun> = ["first", "second", "third", "fourth"]
+        .into_iter()
+        .map(|invocation| running(run, invocation))
+        .collect();
+    let mut ids: Vec<StepRunId> = made.iter().map(|step_run| step_run.id).collect();
+    // Recorded out of order: the last made first, in two batches.
+    let mut later = made;
+    let earlier = later.split_off(2);
+    store.create_step_runs(earlier).await.unwrap();
+    store.create_step_runs(later).await.unwrap();
+    let listed: Vec<StepRunId> = store
+        .step_runs(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|step_run| step_run.id)
+        .collect();
+    ids.sort();
+    assert_eq!(listed, ids);
+    let mut texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        ids.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
+}
+
 pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) {
     let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "x").await;
