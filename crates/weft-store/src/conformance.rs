@@ -1219,7 +1219,6 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
     assert_eq!(outputs, expected);
 }
 
-/// Metadata belongs to one resource; setting a key again replaces it.
 /// A run's step runs list in id order (creation order), whatever order they were recorded
 /// in, and ids order as their text does.
 pub async fn a_runs_step_runs_list_in_id_order(store: Store) {
@@ -1251,6 +1250,7 @@ pub async fn a_runs_step_runs_list_in_id_order(store: Store) {
     );
 }
 
+/// Metadata belongs to one resource; setting a key again replaces it.
 pub async fn metadata_is_stored_per_resource_and_replaced_per_key(store: Store) {
     let run = new_run(&*store, "p").await;
     let (a, a_out) = complete(&store, run, "a", vec![], vec![], "x").await;
