@@ -14,6 +14,10 @@
 //! - `map` over the items of a step's stored `Vec<u64>` of as many items (each invocation
 //!   reads its own item), then the same fan-in: per item and peak resident memory.
 //! - A static pipeline of one step feeding 10,000: per step and peak resident memory.
+//!
+//! `-- --map-only --items N` runs one map and nothing else; `scripts/instructions.sh` runs
+//! it under callgrind to count the instructions an item costs, a figure that, unlike time,
+//! does not move with the machine's state.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,6 +133,13 @@ fn main() {
         .unwrap_or(100_000);
     if std::env::args().any(|argument| argument == "--collection-only") {
         map_over_collection(fresh, items);
+        return;
+    }
+    if std::env::args().any(|argument| argument == "--map-only") {
+        // One map on a fresh store, nothing else: what `scripts/instructions.sh` counts.
+        let (_dir, client) = fresh();
+        let map_time = timed_run(&client, mapped::args(items), items as usize + 1);
+        println!("map over {items} items + fan-in: {}", ms(map_time));
         return;
     }
 
