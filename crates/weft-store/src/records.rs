@@ -290,12 +290,20 @@ pub(crate) fn run(row: &impl Columns) -> Result<Run> {
 
 /// Decodes the columns of [`STEP_RUN_COLUMNS`].
 pub(crate) fn step_run(row: &impl Columns) -> Result<StepRun> {
-    step_run_sharing(row, &mut SharedSettings::default())
+    decode_step_run(row, |text| json_text("step run config", text))
 }
 
 /// A step run whose settings text, if `shared` has seen it, is the one `shared` holds: it
 /// is neither checked again nor kept twice.
 pub(crate) fn step_run_sharing(row: &impl Columns, shared: &mut SharedSettings) -> Result<StepRun> {
+    decode_step_run(row, |text| shared.settings(text))
+}
+
+/// Decodes a step run, its settings text by `settings`.
+fn decode_step_run(
+    row: &impl Columns,
+    settings: impl FnOnce(String) -> Result<JsonText>,
+) -> Result<StepRun> {
     Ok(StepRun {
         id: parse("step run id", &row.string("id")?)?,
         run_id: parse("run id", &row.string("run_id")?)?,
@@ -306,7 +314,7 @@ pub(crate) fn step_run_sharing(row: &impl Columns, shared: &mut SharedSettings) 
         status_reason: row.text("status_reason")?,
         code_hash: row.string("code_hash")?,
         parameters: json_text("step run parameters", row.string("parameters")?)?,
-        config: shared.settings(row.string("config")?)?,
+        config: settings(row.string("config")?)?,
         cache_key: row.text("cache_key")?,
         cache_parts: row
             .text("cache_parts")?
