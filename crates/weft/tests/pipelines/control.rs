@@ -1,10 +1,11 @@
 //! Retries, timeouts, hooks, step metadata, stop requests, crash reconciliation and resume.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use weft::model::{MetadataSource, NewRun, Owner, Resource, StepErrorKind};
+use weft::model::{MetadataSource, NewRun, Owner, Resource, StepErrorKind, StepRun};
 use weft::prelude::*;
 use weft::{Clock, ManualClock, RunConfig, Status, StoreConfig};
 
@@ -487,26 +488,46 @@ fn resumable() -> weft::Result<()> {
     Ok(())
 }
 
+/// What `join` returned in a run's step runs (`steps`).
+fn joined(client: &Client, steps: &BTreeMap<String, StepRun>) -> String {
+    let output = client.output(&steps["join"], "output").unwrap();
+    output.load::<String>().unwrap()
+}
+
+/// A run of `resumable` that fails (`c` is broken), without the cache.
+fn failed_without_cache(client: &Client) -> weft::RunReport {
+    let failed = client
+        .run_with(resumable::args(), &without_cache())
+        .unwrap();
+    assert_eq!(failed.run.status, Status::Failed);
+    failed
+}
+
+/// Repairs `c`, resumes `failed` without the cache, and returns the resumed run, completed,
+/// with the stages it computed, sorted.
+fn resumed_repaired(client: &Client, failed: &weft::RunReport) -> (weft::RunReport, Vec<String>) {
+    COMPUTED.lock().unwrap().clear();
+    BROKEN.store(false, Ordering::SeqCst);
+    let resumed = client
+        .resume(&failed.run.id.to_string(), &without_cache())
+        .unwrap();
+    assert_eq!(resumed.run.status, Status::Completed);
+    let mut computed = COMPUTED.lock().unwrap().clone();
+    computed.sort();
+    (resumed, computed)
+}
+
 #[test]
 fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
     let (_dir, client) = fresh();
-    let no_cache = without_cache();
-    let failed = client.run_with(resumable::args(), &no_cache).unwrap();
-    assert_eq!(failed.run.status, Status::Failed);
-    COMPUTED.lock().unwrap().clear();
-    BROKEN.store(false, Ordering::SeqCst);
+    let failed = failed_without_cache(&client);
 
-    let resumed = client
-        .resume(&failed.run.id.to_string(), &no_cache)
-        .unwrap();
-    assert_eq!(resumed.run.status, Status::Completed);
+    let (resumed, computed) = resumed_repaired(&client, &failed);
     assert_eq!(resumed.run.resumed_from, Some(failed.run.id));
     assert_eq!(
         resumed.run.snapshot_id, failed.run.snapshot_id,
         "the same plan"
     );
-    let mut computed = COMPUTED.lock().unwrap().clone();
-    computed.sort();
     assert_eq!(computed, ["c", "join"], "only what had not finished");
     let steps = steps(&resumed);
     assert_eq!(steps["stage"].status, Status::Cached);
@@ -517,47 +538,27 @@ fn a_resumed_run_reuses_finished_steps_even_without_the_cache() {
             .unwrap()
             .starts_with("resumed: reuses step run")
     );
-    assert_eq!(
-        client
-            .output(&steps["join"], "output")
-            .unwrap()
-            .load::<String>()
-            .unwrap(),
-        "abc"
-    );
-    let error = client.resume("nope", &no_cache).unwrap_err().to_string();
+    assert_eq!(joined(&client, &steps), "abc");
+    let error = client
+        .resume("nope", &without_cache())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("no run matches `nope`"), "{error}");
 }
 
 #[test]
 fn a_finished_step_whose_record_is_damaged_is_computed_again_on_resume() {
     let (dir, client) = fresh();
-    let no_cache = without_cache();
-    let failed = client.run_with(resumable::args(), &no_cache).unwrap();
-    assert_eq!(failed.run.status, Status::Failed);
+    let failed = failed_without_cache(&client);
     let b = client.output(&steps(&failed)["stage_2"], "output").unwrap();
     damage_content_hash(dir.path(), b.id, "damaged");
-    COMPUTED.lock().unwrap().clear();
-    BROKEN.store(false, Ordering::SeqCst);
 
-    let resumed = client
-        .resume(&failed.run.id.to_string(), &no_cache)
-        .unwrap();
-    assert_eq!(resumed.run.status, Status::Completed);
-    let mut computed = COMPUTED.lock().unwrap().clone();
-    computed.sort();
+    let (resumed, computed) = resumed_repaired(&client, &failed);
     assert_eq!(computed, ["b", "c", "join"], "b's record cannot be reused");
     let steps = steps(&resumed);
     assert_eq!(steps["stage"].status, Status::Cached);
     assert_eq!(steps["stage_2"].status, Status::Completed);
-    assert_eq!(
-        client
-            .output(&steps["join"], "output")
-            .unwrap()
-            .load::<String>()
-            .unwrap(),
-        "abc"
-    );
+    assert_eq!(joined(&client, &steps), "abc");
 }
 
 #[test]
@@ -572,15 +573,8 @@ fn a_resume_without_the_cache_computes_what_did_not_finish_even_if_cached_elsewh
         Status::Completed,
         "c and join now cached"
     );
-    COMPUTED.lock().unwrap().clear();
 
-    let no_cache = without_cache();
-    let resumed = client
-        .resume(&failed.run.id.to_string(), &no_cache)
-        .unwrap();
-    assert_eq!(resumed.run.status, Status::Completed);
-    let mut computed = COMPUTED.lock().unwrap().clone();
-    computed.sort();
+    let (resumed, computed) = resumed_repaired(&client, &failed);
     assert_eq!(
         computed,
         ["c", "join"],
