@@ -351,6 +351,9 @@ impl SharedSettings {
         Ok(settings)
     }
 
+    /// `step_run` with the settings already seen, if they are equal (the server stores
+    /// decode their rows elsewhere).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn share(&mut self, mut step_run: StepRun) -> StepRun {
         match self.0.get(step_run.config.as_str()) {
             Some(shared) => step_run.config = shared.clone(),

@@ -4,7 +4,8 @@
 //! connection and every write transaction starts with `BEGIN IMMEDIATE`, so the write lock is
 //! taken up front: concurrent writers (threads or processes) queue on the busy timeout instead
 //! of failing with "database is locked" when a read transaction tries to upgrade. Reads use a
-//! small pool of connections and never block writers.
+//! small pool of connections and never block writers. Checkpoints run on a thread of their
+//! own (`checkpoint`), so that writes do not wait on their fsyncs.
 //!
 //! The driver is rusqlite, run on tokio's blocking pool: one hand-off per store call, and the
 //! statements of a transaction execute in-thread. (An async driver that sends every statement
@@ -13,6 +14,7 @@
 
 mod api_keys;
 mod artifacts;
+mod checkpoint;
 mod lineage;
 mod metadata;
 mod migrate;
@@ -140,8 +142,18 @@ impl SqliteStore {
     }
 
     fn open_writable(path: &Path, flags: OpenFlags) -> Result<Self> {
+        Self::open_writable_with(path, flags, checkpoint::WalLimits::default())
+    }
+
+    fn open_writable_with(
+        path: &Path,
+        flags: OpenFlags,
+        limits: checkpoint::WalLimits,
+    ) -> Result<Self> {
         let mut writer = connect(path, flags).map_err(|e| open_error(path, e.into()))?;
         use_wal(&writer).map_err(|e| open_error(path, e.into()))?;
+        checkpoint::hand_off(&mut writer, path.to_owned(), flags, limits)
+            .map_err(|e| open_error(path, e.into()))?;
         migrate::run(&mut writer).map_err(|source| match source {
             Error::Database(source) => Error::Migrate {
                 location: path.display().to_string(),
@@ -409,7 +421,8 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     // spills them to temporary files, which cost more than the query on a real disk.
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     // Checkpoint less often than the default 1000 pages: hot pages (the right edge of each
-    // index) are then written back once per many commits instead of once per few.
+    // index) are then written back once per many commits instead of once per few. (The
+    // store's own writer checkpoints on another thread instead: see `checkpoint`.)
     connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Without the stability guarantee, SQLite marks statements whose plan looked at a bound
