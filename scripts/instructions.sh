@@ -20,7 +20,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 count() {
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p" \
-        "$bench" --map-only --items "$1" 2> "$work/valgrind.txt" > /dev/null \
+        "$bench" --map-only --tmpfs --items "$1" 2> "$work/valgrind.txt" > /dev/null \
         || { cat "$work/valgrind.txt" >&2; exit 1; }
     grep -o 'Collected : [0-9]*' "$work/valgrind.txt" | grep -o '[0-9]*$'
 }
