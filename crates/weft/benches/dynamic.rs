@@ -102,6 +102,21 @@ fn map_over_collection(fresh: impl Fn() -> (tempfile::TempDir, Client), items: u
     }
 }
 
+/// What this benchmark prints when run again, in a process of its own, with `arguments`.
+fn run_apart(arguments: &[&str], more: Option<&str>) -> String {
+    let run = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
+        .args(arguments)
+        .args(more)
+        .output()
+        .expect("the benchmark runs itself");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).into_owned()
+}
+
 fn ms(duration: Duration) -> String {
     format!("{:9.3} ms", duration.as_secs_f64() * 1e3)
 }
@@ -197,34 +212,19 @@ fn main() {
     println!("{:<48}{:>16}", "  per item", ms(rerun_time / items as u32));
     // The other runs go in processes of their own: the map's freed memory, which the
     // allocator may keep, would count as theirs.
-    let apart = |only: &str| {
-        let run = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
-            .arg(only)
-            .args(["--items", &items.to_string()])
-            .args((!on_disk).then_some("--tmpfs"))
-            .output()
-            .expect("the benchmark runs itself");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        print!("{}", String::from_utf8_lossy(&run.stdout));
-    };
-    apart("--collection-only");
-    apart("--fan-out-only");
+    let items = items.to_string();
+    let where_stored = (!on_disk).then_some("--tmpfs");
+    print!(
+        "{}",
+        run_apart(&["--collection-only", "--items", &items], where_stored)
+    );
+    print!(
+        "{}",
+        run_apart(&["--fan-out-only", "--items", &items], where_stored)
+    );
     if on_disk && tmpfs {
         println!("the map again, with the stores on tmpfs:");
-        let run = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
-            .args(["--map-only", "--tmpfs", "--items", &items.to_string()])
-            .output()
-            .expect("the benchmark runs itself");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        for line in String::from_utf8_lossy(&run.stdout).lines() {
+        for line in run_apart(&["--map-only", "--items", &items], Some("--tmpfs")).lines() {
             println!("  {}", line.trim_start());
         }
     }

@@ -196,6 +196,14 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    /// The rows committed, as a new connection reads them once the writer is closed.
+    fn rows_in(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
+            .unwrap()
+    }
+
     fn size(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map_or(0, |file| file.len())
     }
@@ -228,11 +236,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         drop(connection);
-        let reopened = Connection::open(&path).unwrap();
-        let rows: i64 = reopened
-            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(rows, 100);
+        assert_eq!(rows_in(&path), 100);
     }
 
     #[test]
@@ -257,10 +261,6 @@ mod tests {
             "the log grew to {largest} bytes, more than {bound}, over 3,000 pages written"
         );
         drop(connection);
-        let reopened = Connection::open(&path).unwrap();
-        let rows: i64 = reopened
-            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(rows, 3000);
+        assert_eq!(rows_in(&path), 3000);
     }
 }
