@@ -23,10 +23,9 @@ use rusqlite::{Connection, OpenFlags};
 /// When a checkpoint is due, in frames (pages) of the log.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WalLimits {
-    /// From this length on, the checkpoint thread is woken (again after each quarter of
-    /// this many frames more). Far above
-    /// SQLite's default of 1,000: the hot pages (the right edge of each index) are then
-    /// copied once per many commits instead of once per few.
+    /// From this length on, the checkpoint thread is woken, and again after each quarter of
+    /// this many frames more. Far above SQLite's default of 1,000: the hot pages (the right
+    /// edge of each index) are then copied once per many commits instead of once per few.
     pub(crate) background: c_int,
     /// From this length on, the writer checkpoints itself.
     pub(crate) inline: c_int,
@@ -50,6 +49,7 @@ pub(crate) fn hand_off(
     flags: OpenFlags,
     limits: WalLimits,
 ) -> rusqlite::Result<()> {
+    // Not started yet (`None`), or started, or found impossible to start (`Some(None)`).
     let mut thread: Option<Option<Thread>> = None;
     // The log's length at which the thread is woken next: each wake copies at least
     // `background / 4` new frames, not the few of one commit for two fsyncs.
