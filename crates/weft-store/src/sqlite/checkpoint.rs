@@ -240,6 +240,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_holding_an_old_snapshot_does_not_stall_the_writer() {
+        let folder = tempfile::tempdir().unwrap();
+        let limits = WalLimits {
+            background: 20,
+            inline: 200,
+        };
+        let (mut connection, path) = writer(folder.path(), limits);
+        commit(&mut connection, 1);
+        // An open read transaction keeps every frame after its snapshot in the log: no
+        // checkpoint can copy them, and none may wait for it.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let seen: i64 = reader
+            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
+            .unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            commit(&mut connection, 10);
+        }
+        // Waiting for each checkpoint in vain would take 2 s a commit past `inline`.
+        assert!(
+            started.elapsed() < INLINE_WAIT * 10,
+            "1,000 pages took {:?} to commit beside a reader",
+            started.elapsed()
+        );
+        assert!(size(&wal(&path)) > (limits.inline as u64) * PAGE as u64);
+        let still: i64 = reader
+            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!((seen, still), (1, 1), "the reader keeps its snapshot");
+        drop(reader);
+        drop(connection);
+        assert_eq!(rows_in(&path), 1001);
+    }
+
+    #[test]
     fn the_log_stays_bounded_while_commits_go_on() {
         let folder = tempfile::tempdir().unwrap();
         let limits = WalLimits {
