@@ -3,8 +3,9 @@
 //! saved and registered).
 //!
 //! Prints figures; asserts nothing. `cargo bench -p weft --bench dynamic` (add `-- --quick`
-//! for one repetition instead of five). Stores live on the real disk, under `target/`, in a
-//! folder kept between runs; the map is run once more on tmpfs (`/dev/shm`) for comparison.
+//! for one repetition instead of five). Stores live on the real disk, in a fresh folder under
+//! `target/bench-stores` (kept between runs, so not itself just created); the map is run once
+//! more on tmpfs (`/dev/shm`) for comparison.
 //! `-- --tmpfs` puts every store on tmpfs.
 //!
 //! - 20 concurrent `submit`s of a trivial step, then `load` of each: the whole run, from the

@@ -142,16 +142,9 @@ impl SqliteStore {
     }
 
     fn open_writable(path: &Path, flags: OpenFlags) -> Result<Self> {
-        Self::open_writable_with(path, flags, checkpoint::WalLimits::default())
-    }
-
-    fn open_writable_with(
-        path: &Path,
-        flags: OpenFlags,
-        limits: checkpoint::WalLimits,
-    ) -> Result<Self> {
         let mut writer = connect(path, flags).map_err(|e| open_error(path, e.into()))?;
         use_wal(&writer).map_err(|e| open_error(path, e.into()))?;
+        let limits = checkpoint::WalLimits::default();
         checkpoint::hand_off(&mut writer, path.to_owned(), flags, limits)
             .map_err(|e| open_error(path, e.into()))?;
         migrate::run(&mut writer).map_err(|source| match source {
