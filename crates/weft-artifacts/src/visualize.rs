@@ -79,18 +79,8 @@ impl Bins {
     /// last, which is dropped), which measured a third faster than skipping such values.
     fn add<T: NpyElement>(&mut self, values: &[T]) {
         const LANES: usize = 8;
-        let (low, high) = (self.low, self.high);
-        let (scale, top) = scale(low, high);
-        let place = |value: T| {
-            let value = value.as_f64().unwrap_or(f64::NAN);
-            let inside = value >= low && value <= high;
-            let offset = if inside {
-                (value - low) * scale
-            } else {
-                BINS as f64
-            };
-            (offset as usize).min(if inside { top } else { BINS })
-        };
+        let placement = Placement::new(self.low, self.high);
+        let place = |value: T| placement.bin(value.as_f64().unwrap_or(f64::NAN));
         // 32-bit counters fill faster; a piece never holds more values than one can count.
         for piece in values.chunks(LANES << 31) {
             let mut lanes = [[0u32; BINS + 1]; LANES];
@@ -154,27 +144,47 @@ pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) 
     whole.counts.to_vec()
 }
 
-fn scale(low: f64, high: f64) -> (f64, usize) {
-    let width = high - low;
-    let scale = if width > 0.0 && width.is_finite() {
-        BINS as f64 / width
-    } else {
-        0.0
-    };
-    (scale, BINS - 1)
+/// Where a value goes among [`BINS`] equal bins spanning `low..=high`.
+#[derive(Clone, Copy)]
+struct Placement {
+    low: f64,
+    high: f64,
+    scale: f64,
+}
+
+impl Placement {
+    fn new(low: f64, high: f64) -> Self {
+        let width = high - low;
+        let scale = if width > 0.0 && width.is_finite() {
+            BINS as f64 / width
+        } else {
+            0.0
+        };
+        Self { low, high, scale }
+    }
+
+    /// The bin of `value`: [`BINS`], past the last, for a value outside the range or NaN.
+    /// Without a branch, so that a block of values is placed at full speed.
+    fn bin(self, value: f64) -> usize {
+        let inside = value >= self.low && value <= self.high;
+        let offset = if inside {
+            (value - self.low) * self.scale
+        } else {
+            BINS as f64
+        };
+        (offset as usize).min(if inside { BINS - 1 } else { BINS })
+    }
 }
 
 /// Counts the finite `values` into [`BINS`] bins spanning `low..=high`.
 #[cfg(any(feature = "ndarray", feature = "arrow", feature = "polars"))]
 pub(crate) fn bin(values: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u64> {
-    let mut counts = vec![0u64; BINS];
-    let (scale, top) = scale(low, high);
+    let placement = Placement::new(low, high);
+    let mut counts = vec![0u64; BINS + 1];
     for value in values {
-        if value >= low && value <= high {
-            let index = ((value - low) * scale) as usize;
-            counts[index.min(top)] += 1;
-        }
+        counts[placement.bin(value)] += 1;
     }
+    counts.truncate(BINS);
     counts
 }
 
