@@ -196,13 +196,23 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    /// The rows committed, as a new connection reads them once the writer is closed.
-    fn rows_in(path: &std::path::Path) -> i64 {
-        Connection::open(path)
-            .unwrap()
+    /// The rows `connection` sees.
+    fn rows(connection: &Connection) -> i64 {
+        connection
             .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
             .unwrap()
     }
+
+    /// The rows committed, as a new connection reads them once the writer is closed.
+    fn rows_in(path: &std::path::Path) -> i64 {
+        rows(&Connection::open(path).unwrap())
+    }
+
+    /// Marks low enough that a test crosses both in a few hundred pages.
+    const SMALL: WalLimits = WalLimits {
+        background: 20,
+        inline: 200,
+    };
 
     fn size(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map_or(0, |file| file.len())
@@ -242,19 +252,14 @@ mod tests {
     #[test]
     fn a_reader_holding_an_old_snapshot_does_not_stall_the_writer() {
         let folder = tempfile::tempdir().unwrap();
-        let limits = WalLimits {
-            background: 20,
-            inline: 200,
-        };
+        let limits = SMALL;
         let (mut connection, path) = writer(folder.path(), limits);
         commit(&mut connection, 1);
         // An open read transaction keeps every frame after its snapshot in the log: no
         // checkpoint can copy them, and none may wait for it.
         let reader = Connection::open(&path).unwrap();
         reader.execute_batch("BEGIN").unwrap();
-        let seen: i64 = reader
-            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
-            .unwrap();
+        let seen = rows(&reader);
         let started = std::time::Instant::now();
         for _ in 0..100 {
             commit(&mut connection, 10);
@@ -266,9 +271,7 @@ mod tests {
             started.elapsed()
         );
         assert!(size(&wal(&path)) > (limits.inline as u64) * PAGE as u64);
-        let still: i64 = reader
-            .query_row("SELECT count(*) FROM filler", [], |row| row.get(0))
-            .unwrap();
+        let still = rows(&reader);
         assert_eq!((seen, still), (1, 1), "the reader keeps its snapshot");
         drop(reader);
         drop(connection);
@@ -278,10 +281,7 @@ mod tests {
     #[test]
     fn the_log_stays_bounded_while_commits_go_on() {
         let folder = tempfile::tempdir().unwrap();
-        let limits = WalLimits {
-            background: 20,
-            inline: 200,
-        };
+        let limits = SMALL;
         let (mut connection, path) = writer(folder.path(), limits);
         let mut largest = 0;
         for _ in 0..300 {
