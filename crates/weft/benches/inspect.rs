@@ -46,14 +46,30 @@ fn once_with_memory(stores: &StoreConfig, arguments: &[&str]) -> (Duration, usiz
     (elapsed, lines, peak)
 }
 
+/// Where a command's output goes: counted by lines, as a terminal would show them, and not
+/// kept (the command streams it, as to its standard output).
+struct Lines(usize);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.iter().filter(|&&byte| byte == b'\n').count();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn time(stores: &StoreConfig, arguments: &[&str], repeats: usize) -> (Duration, usize) {
     let mut times = Vec::new();
     let mut lines = 0;
     for _ in 0..repeats {
         let started = Instant::now();
-        let out = weft::inspect::output(stores, arguments).expect("the command succeeds");
+        let mut counted = Lines(0);
+        weft::inspect::write_output(stores, arguments, &mut counted).expect("the command succeeds");
         times.push(started.elapsed());
-        lines = out.lines().count();
+        lines = counted.0;
     }
     (median(times), lines)
 }

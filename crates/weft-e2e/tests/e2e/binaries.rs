@@ -1,6 +1,6 @@
 //! A pipeline binary and the `weft` command, run as processes against one project folder.
 
-use crate::common::{PIPELINES, Project};
+use crate::common::{PIPELINES, Project, WEFT};
 use serde_json::Value;
 
 #[test]
@@ -803,6 +803,22 @@ fn a_dynamic_sweep_runs_from_the_command_line_and_shows_what_it_did() {
         project.json(&["runs", "show", "latest", "--json"])["id"],
         shown["id"]
     );
+    // A reader that goes away before the end (`| head -1`) is no error.
+    for arguments in [
+        ["runs", "show", "latest", "--json"],
+        ["runs", "show", "latest", "--items"],
+    ] {
+        let mut child = project
+            .command(WEFT, &arguments)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the weft command starts");
+        drop(child.stdout.take());
+        let gone = child.wait_with_output().expect("the command ends");
+        assert_eq!(gone.status.code(), Some(0), "{gone:?}");
+        assert!(gone.stderr.is_empty(), "{gone:?}");
+    }
 }
 
 #[test]

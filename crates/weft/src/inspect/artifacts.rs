@@ -5,6 +5,7 @@ use crate::model::{MetadataEntry, Resource, StepRun};
 use clap::Subcommand;
 use serde::Serialize;
 
+use super::output::Output;
 use super::render;
 
 /// Files up to this size are previewed by `artifacts show`.
@@ -79,7 +80,7 @@ pub(crate) enum Command {
     },
 }
 
-pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(client: &Client, command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
     match command {
         Command::List { custom, json } => list(client, custom, json, out),
         Command::Versions {
@@ -117,7 +118,7 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow
     }
 }
 
-fn list(client: &Client, custom: bool, json: bool, out: &mut String) -> anyhow::Result<()> {
+fn list(client: &Client, custom: bool, json: bool, out: &mut Output<'_>) -> anyhow::Result<()> {
     let artifacts = client.artifacts(custom)?;
     if json {
         return render::json(out, &artifacts);
@@ -147,7 +148,7 @@ fn versions(
     name: &str,
     conditions: &[crate::MetadataCondition],
     json: bool,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     if conditions.is_empty() {
         let versions = client.artifact_versions(name)?;
@@ -191,7 +192,7 @@ fn versions(
 fn versions_table(
     versions: Vec<(crate::ArtifactVersion, Vec<MetadataEntry>)>,
     keys: &[&str],
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let mut header = vec!["version", "id", "type", "size", "created"];
     header.extend(keys);
@@ -237,7 +238,7 @@ struct ShownVisualization {
     kind: crate::materializers::VisualizationType,
 }
 
-fn show(client: &Client, reference: &str, json: bool, out: &mut String) -> anyhow::Result<()> {
+fn show(client: &Client, reference: &str, json: bool, out: &mut Output<'_>) -> anyhow::Result<()> {
     let version = client.artifact_version(reference)?;
     let store = client.metadata_store();
     let metadata = client.block_on(store.metadata(Resource::ArtifactVersion(version.id)))?;
@@ -380,7 +381,7 @@ fn visualize(
     client: &Client,
     reference: &str,
     folder: Option<std::path::PathBuf>,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let version = client.artifact_version(reference)?;
     let shown = version.visualizations();
@@ -408,7 +409,7 @@ fn write_out(
     )],
     folder: Option<std::path::PathBuf>,
     default_parent: &str,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let folder = folder.unwrap_or_else(|| {
         let name: String = version
@@ -447,7 +448,7 @@ fn write_out(
     Ok(())
 }
 
-fn verify(client: &Client, reference: Option<&str>, out: &mut String) -> anyhow::Result<()> {
+fn verify(client: &Client, reference: Option<&str>, out: &mut Output<'_>) -> anyhow::Result<()> {
     let versions = match reference {
         Some(reference) => vec![client.artifact_version(reference)?],
         None => {

@@ -5,6 +5,7 @@ use crate::cache::KeyParts;
 use crate::model::{CacheExpiry, RunFilter, StepRun};
 use clap::Subcommand;
 
+use super::output::Output;
 use super::render;
 
 #[derive(Subcommand)]
@@ -39,7 +40,7 @@ pub(crate) enum Command {
     },
 }
 
-pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(client: &Client, command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
     match command {
         Command::Explain {
             run,
@@ -88,7 +89,7 @@ fn explain(
     step: &str,
     compare: Option<&str>,
     json: bool,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
     let step_run = client.step_run(&run, step)?;

@@ -8,6 +8,7 @@ use crate::model::{ArtifactVersion, Direction, Lineage, StepRun};
 use crate::{ArtifactVersionId, StepRunId};
 use serde::Serialize;
 
+use super::output::Output;
 use super::render;
 
 #[derive(clap::Args)]
@@ -29,7 +30,11 @@ struct Both<'a> {
     downstream: Lineage,
 }
 
-pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(
+    client: &Client,
+    arguments: Arguments,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
     let version = client.artifact_version(&arguments.version)?;
     let upstream = client.lineage(&version, Direction::Upstream, arguments.depth)?;
     let downstream = client.lineage(&version, Direction::Downstream, arguments.depth)?;
@@ -121,7 +126,7 @@ impl<'a> Graph<'a> {
         graph
     }
 
-    fn upstream(&mut self, out: &mut String, version: &ArtifactVersion, depth: usize) {
+    fn upstream(&mut self, out: &mut Output<'_>, version: &ArtifactVersion, depth: usize) {
         let indent = "  ".repeat(depth);
         let Some(producer) = version.producer.and_then(|id| self.steps.get(&id).copied()) else {
             if depth == 1 {
@@ -142,7 +147,7 @@ impl<'a> Graph<'a> {
         }
     }
 
-    fn downstream(&mut self, out: &mut String, version: &ArtifactVersion, depth: usize) {
+    fn downstream(&mut self, out: &mut Output<'_>, version: &ArtifactVersion, depth: usize) {
         let indent = "  ".repeat(depth);
         if depth > 1 && !self.expanded.insert(version.id) {
             say!(out, "{indent}(used as shown above)");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::Client;
 use crate::model::StepRun;
 
+use super::output::Output;
 use super::render;
 
 #[derive(clap::Args)]
@@ -25,7 +26,11 @@ pub(crate) struct Arguments {
 /// How often a followed step's live log is read again.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
-pub(crate) fn run(client: &Client, arguments: Arguments, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(
+    client: &Client,
+    arguments: Arguments,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
     let run = client.run_record(&arguments.run)?;
     let step_run = match client.step_run(&run, &arguments.step) {
         Ok(step_run) => step_run,

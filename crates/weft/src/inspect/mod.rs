@@ -11,12 +11,12 @@
 
 /// Appends a line to the output (writing to a `String` cannot fail).
 macro_rules! say {
-    ($out:expr) => {
-        $out.push('\n')
-    };
+    ($out:expr) => {{
+        let _ = std::fmt::Write::write_char($out, '\n');
+    }};
     ($out:expr, $($argument:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($out, $($argument)*);
+        let _ = std::fmt::Write::write_fmt($out, format_args!($($argument)*));
+        let _ = std::fmt::Write::write_char($out, '\n');
     }};
 }
 
@@ -24,6 +24,7 @@ mod artifacts;
 mod cache;
 mod lineage;
 mod logs;
+mod output;
 mod render;
 mod runs;
 mod stack;
@@ -131,13 +132,13 @@ pub fn main_with<E: Subcommand>(more: impl FnOnce(E, Option<&str>) -> ExitCode) 
     }
 }
 
-/// Runs one inspection command and prints what it says; its exit code.
+/// Runs one inspection command and prints what it says as it goes; its exit code.
 pub(crate) fn execute(command: Command, stack: Option<&str>) -> ExitCode {
-    let mut out = String::new();
+    let mut stdout = std::io::stdout();
+    let mut out = output::Output::streamed(&mut stdout);
     let result = run(command, stack, &mut out);
-    // Output is written once, at the end; a reader that went away (`| head`) is not an error.
-    let written = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-    if let Err(error) = written
+    // A reader that went away (`| head`) is not an error.
+    if let Err(error) = out.finish()
         && error.kind() != std::io::ErrorKind::BrokenPipe
     {
         to_stderr!("error: cannot write the output: {error}");
@@ -158,19 +159,40 @@ pub(crate) fn execute(command: Command, stack: Option<&str>) -> ExitCode {
 
 /// What the `weft` command would print for `arguments` (without the command's name), on
 /// the stores of `stores`: for embedding the inspections in another program, and for
-/// measuring them.
+/// testing them.
 pub fn output(stores: &crate::StoreConfig, arguments: &[&str]) -> anyhow::Result<String> {
-    let arguments =
-        Arguments::try_parse_from(std::iter::once("weft").chain(arguments.iter().copied()))?;
-    let mut out = String::new();
-    match arguments.command {
-        Command::Stack { command } => stack::run(command, &mut out)?,
-        command => inspect(&crate::Client::open_existing(stores)?, command, &mut out)?,
-    }
-    Ok(out)
+    let mut out = output::Output::kept();
+    inspect_stores(stores, arguments, &mut out)?;
+    Ok(out.into_string())
 }
 
-fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Result<()> {
+/// Writes what the `weft` command would print for `arguments` to `sink` as it is produced,
+/// as the command does to its standard output: for measuring the inspections.
+pub fn write_output(
+    stores: &crate::StoreConfig,
+    arguments: &[&str],
+    sink: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut out = output::Output::streamed(sink);
+    let result = inspect_stores(stores, arguments, &mut out);
+    out.finish()?;
+    result
+}
+
+fn inspect_stores(
+    stores: &crate::StoreConfig,
+    arguments: &[&str],
+    out: &mut output::Output<'_>,
+) -> anyhow::Result<()> {
+    let arguments =
+        Arguments::try_parse_from(std::iter::once("weft").chain(arguments.iter().copied()))?;
+    match arguments.command {
+        Command::Stack { command } => stack::run(command, out),
+        command => inspect(&crate::Client::open_existing(stores)?, command, out),
+    }
+}
+
+fn run(command: Command, stack: Option<&str>, out: &mut output::Output<'_>) -> anyhow::Result<()> {
     if let Command::Stack { command } = command {
         return stack::run(command, out);
     }
@@ -178,7 +200,11 @@ fn run(command: Command, stack: Option<&str>, out: &mut String) -> anyhow::Resul
     inspect(&client, command, out)
 }
 
-fn inspect(client: &crate::Client, command: Command, out: &mut String) -> anyhow::Result<()> {
+fn inspect(
+    client: &crate::Client,
+    command: Command,
+    out: &mut output::Output<'_>,
+) -> anyhow::Result<()> {
     match command {
         Command::Stack { .. } => unreachable!("stack commands read no store"),
         Command::Runs { command } => runs::run(client, command, out),

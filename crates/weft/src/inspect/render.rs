@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::output::Output;
+
 /// A table with a header, for terminals.
 pub(crate) fn table(header: &[&str]) -> Table {
     Table {
@@ -72,10 +74,14 @@ impl std::fmt::Display for Table {
     }
 }
 
-/// Appends `value` as pretty JSON.
-pub(crate) fn json(out: &mut String, value: &impl Serialize) -> anyhow::Result<()> {
-    out.push_str(&serde_json::to_string_pretty(value)?);
-    out.push('\n');
+/// Writes `value` as pretty JSON, streamed: a run of 100,000 steps is never one string.
+pub(crate) fn json(out: &mut Output<'_>, value: &impl Serialize) -> anyhow::Result<()> {
+    match serde_json::to_writer_pretty(&mut *out, value) {
+        // The reader went away: `Output::finish` says so.
+        Err(error) if error.is_io() => return Ok(()),
+        written => written?,
+    }
+    std::fmt::Write::write_char(out, '\n')?;
     Ok(())
 }
 

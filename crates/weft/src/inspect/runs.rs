@@ -13,6 +13,7 @@ use serde_json::Value;
 use weft_core::parameters::Parameters;
 use weft_core::{RunId, StepRunId};
 
+use super::output::Output;
 use super::render;
 
 #[derive(Subcommand)]
@@ -69,7 +70,7 @@ pub(crate) enum Command {
     Reconcile,
 }
 
-pub(crate) fn run(client: &Client, command: Command, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(client: &Client, command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
     match command {
         Command::List {
             pipeline,
@@ -135,7 +136,7 @@ fn list(
     filter: RunFilter,
     limit: u32,
     json: bool,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let filtered = filter.pipeline.is_some() || filter.status.is_some() || filter.tag.is_some();
     // One more than shown, to say whether more exist.
@@ -326,7 +327,7 @@ fn show(
     reference: &str,
     json: bool,
     every_item: bool,
-    out: &mut String,
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
     let store = client.metadata_store();
@@ -584,7 +585,7 @@ fn short(id: &str) -> &str {
     &id[..8.min(id.len())]
 }
 
-fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut String) {
+fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut Output<'_>) {
     let run = &shown.run;
     say!(out, "Run         {}", run.name);
     say!(out, "Id          {}", run.id);

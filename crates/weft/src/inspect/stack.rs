@@ -6,6 +6,7 @@ use crate::config::{Project, Stack, redact_url};
 use clap::Subcommand;
 use serde::Serialize;
 
+use super::output::Output;
 use super::render;
 
 #[derive(Subcommand)]
@@ -47,7 +48,7 @@ fn displayed(stack: &Stack) -> Stack {
     stack
 }
 
-pub(crate) fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
+pub(crate) fn run(command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
     let current = std::env::current_dir()?;
     let project = Project::discover_from(&current)?;
     match command {
@@ -57,7 +58,7 @@ pub(crate) fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
     }
 }
 
-fn list(project: &Project, json: bool, out: &mut String) -> anyhow::Result<()> {
+fn list(project: &Project, json: bool, out: &mut Output<'_>) -> anyhow::Result<()> {
     let shown: Vec<Shown<'_>> = project
         .stacks
         .iter()
@@ -95,7 +96,12 @@ fn list(project: &Project, json: bool, out: &mut String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show(project: &Project, name: Option<&str>, json: bool, out: &mut String) -> anyhow::Result<()> {
+fn show(
+    project: &Project,
+    name: Option<&str>,
+    json: bool,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
     let Some((name, stack)) = project.stack(name)? else {
         anyhow::bail!(
             "no stack is active: name one (`weft stack show NAME`), or make one active with `weft stack set NAME`"
@@ -180,7 +186,7 @@ fn show(project: &Project, name: Option<&str>, json: bool, out: &mut String) -> 
     Ok(())
 }
 
-fn set(project: &Project, name: &str, out: &mut String) -> anyhow::Result<()> {
+fn set(project: &Project, name: &str, out: &mut Output<'_>) -> anyhow::Result<()> {
     let Some(file) = &project.file else {
         anyhow::bail!("this project has no weft.toml: define a [stacks.{name}] table in one first");
     };
