@@ -11,7 +11,7 @@ pub(crate) const FILE: &str = "data.parquet";
 /// Rows in `sample.csv`.
 pub(crate) const SAMPLE_ROWS: usize = 20;
 /// Columns given a histogram each.
-const MAX_HISTOGRAMS: usize = 16;
+pub(crate) const MAX_HISTOGRAMS: usize = 16;
 
 /// Stores tables as one Parquet file, `data.parquet` (Snappy-compressed): Arrow record batches
 /// (feature `arrow`) and Polars data frames (feature `polars`). Each reads what the other

@@ -46,13 +46,12 @@ where
 {
     let mut summary = Summary::default();
     for chunk in values.downcast_iter() {
-        let mut part = Summary::default();
-        if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0) {
-            T::Native::summarize(chunk.values(), &mut part);
+        let part = if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0) {
+            crate::npy::summarize(chunk.values())
         } else {
             let present: Vec<T::Native> = chunk.iter().flatten().copied().collect();
-            T::Native::summarize(&present, &mut part);
-        }
+            crate::npy::summarize(&present)
+        };
         summary.merge(&part);
     }
     summary

@@ -102,7 +102,7 @@ macro_rules! integer_elements {
             const DESCR: &'static str = $descr;
 
             fn summarize(values: &[Self], summary: &mut Summary) {
-                summary.add_integers(values.iter().map(|&value| value as i128));
+                summary.add_integer_slice(values);
             }
 
             fn read_values(file: &mut FileReader, len: usize) -> Result<Vec<Self>> {
@@ -424,18 +424,22 @@ pub(crate) fn save_slice<T: NpyElement>(
 
 /// The statistics of `values`, in parts on every core, merged.
 fn summarize_in_parallel<T: NpyElement>(values: &[T]) -> Summary {
-    let parts = crate::visualize::in_parallel(values, |part| {
-        let mut summary = Summary::default();
-        for chunk in part.chunks(CHUNK_ELEMENTS) {
-            T::summarize(chunk, &mut summary);
-        }
-        summary
-    });
+    let parts = crate::visualize::in_parallel(values, summarize);
     let mut whole = Summary::default();
     for part in &parts {
         whole.merge(part);
     }
     whole
+}
+
+/// The statistics of `values`, on this thread, block by block: each block is read from
+/// memory once and described from the cache.
+pub(crate) fn summarize<T: NpyElement>(values: &[T]) -> Summary {
+    let mut summary = Summary::default();
+    for chunk in values.chunks(CHUNK_ELEMENTS) {
+        T::summarize(chunk, &mut summary);
+    }
+    summary
 }
 
 /// Writes an `.npy` file of `shape` whose elements come as contiguous blocks from `blocks`:

@@ -7,6 +7,31 @@
 
 use crate::io::ArtifactWriter;
 
+/// An integer type whose slices [`Summary::add_integer_slice`] describes.
+pub trait Integer: Copy + Ord {
+    /// The value, widened without loss.
+    fn wide(self) -> i128;
+    /// The nearest float to the value.
+    fn float(self) -> f64;
+}
+
+macro_rules! integers {
+    ($($ty:ty),*) => {$(
+        impl Integer for $ty {
+            fn wide(self) -> i128 {
+                self as i128
+            }
+
+            #[allow(clippy::cast_precision_loss)]
+            fn float(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+
+integers!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
 /// Statistics of the values seen so far.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -124,6 +149,50 @@ impl Summary {
                 deviation * deviation
             })
             .sum();
+        self.combine_integers(count, mean, m2, low, high);
+    }
+
+    /// Adds a block of integers held in memory: [`Summary::add_integers`] at several times
+    /// the speed (four independent lanes; ranges compared in the values' own type; squares
+    /// from each value's float, not from a 128-bit one, whose conversion is a library call).
+    pub fn add_integer_slice<T: Integer>(&mut self, values: &[T]) {
+        let Some(&first) = values.first() else {
+            return;
+        };
+        let (mut sum, mut low, mut high) = ([0i128; 4], [first; 4], [first; 4]);
+        let blocks = values.chunks_exact(4);
+        for (lane, &value) in blocks.remainder().iter().enumerate() {
+            sum[lane] += value.wide();
+            low[lane] = low[lane].min(value);
+            high[lane] = high[lane].max(value);
+        }
+        for block in blocks {
+            for lane in 0..4 {
+                sum[lane] += block[lane].wide();
+                low[lane] = low[lane].min(block[lane]);
+                high[lane] = high[lane].max(block[lane]);
+            }
+        }
+        let count = values.len() as u64;
+        let mean = sum.iter().sum::<i128>() as f64 / count as f64;
+        let mut squares = [0.0; 4];
+        let blocks = values.chunks_exact(4);
+        for &value in blocks.remainder() {
+            let deviation = value.float() - mean;
+            squares[0] += deviation * deviation;
+        }
+        for block in blocks {
+            for lane in 0..4 {
+                let deviation = block[lane].float() - mean;
+                squares[lane] += deviation * deviation;
+            }
+        }
+        let low = low.into_iter().min().unwrap_or(first).wide();
+        let high = high.into_iter().max().unwrap_or(first).wide();
+        self.combine_integers(count, mean, squares.iter().sum(), low, high);
+    }
+
+    fn combine_integers(&mut self, count: u64, mean: f64, m2: f64, low: i128, high: i128) {
         self.integer_range = Some(match self.integer_range {
             Some((old_low, old_high)) => (old_low.min(low), old_high.max(high)),
             None => (low, high),
@@ -285,5 +354,27 @@ mod tests {
         summary.add_integers([u64::MAX as i128, 0].into_iter());
         assert_eq!(summary.integer_range, Some((0, u64::MAX as i128)));
         assert_eq!(integer(u64::MAX as i128), serde_json::json!(u64::MAX));
+        let mut slice = Summary::default();
+        slice.add_integer_slice(&[u64::MAX, 0]);
+        assert_eq!(slice.integer_range, summary.integer_range);
+    }
+
+    #[test]
+    fn integer_slices_are_described_like_integer_streams() {
+        let odd = [i64::MIN, -7, 0, 3, 3, 12, i64::MAX, 41, -2];
+        for length in 0..=odd.len() {
+            let values = &odd[..length];
+            let (mut slice, mut stream) = (Summary::default(), Summary::default());
+            slice.add_integer_slice(values);
+            stream.add_integers(values.iter().map(|&value| i128::from(value)));
+            assert_eq!(slice.count, stream.count, "{values:?}");
+            assert_eq!(slice.integer_range, stream.integer_range, "{values:?}");
+            assert!(close(slice.mean, stream.mean), "{values:?}");
+            assert!(close(slice.m2, stream.m2), "{values:?}");
+        }
+        let mut small = Summary::default();
+        small.add_integer_slice(&[200u8, 1, 255, 0, 7]);
+        assert_eq!(small.integer_range, Some((0, 255)));
+        assert!(close(small.mean, 92.6));
     }
 }

@@ -1,8 +1,9 @@
 //! Arrow record batches as Parquet (feature `arrow`).
 //!
 //! A `RecordBatch` or a `Vec<RecordBatch>` is written with the parquet crate's `ArrowWriter`
-//! (Snappy-compressed, the Arrow schema kept in the file), batch by batch, each batch's
-//! column statistics gathered on a second thread while the writer encodes it. Loading reads
+//! (Snappy-compressed, the Arrow schema kept in the file), batch by batch, while a second
+//! thread describes the columns and counts their histograms (drawn once the file is
+//! written, without counting again). Loading reads
 //! the file once into a buffer of its recorded size and decodes it; a `Vec<RecordBatch>`
 //! comes back cut where it was cut when saved.
 
@@ -24,8 +25,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
 use crate::columns::{
-    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, describe_table, write_describe_csv,
-    write_histograms,
+    ColumnFacts, FILE, MAX_HISTOGRAMS, Parquet, SAMPLE_ROWS, add_counts, describe_table,
+    write_describe_csv, write_histograms,
 };
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
@@ -61,26 +62,69 @@ fn summarize<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>) -> Summary
 where
     T::Native: NpyElement,
 {
-    let mut summary = Summary::default();
     if values.null_count() == 0 {
-        T::Native::summarize(values.values(), &mut summary);
-    } else {
-        let present: Vec<T::Native> = values.iter().flatten().collect();
-        T::Native::summarize(&present, &mut summary);
+        return crate::npy::summarize(values.values());
     }
-    summary
+    let present: Vec<T::Native> = values.iter().flatten().collect();
+    crate::npy::summarize(&present)
 }
 
-/// A numeric column's non-null values counted into histogram bins.
+/// A numeric column's non-null values counted into histogram bins, on this thread.
 fn bin<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>, low: f64, high: f64) -> Vec<u64>
 where
     T::Native: NpyElement,
 {
     if values.null_count() == 0 {
-        return crate::visualize::bin_in_parallel(values.values(), low, high);
+        return crate::visualize::bin_slice(values.values(), low, high);
     }
     let floats = values.iter().flatten().filter_map(NpyElement::as_f64);
     crate::visualize::bin(floats, low, high)
+}
+
+/// A histogram's counts, and the range they were counted over.
+struct Counted {
+    low: f64,
+    high: f64,
+    counts: Vec<u64>,
+}
+
+/// The facts of every column of `batches`, then the histogram counts of the numeric columns
+/// that get one (over the ranges those facts found), by column.
+fn describe_and_count(
+    columns: usize,
+    batches: &[RecordBatch],
+) -> (Vec<ColumnFacts>, Vec<Option<Counted>>) {
+    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); columns];
+    for batch in batches {
+        for (total, part) in facts.iter_mut().zip(facts_of(batch)) {
+            total.merge(part);
+        }
+    }
+    let ranges = facts
+        .iter()
+        .map(|facts| facts.summary.as_ref().and_then(Summary::range));
+    let mut counted: Vec<Option<Counted>> = ranges
+        .map(|range| {
+            range.map(|(low, high)| Counted {
+                low,
+                high,
+                counts: Vec::new(),
+            })
+        })
+        .collect();
+    for (index, counted) in counted
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(index, counted)| Some((index, counted.as_mut()?)))
+        .take(MAX_HISTOGRAMS)
+    {
+        for batch in batches {
+            let part =
+                numeric_column!(batch.column(index).as_ref(), bin(counted.low, counted.high));
+            add_counts(&mut counted.counts, part.unwrap_or_default());
+        }
+    }
+    (facts, counted)
 }
 
 fn facts_of(batch: &RecordBatch) -> Vec<ColumnFacts> {
@@ -112,7 +156,7 @@ fn save_batches(
             .into(),
         });
     }
-    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); schema.fields().len()];
+    let mut described = None;
     writer.write_file(FILE, |file| {
         let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
         if let Some(cuts) = &cuts {
@@ -122,20 +166,19 @@ fn save_batches(
             )]));
         }
         let mut parquet = ArrowWriter::try_new(file, schema.clone(), Some(properties.build()))?;
-        for batch in batches {
-            let (described, written) = std::thread::scope(|scope| {
-                let describing = scope.spawn(|| facts_of(batch));
-                let written = parquet.write(batch);
-                (describing.join().expect("statistics do not panic"), written)
-            });
-            written?;
-            for (total, part) in facts.iter_mut().zip(described) {
-                total.merge(part);
-            }
-        }
+        // The whole table is in memory: a second core describes its columns and counts their
+        // histograms while this one encodes it, which takes longer.
+        let written = std::thread::scope(|scope| {
+            let describing = scope.spawn(|| describe_and_count(schema.fields().len(), batches));
+            let written = batches.iter().try_for_each(|batch| parquet.write(batch));
+            described = Some(describing.join().expect("statistics do not panic"));
+            written
+        });
+        written?;
         parquet.close()?;
         Ok::<(), BoxError>(())
     })?;
+    let (facts, counted) = described.expect("the table was described while it was written");
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let columns = schema.fields().iter().zip(&facts);
     describe_table(
@@ -143,7 +186,21 @@ fn save_batches(
         rows,
         columns.map(|(field, facts)| (field.name().as_str(), field.data_type().to_string(), facts)),
     );
-    Ok(())
+    // The histograms are drawn from the counts made during the write (over the same ranges
+    // as recorded, checked), not counted again.
+    write_histograms(writer, rows, |index, low, high| {
+        match counted.get(index).and_then(Option::as_ref) {
+            Some(counted) if counted.low == low && counted.high == high => counted.counts.clone(),
+            _ => {
+                let mut counts = Vec::new();
+                for batch in batches {
+                    let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
+                    add_counts(&mut counts, part.unwrap_or_default());
+                }
+                counts
+            }
+        }
+    })
 }
 
 /// Reads the batches back, with the row counts they were saved in if recorded: a local file
@@ -234,15 +291,7 @@ fn visualize_batches(
         }
         Ok(())
     })?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    write_histograms(writer, rows, |index, low, high| {
-        let mut counts = Vec::new();
-        for batch in batches {
-            let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
-            add_counts(&mut counts, part.unwrap_or_default());
-        }
-        counts
-    })
+    Ok(())
 }
 
 impl Materializer<RecordBatch> for Parquet {

@@ -107,6 +107,14 @@ impl Bins {
     }
 }
 
+/// Counts a slice on this thread.
+#[cfg(feature = "arrow")]
+pub(crate) fn bin_slice<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec<u64> {
+    let mut bins = Bins::new((low, high));
+    bins.add(values);
+    bins.counts.to_vec()
+}
+
 /// Runs `work` on parts of `values`, one per core (parts of at least a million values).
 pub(crate) fn in_parallel<T: Sync, R: Send>(
     values: &[T],
