@@ -86,12 +86,17 @@ impl Bins {
             let mut lanes = [[0u32; BINS + 1]; LANES];
             let blocks = piece.chunks_exact(LANES);
             for &value in blocks.remainder() {
-                lanes[0][place(value)] += 1;
+                lanes[0][place(value) as usize] += 1;
             }
             for block in blocks {
-                let bins: [usize; LANES] = std::array::from_fn(|lane| place(block[lane]));
-                for (lane, bin) in bins.into_iter().enumerate() {
-                    lanes[lane][bin] += 1;
+                // A block's bins first, then its counts: placed in a plain loop, the bins
+                // measured faster than built with `array::from_fn`.
+                let mut bins = [0u32; LANES];
+                for (bin, &value) in bins.iter_mut().zip(block) {
+                    *bin = place(value);
+                }
+                for (lane, &bin) in bins.iter().enumerate() {
+                    lanes[lane][bin as usize] += 1;
                 }
             }
             for (bin, count) in self.counts.iter_mut().enumerate() {
@@ -173,15 +178,15 @@ impl Placement {
 
     /// The bin of `value`: [`BINS`], past the last, for a value outside the range or NaN.
     /// Without a branch, so that a block of values is placed at full speed; clamped while
-    /// still a float and converted through `u32`, which measured a third faster than
-    /// converting to `usize` (a longer instruction sequence on x86-64) and clamping after.
-    fn bin(self, value: f64) -> usize {
+    /// still a float and converted to `u32`, which measured a third faster than converting
+    /// to `usize` (a longer instruction sequence on x86-64) and clamping after.
+    fn bin(self, value: f64) -> u32 {
         let inside = value >= self.low && value <= self.high;
         // `max` first: a NaN offset (an infinite value times a zero scale) is bin 0.
         let offset = ((value - self.low) * self.scale)
             .max(0.0)
             .min((BINS - 1) as f64);
-        (if inside { offset } else { BINS as f64 }) as u32 as usize
+        (if inside { offset } else { BINS as f64 }) as u32
     }
 }
 
@@ -191,7 +196,7 @@ pub(crate) fn bin(values: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec
     let placement = Placement::new(low, high);
     let mut counts = vec![0u64; BINS + 1];
     for value in values {
-        counts[placement.bin(value)] += 1;
+        counts[placement.bin(value) as usize] += 1;
     }
     counts.truncate(BINS);
     counts
