@@ -24,7 +24,7 @@ fn save_view<A: NpyElement, D: Dimension>(
         return npy::save_slice(writer, &shape, true, values);
     }
     // Strided or permuted: copy out in C order, one bounded block at a time.
-    npy::save(writer, &shape, false, None, |block| {
+    npy::save(writer, &shape, false, |block| {
         let mut buffer = Vec::with_capacity(CHUNK_ELEMENTS.min(view.len()));
         for &value in view.iter() {
             buffer.push(value);

@@ -103,6 +103,16 @@ impl<'a> ArtifactWriter<'a> {
         name: &str,
         write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), BoxError>,
     ) -> Result<()> {
+        self.write_data_file(name, |sink| write(sink))
+    }
+
+    /// [`ArtifactWriter::write_file`] with the file's sink itself, for the built-in formats
+    /// ([`FileSink::write_observed`]).
+    pub(crate) fn write_data_file(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&mut FileSink<'_>) -> std::result::Result<(), BoxError>,
+    ) -> Result<()> {
         let valid = !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..";
         self.write_any(name, valid, None, write)
     }
@@ -122,7 +132,7 @@ impl<'a> ArtifactWriter<'a> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        self.write_any(name, valid, Some(kind), write)
+        self.write_any(name, valid, Some(kind), |sink| write(sink))
     }
 
     /// Records a fact about the value being saved (shape, statistics, ...) as metadata of the
@@ -136,7 +146,7 @@ impl<'a> ArtifactWriter<'a> {
         name: &str,
         valid: bool,
         visualization: Option<VisualizationType>,
-        write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), BoxError>,
+        write: impl FnOnce(&mut FileSink<'_>) -> std::result::Result<(), BoxError>,
     ) -> Result<()> {
         if !valid || self.files.iter().any(|file| file.name == name) {
             return Err(Error::BadFileName {
@@ -177,21 +187,42 @@ impl<'a> ArtifactWriter<'a> {
     }
 }
 
+/// Is handed the blocks of what [`FileSink::write_observed`] writes, as byte ranges of it, in
+/// order: each [`OBSERVED_BLOCK`] long but the last.
+pub(crate) type Observer<'o> = dyn FnMut(std::ops::Range<usize>) + Send + 'o;
+
+/// The blocks an [`Observer`] is handed: long enough to hash at full speed, short enough to
+/// stay in the cache until observed; a whole number of elements of every `.npy` type.
+const OBSERVED_BLOCK: usize = 512 * 1024;
+
+/// The blocks of `length` bytes, as [`Observer`]s are handed them.
+fn blocks(length: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..length)
+        .step_by(OBSERVED_BLOCK)
+        .map(move |start| start..(start + OBSERVED_BLOCK).min(length))
+}
+
 /// Hashes `data` while `io` runs: on a second thread when `data` is large, so that hashing
-/// and the file system work at the same time.
+/// and the file system work at the same time. `observe` is handed each block right after it
+/// is hashed, while the block is still in the cache.
 fn hash_alongside<R: Send>(
     hasher: &mut blake3::Hasher,
     data: &[u8],
+    observe: &mut Observer<'_>,
     io: impl FnOnce() -> R + Send,
 ) -> R {
+    let mut hash = move || {
+        for block in blocks(data.len()) {
+            hasher.update(&data[block.clone()]);
+            observe(block);
+        }
+    };
     if data.len() < PARALLEL_HASH_MIN {
-        hasher.update(data);
+        hash();
         return io();
     }
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| {
-            hasher.update(data);
-        });
+        let hashing = scope.spawn(hash);
         let result = io();
         hashing.join().expect("hashing does not panic");
         result
@@ -250,7 +281,7 @@ fn beside(path: &Path, name: &str) -> Path {
 /// How many parts of one upload are sent at once (each holds [`PART_SIZE`] bytes).
 const PARTS_IN_FLIGHT: usize = 4;
 
-struct FileSink<'a> {
+pub(crate) struct FileSink<'a> {
     store: &'a ArtifactStore,
     path: Path,
     /// Where a local store keeps the file.
@@ -332,6 +363,11 @@ impl<'a> FileSink<'a> {
     /// Sends `data` on: straight to a local file (hashed alongside), or as one part of an
     /// upload.
     fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.send_observed(data, &mut |_| {})
+    }
+
+    /// [`FileSink::send`], handing `observe` the blocks of `data` (see [`hash_alongside`]).
+    fn send_observed(&mut self, data: &[u8], observe: &mut Observer<'_>) -> Result<()> {
         if matches!(self.target, Target::Pending) {
             self.may_store()?;
         }
@@ -342,10 +378,11 @@ impl<'a> FileSink<'a> {
             let Target::Local { file, .. } = &mut self.target else {
                 unreachable!("opened above")
             };
-            let written = hash_alongside(&mut self.hasher, data, || file.write_all(data));
+            let written = hash_alongside(&mut self.hasher, data, observe, || file.write_all(data));
             self.size += data.len() as u64;
             return written.map_err(|e| self.write_error(e));
         }
+        blocks(data.len()).for_each(observe);
         self.hasher.update(data);
         self.size += data.len() as u64;
         if matches!(self.target, Target::Pending) {
@@ -413,6 +450,35 @@ impl<'a> FileSink<'a> {
             sending: Default::default(),
             sent: Vec::new(),
         };
+        Ok(())
+    }
+
+    /// Writes all of `data`, handing `observe` each of its blocks (see [`Observer`]) while
+    /// the block is in the cache: on the hashing thread, as the block is hashed, when `data`
+    /// goes straight to a local file; else here, before it is written. A materializer that
+    /// describes the values it writes reads them from memory once.
+    pub(crate) fn write_observed(
+        &mut self,
+        data: &[u8],
+        observe: &mut Observer<'_>,
+    ) -> io::Result<()> {
+        let direct = self.local.is_some() && data.len() >= PARALLEL_HASH_MIN;
+        if !direct || self.error.is_some() {
+            blocks(data.len()).for_each(&mut *observe);
+            return self.write_all(data);
+        }
+        let mut sent = Ok(());
+        if !self.buffer.is_empty() {
+            sent = self.send_buffer();
+        }
+        if sent.is_ok() {
+            sent = self.send_observed(data, observe);
+        }
+        if let Err(error) = sent {
+            let message = error.to_string();
+            self.error = Some(error);
+            return Err(io::Error::other(message));
+        }
         Ok(())
     }
 
@@ -794,7 +860,9 @@ impl FileReader {
             let wanted = (out.len() - filled).min(READ_PIECE);
             let (before, after) = out.split_at_mut(filled);
             let target = &mut after[..wanted];
-            let read = hash_alongside(hasher, &before[hashed..], || read_full(file, target));
+            let read = hash_alongside(hasher, &before[hashed..], &mut |_| {}, || {
+                read_full(file, target)
+            });
             hashed = filled;
             let read = read?;
             filled += read;
