@@ -1087,6 +1087,40 @@ fn flatten<T>(
 mod tests {
     use super::*;
 
+    /// An observer sees every block of what is written, in order, once, on both paths (a
+    /// large write straight to a local file, hashed on a second thread; a small one,
+    /// buffered), and the file's hash is the hash of every byte written.
+    #[test]
+    fn observed_writes_hand_over_every_block_once_and_hash_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let store = ArtifactStore::local(dir.path(), runtime.handle().clone()).unwrap();
+        let mut writer = ArtifactWriter::new(&store, Path::from("observed"), "test", "bytes");
+        for (name, length) in [("large.bin", 3 * OBSERVED_BLOCK + 5), ("small.bin", 1000)] {
+            let data: Vec<u8> = (0..length).map(|i| (i % 251) as u8).collect();
+            let mut seen: Vec<std::ops::Range<usize>> = Vec::new();
+            writer
+                .write_data_file(name, |file| {
+                    file.write_all(b"header")?;
+                    file.write_observed(&data, &mut |block| seen.push(block))?;
+                    Ok(())
+                })
+                .unwrap();
+            let mut next = 0;
+            for block in &seen {
+                assert_eq!(block.start, next, "{name}: blocks in order, none skipped");
+                assert!(block.len() <= OBSERVED_BLOCK && !block.is_empty(), "{name}");
+                next = block.end;
+            }
+            assert_eq!(next, length, "{name}: every byte observed");
+            let record = writer.files.iter().find(|file| file.name == name).unwrap();
+            let mut whole = b"header".to_vec();
+            whole.extend_from_slice(&data);
+            assert_eq!(record.size, whole.len() as u64, "{name}");
+            assert_eq!(record.blake3, Digest::of(&whole), "{name}");
+        }
+    }
+
     #[test]
     fn an_upload_marker_names_its_file_and_nothing_else_does() {
         let file = Path::from("pipe/step/out/0192-run/data.bin");
