@@ -446,6 +446,11 @@ pub(crate) fn output_link(row: &impl Columns) -> Result<OutputLink> {
 /// Decodes the columns of [`version_columns!`].
 pub(crate) fn artifact_version(row: &impl Columns) -> Result<ArtifactVersion> {
     let tags = tag_names(row.text("v_tags")?);
+    let mut files: Vec<weft_core::artifact::FileRecord> =
+        json("artifact files", &row.string("v_files")?)?;
+    // A list read from JSON grows to room for four: most versions have one file, and a
+    // lineage or a run holds 100,000 of them.
+    files.shrink_to_fit();
     Ok(ArtifactVersion {
         id: parse("artifact version id", &row.string("v_id")?)?,
         artifact_id: parse("artifact id", &row.string("v_artifact_id")?)?,
@@ -458,7 +463,7 @@ pub(crate) fn artifact_version(row: &impl Columns) -> Result<ArtifactVersion> {
         data_type: row.string("v_data_type")?,
         content_hash: row.string("v_content_hash")?,
         size: row.int("v_size")? as u64,
-        files: json("artifact files", &row.string("v_files")?)?,
+        files,
         save_type: parse("save type", &row.string("v_save_type")?)?,
         producer: optional(row.text("v_producer_step_run_id")?, |id| {
             parse("step run id", id)
@@ -718,6 +723,11 @@ pub(crate) trait LineageSource {
     ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>>;
 }
 
+/// How many ids a lineage walk reads the records of at once: a fan-in's level holds 100,000
+/// step runs, and the rows of one read (each a step run and a version) are held until they
+/// are sorted into the lineage.
+const WALK_READ: usize = 4096;
+
 /// The lineage of `root` in one direction, at most `depth` steps deep, level by level with
 /// batched reads, so its cost grows with the size of the lineage, not of the store.
 pub(crate) async fn walk(
@@ -747,10 +757,12 @@ pub(crate) async fn walk(
                 .collect(),
             Direction::Downstream => {
                 let mut readers = Vec::new();
-                for (step_run, name, version) in source.readers_of(&frontier).await? {
-                    reads.insert((version, step_run.id, name));
-                    readers.push(step_run.id);
-                    step_runs.entry(step_run.id).or_insert(step_run);
+                for part in frontier.chunks(WALK_READ) {
+                    for (step_run, name, version) in source.readers_of(part).await? {
+                        reads.insert((version, step_run.id, name));
+                        readers.push(step_run.id);
+                        step_runs.entry(step_run.id).or_insert(step_run);
+                    }
                 }
                 readers
             }
@@ -763,24 +775,29 @@ pub(crate) async fn walk(
         // Looked up once per output: a fan-in's level holds 100,000 versions.
         let in_frontier: std::collections::HashSet<ArtifactVersionId> =
             frontier.iter().copied().collect();
-        for (step_run, output, version) in source.outputs_of(&new_steps).await? {
-            let relevant = direction == Direction::Downstream || in_frontier.contains(&version.id);
-            if relevant {
-                writes.insert((step_run.id, version.id, output));
+        for part in new_steps.chunks(WALK_READ) {
+            for (step_run, output, version) in source.outputs_of(part).await? {
+                let relevant =
+                    direction == Direction::Downstream || in_frontier.contains(&version.id);
+                if relevant {
+                    writes.insert((step_run.id, version.id, output));
+                }
+                if direction == Direction::Downstream && !versions.contains_key(&version.id) {
+                    next.push(version.id);
+                    versions.insert(version.id, version);
+                }
+                step_runs.entry(step_run.id).or_insert(step_run);
             }
-            if direction == Direction::Downstream && !versions.contains_key(&version.id) {
-                next.push(version.id);
-                versions.insert(version.id, version);
-            }
-            step_runs.entry(step_run.id).or_insert(step_run);
         }
         if direction == Direction::Upstream {
-            for (step_run, name, version) in source.inputs_of(&new_steps).await? {
-                reads.insert((version.id, step_run, name));
-                versions.entry(version.id).or_insert_with(|| {
-                    next.push(version.id);
-                    version
-                });
+            for part in new_steps.chunks(WALK_READ) {
+                for (step_run, name, version) in source.inputs_of(part).await? {
+                    reads.insert((version.id, step_run, name));
+                    versions.entry(version.id).or_insert_with(|| {
+                        next.push(version.id);
+                        version
+                    });
+                }
             }
         }
         frontier = next;
