@@ -112,6 +112,11 @@ fn describe_and_count(
             })
         })
         .collect();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
+        // Too few rows for histograms: none is drawn.
+        counted.clear();
+    }
     for (index, counted) in counted
         .iter_mut()
         .enumerate()

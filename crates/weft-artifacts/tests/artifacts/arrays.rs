@@ -1,7 +1,7 @@
 //! Numbers as `.npy`: vectors always, `ndarray` arrays with the `ndarray` feature. Round trips,
 //! described metadata, visualizations, older JSON versions, and hostile files.
 
-use crate::common::fixture;
+use crate::common::{bar_counts, fixture};
 use serde_json::json;
 use weft_artifacts::{ArtifactStore, Error, Json, StoredArtifact};
 
@@ -51,14 +51,6 @@ fn numeric_vectors_are_npy_files_described_while_written() {
         svg.starts_with("<svg") && svg.contains("1000 values"),
         "{svg}"
     );
-}
-
-/// The bar counts of a histogram SVG, in order.
-fn bar_counts(svg: &str) -> Vec<u64> {
-    svg.split("<title>")
-        .skip(1)
-        .map(|rest| rest[..rest.find('<').unwrap()].parse().unwrap())
-        .collect()
 }
 
 #[test]

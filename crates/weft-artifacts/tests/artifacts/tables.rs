@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::common::{fixture, handmade};
+use crate::common::{bar_counts, fixture, handmade};
 use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::json;
@@ -85,6 +85,37 @@ fn a_table_round_trips_with_its_nulls_and_is_described() {
         sample.lines().nth(2).unwrap().starts_with("1,0.5,row 1"),
         "{sample}"
     );
+}
+
+#[test]
+fn histograms_count_every_batch_over_the_whole_table_range() {
+    // Ids 0..160 over two batches: 40 bars of 4 over 0..=159, though neither batch alone
+    // spans the range. Scores are half the ids, a third of them null: left out of the bars.
+    let f = fixture();
+    let table = vec![batch(0, 100), batch(100, 60)];
+    let saved = f.store.save(&["t", "h"], &table).unwrap();
+    let read = |name: &str| {
+        let svg = f
+            .store
+            .read_head(&saved.to_stored(), name, 1 << 20)
+            .unwrap();
+        bar_counts(&String::from_utf8(svg).unwrap())
+    };
+    assert_eq!(read("histogram-0-id.svg"), vec![4; 40]);
+    let scores = read("histogram-1-score.svg");
+    assert_eq!(scores.len(), 40);
+    assert_eq!(
+        scores.iter().sum::<u64>(),
+        (0..160).filter(|i| i % 3 != 0).count() as u64
+    );
+    // The same table saved whole gets the same bars.
+    let whole = arrow_select::concat::concat_batches(&table[0].schema(), &table).unwrap();
+    let saved_whole = f.store.save(&["t", "w"], &whole).unwrap();
+    let svg = f
+        .store
+        .read_head(&saved_whole.to_stored(), "histogram-1-score.svg", 1 << 20)
+        .unwrap();
+    assert_eq!(bar_counts(&String::from_utf8(svg).unwrap()), scores);
 }
 
 #[test]

@@ -61,3 +61,11 @@ pub fn handmade(
         data_type: data_type.to_owned().into(),
     }
 }
+
+/// The bar counts of a histogram SVG, in order.
+pub fn bar_counts(svg: &str) -> Vec<u64> {
+    svg.split("<title>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].parse().unwrap())
+        .collect()
+}
