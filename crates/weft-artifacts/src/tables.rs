@@ -191,11 +191,15 @@ fn save_batches(
         rows,
         columns.map(|(field, facts)| (field.name().as_str(), field.data_type().to_string(), facts)),
     );
-    // The histograms are drawn from the counts made during the write (over the same ranges
-    // as recorded, checked), not counted again.
+    // The histograms are drawn from the counts made during the write, not counted again.
     write_histograms(writer, rows, |index, low, high| {
         match counted.get(index).and_then(Option::as_ref) {
-            Some(counted) if counted.low == low && counted.high == high => counted.counts.clone(),
+            // Counted over the same range (a column past the ones counted has no counts).
+            Some(counted)
+                if counted.low == low && counted.high == high && !counted.counts.is_empty() =>
+            {
+                counted.counts.clone()
+            }
             _ => {
                 let mut counts = Vec::new();
                 for batch in batches {
