@@ -121,10 +121,7 @@ pub(crate) fn bin_slice<T: NpyElement>(values: &[T], low: f64, high: f64) -> Vec
 }
 
 /// Runs `work` on parts of `values`, one per core (parts of at least a million values).
-pub(crate) fn in_parallel<T: Sync, R: Send>(
-    values: &[T],
-    work: impl Fn(&[T]) -> R + Sync,
-) -> Vec<R> {
+fn in_parallel<T: Sync, R: Send>(values: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per_thread = values.len().div_ceil(threads).max(1 << 20);
     if values.len() <= per_thread {
