@@ -266,7 +266,11 @@ pub async fn key_parts(
     };
     let mut inputs: BTreeMap<String, InputVersionsBuilder> = BTreeMap::new();
     for (input, hash) in step_run.inputs.iter().zip(hashes) {
-        if policy.ignored_inputs.contains(&input.name) {
+        if policy
+            .ignored_inputs
+            .iter()
+            .any(|ignored| **ignored == *input.name)
+        {
             continue;
         }
         let content = match hash {
@@ -293,8 +297,8 @@ pub async fn key_parts(
         let item = (input.kind == InputKind::Item).then_some(input.position);
         // A fan-in's items come in a row under one name: no copy of the name per item.
         match inputs.last_entry() {
-            Some(last) if *last.key() == input.name => last.into_mut(),
-            _ => inputs.entry(input.name.clone()).or_default(),
+            Some(last) if **last.key() == *input.name => last.into_mut(),
+            _ => inputs.entry(input.name.to_string()).or_default(),
         }
         .push(InputIdentity { version, item });
     }
@@ -475,12 +479,14 @@ async fn resolve_inputs<'a>(
             })
     };
     for (name, spec) in &invocation.inputs {
+        // One copy of the argument's name for all its records (a fan-in has one per item).
+        let record_name: Arc<str> = name.as_str().into();
         match spec {
             InputSpec::Artifact(output) => {
                 let (id, stored, hash) = find(name, output)?;
                 hashes.push(Some(hash));
                 inputs.push(NewInput {
-                    name: name.clone(),
+                    name: record_name.clone(),
                     position: 0,
                     artifact_version: id,
                     kind: InputKind::StepOutput,
@@ -493,7 +499,7 @@ async fn resolve_inputs<'a>(
                     let (id, stored, hash) = find(name, output)?;
                     hashes.push(Some(hash));
                     inputs.push(NewInput {
-                        name: name.clone(),
+                        name: record_name.clone(),
                         position: position as u32,
                         artifact_version: id,
                         kind: InputKind::StepOutput,
@@ -506,7 +512,7 @@ async fn resolve_inputs<'a>(
                 let (id, stored, hash) = find(name, output)?;
                 hashes.push(Some(hash));
                 inputs.push(NewInput {
-                    name: name.clone(),
+                    name: record_name.clone(),
                     position: *index,
                     artifact_version: id,
                     kind: InputKind::Item,
@@ -522,7 +528,7 @@ async fn resolve_inputs<'a>(
                 // Outside the run: its hash, if the policy wants it, is read with the key.
                 hashes.push(None);
                 inputs.push(NewInput {
-                    name: name.clone(),
+                    name: record_name.clone(),
                     position: 0,
                     artifact_version: version.id,
                     kind: InputKind::External,

@@ -440,7 +440,7 @@ async fn create_all(
                 let mut arguments = AnyArguments::default();
                 for (id, input) in chunk {
                     push(&mut arguments, id.to_string())?;
-                    push(&mut arguments, input.name.clone())?;
+                    push(&mut arguments, input.name.to_string())?;
                     push(&mut arguments, i64::from(input.position))?;
                     push(&mut arguments, input.artifact_version.to_string())?;
                     push(&mut arguments, input.kind.as_str())?;
