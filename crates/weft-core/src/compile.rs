@@ -392,6 +392,10 @@ impl Compiler {
             Some(last) if last.config == call.config => Arc::clone(&last.config),
             _ => call.config,
         };
+        let upstream = match self.invocations.last() {
+            Some(last) if last.upstream.iter().eq(&upstream) => Arc::clone(&last.upstream),
+            _ => upstream.into_iter().collect(),
+        };
         self.invocations.push(Arc::new(Invocation {
             id: id.clone(),
             step: call.step.path,
@@ -399,7 +403,7 @@ impl Compiler {
             parameters,
             inputs,
             after,
-            upstream: upstream.into_iter().collect(),
+            upstream,
             outputs: call.step.outputs,
             config,
         }));
@@ -798,7 +802,7 @@ mod tests {
         compiler.add(c).unwrap();
         let snapshot = finish(compiler).unwrap();
         let c = snapshot.invocation("c").unwrap();
-        assert_eq!(c.upstream, ["a".into(), "b".into()]);
+        assert_eq!(*c.upstream, ["a".into(), "b".into()]);
         assert_eq!(c.after, ["a", "b"]);
     }
 

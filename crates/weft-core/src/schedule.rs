@@ -97,7 +97,7 @@ impl Scheduler {
         let mut downstream = vec![Vec::new(); count];
         let mut waiting_on = vec![0; count];
         for (node, invocation) in snapshot.invocations.iter().enumerate() {
-            for upstream in &invocation.upstream {
+            for upstream in invocation.upstream.iter() {
                 downstream[position[&**upstream]].push(node);
                 waiting_on[node] += 1;
             }

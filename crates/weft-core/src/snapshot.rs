@@ -65,7 +65,7 @@ impl Snapshot {
         topological_order(
             self.invocations
                 .iter()
-                .map(|invocation| (&*invocation.id, invocation.upstream.as_slice())),
+                .map(|invocation| (&*invocation.id, &invocation.upstream[..])),
         )
     }
 }
@@ -168,8 +168,9 @@ pub struct Invocation {
     /// Invocations that must finish before this one starts, without passing data.
     pub after: Vec<String>,
     /// Every invocation this one waits for (data inputs and `after`), sorted, without repeats
-    /// (each id shared with its invocation).
-    pub upstream: Vec<std::sync::Arc<str>>,
+    /// (each id shared with its invocation, the list shared by consecutive invocations that
+    /// wait for the same: every item of a map over one collection).
+    pub upstream: std::sync::Arc<[std::sync::Arc<str>]>,
     /// What the step returns (shared like `step`).
     pub outputs: std::sync::Arc<[OutputSpec]>,
     /// Per-invocation settings, shared: every item of a map has the same.

@@ -107,7 +107,7 @@ pub fn chain_snapshot(pipeline: &str, mode: ExecutionMode) -> Snapshot {
             })
             .unwrap_or_default(),
         after: Vec::new(),
-        upstream: upstream.map(|u| vec![u.into()]).unwrap_or_default(),
+        upstream: upstream.map(|u| vec![u.into()]).unwrap_or_default().into(),
         outputs: vec![output("output")].into(),
         config: StepConfig::default().into(),
     };

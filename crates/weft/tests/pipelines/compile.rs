@@ -191,6 +191,6 @@ fn the_same_plan_is_stored_once() {
         .unwrap();
     assert_eq!(snapshot.invocations.len(), 5);
     let add = snapshot.invocation("add").unwrap();
-    assert_eq!(add.upstream, ["number".into(), "number_2".into()]);
+    assert_eq!(*add.upstream, ["number".into(), "number_2".into()]);
     assert!(add.step.ends_with("::add"), "{}", add.step);
 }
