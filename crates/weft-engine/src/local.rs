@@ -78,22 +78,29 @@ struct Node {
     /// The step run of the current attempt.
     step_run: Option<StepRunId>,
     attempt: u32,
+    /// It reused a result of the run it resumes.
+    reused: bool,
+    /// Where a dynamic pipeline's function learns how the invocation ended.
+    slot: Option<Arc<Slot>>,
+    /// The attempt that runs or waits for its retry, boxed and dropped once the invocation
+    /// completed: a map keeps a node per item, and most of them are waiting or done.
+    current: Option<Box<Attempt>>,
+    /// What few nodes have, boxed like `current`.
+    reasons: Option<Box<Reasons>>,
+}
+
+/// What a node knows of its attempt while it runs or waits for its retry.
+#[derive(Default)]
+struct Attempt {
     /// The step run whose body is running and whose result is awaited.
     awaiting: Option<StepRunId>,
-    /// Tells the body of the current attempt to stop; made when it starts (a map's nodes
-    /// waiting for their turn need none).
+    /// Tells the body to stop.
     stopped: Option<Arc<AtomicBool>>,
     started: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
     retry_at: Option<DateTime<Utc>>,
-    /// Where a dynamic pipeline's function learns how the invocation ended.
-    slot: Option<Arc<Slot>>,
-    /// It reused a result of the run it resumes.
-    reused: bool,
-    /// The process of the current attempt, for an isolated step.
+    /// The process of an isolated step.
     process: Option<Arc<crate::isolated::ProcessHandle>>,
-    /// What few nodes have, boxed: a map keeps a node per item.
-    reasons: Option<Box<Reasons>>,
 }
 
 /// Why a node did not run as planned.
@@ -111,6 +118,52 @@ impl Node {
         self.reasons.get_or_insert_default()
     }
 
+    /// The current attempt, made if there is none.
+    fn attempt_mut(&mut self) -> &mut Attempt {
+        self.current.get_or_insert_default()
+    }
+
+    fn awaiting(&self) -> Option<StepRunId> {
+        self.current.as_ref()?.awaiting
+    }
+
+    fn started(&self) -> Option<DateTime<Utc>> {
+        self.current.as_ref()?.started
+    }
+
+    fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.current.as_ref()?.deadline
+    }
+
+    fn retry_at(&self) -> Option<DateTime<Utc>> {
+        self.current.as_ref()?.retry_at
+    }
+
+    fn has_process(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|attempt| attempt.process.is_some())
+    }
+
+    /// Takes the awaited step run: the body's result, when it comes, is dropped.
+    fn take_awaiting(&mut self) -> Option<StepRunId> {
+        self.current.as_mut()?.awaiting.take()
+    }
+
+    fn take_retry(&mut self) -> Option<DateTime<Utc>> {
+        self.current.as_mut()?.retry_at.take()
+    }
+
+    fn take_process(&mut self) -> Option<Arc<crate::isolated::ProcessHandle>> {
+        self.current.as_mut()?.process.take()
+    }
+
+    fn clear_deadline(&mut self) {
+        if let Some(attempt) = &mut self.current {
+            attempt.deadline = None;
+        }
+    }
+
     fn error(&self) -> Option<&str> {
         self.reasons.as_ref()?.error.as_deref()
     }
@@ -121,7 +174,7 @@ impl Node {
 
     /// Tells the body of the current attempt, if one started, to stop.
     fn signal_stop(&self) {
-        if let Some(stopped) = &self.stopped {
+        if let Some(stopped) = self.current.as_ref().and_then(|a| a.stopped.as_ref()) {
             stopped.store(true, Ordering::Release);
         }
     }
@@ -240,7 +293,7 @@ fn must_wait(
             dynamic
                 .index
                 .get(id.as_str())
-                .is_none_or(|&node| nodes[node].started.is_none() && !scheduler.is_resolved(node))
+                .is_none_or(|&node| nodes[node].started().is_none() && !scheduler.is_resolved(node))
         })
 }
 
@@ -871,7 +924,7 @@ impl<'a> Orchestrator<'a> {
             self.stop_requested();
         }
         for node in 0..self.nodes.len() {
-            if self.nodes[node].process.is_some() {
+            if self.nodes[node].has_process() {
                 self.stop_body(node, "the process was interrupted");
             }
         }
@@ -880,7 +933,7 @@ impl<'a> Orchestrator<'a> {
 
     /// Whether any body is running.
     fn bodies_running(&self) -> bool {
-        self.nodes.iter().any(|node| node.awaiting.is_some())
+        self.nodes.iter().any(|node| node.awaiting().is_some())
     }
 
     /// Stops every running body (fail-fast after the function failed).
@@ -893,11 +946,11 @@ impl<'a> Orchestrator<'a> {
     /// Stops the body of `node` if it runs: told to stop (killed if isolated), recorded
     /// `stopped`, resolved, and its result dropped when it comes.
     fn stop_body(&mut self, node: usize, reason: &str) {
-        let Some(step_run) = self.nodes[node].awaiting.take() else {
+        let Some(step_run) = self.nodes[node].take_awaiting() else {
             return;
         };
         self.nodes[node].signal_stop();
-        self.nodes[node].deadline = None;
+        self.nodes[node].clear_deadline();
         self.kill_process(node);
         self.batch
             .changes
@@ -939,10 +992,10 @@ impl<'a> Orchestrator<'a> {
             .timed
             .iter()
             .copied()
-            .filter(|&node| self.nodes[node].retry_at.is_some_and(|at| at <= now))
+            .filter(|&node| self.nodes[node].retry_at().is_some_and(|at| at <= now))
             .collect();
         for node in due {
-            self.nodes[node].retry_at = None;
+            self.nodes[node].take_retry();
             self.nodes[node].attempt += 1;
             self.launch(node).await?;
         }
@@ -1371,11 +1424,16 @@ impl<'a> Orchestrator<'a> {
         let stopped = Arc::new(AtomicBool::new(false));
         let state = &mut self.nodes[node];
         state.step_run = Some(id);
-        state.awaiting = Some(id);
-        state.stopped = Some(stopped.clone());
-        state.started = Some(now);
-        state.deadline = invocation.config.timeout.map(|timeout| after(now, timeout));
-        if state.deadline.is_some() {
+        let deadline = invocation.config.timeout.map(|timeout| after(now, timeout));
+        *state.attempt_mut() = Attempt {
+            awaiting: Some(id),
+            stopped: Some(stopped.clone()),
+            started: Some(now),
+            deadline,
+            retry_at: None,
+            process: None,
+        };
+        if deadline.is_some() {
             self.timed.insert(node);
         }
         let last_attempt = !invocation.config.retry.allows_another(attempt);
@@ -1417,7 +1475,8 @@ impl<'a> Orchestrator<'a> {
             };
             (spawn, handle)
         });
-        self.nodes[node].process = isolated.as_ref().map(|(_, handle)| handle.clone());
+        self.nodes[node].attempt_mut().process =
+            isolated.as_ref().map(|(_, handle)| handle.clone());
         let refused = self.done.clone();
         let started = self.threads.run(move || {
             // A panic outside the step body (in weft itself) must still report the step as
@@ -1439,7 +1498,7 @@ impl<'a> Orchestrator<'a> {
 
     /// Kills the process of an isolated step that will not be waited for any more.
     fn kill_process(&mut self, node: usize) {
-        if let Some(process) = self.nodes[node].process.take() {
+        if let Some(process) = self.nodes[node].take_process() {
             // Where it ran, recorded now: its body's result may never be read.
             let facts = process.facts();
             if let (false, Some(step_run)) = (facts.is_empty(), self.nodes[node].step_run) {
@@ -1460,16 +1519,17 @@ impl<'a> Orchestrator<'a> {
             self.batch.changes.system_metadata.push((step_run, facts));
         }
         let cache_key = self.running_keys.remove(&step_run);
-        if self.nodes[node].awaiting != Some(step_run) {
+        if self.nodes[node].awaiting() != Some(step_run) {
             discard(self.engine, body);
             return;
         }
-        self.nodes[node].awaiting = None;
-        self.nodes[node].deadline = None;
-        self.nodes[node].stopped = None;
+        let attempt = self.nodes[node].attempt_mut();
+        attempt.awaiting = None;
+        attempt.deadline = None;
+        attempt.stopped = None;
         let invocation = &self.invocations[node];
         let elapsed = self.nodes[node]
-            .started
+            .started()
             .and_then(|started| (self.engine.clock().now() - started).to_std().ok())
             .map(human)
             .unwrap_or_default();
@@ -1485,6 +1545,7 @@ impl<'a> Orchestrator<'a> {
                 self.batch.changes.completed.push((step_run, completion));
                 self.unrecorded_keys.extend(cache_key);
                 self.notify(node, Resolution::Completed(upstream.outputs.clone()));
+                self.nodes[node].current = None;
                 self.finished.insert(invocation.id.clone(), upstream);
                 let decisions = self.scheduler.resolve(node, Scheduled::Succeeded);
                 self.decide(decisions);
@@ -1510,7 +1571,7 @@ impl<'a> Orchestrator<'a> {
         if error.retryable && policy.allows_another(attempt) && !self.scheduler.is_stopping() {
             let delay = policy.delay_before(attempt + 1, self.engine.clock().random());
             tracing::warn!(target: "weft", "step `{}` failed (attempt {attempt} of {}), retrying in {}: {}", invocation.id, policy.max_attempts, human(delay), error.chain.join(": "));
-            self.nodes[node].retry_at = Some(after(self.engine.clock().now(), delay));
+            self.nodes[node].attempt_mut().retry_at = Some(after(self.engine.clock().now(), delay));
             self.timed.insert(node);
             self.batch.changes.retrying.push((step_run, error, log_uri));
             return;
@@ -1545,10 +1606,10 @@ impl<'a> Orchestrator<'a> {
     fn next_timer(&mut self) -> Option<DateTime<Utc>> {
         let nodes = &self.nodes;
         self.timed
-            .retain(|&node| nodes[node].retry_at.is_some() || nodes[node].deadline.is_some());
+            .retain(|&node| nodes[node].retry_at().is_some() || nodes[node].deadline().is_some());
         self.timed
             .iter()
-            .flat_map(|&node| [nodes[node].retry_at, nodes[node].deadline])
+            .flat_map(|&node| [nodes[node].retry_at(), nodes[node].deadline()])
             .flatten()
             .min()
     }
@@ -1561,18 +1622,18 @@ impl<'a> Orchestrator<'a> {
         let timed: Vec<usize> = self.timed.iter().copied().collect();
         for node in timed {
             let state = &mut self.nodes[node];
-            let (Some(deadline), Some(step_run)) = (state.deadline, state.awaiting) else {
+            let (Some(deadline), Some(step_run)) = (state.deadline(), state.awaiting()) else {
                 continue;
             };
             if deadline > now {
                 continue;
             }
-            state.deadline = None;
-            state.awaiting = None;
+            state.clear_deadline();
+            state.take_awaiting();
             state.signal_stop();
             // An inline body keeps its thread: a new one keeps the run's parallelism. An
             // isolated one is killed, and its thread is back as soon as the process is gone.
-            if self.nodes[node].process.is_some() {
+            if self.nodes[node].has_process() {
                 self.kill_process(node);
             } else {
                 self.threads.add();
@@ -1603,7 +1664,7 @@ impl<'a> Orchestrator<'a> {
         self.decide(decisions);
         let timed: Vec<usize> = self.timed.iter().copied().collect();
         for node in timed {
-            if self.nodes[node].retry_at.take().is_some() {
+            if self.nodes[node].take_retry().is_some() {
                 if let Some(step_run) = self.nodes[node].step_run {
                     self.batch.changes.stopped.push((
                         step_run,
@@ -1617,7 +1678,8 @@ impl<'a> Orchestrator<'a> {
         // Slurm jobs are cancelled: the cluster's time is not spent on a stopped run.
         let jobs: Vec<usize> = (0..self.nodes.len())
             .filter(|&node| {
-                self.nodes[node].awaiting.is_some() && self.invocations[node].config.slurm.is_some()
+                self.nodes[node].awaiting().is_some()
+                    && self.invocations[node].config.slurm.is_some()
             })
             .collect();
         for node in jobs {
@@ -1658,9 +1720,9 @@ impl<'a> Orchestrator<'a> {
                     tracing::warn!(target: "weft", "step `{}` {reason}", self.invocations[node].id);
                     let state = &mut self.nodes[node];
                     state.signal_stop();
-                    let running = state.awaiting.take().is_some();
-                    let retrying = state.retry_at.take().is_some();
-                    state.deadline = None;
+                    let running = state.take_awaiting().is_some();
+                    let retrying = state.take_retry().is_some();
+                    state.clear_deadline();
                     if let Some(step_run) = state.step_run {
                         self.batch.changes.stopped.push((step_run, reason.clone()));
                     }
