@@ -78,6 +78,22 @@ impl Bins {
     /// placement has no branch (a value outside the range, or NaN, lands in a bin past the
     /// last, which is dropped), which measured a third faster than skipping such values.
     fn add<T: NpyElement>(&mut self, values: &[T]) {
+        // Each piece is read ahead (see `read_ahead`) while the one before it is counted.
+        let mut pieces = values.chunks(AHEAD_BYTES / std::mem::size_of::<T>().max(1));
+        let mut next = pieces.next();
+        if let Some(first) = next {
+            read_ahead(first);
+        }
+        while let Some(piece) = next {
+            next = pieces.next();
+            if let Some(following) = next {
+                read_ahead(following);
+            }
+            self.count(piece);
+        }
+    }
+
+    fn count<T: NpyElement>(&mut self, values: &[T]) {
         const LANES: usize = 8;
         let placement = Placement::new(self.low, self.high);
         let place = |value: T| placement.bin(value.as_f64().unwrap_or(f64::NAN));
@@ -110,6 +126,23 @@ impl Bins {
             *count += more;
         }
     }
+}
+
+/// How far ahead of the counting values are read, in bytes: within the first-level cache.
+const AHEAD_BYTES: usize = 32 * 1024;
+
+/// Reads one byte of every cache line of `values`, so that they are on their way to the cache
+/// when counted. Counting takes enough instructions per value that the processor does not
+/// look far enough ahead by itself: 32 million values took 140 ms to count from memory, 38 ms
+/// from the cache, and 58 ms from memory read ahead like this (the loads here are independent
+/// of each other, so all of them are in flight at once).
+fn read_ahead<T: NpyElement>(values: &[T]) {
+    let bytes: &[u8] = bytemuck::cast_slice(values);
+    let mut touched = 0u8;
+    for &byte in bytes.iter().step_by(64) {
+        touched ^= byte;
+    }
+    std::hint::black_box(touched);
 }
 
 /// Counts a slice on this thread.
