@@ -351,7 +351,7 @@ impl Compiler {
                 {
                     return Err(Error::UnknownOutput {
                         invocation: id,
-                        input: input.clone(),
+                        input: input.to_string(),
                         upstream: output.invocation.to_string(),
                         output: output.output.to_string(),
                     });
@@ -667,7 +667,7 @@ mod tests {
 
     fn reads(mut call: StepCall, upstream: &str) -> StepCall {
         call.inputs.insert(
-            "x".into(),
+            "x",
             InputSpec::Artifact(OutputRef {
                 invocation: upstream.into(),
                 output: "output".into(),
@@ -891,7 +891,7 @@ mod tests {
 
         let mut compiler = Compiler::new("p");
         let mut a = call("train");
-        a.parameters.insert("x".into(), 1.into());
+        a.parameters.insert("x", 1.into());
         compiler.add(a).unwrap();
         let error = compiler
             .finish(BTreeMap::new(), ExecutionMode::default(), &overrides(2))
@@ -914,7 +914,7 @@ mod tests {
         let build = |param: i64| {
             let mut compiler = Compiler::new("p");
             let mut a = call("a");
-            a.parameters.insert("x".into(), param.into());
+            a.parameters.insert("x", param.into());
             compiler.add(a).unwrap();
             finish(compiler).unwrap()
         };
@@ -928,8 +928,8 @@ mod tests {
         // Snapshot ids must not change with how the encoding is produced.
         let mut compiler = Compiler::new("p");
         let mut first = call("a");
-        first.parameters.insert("lr".into(), 0.1.into());
-        first.parameters.insert("name".into(), "x \"y\"".into());
+        first.parameters.insert("lr", 0.1.into());
+        first.parameters.insert("name", "x \"y\"".into());
         compiler.add(first).unwrap();
         let mut second = reads(call("b"), "a");
         second.after = vec!["a".into()];

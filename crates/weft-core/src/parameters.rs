@@ -10,8 +10,14 @@ use serde_json::Value;
 /// argument. A `BTreeMap` with one entry takes a node of eleven slots (600 bytes for
 /// parameters, 900 for inputs); a map of 100,000 calls keeps one per call, so this takes the
 /// entries alone. It encodes as a map (a JSON object), like a `BTreeMap` does.
+///
+/// Names written in code (a step's arguments) are borrowed, not copied: each call of a map
+/// would otherwise hold a copy of every argument's name.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct ByName<V>(Vec<(String, V)>);
+pub struct ByName<V>(Vec<(Name, V)>);
+
+/// An argument's name: borrowed when it comes from code, owned when read from a file.
+pub type Name = std::borrow::Cow<'static, str>;
 
 /// The plain values passed to one step call, by argument name, in name order.
 pub type Parameters = ByName<Value>;
@@ -35,7 +41,7 @@ impl<V> ByName<V> {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(key, _)| key.as_str().cmp(name))
+        self.0.binary_search_by(|(key, _)| (**key).cmp(name))
     }
 
     /// The value of `name`.
@@ -54,7 +60,8 @@ impl<V> ByName<V> {
     }
 
     /// Sets `name` to `value`; returns the value it replaces.
-    pub fn insert(&mut self, name: String, value: V) -> Option<V> {
+    pub fn insert(&mut self, name: impl Into<Name>, value: V) -> Option<V> {
+        let name = name.into();
         match self.position(&name) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
@@ -70,12 +77,12 @@ impl<V> ByName<V> {
     }
 
     /// The names and values, in name order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &V)> + DoubleEndedIterator {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Name, &V)> + DoubleEndedIterator {
         self.0.iter().map(|(name, value)| (name, value))
     }
 
     /// The names, in order.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + DoubleEndedIterator {
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &Name> + DoubleEndedIterator {
         self.0.iter().map(|(name, _)| name)
     }
 
@@ -108,7 +115,12 @@ impl<V> ByName<V> {
 impl Parameters {
     /// As a JSON object.
     pub fn to_json(&self) -> Value {
-        Value::Object(self.0.iter().cloned().collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -121,23 +133,30 @@ impl<V> std::ops::Index<&str> for ByName<V> {
     }
 }
 
-impl<V> FromIterator<(String, V)> for ByName<V> {
-    fn from_iter<I: IntoIterator<Item = (String, V)>>(entries: I) -> Self {
+impl<K: Into<Name>, V> FromIterator<(K, V)> for ByName<V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
         // Through a map: sorted, and a later value of a name wins, as with a map.
-        let sorted: BTreeMap<String, V> = entries.into_iter().collect();
+        let sorted: BTreeMap<Name, V> = entries
+            .into_iter()
+            .map(|(name, value)| (name.into(), value))
+            .collect();
         Self(sorted.into_iter().collect())
     }
 }
 
 impl<V> From<BTreeMap<String, V>> for ByName<V> {
     fn from(map: BTreeMap<String, V>) -> Self {
-        Self(map.into_iter().collect())
+        Self(
+            map.into_iter()
+                .map(|(name, value)| (name.into(), value))
+                .collect(),
+        )
     }
 }
 
 impl<V> IntoIterator for ByName<V> {
-    type Item = (String, V);
-    type IntoIter = std::vec::IntoIter<(String, V)>;
+    type Item = (Name, V);
+    type IntoIter = std::vec::IntoIter<(Name, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
@@ -145,11 +164,9 @@ impl<V> IntoIterator for ByName<V> {
 }
 
 impl<'a, V> IntoIterator for &'a ByName<V> {
-    type Item = (&'a String, &'a V);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, V)>,
-        fn(&'a (String, V)) -> (&'a String, &'a V),
-    >;
+    type Item = (&'a Name, &'a V);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Name, V)>, fn(&'a (Name, V)) -> (&'a Name, &'a V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(name, value)| (name, value))
@@ -175,9 +192,9 @@ mod tests {
     #[test]
     fn parameters_stay_sorted_and_encode_as_an_object() {
         let mut parameters = Parameters::new();
-        assert_eq!(parameters.insert("lr".into(), 0.1.into()), None);
-        parameters.insert("epochs".into(), 3.into());
-        assert_eq!(parameters.insert("lr".into(), 0.2.into()), Some(0.1.into()));
+        assert_eq!(parameters.insert("lr", 0.1.into()), None);
+        parameters.insert("epochs", 3.into());
+        assert_eq!(parameters.insert("lr", 0.2.into()), Some(0.1.into()));
         assert_eq!(parameters.keys().collect::<Vec<_>>(), ["epochs", "lr"]);
         assert_eq!(parameters["lr"], 0.2);
         assert!(parameters.contains_key("epochs") && !parameters.contains_key("x"));

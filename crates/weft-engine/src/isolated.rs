@@ -484,10 +484,10 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
             step: record.step.clone(),
             invocation: record.invocation.clone(),
         })?;
-    let mut bindings = Vec::new();
+    let mut bindings: Vec<(weft_core::parameters::Name, Binding)> = Vec::new();
     if let Value::Object(parameters) = record.parameters.value() {
         for (name, value) in parameters {
-            bindings.push((name, Binding::Parameter(value)));
+            bindings.push((name.into(), Binding::Parameter(value)));
         }
     }
     let mut inputs: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -516,7 +516,7 @@ pub async fn host(engine: &Engine, step_run: StepRunId, last_attempt: bool) -> R
                     .collect(),
             ),
         };
-        bindings.push((name, binding));
+        bindings.push((name.into(), binding));
     }
     Ok(Job {
         step,

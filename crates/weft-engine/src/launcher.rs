@@ -12,6 +12,7 @@ use weft_artifacts::StoredArtifact;
 use weft_core::cache::{
     InputIdentity, InputVersionsBuilder, KEY_FORMAT, KeyParts, VersionIdentity,
 };
+use weft_core::parameters::Name;
 use weft_core::snapshot::{InputSpec, Invocation, OutputRef, StepConfig};
 use weft_core::{ArtifactVersionId, Digest, RunId, Status, StepRunId};
 use weft_store::model::{
@@ -118,7 +119,7 @@ pub struct Prepared {
     /// The step run to record, as `running`.
     pub step_run: NewStepRun,
     /// How each argument is passed.
-    pub bindings: Vec<(String, Binding)>,
+    pub bindings: Vec<(Name, Binding)>,
 }
 
 /// What launching an invocation comes to before any body runs.
@@ -436,11 +437,7 @@ fn failed_before_start(mut step_run: NewStepRun, error: &Error) -> NewStepRun {
 
 /// The inputs of `invocation` to record, the content hash of each that an upstream step
 /// produced, and how each argument is passed.
-type Resolved<'a> = (
-    Vec<NewInput>,
-    Vec<Option<&'a Digest>>,
-    Vec<(String, Binding)>,
-);
+type Resolved<'a> = (Vec<NewInput>, Vec<Option<&'a Digest>>, Vec<(Name, Binding)>);
 
 async fn resolve_inputs<'a>(
     engine: &Engine,
@@ -480,7 +477,7 @@ async fn resolve_inputs<'a>(
     };
     for (name, spec) in &invocation.inputs {
         // One copy of the argument's name for all its records (a fan-in has one per item).
-        let record_name: Arc<str> = name.as_str().into();
+        let record_name: Arc<str> = (**name).into();
         match spec {
             InputSpec::Artifact(output) => {
                 let (id, stored, hash) = find(name, output)?;

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
+use weft_core::parameters::Name;
 use weft_core::schedule::{Decision, Outcome as Scheduled, Scheduler, SkipReason};
 use weft_core::snapshot::{ExecutionMode, Invocation};
 use weft_core::{Snapshot, Status, StepRunId, canonical};
@@ -183,7 +184,7 @@ impl Node {
 /// A created step run's role once the batch is written.
 enum Created {
     /// Start this step's body with these arguments.
-    Start(usize, &'static StepDef, Vec<(String, Binding)>),
+    Start(usize, &'static StepDef, Vec<(Name, Binding)>),
     /// Report this invocation as resolved to the scheduler.
     Resolved(usize, Scheduled),
     /// Nothing to do (skipped or reused in the pre-pass).
@@ -1009,8 +1010,7 @@ impl<'a> Orchestrator<'a> {
         {
             // A resumed dynamic run: the function is called again, and its calls are matched
             // to the finished step runs of the original by invocation id.
-            let parameters =
-                serde_json::Value::Object(invocation.parameters.clone().into_iter().collect());
+            let parameters = invocation.parameters.to_json();
             if *original.step != *invocation.step || original.parameters.value() != parameters {
                 let message = format!(
                     "the pipeline function took another path than in run {}: invocation `{}` was a call of `{}` with {} there, and is a call of `{}` with {} now",
@@ -1414,7 +1414,7 @@ impl<'a> Orchestrator<'a> {
         node: usize,
         (id, attempt, cache_key, recorded): Started<'_>,
         step: &'static StepDef,
-        bindings: Vec<(String, Binding)>,
+        bindings: Vec<(Name, Binding)>,
     ) {
         let now = self.engine.clock().now();
         if let Some(key) = cache_key {

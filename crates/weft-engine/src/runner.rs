@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 use weft_artifacts::{ArtifactStore, SavedArtifact};
+use weft_core::parameters::Name;
 use weft_store::model::{StepError, StepErrorKind};
 
 use crate::context::{self, StepContext};
@@ -19,7 +20,7 @@ pub struct Job {
     /// The step.
     pub step: &'static StepDef,
     /// Its arguments.
-    pub bindings: Vec<(String, Binding)>,
+    pub bindings: Vec<(Name, Binding)>,
     /// Where outputs go.
     pub artifacts: ArtifactStore,
     /// Who is running.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weft_artifacts::{Artifact, ArtifactStore, ArtifactType, SavedArtifact, StoredArtifact};
+use weft_core::parameters::Name;
 use weft_core::policy::{CacheSettings, RetrySettings};
 use weft_core::snapshot::OutputSpec;
 use weft_store::model::StepError;
@@ -284,7 +285,7 @@ impl From<weft_artifacts::Error> for StepFailure {
 /// What a running step's generated body reads its inputs from and writes its outputs to.
 pub struct StepIo<'a> {
     artifacts: &'a ArtifactStore,
-    bindings: &'a [(String, Binding)],
+    bindings: &'a [(Name, Binding)],
     folder: [&'a str; 3],
     saved: Vec<(String, SavedArtifact)>,
     stopped: Arc<AtomicBool>,
@@ -298,7 +299,7 @@ impl<'a> StepIo<'a> {
     /// `<pipeline>/<invocation>/<output>/<step run id>/`.
     pub fn new(
         artifacts: &'a ArtifactStore,
-        bindings: &'a [(String, Binding)],
+        bindings: &'a [(Name, Binding)],
         folder: [&'a str; 3],
         stopped: Arc<AtomicBool>,
     ) -> Self {

@@ -218,31 +218,28 @@ pub(crate) fn build_call(
     for (argument, binding) in arguments {
         match binding {
             ArgumentBinding::Parameter(value) => {
-                call.parameters.insert(argument.to_owned(), value);
+                call.parameters.insert(argument, value);
             }
             ArgumentBinding::Artifact(placeholder) => {
                 if placeholder.session != session {
                     return Err(foreign(argument));
                 }
-                call.inputs.insert(
-                    argument.to_owned(),
-                    InputSpec::Artifact(output_ref(&placeholder)),
-                );
+                call.inputs
+                    .insert(argument, InputSpec::Artifact(output_ref(&placeholder)));
             }
             ArgumentBinding::Artifacts(placeholders) => {
                 if placeholders.iter().any(|p| p.session != session) {
                     return Err(foreign(argument));
                 }
                 let items = placeholders.iter().map(output_ref).collect();
-                call.inputs
-                    .insert(argument.to_owned(), InputSpec::Artifacts { items });
+                call.inputs.insert(argument, InputSpec::Artifacts { items });
             }
             ArgumentBinding::Item(placeholder, index) => {
                 if placeholder.session != session {
                     return Err(foreign(argument));
                 }
                 call.inputs.insert(
-                    argument.to_owned(),
+                    argument,
                     InputSpec::Item {
                         output: output_ref(&placeholder),
                         index,
@@ -250,10 +247,8 @@ pub(crate) fn build_call(
                 );
             }
             ArgumentBinding::External(artifact_version) => {
-                call.inputs.insert(
-                    argument.to_owned(),
-                    InputSpec::External { artifact_version },
-                );
+                call.inputs
+                    .insert(argument, InputSpec::External { artifact_version });
             }
             ArgumentBinding::Configured => call.configured.push(argument.to_owned()),
             ArgumentBinding::Invalid(reason) => {
