@@ -96,27 +96,41 @@ impl Bins {
     fn count<T: NpyElement>(&mut self, values: &[T]) {
         const LANES: usize = 8;
         let placement = Placement::new(self.low, self.high);
-        let place = |value: T| placement.bin(value.as_f64().unwrap_or(f64::NAN));
+        if placement.scale == 0.0 {
+            // One bar (every value equal) or a range too wide to measure: rare, placed one by
+            // one.
+            for value in values {
+                let bin = placement.bin(value.as_f64().unwrap_or(f64::NAN)) as usize;
+                if let Some(count) = self.counts.get_mut(bin) {
+                    *count += 1;
+                }
+            }
+            return;
+        }
+        let place = |value: T| placement.bin_shifted(value.as_f64().unwrap_or(f64::NAN));
         // 32-bit counters fill faster; a piece never holds more values than one can count.
         for piece in values.chunks(LANES << 31) {
-            let mut lanes = [[0u32; BINS + 1]; LANES];
+            let mut lanes = [[0u32; SHIFTED_BINS]; LANES];
             let blocks = piece.chunks_exact(LANES);
             for &value in blocks.remainder() {
-                lanes[0][place(value) as usize] += 1;
+                lanes[0][place(value)] += 1;
             }
             for block in blocks {
                 // A block's bins first, then its counts: placed in a plain loop, the bins
                 // measured faster than built with `array::from_fn`.
-                let mut bins = [0u32; LANES];
+                let mut bins = [0usize; LANES];
                 for (bin, &value) in bins.iter_mut().zip(block) {
                     *bin = place(value);
                 }
                 for (lane, &bin) in bins.iter().enumerate() {
-                    lanes[lane][bin as usize] += 1;
+                    lanes[lane][bin] += 1;
                 }
             }
             for (bin, count) in self.counts.iter_mut().enumerate() {
-                *count += lanes.iter().map(|lane| u64::from(lane[bin])).sum::<u64>();
+                *count += lanes
+                    .iter()
+                    .map(|lane| u64::from(lane[bin + 1]))
+                    .sum::<u64>();
             }
         }
     }
@@ -187,6 +201,10 @@ pub(crate) fn bin_in_parallel<T: NpyElement>(values: &[T], low: f64, high: f64) 
     whole.counts.to_vec()
 }
 
+/// The counters [`Placement::bin_shifted`] counts into: one below the range, the bins, one
+/// above.
+const SHIFTED_BINS: usize = BINS + 2;
+
 /// Where a value goes among [`BINS`] equal bins spanning `low..=high`.
 #[derive(Clone, Copy)]
 struct Placement {
@@ -204,6 +222,19 @@ impl Placement {
             0.0
         };
         Self { low, high, scale }
+    }
+
+    /// The bin of `value` plus one, in `0..SHIFTED_BINS`: 0 for a value below the range, NaN
+    /// or -∞, `BINS + 1` for one above it. Needs a positive scale. Cheaper than [`Self::bin`]:
+    /// the offset is shifted by one bin so that the conversion itself sends everything below
+    /// the range (and NaN) to 0, and only a value at the top of the range or past it, rare,
+    /// takes a branch; counting a block of values measured 24 against 38 ms per 32 million.
+    fn bin_shifted(self, value: f64) -> usize {
+        let shifted = ((value - self.low) * self.scale + 1.0) as u32 as usize;
+        if shifted <= BINS {
+            return shifted;
+        }
+        if value <= self.high { BINS } else { BINS + 1 }
     }
 
     /// The bin of `value`: [`BINS`], past the last, for a value outside the range or NaN.
@@ -346,21 +377,33 @@ mod tests {
         let parallel = bin_in_parallel(&many, 0.0, 999.0);
         assert_eq!(parallel, bin(many.iter().copied(), 0.0, 999.0));
         assert_eq!(parallel.iter().sum::<u64>(), 3_000_001);
-        // Outside the range, NaN and infinities count nowhere, in blocks and in the rest.
+        // Outside the range (even by less than a bin), NaN and infinities count nowhere, in
+        // blocks and in the rest; the ends of the range count in the first and last bins.
         let odd = [
             f64::NAN,
             f64::INFINITY,
             f64::NEG_INFINITY,
             -0.5,
             1.5,
+            -0.01,
+            1.01,
             0.0,
             1.0,
             0.3,
         ];
-        let mixed: Vec<f64> = odd.iter().cycle().take(8 * 1000 + 7).copied().collect();
+        let mixed: Vec<f64> = odd.iter().cycle().take(10 * 1000 + 9).copied().collect();
         let counted = bin_in_parallel(&mixed, 0.0, 1.0);
         assert_eq!(counted, bin(mixed.iter().copied(), 0.0, 1.0));
         assert_eq!(counted.iter().sum::<u64>(), 3 * 1000 + 2);
+        assert_eq!((counted[0], counted[BINS - 1]), (1001, 1001));
+        // Bins placed block by block agree with values placed one by one, edges included.
+        let edges: Vec<f64> = (0..=4 * BINS)
+            .map(|quarter| -1.0 + 3.0 * quarter as f64 / (4 * BINS) as f64)
+            .collect();
+        assert_eq!(
+            bin_in_parallel(&edges, -1.0, 2.0),
+            bin(edges.iter().copied(), -1.0, 2.0)
+        );
         assert_eq!(
             bin_in_parallel(&[true, false], 0.0, 1.0)
                 .iter()
