@@ -269,7 +269,9 @@ async function runPage(reference, params) {
   const detail = await api(`/runs/${encodeURIComponent(reference)}`);
   const run = detail.run;
   const state = model(detail);
-  const view = params.get('view') || (state.steps.length > 300 ? 'timeline' : 'graph');
+  // The graph unless it would have too many nodes to read, a map's items being one node.
+  const nodes = new Set(state.steps.map((step) => groupOf(step) || step.invocation)).size;
+  const view = params.get('view') || (nodes > 300 ? 'timeline' : 'graph');
   const expanded = new Set((params.get('expand') || '').split(',').filter(Boolean));
   const panel = h('aside', { class: 'panel', id: 'panel' });
   const canvas = h('div', { class: 'canvas' });
@@ -316,10 +318,13 @@ async function runPage(reference, params) {
   if (params.get('step')) stepPanel(panel, params.get('step'));
   else panel.append(h('p', { class: 'muted' }, 'Select a step to see its details and log.'));
 
-  // Live: status events recolour the page; a step the page does not know reloads the run.
+  // Live: status events recolour the page; a step the page does not know reloads the run, at
+  // most once per four times the last reload took (a map adding steps all the time would
+  // otherwise have the page read a run of 100,000 steps over and over).
   if (!finished(run.status)) {
     const events = new EventSource(`${API}/runs/${run.id}/events`);
     let reloading = null;
+    let nextReload = 0;
     events.addEventListener('status', (message) => {
       const event = JSON.parse(message.data);
       if (event.kind === 'run') {
@@ -331,12 +336,14 @@ async function runPage(reference, params) {
       if (!known) {
         clearTimeout(reloading);
         reloading = setTimeout(async () => {
+          const started = performance.now();
           const fresh = await api(`/runs/${run.id}`).catch(() => null);
           if (!fresh) return;
           detail.steps = fresh.steps; detail.edges = fresh.edges;
           Object.assign(state, model(fresh));
           draw();
-        }, 150);
+          nextReload = performance.now() + 4 * (performance.now() - started);
+        }, Math.max(150, nextReload - performance.now()));
         return;
       }
       Object.assign(known, { status: event.status, status_reason: event.status_reason, started_at: event.started_at, ended_at: event.ended_at });
@@ -518,27 +525,76 @@ function panZoom(svg, content, width, height) {
   svg.addEventListener('pointerup', () => { drag = null; });
 }
 
-/** The timeline: one bar per step from start to end, cached, retried and failed marked. */
+/** Rows past which the timeline draws only those in view (and a screenful either side). */
+const TIMELINE_ALL_ROWS = 1000;
+
+/** The timeline: one bar per step from start to end, cached, retried and failed marked. A long
+ * one (a map of 100,000 items) is drawn as it scrolls: a row per step in the page would take
+ * seconds to lay out and hold hundreds of thousands of elements. */
 function timeline(state, onStep) {
   const steps = [...state.steps].sort((a, b) => (a.started_at || '9').localeCompare(b.started_at || '9'));
-  const starts = steps.map((s) => s.started_at && new Date(s.started_at).getTime()).filter(Boolean);
-  const origin = starts.length ? Math.min(...starts) : Date.now();
-  const ends = steps.map((s) => (s.ended_at ? new Date(s.ended_at).getTime() : Date.now()));
-  const total = Math.max(1, Math.max(origin + 1, ...ends) - origin);
+  const at = (text) => (text ? new Date(text).getTime() : null);
+  // Loops, not `Math.min(...list)`: a list that long overflows the call's arguments.
+  let origin = Infinity;
+  let last = -Infinity;
+  for (const step of steps) {
+    const start = at(step.started_at);
+    if (start !== null && start < origin) origin = start;
+    const end = at(step.ended_at) ?? Date.now();
+    if (end > last) last = end;
+  }
+  if (origin === Infinity) origin = Date.now();
+  const total = Math.max(1, last - origin);
   const [labelWidth, barsWidth, row] = [220, 760, 20];
-  const rows = steps.map((step, i) => {
-    const start = step.started_at ? new Date(step.started_at).getTime() - origin : 0;
-    const end = (step.ended_at ? new Date(step.ended_at).getTime() : Date.now()) - origin;
+  const width = labelWidth + barsWidth + 120;
+  const bar = (step, i, selected) => {
+    const start = step.started_at ? at(step.started_at) - origin : 0;
+    const end = (at(step.ended_at) ?? Date.now()) - origin;
     const x = labelWidth + (start / total) * barsWidth;
-    const width = Math.max(2, ((end - start) / total) * barsWidth);
+    const length = Math.max(2, ((end - start) / total) * barsWidth);
     const marks = [step.status === 'cached' ? 'cached' : null, step.attempt > 1 ? `attempt ${step.attempt}` : null, step.status === 'failed' ? 'failed' : null].filter(Boolean);
-    return h('g', { class: 'bar', 'data-step': step.id, 'data-status': step.status, transform: `translate(0,${i * row})`, onclick: () => onStep(step.id), role: 'button', tabindex: 0 },
+    return h('g', { class: `bar${step.id === selected ? ' selected' : ''}`, 'data-step': step.id, 'data-status': step.status, transform: `translate(0,${i * row})`, onclick: () => onStep(step.id), role: 'button', tabindex: 0 },
       h('title', {}, `${step.invocation}: ${step.status}, ${duration(span(step.started_at, step.ended_at))}${marks.length ? ` (${marks.join(', ')})` : ''}`),
       h('text', { x: 4, y: 14, class: 'label' }, short(step.invocation, 30)),
-      h('rect', { x, y: 3, width, height: row - 6, rx: 2 }),
-      marks.length ? h('text', { x: x + width + 4, y: 14, class: 'caption' }, marks.join(' · ')) : null);
+      h('rect', { x, y: 3, width: length, height: row - 6, rx: 2 }),
+      marks.length ? h('text', { x: x + length + 4, y: 14, class: 'caption' }, marks.join(' · ')) : null);
+  };
+  const svg = h('svg', { class: 'timeline', viewBox: `0 0 ${width} ${Math.max(row, steps.length * row)}`, role: 'img', 'aria-label': 'timeline', 'data-rows': steps.length });
+  if (steps.length <= TIMELINE_ALL_ROWS) {
+    const selected = new URLSearchParams(location.search).get('step');
+    svg.append(...steps.map((step, i) => bar(step, i, selected)));
+    return svg;
+  }
+  // The rows in view: the scrolling element is the canvas the timeline is put in.
+  const rows = h('g', {});
+  svg.append(rows);
+  let drawn = null;
+  const drawVisible = () => {
+    const scroller = svg.parentElement;
+    if (!scroller) return;
+    const scale = svg.getBoundingClientRect().width / width || 1;
+    const rowHeight = row * scale;
+    const screen = Math.ceil(scroller.clientHeight / rowHeight) || 40;
+    const first = Math.max(0, Math.floor(scroller.scrollTop / rowHeight) - screen);
+    const end = Math.min(steps.length, first + 3 * screen);
+    if (drawn && drawn[0] === first && drawn[1] === end) return;
+    drawn = [first, end];
+    const selected = new URLSearchParams(location.search).get('step');
+    rows.replaceChildren(...steps.slice(first, end).map((step, i) => bar(step, first + i, selected)));
+  };
+  let pending = false;
+  const onScroll = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; drawVisible(); });
+  };
+  // Drawn once the timeline is in the page, then on every scroll of its canvas (a handler
+  // that replaces the one of the timeline drawn before).
+  requestAnimationFrame(() => {
+    drawVisible();
+    if (svg.parentElement) svg.parentElement.onscroll = onScroll;
   });
-  return h('svg', { class: 'timeline', viewBox: `0 0 ${labelWidth + barsWidth + 120} ${Math.max(row, steps.length * row)}`, role: 'img', 'aria-label': 'timeline' }, rows);
+  return svg;
 }
 
 // ---------------------------------------------------------------- step panel

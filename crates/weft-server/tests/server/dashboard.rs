@@ -506,6 +506,73 @@ fn versions_show_their_visualizations_and_runs_compare() {
 }
 
 #[test]
+fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
+    let f = fixture();
+    let chromedriver = driver();
+    // 3,000 items and their fan-in: more rows than the timeline puts in the page at once.
+    let run = f.run_mapped(3000);
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.viewer).await;
+        until(&client, "the runs list", "document.querySelector('table.runs')").await;
+        // The map is one node, so the page opens on the graph.
+        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        until(&client, "the map's node", "document.querySelector('.node.group')").await;
+        assert_eq!(
+            client.execute("return document.querySelectorAll('.node').length;", vec![]).await.unwrap(),
+            json!(2)
+        );
+        // The timeline has a row per step, but only those near the view are in the page.
+        client.goto(&format!("{}/runs/{run}?view=timeline", f.base)).await.unwrap();
+        until(&client, "the first rows", "document.querySelectorAll('.bar').length > 0").await;
+        let drawn = |script: &'static str| {
+            let client = client.clone();
+            async move { client.execute(script, vec![]).await.unwrap() }
+        };
+        let rows = "return [document.querySelector('svg.timeline').dataset.rows, \
+                    document.querySelectorAll('.bar').length, \
+                    Math.max(...[...document.querySelectorAll('.bar')].map((b) => \
+                        Number(b.getAttribute('transform').match(/,([0-9.]+)/)[1]) / 20))];";
+        let first = drawn(rows).await;
+        assert_eq!(first[0], json!("3001"), "{first}");
+        let bars = first[1].as_u64().unwrap();
+        assert!(bars > 10 && bars < 1000, "rows in the page: {first}");
+        assert!(first[2].as_f64().unwrap() < 1000.0, "{first}");
+        // Scrolled to the end, the last rows are drawn, and open their step.
+        client
+            .execute("const c = document.querySelector('.canvas'); c.scrollTop = c.scrollHeight;", vec![])
+            .await
+            .unwrap();
+        until(
+            &client,
+            "the last row",
+            "[...document.querySelectorAll('.bar')].some((b) => b.getAttribute('transform') === 'translate(0,60000)')",
+        )
+        .await;
+        let last = drawn(rows).await;
+        assert!(last[1].as_u64().unwrap() < 1000, "rows in the page: {last}");
+        screenshot(&client, "long-timeline").await;
+        client
+            .find(Locator::Css(".bar[transform='translate(0,60000)'] rect"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // The last to start is the fan-in.
+        until(
+            &client,
+            "the fan-in's panel",
+            "document.querySelector('#panel h2')?.innerText.includes('total')",
+        )
+        .await;
+        let url = client.current_url().await.unwrap();
+        assert!(url.as_str().contains("step="), "{url}");
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
 fn a_one_time_link_signs_in_once() {
     let f = fixture();
     let chromedriver = driver();
