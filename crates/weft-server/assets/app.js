@@ -746,7 +746,7 @@ async function versionPage(id) {
   const file = (name) => `${API}/artifact-versions/${version.id}/files/${encodeURIComponent(name)}`;
   const [tags, addTag] = tagEditor(`/artifact-versions/${version.id}/tags`, version.tags || []);
   const versions = await api(`/artifacts/${encodeURIComponent(version.name)}/versions`).catch(() => ({ versions: [] }));
-  const lineage = await api(`/artifact-versions/${version.id}/lineage`).catch(() => null);
+  const lineage = await api(`/artifact-versions/${version.id}/lineage?limit=${LINEAGE_NODES}`).catch(() => null);
   render(
     h('h1', {}, `${version.name} `, h('span', { class: 'muted' }, `v${version.version}`)),
     h('p', {}, `${version.data_type} · ${version.materializer} · ${bytes(version.size)} · created ${when(version.created_at)} · `, tags, addTag),
@@ -832,7 +832,19 @@ function markdown(text) {
 
 /** Where a version came from and what was made from it, as one graph: versions and the
  *  step runs that read or wrote them, left to right; every node links to its page. */
+/** Step runs and versions a lineage graph shows each way: more is no longer a picture (the
+ * output of a fan-in over 100,000 items has that many inputs). */
+const LINEAGE_NODES = 200;
+
 function lineageView(lineage) {
+  const cut = [lineage.upstream, lineage.downstream].some((graph) => graph?.truncated);
+  const note = cut ? h('p', { class: 'muted lineage-cut' },
+    `Its lineage is larger than this picture, which shows the first ${LINEAGE_NODES} step runs and versions each way; `,
+    h('code', {}, `weft lineage ${lineage.upstream?.root?.id || lineage.downstream?.root?.id || ''}`), ' lists it all.') : null;
+  return h('div', {}, note, lineageGraph(lineage));
+}
+
+function lineageGraph(lineage) {
   const nodes = new Map();
   const edges = new Set();
   for (const graph of [lineage.upstream, lineage.downstream]) {

@@ -202,12 +202,16 @@ pub trait LineageStore: Send + Sync {
     /// The step runs that read a version.
     async fn consumers(&self, id: ArtifactVersionId) -> Result<Vec<StepRun>>;
 
-    /// The lineage of a version in one direction, across runs, at most `depth` steps deep.
+    /// The lineage of a version in one direction, across runs, at most `depth` steps deep
+    /// and, when `limit` is given, with at most that many step runs and versions besides
+    /// the version itself (the walk stops at the limit and says so: a fan-in's output has
+    /// 100,000 inputs, too many for a picture).
     async fn lineage(
         &self,
         id: ArtifactVersionId,
         direction: Direction,
         depth: u32,
+        limit: Option<usize>,
     ) -> Result<Lineage>;
 }
 

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             names_are_exact_and_any_text,
             overlong_names_are_refused_alike,
             lineage_follows_reads_and_writes_across_runs,
+            lineage_stops_at_its_limit,
             run_graph_has_parents_inputs_and_outputs,
             step_run_summaries_since_a_time_are_what_changed,
             a_runs_step_runs_list_in_id_order,
@@ -1079,7 +1080,11 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
         .collect();
     assert_eq!(consumers, [b, d]);
 
-    let up = store.lineage(c_out, Direction::Upstream, 10).await.unwrap();
+    let up = store
+        .lineage(c_out, Direction::Upstream, 10, None)
+        .await
+        .unwrap();
+    assert!(!up.truncated);
     let mut up_versions: Vec<_> = up.artifact_versions.iter().map(|v| v.id).collect();
     up_versions.sort();
     assert_eq!(up_versions, [a_out, b_out]);
@@ -1090,7 +1095,7 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
     assert!(up.writes.contains(&(c, c_out, "output".into())));
 
     let down = store
-        .lineage(a_out, Direction::Downstream, 10)
+        .lineage(a_out, Direction::Downstream, 10, None)
         .await
         .unwrap();
     let mut down_versions: Vec<_> = down.artifact_versions.iter().map(|v| v.id).collect();
@@ -1098,7 +1103,7 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
     assert_eq!(down_versions, [b_out, c_out, d_out]);
 
     let shallow = store
-        .lineage(a_out, Direction::Downstream, 1)
+        .lineage(a_out, Direction::Downstream, 1, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1106,6 +1111,101 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
         2,
         "one step deep: b's and d's outputs"
     );
+}
+
+/// A limited lineage lists at most that many step runs and versions, says it stopped, and
+/// lists only the reads and writes between what it lists; a limit it does not reach changes
+/// nothing.
+pub async fn lineage_stops_at_its_limit(store: Store) {
+    let run = new_run(&*store, "p").await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let invocation = format!("a{i}");
+        made.push(
+            complete(
+                &store,
+                run,
+                &invocation,
+                vec![],
+                vec![],
+                &format!("p::{invocation}::output"),
+            )
+            .await,
+        );
+    }
+    let inputs = made
+        .iter()
+        .enumerate()
+        .map(|(position, &(_, version))| NewInput {
+            name: "items".into(),
+            position: position as u32,
+            artifact_version: version,
+            kind: InputKind::StepOutput,
+        })
+        .collect();
+    let parents = made.iter().map(|&(step_run, _)| step_run).collect();
+    let (fan_in, fan_in_out) =
+        complete(&store, run, "fan_in", inputs, parents, "p::fan_in::output").await;
+
+    let whole = store
+        .lineage(fan_in_out, Direction::Upstream, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (whole.step_runs.len(), whole.artifact_versions.len()),
+        (6, 5)
+    );
+    assert!(!whole.truncated);
+    let roomy = store
+        .lineage(fan_in_out, Direction::Upstream, 10, Some(11))
+        .await
+        .unwrap();
+    assert_eq!(roomy, whole, "a limit the lineage fits in");
+
+    let cut = store
+        .lineage(fan_in_out, Direction::Upstream, 10, Some(3))
+        .await
+        .unwrap();
+    assert!(cut.truncated);
+    assert_eq!(
+        cut.step_runs.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [fan_in],
+        "the fan-in, then two of its five inputs"
+    );
+    assert_eq!(cut.artifact_versions.len(), 2);
+    let listed: Vec<_> = cut.artifact_versions.iter().map(|v| v.id).collect();
+    assert!(
+        cut.reads
+            .iter()
+            .all(|(version, step_run, _)| listed.contains(version) && *step_run == fan_in)
+    );
+    assert_eq!(cut.reads.len(), 2);
+    assert!(
+        cut.writes
+            .iter()
+            .all(|(step_run, version, _)| *step_run == fan_in && *version == fan_in_out)
+    );
+
+    let down = store
+        .lineage(made[0].1, Direction::Downstream, 10, Some(1))
+        .await
+        .unwrap();
+    assert!(down.truncated);
+    assert_eq!(
+        down.step_runs.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [fan_in]
+    );
+    assert!(
+        down.artifact_versions.is_empty(),
+        "no room for the fan-in's output"
+    );
+    assert!(down.writes.is_empty());
+    let down_whole = store
+        .lineage(made[0].1, Direction::Downstream, 10, Some(2))
+        .await
+        .unwrap();
+    assert!(!down_whole.truncated);
+    assert_eq!(down_whole.artifact_versions.len(), 1);
 }
 
 /// The run graph holds every step run with its parents, inputs and outputs.

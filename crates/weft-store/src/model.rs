@@ -719,6 +719,10 @@ pub struct Lineage {
     pub reads: Vec<(ArtifactVersionId, StepRunId, String)>,
     /// `(step run, artifact version, output name)`: the step run produced the version.
     pub writes: Vec<(StepRunId, ArtifactVersionId, String)>,
+    /// The walk stopped at its limit: there is more lineage than is listed (and the reads and
+    /// writes listed are those between what is listed).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Which way to follow lineage.

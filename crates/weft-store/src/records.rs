@@ -706,21 +706,33 @@ pub(crate) fn registered_version(
 
 /// Reads the lineage walk needs, level by level, from one backend.
 pub(crate) trait LineageSource {
-    /// `(step run, input name, version id)` for every read of `versions`.
+    /// `(step run, input name, version id)` for every read of `versions`, or the first
+    /// `limit` of them (by version, then step run).
     async fn readers_of(
         &mut self,
         versions: &[ArtifactVersionId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>>;
     /// `(step run, output name, version)` for every output of `step_runs`.
     async fn outputs_of(
         &mut self,
         step_runs: &[StepRunId],
     ) -> Result<Vec<(StepRun, String, ArtifactVersion)>>;
-    /// `(step run id, input name, version)` for every input of `step_runs`.
+    /// `(step run id, input name, version)` for every input of `step_runs`, or the first
+    /// `limit` of them (by step run, name and position).
     async fn inputs_of(
         &mut self,
         step_runs: &[StepRunId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>>;
+}
+
+/// The end of a query that reads at most `limit` rows in `order`, or nothing.
+pub(crate) fn limited(order: &str, limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!(" ORDER BY {order} LIMIT {limit}"),
+        None => String::new(),
+    }
 }
 
 /// How many ids a lineage walk reads the records of at once: a fan-in's level holds 100,000
@@ -728,40 +740,102 @@ pub(crate) trait LineageSource {
 /// are sorted into the lineage.
 const WALK_READ: usize = 4096;
 
-/// The lineage of `root` in one direction, at most `depth` steps deep, level by level with
-/// batched reads, so its cost grows with the size of the lineage, not of the store.
+/// How many more step runs and versions a limited walk may take.
+struct Room {
+    left: Option<usize>,
+    /// Something was left out.
+    full: bool,
+}
+
+impl Room {
+    /// Takes room for one more record; false (and the walk is marked cut) if there is none.
+    fn take(&mut self) -> bool {
+        match &mut self.left {
+            Some(0) => {
+                self.full = true;
+                false
+            }
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// The most rows worth reading: one past the room left shows whether more exist.
+    fn rows(&self) -> Option<usize> {
+        self.left.map(|left| left + 1)
+    }
+
+    /// A read limited to `rows` that returned `read` rows may have left some out.
+    fn note_read(&mut self, rows: Option<usize>, read: usize) {
+        if rows.is_some_and(|rows| read >= rows) {
+            self.full = true;
+        }
+    }
+}
+
+/// The lineage of `root` in one direction, at most `depth` steps deep and, with a `limit`,
+/// at most that many step runs and versions besides the root, level by level with batched
+/// reads, so its cost grows with the size of the lineage, not of the store. A limited walk
+/// reads no more rows than it has room for: the 100,000 inputs of a fan-in are not read to
+/// show a thousand.
 pub(crate) async fn walk(
     source: &mut impl LineageSource,
     root: ArtifactVersion,
     direction: Direction,
     depth: u32,
+    limit: Option<usize>,
 ) -> Result<Lineage> {
     let id = root.id;
     let mut versions: BTreeMap<ArtifactVersionId, ArtifactVersion> = BTreeMap::new();
     let mut step_runs: BTreeMap<StepRunId, StepRun> = BTreeMap::new();
     let mut reads = BTreeSet::new();
     let mut writes = BTreeSet::new();
+    let mut room = Room {
+        left: limit,
+        full: false,
+    };
     versions.insert(id, root.clone());
     let mut frontier = vec![id];
     for _ in 0..depth {
-        if frontier.is_empty() {
+        if frontier.is_empty() || room.full {
             break;
         }
         let mut next = Vec::new();
         // Upstream: who made the frontier, and what did they read? Downstream: who read the
         // frontier, and what did they make?
         let mut new_steps: Vec<StepRunId> = match direction {
-            Direction::Upstream => frontier
-                .iter()
-                .filter_map(|version| versions[version].producer)
-                .collect(),
+            Direction::Upstream => {
+                let mut producers: Vec<StepRunId> = frontier
+                    .iter()
+                    .filter_map(|version| versions[version].producer)
+                    .filter(|producer| !step_runs.contains_key(producer))
+                    .collect();
+                producers.sort();
+                producers.dedup();
+                producers.retain(|_| room.take());
+                producers
+            }
             Direction::Downstream => {
                 let mut readers = Vec::new();
                 for part in frontier.chunks(WALK_READ) {
-                    for (step_run, name, version) in source.readers_of(part).await? {
-                        reads.insert((version, step_run.id, name));
-                        readers.push(step_run.id);
-                        step_runs.entry(step_run.id).or_insert(step_run);
+                    let rows = room.rows();
+                    let found = source.readers_of(part, rows).await?;
+                    room.note_read(rows, found.len());
+                    for (step_run, name, version) in found {
+                        let id = step_run.id;
+                        if let std::collections::btree_map::Entry::Vacant(entry) =
+                            step_runs.entry(id)
+                        {
+                            if !room.take() {
+                                continue;
+                            }
+                            readers.push(id);
+                            entry.insert(step_run);
+                        }
+                        reads.insert((version, id, name));
                     }
                 }
                 readers
@@ -777,26 +851,40 @@ pub(crate) async fn walk(
             frontier.iter().copied().collect();
         for part in new_steps.chunks(WALK_READ) {
             for (step_run, output, version) in source.outputs_of(part).await? {
-                let relevant =
-                    direction == Direction::Downstream || in_frontier.contains(&version.id);
-                if relevant {
-                    writes.insert((step_run.id, version.id, output));
-                }
-                if direction == Direction::Downstream && !versions.contains_key(&version.id) {
-                    next.push(version.id);
-                    versions.insert(version.id, version);
+                let version_id = version.id;
+                let listed = match direction {
+                    Direction::Upstream => in_frontier.contains(&version_id),
+                    Direction::Downstream if versions.contains_key(&version_id) => true,
+                    Direction::Downstream => {
+                        let taken = room.take();
+                        if taken {
+                            next.push(version_id);
+                            versions.insert(version_id, version);
+                        }
+                        taken
+                    }
+                };
+                if listed {
+                    writes.insert((step_run.id, version_id, output));
                 }
                 step_runs.entry(step_run.id).or_insert(step_run);
             }
         }
         if direction == Direction::Upstream {
             for part in new_steps.chunks(WALK_READ) {
-                for (step_run, name, version) in source.inputs_of(part).await? {
-                    reads.insert((version.id, step_run, name));
-                    versions.entry(version.id).or_insert_with(|| {
-                        next.push(version.id);
-                        version
-                    });
+                let rows = room.rows();
+                let found = source.inputs_of(part, rows).await?;
+                room.note_read(rows, found.len());
+                for (step_run, name, version) in found {
+                    let id = version.id;
+                    if let std::collections::btree_map::Entry::Vacant(entry) = versions.entry(id) {
+                        if !room.take() {
+                            continue;
+                        }
+                        next.push(id);
+                        entry.insert(version);
+                    }
+                    reads.insert((id, step_run, name));
                 }
             }
         }
@@ -809,6 +897,7 @@ pub(crate) async fn walk(
         artifact_versions: versions.into_values().collect(),
         reads: reads.into_iter().collect(),
         writes: writes.into_iter().collect(),
+        truncated: room.full,
     })
 }
 

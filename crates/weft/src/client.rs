@@ -457,7 +457,10 @@ impl Client {
         direction: Direction,
         depth: u32,
     ) -> Result<Lineage> {
-        Ok(self.block_on(self.metadata_store().lineage(version.id, direction, depth))?)
+        Ok(self.block_on(
+            self.metadata_store()
+                .lineage(version.id, direction, depth, None),
+        )?)
     }
 
     /// The log records of a step run (empty if it logged nothing).

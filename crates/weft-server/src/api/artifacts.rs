@@ -317,12 +317,20 @@ pub(crate) struct LineageResponse {
     downstream: Option<Lineage>,
 }
 
+/// Step runs and versions a lineage graph holds each way unless asked for another number.
+const DEFAULT_LINEAGE_LIMIT: usize = 1000;
+/// The most a request may ask for.
+const MAX_LINEAGE_LIMIT: usize = 100_000;
+
 /// The lineage graph of a version: upstream, downstream or both, to a depth (1 to 20,
-/// default 3).
+/// default 3), with at most `limit` step runs and versions each way (default 1,000: the
+/// output of a fan-in over 100,000 items would otherwise be a graph no page can draw); a
+/// graph cut at its limit says so (`truncated`), and `weft lineage` lists it whole.
 #[utoipa::path(get, path = "/api/v1/artifact-versions/{id}/lineage", tag = "artifacts",
     params(("id" = String, Path, description = "an artifact version id"),
         ("direction" = Option<String>, Query, description = "`upstream`, `downstream` or `both` (default)"),
-        ("depth" = Option<u32>, Query, description = "how many steps away, 1 to 20 (default 3; larger is capped)")),
+        ("depth" = Option<u32>, Query, description = "how many steps away, 1 to 20 (default 3; larger is capped)"),
+        ("limit" = Option<u32>, Query, description = "at most this many step runs and versions each way, 1 to 100,000 (default 1,000)")),
     responses((status = 200, body = LineageResponse), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("key" = []), ("session" = [])))]
 pub(crate) async fn lineage(
@@ -350,12 +358,26 @@ pub(crate) async fn lineage(
             })?
             .clamp(1, 20),
     };
+    let limit = match query.get("limit") {
+        None => DEFAULT_LINEAGE_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit @ 1..=MAX_LINEAGE_LIMIT) => limit,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_LINEAGE_LIMIT}, not `{text}`"
+                )));
+            }
+        },
+    };
     state.metadata.artifact_version(id).await?;
     let walk = |wanted: bool, direction: Direction| {
         let store = state.metadata.clone();
         async move {
             match wanted {
-                true => store.lineage(id, direction, depth).await.map(Some),
+                true => store
+                    .lineage(id, direction, depth, Some(limit))
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         }

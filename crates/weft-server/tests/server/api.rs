@@ -439,6 +439,43 @@ fn versions_show_metadata_files_lineage_and_tags() {
         f.version
     ));
     assert!(lineage["upstream"].is_null() && lineage["downstream"].is_object());
+    // The numbers are read by `total`, which made one version: two records downstream.
+    let downstream = |limit: &str| {
+        f.get(&format!(
+            "/api/v1/artifact-versions/{}/lineage?direction=downstream{limit}",
+            f.version
+        ))["downstream"]
+            .clone()
+    };
+    let whole = downstream("");
+    assert_eq!(whole["truncated"], json!(false), "{whole}");
+    assert_eq!(
+        (
+            whole["step_runs"].as_array().unwrap().len(),
+            whole["artifact_versions"].as_array().unwrap().len()
+        ),
+        (1, 1)
+    );
+    assert_eq!(downstream("&limit=2"), whole);
+    let cut = downstream("&limit=1");
+    assert_eq!(cut["truncated"], json!(true), "{cut}");
+    assert_eq!(cut["artifact_versions"], json!([]), "{cut}");
+    for bad in ["0", "-1", "many", "100001", "1e3"] {
+        let (status, body) = f.call(
+            Method::GET,
+            &format!(
+                "/api/v1/artifact-versions/{}/lineage?limit={bad}",
+                f.version
+            ),
+            Some(&f.viewer),
+            None,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit={bad}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("limit"),
+            "{body}"
+        );
+    }
 
     let tag = |method: Method, tags: Value| {
         f.call(

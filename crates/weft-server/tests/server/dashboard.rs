@@ -570,6 +570,61 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
         assert!(url.as_str().contains("step="), "{url}");
         client.close().await.unwrap();
     });
+    // The fan-in's output read 3,000 versions: its page draws part of its lineage, and says so.
+    let detail = f.get(&format!("/api/v1/runs/{run}"));
+    let fan_in = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["invocation"] == "total")
+        .unwrap()["id"]
+        .clone();
+    let output = detail["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|output| output["step_run"] == fan_in)
+        .unwrap()["artifact_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.viewer).await;
+        until(
+            &client,
+            "the runs list",
+            "document.querySelector('table.runs')",
+        )
+        .await;
+        client
+            .goto(&format!("{}/versions/{output}", f.base))
+            .await
+            .unwrap();
+        until(
+            &client,
+            "the lineage graph",
+            "document.querySelector('.lineage-graph .node')",
+        )
+        .await;
+        let note = text(&client).await;
+        assert!(
+            note.contains("larger than this picture")
+                && note.contains(&format!("weft lineage {output}")),
+            "{note}"
+        );
+        let nodes = client
+            .execute(
+                "return document.querySelectorAll('.lineage-graph .node').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let nodes = nodes.as_u64().unwrap();
+        assert!((100..=401).contains(&nodes), "nodes drawn: {nodes}");
+        screenshot(&client, "long-lineage").await;
+        client.close().await.unwrap();
+    });
 }
 
 #[test]

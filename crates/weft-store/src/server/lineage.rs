@@ -186,8 +186,9 @@ impl LineageStore for ServerStore {
         id: ArtifactVersionId,
         direction: Direction,
         depth: u32,
+        limit: Option<usize>,
     ) -> Result<Lineage> {
-        walk(&mut self.read().await?, id, direction, depth).await
+        walk(&mut self.read().await?, id, direction, depth, limit).await
     }
 }
 
@@ -211,6 +212,7 @@ async fn walk(
     id: ArtifactVersionId,
     direction: Direction,
     depth: u32,
+    limit: Option<usize>,
 ) -> Result<Lineage> {
     let columns = s.dialect().version_columns();
     let root = s
@@ -224,15 +226,16 @@ async fn walk(
             kind: "artifact version",
             reference: id.to_string(),
         })?;
-    records::walk(s, root, direction, depth).await
+    records::walk(s, root, direction, depth, limit).await
 }
 
 impl LineageSource for Session {
     async fn readers_of(
         &mut self,
         versions: &[ArtifactVersionId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
-        readers_of(self, versions).await
+        readers_of(self, versions, limit).await
     }
 
     async fn outputs_of(
@@ -245,8 +248,9 @@ impl LineageSource for Session {
     async fn inputs_of(
         &mut self,
         step_runs: &[StepRunId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
-        inputs_of(self, step_runs).await
+        inputs_of(self, step_runs, limit).await
     }
 }
 
@@ -288,6 +292,7 @@ async fn outputs_of(
 async fn inputs_of(
     s: &mut Session,
     step_runs: &[StepRunId],
+    limit: Option<usize>,
 ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
     if step_runs.is_empty() {
         return Ok(Vec::new());
@@ -295,13 +300,15 @@ async fn inputs_of(
     let columns = s.dialect().version_columns();
     let mut found = Vec::new();
     for chunk in step_runs.chunks(crate::records::IN_LIST_CHUNK) {
+        let wanted = limit.map(|limit| limit - found.len());
         let rows = s
             .all(
                 &format!(
                     "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {columns} \
-                     FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+                     FROM step_run_inputs i {} WHERE i.step_run_id IN ({}){}",
                     join_version("i.artifact_version_id"),
-                    placeholders(chunk.len())
+                    placeholders(chunk.len()),
+                    records::limited("i.step_run_id, i.name, i.position", wanted)
                 ),
                 || list_args(chunk.iter().map(ToString::to_string)),
                 |row| {
@@ -311,6 +318,9 @@ async fn inputs_of(
             )
             .await?;
         found.extend(rows);
+        if limit.is_some_and(|limit| found.len() >= limit) {
+            break;
+        }
     }
     Ok(found)
 }
@@ -319,15 +329,18 @@ async fn inputs_of(
 async fn readers_of(
     s: &mut Session,
     versions: &[ArtifactVersionId],
+    limit: Option<usize>,
 ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
     let mut found = Vec::new();
     for chunk in versions.chunks(crate::records::IN_LIST_CHUNK) {
+        let wanted = limit.map(|limit| limit - found.len());
         let rows = s
             .all(
                 &format!(
                     "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
-                     JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
-                    placeholders(chunk.len())
+                     JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({}){}",
+                    placeholders(chunk.len()),
+                    records::limited("i.artifact_version_id, s.id, i.name", wanted)
                 ),
                 || list_args(chunk.iter().map(ToString::to_string)),
                 |row| {
@@ -340,6 +353,9 @@ async fn readers_of(
             )
             .await?;
         found.extend(rows);
+        if limit.is_some_and(|limit| found.len() >= limit) {
+            break;
+        }
     }
     Ok(found)
 }

@@ -110,7 +110,7 @@ impl LineageStore for SqliteStore {
             // walk the run's index and read every step run's row once more, which took most
             // of the time of `runs show` on a run of thousands of steps.
             let ids: Vec<String> = step_runs.iter().map(|s| s.id.to_string()).collect();
-            let parents = in_chunks(&ids, |chunk| {
+            let parents = in_chunks(&ids, None, |chunk, _| {
                 rows::all(
                     connection,
                     &format!(
@@ -126,7 +126,7 @@ impl LineageStore for SqliteStore {
                     },
                 )
             })?;
-            let inputs = in_chunks(&ids, |chunk| {
+            let inputs = in_chunks(&ids, None, |chunk, _| {
                 rows::all(
                     connection,
                     &format!(
@@ -138,7 +138,7 @@ impl LineageStore for SqliteStore {
                     |row| crate::records::input_link(row),
                 )
             })?;
-            let outputs = in_chunks(&ids, |chunk| {
+            let outputs = in_chunks(&ids, None, |chunk, _| {
                 rows::all(
                     connection,
                     &format!(
@@ -236,8 +236,9 @@ impl LineageStore for SqliteStore {
         id: ArtifactVersionId,
         direction: Direction,
         depth: u32,
+        limit: Option<usize>,
     ) -> Result<Lineage> {
-        self.read(move |connection| walk(connection, id, direction, depth))
+        self.read(move |connection| walk(connection, id, direction, depth, limit))
             .await
     }
 }
@@ -264,6 +265,7 @@ fn walk(
     id: ArtifactVersionId,
     direction: Direction,
     depth: u32,
+    limit: Option<usize>,
 ) -> Result<Lineage> {
     let root = rows::first(
         connection,
@@ -285,6 +287,7 @@ fn walk(
         root,
         direction,
         depth,
+        limit,
     ))
 }
 
@@ -295,8 +298,9 @@ impl LineageSource for Source<'_> {
     async fn readers_of(
         &mut self,
         versions: &[ArtifactVersionId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
-        readers_of(self.0, versions)
+        readers_of(self.0, versions, limit)
     }
 
     async fn outputs_of(
@@ -309,8 +313,9 @@ impl LineageSource for Source<'_> {
     async fn inputs_of(
         &mut self,
         step_runs: &[StepRunId],
+        limit: Option<usize>,
     ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
-        inputs_of(self.0, step_runs)
+        inputs_of(self.0, step_runs, limit)
     }
 }
 
@@ -319,7 +324,7 @@ fn outputs_of(
     connection: &Connection,
     step_runs: &[StepRunId],
 ) -> Result<Vec<(StepRun, String, ArtifactVersion)>> {
-    in_chunks(step_runs, |chunk| {
+    in_chunks(step_runs, None, |chunk, _| {
         rows::all(
             connection,
             &format!(
@@ -341,11 +346,20 @@ fn outputs_of(
 }
 
 /// Runs `query` on `ids` a chunk at a time and gathers the rows: SQLite takes at most 32,766
-/// parameters in one statement, and a fan-in may read 100,000 versions.
-fn in_chunks<I, T>(ids: &[I], mut query: impl FnMut(&[I]) -> Result<Vec<T>>) -> Result<Vec<T>> {
+/// parameters in one statement, and a fan-in may read 100,000 versions. With a `limit`, each
+/// chunk reads at most the rows still wanted, and the reads stop once there are enough.
+fn in_chunks<I, T>(
+    ids: &[I],
+    limit: Option<usize>,
+    mut query: impl FnMut(&[I], Option<usize>) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
     let mut found = Vec::new();
     for chunk in ids.chunks(crate::records::IN_LIST_CHUNK) {
-        found.extend(query(chunk)?);
+        let wanted = limit.map(|limit| limit - found.len());
+        found.extend(query(chunk, wanted)?);
+        if limit.is_some_and(|limit| found.len() >= limit) {
+            break;
+        }
     }
     Ok(found)
 }
@@ -354,15 +368,17 @@ fn in_chunks<I, T>(ids: &[I], mut query: impl FnMut(&[I]) -> Result<Vec<T>>) -> 
 fn inputs_of(
     connection: &Connection,
     step_runs: &[StepRunId],
+    limit: Option<usize>,
 ) -> Result<Vec<(StepRunId, String, ArtifactVersion)>> {
-    in_chunks(step_runs, |chunk| {
+    in_chunks(step_runs, limit, |chunk, limit| {
         rows::all(
             connection,
             &format!(
                 "SELECT i.step_run_id, i.name AS input_name, i.position, i.kind, {VERSION_COLUMNS} \
-                 FROM step_run_inputs i {} WHERE i.step_run_id IN ({})",
+                 FROM step_run_inputs i {} WHERE i.step_run_id IN ({}){}",
                 join_version("i.artifact_version_id"),
-                placeholders(chunk.len())
+                placeholders(chunk.len()),
+                crate::records::limited("i.step_run_id, i.name, i.position", limit)
             ),
             params_from_iter(chunk.iter().map(ToString::to_string)),
             |row| {
@@ -377,14 +393,16 @@ fn inputs_of(
 fn readers_of(
     connection: &Connection,
     versions: &[ArtifactVersionId],
+    limit: Option<usize>,
 ) -> Result<Vec<(StepRun, String, ArtifactVersionId)>> {
-    in_chunks(versions, |chunk| {
+    in_chunks(versions, limit, |chunk, limit| {
         rows::all(
             connection,
             &format!(
                 "SELECT i.name AS input_name, i.artifact_version_id, {STEP_RUN_COLUMNS} FROM step_run_inputs i \
-                 JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({})",
-                placeholders(chunk.len())
+                 JOIN step_runs s ON s.id = i.step_run_id WHERE i.artifact_version_id IN ({}){}",
+                placeholders(chunk.len()),
+                crate::records::limited("i.artifact_version_id, s.id, i.name", limit)
             ),
             params_from_iter(chunk.iter().map(ToString::to_string)),
             |row| {
