@@ -14,6 +14,7 @@ use weft_store::model::{
     Artifact, ArtifactVersion, Direction, Lineage, MetadataEntry, Resource, StepRun,
 };
 
+use super::streamed::StreamedJson;
 use super::{Shared, blocking, parse_id};
 use crate::error::{ApiError, ApiResult};
 
@@ -337,7 +338,7 @@ pub(crate) async fn lineage(
     state: Shared,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> ApiResult<Json<LineageResponse>> {
+) -> ApiResult<StreamedJson<LineageResponse>> {
     let id: ArtifactVersionId = parse_id("artifact version", &id)?;
     let (upstream, downstream) = match query.get("direction").map(String::as_str) {
         None | Some("both") => (true, true),
@@ -382,7 +383,7 @@ pub(crate) async fn lineage(
             }
         }
     };
-    Ok(Json(LineageResponse {
+    Ok(StreamedJson(LineageResponse {
         upstream: walk(upstream, Direction::Upstream).await?,
         downstream: walk(downstream, Direction::Downstream).await?,
     }))

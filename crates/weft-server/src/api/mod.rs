@@ -7,6 +7,7 @@ pub(crate) mod runs;
 pub(crate) mod session;
 pub(crate) use session::set_cookie;
 pub(crate) mod steps;
+pub(crate) mod streamed;
 
 use std::collections::HashMap;
 use std::sync::Arc;

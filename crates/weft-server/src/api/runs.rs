@@ -17,6 +17,7 @@ use weft_core::{RunId, Status, StepRunId};
 use weft_store::model::{Run, RunFilter, RunOverview, StepRunSummary};
 
 use super::artifacts::{TagsRequest, TagsResponse, check_tags};
+use super::streamed::StreamedJson;
 use super::{MAX_PAGE, Shared};
 use crate::error::{ApiError, ApiResult};
 
@@ -174,7 +175,8 @@ pub(crate) struct RunDetail {
     run: RunItem,
     /// Its step runs, in creation order; items of a map carry the map's `group`.
     #[schema(value_type = Vec<Object>)]
-    steps: Vec<StepItem>,
+    #[serde(serialize_with = "steps_with_groups")]
+    steps: Vec<StepRunSummary>,
     /// `[parent, child]` step run ids.
     #[schema(value_type = Vec<Vec<String>>)]
     edges: Vec<(StepRunId, StepRunId)>,
@@ -187,17 +189,29 @@ pub(crate) struct RunDetail {
 }
 
 #[derive(Serialize)]
-struct StepItem {
+struct StepItem<'a> {
     #[serde(flatten)]
-    step: StepRunSummary,
+    step: &'a StepRunSummary,
     /// The map it is an item of (`group:index` invocation ids).
-    group: Option<String>,
+    group: Option<&'a str>,
+}
+
+/// Each step run with its group, made as it is written: a run of 100,000 steps is not copied
+/// into a second list to add them.
+fn steps_with_groups<S: serde::Serializer>(
+    steps: &[StepRunSummary],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(steps.iter().map(|step| StepItem {
+        group: group_of(&step.invocation),
+        step,
+    }))
 }
 
 /// The map a step run is an item of: its invocation id is `<group>:<index>`.
-pub(crate) fn group_of(invocation: &str) -> Option<String> {
+pub(crate) fn group_of(invocation: &str) -> Option<&str> {
     let (group, index) = invocation.rsplit_once(':')?;
-    (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then(|| group.to_owned())
+    (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(group)
 }
 
 /// One run (by id, id prefix, name or `latest`) with its step runs and edges.
@@ -208,7 +222,7 @@ pub(crate) fn group_of(invocation: &str) -> Option<String> {
 pub(crate) async fn one(
     state: Shared,
     Path(reference): Path<String>,
-) -> ApiResult<Json<RunDetail>> {
+) -> ApiResult<StreamedJson<RunDetail>> {
     let run = state.metadata.find_run(&reference).await?;
     let RunOverview {
         step_runs,
@@ -216,15 +230,9 @@ pub(crate) async fn one(
         inputs,
         outputs,
     } = state.metadata.run_overview(run.id).await?;
-    Ok(Json(RunDetail {
+    Ok(StreamedJson(RunDetail {
         run: RunItem::of(&state, run, Utc::now()).await,
-        steps: step_runs
-            .into_iter()
-            .map(|step| StepItem {
-                group: group_of(&step.invocation),
-                step,
-            })
-            .collect(),
+        steps: step_runs,
         edges: parents,
         inputs,
         outputs,
@@ -465,8 +473,8 @@ mod tests {
 
     #[test]
     fn map_items_name_their_group() {
-        assert_eq!(group_of("train:12").as_deref(), Some("train"));
-        assert_eq!(group_of("a:b:3").as_deref(), Some("a:b"));
+        assert_eq!(group_of("train:12"), Some("train"));
+        assert_eq!(group_of("a:b:3"), Some("a:b"));
         assert_eq!(group_of("train"), None);
         assert_eq!(group_of("train:"), None);
         assert_eq!(group_of("train:x1"), None);

@@ -64,7 +64,7 @@ pub(crate) async fn one(state: Shared, Path(id): Path<String>) -> ApiResult<Json
     let runs_on = runs_on(&metadata, &run_facts);
     Ok(Json(StepRunDetail {
         runs_on,
-        group: super::runs::group_of(&step_run.invocation),
+        group: super::runs::group_of(&step_run.invocation).map(str::to_owned),
         cache: cache_explanation(&step_run),
         step_run,
         attempts,
