@@ -1111,6 +1111,46 @@ pub async fn lineage_follows_reads_and_writes_across_runs(store: Store) {
         2,
         "one step deep: b's and d's outputs"
     );
+
+    // A step met twice upstream: `p` wrote `pa` and `pb`; `r` reads `pb` and what `q` made
+    // of `pa`. Both of `p`'s writes are in `r`'s lineage, met at different depths.
+    let mut p = running(run, "p2");
+    p.inputs = vec![];
+    let p = store.create_step_runs(vec![p]).await.unwrap().remove(0);
+    let written = store
+        .complete_step_run(
+            p.id,
+            Completion {
+                outputs: vec![
+                    ("a".into(), version("p::p2::a", "pa")),
+                    ("b".into(), version("p::p2::b", "pb")),
+                ],
+                log_uri: None,
+                metadata: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let (pa, pb) = (
+        written[0].artifact_version.id,
+        written[1].artifact_version.id,
+    );
+    let (q, q_out) = complete(&store, run, "q2", input(pa), vec![p.id], "p::q2::output").await;
+    let mut both = input(pb);
+    both.extend(input(q_out));
+    both[1].position = 1;
+    let (r, r_out) = complete(&store, run, "r2", both, vec![p.id, q], "p::r2::output").await;
+    let up = store
+        .lineage(r_out, Direction::Upstream, 10, None)
+        .await
+        .unwrap();
+    for write in [(p.id, pa), (p.id, pb), (q, q_out), (r, r_out)] {
+        assert!(
+            up.writes.iter().any(|(s, v, _)| (*s, *v) == write),
+            "{write:?} missing from {:?}",
+            up.writes
+        );
+    }
 }
 
 /// A limited lineage lists at most that many step runs and versions, says it stopped, and

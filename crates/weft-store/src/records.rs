@@ -811,11 +811,12 @@ pub(crate) async fn walk(
                 let mut producers: Vec<StepRunId> = frontier
                     .iter()
                     .filter_map(|version| versions[version].producer)
-                    .filter(|producer| !step_runs.contains_key(producer))
                     .collect();
                 producers.sort();
                 producers.dedup();
-                producers.retain(|_| room.take());
+                // One met at an earlier level is read again (it may have written a version
+                // of this level too) but takes no more room.
+                producers.retain(|producer| step_runs.contains_key(producer) || room.take());
                 producers
             }
             Direction::Downstream => {
