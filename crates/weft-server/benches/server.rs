@@ -1,14 +1,16 @@
-//! The server under a large store: 10,000 runs, one run mapping over 2,000 items, and a step
+//! The server under a large store: 10,000 runs, one run mapping over 2,000 items (and a fan-in of them), and a step
 //! whose log has 1,000,000 lines, in a SQLite store on the real disk under `target/` (and on
 //! PostgreSQL with `WEFT_BENCH_POSTGRES_URL`, for the two reads). Measures, through a real
 //! server on loopback:
 //!
 //! - `GET /runs` (a page of 50; the first page, a filtered one, one deep in the list): p50, p95;
-//! - `GET /runs/{run}` of the 2,000-step run: p50, p95;
+//! - `GET /runs/{run}` of the map's run: p50, p95;
+//! - the lineage of the map's fan-in output (2,000 inputs): as the dashboard asks for it
+//!   (its first 200 records) and whole;
 //! - pages and searches of the 1,000,000-line log, and the server process's peak memory
 //!   before and after them;
 //! - how long a status change takes to reach an events client;
-//! - with ChromeDriver (`WEFT_TEST_CHROMEDRIVER`), how long the 2,000-step run's page takes
+//! - with ChromeDriver (`WEFT_TEST_CHROMEDRIVER`), how long the map's run page takes
 //!   to be drawn in Chromium.
 //!
 //! Prints figures; asserts nothing. `cargo bench -p weft-server --bench server` (add
@@ -38,9 +40,16 @@ fn item(x: u64) -> u64 {
     x + 1
 }
 
+#[step]
+fn sum_of(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+/// A map and the fan-in of its results.
 #[pipeline(dynamic)]
 fn wide(n: u64) -> weft::Result<()> {
-    item::map((0..n).collect::<Vec<_>>())?;
+    let items = item::map((0..n).collect::<Vec<_>>())?;
+    sum_of(&items)?;
     Ok(())
 }
 
@@ -171,7 +180,7 @@ fn main() {
     let folder = tempfile::tempdir_in(&disk).unwrap();
     let stores = weft::StoreConfig::in_folder(folder.path());
     println!(
-        "weft server: {runs} runs, a map of 2,000 items, a log of 1,000,000 lines (SQLite on disk)"
+        "weft server: {runs} runs, a map of 2,000 items and its fan-in, a log of 1,000,000 lines (SQLite on disk)"
     );
 
     let started = Instant::now();
@@ -179,7 +188,14 @@ fn main() {
     for i in 0..runs.saturating_sub(3) {
         client.run(small::args(i % 20)).unwrap();
     }
-    let wide_run = client.run(wide::args(2000)).unwrap().run.id;
+    let wide_report = client.run(wide::args(2000)).unwrap();
+    let wide_run = wide_report.run.id;
+    let fan_in = wide_report
+        .step_runs
+        .iter()
+        .find(|step| step.invocation == "sum_of")
+        .expect("the fan-in ran");
+    let fan_in_output = client.output(fan_in, "output").unwrap().id;
     let talk_report = client.run(talk::args(1_000_000)).unwrap();
     let chatty_step = talk_report.step_runs[0].id;
     println!("  filled in {:.1} s", started.elapsed().as_secs_f64());
@@ -219,8 +235,22 @@ fn main() {
             .await;
         served
             .timed(
-                "GET /runs/{run} (2,000 step runs)",
+                "GET /runs/{run} (2,001 step runs)",
                 &format!("/api/v1/runs/{wide_run}"),
+                20,
+            )
+            .await;
+        served
+            .timed(
+                "GET lineage of the fan-in output (200)",
+                &format!("/api/v1/artifact-versions/{fan_in_output}/lineage?limit=200"),
+                20,
+            )
+            .await;
+        served
+            .timed(
+                "GET lineage of the fan-in output (4,001)",
+                &format!("/api/v1/artifact-versions/{fan_in_output}/lineage?limit=100000"),
                 20,
             )
             .await;
@@ -344,7 +374,7 @@ fn main() {
     }
 }
 
-/// The 2,000-step run's page in Chromium: from navigation to the graph drawn, and to the
+/// The map's run page in Chromium: from navigation to the graph drawn, and to the
 /// timeline drawn.
 async fn chromium(driver: &str, served: &Served, run: &str) {
     use fantoccini::{ClientBuilder, Locator};
@@ -409,7 +439,7 @@ async fn chromium(driver: &str, served: &Served, run: &str) {
             times.push(started.elapsed());
         }
         println!(
-            "  run page of 2,000 steps drawn in Chromium ({view}): p50 {}",
+            "  run page of 2,001 steps drawn in Chromium ({view}): p50 {}",
             ms(percentile(&mut times, 0.5))
         );
     }
@@ -446,7 +476,7 @@ fn postgres(url: &str, runs: u64) {
         println!("  (PostgreSQL at WEFT_BENCH_POSTGRES_URL could not be used)");
         return;
     };
-    println!("PostgreSQL: {runs} runs and a map of 2,000 items");
+    println!("PostgreSQL: {runs} runs and a map of 2,000 items and its fan-in");
     let client = weft::Client::open(&stores).unwrap();
     let started = Instant::now();
     for i in 0..runs.saturating_sub(1) {
@@ -470,7 +500,7 @@ fn postgres(url: &str, runs: u64) {
             .await;
         served
             .timed(
-                "GET /runs/{run} (2,000 step runs)",
+                "GET /runs/{run} (2,001 step runs)",
                 &format!("/api/v1/runs/{wide_run}"),
                 20,
             )
