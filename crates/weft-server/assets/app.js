@@ -320,11 +320,43 @@ async function runPage(reference, params) {
 
   // Live: status events recolour the page; a step the page does not know reloads the run, at
   // most once per four times the last reload took (a map adding steps all the time would
-  // otherwise have the page read a run of 100,000 steps over and over).
+  // otherwise have the page read a run of 100,000 steps over and over), and once more at the
+  // end if one was due.
   if (!finished(run.status)) {
     const events = new EventSource(`${API}/runs/${run.id}/events`);
-    let reloading = null;
+    let reloading = null; // the reload that is due
+    let inFlight = false;
+    let again = false; // a step the page does not know came during a reload
+    let ended = false;
+    let redrawing = null;
     let nextReload = 0;
+    const reload = async () => {
+      reloading = null;
+      inFlight = true;
+      const started = performance.now();
+      const fresh = await api(`/runs/${run.id}`).catch(() => null);
+      inFlight = false;
+      nextReload = performance.now() + 4 * (performance.now() - started);
+      if (fresh) {
+        detail.steps = fresh.steps; detail.edges = fresh.edges;
+        Object.assign(state, model(fresh));
+        // A read that started before the run's end must not undo it.
+        if (!finished(run.status)) {
+          run.status = fresh.run.status;
+          status.replaceChildren(badge(fresh.run.status));
+        }
+        draw();
+      }
+      if (again) {
+        again = false;
+        if (ended) reload(); else reloadSoon();
+      }
+    };
+    // Once per four times the last reload took, however many unknown steps come meanwhile.
+    const reloadSoon = () => {
+      if (inFlight) { again = true; return; }
+      if (!reloading) reloading = setTimeout(reload, Math.max(150, nextReload - performance.now()));
+    };
     events.addEventListener('status', (message) => {
       const event = JSON.parse(message.data);
       if (event.kind === 'run') {
@@ -334,34 +366,26 @@ async function runPage(reference, params) {
       }
       const known = state.byId.get(event.id);
       if (!known) {
-        clearTimeout(reloading);
-        reloading = setTimeout(async () => {
-          const started = performance.now();
-          const fresh = await api(`/runs/${run.id}`).catch(() => null);
-          if (!fresh) return;
-          detail.steps = fresh.steps; detail.edges = fresh.edges;
-          Object.assign(state, model(fresh));
-          draw();
-          nextReload = performance.now() + 4 * (performance.now() - started);
-        }, Math.max(150, nextReload - performance.now()));
+        reloadSoon();
         return;
       }
       Object.assign(known, { status: event.status, status_reason: event.status_reason, started_at: event.started_at, ended_at: event.ended_at });
       for (const node of canvas.querySelectorAll(`[data-step="${event.id}"]`)) node.setAttribute('data-status', event.status);
-      const group = canvas.querySelector(`[data-group="${CSS.escape(groupOf(known) || '')}"]`);
-      if (group) draw();
+      // A map's node shows its items' counts: redrawn, but at most four times a second (a map
+      // of 100,000 items sends thousands of changes a second, and a redraw reads them all).
+      const group = groupOf(known) && canvas.querySelector(`[data-group="${CSS.escape(groupOf(known))}"]`);
+      if (group && !redrawing) redrawing = setTimeout(() => { redrawing = null; draw(); }, 250);
     });
     // The server could not keep up with this page: read the run again.
-    events.addEventListener('reload', async () => {
-      const fresh = await api(`/runs/${run.id}`).catch(() => null);
-      if (!fresh) return;
-      detail.steps = fresh.steps; detail.edges = fresh.edges;
-      Object.assign(state, model(fresh));
-      status.replaceChildren(badge(fresh.run.status));
-      draw();
+    events.addEventListener('reload', reloadSoon);
+    // The run ended: its final state, read at once if anything is pending.
+    events.addEventListener('end', () => {
+      events.close();
+      ended = true;
+      if (inFlight) again = true;
+      else if (reloading) { clearTimeout(reloading); reload(); }
     });
-    events.addEventListener('end', () => events.close());
-    leaving.push(() => { events.close(); clearTimeout(reloading); });
+    leaving.push(() => { events.close(); clearTimeout(reloading); clearTimeout(redrawing); });
   }
 }
 
