@@ -628,6 +628,48 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
 }
 
 #[test]
+fn a_map_that_grows_while_watched_ends_with_every_item_shown() {
+    let f = fixture();
+    let chromedriver = driver();
+    let (run, gate, running) = f.start_map_after_gate(3000);
+    f.runtime.block_on(async {
+        let client = browser(&chromedriver).await;
+        sign_in(&client, &f, &f.viewer).await;
+        until(&client, "the runs list", "document.querySelector('table.runs')").await;
+        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        until(
+            &client,
+            "the gated step running",
+            "document.querySelector('.node[data-label=\"gated\"][data-status=running]')",
+        )
+        .await;
+        // The map's 3,000 items and the fan-in appear while the page watches; at the end the
+        // page shows them all, finished, and the run completed.
+        std::fs::write(&gate, b"").unwrap();
+        until(
+            &client,
+            "every item completed",
+            "document.querySelector('.node.group .caption')?.textContent === '×3000 · 3000 completed'",
+        )
+        .await;
+        until(
+            &client,
+            "the fan-in completed",
+            "document.querySelector('.node[data-label=\"total\"][data-status=completed]')",
+        )
+        .await;
+        until(
+            &client,
+            "the run completed",
+            "document.querySelector('#run-status .badge').dataset.status === 'completed'",
+        )
+        .await;
+        client.close().await.unwrap();
+    });
+    running.join().unwrap();
+}
+
+#[test]
 fn a_one_time_link_signs_in_once() {
     let f = fixture();
     let chromedriver = driver();

@@ -96,6 +96,15 @@ fn mapped(n: u64) -> weft::Result<()> {
     Ok(())
 }
 
+/// A map of `n` items (and their fan-in) that starts once the gate opens.
+#[pipeline(dynamic)]
+fn mapped_after_gate(gate: String, n: u64) -> weft::Result<()> {
+    gated(gate)?;
+    let squares = square::map((0..n).map(|i| i as f64).collect::<Vec<_>>())?;
+    total(&squares)?;
+    Ok(())
+}
+
 pub(crate) struct Fixture {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) runtime: tokio::runtime::Runtime,
@@ -238,18 +247,36 @@ impl Fixture {
     pub(crate) fn start_watched(
         &self,
     ) -> (String, std::path::PathBuf, std::thread::JoinHandle<()>) {
-        let gate = self.dir.path().join("gate");
+        self.start_gated("watched", watched::args)
+    }
+
+    /// Starts a map of `n` items that waits for its gate; the run id, the gate, the thread.
+    pub(crate) fn start_map_after_gate(
+        &self,
+        n: u64,
+    ) -> (String, std::path::PathBuf, std::thread::JoinHandle<()>) {
+        self.start_gated("mapped_after_gate", move |gate| {
+            mapped_after_gate::args(gate, n)
+        })
+    }
+
+    fn start_gated(
+        &self,
+        pipeline: &str,
+        args: impl FnOnce(String) -> weft::PipelineCall + Send + 'static,
+    ) -> (String, std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let gate = self.dir.path().join(format!("gate-{pipeline}"));
         let stores = weft::StoreConfig::in_folder(self.dir.path());
         let gate_text = gate.display().to_string();
         let running = std::thread::spawn(move || {
             let client = weft::Client::open(&stores).unwrap();
-            client.run(watched::args(gate_text)).unwrap();
+            client.run(args(gate_text)).unwrap();
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let (_, runs) = self.call(
                 Method::GET,
-                "/api/v1/runs?pipeline=watched",
+                &format!("/api/v1/runs?pipeline={pipeline}"),
                 Some(&self.viewer),
                 None,
             );
