@@ -162,13 +162,32 @@ async fn sign_in(client: &Client, f: &Fixture, key: &str) {
         .await
         .unwrap();
     input.send_keys(key).await.unwrap();
+    click(client, "#signin button[type=submit]").await;
+}
+
+/// Clicks the element `css` finds.
+async fn click(client: &Client, css: &str) {
     client
-        .find(Locator::Css("#signin button[type=submit]"))
+        .find(Locator::Css(css))
         .await
-        .unwrap()
+        .unwrap_or_else(|error| panic!("no `{css}` to click: {error}"))
         .click()
         .await
         .unwrap();
+}
+
+/// A browser signed in with `key`, at `path` once the runs list showed.
+async fn signed_in_at(chromedriver: &Driver, f: &Fixture, key: &str, path: &str) -> Client {
+    let client = browser(chromedriver).await;
+    sign_in(&client, f, key).await;
+    until(
+        &client,
+        "the runs list",
+        "document.querySelector('table.runs')",
+    )
+    .await;
+    client.goto(&format!("{}{path}", f.base)).await.unwrap();
+    client
 }
 
 #[test]
@@ -182,7 +201,7 @@ fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
         until(&client, "the sign-in form", "document.querySelector('#signin')").await;
         let input = client.find(Locator::Css("#signin input[name=key]")).await.unwrap();
         input.send_keys("weft_000000000000_wrong").await.unwrap();
-        client.find(Locator::Css("#signin button")).await.unwrap().click().await.unwrap();
+        click(&client, "#signin button").await;
         until(&client, "the refusal", "document.body.innerText.includes('not valid')").await;
 
         sign_in(&client, &f, &f.viewer).await;
@@ -209,7 +228,7 @@ fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
         // Filtered by tag through the form; the filter is in the address, so it survives a reload.
         let tag = client.find(Locator::Css("form.filters input[name=tag]")).await.unwrap();
         tag.send_keys("nightly").await.unwrap();
-        client.find(Locator::Css("form.filters button[type=submit]")).await.unwrap().click().await.unwrap();
+        click(&client, "form.filters button[type=submit]").await;
         until(&client, "the tagged runs", "document.querySelectorAll('table.runs tbody tr').length === 2").await;
         client.refresh().await.unwrap();
         until(&client, "the tagged runs after a reload", "document.querySelectorAll('table.runs tbody tr').length === 2").await;
@@ -269,18 +288,7 @@ fn a_running_run_changes_colour_as_its_steps_finish() {
     let chromedriver = driver();
     let (run, gate, running) = f.start_watched();
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.viewer).await;
-        until(
-            &client,
-            "the runs list",
-            "document.querySelector('table.runs')",
-        )
-        .await;
-        client
-            .goto(&format!("{}/runs/{run}", f.base))
-            .await
-            .unwrap();
+        let client = signed_in_at(&chromedriver, &f, &f.viewer, &format!("/runs/{run}")).await;
         until(
             &client,
             "the gated step running",
@@ -288,13 +296,7 @@ fn a_running_run_changes_colour_as_its_steps_finish() {
         )
         .await;
         // Its log, followed live.
-        client
-            .find(Locator::Css(".node[data-label=\"gated\"]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, ".node[data-label=\"gated\"]").await;
         until(
             &client,
             "the running step's log",
@@ -335,10 +337,7 @@ fn a_running_run_changes_colour_as_its_steps_finish() {
     // A map is one node with its counts, which expands into its items and collapses again.
     let run = f.run_mapped(12);
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.viewer).await;
-        until(&client, "the runs list", "document.querySelector('table.runs')").await;
-        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        let client = signed_in_at(&chromedriver, &f, &f.viewer, &format!("/runs/{run}")).await;
         until(&client, "the map's node", "document.querySelector('.node.group')").await;
         let nodes = client
             .execute("return [...document.querySelectorAll('.node')].map(n => n.dataset.label + ':' + n.querySelector('.caption').textContent);", vec![])
@@ -346,7 +345,7 @@ fn a_running_run_changes_colour_as_its_steps_finish() {
             .unwrap();
         assert_eq!(nodes, json!(["square:×12 · 12 completed", "total:completed"]), "{nodes}");
         screenshot(&client, "map-collapsed").await;
-        client.find(Locator::Css(".node.group")).await.unwrap().click().await.unwrap();
+        click(&client, ".node.group").await;
         until(&client, "the map's items", "document.querySelectorAll('.node').length === 13").await;
         // Expanded, it is a deep link.
         client.refresh().await.unwrap();
@@ -389,12 +388,8 @@ fn versions_show_their_visualizations_and_runs_compare() {
         .unwrap()
         .to_owned();
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.editor).await;
-        until(&client, "the runs list", "document.querySelector('table.runs')").await;
-
         // The histogram of a vector is drawn.
-        client.goto(&format!("{}/versions/{}", f.base, f.version)).await.unwrap();
+        let client = signed_in_at(&chromedriver, &f, &f.editor, &format!("/versions/{}", f.version)).await;
         until(&client, "the histogram", "[...document.querySelectorAll('.visualizations img')].some(i => i.complete && i.naturalWidth > 0)").await;
         let page = text(&client).await;
         assert!(page.contains("numpy.load"), "the Python line: {page}");
@@ -402,7 +397,7 @@ fn versions_show_their_visualizations_and_runs_compare() {
         // An editor tags it, with text that must stay text.
         let input = client.find(Locator::Css("input[name=tag]")).await.unwrap();
         input.send_keys(HOSTILE).await.unwrap();
-        client.find(Locator::Css("form.inline button")).await.unwrap().click().await.unwrap();
+        click(&client, "form.inline button").await;
         until(&client, "the new tag", "document.querySelector('.tags .tag')").await;
         client.refresh().await.unwrap();
         until(&client, "the tag after a reload", "document.querySelector('.tags .tag')?.innerText.includes('onerror')").await;
@@ -415,13 +410,7 @@ fn versions_show_their_visualizations_and_runs_compare() {
         assert_eq!(lineage, json!(["good::numbers::output", "good::total::output", "numbers", "total"]), "{lineage}");
         screenshot(&client, "version").await;
         nothing_ran(&client).await;
-        client
-            .find(Locator::Css(".lineage-graph .node[data-label=\"total\"]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, ".lineage-graph .node[data-label=\"total\"]").await;
         until(&client, "the reading step's panel", "document.querySelector('#panel h2')?.innerText === 'total'").await;
         client.back().await.unwrap();
         until(&client, "the version page again", "document.querySelector('.tags')").await;
@@ -447,16 +436,10 @@ fn versions_show_their_visualizations_and_runs_compare() {
         for tag in ["flaky", "to-remove"] {
             let input = client.find(Locator::Css(".run-tags input[name=tag]")).await.unwrap();
             input.send_keys(tag).await.unwrap();
-            client.find(Locator::Css(".run-tags form button")).await.unwrap().click().await.unwrap();
+            click(&client, ".run-tags form button").await;
             until(&client, "the new tag", &format!("document.querySelector('.run-tags .tags').innerText.includes('{tag}')")).await;
         }
-        client
-            .find(Locator::Css(".run-tags button[aria-label=\"remove tag to-remove\"]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, ".run-tags button[aria-label=\"remove tag to-remove\"]").await;
         until(&client, "the tag removed", "!document.querySelector('.run-tags .tags').innerText.includes('to-remove')").await;
         client.refresh().await.unwrap();
         until(&client, "the tags after a reload", "document.querySelector('.run-tags .tags')?.innerText.includes('flaky')").await;
@@ -470,13 +453,7 @@ fn versions_show_their_visualizations_and_runs_compare() {
         client.goto(&format!("{}/runs", f.base)).await.unwrap();
         until(&client, "the runs list", "document.querySelectorAll('table.runs tbody tr').length === 3").await;
         for run in [&f.good_run, &f.bad_run] {
-            client
-                .find(Locator::Css(&format!("tr[data-run=\"{run}\"] input[type=checkbox]")))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&client, &format!("tr[data-run=\"{run}\"] input[type=checkbox]")).await;
         }
         client
             .find(Locator::XPath("//button[text()='Compare selected']"))
@@ -512,11 +489,8 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
     // 3,000 items and their fan-in: more rows than the timeline puts in the page at once.
     let run = f.run_mapped(3000);
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.viewer).await;
-        until(&client, "the runs list", "document.querySelector('table.runs')").await;
         // The map is one node, so the page opens on the graph.
-        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        let client = signed_in_at(&chromedriver, &f, &f.viewer, &format!("/runs/{run}")).await;
         until(&client, "the map's node", "document.querySelector('.node.group')").await;
         assert_eq!(
             client.execute("return document.querySelectorAll('.node').length;", vec![]).await.unwrap(),
@@ -552,13 +526,7 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
         let last = drawn(rows).await;
         assert!(last[1].as_u64().unwrap() < 1000, "rows in the page: {last}");
         screenshot(&client, "long-timeline").await;
-        client
-            .find(Locator::Css(".bar[transform='translate(0,60000)'] rect"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, ".bar[transform='translate(0,60000)'] rect").await;
         // The last to start is the fan-in.
         until(
             &client,
@@ -589,18 +557,8 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
         .unwrap()
         .to_owned();
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.viewer).await;
-        until(
-            &client,
-            "the runs list",
-            "document.querySelector('table.runs')",
-        )
-        .await;
-        client
-            .goto(&format!("{}/versions/{output}", f.base))
-            .await
-            .unwrap();
+        let client =
+            signed_in_at(&chromedriver, &f, &f.viewer, &format!("/versions/{output}")).await;
         until(
             &client,
             "the lineage graph",
@@ -633,10 +591,7 @@ fn a_map_that_grows_while_watched_ends_with_every_item_shown() {
     let chromedriver = driver();
     let (run, gate, running) = f.start_map_after_gate(3000);
     f.runtime.block_on(async {
-        let client = browser(&chromedriver).await;
-        sign_in(&client, &f, &f.viewer).await;
-        until(&client, "the runs list", "document.querySelector('table.runs')").await;
-        client.goto(&format!("{}/runs/{run}", f.base)).await.unwrap();
+        let client = signed_in_at(&chromedriver, &f, &f.viewer, &format!("/runs/{run}")).await;
         until(
             &client,
             "the gated step running",
