@@ -266,7 +266,7 @@ function model(detail) {
 }
 
 async function runPage(reference, params) {
-  const detail = await api(`/runs/${encodeURIComponent(reference)}`);
+  const detail = await api(`/runs/${encodeURIComponent(reference)}?steps=brief`);
   const run = detail.run;
   const state = model(detail);
   // The graph unless it would have too many nodes to read, a map's items being one node.
@@ -334,7 +334,7 @@ async function runPage(reference, params) {
       reloading = null;
       inFlight = true;
       const started = performance.now();
-      const fresh = await api(`/runs/${run.id}`).catch(() => null);
+      const fresh = await api(`/runs/${run.id}?steps=brief`).catch(() => null);
       inFlight = false;
       nextReload = performance.now() + 4 * (performance.now() - started);
       if (fresh) {
@@ -913,7 +913,7 @@ async function comparePage(params) {
     render(h('h1', {}, 'Compare runs'), h('p', {}, 'Select two or more runs in the runs list.'));
     return;
   }
-  const runs = await Promise.all(ids.map((id) => api(`/runs/${encodeURIComponent(id)}`)));
+  const runs = await Promise.all(ids.map((id) => api(`/runs/${encodeURIComponent(id)}?steps=brief`)));
   const differs = (values) => new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1;
   const row = (label, values, show = (v) => (v === undefined ? '–' : typeof v === 'string' ? v : JSON.stringify(v))) =>
     h('tr', { class: differs(values) ? 'differs' : null }, h('th', {}, label), values.map((v) => h('td', {}, show(v))));

@@ -173,19 +173,31 @@ pub(crate) struct RunDetail {
     /// The run.
     #[schema(value_type = Object)]
     run: RunItem,
-    /// Its step runs, in creation order; items of a map carry the map's `group`.
+    /// Its step runs, in creation order; items of a map carry the map's `group`. With
+    /// `steps=brief`, each has only `id`, `invocation`, `attempt`, `status`, `status_reason`,
+    /// `started_at`, `ended_at` and `group`.
     #[schema(value_type = Vec<Object>)]
-    #[serde(serialize_with = "steps_with_groups")]
-    steps: Vec<StepRunSummary>,
+    steps: Steps,
     /// `[parent, child]` step run ids.
     #[schema(value_type = Vec<Vec<String>>)]
     edges: Vec<(StepRunId, StepRunId)>,
-    /// What each step run read: `{step_run, name, position, artifact_version}`.
-    #[schema(value_type = Vec<Object>)]
-    inputs: Vec<weft_store::model::InputLink>,
-    /// What each step run wrote: `{step_run, name, artifact_version, artifact, version}`.
-    #[schema(value_type = Vec<Object>)]
-    outputs: Vec<weft_store::model::OutputLink>,
+    /// What each step run read: `{step_run, name, position, artifact_version}` (left out
+    /// with `steps=brief`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inputs: Option<Vec<weft_store::model::InputLink>>,
+    /// What each step run wrote: `{step_run, name, artifact_version, artifact, version}` (left
+    /// out with `steps=brief`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outputs: Option<Vec<weft_store::model::OutputLink>>,
+}
+
+/// A run's step runs, whole or brief, each with its group, made as it is written: a run of
+/// 100,000 steps is not copied into a second list to add them.
+struct Steps {
+    list: Vec<StepRunSummary>,
+    brief: bool,
 }
 
 #[derive(Serialize)]
@@ -196,16 +208,38 @@ struct StepItem<'a> {
     group: Option<&'a str>,
 }
 
-/// Each step run with its group, made as it is written: a run of 100,000 steps is not copied
-/// into a second list to add them.
-fn steps_with_groups<S: serde::Serializer>(
-    steps: &[StepRunSummary],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(steps.iter().map(|step| StepItem {
-        group: group_of(&step.invocation),
-        step,
-    }))
+/// What a picture of the run needs of a step run.
+#[derive(Serialize)]
+struct BriefStep<'a> {
+    id: StepRunId,
+    invocation: &'a str,
+    attempt: u32,
+    status: Status,
+    status_reason: Option<&'a str>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    group: Option<&'a str>,
+}
+
+impl Serialize for Steps {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.brief {
+            return serializer.collect_seq(self.list.iter().map(|step| BriefStep {
+                id: step.id,
+                invocation: &step.invocation,
+                attempt: step.attempt,
+                status: step.status,
+                status_reason: step.status_reason.as_deref(),
+                started_at: step.started_at,
+                ended_at: step.ended_at,
+                group: group_of(&step.invocation),
+            }));
+        }
+        serializer.collect_seq(self.list.iter().map(|step| StepItem {
+            group: group_of(&step.invocation),
+            step,
+        }))
+    }
 }
 
 /// The map a step run is an item of: its invocation id is `<group>:<index>`.
@@ -214,15 +248,27 @@ pub(crate) fn group_of(invocation: &str) -> Option<&str> {
     (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(group)
 }
 
-/// One run (by id, id prefix, name or `latest`) with its step runs and edges.
+/// One run (by id, id prefix, name or `latest`) with its step runs and edges; with
+/// `steps=brief`, only what a picture of it needs (a run of 100,000 steps: 80 MB whole).
 #[utoipa::path(get, path = "/api/v1/runs/{run}", tag = "runs",
-    params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`")),
+    params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`"),
+        ("steps" = Option<String>, Query, description = "`brief`: each step's status and times only, without inputs and outputs")),
     responses((status = 200, body = RunDetail), (status = 404, body = crate::error::ErrorBody)),
     security(("key" = []), ("session" = [])))]
 pub(crate) async fn one(
     state: Shared,
     Path(reference): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StreamedJson<RunDetail>> {
+    let brief = match query.get("steps").map(String::as_str) {
+        None | Some("whole") => false,
+        Some("brief") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`steps` is `brief` or `whole`, not `{other}`"
+            )));
+        }
+    };
     let run = state.metadata.find_run(&reference).await?;
     let RunOverview {
         step_runs,
@@ -232,10 +278,13 @@ pub(crate) async fn one(
     } = state.metadata.run_overview(run.id).await?;
     Ok(StreamedJson(RunDetail {
         run: RunItem::of(&state, run, Utc::now()).await,
-        steps: step_runs,
+        steps: Steps {
+            list: step_runs,
+            brief,
+        },
         edges: parents,
-        inputs,
-        outputs,
+        inputs: (!brief).then_some(inputs),
+        outputs: (!brief).then_some(outputs),
     }))
 }
 

@@ -263,6 +263,58 @@ fn a_run_comes_with_its_steps_and_edges() {
         "numbers → total → broken"
     );
     assert!(!run["outputs"].as_array().unwrap().is_empty());
+    // Brief: what a picture of the run needs, the same steps and edges, no inputs or outputs.
+    let brief = f.get(&format!("/api/v1/runs/{}?steps=brief", f.bad_run));
+    let keys = |step: &Value| {
+        let mut keys: Vec<String> = step.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let brief_steps = brief["steps"].as_array().unwrap();
+    assert_eq!(
+        keys(&brief_steps[0]),
+        [
+            "attempt",
+            "ended_at",
+            "group",
+            "id",
+            "invocation",
+            "started_at",
+            "status",
+            "status_reason"
+        ]
+    );
+    assert_eq!(
+        brief_steps
+            .iter()
+            .map(|step| (&step["id"], &step["status"]))
+            .collect::<Vec<_>>(),
+        steps
+            .iter()
+            .map(|step| (&step["id"], &step["status"]))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        keys(&steps[0]).contains(&"parameters".to_owned()),
+        "{:?}",
+        keys(&steps[0])
+    );
+    assert_eq!(brief["edges"], run["edges"]);
+    assert!(
+        brief.get("inputs").is_none() && brief.get("outputs").is_none(),
+        "{brief}"
+    );
+    assert_eq!(
+        f.get(&format!("/api/v1/runs/{}?steps=whole", f.bad_run)),
+        run
+    );
+    let (status, body) = f.call(
+        Method::GET,
+        &format!("/api/v1/runs/{}?steps=some", f.bad_run),
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // `latest` and names find runs too.
     assert_eq!(f.get("/api/v1/runs/latest")["run"]["pipeline"], "hostile");
     let name = run["run"]["name"].as_str().unwrap();
