@@ -868,18 +868,58 @@ function lineageView(lineage) {
   return h('div', {}, note, lineageGraph(lineage));
 }
 
+/** The map a lineage node belongs to, if any: the items of one map in one run, or their
+ * versions of one output (`<pipeline>::<map>:<index>::<output>`), become one node. */
+function lineageGroup(node) {
+  const v = node.value;
+  if (node.root) return null;
+  if (node.kind === 'step') {
+    const item = /^(.*):\d+$/.exec(v.invocation);
+    return item ? { key: `s:${v.run_id}:${item[1]}`, label: item[1], kind: 'step' } : null;
+  }
+  const item = /^(.*):\d+::([^:]+)$/.exec(v.name);
+  return item ? { key: `v:${item[1]}::${item[2]}`, label: `${item[1]}:*::${item[2]}`, kind: 'version' } : null;
+}
+
 function lineageGraph(lineage) {
-  const nodes = new Map();
-  const edges = new Set();
+  const found = new Map();
+  const links = new Set();
   for (const graph of [lineage.upstream, lineage.downstream]) {
     if (!graph) continue;
-    for (const v of graph.artifact_versions || []) nodes.set(`v:${v.id}`, { kind: 'version', value: v });
-    if (graph.root) nodes.set(`v:${graph.root.id}`, { kind: 'version', value: graph.root, root: true });
-    for (const s of graph.step_runs || []) nodes.set(`s:${s.id}`, { kind: 'step', value: s });
-    for (const [version, step] of graph.reads || []) edges.add(`v:${version}\u0000s:${step}`);
-    for (const [step, version] of graph.writes || []) edges.add(`s:${step}\u0000v:${version}`);
+    for (const v of graph.artifact_versions || []) found.set(`v:${v.id}`, { kind: 'version', value: v });
+    if (graph.root) found.set(`v:${graph.root.id}`, { kind: 'version', value: graph.root, root: true });
+    for (const s of graph.step_runs || []) found.set(`s:${s.id}`, { kind: 'step', value: s });
+    for (const [version, step] of graph.reads || []) links.add(`v:${version}\u0000s:${step}`);
+    for (const [step, version] of graph.writes || []) links.add(`s:${step}\u0000v:${version}`);
   }
-  if (nodes.size <= 1) return h('p', { class: 'muted' }, 'Nothing was read to make it, and nothing was made from it.');
+  if (found.size <= 1) return h('p', { class: 'muted' }, 'Nothing was read to make it, and nothing was made from it.');
+  // A map's items (and their outputs) are one node when there are several, like in a run's
+  // graph: a fan-in over thousands is a picture of three nodes, not a column of thousands.
+  const groups = new Map();
+  for (const [id, node] of found) {
+    const group = lineageGroup(node);
+    if (!group) continue;
+    if (!groups.has(group.key)) groups.set(group.key, []);
+    groups.get(group.key).push(id);
+  }
+  const nodeOf = new Map();
+  const nodes = new Map();
+  for (const [id, node] of found) {
+    const group = lineageGroup(node);
+    const members = group && groups.get(group.key);
+    if (members && members.length > 1) {
+      nodeOf.set(id, `g:${group.key}`);
+      if (!nodes.has(`g:${group.key}`)) nodes.set(`g:${group.key}`, { kind: group.kind, group: group.label, members: members.map((m) => found.get(m).value) });
+    } else {
+      nodeOf.set(id, id);
+      nodes.set(id, node);
+    }
+  }
+  const edges = new Set();
+  for (const link of links) {
+    const [from, to] = link.split('\u0000');
+    if (nodeOf.has(from) && nodeOf.has(to)) edges.add(`${nodeOf.get(from)}\u0000${nodeOf.get(to)}`);
+  }
   const { place, layers, tallest } = layered([...nodes.keys()], edges);
   const content = h('g', { class: 'content' });
   for (const edge of edges) {
@@ -889,15 +929,24 @@ function lineageGraph(lineage) {
   for (const [id, node] of nodes) {
     const { x, y } = place.get(id);
     const v = node.value;
-    const [label, caption, href] = node.kind === 'version'
-      ? [v.name, `v${v.version}${node.root ? ' · this version' : ''}`, `/versions/${v.id}`]
-      : [v.invocation, v.status, `/runs/${v.run_id}?step=${v.id}`];
+    let label, caption, href, status;
+    if (node.group) {
+      const counts = {};
+      for (const member of node.members) if (member.status) counts[member.status] = (counts[member.status] || 0) + 1;
+      label = node.group;
+      caption = `×${node.members.length} ${node.kind === 'step' ? Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') : 'versions'}`;
+      status = node.kind === 'step' ? groupStatus(node.members) : null;
+    } else if (node.kind === 'version') {
+      [label, caption, href] = [v.name, `v${v.version}${node.root ? ' · this version' : ''}`, `/versions/${v.id}`];
+    } else {
+      [label, caption, href, status] = [v.invocation, v.status, `/runs/${v.run_id}?step=${v.id}`, v.status];
+    }
     content.append(h('g', {
-      class: `node lineage-${node.kind}${node.root ? ' root' : ''}`, transform: `translate(${x},${y})`, role: 'link', tabindex: 0,
-      'data-status': node.kind === 'step' ? v.status : null, 'data-label': label,
-      onclick: () => navigate(href), onkeydown: (event) => { if (event.key === 'Enter') navigate(href); },
+      class: `node lineage-${node.kind}${node.root ? ' root' : ''}${node.group ? ' group' : ''}`, transform: `translate(${x},${y})`, role: href ? 'link' : 'img', tabindex: 0,
+      'data-status': status, 'data-label': label,
+      onclick: href ? () => navigate(href) : null, onkeydown: href ? (event) => { if (event.key === 'Enter') navigate(href); } : null,
     }, h('title', {}, `${label} (${caption})`), h('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: node.kind === 'version' ? 18 : 6 }),
-    h('text', { x: 10, y: 16, class: 'label' }, short(label, 24)), h('text', { x: 10, y: 31, class: 'caption' }, caption)));
+    h('text', { x: 10, y: 16, class: 'label' }, short(label, 24)), h('text', { x: 10, y: 31, class: 'caption' }, short(caption, 30))));
   }
   const [width, height] = [40 + layers.length * ACROSS, 40 + tallest * DOWN];
   const svg = h('svg', { class: 'dag lineage-graph', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'lineage graph' }, content);
