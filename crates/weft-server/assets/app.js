@@ -918,7 +918,8 @@ function lineageGraph(lineage) {
   const edges = new Set();
   for (const link of links) {
     const [from, to] = link.split('\u0000');
-    if (nodeOf.has(from) && nodeOf.has(to)) edges.add(`${nodeOf.get(from)}\u0000${nodeOf.get(to)}`);
+    // Within one group (a map reading its own items' outputs) there is no edge to draw.
+    if (nodeOf.has(from) && nodeOf.has(to) && nodeOf.get(from) !== nodeOf.get(to)) edges.add(`${nodeOf.get(from)}\u0000${nodeOf.get(to)}`);
   }
   const { place, layers, tallest } = layered([...nodes.keys()], edges);
   const content = h('g', { class: 'content' });
