@@ -186,7 +186,9 @@ pub trait LineageStore: Send + Sync {
     async fn run_graph(&self, run: RunId) -> Result<RunGraph>;
 
     /// What showing run `run` takes, without the rest of its records: see [`RunOverview`].
-    async fn run_overview(&self, run: RunId) -> Result<RunOverview>;
+    /// Without `links`, its inputs and outputs are left empty, unread (a picture of the run
+    /// needs its steps and their parents only).
+    async fn run_overview(&self, run: RunId, links: bool) -> Result<RunOverview>;
 
     /// The summaries of a run's step runs, in creation order; with `since`, only those
     /// created, started or ended at or after it (what may have changed since a look).

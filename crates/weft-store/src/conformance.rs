@@ -1286,7 +1286,7 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
     );
 
     // The overview says the same, in brief.
-    let overview = store.run_overview(run).await.unwrap();
+    let overview = store.run_overview(run, true).await.unwrap();
     assert_eq!(overview.step_runs.len(), graph.step_runs.len());
     for (brief, full) in overview.step_runs.iter().zip(&graph.step_runs) {
         assert_eq!(
@@ -1357,6 +1357,13 @@ pub async fn run_graph_has_parents_inputs_and_outputs(store: Store) {
         })
         .collect();
     assert_eq!(outputs, expected);
+    // Without links: the same steps and parents, no inputs or outputs.
+    let steps_only = store.run_overview(run, false).await.unwrap();
+    assert_eq!(
+        (&steps_only.step_runs, &steps_only.parents),
+        (&overview.step_runs, &overview.parents)
+    );
+    assert!(steps_only.inputs.is_empty() && steps_only.outputs.is_empty());
 }
 
 /// A run's step runs list in id order (creation order), whatever order they were recorded

@@ -275,7 +275,7 @@ pub(crate) async fn one(
         parents,
         inputs,
         outputs,
-    } = state.metadata.run_overview(run.id).await?;
+    } = state.metadata.run_overview(run.id, !brief).await?;
     Ok(StreamedJson(RunDetail {
         run: RunItem::of(&state, run, Utc::now()).await,
         steps: Steps {

@@ -101,11 +101,11 @@ impl LineageStore for ServerStore {
         })
     }
 
-    async fn run_overview(&self, run: RunId) -> Result<RunOverview> {
+    async fn run_overview(&self, run: RunId, links: bool) -> Result<RunOverview> {
         let mut s = self.read().await?;
         let [step_runs, parents, inputs, outputs] = records::overview_statements();
         let id = run.to_string();
-        Ok(RunOverview {
+        let mut overview = RunOverview {
             step_runs: s
                 .all(&step_runs, args![id.clone()], |row| {
                     records::step_run_summary(row)
@@ -119,13 +119,18 @@ impl LineageStore for ServerStore {
                     ))
                 })
                 .await?,
-            inputs: s
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        if links {
+            overview.inputs = s
                 .all(&inputs, args![id.clone()], records::input_link)
-                .await?,
-            outputs: s
+                .await?;
+            overview.outputs = s
                 .all(&outputs, args![id.clone()], records::output_link)
-                .await?,
-        })
+                .await?;
+        }
+        Ok(overview)
     }
 
     async fn step_run_summaries(

@@ -99,7 +99,7 @@ impl LineageStore for SqliteStore {
         .await
     }
 
-    async fn run_overview(&self, run: RunId) -> Result<RunOverview> {
+    async fn run_overview(&self, run: RunId, links: bool) -> Result<RunOverview> {
         self.read(move |connection| {
             let [step_runs, ..] = crate::records::overview_statements();
             let step_runs = rows::all(connection, &step_runs, [run.to_string()], |row| {
@@ -126,7 +126,9 @@ impl LineageStore for SqliteStore {
                     },
                 )
             })?;
-            let inputs = in_chunks(&ids, None, |chunk, _| {
+            let no_ids: &[String] = &[];
+            let linked = if links { &ids[..] } else { no_ids };
+            let inputs = in_chunks(linked, None, |chunk, _| {
                 rows::all(
                     connection,
                     &format!(
@@ -138,7 +140,7 @@ impl LineageStore for SqliteStore {
                     |row| crate::records::input_link(row),
                 )
             })?;
-            let outputs = in_chunks(&ids, None, |chunk, _| {
+            let outputs = in_chunks(linked, None, |chunk, _| {
                 rows::all(
                     connection,
                     &format!(

@@ -336,7 +336,7 @@ fn show(
         parents,
         inputs,
         outputs,
-    } = client.block_on(store.run_overview(run.id))?;
+    } = client.block_on(store.run_overview(run.id, true))?;
     let outline = match &run.snapshot_id {
         Some(id) => Some(client.block_on(store.snapshot_outline(id))?),
         None => None,
