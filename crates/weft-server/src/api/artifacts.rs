@@ -34,15 +34,7 @@ pub(crate) async fn list(
     state: Shared,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<ArtifactList>> {
-    let custom_only = match query.get("custom").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`custom` is `true` or `false`, not `{other}`"
-            )));
-        }
-    };
+    let custom_only = super::switch(&query, "custom", ["false", "true"])?;
     Ok(Json(ArtifactList {
         artifacts: state.metadata.artifacts(custom_only).await?,
     }))

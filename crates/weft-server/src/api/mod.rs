@@ -195,6 +195,23 @@ pub(crate) fn parse_id<T: std::str::FromStr>(kind: &str, text: &str) -> ApiResul
         .map_err(|_| ApiError::bad_request(format!("`{text}` is not the id of a {kind} (a UUID)")))
 }
 
+/// A query parameter that is one of two words: false for `off` (or when absent), true for
+/// `on`, anything else refused (400) with both named.
+pub(crate) fn switch(
+    query: &HashMap<String, String>,
+    name: &str,
+    [off, on]: [&str; 2],
+) -> ApiResult<bool> {
+    match query.get(name).map(String::as_str) {
+        None => Ok(false),
+        Some(word) if word == off => Ok(false),
+        Some(word) if word == on => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "`{name}` is `{off}` or `{on}`, not `{other}`"
+        ))),
+    }
+}
+
 /// Runs blocking work (the artifact store's reads) off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,

@@ -138,15 +138,7 @@ pub(crate) fn run_filter(query: &HashMap<String, String>) -> ApiResult<RunFilter
         })
         .transpose()?
         .map(|limit| limit.clamp(1, u64::from(MAX_PAGE)) as u32);
-    let oldest_first = match query.get("order").map(String::as_str) {
-        None | Some("newest") => false,
-        Some("oldest") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`order` is `newest` or `oldest`, not `{other}`"
-            )));
-        }
-    };
+    let oldest_first = super::switch(query, "order", ["newest", "oldest"])?;
     let after = query
         .get("cursor")
         .map(|text| {
@@ -260,15 +252,7 @@ pub(crate) async fn one(
     Path(reference): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StreamedJson<RunDetail>> {
-    let brief = match query.get("steps").map(String::as_str) {
-        None | Some("whole") => false,
-        Some("brief") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`steps` is `brief` or `whole`, not `{other}`"
-            )));
-        }
-    };
+    let brief = super::switch(&query, "steps", ["whole", "brief"])?;
     let run = state.metadata.find_run(&reference).await?;
     let RunOverview {
         step_runs,
