@@ -151,15 +151,21 @@ impl Server {
             self.stores.base.clone(),
         ));
         let service = self.router().into_make_service();
+        // Without `TCP_NODELAY`, the last small segment of an answer written in blocks waits
+        // for the client's delayed acknowledgement: 40 ms added to one request in several.
+        let no_delay = axum_server::accept::NoDelayAcceptor::new();
         let served = match bound.tls {
             None => {
                 axum_server::from_tcp(bound.listener)
+                    .acceptor(no_delay)
                     .handle(handle)
                     .serve(service)
                     .await
             }
             Some(config) => {
-                axum_server::from_tcp_rustls(bound.listener, config)
+                let tls = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(no_delay);
+                axum_server::from_tcp(bound.listener)
+                    .acceptor(tls)
                     .handle(handle)
                     .serve(service)
                     .await
