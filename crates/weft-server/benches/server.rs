@@ -4,7 +4,8 @@
 //! server on loopback:
 //!
 //! - `GET /runs` (a page of 50; the first page, a filtered one, one deep in the list): p50, p95;
-//! - `GET /runs/{run}` of the map's run: p50, p95;
+//! - `GET /runs/{run}` of the map's run: p50, p95; pages of its steps (`/steps`), the first,
+//!   one by cursor, and the failed ones;
 //! - the lineage of the map's fan-in output (2,000 inputs): as the dashboard asks for it
 //!   (its first 200 records) and whole;
 //! - pages and searches of the 1,000,000-line log, and the server process's peak memory
@@ -237,6 +238,33 @@ fn main() {
             .timed(
                 "GET /runs/{run} (2,001 step runs)",
                 &format!("/api/v1/runs/{wide_run}"),
+                20,
+            )
+            .await;
+        served
+            .timed(
+                "GET /runs/{run}/steps (first page of 200)",
+                &format!("/api/v1/runs/{wide_run}/steps?limit=200"),
+                20,
+            )
+            .await;
+        let (_, half) = served
+            .get(&format!(
+                "/api/v1/runs/{wide_run}/steps?steps=brief&limit=1000"
+            ))
+            .await;
+        let cursor = half["next_cursor"].as_str().unwrap().to_owned();
+        served
+            .timed(
+                "GET /runs/{run}/steps (a page of 200 in the middle, by cursor)",
+                &format!("/api/v1/runs/{wide_run}/steps?limit=200&cursor={cursor}"),
+                20,
+            )
+            .await;
+        served
+            .timed(
+                "GET /runs/{run}/steps?status=failed (none: the whole run looked through)",
+                &format!("/api/v1/runs/{wide_run}/steps?status=failed"),
                 20,
             )
             .await;

@@ -11,7 +11,7 @@ use crate::api;
     info(title = "weft server API", description = "Runs, step runs, logs, artifacts and lineage recorded by weft pipelines."),
     paths(
         api::health,
-        api::runs::list, api::runs::one, api::runs::events, api::runs::stop,
+        api::runs::list, api::runs::one, api::runs::steps, api::runs::events, api::runs::stop,
         api::runs::add_tags, api::runs::remove_tags,
         api::steps::one, api::steps::logs, api::steps::tail, api::steps::expire_cache,
         api::artifacts::list, api::artifacts::versions, api::artifacts::one, api::artifacts::file,

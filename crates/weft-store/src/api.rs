@@ -9,7 +9,7 @@ use crate::model::{
     ApiKey, Applied, Artifact, ArtifactVersion, CacheEntry, CacheExpiry, Changes, Completion,
     Direction, Lineage, LogRef, MetadataEntry, MetadataSource, NewApiKey, NewArtifactVersion,
     NewRun, NewStepRun, Resource, Run, RunFilter, RunGraph, RunOverview, StepError, StepInput,
-    StepOutput, StepRun, StepRunSummary,
+    StepOutput, StepRun, StepRunPage, StepRunSummary,
 };
 
 /// Runs and their snapshots.
@@ -189,6 +189,12 @@ pub trait LineageStore: Send + Sync {
     /// Without `links`, its inputs and outputs are left empty, unread (a picture of the run
     /// needs its steps and their parents only).
     async fn run_overview(&self, run: RunId, links: bool) -> Result<RunOverview>;
+
+    /// One page of a run's step runs (see [`StepRunPage`]) with their parents and, when
+    /// asked, their inputs and outputs: a run of 100,000 steps read a page at a time. The
+    /// step runs come in page order, the links as in [`RunOverview`]. An `after` that is not
+    /// a step run of `run` is [`Error::NotFound`](crate::Error::NotFound).
+    async fn step_run_page(&self, run: RunId, page: &StepRunPage) -> Result<RunOverview>;
 
     /// The summaries of a run's step runs, in creation order; with `since`, only those
     /// created, started or ended at or after it (what may have changed since a look).

@@ -18,7 +18,7 @@ use weft_core::{ExecutionMode, RunId, Snapshot, Status, StepRunId};
 
 use crate::model::{
     Changes, Completion, Direction, InputKind, MetadataSource, NewArtifactVersion, NewInput,
-    NewRun, NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind,
+    NewRun, NewStepRun, Resource, RunFilter, SaveType, StepError, StepErrorKind, StepRunPage,
 };
 use crate::{Error, MetadataStore};
 
@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             lineage_follows_reads_and_writes_across_runs,
             lineage_stops_at_its_limit,
             run_graph_has_parents_inputs_and_outputs,
+            a_runs_step_runs_are_read_a_page_at_a_time,
             step_run_summaries_since_a_time_are_what_changed,
             a_runs_step_runs_list_in_id_order,
             metadata_is_stored_per_resource_and_replaced_per_key,
@@ -1395,6 +1396,161 @@ pub async fn a_runs_step_runs_list_in_id_order(store: Store) {
         texts,
         ids.iter().map(ToString::to_string).collect::<Vec<_>>()
     );
+}
+
+/// Pages of a run's step runs hold every step run once, in the same order as one page of them
+/// all, with the links of their own step runs only; a status filter and a cursor from another
+/// run are honoured.
+pub async fn a_runs_step_runs_are_read_a_page_at_a_time(store: Store) {
+    let run = new_run(&*store, "p").await;
+    let (a, a_out) = complete(&store, run, "a", vec![], vec![], "p::a::output").await;
+    let first_b = store
+        .create_step_runs(vec![running(run, "b")])
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    store
+        .fail_step_run(first_b, error("flaky"), None)
+        .await
+        .unwrap();
+    let read_a = vec![NewInput {
+        name: "input".into(),
+        position: 0,
+        artifact_version: a_out,
+        kind: InputKind::StepOutput,
+    }];
+    let (second_b, _) = complete(&store, run, "b", read_a.clone(), vec![a], "p::b::output").await;
+    for item in 0..5 {
+        let invocation = format!("m:{item}");
+        complete(
+            &store,
+            run,
+            &invocation,
+            read_a.clone(),
+            vec![a],
+            "p::m::output",
+        )
+        .await;
+    }
+    let c = store
+        .create_step_runs(vec![running(run, "c")])
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    store.fail_step_run(c, error("broken"), None).await.unwrap();
+    let other_run = new_run(&*store, "p").await;
+    let (elsewhere, _) = complete(&store, other_run, "a", vec![], vec![], "p::a::output").await;
+
+    let page = |after, limit, status, links| StepRunPage {
+        after,
+        limit,
+        status,
+        links,
+    };
+    let whole = store
+        .step_run_page(run, &page(None, 100, None, true))
+        .await
+        .unwrap();
+    assert_eq!(whole.step_runs.len(), 9);
+    let mut ids: Vec<StepRunId> = whole.step_runs.iter().map(|s| s.id).collect();
+    let listed = ids.clone();
+    ids.sort();
+    let mut all: Vec<StepRunId> = store
+        .step_runs(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    all.sort();
+    assert_eq!(ids, all, "every step run of the run, and only those");
+    let position = |id| listed.iter().position(|&listed| listed == id).unwrap();
+    assert_eq!(
+        position(second_b),
+        position(first_b) + 1,
+        "attempts in order, together"
+    );
+    assert_eq!(whole.parents.len(), 6);
+    assert_eq!(whole.inputs.len(), 6);
+    assert_eq!(whole.outputs.len(), 7);
+
+    // Two at a time: the same step runs in the same order, each page with its own links.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let part = store
+            .step_run_page(run, &page(after, 2, None, true))
+            .await
+            .unwrap();
+        assert!(part.step_runs.len() <= 2);
+        let Some(last) = part.step_runs.last() else {
+            break;
+        };
+        after = Some(last.id);
+        let mine: Vec<StepRunId> = part.step_runs.iter().map(|s| s.id).collect();
+        assert!(part.parents.iter().all(|(_, child)| mine.contains(child)));
+        assert!(part.inputs.iter().all(|link| mine.contains(&link.step_run)));
+        assert!(
+            part.outputs
+                .iter()
+                .all(|link| mine.contains(&link.step_run))
+        );
+        let expected_parents = whole
+            .parents
+            .iter()
+            .filter(|(_, child)| mine.contains(child))
+            .count();
+        assert_eq!(part.parents.len(), expected_parents);
+        paged.extend(mine);
+    }
+    assert_eq!(paged, listed);
+
+    // Without links, the parents still come (a picture needs them), inputs and outputs not.
+    let brief = store
+        .step_run_page(run, &page(None, 100, None, false))
+        .await
+        .unwrap();
+    assert_eq!(brief.step_runs.len(), 9);
+    assert_eq!(brief.parents, whole.parents);
+    assert!(brief.inputs.is_empty() && brief.outputs.is_empty());
+
+    // Only the failed ones, a page at a time.
+    let failed = store
+        .step_run_page(run, &page(None, 1, Some(Status::Failed), false))
+        .await
+        .unwrap();
+    assert_eq!(failed.step_runs.len(), 1);
+    let more = store
+        .step_run_page(
+            run,
+            &page(
+                Some(failed.step_runs[0].id),
+                10,
+                Some(Status::Failed),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+    let mut failed: Vec<StepRunId> = failed
+        .step_runs
+        .iter()
+        .chain(&more.step_runs)
+        .map(|s| s.id)
+        .collect();
+    failed.sort();
+    let mut expected = vec![first_b, c];
+    expected.sort();
+    assert_eq!(failed, expected);
+
+    // A cursor is a step run of this run.
+    let wrong = store
+        .step_run_page(run, &page(Some(elsewhere), 10, None, false))
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, Error::NotFound { .. }), "{wrong}");
 }
 
 /// Metadata belongs to one resource; setting a key again replaces it.

@@ -106,6 +106,21 @@ pub struct RunFilter {
     pub tag: Option<String>,
 }
 
+/// Which of a run's step runs [`LineageStore::step_run_page`](crate::LineageStore::step_run_page)
+/// reads: one page of them, ordered by invocation id, then attempt (the order the store keeps
+/// them in for their run, so that a page costs its own size, not the run's).
+#[derive(Clone, Debug)]
+pub struct StepRunPage {
+    /// Only those after this step run of the run: the last of the previous page.
+    pub after: Option<StepRunId>,
+    /// At most this many.
+    pub limit: u32,
+    /// Only those with this status.
+    pub status: Option<Status>,
+    /// With their inputs and outputs; without, those lists are left empty, unread.
+    pub links: bool,
+}
+
 /// A JSON document kept as its text. A run's step runs are read by the ten thousand (its
 /// report, `runs show`): their larger documents (settings, cache key parts) stay one string
 /// each instead of a tree of maps, a tenth of the memory, and a text many of them hold (the

@@ -12,7 +12,8 @@ use weft_core::{ArtifactVersionId, RunId, Status, StepRunId};
 
 use crate::model::{
     ApiKey, ArtifactVersion, Direction, InputLink, JsonText, Lineage, NewArtifactVersion, NewRun,
-    NewStepRun, OutputLink, Run, RunFilter, StepInput, StepOutput, StepRun, StepRunSummary,
+    NewStepRun, OutputLink, Run, RunFilter, RunOverview, StepInput, StepOutput, StepRun,
+    StepRunSummary,
 };
 use crate::{Error, Result, time};
 
@@ -398,6 +399,73 @@ pub(crate) fn changed_summaries_statement() -> String {
         "SELECT {STEP_RUN_SUMMARY_COLUMNS} FROM step_runs s WHERE s.run_id = ? \
          AND (s.created_at >= ? OR s.started_at >= ? OR s.ended_at >= ?) ORDER BY s.id"
     )
+}
+
+/// The statement of one page of a run's step runs (`LineageStore::step_run_page`). Its
+/// arguments: the run's id; with `after`, the invocation id of the last step run of the
+/// previous page twice, then its attempt; with `status`, the status. The range on the
+/// invocation id walks the run's unique index from the cursor on.
+pub(crate) fn page_statement(after: bool, status: bool, limit: u32) -> String {
+    let mut text = format!("SELECT {STEP_RUN_SUMMARY_COLUMNS} FROM step_runs s WHERE s.run_id = ?");
+    if after {
+        text.push_str(" AND s.invocation_id >= ? AND (s.invocation_id > ? OR s.attempt > ?)");
+    }
+    if status {
+        text.push_str(" AND s.status = ?");
+    }
+    text.push_str(&format!(
+        " ORDER BY s.invocation_id, s.attempt LIMIT {limit}"
+    ));
+    text
+}
+
+/// The statement that finds where a page after a step run starts: its invocation id and
+/// attempt, if it is a step run of the run. Arguments: the step run's id, the run's id.
+pub(crate) const PAGE_CURSOR_STATEMENT: &str =
+    "SELECT invocation_id, attempt FROM step_runs WHERE id = ? AND run_id = ?";
+
+/// The statements of the parents, inputs and outputs of `count` step runs, in the order of
+/// [`RunOverview`]'s fields; each takes their ids. The links are looked up by id rather than
+/// joined to the run's step runs again: each join would walk the run's index and read every
+/// step run's row once more, which took most of the time of `runs show` on a run of
+/// thousands of steps.
+pub(crate) fn links_statements(count: usize) -> [String; 3] {
+    let ids = placeholders(count);
+    [
+        format!("SELECT parent_id, child_id FROM step_run_parents WHERE child_id IN ({ids})"),
+        format!(
+            "SELECT step_run_id, name AS input_name, position, artifact_version_id \
+             FROM step_run_inputs WHERE step_run_id IN ({ids})"
+        ),
+        format!(
+            "SELECT o.step_run_id, o.name AS output_name, o.artifact_version_id, \
+             a.name AS artifact_name, v.version FROM step_run_outputs o \
+             JOIN artifact_versions v ON v.id = o.artifact_version_id \
+             JOIN artifacts a ON a.id = v.artifact_id WHERE o.step_run_id IN ({ids})"
+        ),
+    ]
+}
+
+/// Decodes a `(parent, child)` row of the first statement of [`links_statements`].
+pub(crate) fn parent_link(row: &impl Columns) -> Result<(StepRunId, StepRunId)> {
+    Ok((
+        parse("step run id", &row.string("parent_id")?)?,
+        parse("step run id", &row.string("child_id")?)?,
+    ))
+}
+
+/// Puts the links of an overview in the order [`overview_statements`] gives them, whatever
+/// order a backend read them in.
+pub(crate) fn sort_links(overview: &mut RunOverview) {
+    overview
+        .parents
+        .sort_unstable_by_key(|&(parent, child)| (child, parent));
+    overview.inputs.sort_unstable_by(|a, b| {
+        (a.step_run, &a.name, a.position).cmp(&(b.step_run, &b.name, b.position))
+    });
+    overview
+        .outputs
+        .sort_unstable_by(|a, b| (a.step_run, &a.name).cmp(&(b.step_run, &b.name)));
 }
 
 /// The statements of a run's overview, in the order of [`RunOverview`]'s fields; each takes

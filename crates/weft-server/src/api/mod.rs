@@ -89,6 +89,7 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
     let viewer = Router::new()
         .route("/runs", get(runs::list))
         .route("/runs/{run}", get(runs::one))
+        .route("/runs/{run}/steps", get(runs::steps))
         .route("/runs/{run}/events", get(runs::events))
         .route("/step-runs/{id}", get(steps::one))
         .route("/step-runs/{id}/logs", get(steps::logs))

@@ -118,26 +118,8 @@ pub(crate) fn run_filter(query: &HashMap<String, String>) -> ApiResult<RunFilter
             })
             .transpose()
     };
-    let status = query
-        .get("status")
-        .map(|text| {
-            text.parse::<Status>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "`{text}` is not a status: use one of {}",
-                    Status::ALL.map(Status::as_str).join(", ")
-                ))
-            })
-        })
-        .transpose()?;
-    let limit = query
-        .get("limit")
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("`limit` must be a whole number, not `{text}`"))
-            })
-        })
-        .transpose()?
-        .map(|limit| limit.clamp(1, u64::from(MAX_PAGE)) as u32);
+    let status = status_of(query)?;
+    let limit = limit_of(query, MAX_PAGE)?;
     let oldest_first = super::switch(query, "order", ["newest", "oldest"])?;
     let after = query
         .get("cursor")
@@ -159,18 +141,54 @@ pub(crate) fn run_filter(query: &HashMap<String, String>) -> ApiResult<RunFilter
     })
 }
 
+/// The `status` a list is filtered by, if any.
+fn status_of(query: &HashMap<String, String>) -> ApiResult<Option<Status>> {
+    query
+        .get("status")
+        .map(|text| {
+            text.parse::<Status>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`{text}` is not a status: use one of {}",
+                    Status::ALL.map(Status::as_str).join(", ")
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The `limit` of a page, if asked, brought within 1 to `max`.
+fn limit_of(query: &HashMap<String, String>, max: u32) -> ApiResult<Option<u32>> {
+    query
+        .get("limit")
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("`limit` must be a whole number, not `{text}`"))
+            })
+        })
+        .transpose()
+        .map(|limit| limit.map(|limit| limit.clamp(1, u64::from(max)) as u32))
+}
+
 /// One run with its step runs and how they connect.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RunDetail {
     /// The run.
     #[schema(value_type = Object)]
     run: RunItem,
-    /// Its step runs, in creation order; items of a map carry the map's `group`. With
-    /// `steps=brief`, each has only `id`, `invocation`, `attempt`, `status`, `status_reason`,
-    /// `started_at`, `ended_at` and `group`.
+    /// Its step runs, in creation order, and what links them.
+    #[serde(flatten)]
+    linked: LinkedSteps,
+}
+
+/// Step runs and what links them, as a run and a page of its steps give them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LinkedSteps {
+    /// The step runs; items of a map carry the map's `group`. With `steps=brief`, each has
+    /// only `id`, `invocation`, `attempt`, `status`, `status_reason`, `started_at`,
+    /// `ended_at` and `group`.
     #[schema(value_type = Vec<Object>)]
     steps: Steps,
-    /// `[parent, child]` step run ids.
+    /// `[parent, child]` step run ids, for the children among the step runs.
     #[schema(value_type = Vec<Vec<String>>)]
     edges: Vec<(StepRunId, StepRunId)>,
     /// What each step run read: `{step_run, name, position, artifact_version}` (left out
@@ -183,6 +201,20 @@ pub(crate) struct RunDetail {
     #[schema(value_type = Option<Vec<Object>>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     outputs: Option<Vec<weft_store::model::OutputLink>>,
+}
+
+impl LinkedSteps {
+    fn new(overview: RunOverview, brief: bool) -> Self {
+        Self {
+            steps: Steps {
+                list: overview.step_runs,
+                brief,
+            },
+            edges: overview.parents,
+            inputs: (!brief).then_some(overview.inputs),
+            outputs: (!brief).then_some(overview.outputs),
+        }
+    }
 }
 
 /// A run's step runs, whole or brief, each with its group, made as it is written: a run of
@@ -254,21 +286,83 @@ pub(crate) async fn one(
 ) -> ApiResult<StreamedJson<RunDetail>> {
     let brief = super::switch(&query, "steps", ["whole", "brief"])?;
     let run = state.metadata.find_run(&reference).await?;
-    let RunOverview {
-        step_runs,
-        parents,
-        inputs,
-        outputs,
-    } = state.metadata.run_overview(run.id, !brief).await?;
+    let overview = state.metadata.run_overview(run.id, !brief).await?;
     Ok(StreamedJson(RunDetail {
         run: RunItem::of(&state, run, Utc::now()).await,
-        steps: Steps {
-            list: step_runs,
-            brief,
-        },
-        edges: parents,
-        inputs: (!brief).then_some(inputs),
-        outputs: (!brief).then_some(outputs),
+        linked: LinkedSteps::new(overview, brief),
+    }))
+}
+
+/// How many step runs a page of `GET /runs/{run}/steps` has unless asked, and at most.
+const DEFAULT_STEP_PAGE: u32 = 200;
+const MAX_STEP_PAGE: u32 = 2000;
+
+/// One page of a run's step runs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct StepPage {
+    /// The step runs, ordered by invocation id, then attempt, and what links them.
+    #[serde(flatten)]
+    linked: LinkedSteps,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// A run's step runs a page at a time, optionally only those with one status (the failed
+/// step runs of a run of 100,000): each page costs its own size, not the run's.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/steps", tag = "runs",
+    params(("run" = String, Path, description = "a run id, id prefix, name, or `latest`"),
+        ("status" = Option<String>, Query, description = "only step runs with this status: running, completed, failed, cached, ..."),
+        ("limit" = Option<u32>, Query, description = "step runs per page, 1 to 2000 (default 200; larger is capped)"),
+        ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
+        ("steps" = Option<String>, Query, description = "`brief`: each step's status and times only, without inputs and outputs")),
+    responses((status = 200, body = StepPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("key" = []), ("session" = [])))]
+pub(crate) async fn steps(
+    state: Shared,
+    Path(reference): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<StreamedJson<StepPage>> {
+    let brief = super::switch(&query, "steps", ["whole", "brief"])?;
+    let status = status_of(&query)?;
+    let limit = limit_of(&query, MAX_STEP_PAGE)?.unwrap_or(DEFAULT_STEP_PAGE);
+    let cursor = query.get("cursor");
+    let after = cursor
+        .map(|text| {
+            text.parse::<StepRunId>().map_err(|_| {
+                ApiError::bad_request(format!("`{text}` is not a cursor of this list"))
+            })
+        })
+        .transpose()?;
+    let run = state.metadata.find_run(&reference).await?;
+    let page = weft_store::model::StepRunPage {
+        after,
+        // One more than asked tells whether there is a next page.
+        limit: limit + 1,
+        status,
+        links: !brief,
+    };
+    let mut overview = match state.metadata.step_run_page(run.id, &page).await {
+        Err(weft_store::Error::NotFound { .. }) => {
+            let text = cursor.map_or("", String::as_str);
+            return Err(ApiError::bad_request(format!(
+                "`{text}` is not a cursor of this list: it is no step run of run {}",
+                run.id
+            )));
+        }
+        read => read?,
+    };
+    let next_cursor = if overview.step_runs.len() > limit as usize {
+        let extra = overview.step_runs.pop().map(|step| step.id);
+        overview.parents.retain(|&(_, child)| Some(child) != extra);
+        overview.inputs.retain(|link| Some(link.step_run) != extra);
+        overview.outputs.retain(|link| Some(link.step_run) != extra);
+        overview.step_runs.last().map(|step| step.id.to_string())
+    } else {
+        None
+    };
+    Ok(StreamedJson(StepPage {
+        linked: LinkedSteps::new(overview, brief),
+        next_cursor,
     }))
 }
 

@@ -336,6 +336,118 @@ fn a_run_comes_with_its_steps_and_edges() {
 }
 
 #[test]
+fn a_runs_steps_come_a_page_at_a_time() {
+    let f = fixture();
+    let run = f.run_mapped(25);
+    let whole = f.get(&format!("/api/v1/runs/{run}"));
+    let ids = |steps: &Value| -> Vec<String> {
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut expected = ids(&whole["steps"]);
+    assert!(expected.len() > 25, "{}", expected.len());
+
+    // Seven at a time, whole: every step once, each page with the links of its own steps.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/api/v1/runs/{run}/steps?limit=7"),
+            Some(cursor) => format!("/api/v1/runs/{run}/steps?limit=7&cursor={cursor}"),
+        };
+        let page = f.get(&path);
+        pages += 1;
+        let mine = ids(&page["steps"]);
+        assert!(mine.len() <= 7 && !mine.is_empty(), "{page}");
+        assert!(page["steps"][0].get("parameters").is_some(), "{page}");
+        for edge in page["edges"].as_array().unwrap() {
+            assert!(
+                mine.contains(&edge[1].as_str().unwrap().to_owned()),
+                "{edge}"
+            );
+        }
+        for link in page["inputs"].as_array().unwrap() {
+            assert!(mine.contains(&link["step_run"].as_str().unwrap().to_owned()));
+        }
+        assert!(!page["outputs"].as_array().unwrap().is_empty());
+        paged.extend(mine);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, expected.len().div_ceil(7));
+    let in_page_order = paged.clone();
+    paged.sort();
+    expected.sort();
+    assert_eq!(paged, expected);
+    let edges = |page: &Value| page["edges"].as_array().unwrap().len();
+    let everything = f.get(&format!("/api/v1/runs/{run}/steps?limit=100000"));
+    assert_eq!(ids(&everything["steps"]), in_page_order);
+    assert_eq!(edges(&everything), edges(&whole));
+    assert!(everything["next_cursor"].is_null());
+
+    // Brief pages: no inputs or outputs; a status filter.
+    let brief = f.get(&format!("/api/v1/runs/{run}/steps?steps=brief&limit=3"));
+    assert!(brief.get("inputs").is_none() && brief.get("outputs").is_none());
+    assert!(brief["steps"][0].get("parameters").is_none());
+    assert_eq!(brief["steps"][0]["group"], "square");
+    let failed = f.get(&format!("/api/v1/runs/{}/steps?status=failed", f.bad_run));
+    let failed: Vec<&str> = failed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["invocation"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["broken"]);
+    assert!(ids(&f.get(&format!("/api/v1/runs/{run}/steps?status=failed"))["steps"]).is_empty());
+
+    // Wrong input: a 400 that says what; an unknown run: a 404.
+    let other_runs_step =
+        ids(&f.get(&format!("/api/v1/runs/{}/steps", f.bad_run))["steps"])[0].clone();
+    for (query, named) in [
+        ("limit=many", "limit"),
+        ("limit=-1", "limit"),
+        ("status=sideways", "sideways"),
+        ("cursor=nope", "nope"),
+        ("steps=some", "steps"),
+        (&*format!("cursor={other_runs_step}"), "no step run of run"),
+    ] {
+        let (status, body) = f.call(
+            Method::GET,
+            &format!("/api/v1/runs/{run}/steps?{query}"),
+            Some(&f.viewer),
+            None,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{query}: {message}");
+    }
+    let (status, body) = f.call(
+        Method::GET,
+        "/api/v1/runs/no-such-run/steps",
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, _) = f.call(
+        Method::GET,
+        &format!("/api/v1/runs/{run}/steps"),
+        None,
+        None,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
 fn a_failed_step_shows_its_error_attempts_and_log() {
     let f = fixture();
     let step = f.get(&format!("/api/v1/step-runs/{}", f.failed_step));

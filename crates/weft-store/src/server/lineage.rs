@@ -8,7 +8,7 @@ use weft_core::{ArtifactVersionId, RunId, StepRunId};
 use super::{ServerStore, Session, args, list_args};
 use crate::model::{
     ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
-    StepRunSummary,
+    StepRunPage, StepRunSummary,
 };
 use crate::records::{
     self, Columns, LineageSource, STEP_RUN_COLUMNS, VERSION_FROM, join_version, placeholders,
@@ -130,6 +130,68 @@ impl LineageStore for ServerStore {
                 .all(&outputs, args![id.clone()], records::output_link)
                 .await?;
         }
+        Ok(overview)
+    }
+
+    async fn step_run_page(&self, run: RunId, page: &StepRunPage) -> Result<RunOverview> {
+        let mut s = self.read().await?;
+        let id = run.to_string();
+        let cursor = match page.after {
+            None => None,
+            Some(after) => Some(
+                s.first(
+                    records::PAGE_CURSOR_STATEMENT,
+                    args![after.to_string(), id.clone()],
+                    |row| Ok((row.string("invocation_id")?, row.int("attempt")?)),
+                )
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "step run of this run",
+                    reference: after.to_string(),
+                })?,
+            ),
+        };
+        let status = page.status.map(|status| status.as_str().to_owned());
+        let statement = records::page_statement(cursor.is_some(), status.is_some(), page.limit);
+        // In the order of `page_statement`'s placeholders.
+        let arguments = || match (&cursor, &status) {
+            (None, None) => args![id.clone()](),
+            (Some((invocation, attempt)), None) => {
+                args![id.clone(), invocation.clone(), invocation.clone(), *attempt]()
+            }
+            (None, Some(status)) => args![id.clone(), status.clone()](),
+            (Some((invocation, attempt)), Some(status)) => args![
+                id.clone(),
+                invocation.clone(),
+                invocation.clone(),
+                *attempt,
+                status.clone()
+            ](),
+        };
+        let step_runs = s
+            .all(&statement, arguments, records::step_run_summary)
+            .await?;
+        let ids: Vec<String> = step_runs.iter().map(|step| step.id.to_string()).collect();
+        let mut overview = RunOverview {
+            step_runs,
+            ..RunOverview::default()
+        };
+        for chunk in ids.chunks(records::IN_LIST_CHUNK) {
+            let [parents, inputs, outputs] = records::links_statements(chunk.len());
+            let arguments = || list_args(chunk.iter().cloned());
+            overview
+                .parents
+                .extend(s.all(&parents, arguments, records::parent_link).await?);
+            if page.links {
+                overview
+                    .inputs
+                    .extend(s.all(&inputs, arguments, records::input_link).await?);
+                overview
+                    .outputs
+                    .extend(s.all(&outputs, arguments, records::output_link).await?);
+            }
+        }
+        records::sort_links(&mut overview);
         Ok(overview)
     }
 

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 use weft_core::{ArtifactVersionId, RunId, StepRunId};
 
@@ -10,7 +11,7 @@ use super::rows::{self, STEP_RUN_COLUMNS, VERSION_COLUMNS, input, join_version, 
 use super::{SqliteStore, placeholders};
 use crate::model::{
     ArtifactVersion, Direction, Lineage, RunGraph, RunOverview, StepInput, StepOutput, StepRun,
-    StepRunSummary,
+    StepRunPage, StepRunSummary,
 };
 use crate::records::LineageSource;
 use crate::{Error, LineageStore, Result, time};
@@ -105,72 +106,46 @@ impl LineageStore for SqliteStore {
             let step_runs = rows::all(connection, &step_runs, [run.to_string()], |row| {
                 crate::records::step_run_summary(row)
             })?;
-            // The links are looked up by the step runs' ids (in order, so neighbouring keys
-            // share pages) rather than joined to the run's step runs again: each join would
-            // walk the run's index and read every step run's row once more, which took most
-            // of the time of `runs show` on a run of thousands of steps.
-            let ids: Vec<String> = step_runs.iter().map(|s| s.id.to_string()).collect();
-            let parents = in_chunks(&ids, None, |chunk, _| {
-                rows::all(
+            overview_of(connection, step_runs, links)
+        })
+        .await
+    }
+
+    async fn step_run_page(&self, run: RunId, page: &StepRunPage) -> Result<RunOverview> {
+        let page = page.clone();
+        self.read(move |connection| {
+            let run = run.to_string();
+            let mut arguments = vec![Value::from(run.clone())];
+            if let Some(after) = page.after {
+                let (invocation, attempt) = rows::first(
                     connection,
-                    &format!(
-                        "SELECT parent_id, child_id FROM step_run_parents WHERE child_id IN ({})",
-                        placeholders(chunk.len())
-                    ),
-                    params_from_iter(chunk),
-                    |row| {
-                        Ok((
-                            rows::parse("step run id", &row.get::<_, String>(0)?)?,
-                            rows::parse("step run id", &row.get::<_, String>(1)?)?,
-                        ))
-                    },
-                )
-            })?;
-            let no_ids: &[String] = &[];
-            let linked = if links { &ids[..] } else { no_ids };
-            let inputs = in_chunks(linked, None, |chunk, _| {
-                rows::all(
-                    connection,
-                    &format!(
-                        "SELECT step_run_id, name AS input_name, position, artifact_version_id \
-                         FROM step_run_inputs WHERE step_run_id IN ({})",
-                        placeholders(chunk.len())
-                    ),
-                    params_from_iter(chunk),
-                    |row| crate::records::input_link(row),
-                )
-            })?;
-            let outputs = in_chunks(linked, None, |chunk, _| {
-                rows::all(
-                    connection,
-                    &format!(
-                        "SELECT o.step_run_id, o.name AS output_name, o.artifact_version_id, \
-                         a.name AS artifact_name, v.version FROM step_run_outputs o \
-                         JOIN artifact_versions v ON v.id = o.artifact_version_id \
-                         JOIN artifacts a ON a.id = v.artifact_id WHERE o.step_run_id IN ({})",
-                        placeholders(chunk.len())
-                    ),
-                    params_from_iter(chunk),
-                    |row| crate::records::output_link(row),
-                )
-            })?;
-            // In the order the other stores' statements give.
-            let mut overview = RunOverview {
-                step_runs,
-                parents,
-                inputs,
-                outputs,
-            };
-            overview
-                .parents
-                .sort_unstable_by_key(|&(parent, child)| (child, parent));
-            overview.inputs.sort_unstable_by(|a, b| {
-                (a.step_run, &a.name, a.position).cmp(&(b.step_run, &b.name, b.position))
-            });
-            overview
-                .outputs
-                .sort_unstable_by(|a, b| (a.step_run, &a.name).cmp(&(b.step_run, &b.name)));
-            Ok(overview)
+                    crate::records::PAGE_CURSOR_STATEMENT,
+                    [after.to_string(), run],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                )?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "step run of this run",
+                    reference: after.to_string(),
+                })?;
+                arguments.extend([
+                    Value::from(invocation.clone()),
+                    Value::from(invocation),
+                    Value::from(attempt),
+                ]);
+            }
+            if let Some(status) = page.status {
+                arguments.push(Value::from(status.as_str().to_owned()));
+            }
+            let statement = crate::records::page_statement(
+                page.after.is_some(),
+                page.status.is_some(),
+                page.limit,
+            );
+            let step_runs =
+                rows::all(connection, &statement, params_from_iter(arguments), |row| {
+                    crate::records::step_run_summary(row)
+                })?;
+            overview_of(connection, step_runs, page.links)
         })
         .await
     }
@@ -350,6 +325,41 @@ fn outputs_of(
 /// Runs `query` on `ids` a chunk at a time and gathers the rows: SQLite takes at most 32,766
 /// parameters in one statement, and a fan-in may read 100,000 versions. With a `limit`, each
 /// chunk reads at most the rows still wanted, and the reads stop once there are enough.
+/// An overview of `step_runs`: their parents and, with `links`, their inputs and outputs.
+fn overview_of(
+    connection: &Connection,
+    step_runs: Vec<StepRunSummary>,
+    links: bool,
+) -> Result<RunOverview> {
+    use crate::records::{input_link, links_statements, output_link, parent_link};
+    // Looked up by the step runs' ids, in order, so that neighbouring keys share pages.
+    let ids: Vec<String> = step_runs.iter().map(|s| s.id.to_string()).collect();
+    let linked = if links { &ids[..] } else { &[] };
+    let mut overview = RunOverview {
+        parents: in_chunks(&ids, None, |chunk, _| {
+            let [statement, ..] = links_statements(chunk.len());
+            rows::all(connection, &statement, params_from_iter(chunk), |row| {
+                parent_link(row)
+            })
+        })?,
+        inputs: in_chunks(linked, None, |chunk, _| {
+            let [_, statement, _] = links_statements(chunk.len());
+            rows::all(connection, &statement, params_from_iter(chunk), |row| {
+                input_link(row)
+            })
+        })?,
+        outputs: in_chunks(linked, None, |chunk, _| {
+            let [.., statement] = links_statements(chunk.len());
+            rows::all(connection, &statement, params_from_iter(chunk), |row| {
+                output_link(row)
+            })
+        })?,
+        step_runs,
+    };
+    crate::records::sort_links(&mut overview);
+    Ok(overview)
+}
+
 fn in_chunks<I, T>(
     ids: &[I],
     limit: Option<usize>,
