@@ -865,7 +865,21 @@ function lineageView(lineage) {
   const note = cut ? h('p', { class: 'muted lineage-cut' },
     `Its lineage is larger than this picture, which shows the first ${LINEAGE_NODES} step runs and versions each way; `,
     h('code', {}, `weft lineage ${lineage.upstream?.root?.id || lineage.downstream?.root?.id || ''}`), ' lists it all.') : null;
-  return h('div', {}, note, lineageGraph(lineage));
+  const members = h('div', { class: 'lineage-members' });
+  return h('div', {}, note, lineageGraph(lineage, (node) => members.replaceChildren(...groupMembers(node))), members);
+}
+
+/** The members of a lineage group, each a link to its page: what clicking the group shows. */
+function groupMembers(node) {
+  const index = (text) => Number(/:(\d+)(?:::[^:]+)?$/.exec(text)?.[1] ?? 0);
+  const entries = node.members.map((m) => (node.kind === 'step'
+    ? { key: m.invocation, href: `/runs/${m.run_id}?step=${m.id}`, text: m.invocation, detail: m.attempt > 1 ? `attempt ${m.attempt} · ${m.status}` : m.status, status: m.status }
+    : { key: m.name, href: `/versions/${m.id}`, text: m.name, detail: `v${m.version}` }));
+  entries.sort((a, b) => index(a.key) - index(b.key) || a.key.localeCompare(b.key));
+  return [
+    h('h3', {}, `${node.group}: ${node.members.length} ${node.kind === 'step' ? 'step runs' : 'versions'}`),
+    h('ul', { class: 'members' }, entries.map((e) => h('li', { 'data-status': e.status || null }, link(e.href, e.text), ' ', h('span', { class: 'muted' }, e.detail)))),
+  ];
 }
 
 /** The map a lineage node belongs to, if any: the items of one map in one run, or their
@@ -881,7 +895,7 @@ function lineageGroup(node) {
   return item ? { key: `v:${item[1]}::${item[2]}`, label: `${item[1]}:*::${item[2]}`, kind: 'version' } : null;
 }
 
-function lineageGraph(lineage) {
+function lineageGraph(lineage, onGroup) {
   const found = new Map();
   const links = new Set();
   for (const graph of [lineage.upstream, lineage.downstream]) {
@@ -942,11 +956,13 @@ function lineageGraph(lineage) {
     } else {
       [label, caption, href, status] = [v.invocation, v.status, `/runs/${v.run_id}?step=${v.id}`, v.status];
     }
+    // A group lists its members below the picture; any other node opens its page.
+    const open = href ? () => navigate(href) : () => onGroup(node);
     content.append(h('g', {
-      class: `node lineage-${node.kind}${node.root ? ' root' : ''}${node.group ? ' group' : ''}`, transform: `translate(${x},${y})`, role: href ? 'link' : 'img', tabindex: 0,
+      class: `node lineage-${node.kind}${node.root ? ' root' : ''}${node.group ? ' group' : ''}`, transform: `translate(${x},${y})`, role: href ? 'link' : 'button', tabindex: 0,
       'data-status': status, 'data-label': label,
-      onclick: href ? () => navigate(href) : null, onkeydown: href ? (event) => { if (event.key === 'Enter') navigate(href); } : null,
-    }, h('title', {}, `${label} (${caption})`), h('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: node.kind === 'version' ? 18 : 6 }),
+      onclick: open, onkeydown: (event) => { if (event.key === 'Enter') open(); },
+    }, h('title', {}, node.group ? `${label} (${caption}; click to list them)` : `${label} (${caption})`), h('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: node.kind === 'version' ? 18 : 6 }),
     h('text', { x: 10, y: 16, class: 'label' }, short(label, 24)), h('text', { x: 10, y: 31, class: 'caption' }, short(caption, 30))));
   }
   const [width, height] = [40 + layers.length * ACROSS, 40 + tallest * DOWN];

@@ -589,7 +589,38 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
             ]),
             "{nodes}"
         );
+        // The group lists its versions, in item order, each a link to its page.
+        click(
+            &client,
+            ".lineage-graph .node.group[data-label=\"mapped::square:*::output\"]",
+        )
+        .await;
+        until(
+            &client,
+            "the group's members",
+            "document.querySelectorAll('.lineage-members li').length === 199",
+        )
+        .await;
+        let first = client
+            .execute(
+                "const items = [...document.querySelectorAll('.lineage-members li a')]; \
+                 return [items[0].textContent, items[1].textContent, items[0].getAttribute('href')];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(first[0], "mapped::square:0::output", "{first}");
+        assert_eq!(first[1], "mapped::square:1::output", "{first}");
+        let href = first[2].as_str().unwrap().to_owned();
+        assert!(href.starts_with("/versions/"), "{href}");
         screenshot(&client, "long-lineage").await;
+        click(&client, ".lineage-members li a").await;
+        until(
+            &client,
+            "the member's page",
+            &format!("location.pathname === '{href}' && document.querySelector('h1')?.innerText.includes('square:0')"),
+        )
+        .await;
         client.close().await.unwrap();
     });
 }
