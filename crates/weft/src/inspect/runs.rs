@@ -48,6 +48,10 @@ pub(crate) enum Command {
         /// items is one row, with its items counted by status).
         #[arg(long)]
         items: bool,
+        /// Only the steps with this status (`failed`, `completed`, `cached`, ..., or
+        /// `pending` for those that never ran): the failed items of a map of thousands.
+        #[arg(long, value_parser = step_status)]
+        status: Option<String>,
     },
     /// Attach tags to a run (or detach them with `--remove`).
     Tag {
@@ -101,7 +105,12 @@ pub(crate) fn run(client: &Client, command: Command, out: &mut Output<'_>) -> an
             }
             Ok(())
         }
-        Command::Show { run, json, items } => show(client, &run, json, items, out),
+        Command::Show {
+            run,
+            json,
+            items,
+            status,
+        } => show(client, &run, json, items, status.as_deref(), out),
         Command::Stop { run } => {
             let run = client.stop(&run)?;
             say!(
@@ -322,11 +331,24 @@ impl<T> ByStepRun<T> {
     }
 }
 
+/// A status a step of `runs show` can have: a step run's, or `pending` (it never ran).
+fn step_status(text: &str) -> Result<String, String> {
+    if text == "pending" || text.parse::<weft_core::Status>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let known: Vec<&str> = weft_core::Status::ALL.map(weft_core::Status::as_str).into();
+    Err(format!(
+        "not a status: use one of {}, pending",
+        known.join(", ")
+    ))
+}
+
 fn show(
     client: &Client,
     reference: &str,
     json: bool,
     every_item: bool,
+    status: Option<&str>,
     out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let run = client.run_record(reference)?;
@@ -394,7 +416,7 @@ fn show(
         .block_on(store.original_runs(run.id))?
         .into_iter()
         .collect();
-    let steps = planned
+    let mut steps: Vec<Step<'_>> = planned
         .iter()
         .map(|planned| {
             let step_run = latest.get(planned.id).copied();
@@ -437,6 +459,10 @@ fn show(
             }
         })
         .collect();
+    let every = steps.len();
+    if let Some(status) = status {
+        steps.retain(|step| step.status == status);
+    }
     let shown = Shown {
         execution_mode: outline.as_ref().map(|s| s.execution_mode.to_string()),
         dynamic: outline.as_ref().is_some_and(|s| s.dynamic),
@@ -452,6 +478,13 @@ fn show(
         return render::json(out, &shown);
     }
     print_run(&shown, every_item, out);
+    if let Some(status) = status {
+        say!(
+            out,
+            "Only the steps with status {status}: {} of {every}.",
+            shown.steps.len()
+        );
+    }
     Ok(())
 }
 

@@ -872,6 +872,49 @@ fn runs_show_counts_a_wide_map_in_one_row_and_lists_its_items_when_asked() {
 }
 
 #[test]
+fn runs_show_lists_only_the_steps_of_a_status_when_asked() {
+    let (dir, client) = fresh();
+    let report = client.run(recovering::args()).unwrap();
+    let stores = weft::StoreConfig::in_folder(dir.path());
+    let run = report.run.id.to_string();
+    let failed =
+        weft::inspect::output(&stores, &["runs", "show", &run, "--status", "failed"]).unwrap();
+    assert!(failed.contains("fragile"), "{failed}");
+    assert!(
+        !failed.contains("number") && !failed.contains("add"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("Only the steps with status failed: 1 of 3."),
+        "{failed}"
+    );
+    let json = weft::inspect::output(
+        &stores,
+        &["runs", "show", &run, "--status", "completed", "--json"],
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut names: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["add", "number"]);
+    let none =
+        weft::inspect::output(&stores, &["runs", "show", &run, "--status", "pending"]).unwrap();
+    assert!(none.contains("0 of 3"), "{none}");
+    let wrong = weft::inspect::output(&stores, &["runs", "show", &run, "--status", "sideways"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong.contains("sideways") && wrong.contains("completed, ") && wrong.contains("pending"),
+        "{wrong}"
+    );
+}
+
+#[test]
 fn lineage_of_a_fan_in_over_more_inputs_than_one_statement_takes() {
     // SQLite takes at most 32,766 parameters in one statement.
     let (dir, client) = fresh();
