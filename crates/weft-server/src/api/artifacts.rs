@@ -294,9 +294,11 @@ fn stream_file(
             let _ = sender.blocking_send(Err(std::io::Error::other(error.to_string())));
         }
     });
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
+    // Fused: a body may be polled again once it ended.
+    futures::StreamExt::fuse(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    ))
 }
 
 /// Where a version came from and what was made from it.

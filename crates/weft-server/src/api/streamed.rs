@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -35,10 +36,12 @@ impl<T: Serialize + Send + 'static> IntoResponse for StreamedJson<T> {
                 let _ = writer.flush();
             }
         });
+        // Fused: a body may be polled again once it ended (a compressing layer does).
         let blocks = futures::stream::unfold(receiver, |mut receiver| async move {
             let block = receiver.recv().await?;
             Some((Ok::<_, Infallible>(block), receiver))
-        });
+        })
+        .fuse();
         (
             [(header::CONTENT_TYPE, "application/json")],
             Body::from_stream(blocks),
