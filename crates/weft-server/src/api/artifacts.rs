@@ -224,6 +224,8 @@ pub(crate) async fn file(
     let reader = blocking(move || Ok(artifacts.open_version_file(&stored, &opened)?)).await?;
     let body = Body::from_stream(stream_file(reader));
     let mut response = body.into_response();
+    // Served as stored: compressing hundreds of MiB of an array costs seconds of CPU.
+    response.extensions_mut().insert(crate::AsStored);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

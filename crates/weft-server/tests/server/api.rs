@@ -447,6 +447,88 @@ fn a_runs_steps_come_a_page_at_a_time() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// A GET with `Accept-Encoding: gzip`: the status, the `Content-Encoding` (if any), the
+/// body as sent.
+fn get_gzip(f: &crate::common::Fixture, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    f.runtime.block_on(async {
+        let response = f
+            .http
+            .get(format!("{}{path}", f.base))
+            .bearer_auth(&f.viewer)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (
+            response.status(),
+            encoding,
+            response.bytes().await.unwrap().to_vec(),
+        )
+    })
+}
+
+#[test]
+fn json_and_the_page_are_gzipped_for_clients_that_accept_it_and_files_are_not() {
+    let f = fixture();
+    let path = format!("/api/v1/runs/{}", f.good_run);
+    let (status, encoding, body) = get_gzip(&f, &path);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).unwrap();
+    assert!(
+        body.len() < plain.len(),
+        "{} >= {}",
+        body.len(),
+        plain.len()
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&plain).unwrap(),
+        f.get(&path)
+    );
+    // The page's script too; a client that does not ask gets it as is.
+    let (_, encoding, _) = get_gzip(&f, "/assets/app.js");
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let plain_script = f.runtime.block_on(async {
+        let response = f
+            .http
+            .get(format!("{}/assets/app.js", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().get("content-encoding").is_none());
+        response.text().await.unwrap()
+    });
+    assert!(
+        plain_script.contains("function"),
+        "{}",
+        &plain_script[..100]
+    );
+    // Small answers are not worth it.
+    let (_, encoding, _) = get_gzip(&f, "/api/v1/health");
+    assert_eq!(encoding, None);
+    // An artifact's file is served as stored, even HTML of several KiB.
+    let report = f.run_report(&"a long note. ".repeat(400));
+    let version = f.get(&format!("/api/v1/artifact-versions/{report}"));
+    let name = version["version"]["files"][0]["name"].as_str().unwrap().to_owned();
+    let (status, encoding, body) = get_gzip(
+        &f,
+        &format!("/api/v1/artifact-versions/{report}/files/{name}"),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(encoding, None, "{name}");
+    assert!(body.len() > 4000 && String::from_utf8(body).unwrap().contains("a long note."));
+    // Event streams are not held back by an encoder.
+    let (status, encoding, body) = get_gzip(&f, &format!("/api/v1/runs/{}/events", f.good_run));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(encoding, None);
+    assert!(String::from_utf8(body).unwrap().contains("event: end"));
+}
+
 #[test]
 fn a_failed_step_shows_its_error_attempts_and_log() {
     let f = fixture();

@@ -297,6 +297,17 @@ impl Fixture {
         client.run(mapped::args(n)).unwrap().run.id.to_string()
     }
 
+    /// Runs `hostile` with `note` (its HTML report holds the note); the report's version id.
+    pub(crate) fn run_report(&self, note: &str) -> String {
+        let client = weft::Client::open(&weft::StoreConfig::in_folder(self.dir.path())).unwrap();
+        let report = client.run(hostile::args(note.to_owned())).unwrap();
+        client
+            .output(&report.step_runs[0], "output")
+            .unwrap()
+            .id
+            .to_string()
+    }
+
     pub(crate) fn revoke(&self, id: &str) {
         self.runtime.block_on(async {
             let stores = weft::StoreConfig::in_folder(self.dir.path());
