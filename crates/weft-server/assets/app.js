@@ -274,6 +274,7 @@ async function runPage(reference, params) {
   const view = params.get('view') || (nodes > 300 ? 'timeline' : 'graph');
   const expanded = new Set((params.get('expand') || '').split(',').filter(Boolean));
   const panel = h('aside', { class: 'panel', id: 'panel' });
+  const failed = h('p', { class: 'failed-steps', id: 'failed-steps' });
   const canvas = h('div', { class: 'canvas' });
   const status = h('span', { id: 'run-status' }, badge(run.status));
   const stop = session.role === 'editor' && !finished(run.status)
@@ -297,8 +298,11 @@ async function runPage(reference, params) {
       h('button', { role: 'tab', 'aria-selected': view === 'graph', onclick: () => switchTo('graph') }, 'Graph'),
       h('button', { role: 'tab', 'aria-selected': view === 'timeline', onclick: () => switchTo('timeline') }, 'Timeline'),
       h('span', { class: 'muted' }, `${state.steps.length} steps`)),
+    failed,
     h('div', { class: 'run-body' }, canvas, panel));
+  const listFailed = () => failed.replaceChildren(...failedSteps(state, (id) => openStep(id)));
   const draw = () => {
+    listFailed();
     if (view === 'timeline') canvas.replaceChildren(timeline(state, (id) => openStep(id)));
     else canvas.replaceChildren(graph(detail, state, expanded, (id) => openStep(id), (group) => {
       if (expanded.has(group)) expanded.delete(group); else expanded.add(group);
@@ -369,7 +373,9 @@ async function runPage(reference, params) {
         reloadSoon();
         return;
       }
+      const wasFailed = known.status === 'failed';
       Object.assign(known, { status: event.status, status_reason: event.status_reason, started_at: event.started_at, ended_at: event.ended_at });
+      if (wasFailed || event.status === 'failed') listFailed();
       for (const node of canvas.querySelectorAll(`[data-step="${event.id}"]`)) node.setAttribute('data-status', event.status);
       // A map's node shows its items' counts: redrawn, but at most four times a second (a map
       // of 100,000 items sends thousands of changes a second, and a redraw reads them all).
@@ -387,6 +393,20 @@ async function runPage(reference, params) {
     });
     leaving.push(() => { events.close(); clearTimeout(reloading); clearTimeout(redrawing); });
   }
+}
+
+/** Failed steps named on a run's page at most: the rest are counted. */
+const FAILED_NAMED = 20;
+
+/** The run's failed steps (last attempts), each a link that opens its panel: the failed items
+ * of a map of thousands, found without expanding it. Nothing when none failed. */
+function failedSteps(state, onStep) {
+  const failed = state.steps.filter((step) => step.status === 'failed');
+  if (!failed.length) return [];
+  const named = failed.slice(0, FAILED_NAMED).flatMap((step, i) => [i ? ', ' : '',
+    h('a', { href: '#', 'data-failed': step.id, onclick: (event) => { event.preventDefault(); onStep(step.id); } }, step.invocation)]);
+  const rest = failed.length - FAILED_NAMED;
+  return [h('strong', {}, `${failed.length} failed: `), ...named, rest > 0 ? ` and ${rest} more` : ''];
 }
 
 function groupOf(step) {

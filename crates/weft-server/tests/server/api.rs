@@ -514,7 +514,10 @@ fn json_and_the_page_are_gzipped_for_clients_that_accept_it_and_files_are_not() 
     // An artifact's file is served as stored, even HTML of several KiB.
     let report = f.run_report(&"a long note. ".repeat(400));
     let version = f.get(&format!("/api/v1/artifact-versions/{report}"));
-    let name = version["version"]["files"][0]["name"].as_str().unwrap().to_owned();
+    let name = version["version"]["files"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, encoding, body) = get_gzip(
         &f,
         &format!("/api/v1/artifact-versions/{report}/files/{name}"),

@@ -264,6 +264,22 @@ fn the_dashboard_signs_in_lists_runs_and_shows_a_failed_step() {
         assert_eq!(skipped_or_done, "completed");
         screenshot(&client, "failed-step").await;
 
+        // The run names its failed step; the name opens its panel.
+        let url = format!("{}/runs/{}", f.base, f.bad_run);
+        client.goto(&url).await.unwrap();
+        until(&client, "the failed steps", "document.querySelector('#failed-steps')?.innerText === '1 failed: broken'").await;
+        click(&client, "#failed-steps a").await;
+        until(&client, "the failed step's panel", "document.querySelector('.step-error')").await;
+        let url = client.current_url().await.unwrap();
+        assert!(url.as_str().contains(&format!("step={}", f.failed_step)), "{url}");
+        client.goto(&format!("{}/runs/{}", f.base, f.good_run)).await.unwrap();
+        until(&client, "the good run", "document.querySelector('.node')").await;
+        let none = client
+            .execute("return document.querySelector('#failed-steps').innerText;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(none, json!(""), "a run with no failure names none");
+
         // The timeline marks the failure.
         client.goto(&format!("{}/runs/{}?view=timeline", f.base, f.bad_run)).await.unwrap();
         until(&client, "the timeline", "document.querySelectorAll('.bar').length === 3").await;
