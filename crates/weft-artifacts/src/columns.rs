@@ -95,6 +95,61 @@ pub(crate) fn write_describe_csv(writer: &mut ArtifactWriter<'_>) -> Result<()> 
     })
 }
 
+/// A histogram's counts, and the range they were counted over.
+pub(crate) struct Counted {
+    low: f64,
+    high: f64,
+    counts: Vec<u64>,
+}
+
+/// The histogram counts of the columns that get one (the first [`MAX_HISTOGRAMS`] with a
+/// numeric range, when there are enough rows), by column, counted by `bin(column index, low,
+/// high)` over the ranges in `facts`: what a table's save counts on a second core while the
+/// first encodes the table, so that the histograms need no pass of their own.
+pub(crate) fn count_histograms(
+    facts: &[ColumnFacts],
+    rows: usize,
+    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
+) -> Vec<Option<Counted>> {
+    if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
+        return Vec::new();
+    }
+    let mut counted = Vec::with_capacity(facts.len());
+    let mut numeric = 0;
+    for (index, facts) in facts.iter().enumerate() {
+        let range = facts.summary.as_ref().and_then(Summary::range);
+        counted.push(match range {
+            Some((low, high)) if numeric < MAX_HISTOGRAMS => {
+                numeric += 1;
+                Some(Counted {
+                    low,
+                    high,
+                    counts: bin(index, low, high),
+                })
+            }
+            _ => None,
+        });
+    }
+    counted
+}
+
+/// The histograms of [`write_histograms`], drawn from what [`count_histograms`] counted; a
+/// column not counted over the recorded range (which does not happen) is counted again by
+/// `bin`.
+pub(crate) fn write_counted_histograms(
+    writer: &mut ArtifactWriter<'_>,
+    rows: usize,
+    counted: &[Option<Counted>],
+    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
+) -> Result<()> {
+    write_histograms(writer, rows, |index, low, high| {
+        match counted.get(index).and_then(Option::as_ref) {
+            Some(counted) if counted.low == low && counted.high == high => counted.counts.clone(),
+            _ => bin(index, low, high),
+        }
+    })
+}
+
 /// A histogram (SVG) of each of the first numeric columns, binned by `bin(column index, low,
 /// high)` between the recorded minimum and maximum.
 pub(crate) fn write_histograms(

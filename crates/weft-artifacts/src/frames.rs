@@ -1,6 +1,7 @@
 //! Polars data frames as Parquet (feature `polars`), through Polars' own Parquet writer and
 //! reader: the same `data.parquet` a `RecordBatch` is stored in, described and shown the same
-//! way (column statistics gathered on a second thread while the writer encodes the frame).
+//! way (column statistics and histogram counts gathered on a second thread while the writer
+//! encodes the frame).
 
 use std::io::Cursor;
 
@@ -10,8 +11,8 @@ use polars::prelude::{
 };
 
 use crate::columns::{
-    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, csv_field, describe_table,
-    write_describe_csv, write_histograms,
+    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, count_histograms, csv_field,
+    describe_table, write_counted_histograms, write_describe_csv,
 };
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
@@ -57,7 +58,8 @@ where
     summary
 }
 
-/// A numeric column's non-null values counted into histogram bins.
+/// A numeric column's non-null values counted into histogram bins, on this thread (the save
+/// counts them on a second core while the first encodes the frame).
 fn bin<T: PolarsNumericType>(
     values: &polars::prelude::ChunkedArray<T>,
     low: f64,
@@ -69,7 +71,7 @@ where
     let mut counts = Vec::new();
     for chunk in values.downcast_iter() {
         let part = if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0) {
-            crate::visualize::bin_in_parallel(chunk.values(), low, high)
+            crate::visualize::bin_slice(chunk.values(), low, high)
         } else {
             let floats = chunk.iter().flatten().filter_map(|value| value.as_f64());
             crate::visualize::bin(floats, low, high)
@@ -77,6 +79,11 @@ where
         add_counts(&mut counts, part);
     }
     counts
+}
+
+/// Column `index` of `frame` counted into histogram bins over `low..=high`.
+fn count_column(frame: &DataFrame, index: usize, low: f64, high: f64) -> Vec<u64> {
+    numeric_column!(&frame.columns()[index], bin(low, high)).unwrap_or_default()
 }
 
 fn facts_of(column: &Column) -> ColumnFacts {
@@ -112,15 +119,22 @@ impl Materializer<DataFrame> for Parquet {
     fn save(value: &DataFrame, writer: &mut ArtifactWriter<'_>) -> Result<()> {
         // The writer may rechunk the frame it is given: a clone shares the columns' buffers.
         let mut frame = value.clone();
-        let mut facts = Vec::new();
+        let (mut facts, mut counted) = (Vec::new(), Vec::new());
+        // A second core describes the columns and counts their histograms while this one
+        // encodes the frame, which takes longer.
         writer.write_file(FILE, |file| {
             let written = std::thread::scope(|scope| {
-                let describing =
-                    scope.spawn(|| value.columns().iter().map(facts_of).collect::<Vec<_>>());
+                let describing = scope.spawn(|| {
+                    let facts: Vec<ColumnFacts> = value.columns().iter().map(facts_of).collect();
+                    let counted = count_histograms(&facts, value.height(), |index, low, high| {
+                        count_column(value, index, low, high)
+                    });
+                    (facts, counted)
+                });
                 let written = ParquetWriter::new(file)
                     .with_compression(ParquetCompression::Snappy)
                     .finish(&mut frame);
-                facts = describing.join().expect("statistics do not panic");
+                (facts, counted) = describing.join().expect("statistics do not panic");
                 written
             });
             written.map(drop).map_err(BoxError::from)
@@ -132,7 +146,9 @@ impl Materializer<DataFrame> for Parquet {
             columns
                 .map(|(column, facts)| (column.name().as_str(), column.dtype().to_string(), facts)),
         );
-        Ok(())
+        write_counted_histograms(writer, value.height(), &counted, |index, low, high| {
+            count_column(value, index, low, high)
+        })
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<DataFrame> {
@@ -170,9 +186,6 @@ impl Materializer<DataFrame> for Parquet {
         }
         writer.write_visualization("sample.csv", VisualizationType::Csv, |file| {
             Ok(file.write_all(csv.as_bytes())?)
-        })?;
-        write_histograms(writer, value.height(), |index, low, high| {
-            numeric_column!(&value.columns()[index], bin(low, high)).unwrap_or_default()
         })
     }
 }

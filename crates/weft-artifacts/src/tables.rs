@@ -25,8 +25,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
 use crate::columns::{
-    ColumnFacts, FILE, MAX_HISTOGRAMS, Parquet, SAMPLE_ROWS, add_counts, describe_table,
-    write_describe_csv, write_histograms,
+    ColumnFacts, Counted, FILE, Parquet, SAMPLE_ROWS, add_counts, count_histograms, describe_table,
+    write_counted_histograms, write_describe_csv,
 };
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
@@ -81,13 +81,6 @@ where
     crate::visualize::bin(floats, low, high)
 }
 
-/// A histogram's counts, and the range they were counted over.
-struct Counted {
-    low: f64,
-    high: f64,
-    counts: Vec<u64>,
-}
-
 /// The facts of every column of `batches`, then the histogram counts of the numeric columns
 /// that get one (over the ranges those facts found), by column.
 fn describe_and_count(
@@ -100,36 +93,21 @@ fn describe_and_count(
             total.merge(part);
         }
     }
-    let ranges = facts
-        .iter()
-        .map(|facts| facts.summary.as_ref().and_then(Summary::range));
-    let mut counted: Vec<Option<Counted>> = ranges
-        .map(|range| {
-            range.map(|(low, high)| Counted {
-                low,
-                high,
-                counts: Vec::new(),
-            })
-        })
-        .collect();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
-        // Too few rows for histograms: none is drawn.
-        counted.clear();
-    }
-    for (index, counted) in counted
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(index, counted)| Some((index, counted.as_mut()?)))
-        .take(MAX_HISTOGRAMS)
-    {
-        for batch in batches {
-            let part =
-                numeric_column!(batch.column(index).as_ref(), bin(counted.low, counted.high));
-            add_counts(&mut counted.counts, part.unwrap_or_default());
-        }
-    }
+    let counted = count_histograms(&facts, rows, |index, low, high| {
+        count_column(batches, index, low, high)
+    });
     (facts, counted)
+}
+
+/// Column `index` of `batches` counted into histogram bins over `low..=high`.
+fn count_column(batches: &[RecordBatch], index: usize, low: f64, high: f64) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for batch in batches {
+        let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
+        add_counts(&mut counts, part.unwrap_or_default());
+    }
+    counts
 }
 
 fn facts_of(batch: &RecordBatch) -> Vec<ColumnFacts> {
@@ -192,23 +170,8 @@ fn save_batches(
         columns.map(|(field, facts)| (field.name().as_str(), field.data_type().to_string(), facts)),
     );
     // The histograms are drawn from the counts made during the write, not counted again.
-    write_histograms(writer, rows, |index, low, high| {
-        match counted.get(index).and_then(Option::as_ref) {
-            // Counted over the same range (a column past the ones counted has no counts).
-            Some(counted)
-                if counted.low == low && counted.high == high && !counted.counts.is_empty() =>
-            {
-                counted.counts.clone()
-            }
-            _ => {
-                let mut counts = Vec::new();
-                for batch in batches {
-                    let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
-                    add_counts(&mut counts, part.unwrap_or_default());
-                }
-                counts
-            }
-        }
+    write_counted_histograms(writer, rows, &counted, |index, low, high| {
+        count_column(batches, index, low, high)
     })
 }
 

@@ -97,6 +97,31 @@ fn an_empty_frame_round_trips() {
 
 #[cfg(feature = "arrow")]
 #[test]
+fn a_frame_and_the_same_record_batch_draw_the_same_histograms() {
+    let f = fixture();
+    let from_frame = f.store.save(&["t", "1"], &frame(1000)).unwrap();
+    let batch: arrow_array::RecordBatch = f.store.load(&from_frame.to_stored()).unwrap();
+    let from_batch = f.store.save(&["t", "2"], &batch).unwrap();
+    for name in ["histogram-0-id.svg", "histogram-1-score.svg"] {
+        let read = |saved: &weft_artifacts::SavedArtifact| {
+            String::from_utf8(
+                f.store
+                    .read_head(&saved.to_stored(), name, 1 << 20)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let drawn = read(&from_frame);
+        assert!(
+            drawn.contains("(1000 values)") || drawn.contains("(666 values)"),
+            "{drawn}"
+        );
+        assert_eq!(drawn, read(&from_batch), "{name}");
+    }
+}
+
+#[cfg(feature = "arrow")]
+#[test]
 fn frames_and_record_batches_read_each_others_files() {
     use std::sync::Arc;
 

@@ -322,9 +322,6 @@ fn outputs_of(
     })
 }
 
-/// Runs `query` on `ids` a chunk at a time and gathers the rows: SQLite takes at most 32,766
-/// parameters in one statement, and a fan-in may read 100,000 versions. With a `limit`, each
-/// chunk reads at most the rows still wanted, and the reads stop once there are enough.
 /// An overview of `step_runs`: their parents and, with `links`, their inputs and outputs.
 fn overview_of(
     connection: &Connection,
@@ -360,6 +357,9 @@ fn overview_of(
     Ok(overview)
 }
 
+/// Runs `query` on `ids` a chunk at a time and gathers the rows: SQLite takes at most 32,766
+/// parameters in one statement, and a fan-in may read 100,000 versions. With a `limit`, each
+/// chunk reads at most the rows still wanted, and the reads stop once there are enough.
 fn in_chunks<I, T>(
     ids: &[I],
     limit: Option<usize>,
