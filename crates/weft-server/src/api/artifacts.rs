@@ -138,20 +138,29 @@ fn snippets(artifacts: &weft_artifacts::ArtifactStore, version: &ArtifactVersion
         .find(|file| file.name.starts_with("data."))
         .or_else(|| version.files.first());
     let python = data.and_then(|file| {
-        let path = if file.is_inline() {
-            format!("<`weft artifacts export {}`>/{}", version.id, file.name)
-        } else {
-            version
-                .uri
-                .strip_prefix(artifacts.root())
-                .and_then(|relative| artifacts.local_path(&format!("{relative}{}", file.name)))
-                .map_or_else(
-                    || format!("<downloaded {}>", file.name),
-                    |path| path.display().to_string(),
+        let local = (!file.is_inline())
+            .then(|| {
+                let relative = version.uri.strip_prefix(artifacts.root())?;
+                artifacts.local_path(&format!("{relative}{}", file.name))
+            })
+            .flatten();
+        // A file that is no file here (kept in the metadata store, or in a bucket) is written
+        // out first, checked against its hash, by the same line.
+        let (export, path) = match local {
+            Some(path) => (String::new(), path.display().to_string()),
+            None => {
+                let folder = format!("weft-export/{}", version.id);
+                (
+                    format!(
+                        "import subprocess; subprocess.run([\"weft\", \"artifacts\", \"export\", \"{}\", \"--out\", \"{folder}\"], check=True); ",
+                        version.id
+                    ),
+                    format!("{folder}/{}", file.name),
                 )
+            }
         };
         let path = serde_json::to_string(&path).expect("a string");
-        Some(match version.materializer.as_str() {
+        let load = match version.materializer.as_str() {
             "weft.npy" => format!("import numpy; value = numpy.load({path})"),
             "weft.parquet" => {
                 format!("import pyarrow.parquet; table = pyarrow.parquet.read_table({path})")
@@ -165,7 +174,8 @@ fn snippets(artifacts: &weft_artifacts::ArtifactStore, version: &ArtifactVersion
                 format!("text = open({path}, encoding=\"utf-8\").read()")
             }
             _ => return None,
-        })
+        };
+        Some(export + &load)
     });
     LoadSnippets { rust, python }
 }

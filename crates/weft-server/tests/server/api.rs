@@ -658,8 +658,42 @@ fn versions_show_metadata_files_lineage_and_tags() {
             .unwrap()
             .contains("numpy.load")
     );
+    // Small enough to be kept in the metadata store: the Python line writes it out first.
+    let id = &f.version;
+    assert_eq!(
+        version["load"]["python"],
+        format!(
+            "import subprocess; subprocess.run([\"weft\", \"artifacts\", \"export\", \"{id}\", \"--out\", \"weft-export/{id}\"], check=True); import numpy; value = numpy.load(\"weft-export/{id}/data.npy\")"
+        ),
+    );
     assert_eq!(version["producer"]["invocation"], "numbers");
     assert_eq!(version["consumers"][0]["invocation"], "total");
+    // The same for a JSON value.
+    let run = f.get(&format!("/api/v1/runs/{}", f.good_run));
+    let total = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["invocation"] == "total")
+        .unwrap()["id"]
+        .clone();
+    let output = run["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|output| output["step_run"] == total)
+        .unwrap()["artifact_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let small = f.get(&format!("/api/v1/artifact-versions/{output}"));
+    assert_eq!(
+        small["load"]["python"],
+        format!(
+            "import subprocess; subprocess.run([\"weft\", \"artifacts\", \"export\", \"{output}\", \"--out\", \"weft-export/{output}\"], check=True); import json; value = json.load(open(\"weft-export/{output}/data.json\"))"
+        ),
+        "{small}"
+    );
 
     // The file as written, with its type.
     let (status, bytes, kind) = f.runtime.block_on(async {
