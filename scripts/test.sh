@@ -54,6 +54,9 @@ cargo nextest run "${features[@]}" --no-fail-fast
 step "doc tests"
 cargo test "${features[@]}" --doc
 
+step "API documentation (links that resolve, no warning)"
+RUSTDOCFLAGS="-D warnings" cargo doc "${features[@]}" --no-deps
+
 step "quickstart, as the README runs it (SQLite only: no server store is built in)"
 project=$(mktemp -d)
 trap 'rm -rf "$project"' EXIT

@@ -144,7 +144,9 @@ impl ArtifactStore {
     }
 
     /// Loads item `index` of a stored collection, reading only that item where the format
-    /// says where it lies (see the [module documentation](self)).
+    /// says where it lies ([`ItemFormat::find_items`]): the first item read of a collection in
+    /// a process checks the whole file's hash once, and each later one checks only that the
+    /// file is still the one recorded (its size and entity tag).
     pub fn load_item<T>(&self, stored: &StoredArtifact, index: u64) -> Result<T>
     where
         Vec<T>: Artifact,

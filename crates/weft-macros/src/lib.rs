@@ -1,7 +1,7 @@
 //! The macros of weft: `#[step]`, `#[pipeline]` and `#[derive(Artifact)]`.
 //!
 //! This crate is a thin shim: each entry point parses its input and hands it to a normal,
-//! unit-tested module ([`step`], [`pipeline`], [`artifact`]) that returns tokens or a spanned
+//! unit-tested module (`step`, `pipeline`, `artifact`) that returns tokens or a spanned
 //! error. Generated code refers to `::weft` only (mostly `::weft::__private`), so users depend
 //! on the `weft` crate alone.
 
