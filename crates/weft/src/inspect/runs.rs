@@ -532,6 +532,10 @@ fn dynamic_invocations<'a>(
 /// A map of more items than this is one row of `runs show`.
 const COLLAPSED_MAP: usize = 10;
 
+/// Items of a map shown as one row whose notes (error, reason, metadata) are printed; the
+/// others are counted.
+const NOTES_PER_MAP: usize = 5;
+
 /// The row of a map's items: their range, statuses counted, the longest took, what they
 /// waited for.
 fn map_row(group: &str, items: &[Step<'_>]) -> Vec<String> {
@@ -668,6 +672,8 @@ fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut Output<'_>) {
     say!(out);
     let mut table = render::table(&["step", "status", "took", "after", "outputs"]);
     let mut collapsed = 0;
+    // The maps shown as one row: their notes are shown as few too.
+    let mut collapsed_maps: HashMap<&str, usize> = HashMap::new();
     let mut position = 0;
     while position < shown.steps.len() {
         let step = &shown.steps[position];
@@ -682,6 +688,7 @@ fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut Output<'_>) {
         if members > COLLAPSED_MAP {
             let group = step.group.unwrap_or_default();
             table.add_row(map_row(group, &shown.steps[position..position + members]));
+            collapsed_maps.insert(group, 0);
             collapsed += members;
             position += members;
             continue;
@@ -724,6 +731,16 @@ fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut Output<'_>) {
     }
     let mut notes = Vec::new();
     for step in &shown.steps {
+        // The items of a map shown as one row say their first few notes; the rest are counted
+        // (a rerun of 100,000 cached items would say 100,000 times where each came from).
+        if let Some(count) = step.group.and_then(|group| collapsed_maps.get_mut(group)) {
+            let has_notes =
+                step.error.is_some() || step.status_reason.is_some() || !step.metadata.is_empty();
+            *count += usize::from(has_notes);
+            if *count > NOTES_PER_MAP {
+                continue;
+            }
+        }
         if let Some(error) = &step.error {
             notes.push(format!(
                 "step `{}` failed: {}",
@@ -748,6 +765,17 @@ fn print_run(shown: &Shown<'_>, every_item: bool, out: &mut Output<'_>) {
                 step.name, entry.key, entry.value
             ));
         }
+    }
+    let mut unsaid: Vec<(&str, usize)> = collapsed_maps
+        .into_iter()
+        .filter(|&(_, count)| count > NOTES_PER_MAP)
+        .map(|(group, count)| (group, count - NOTES_PER_MAP))
+        .collect();
+    unsaid.sort_unstable();
+    for (group, count) in unsaid {
+        notes.push(format!(
+            "{count} more items of `{group}` have notes: `--items` shows them (`--status failed` only the failed ones)"
+        ));
     }
     if !notes.is_empty() {
         say!(out);

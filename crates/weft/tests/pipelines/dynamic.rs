@@ -872,6 +872,38 @@ fn runs_show_counts_a_wide_map_in_one_row_and_lists_its_items_when_asked() {
 }
 
 #[test]
+fn runs_show_says_a_few_notes_of_a_map_shown_as_one_row() {
+    let (dir, client) = fresh();
+    client.run(wide_map::args(40)).unwrap();
+    // Rerun: every item is a cache hit, with a reason to say.
+    let rerun = client.run(wide_map::args(40)).unwrap();
+    assert!(
+        rerun
+            .step_runs
+            .iter()
+            .all(|step| step.status == Status::Cached),
+        "{rerun:#?}"
+    );
+    let stores = weft::StoreConfig::in_folder(dir.path());
+    let run = rerun.run.id.to_string();
+    let notes = |text: &str| {
+        text.lines()
+            .filter(|line| line.starts_with("step `number:"))
+            .count()
+    };
+    let shown = weft::inspect::output(&stores, &["runs", "show", &run]).unwrap();
+    assert_eq!(notes(&shown), 5, "{shown}");
+    assert!(
+        shown.contains("35 more items of `number` have notes: `--items` shows them"),
+        "{shown}"
+    );
+    assert!(shown.contains("step `total` cached"), "{shown}");
+    let every = weft::inspect::output(&stores, &["runs", "show", &run, "--items"]).unwrap();
+    assert_eq!(notes(&every), 40, "{every}");
+    assert!(!every.contains("more items of"), "{every}");
+}
+
+#[test]
 fn runs_show_lists_only_the_steps_of_a_status_when_asked() {
     let (dir, client) = fresh();
     let report = client.run(recovering::args()).unwrap();
