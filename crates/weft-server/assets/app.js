@@ -333,6 +333,7 @@ async function runPage(reference, params) {
     let again = false; // a step the page does not know came during a reload
     let ended = false;
     let redrawing = null;
+    let listing = null;
     let nextReload = 0;
     const reload = async () => {
       reloading = null;
@@ -375,7 +376,9 @@ async function runPage(reference, params) {
       }
       const wasFailed = known.status === 'failed';
       Object.assign(known, { status: event.status, status_reason: event.status_reason, started_at: event.started_at, ended_at: event.ended_at });
-      if (wasFailed || event.status === 'failed') listFailed();
+      // The list reads every step: redrawn at most four times a second, as a map's node is
+      // (a map whose items fail as it runs sends thousands of such changes).
+      if ((wasFailed || event.status === 'failed') && !listing) listing = setTimeout(() => { listing = null; listFailed(); }, 250);
       for (const node of canvas.querySelectorAll(`[data-step="${event.id}"]`)) node.setAttribute('data-status', event.status);
       // A map's node shows its items' counts: redrawn, but at most four times a second (a map
       // of 100,000 items sends thousands of changes a second, and a redraw reads them all).
@@ -391,7 +394,7 @@ async function runPage(reference, params) {
       if (inFlight) again = true;
       else if (reloading) { clearTimeout(reloading); reload(); }
     });
-    leaving.push(() => { events.close(); clearTimeout(reloading); clearTimeout(redrawing); });
+    leaving.push(() => { events.close(); clearTimeout(reloading); clearTimeout(redrawing); clearTimeout(listing); });
   }
 }
 
