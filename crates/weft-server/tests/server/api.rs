@@ -669,23 +669,7 @@ fn versions_show_metadata_files_lineage_and_tags() {
     assert_eq!(version["producer"]["invocation"], "numbers");
     assert_eq!(version["consumers"][0]["invocation"], "total");
     // The same for a JSON value.
-    let run = f.get(&format!("/api/v1/runs/{}", f.good_run));
-    let total = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["invocation"] == "total")
-        .unwrap()["id"]
-        .clone();
-    let output = run["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|output| output["step_run"] == total)
-        .unwrap()["artifact_version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let output = f.output_of(&f.good_run, "total");
     let small = f.get(&format!("/api/v1/artifact-versions/{output}"));
     assert_eq!(
         small["load"]["python"],

@@ -555,23 +555,7 @@ fn a_long_run_opens_on_its_graph_and_draws_its_timeline_as_it_scrolls() {
         client.close().await.unwrap();
     });
     // The fan-in's output read 3,000 versions: its page draws part of its lineage, and says so.
-    let detail = f.get(&format!("/api/v1/runs/{run}"));
-    let fan_in = detail["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["invocation"] == "total")
-        .unwrap()["id"]
-        .clone();
-    let output = detail["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|output| output["step_run"] == fan_in)
-        .unwrap()["artifact_version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let output = f.output_of(&run, "total");
     f.runtime.block_on(async {
         let client =
             signed_in_at(&chromedriver, &f, &f.viewer, &format!("/versions/{output}")).await;

@@ -297,6 +297,27 @@ impl Fixture {
         client.run(mapped::args(n)).unwrap().run.id.to_string()
     }
 
+    /// The id of the version that step `invocation` of `run` wrote, read through the API.
+    pub(crate) fn output_of(&self, run: &str, invocation: &str) -> String {
+        let detail = self.get(&format!("/api/v1/runs/{run}"));
+        let step = detail["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|step| step["invocation"] == invocation)
+            .unwrap_or_else(|| panic!("no step `{invocation}` in run {run}"))["id"]
+            .clone();
+        detail["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|output| output["step_run"] == step)
+            .unwrap_or_else(|| panic!("step `{invocation}` wrote nothing"))["artifact_version"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Runs `hostile` with `note` (its HTML report holds the note); the report's version id.
     pub(crate) fn run_report(&self, note: &str) -> String {
         let client = weft::Client::open(&weft::StoreConfig::in_folder(self.dir.path())).unwrap();
