@@ -37,6 +37,7 @@ mod io;
 mod items;
 mod materializer;
 mod npy;
+mod split_read;
 mod stats;
 mod store;
 #[cfg(feature = "arrow")]
