@@ -55,7 +55,7 @@ fn visualize_view<A: NpyElement, D: Dimension>(
         [length] if *length < crate::visualize::MIN_HISTOGRAM_VALUES => Ok(()),
         [_] => match view.as_slice_memory_order() {
             Some(values) => crate::visualize::histogram(writer, values),
-            None => crate::visualize::histogram_of(writer, view.iter().filter_map(|v| v.as_f64())),
+            None => crate::visualize::histogram_of(writer, view.iter().copied()),
         },
         &[height, width] if image_like(height, width, 1 << 20) => image(view.into_dyn(), writer, 1),
         &[height, width, channels]

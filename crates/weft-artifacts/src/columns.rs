@@ -2,6 +2,7 @@
 //! materializer, how a table's columns are described in its metadata, and the visualizations
 //! drawn from that description (`describe.csv`, a histogram per numeric column).
 
+use crate::histogram::Histogram;
 use crate::io::ArtifactWriter;
 use crate::stats::Summary;
 use crate::{Result, VisualizationType};
@@ -95,37 +96,29 @@ pub(crate) fn write_describe_csv(writer: &mut ArtifactWriter<'_>) -> Result<()> 
     })
 }
 
-/// A histogram's counts, and the range they were counted over.
-pub(crate) struct Counted {
-    low: f64,
-    high: f64,
-    counts: Vec<u64>,
-}
-
-/// The histogram counts of the columns that get one (the first [`MAX_HISTOGRAMS`] with a
-/// numeric range, when there are enough rows), by column, counted by `bin(column index, low,
-/// high)` over the ranges in `facts`: what a table's save counts on a second core while the
-/// first encodes the table, so that the histograms need no pass of their own.
+/// The histograms of the columns that get one (the first [`MAX_HISTOGRAMS`] with a numeric
+/// range, when there are enough rows), by column, counted by `count(column index, whether its
+/// values are integers)`: what a table's save counts on a second core while the first encodes
+/// the table, so that the histograms need no pass of their own.
 pub(crate) fn count_histograms(
     facts: &[ColumnFacts],
     rows: usize,
-    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
-) -> Vec<Option<Counted>> {
+    count: impl Fn(usize, bool) -> Histogram,
+) -> Vec<Option<Histogram>> {
     if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
         return Vec::new();
     }
     let mut counted = Vec::with_capacity(facts.len());
     let mut numeric = 0;
     for (index, facts) in facts.iter().enumerate() {
-        let range = facts.summary.as_ref().and_then(Summary::range);
-        counted.push(match range {
-            Some((low, high)) if numeric < MAX_HISTOGRAMS => {
+        let summary = facts
+            .summary
+            .as_ref()
+            .filter(|summary| summary.range().is_some());
+        counted.push(match summary {
+            Some(summary) if numeric < MAX_HISTOGRAMS => {
                 numeric += 1;
-                Some(Counted {
-                    low,
-                    high,
-                    counts: bin(index, low, high),
-                })
+                Some(count(index, summary.integers()))
             }
             _ => None,
         });
@@ -133,63 +126,36 @@ pub(crate) fn count_histograms(
     counted
 }
 
-/// The histograms of [`write_histograms`], drawn from what [`count_histograms`] counted; a
-/// column not counted over the recorded range (which does not happen) is counted again by
-/// `bin`.
-pub(crate) fn write_counted_histograms(
-    writer: &mut ArtifactWriter<'_>,
-    rows: usize,
-    counted: &[Option<Counted>],
-    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
-) -> Result<()> {
-    write_histograms(writer, rows, |index, low, high| {
-        match counted.get(index).and_then(Option::as_ref) {
-            Some(counted) if counted.low == low && counted.high == high => counted.counts.clone(),
-            _ => bin(index, low, high),
-        }
-    })
-}
-
-/// A histogram (SVG) of each of the first numeric columns, binned by `bin(column index, low,
-/// high)` between the recorded minimum and maximum.
+/// A histogram (SVG) of each column [`count_histograms`] counted, named by its index and
+/// name.
 pub(crate) fn write_histograms(
     writer: &mut ArtifactWriter<'_>,
-    rows: usize,
-    bin: impl Fn(usize, f64, f64) -> Vec<u64>,
+    counted: &[Option<Histogram>],
 ) -> Result<()> {
-    if rows < crate::visualize::MIN_HISTOGRAM_VALUES {
-        return Ok(());
-    }
     let columns = described_columns(writer);
     // Padded so that listings sorted by name keep the columns' order.
     let width = columns.len().to_string().len();
-    let numeric = columns.iter().enumerate().filter_map(|(index, column)| {
+    for (index, column) in columns.iter().enumerate() {
         let bound = |key: &str| column.get(key).and_then(serde_json::Value::as_f64);
-        Some((index, column, bound("min")?, bound("max")?))
-    });
-    for (index, column, low, high) in numeric.take(MAX_HISTOGRAMS) {
+        let range = bound("min").zip(bound("max"));
+        let counted = counted.get(index).and_then(Option::as_ref);
+        let Some(bars) = counted
+            .zip(range)
+            .and_then(|(counted, range)| counted.bars(range))
+        else {
+            continue;
+        };
         let name = column
             .get("name")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("");
-        let svg = crate::visualize::histogram_svg(&bin(index, low, high), low, high, name);
+        let svg = crate::visualize::histogram_svg(&bars, name);
         let file_name = format!("histogram-{index:0width$}-{}.svg", file_name_part(name));
         writer.write_visualization(&file_name, VisualizationType::Svg, |file| {
             Ok(file.write_all(svg.as_bytes())?)
         })?;
     }
     Ok(())
-}
-
-/// Adds `part` to `total`, bin by bin.
-pub(crate) fn add_counts(total: &mut Vec<u64>, part: Vec<u64>) {
-    if total.is_empty() {
-        *total = part;
-    } else {
-        for (total, part) in total.iter_mut().zip(part) {
-            *total += part;
-        }
-    }
 }
 
 /// A column name made safe for a file name: letters, digits, `_` and `-`, at most 48.

@@ -11,9 +11,10 @@ use polars::prelude::{
 };
 
 use crate::columns::{
-    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, add_counts, count_histograms, csv_field,
-    describe_table, write_counted_histograms, write_describe_csv,
+    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, count_histograms, csv_field, describe_table,
+    write_describe_csv, write_histograms,
 };
+use crate::histogram::Histogram;
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
 use crate::{Artifact, BoxError, Materializer, NpyElement, Result, VisualizationType};
@@ -58,32 +59,26 @@ where
     summary
 }
 
-/// A numeric column's non-null values counted into histogram bins, on this thread (the save
-/// counts them on a second core while the first encodes the frame).
-fn bin<T: PolarsNumericType>(
-    values: &polars::prelude::ChunkedArray<T>,
-    low: f64,
-    high: f64,
-) -> Vec<u64>
+/// Counts a numeric column's non-null values into `histogram`, on this thread (the save counts
+/// them on a second core while the first encodes the frame).
+fn count<T: PolarsNumericType>(values: &polars::prelude::ChunkedArray<T>, histogram: &mut Histogram)
 where
     T::Native: NpyElement,
 {
-    let mut counts = Vec::new();
     for chunk in values.downcast_iter() {
-        let part = if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0) {
-            crate::visualize::bin_slice(chunk.values(), low, high)
+        if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0) {
+            histogram.add_from_memory(chunk.values());
         } else {
-            let floats = chunk.iter().flatten().filter_map(|value| value.as_f64());
-            crate::visualize::bin(floats, low, high)
-        };
-        add_counts(&mut counts, part);
+            histogram.add_each(chunk.iter().flatten().filter_map(|value| value.as_f64()));
+        }
     }
-    counts
 }
 
-/// Column `index` of `frame` counted into histogram bins over `low..=high`.
-fn count_column(frame: &DataFrame, index: usize, low: f64, high: f64) -> Vec<u64> {
-    numeric_column!(&frame.columns()[index], bin(low, high)).unwrap_or_default()
+/// Column `index` of `frame` counted into a histogram.
+fn count_column(frame: &DataFrame, index: usize, integers: bool) -> Histogram {
+    let mut histogram = Histogram::new(integers);
+    numeric_column!(&frame.columns()[index], count(&mut histogram));
+    histogram
 }
 
 fn facts_of(column: &Column) -> ColumnFacts {
@@ -126,8 +121,8 @@ impl Materializer<DataFrame> for Parquet {
             let written = std::thread::scope(|scope| {
                 let describing = scope.spawn(|| {
                     let facts: Vec<ColumnFacts> = value.columns().iter().map(facts_of).collect();
-                    let counted = count_histograms(&facts, value.height(), |index, low, high| {
-                        count_column(value, index, low, high)
+                    let counted = count_histograms(&facts, value.height(), |index, integers| {
+                        count_column(value, index, integers)
                     });
                     (facts, counted)
                 });
@@ -146,9 +141,7 @@ impl Materializer<DataFrame> for Parquet {
             columns
                 .map(|(column, facts)| (column.name().as_str(), column.dtype().to_string(), facts)),
         );
-        write_counted_histograms(writer, value.height(), &counted, |index, low, high| {
-            count_column(value, index, low, high)
-        })
+        write_histograms(writer, &counted)
     }
 
     fn load(reader: &mut ArtifactReader<'_>) -> Result<DataFrame> {

@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, Read, Seek, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -55,6 +56,9 @@ pub struct ArtifactWriter<'a> {
     data_type: &'static str,
     pub(crate) files: Vec<FileRecord>,
     pub(crate) metadata: Metadata,
+    /// The histogram a materializer counted while writing the values, for its visualization
+    /// to draw instead of counting again.
+    pub(crate) counted: Option<crate::histogram::Histogram>,
     pub(crate) provenance: Vec<(String, String)>,
     /// How many more bytes of this version's files may be kept in their records.
     inline_left: usize,
@@ -75,6 +79,7 @@ impl<'a> ArtifactWriter<'a> {
             data_type,
             files: Vec::new(),
             metadata: Metadata::new(),
+            counted: None,
             provenance: Vec::new(),
             inline_left: store.inline_limit(),
         }
@@ -191,9 +196,24 @@ impl<'a> ArtifactWriter<'a> {
     }
 }
 
-/// Is handed the blocks of what [`FileSink::write_observed`] writes, as byte ranges of it, in
-/// order: each [`OBSERVED_BLOCK`] long but the last.
+/// Is handed blocks of what [`FileSink::write_observed`] writes, as byte ranges of it.
 pub(crate) type Observer<'o> = dyn FnMut(std::ops::Range<usize>) + Send + 'o;
+
+/// The two [`Observer`]s of a write, which between them are handed every block once. The
+/// first is handed blocks in order from the start; the second, blocks from the end back.
+///
+/// When the bytes go to a local file and are hashed on a second thread, the first is called
+/// on the hashing thread with each block right after it is hashed, while it is in the cache,
+/// for as long as the file is being written. Then the writing thread, its work done, takes
+/// blocks from the end for the second, while the hashing thread hashes what is left and only
+/// then goes on observing from where it stopped: the hash, which only that thread can do, is
+/// not held up by observing, and both cores observe until they meet. The two run at once, so
+/// each gathers its own and the caller adds them up. Otherwise the first is handed every
+/// block.
+pub(crate) struct Observers<'a, 'o> {
+    pub(crate) in_order: &'a mut Observer<'o>,
+    pub(crate) from_the_end: &'a mut Observer<'o>,
+}
 
 /// The blocks an [`Observer`] is handed: long enough to hash at full speed, short enough to
 /// stay in the cache until observed; a whole number of elements of every `.npy` type.
@@ -207,27 +227,62 @@ fn blocks(length: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 }
 
 /// Hashes `data` while `io` runs: on a second thread when `data` is large, so that hashing
-/// and the file system work at the same time. `observe` is handed each block right after it
-/// is hashed, while the block is still in the cache.
+/// and the file system work at the same time. The blocks are handed to `observers` (see
+/// [`Observers`]).
 fn hash_alongside<R: Send>(
     hasher: &mut blake3::Hasher,
     data: &[u8],
-    observe: &mut Observer<'_>,
+    observers: Observers<'_, '_>,
     io: impl FnOnce() -> R + Send,
 ) -> R {
-    let mut hash = move || {
+    let Observers {
+        in_order,
+        from_the_end,
+    } = observers;
+    if data.len() < PARALLEL_HASH_MIN {
         for block in blocks(data.len()) {
             hasher.update(&data[block.clone()]);
-            observe(block);
+            in_order(block);
         }
-    };
-    if data.len() < PARALLEL_HASH_MIN {
-        hash();
         return io();
     }
+    let length = data.len();
+    // The blocks nobody has observed yet: the hashing thread takes them from the start, the
+    // writing thread, once done, from the end.
+    let unobserved = std::sync::Mutex::new(0..length.div_ceil(OBSERVED_BLOCK));
+    let block_range = |index: usize| {
+        let start = index * OBSERVED_BLOCK;
+        start..(start + OBSERVED_BLOCK).min(length)
+    };
+    let take = |from_the_start: bool| {
+        let mut left = unobserved.lock().expect("observing does not panic");
+        if left.is_empty() {
+            None
+        } else if from_the_start {
+            left.next()
+        } else {
+            left.next_back()
+        }
+    };
+    let written = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(hash);
+        let hashing = scope.spawn(|| {
+            for (index, block) in blocks(length).enumerate() {
+                hasher.update(&data[block.clone()]);
+                // Taken in order: the next one is this one, unless the end was reached.
+                if !written.load(Ordering::Relaxed) && take(true) == Some(index) {
+                    in_order(block);
+                }
+            }
+            while let Some(index) = take(true) {
+                in_order(block_range(index));
+            }
+        });
         let result = io();
+        written.store(true, Ordering::Relaxed);
+        while let Some(index) = take(false) {
+            from_the_end(block_range(index));
+        }
         hashing.join().expect("hashing does not panic");
         result
     })
@@ -367,11 +422,18 @@ impl<'a> FileSink<'a> {
     /// Sends `data` on: straight to a local file (hashed alongside), or as one part of an
     /// upload.
     fn send(&mut self, data: &[u8]) -> Result<()> {
-        self.send_observed(data, &mut |_| {})
+        let (mut in_order, mut from_the_end) = (|_| {}, |_| {});
+        self.send_observed(
+            data,
+            Observers {
+                in_order: &mut in_order,
+                from_the_end: &mut from_the_end,
+            },
+        )
     }
 
-    /// [`FileSink::send`], handing `observe` the blocks of `data` (see [`hash_alongside`]).
-    fn send_observed(&mut self, data: &[u8], observe: &mut Observer<'_>) -> Result<()> {
+    /// [`FileSink::send`], handing `observers` the blocks of `data`.
+    fn send_observed(&mut self, data: &[u8], observers: Observers<'_, '_>) -> Result<()> {
         if matches!(self.target, Target::Pending) {
             self.may_store()?;
         }
@@ -391,11 +453,12 @@ impl<'a> FileSink<'a> {
                     data.len() as u64,
                 );
             }
-            let written = hash_alongside(&mut self.hasher, data, observe, || file.write_all(data));
+            let written =
+                hash_alongside(&mut self.hasher, data, observers, || file.write_all(data));
             self.size += data.len() as u64;
             return written.map_err(|e| self.write_error(e));
         }
-        blocks(data.len()).for_each(observe);
+        blocks(data.len()).for_each(observers.in_order);
         self.hasher.update(data);
         self.size += data.len() as u64;
         if matches!(self.target, Target::Pending) {
@@ -466,18 +529,18 @@ impl<'a> FileSink<'a> {
         Ok(())
     }
 
-    /// Writes all of `data`, handing `observe` each of its blocks (see [`Observer`]) while
-    /// the block is in the cache: on the hashing thread, as the block is hashed, when `data`
-    /// goes straight to a local file; else here, before it is written. A materializer that
-    /// describes the values it writes reads them from memory once.
+    /// Writes all of `data`, handing its blocks to `observers` while each is in the cache:
+    /// on the hashing thread, as the block is hashed, when `data` goes straight to a local
+    /// file (see [`Observers`]); else all of them to the first, here, before it is written. A
+    /// materializer that describes the values it writes reads them from memory once.
     pub(crate) fn write_observed(
         &mut self,
         data: &[u8],
-        observe: &mut Observer<'_>,
+        observers: Observers<'_, '_>,
     ) -> io::Result<()> {
         let direct = self.local.is_some() && data.len() >= PARALLEL_HASH_MIN;
         if !direct || self.error.is_some() {
-            blocks(data.len()).for_each(&mut *observe);
+            blocks(data.len()).for_each(observers.in_order);
             return self.write_all(data);
         }
         let mut sent = Ok(());
@@ -485,7 +548,7 @@ impl<'a> FileSink<'a> {
             sent = self.send_buffer();
         }
         if sent.is_ok() {
-            sent = self.send_observed(data, observe);
+            sent = self.send_observed(data, observers);
         }
         if let Err(error) = sent {
             let message = error.to_string();
@@ -1097,9 +1160,9 @@ fn flatten<T>(
 mod tests {
     use super::*;
 
-    /// An observer sees every block of what is written, in order, once, on both paths (a
-    /// large write straight to a local file, hashed on a second thread; a small one,
-    /// buffered), and the file's hash is the hash of every byte written.
+    /// The observers see every block of what is written once between them, the first in
+    /// order, on both paths (a large write straight to a local file, hashed on a second
+    /// thread; a small one, buffered), and the file's hash is the hash of every byte written.
     #[test]
     fn observed_writes_hand_over_every_block_once_and_hash_everything() {
         let dir = tempfile::tempdir().unwrap();
@@ -1108,21 +1171,46 @@ mod tests {
         let mut writer = ArtifactWriter::new(&store, Path::from("observed"), "test", "bytes");
         for (name, length) in [("large.bin", 3 * OBSERVED_BLOCK + 5), ("small.bin", 1000)] {
             let data: Vec<u8> = (0..length).map(|i| (i % 251) as u8).collect();
-            let mut seen: Vec<std::ops::Range<usize>> = Vec::new();
+            let mut in_order: Vec<std::ops::Range<usize>> = Vec::new();
+            let mut from_the_end: Vec<std::ops::Range<usize>> = Vec::new();
             writer
                 .write_data_file(name, |file| {
                     file.write_all(b"header")?;
-                    file.write_observed(&data, &mut |block| seen.push(block))?;
+                    // The hashing thread is slowed down, so that the writing thread, done
+                    // first, takes blocks from the end.
+                    let observers = Observers {
+                        in_order: &mut |block| {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            in_order.push(block);
+                        },
+                        from_the_end: &mut |block| from_the_end.push(block),
+                    };
+                    file.write_observed(&data, observers)?;
                     Ok(())
                 })
                 .unwrap();
             let mut next = 0;
-            for block in &seen {
+            for block in &in_order {
                 assert_eq!(block.start, next, "{name}: blocks in order, none skipped");
-                assert!(block.len() <= OBSERVED_BLOCK && !block.is_empty(), "{name}");
                 next = block.end;
             }
+            for block in from_the_end.iter().rev() {
+                assert_eq!(
+                    block.start, next,
+                    "{name}: the rest from the end, none skipped"
+                );
+                next = block.end;
+            }
+            for block in in_order.iter().chain(&from_the_end) {
+                assert!(block.len() <= OBSERVED_BLOCK && !block.is_empty(), "{name}");
+            }
             assert_eq!(next, length, "{name}: every byte observed");
+            if length > PARALLEL_HASH_MIN {
+                assert!(
+                    !from_the_end.is_empty(),
+                    "{name}: the writing thread helped"
+                );
+            }
             let record = writer.files.iter().find(|file| file.name == name).unwrap();
             let mut whole = b"header".to_vec();
             whole.extend_from_slice(&data);

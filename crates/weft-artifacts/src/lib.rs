@@ -31,6 +31,7 @@ pub mod conformance;
 mod error;
 #[cfg(feature = "polars")]
 mod frames;
+mod histogram;
 #[cfg(feature = "image")]
 mod images;
 mod io;

@@ -239,6 +239,11 @@ impl Summary {
         self.max = Some(self.max.map_or(high, |old| old.max(high)));
     }
 
+    /// Whether the values were integers.
+    pub(crate) fn integers(&self) -> bool {
+        self.integer_range.is_some()
+    }
+
     /// The smallest and largest finite value, if there was one.
     pub fn range(&self) -> Option<(f64, f64)> {
         self.min.zip(self.max)

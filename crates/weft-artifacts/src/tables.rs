@@ -25,9 +25,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
 use crate::columns::{
-    ColumnFacts, Counted, FILE, Parquet, SAMPLE_ROWS, add_counts, count_histograms, describe_table,
-    write_counted_histograms, write_describe_csv,
+    ColumnFacts, FILE, Parquet, SAMPLE_ROWS, count_histograms, describe_table, write_describe_csv,
+    write_histograms,
 };
+use crate::histogram::Histogram;
 use crate::io::{ArtifactReader, ArtifactWriter};
 use crate::stats::Summary;
 use crate::{Artifact, BoxError, Materializer, NpyElement, Result, VisualizationType};
@@ -69,16 +70,16 @@ where
     crate::npy::summarize(&present)
 }
 
-/// A numeric column's non-null values counted into histogram bins, on this thread.
-fn bin<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>, low: f64, high: f64) -> Vec<u64>
+/// Counts a numeric column's non-null values into `histogram`, on this thread.
+fn count<T: ArrowPrimitiveType>(values: &PrimitiveArray<T>, histogram: &mut Histogram)
 where
     T::Native: NpyElement,
 {
     if values.null_count() == 0 {
-        return crate::visualize::bin_slice(values.values(), low, high);
+        histogram.add_from_memory(values.values());
+    } else {
+        histogram.add_each(values.iter().flatten().filter_map(NpyElement::as_f64));
     }
-    let floats = values.iter().flatten().filter_map(NpyElement::as_f64);
-    crate::visualize::bin(floats, low, high)
 }
 
 /// The facts of every column of `batches`, then the histogram counts of the numeric columns
@@ -86,7 +87,7 @@ where
 fn describe_and_count(
     columns: usize,
     batches: &[RecordBatch],
-) -> (Vec<ColumnFacts>, Vec<Option<Counted>>) {
+) -> (Vec<ColumnFacts>, Vec<Option<Histogram>>) {
     let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); columns];
     for batch in batches {
         for (total, part) in facts.iter_mut().zip(facts_of(batch)) {
@@ -94,20 +95,14 @@ fn describe_and_count(
         }
     }
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let counted = count_histograms(&facts, rows, |index, low, high| {
-        count_column(batches, index, low, high)
+    let counted = count_histograms(&facts, rows, |index, integers| {
+        let mut histogram = Histogram::new(integers);
+        for batch in batches {
+            numeric_column!(batch.column(index).as_ref(), count(&mut histogram));
+        }
+        histogram
     });
     (facts, counted)
-}
-
-/// Column `index` of `batches` counted into histogram bins over `low..=high`.
-fn count_column(batches: &[RecordBatch], index: usize, low: f64, high: f64) -> Vec<u64> {
-    let mut counts = Vec::new();
-    for batch in batches {
-        let part = numeric_column!(batch.column(index).as_ref(), bin(low, high));
-        add_counts(&mut counts, part.unwrap_or_default());
-    }
-    counts
 }
 
 fn facts_of(batch: &RecordBatch) -> Vec<ColumnFacts> {
@@ -170,9 +165,7 @@ fn save_batches(
         columns.map(|(field, facts)| (field.name().as_str(), field.data_type().to_string(), facts)),
     );
     // The histograms are drawn from the counts made during the write, not counted again.
-    write_counted_histograms(writer, rows, &counted, |index, low, high| {
-        count_column(batches, index, low, high)
-    })
+    write_histograms(writer, &counted)
 }
 
 /// Reads the batches back, with the row counts they were saved in if recorded: a local file
