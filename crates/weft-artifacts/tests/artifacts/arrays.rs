@@ -334,6 +334,33 @@ fn a_truncated_npy_file_is_reported_as_corrupt() {
     assert!(matches!(error, Error::Corrupt { .. }), "{error}");
 }
 
+/// A file large enough to be read in pieces on several threads: intact, it loads whole;
+/// cut short in the middle of a piece, changed in one byte of a later piece, or grown, it is
+/// reported as corrupt.
+#[test]
+fn a_large_npy_file_read_in_pieces_is_checked_whole() {
+    let f = fixture();
+    let values: Vec<f64> = (0..3_000_001).map(|i| f64::from(i) * 0.5).collect();
+    let saved = f.store.save(&["p", "s", "x", "1"], &values).unwrap();
+    let loaded: Vec<f64> = f.store.load(&saved.to_stored()).unwrap();
+    assert_eq!(loaded, values);
+    let path = f.store.local_path("p/s/x/1/data.npy").unwrap();
+    let intact = std::fs::read(&path).unwrap();
+    let mut changed = intact.clone();
+    changed[19 * 1024 * 1024 + 3] ^= 1;
+    let mut grown = intact.clone();
+    grown.extend_from_slice(&[0; 100]);
+    for (what, bytes) in [
+        ("cut short", &intact[..9 * 1024 * 1024 + 77]),
+        ("changed", &changed[..]),
+        ("grown", &grown[..]),
+    ] {
+        std::fs::write(&path, bytes).unwrap();
+        let error = f.store.load::<Vec<f64>>(&saved.to_stored()).unwrap_err();
+        assert!(matches!(error, Error::Corrupt { .. }), "{what}: {error}");
+    }
+}
+
 #[cfg(feature = "ndarray")]
 mod ndarray_arrays {
     use super::*;
