@@ -51,6 +51,37 @@ fn numeric_vectors_are_npy_files_described_while_written() {
         svg.starts_with("<svg") && svg.contains("1000 values"),
         "{svg}"
     );
+    // 0 to 99.9: the narrowest power-of-two bins of which at most 40 span it are 4 wide, so
+    // 25 bars of 40 values each, from 0 to 100.
+    assert_eq!(bar_counts(&svg), vec![40; 25]);
+    assert!(
+        svg.contains(">0</text>") && svg.contains(">100</text>"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn integer_vectors_get_bars_of_whole_numbers() {
+    let f = fixture();
+    let histogram = |folder: &str, values: &Vec<i64>| {
+        let saved = f.store.save(&["p", "s", "i", folder], values).unwrap();
+        let svg = f
+            .store
+            .read_head(&saved.to_stored(), "histogram.svg", 1 << 20)
+            .unwrap();
+        String::from_utf8(svg).unwrap()
+    };
+    // -5..=5: one bar per number, not 40 slivers with gaps between the numbers.
+    let small: Vec<i64> = (0..110).map(|i| i % 11 - 5).collect();
+    let svg = histogram("1", &small);
+    assert_eq!(bar_counts(&svg), vec![10; 11]);
+    assert!(
+        svg.contains(">-5</text>") && svg.contains(">6</text>"),
+        "{svg}"
+    );
+    // 0..=99: bars of 4 numbers.
+    let wide: Vec<i64> = (0..100).collect();
+    assert_eq!(bar_counts(&histogram("2", &wide)), vec![4; 25]);
 }
 
 #[test]
