@@ -80,6 +80,7 @@ impl Histogram {
     }
 
     /// Counts values one at a time, in blocks.
+    #[cfg(any(feature = "ndarray", feature = "arrow", feature = "polars"))]
     pub(crate) fn add_each(&mut self, values: impl Iterator<Item = f64>) {
         const BLOCK: usize = 4096;
         let mut block = Vec::with_capacity(BLOCK);

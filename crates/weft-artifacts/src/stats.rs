@@ -240,6 +240,7 @@ impl Summary {
     }
 
     /// Whether the values were integers.
+    #[cfg(any(feature = "arrow", feature = "polars"))]
     pub(crate) fn integers(&self) -> bool {
         self.integer_range.is_some()
     }

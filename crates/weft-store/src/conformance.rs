@@ -1421,7 +1421,8 @@ pub async fn a_runs_step_runs_are_read_a_page_at_a_time(store: Store) {
         kind: InputKind::StepOutput,
     }];
     let (second_b, _) = complete(&store, run, "b", read_a.clone(), vec![a], "p::b::output").await;
-    for item in 0..5 {
+    // Created in the reverse of their names' order: pages follow creation.
+    for item in (0..5).rev() {
         let invocation = format!("m:{item}");
         complete(
             &store,
@@ -1454,18 +1455,27 @@ pub async fn a_runs_step_runs_are_read_a_page_at_a_time(store: Store) {
         .await
         .unwrap();
     assert_eq!(whole.step_runs.len(), 9);
-    let mut ids: Vec<StepRunId> = whole.step_runs.iter().map(|s| s.id).collect();
-    let listed = ids.clone();
-    ids.sort();
-    let mut all: Vec<StepRunId> = store
+    let listed: Vec<StepRunId> = whole.step_runs.iter().map(|s| s.id).collect();
+    let all: Vec<StepRunId> = store
         .step_runs(run)
         .await
         .unwrap()
         .iter()
         .map(|s| s.id)
         .collect();
-    all.sort();
-    assert_eq!(ids, all, "every step run of the run, and only those");
+    assert_eq!(
+        listed, all,
+        "every step run of the run, and only those, in creation order as the run is read"
+    );
+    let names: Vec<&str> = whole
+        .step_runs
+        .iter()
+        .map(|s| s.invocation.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["a", "b", "b", "m:4", "m:3", "m:2", "m:1", "m:0", "c"]
+    );
     let position = |id| listed.iter().position(|&listed| listed == id).unwrap();
     assert_eq!(
         position(second_b),

@@ -107,8 +107,8 @@ pub struct RunFilter {
 }
 
 /// Which of a run's step runs [`LineageStore::step_run_page`](crate::LineageStore::step_run_page)
-/// reads: one page of them, ordered by invocation id, then attempt (the order the store keeps
-/// them in for their run, so that a page costs its own size, not the run's).
+/// reads: one page of them, in creation order, as the whole run is read (an index keeps a
+/// run's step runs in that order, so that a page costs its own size, not the run's).
 #[derive(Clone, Debug)]
 pub struct StepRunPage {
     /// Only those after this step run of the run: the last of the previous page.

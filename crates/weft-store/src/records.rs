@@ -401,28 +401,27 @@ pub(crate) fn changed_summaries_statement() -> String {
     )
 }
 
-/// The statement of one page of a run's step runs (`LineageStore::step_run_page`). Its
-/// arguments: the run's id; with `after`, the invocation id of the last step run of the
-/// previous page twice, then its attempt; with `status`, the status. The range on the
-/// invocation id walks the run's unique index from the cursor on.
+/// The statement of one page of a run's step runs (`LineageStore::step_run_page`), in
+/// creation order (ids grow with time), as the whole run is read. Its arguments: the run's
+/// id; with `after`, the id of the last step run of the previous page; with `status`, the
+/// status. It walks the run's index in id order from the cursor on, so a page costs its own
+/// size.
 pub(crate) fn page_statement(after: bool, status: bool, limit: u32) -> String {
     let mut text = format!("SELECT {STEP_RUN_SUMMARY_COLUMNS} FROM step_runs s WHERE s.run_id = ?");
     if after {
-        text.push_str(" AND s.invocation_id >= ? AND (s.invocation_id > ? OR s.attempt > ?)");
+        text.push_str(" AND s.id > ?");
     }
     if status {
         text.push_str(" AND s.status = ?");
     }
-    text.push_str(&format!(
-        " ORDER BY s.invocation_id, s.attempt LIMIT {limit}"
-    ));
+    text.push_str(&format!(" ORDER BY s.id LIMIT {limit}"));
     text
 }
 
-/// The statement that finds where a page after a step run starts: its invocation id and
-/// attempt, if it is a step run of the run. Arguments: the step run's id, the run's id.
+/// The statement that finds whether a page's cursor is a step run of the run (one row if
+/// it is). Arguments: the step run's id, the run's id.
 pub(crate) const PAGE_CURSOR_STATEMENT: &str =
-    "SELECT invocation_id, attempt FROM step_runs WHERE id = ? AND run_id = ?";
+    "SELECT id FROM step_runs WHERE id = ? AND run_id = ?";
 
 /// The statements of the parents, inputs and outputs of `count` step runs, in the order of
 /// [`RunOverview`]'s fields; each takes their ids. The links are looked up by id rather than

@@ -300,7 +300,7 @@ const MAX_STEP_PAGE: u32 = 2000;
 /// One page of a run's step runs.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct StepPage {
-    /// The step runs, ordered by invocation id, then attempt, and what links them.
+    /// The step runs, in creation order (as in the whole run), and what links them.
     #[serde(flatten)]
     linked: LinkedSteps,
     /// Pass as `cursor` for the next page; absent on the last page.

@@ -138,35 +138,29 @@ impl LineageStore for ServerStore {
         let id = run.to_string();
         let cursor = match page.after {
             None => None,
-            Some(after) => Some(
+            Some(after) => {
+                let after = after.to_string();
                 s.first(
                     records::PAGE_CURSOR_STATEMENT,
-                    args![after.to_string(), id.clone()],
-                    |row| Ok((row.string("invocation_id")?, row.int("attempt")?)),
+                    args![after.clone(), id.clone()],
+                    |row| row.string("id"),
                 )
                 .await?
                 .ok_or_else(|| Error::NotFound {
                     kind: "step run of this run",
-                    reference: after.to_string(),
-                })?,
-            ),
+                    reference: after.clone(),
+                })?;
+                Some(after)
+            }
         };
         let status = page.status.map(|status| status.as_str().to_owned());
         let statement = records::page_statement(cursor.is_some(), status.is_some(), page.limit);
         // In the order of `page_statement`'s placeholders.
         let arguments = || match (&cursor, &status) {
             (None, None) => args![id.clone()](),
-            (Some((invocation, attempt)), None) => {
-                args![id.clone(), invocation.clone(), invocation.clone(), *attempt]()
-            }
+            (Some(after), None) => args![id.clone(), after.clone()](),
             (None, Some(status)) => args![id.clone(), status.clone()](),
-            (Some((invocation, attempt)), Some(status)) => args![
-                id.clone(),
-                invocation.clone(),
-                invocation.clone(),
-                *attempt,
-                status.clone()
-            ](),
+            (Some(after), Some(status)) => args![id.clone(), after.clone(), status.clone()](),
         };
         let step_runs = s
             .all(&statement, arguments, records::step_run_summary)

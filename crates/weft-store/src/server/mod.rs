@@ -306,6 +306,11 @@ impl Embedded {
                     "shared settings",
                     include_str!("../../migrations/postgres/0005_shared_settings.sql"),
                 ),
+                (
+                    6,
+                    "step runs by run in id order",
+                    include_str!("../../migrations/postgres/0006_step_runs_by_run_in_id_order.sql"),
+                ),
             ],
             Dialect::MySql => &[
                 (
@@ -332,6 +337,11 @@ impl Embedded {
                     5,
                     "shared settings",
                     include_str!("../../migrations/mysql/0005_shared_settings.sql"),
+                ),
+                (
+                    6,
+                    "step runs by run in id order",
+                    include_str!("../../migrations/mysql/0006_step_runs_by_run_in_id_order.sql"),
                 ),
             ],
         }

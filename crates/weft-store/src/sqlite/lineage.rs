@@ -117,21 +117,18 @@ impl LineageStore for SqliteStore {
             let run = run.to_string();
             let mut arguments = vec![Value::from(run.clone())];
             if let Some(after) = page.after {
-                let (invocation, attempt) = rows::first(
+                let after = after.to_string();
+                rows::first(
                     connection,
                     crate::records::PAGE_CURSOR_STATEMENT,
-                    [after.to_string(), run],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                    [after.clone(), run],
+                    |row| Ok(row.get::<_, String>(0)?),
                 )?
                 .ok_or_else(|| Error::NotFound {
                     kind: "step run of this run",
-                    reference: after.to_string(),
+                    reference: after.clone(),
                 })?;
-                arguments.extend([
-                    Value::from(invocation.clone()),
-                    Value::from(invocation),
-                    Value::from(attempt),
-                ]);
+                arguments.push(Value::from(after));
             }
             if let Some(status) = page.status {
                 arguments.push(Value::from(status.as_str().to_owned()));

@@ -49,6 +49,12 @@ const MIGRATIONS: &[(i64, &str, &str, bool)] = &[
         include_str!("../../migrations/sqlite/0006_shared_settings.sql"),
         true,
     ),
+    (
+        7,
+        "step runs by run in id order",
+        include_str!("../../migrations/sqlite/0007_step_runs_by_run_in_id_order.sql"),
+        false,
+    ),
 ];
 
 /// Checks, without writing, that the store's schema is exactly this build's (a read-only

@@ -81,6 +81,7 @@ async fn a_store_of_the_first_schema_is_refused_read_only_and_migrated_when_writ
         .execute_batch(
             "DELETE FROM weft_migrations WHERE version >= 2;
              DROP TABLE api_keys;
+             DROP INDEX step_runs_by_run;
              DROP INDEX runs_by_status;
              CREATE INDEX runs_by_status ON runs (status);
              CREATE INDEX artifact_versions_by_producer ON artifact_versions (producer_step_run_id) WHERE producer_step_run_id IS NOT NULL;
@@ -123,7 +124,8 @@ async fn a_store_of_the_first_schema_is_refused_read_only_and_migrated_when_writ
     let left = indexes(&path);
     assert!(
         !left.contains(&"artifact_versions_by_producer".to_owned())
-            && !left.contains(&"step_run_outputs_by_artifact".to_owned()),
+            && !left.contains(&"step_run_outputs_by_artifact".to_owned())
+            && left.contains(&"step_runs_by_run".to_owned()),
         "{left:?}"
     );
 }
