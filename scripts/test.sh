@@ -48,6 +48,11 @@ features=(--workspace --all-features --locked)
 step "lints"
 cargo clippy "${features[@]}" --all-targets -- -D warnings
 
+# What a project that depends on weft compiles by default: code that only some features use
+# must not warn without them.
+step "lints of the default features"
+cargo clippy --workspace --locked -- -D warnings
+
 step "tests"
 cargo nextest run "${features[@]}" --no-fail-fast
 
