@@ -440,8 +440,8 @@ pub(crate) fn save_slice<T: NpyElement>(
     };
     let histogram = shape.len() == 1 && values.len() >= crate::visualize::MIN_HISTOGRAM_VALUES;
     let (mut in_order, mut from_the_end) = (
-        Described::<T>::new(histogram),
-        Described::<T>::new(histogram),
+        Described::new::<T>(histogram),
+        Described::new::<T>(histogram),
     );
     let size = std::mem::size_of::<T>();
     let elements = |bytes: std::ops::Range<usize>| &values[bytes.start / size..bytes.end / size];
@@ -462,22 +462,21 @@ pub(crate) fn save_slice<T: NpyElement>(
 
 /// What is learnt of an array's values block by block: their statistics and, for an array
 /// that gets one, their histogram.
-struct Described<T> {
+struct Described {
     summary: Summary,
     histogram: Option<Histogram>,
-    element: std::marker::PhantomData<fn(&T)>,
 }
 
-impl<T: NpyElement> Described<T> {
-    fn new(histogram: bool) -> Self {
+impl Described {
+    /// For values of type `T`, with a histogram if asked and `T` has one.
+    fn new<T: NpyElement>(histogram: bool) -> Self {
         Self {
             summary: Summary::default(),
             histogram: (histogram && T::NUMBER).then(|| Histogram::new(T::INTEGER)),
-            element: std::marker::PhantomData,
         }
     }
 
-    fn add(&mut self, values: &[T]) {
+    fn add<T: NpyElement>(&mut self, values: &[T]) {
         T::summarize(values, &mut self.summary);
         if let Some(histogram) = &mut self.histogram {
             histogram.add(values);
